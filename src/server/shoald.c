@@ -1,0 +1,293 @@
+/*
+ * shoald: the shoal daemon's entry point.
+ *
+ * Reads the command line and the configuration, opens the data directory
+ * (exclusive lock, node id), sets up logging and runs the libevent loop until
+ * SIGTERM or SIGINT.  SIGHUP re-reads the configuration file (keys marked
+ * "reloaded on SIGHUP" take effect, others are reported as needing a restart)
+ * and reopens the log file.  Only main() decides to exit.
+ *
+ * Exit status: 0 after a clean stop or a good --check-config; 1 when the node
+ * cannot start (data dir, ...); 2 for a command-line or configuration error.
+ */
+#include "build.h"
+
+#include "server/config.h"
+#include "storage/datadir.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#define EXIT_START 1
+#define EXIT_USAGE 2
+
+struct flag {
+	char *name; /* owned */
+	const char *value; /* points into argv */
+};
+
+struct shoald {
+	const char *config_path;
+	bool check_only;
+	struct flag *flags;
+	size_t n_flags;
+	struct sh_config cfg;
+	struct sh_datadir *datadir;
+	struct event_base *base;
+	struct event *signals[3];
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: shoald [--config FILE] [--KEY VALUE ...]\n"
+		"       shoald --check-config [FILE] [--KEY VALUE ...]\n"
+		"       shoald --help | --help-config | --version\n"
+		"\n"
+		"  -c, --config FILE      read settings from this TOML file (default: none;\n"
+		"                         every key has a default)\n"
+		"  --check-config [FILE]  validate the configuration and exit\n"
+		"  --help-config          list every configuration key and its flag\n"
+		"  --KEY VALUE            set a key, e.g. --log-level debug, --node-name n1,\n"
+		"                         --listen-base-port=748 (overrides the file)\n"
+		"  -V, --version          print the version\n"
+		"\n"
+		"See shoald(8) and shoald.toml(5).\n");
+}
+
+/* Split "--key=value" or "--key value"; returns the number of argv entries used. */
+static int take_value(int argc, char **argv, int i, const char **name, const char **value,
+		      char *buf, size_t size)
+{
+	const char *eq = strchr(argv[i], '=');
+
+	if (eq != NULL) {
+		snprintf(buf, size, "%.*s", (int)(eq - argv[i]), argv[i]);
+		*name = buf;
+		*value = eq + 1;
+		return 1;
+	}
+	*name = argv[i];
+	*value = i + 1 < argc ? argv[i + 1] : NULL;
+	return 2;
+}
+
+static int push_flag(struct shoald *d, const char *name, const char *value)
+{
+	struct flag *grown = sh_reallocarray(d->flags, d->n_flags + 1, sizeof *grown);
+	char *copy = grown ? sh_strdup(name) : NULL;
+
+	if (grown != NULL)
+		d->flags = grown;
+	if (copy == NULL) {
+		fprintf(stderr, "shoald: out of memory\n");
+		return -1;
+	}
+	d->flags[d->n_flags++] = (struct flag){copy, value};
+	return 0;
+}
+
+/* Returns -1 to continue, or an exit status. */
+static int parse_one(struct shoald *d, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i], *name, *value;
+	char buf[128];
+	int used;
+
+	if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+		return usage(stdout), 0;
+	if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
+		return printf("shoald (%s) %s, allocator %s\n", PACKAGE_NAME, PACKAGE_VERSION,
+			      sh_alloc_name()),
+		       0;
+	if (strcmp(a, "--help-config") == 0)
+		return sh_config_print_help(stdout), 0;
+	if (strcmp(a, "--check-config") == 0) {
+		d->check_only = true;
+		if (*i + 1 < argc && argv[*i + 1][0] != '-')
+			d->config_path = argv[++*i];
+		return -1;
+	}
+	used = take_value(argc, argv, *i, &name, &value, buf, sizeof buf);
+	if (strcmp(name, "-c") == 0 || strcmp(name, "--config") == 0 ||
+	    sh_config_is_flag(name)) {
+		if (value == NULL) {
+			fprintf(stderr, "shoald: %s needs a value\n", name);
+			return EXIT_USAGE;
+		}
+		*i += used - 1;
+		if (name[1] == 'c' || strcmp(name, "--config") == 0)
+			d->config_path = value;
+		else if (push_flag(d, name, value) != 0)
+			return EXIT_START;
+		return -1;
+	}
+	fprintf(stderr, "shoald: unknown option '%s' (see shoald --help and --help-config)\n", a);
+	return EXIT_USAGE;
+}
+
+static int parse_args(struct shoald *d, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		int rv = parse_one(d, argc, argv, &i);
+
+		if (rv >= 0)
+			return rv;
+	}
+	return -1;
+}
+
+static int setup_log(const struct sh_config *cfg, struct sh_err *err)
+{
+	sh_log_set_level((enum sh_log_level)cfg->log_level);
+	return sh_log_open(cfg->log_file, err);
+}
+
+enum load_mode { LOAD_CHECK, LOAD_START, LOAD_RELOAD };
+
+/* Defaults, then the file, then the flags; validated.  At start the log is
+ * opened before validation so that warnings about the values reach it. */
+static int load_config(struct shoald *d, struct sh_config *cfg, enum load_mode mode,
+		       struct sh_err *err)
+{
+	int rv = sh_config_init(cfg, err);
+
+	if (rv != 0)
+		return rv;
+	if (d->config_path != NULL && (rv = sh_config_load_file(cfg, d->config_path, err)) != 0)
+		goto err;
+	for (size_t i = 0; i < d->n_flags; i++)
+		if ((rv = sh_config_set(cfg, d->flags[i].name, d->flags[i].value, err)) != 0)
+			goto err;
+	if (mode == LOAD_START && (rv = setup_log(cfg, err)) != 0)
+		goto err;
+	if (mode != LOAD_RELOAD)
+		sh_config_warn_inactive(cfg);
+	if ((rv = sh_config_validate(cfg, err)) != 0)
+		goto err;
+	if (mode == LOAD_START)
+		sh_log_set_node(cfg->node_name);
+	return 0;
+err:
+	sh_config_free(cfg);
+	return rv;
+}
+
+static void on_reload(struct shoald *d)
+{
+	struct sh_config fresh;
+	struct sh_err err;
+	int restart;
+
+	LOG_INFO("server", "SIGHUP: reloading configuration%s%s",
+		 d->config_path ? " from " : "", d->config_path ? d->config_path : "");
+	if (load_config(d, &fresh, LOAD_RELOAD, &err) != 0) {
+		LOG_ERROR("server", "reload failed, keeping the running configuration: %s", err.msg);
+		return;
+	}
+	restart = sh_config_apply_runtime(&d->cfg, &fresh);
+	sh_config_free(&fresh);
+	if (setup_log(&d->cfg, &err) != 0)
+		LOG_ERROR("server", "reopening the log: %s", err.msg);
+	LOG_INFO("server", "configuration reloaded%s", restart ? "; some changes need a restart" : "");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct shoald *d = arg;
+
+	if (sig == SIGHUP) {
+		on_reload(d);
+		return;
+	}
+	LOG_INFO("server", "%s received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	event_base_loopbreak(d->base);
+}
+
+static int setup_loop(struct shoald *d, struct sh_err *err)
+{
+	const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+
+	signal(SIGPIPE, SIG_IGN);
+	d->base = event_base_new();
+	if (d->base == NULL)
+		return sh_err_set(err, SH_ENOMEM, "cannot create the event loop");
+	for (int i = 0; i < 3; i++) {
+		d->signals[i] = evsignal_new(d->base, sigs[i], on_signal, d);
+		if (d->signals[i] == NULL || evsignal_add(d->signals[i], NULL) != 0)
+			return sh_err_set(err, SH_EIO, "cannot install signal handler %d", sigs[i]);
+	}
+	return 0;
+}
+
+static int run(struct shoald *d)
+{
+	struct sh_err err;
+
+	if (sh_datadir_open(d->cfg.data_dir, &d->datadir, &err) != 0 || setup_loop(d, &err) != 0) {
+		LOG_ERROR("server", "cannot start: %s", err.msg);
+		return EXIT_START;
+	}
+	LOG_INFO("server",
+		 "shoald %s started: node %s, id %016" PRIx64 ", data dir %s, pid %ld, allocator %s",
+		 PACKAGE_VERSION, d->cfg.node_name, sh_datadir_node_id(d->datadir), d->cfg.data_dir,
+		 (long)getpid(), sh_alloc_name());
+	LOG_WARN("server", "this version has no listeners yet: the cluster, client and REST APIs "
+			   "are not built; the node only holds its data dir");
+	if (event_base_dispatch(d->base) < 0) {
+		LOG_ERROR("server", "event loop failed");
+		return EXIT_START;
+	}
+	LOG_INFO("server", "stopped");
+	return 0;
+}
+
+static void cleanup(struct shoald *d)
+{
+	for (int i = 0; i < 3; i++)
+		if (d->signals[i] != NULL)
+			event_free(d->signals[i]);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	sh_datadir_close(d->datadir);
+	sh_config_free(&d->cfg);
+	for (size_t i = 0; i < d->n_flags; i++)
+		sh_free(d->flags[i].name);
+	sh_free(d->flags);
+	sh_log_close();
+}
+
+int main(int argc, char **argv)
+{
+	struct shoald d = {0};
+	struct sh_err err;
+	int rv;
+
+	sh_alloc_hook_libs();
+	sh_log_hook_libevent();
+	rv = parse_args(&d, argc, argv);
+	if (rv >= 0)
+		goto out;
+	if (load_config(&d, &d.cfg, d.check_only ? LOAD_CHECK : LOAD_START, &err) != 0) {
+		fprintf(stderr, "shoald: %s\n", err.msg);
+		rv = EXIT_USAGE;
+		goto out;
+	}
+	if (d.check_only) {
+		printf("configuration ok: %s\n", d.config_path ? d.config_path : "(defaults)");
+		rv = 0;
+		goto out;
+	}
+	rv = run(&d);
+out:
+	cleanup(&d);
+	return rv;
+}

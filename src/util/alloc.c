@@ -1,0 +1,170 @@
+/*
+ * alloc: see alloc.h.  With jemalloc configured, Debian's libjemalloc
+ * replaces malloc() itself, so the wrappers call the C names and jemalloc's
+ * mallctl() supplies the statistics.
+ */
+#include "build.h"
+
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#ifdef HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+#define SH_ALLOC_NO_FAULT LONG_MAX
+
+static _Atomic long fail_countdown = SH_ALLOC_NO_FAULT;
+static _Atomic uint64_t n_allocs;
+static _Atomic uint64_t n_failures;
+
+/* Decides whether this allocation is one the test asked to fail. */
+static int injected_failure(void)
+{
+	if (atomic_load_explicit(&fail_countdown, memory_order_relaxed) == SH_ALLOC_NO_FAULT)
+		return 0;
+	return atomic_fetch_sub_explicit(&fail_countdown, 1, memory_order_relaxed) <= 0;
+}
+
+static void *account(void *p)
+{
+	if (p == NULL)
+		atomic_fetch_add_explicit(&n_failures, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&n_allocs, 1, memory_order_relaxed);
+	return p;
+}
+
+void *sh_malloc(size_t size)
+{
+	if (injected_failure())
+		return account(NULL);
+	return account(malloc(size == 0 ? 1 : size));
+}
+
+void *sh_calloc(size_t nmemb, size_t size)
+{
+	if (injected_failure())
+		return account(NULL);
+	return account(calloc(nmemb == 0 ? 1 : nmemb, size == 0 ? 1 : size));
+}
+
+void *sh_realloc(void *ptr, size_t size)
+{
+	if (injected_failure())
+		return account(NULL);
+	return account(realloc(ptr, size == 0 ? 1 : size));
+}
+
+void *sh_reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	size_t total;
+
+	if (__builtin_mul_overflow(nmemb, size, &total)) {
+		errno = ENOMEM;
+		return account(NULL);
+	}
+	return sh_realloc(ptr, total);
+}
+
+void *sh_aligned_alloc(size_t alignment, size_t size)
+{
+	void *p = NULL;
+
+	if (injected_failure())
+		return account(NULL);
+	if (posix_memalign(&p, alignment, size == 0 ? 1 : size) != 0)
+		p = NULL;
+	return account(p);
+}
+
+void sh_free(void *ptr)
+{
+	free(ptr);
+}
+
+char *sh_strndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *d = sh_malloc(len + 1);
+
+	if (d == NULL)
+		return NULL;
+	memcpy(d, s, len);
+	d[len] = '\0';
+	return d;
+}
+
+char *sh_strdup(const char *s)
+{
+	return sh_strndup(s, strlen(s));
+}
+
+static void *json_malloc(size_t size)
+{
+	return sh_malloc(size);
+}
+
+void sh_alloc_hook_libs(void)
+{
+	event_set_mem_functions(sh_malloc, sh_realloc, sh_free);
+	json_set_alloc_funcs(json_malloc, sh_free);
+}
+
+#ifdef HAVE_JEMALLOC
+static uint64_t je_stat(const char *name)
+{
+	size_t v = 0, len = sizeof v;
+
+	if (mallctl(name, &v, &len, NULL, 0) != 0)
+		return 0;
+	return v;
+}
+#endif
+
+void sh_alloc_stats(struct sh_alloc_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->allocs = atomic_load_explicit(&n_allocs, memory_order_relaxed);
+	st->failures = atomic_load_explicit(&n_failures, memory_order_relaxed);
+#ifdef HAVE_JEMALLOC
+	{
+		uint64_t epoch = 1;
+		size_t len = sizeof epoch;
+
+		/* jemalloc caches its statistics until the epoch advances. */
+		mallctl("epoch", &epoch, &len, &epoch, len);
+		st->allocated = je_stat("stats.allocated");
+		st->resident = je_stat("stats.resident");
+	}
+#elif defined(__GLIBC__) && !defined(SH_SANITIZERS)
+	{
+		struct mallinfo2 mi = mallinfo2();
+
+		st->allocated = mi.uordblks + mi.hblkhd;
+	}
+#endif
+}
+
+const char *sh_alloc_name(void)
+{
+#ifdef HAVE_JEMALLOC
+	return "jemalloc";
+#else
+	return "libc";
+#endif
+}
+
+void sh_alloc_fail_after(long n)
+{
+	atomic_store(&fail_countdown, n < 0 ? SH_ALLOC_NO_FAULT : n);
+}

@@ -1,0 +1,52 @@
+/*
+ * alloc: the one allocation wrapper (STYLE.md "Memory").
+ *
+ * Every allocation in shoal goes through sh_malloc() & co., so that the
+ * allocator (jemalloc when configured, else the C library's), allocation
+ * statistics and fault injection plug in at one place.  The wrappers return
+ * NULL on failure like malloc(); callers handle it.  sh_alloc_hook_libs()
+ * routes libevent's and jansson's allocations through the same wrapper.
+ *
+ * Fault injection (tests only): sh_alloc_fail_after(n) makes the (n+1)-th
+ * following allocation fail, and every one after it until reset with -1.
+ *
+ * Thread-safe; the counters are relaxed atomics.
+ */
+#ifndef SHOAL_UTIL_ALLOC_H
+#define SHOAL_UTIL_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *sh_malloc(size_t size) __attribute__((malloc, alloc_size(1)));
+void *sh_calloc(size_t nmemb, size_t size) __attribute__((malloc, alloc_size(1, 2)));
+void *sh_realloc(void *ptr, size_t size) __attribute__((alloc_size(2)));
+/* Like sh_realloc(ptr, nmemb * size) but fails (NULL) on overflow. */
+void *sh_reallocarray(void *ptr, size_t nmemb, size_t size);
+/* Alignment must be a power of two and a multiple of sizeof(void *). */
+void *sh_aligned_alloc(size_t alignment, size_t size) __attribute__((malloc));
+void sh_free(void *ptr);
+char *sh_strdup(const char *s) __attribute__((malloc));
+char *sh_strndup(const char *s, size_t n) __attribute__((malloc));
+
+/* Route libevent's and jansson's allocations through sh_malloc. Call once,
+ * before either library allocates anything. */
+void sh_alloc_hook_libs(void);
+
+struct sh_alloc_stats {
+	uint64_t allocs;     /* successful allocations so far */
+	uint64_t failures;   /* allocations that returned NULL */
+	uint64_t allocated;  /* bytes the allocator holds for live objects, 0 if unknown */
+	uint64_t resident;   /* bytes of physical memory the allocator holds, 0 if unknown */
+};
+
+void sh_alloc_stats(struct sh_alloc_stats *st);
+
+/* The name of the allocator in use: "jemalloc" or "libc". */
+const char *sh_alloc_name(void);
+
+/* Fault injection for tests: fail every allocation after n more succeed;
+ * n < 0 turns injection off. */
+void sh_alloc_fail_after(long n);
+
+#endif
