@@ -31,7 +31,8 @@ static void test_basic(void)
 	for (int i = 0; i < 16; i++)
 		zero &= z[i] == 0;
 	ok(zero, "calloc zeroes");
-	ok(sh_reallocarray(NULL, SIZE_MAX / 2, 4) == NULL, "reallocarray refuses an overflowing size");
+	ok(sh_reallocarray(NULL, SIZE_MAX / 2, 4) == NULL,
+	   "reallocarray refuses an overflowing size");
 	sh_free(s);
 	sh_free(t);
 	sh_free(a);
@@ -52,7 +53,8 @@ static void test_injection(void)
 	ok(p[0] != NULL && p[1] != NULL, "the first 2 allocations succeed");
 	ok(p[2] == NULL, "the 3rd fails");
 	ok(sh_calloc(1, 1) == NULL && sh_realloc(NULL, 1) == NULL &&
-	   sh_aligned_alloc(16, 16) == NULL, "and every one after it, of every kind");
+		   sh_aligned_alloc(16, 16) == NULL,
+	   "and every one after it, of every kind");
 	sh_alloc_fail_after(-1);
 	p[2] = sh_malloc(8);
 	ok(p[2] != NULL, "-1 turns injection off");

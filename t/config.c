@@ -87,27 +87,31 @@ static void test_file_errors(void)
 {
 	expect_error("[node]\nnmae = \"x\"\n", SH_EINVAL, "t.toml:2:1: unknown key 'node.nmae'",
 		     "unknown key");
-	expect_error("[nodes]\nname = \"x\"\n", SH_EINVAL, "unknown key 'nodes.name'", "unknown section");
+	expect_error("[nodes]\nname = \"x\"\n", SH_EINVAL, "unknown key 'nodes.name'",
+		     "unknown section");
 	expect_error("name = \"x\"\n", SH_EINVAL, "unknown key 'name' (keys are in sections",
 		     "key outside a section");
 	expect_error("[listen]\nbase_port = \"747\"\n", SH_EINVAL,
 		     "t.toml:2:1: key 'listen.base_port': expected an integer, found string",
 		     "wrong type");
 	expect_error("[listen]\n\nbase_port = 70000\n", SH_ERANGE,
-		     "t.toml:3:1: key 'listen.base_port': 70000 is outside 1..6553", "out of range");
-	expect_error("[log]\nlevel = \"loud\"\n", SH_EINVAL,
-		     "key 'log.level': unknown value 'loud' (expected one of: debug, info, warn, error)",
-		     "bad enum");
+		     "t.toml:3:1: key 'listen.base_port': 70000 is outside 1..6553",
+		     "out of range");
+	expect_error(
+		"[log]\nlevel = \"loud\"\n", SH_EINVAL,
+		"key 'log.level': unknown value 'loud' (expected one of: debug, info, warn, error)",
+		"bad enum");
 	expect_error("[cluster]\nseeds = [\"a:1\", 7]\n", SH_EINVAL,
-		     "key 'cluster.seeds': item 2: expected a string, found integer", "bad list item");
+		     "key 'cluster.seeds': item 2: expected a string, found integer",
+		     "bad list item");
 	expect_error("[cluster]\nseeds = [\"nohost\"]\n", SH_EINVAL, "'nohost' is not host:port",
 		     "seed without port");
 	expect_error("[cluster]\nseeds = [\"::1:7471\"]\n", SH_EINVAL, "goes in brackets",
 		     "bare IPv6 seed");
 	expect_error("[cluster]\nseeds = [\"h:99999\"]\n", SH_EINVAL, "port must be 1..65535",
 		     "seed port out of range");
-	expect_error("[limits]\nmax_frame_bytes = \"2TiB\"\n", SH_ERANGE, "outside 4096..1073741824",
-		     "size over the limit");
+	expect_error("[limits]\nmax_frame_bytes = \"2TiB\"\n", SH_ERANGE,
+		     "outside 4096..1073741824", "size over the limit");
 	expect_error("[limits]\nmax_frame_bytes = \"12 parsecs\"\n", SH_EINVAL, "unknown unit",
 		     "size with a bad unit");
 	expect_error("[node]\nname = \"a b\"\n", SH_EINVAL, "use letters, digits", "bad node name");
@@ -131,7 +135,8 @@ static void test_flags(void)
 	is_int(sh_config_set(&cfg, "--cluster-seeds", "a:1, b:2", &err), 0, "set a list flag");
 	is_int(cfg.seeds.n, 2, "comma-separated list, spaces dropped");
 	is_str(cfg.seeds.n == 2 ? cfg.seeds.v[1] : NULL, "b:2", "second item");
-	is_int(sh_config_set(&cfg, "--listen-base-port", "x7", &err), SH_EINVAL, "bad integer flag");
+	is_int(sh_config_set(&cfg, "--listen-base-port", "x7", &err), SH_EINVAL,
+	       "bad integer flag");
 	is_str(err.msg, "command line: --listen-base-port: 'x7' is not an integer",
 	       "the error names the flag");
 	is_int(sh_config_set(&cfg, "--bogus", "1", &err), SH_EINVAL, "unknown flag");

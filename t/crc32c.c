@@ -52,8 +52,10 @@ static void check_random(int have_hw)
 		if (sh_crc32c(sh_crc32c(0, p, cut), p + cut, len - cut) != sw)
 			chain_bad++;
 	}
-	ok(mismatches == 0, "hardware, table and dispatch agree on every length 0..4096 "
-	   "(%d mismatches, first at %d)", mismatches, first_bad);
+	ok(mismatches == 0,
+	   "hardware, table and dispatch agree on every length 0..4096 "
+	   "(%d mismatches, first at %d)",
+	   mismatches, first_bad);
 	ok(chain_bad == 0, "CRCs chain across a split, every length (%d bad)", chain_bad);
 }
 

@@ -16,7 +16,8 @@ int main(void)
 	is_int(e.code, SH_OK, "cleared code is SH_OK");
 	is_str(sh_err_msg(&e), "", "cleared message is empty");
 
-	is_int(sh_err_set(&e, SH_EINVAL, "bad %s %d", "value", 7), SH_EINVAL, "set returns the code");
+	is_int(sh_err_set(&e, SH_EINVAL, "bad %s %d", "value", 7), SH_EINVAL,
+	       "set returns the code");
 	is_str(e.msg, "bad value 7", "set formats the message");
 	is_int(sh_err_wrap(&e, SH_EINVAL, "key '%s'", "x"), SH_EINVAL, "wrap returns the code");
 	sh_err_wrap(&e, SH_EINVAL, "config");
@@ -37,7 +38,8 @@ int main(void)
 	is_str(e.msg + SH_ERRMSG_SIZE - 4, "...", "and marks the cut with ...");
 
 	is_int(sh_err_set(NULL, SH_EIO, "x"), SH_EIO, "set with NULL still returns the code");
-	is_int(sh_err_wrap(NULL, SH_ENOSPC, "x"), SH_ENOSPC, "wrap with NULL still returns the code");
+	is_int(sh_err_wrap(NULL, SH_ENOSPC, "x"), SH_ENOSPC,
+	       "wrap with NULL still returns the code");
 	is_str(sh_err_msg(NULL), "", "msg(NULL) is empty");
 	is_str(sh_strerror(SH_ECORRUPT), "corrupt data", "strerror names codes");
 	is_str(sh_strerror(-999), "unknown error", "strerror of an unknown code");

@@ -94,7 +94,8 @@ static void test_reopen(void)
 	like(slurp(moved), "still to the moved file", "until reopened, lines go to the old file");
 	like(slurp(path), "after rotation", "after reopening, lines go to the new file");
 	ok(strstr(slurp(path), "before") == NULL, "the new file has only new lines");
-	is_int(sh_log_open("/nonexistent-dir/x.log", &err), SH_ENOTFOUND, "an unopenable path fails");
+	is_int(sh_log_open("/nonexistent-dir/x.log", &err), SH_ENOTFOUND,
+	       "an unopenable path fails");
 	like(err.msg, "cannot open '/nonexistent-dir/x.log'", "and says which path");
 	LOG_INFO("test", "kept");
 	like(slurp(path), "kept", "a failed open keeps the old destination");

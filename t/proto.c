@@ -25,7 +25,8 @@ int main(void)
 	is_int(back ? (int)back->code : -1, SHOAL__STATUS_CODE__NOT_FOUND, "code survives");
 	is_str(back ? back->message : NULL, "collection 'x' not found", "message survives");
 	shoal__status__free_unpacked(back, NULL);
-	ok(shoal__status__unpack(NULL, sizeof garbage, garbage) == NULL, "a truncated varint is rejected");
+	ok(shoal__status__unpack(NULL, sizeof garbage, garbage) == NULL,
+	   "a truncated varint is rejected");
 	ok(shoal__status__unpack(NULL, n - 3, buf) == NULL, "a truncated message is rejected");
 	return done_testing();
 }

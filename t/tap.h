@@ -80,7 +80,7 @@ static int tap_okv(int pass, const char *file, int line, const char *fmt, va_lis
 }
 
 static int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5), unused));
+	__attribute__((format(printf, 4, 5), unused));
 static int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
@@ -144,9 +144,9 @@ static int tap_is_str(const char *got, const char *want, int equal, const char *
 	tap_okv(pass, file, line, fmt, ap);
 	va_end(ap);
 	if (!pass)
-		diag("         got: %s%s%s\n    expected: %s%s%s%s", got ? "'" : "", got ? got : "NULL",
-		     got ? "'" : "", equal ? "" : "anything but ", want ? "'" : "",
-		     want ? want : "NULL", want ? "'" : "");
+		diag("         got: %s%s%s\n    expected: %s%s%s%s", got ? "'" : "",
+		     got ? got : "NULL", got ? "'" : "", equal ? "" : "anything but ",
+		     want ? "'" : "", want ? want : "NULL", want ? "'" : "");
 	return pass;
 }
 
@@ -162,8 +162,8 @@ static int tap_like(const char *got, const char *sub, const char *file, int line
 	tap_okv(pass, file, line, fmt, ap);
 	va_end(ap);
 	if (!pass)
-		diag("                  got: '%s'\n    expected to contain: '%s'", got ? got : "NULL",
-		     sub);
+		diag("                  got: '%s'\n    expected to contain: '%s'",
+		     got ? got : "NULL", sub);
 	return pass;
 }
 
@@ -207,23 +207,23 @@ static int done_testing(void)
 	else if (tap_planned != tap_run)
 		diag("Looks like you planned %d tests but ran %d.", tap_planned, tap_run);
 	if (tap_failed > 0)
-		diag("Looks like you failed %d test%s of %d.", tap_failed, tap_failed == 1 ? "" : "s",
-		     tap_run);
+		diag("Looks like you failed %d test%s of %d.", tap_failed,
+		     tap_failed == 1 ? "" : "s", tap_run);
 	fflush(stdout);
 	return tap_failed > 254 ? 254 : tap_failed;
 }
 
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define is_int(got, want, ...) \
+#define is_int(got, want, ...)                                                                     \
 	tap_is_int((intmax_t)(got), (intmax_t)(want), 1, __FILE__, __LINE__, __VA_ARGS__)
-#define isnt_int(got, bad, ...) \
+#define isnt_int(got, bad, ...)                                                                    \
 	tap_is_int((intmax_t)(got), (intmax_t)(bad), 0, __FILE__, __LINE__, __VA_ARGS__)
-#define is_double(got, want, tol, ...) \
+#define is_double(got, want, tol, ...)                                                             \
 	tap_is_double((got), (want), (tol), __FILE__, __LINE__, __VA_ARGS__)
-#define is_str(got, want, ...) tap_is_str((got), (want), 1, __FILE__, __LINE__, __VA_ARGS__)
+#define is_str(got, want, ...)  tap_is_str((got), (want), 1, __FILE__, __LINE__, __VA_ARGS__)
 #define isnt_str(got, bad, ...) tap_is_str((got), (bad), 0, __FILE__, __LINE__, __VA_ARGS__)
-#define like(got, sub, ...) tap_like((got), (sub), __FILE__, __LINE__, __VA_ARGS__)
-#define pass(...) ok(1, __VA_ARGS__)
-#define fail(...) ok(0, __VA_ARGS__)
+#define like(got, sub, ...)     tap_like((got), (sub), __FILE__, __LINE__, __VA_ARGS__)
+#define pass(...)               ok(1, __VA_ARGS__)
+#define fail(...)               ok(0, __VA_ARGS__)
 
 #endif

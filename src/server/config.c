@@ -145,9 +145,11 @@ static int check_hostport(const char *v, struct sh_err *err)
 	if (colon == NULL || colon == v)
 		return sh_err_set(err, SH_EINVAL, "'%s' is not host:port", v);
 	if (v[0] == '[' && colon[-1] != ']')
-		return sh_err_set(err, SH_EINVAL, "'%s': an IPv6 address goes in brackets, [::1]:7471", v);
+		return sh_err_set(err, SH_EINVAL,
+				  "'%s': an IPv6 address goes in brackets, [::1]:7471", v);
 	if (v[0] != '[' && memchr(v, ':', (size_t)(colon - v)) != NULL)
-		return sh_err_set(err, SH_EINVAL, "'%s': an IPv6 address goes in brackets, [::1]:7471", v);
+		return sh_err_set(err, SH_EINVAL,
+				  "'%s': an IPv6 address goes in brackets, [::1]:7471", v);
 	errno = 0;
 	port = strtol(colon + 1, &end, 10);
 	if (colon[1] == '\0' || *end != '\0' || errno != 0 || port < 1 || port > 65535)
@@ -160,8 +162,8 @@ static int check_hostport(const char *v, struct sh_err *err)
 
 /* ------------------------------------------------------------------ typed stores */
 
-static int store_string(struct sh_config *cfg, const struct cfg_row *row, const char *v,
-			size_t len, struct sh_err *err)
+static int store_string(struct sh_config *cfg, const struct cfg_row *row, const char *v, size_t len,
+			struct sh_err *err)
 {
 	char **slot = field(cfg, row);
 	char *copy;
@@ -170,8 +172,8 @@ static int store_string(struct sh_config *cfg, const struct cfg_row *row, const 
 	if (memchr(v, '\0', len) != NULL)
 		return sh_err_set(err, SH_EINVAL, "must not contain a NUL character");
 	if ((int64_t)len < row->min || (int64_t)len > row->max)
-		return sh_err_set(err, SH_ERANGE, "length %zu is outside %" PRId64 "..%" PRId64, len,
-				  row->min, row->max);
+		return sh_err_set(err, SH_ERANGE, "length %zu is outside %" PRId64 "..%" PRId64,
+				  len, row->min, row->max);
 	copy = sh_strndup(v, len);
 	if (copy == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
@@ -231,10 +233,12 @@ static int list_push(struct sh_strlist *l, const struct cfg_row *row, const char
 	int rv;
 
 	if (memchr(v, '\0', len) != NULL)
-		return sh_err_set(err, SH_EINVAL, "item %zu must not contain a NUL character", l->n + 1);
+		return sh_err_set(err, SH_EINVAL, "item %zu must not contain a NUL character",
+				  l->n + 1);
 	if ((int64_t)len < row->min || (int64_t)len > row->max)
-		return sh_err_set(err, SH_ERANGE, "item %zu: length %zu is outside %" PRId64 "..%" PRId64,
-				  l->n + 1, len, row->min, row->max);
+		return sh_err_set(err, SH_ERANGE,
+				  "item %zu: length %zu is outside %" PRId64 "..%" PRId64, l->n + 1,
+				  len, row->min, row->max);
 	copy = sh_strndup(v, len);
 	grown = copy ? sh_reallocarray(l->v, l->n + 1, sizeof *l->v) : NULL;
 	if (grown == NULL) {
@@ -266,14 +270,17 @@ static int parse_size(const char *v, int64_t *out, struct sh_err *err)
 	static const struct {
 		const char *unit;
 		int64_t mult;
-	} units[] = {{"", 1}, {"B", 1}, {"KiB", KiB}, {"MiB", MiB}, {"GiB", GiB}, {"TiB", 1024 * GiB}};
+	} units[] = {{"", 1},      {"B", 1},     {"KiB", KiB},
+		     {"MiB", MiB}, {"GiB", GiB}, {"TiB", 1024 * GiB}};
 	char *end;
 	long long n;
 
 	errno = 0;
 	n = strtoll(v, &end, 10);
 	if (end == v || !isdigit((unsigned char)v[0]) || errno != 0)
-		return sh_err_set(err, SH_EINVAL, "'%s' is not a size (bytes, or a number with KiB, MiB or GiB)", v);
+		return sh_err_set(err, SH_EINVAL,
+				  "'%s' is not a size (bytes, or a number with KiB, MiB or GiB)",
+				  v);
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
 		if (strcmp(end, units[i].unit) != 0)
 			continue;
@@ -281,7 +288,8 @@ static int parse_size(const char *v, int64_t *out, struct sh_err *err)
 			return sh_err_set(err, SH_ERANGE, "'%s' is too large", v);
 		return 0;
 	}
-	return sh_err_set(err, SH_EINVAL, "'%s': unknown unit '%s' (use B, KiB, MiB, GiB or TiB)", v, end);
+	return sh_err_set(err, SH_EINVAL, "'%s': unknown unit '%s' (use B, KiB, MiB, GiB or TiB)",
+			  v, end);
 }
 
 static int parse_int(const char *v, int64_t *out, struct sh_err *err)
@@ -448,9 +456,10 @@ static int load_table(struct sh_config *cfg, const struct toml_value *t, const c
 			continue;
 		}
 		if (row == NULL)
-			return sh_err_set(err, SH_EINVAL, "%s:%d:%d: unknown key '%s'%s", name,
-					  toml_line(v), toml_column(v), path,
-					  prefix[0] ? "" : " (keys are in sections such as [node] or [log])");
+			return sh_err_set(
+				err, SH_EINVAL, "%s:%d:%d: unknown key '%s'%s", name, toml_line(v),
+				toml_column(v), path,
+				prefix[0] ? "" : " (keys are in sections such as [node] or [log])");
 		if ((rv = set_from_toml(cfg, row, v, err)) != 0)
 			return sh_err_wrap(err, rv, "%s:%d:%d: key '%s'", name, toml_line(v),
 					   toml_column(v), path);
@@ -523,7 +532,7 @@ static const struct cfg_row *find_flag(const char *flag)
 		const char *k = rows[i].key, *f = flag + 2;
 
 		for (; *k != '\0' && *f != '\0'; k++, f++)
-			if (!(*k == *f || ((*k == '.' || *k == '_') && *f == '-')))
+			if (*f != ((*k == '.' || *k == '_') ? '-' : *k))
 				break;
 		if (*k == '\0' && *f == '\0')
 			return &rows[i];
@@ -542,7 +551,8 @@ int sh_config_set(struct sh_config *cfg, const char *flag, const char *value, st
 	int rv;
 
 	if (row == NULL)
-		return sh_err_set(err, SH_EINVAL, "command line: unknown option '%s' (see --help-config)", flag);
+		return sh_err_set(err, SH_EINVAL,
+				  "command line: unknown option '%s' (see --help-config)", flag);
 	if ((rv = set_from_text(cfg, row, value, err)) != 0)
 		return sh_err_wrap(err, rv, "command line: %s", flag);
 	return 0;
@@ -587,14 +597,16 @@ int sh_config_validate(struct sh_config *cfg, struct sh_err *err)
 	if (cfg->cluster_port == cfg->client_port || cfg->cluster_port == cfg->rest_port ||
 	    cfg->client_port == cfg->rest_port)
 		return sh_err_set(err, SH_EINVAL,
-				  "config: listen ports must differ (cluster %" PRId64 ", client %" PRId64
-				  ", rest %" PRId64 ")",
+				  "config: listen ports must differ (cluster %" PRId64
+				  ", client %" PRId64 ", rest %" PRId64 ")",
 				  cfg->cluster_port, cfg->client_port, cfg->rest_port);
-	if (strcmp(cfg->advertise_address, "0.0.0.0") == 0 || strcmp(cfg->advertise_address, "::") == 0)
-		return sh_err_set(err, SH_EINVAL,
-				  "config: listen.address is %s, so listen.advertise_address must name "
-				  "the address other nodes should use",
-				  cfg->listen_address);
+	if (strcmp(cfg->advertise_address, "0.0.0.0") == 0 ||
+	    strcmp(cfg->advertise_address, "::") == 0)
+		return sh_err_set(
+			err, SH_EINVAL,
+			"config: listen.address is %s, so listen.advertise_address must name "
+			"the address other nodes should use",
+			cfg->listen_address);
 	return 0;
 }
 
@@ -623,8 +635,8 @@ int sh_config_format(const struct sh_config *cfg, size_t i, char *buf, size_t si
 
 static const char *type_name(const struct cfg_row *row)
 {
-	static const char *const names[] = {"string", "integer", "size", "boolean", "enum",
-					    "list of strings"};
+	static const char *const names[] = {"string",  "integer", "size",
+					    "boolean", "enum",    "list of strings"};
 	return names[row->type];
 }
 
@@ -641,7 +653,8 @@ void sh_config_print_help(FILE *out)
 				flag[k] = '-';
 		fprintf(out, "%s (%s, default \"%s\"%s%s)\n    %s\n    %s\n", r->key, type_name(r),
 			r->def, r->flags & CFG_RUNTIME ? ", reloaded on SIGHUP" : "",
-			r->flags & CFG_INACTIVE ? ", not used by this version yet" : "", flag, r->doc);
+			r->flags & CFG_INACTIVE ? ", not used by this version yet" : "", flag,
+			r->doc);
 	}
 }
 
@@ -658,7 +671,8 @@ int sh_config_apply_runtime(struct sh_config *old, const struct sh_config *new_c
 		if (strcmp(a, b) == 0)
 			continue;
 		if (!(rows[i].flags & CFG_RUNTIME)) {
-			LOG_WARN("config", "%s changed from '%s' to '%s': restart to apply", rows[i].key, a, b);
+			LOG_WARN("config", "%s changed from '%s' to '%s': restart to apply",
+				 rows[i].key, a, b);
 			restart++;
 		} else if (set_from_text(old, &rows[i], b, &err) == 0) {
 			LOG_INFO("config", "%s changed from '%s' to '%s'", rows[i].key, a, b);

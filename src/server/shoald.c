@@ -30,7 +30,7 @@
 #define EXIT_USAGE 2
 
 struct flag {
-	char *name; /* owned */
+	char *name;        /* owned */
 	const char *value; /* points into argv */
 };
 
@@ -47,20 +47,19 @@ struct shoald {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: shoald [--config FILE] [--KEY VALUE ...]\n"
-		"       shoald --check-config [FILE] [--KEY VALUE ...]\n"
-		"       shoald --help | --help-config | --version\n"
-		"\n"
-		"  -c, --config FILE      read settings from this TOML file (default: none;\n"
-		"                         every key has a default)\n"
-		"  --check-config [FILE]  validate the configuration and exit\n"
-		"  --help-config          list every configuration key and its flag\n"
-		"  --KEY VALUE            set a key, e.g. --log-level debug, --node-name n1,\n"
-		"                         --listen-base-port=748 (overrides the file)\n"
-		"  -V, --version          print the version\n"
-		"\n"
-		"See shoald(8) and shoald.toml(5).\n");
+	fprintf(out, "usage: shoald [--config FILE] [--KEY VALUE ...]\n"
+		     "       shoald --check-config [FILE] [--KEY VALUE ...]\n"
+		     "       shoald --help | --help-config | --version\n"
+		     "\n"
+		     "  -c, --config FILE      read settings from this TOML file (default: none;\n"
+		     "                         every key has a default)\n"
+		     "  --check-config [FILE]  validate the configuration and exit\n"
+		     "  --help-config          list every configuration key and its flag\n"
+		     "  --KEY VALUE            set a key, e.g. --log-level debug, --node-name n1,\n"
+		     "                         --listen-base-port=748 (overrides the file)\n"
+		     "  -V, --version          print the version\n"
+		     "\n"
+		     "See shoald(8) and shoald.toml(5).\n");
 }
 
 /* Split "--key=value" or "--key value"; returns the number of argv entries used. */
@@ -117,8 +116,7 @@ static int parse_one(struct shoald *d, int argc, char **argv, int *i)
 		return -1;
 	}
 	used = take_value(argc, argv, *i, &name, &value, buf, sizeof buf);
-	if (strcmp(name, "-c") == 0 || strcmp(name, "--config") == 0 ||
-	    sh_config_is_flag(name)) {
+	if (strcmp(name, "-c") == 0 || strcmp(name, "--config") == 0 || sh_config_is_flag(name)) {
 		if (value == NULL) {
 			fprintf(stderr, "shoald: %s needs a value\n", name);
 			return EXIT_USAGE;
@@ -187,17 +185,19 @@ static void on_reload(struct shoald *d)
 	struct sh_err err;
 	int restart;
 
-	LOG_INFO("server", "SIGHUP: reloading configuration%s%s",
-		 d->config_path ? " from " : "", d->config_path ? d->config_path : "");
+	LOG_INFO("server", "SIGHUP: reloading configuration%s%s", d->config_path ? " from " : "",
+		 d->config_path ? d->config_path : "");
 	if (load_config(d, &fresh, LOAD_RELOAD, &err) != 0) {
-		LOG_ERROR("server", "reload failed, keeping the running configuration: %s", err.msg);
+		LOG_ERROR("server", "reload failed, keeping the running configuration: %s",
+			  err.msg);
 		return;
 	}
 	restart = sh_config_apply_runtime(&d->cfg, &fresh);
 	sh_config_free(&fresh);
 	if (setup_log(&d->cfg, &err) != 0)
 		LOG_ERROR("server", "reopening the log: %s", err.msg);
-	LOG_INFO("server", "configuration reloaded%s", restart ? "; some changes need a restart" : "");
+	LOG_INFO("server", "configuration reloaded%s",
+		 restart ? "; some changes need a restart" : "");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -237,7 +237,8 @@ static int run(struct shoald *d)
 		return EXIT_START;
 	}
 	LOG_INFO("server",
-		 "shoald %s started: node %s, id %016" PRIx64 ", data dir %s, pid %ld, allocator %s",
+		 "shoald %s started: node %s, id %016" PRIx64
+		 ", data dir %s, pid %ld, allocator %s",
 		 PACKAGE_VERSION, d->cfg.node_name, sh_datadir_node_id(d->datadir), d->cfg.data_dir,
 		 (long)getpid(), sh_alloc_name());
 	LOG_WARN("server", "this version has no listeners yet: the cluster, client and REST APIs "

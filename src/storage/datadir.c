@@ -96,7 +96,8 @@ int sh_datadir_write_file(struct sh_datadir *d, const char *name, const void *bu
 	if (close(fd) != 0 && rv == 0)
 		rv = sh_err_sys(err, errno, "cannot write '%s/%s'", d->path, tmp);
 	if (rv == 0 && renameat(d->dir_fd, tmp, d->dir_fd, name) != 0)
-		rv = sh_err_sys(err, errno, "cannot rename '%s' to '%s' in '%s'", tmp, name, d->path);
+		rv = sh_err_sys(err, errno, "cannot rename '%s' to '%s' in '%s'", tmp, name,
+				d->path);
 	if (rv == 0 && fsync(d->dir_fd) != 0)
 		rv = sh_err_sys(err, errno, "cannot fsync directory '%s'", d->path);
 	if (rv != 0)
@@ -132,7 +133,9 @@ static int parse_node_id(struct sh_datadir *d, const char *text, ssize_t n, stru
 				  d->path, NODE_ID_FILE, n);
 	for (int i = 0; i < 16; i++) {
 		char c = text[i];
-		int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		int digit = c >= '0' && c <= '9'   ? c - '0'
+			    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+						   : -1;
 
 		if (digit < 0)
 			return sh_err_set(err, SH_ECORRUPT,

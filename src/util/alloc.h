@@ -34,10 +34,10 @@ char *sh_strndup(const char *s, size_t n) __attribute__((malloc));
 void sh_alloc_hook_libs(void);
 
 struct sh_alloc_stats {
-	uint64_t allocs;     /* successful allocations so far */
-	uint64_t failures;   /* allocations that returned NULL */
-	uint64_t allocated;  /* bytes the allocator holds for live objects, 0 if unknown */
-	uint64_t resident;   /* bytes of physical memory the allocator holds, 0 if unknown */
+	uint64_t allocs;    /* successful allocations so far */
+	uint64_t failures;  /* allocations that returned NULL */
+	uint64_t allocated; /* bytes the allocator holds for live objects, 0 if unknown */
+	uint64_t resident;  /* bytes of physical memory the allocator holds, 0 if unknown */
 };
 
 void sh_alloc_stats(struct sh_alloc_stats *st);

@@ -22,19 +22,19 @@
 
 enum {
 	SH_OK = 0,
-	SH_ENOMEM = -1,      /* allocation failed */
-	SH_EINVAL = -2,      /* invalid argument or malformed input */
-	SH_EIO = -3,         /* an operating system call failed */
-	SH_ENOTFOUND = -4,   /* no such thing */
-	SH_EEXIST = -5,      /* already exists */
-	SH_ECORRUPT = -6,    /* stored data fails verification */
-	SH_EBUSY = -7,       /* resource held by someone else */
-	SH_ERANGE = -8,      /* a value outside its allowed range */
-	SH_ENOSPC = -9,      /* no space left */
-	SH_EUNAVAIL = -10,   /* not possible now, may be later */
-	SH_ETIMEDOUT = -11,  /* deadline passed */
-	SH_ETOOBIG = -12,    /* exceeds a configured limit */
-	SH_ESHUTDOWN = -13,  /* the component is stopping */
+	SH_ENOMEM = -1,        /* allocation failed */
+	SH_EINVAL = -2,        /* invalid argument or malformed input */
+	SH_EIO = -3,           /* an operating system call failed */
+	SH_ENOTFOUND = -4,     /* no such thing */
+	SH_EEXIST = -5,        /* already exists */
+	SH_ECORRUPT = -6,      /* stored data fails verification */
+	SH_EBUSY = -7,         /* resource held by someone else */
+	SH_ERANGE = -8,        /* a value outside its allowed range */
+	SH_ENOSPC = -9,        /* no space left */
+	SH_EUNAVAIL = -10,     /* not possible now, may be later */
+	SH_ETIMEDOUT = -11,    /* deadline passed */
+	SH_ETOOBIG = -12,      /* exceeds a configured limit */
+	SH_ESHUTDOWN = -13,    /* the component is stopping */
 	SH_EUNSUPPORTED = -14, /* valid request for something not built */
 };
 
@@ -50,19 +50,19 @@ void sh_err_clear(struct sh_err *e);
 
 /* Set code and message; returns code, so that "return sh_err_set(...)" works. */
 int sh_err_set(struct sh_err *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 int sh_err_setv(struct sh_err *e, int code, const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
+	__attribute__((format(printf, 3, 0)));
 
 /* Set code and a message ending in ": strerror(errnum)". */
 int sh_err_sys(struct sh_err *e, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* Prefix the existing message with "context: "; returns code (the code the
  * failed call returned), so that "return sh_err_wrap(err, rv, ...)" works
  * even when e is NULL. */
 int sh_err_wrap(struct sh_err *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* The message, or "" when e is NULL. */
 const char *sh_err_msg(const struct sh_err *e);

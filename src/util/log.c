@@ -16,9 +16,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,9 +47,10 @@ static size_t format_prefix(char *buf, size_t size, int level, const char *subsy
 
 	gmtime_r(&secs, &tm);
 	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	k = snprintf(buf + n, size - n, ".%03uZ %s %s %s: ", ms,
-		     level_tags[level < SH_LOG_DEBUG || level > SH_LOG_ERROR ? SH_LOG_ERROR : level],
-		     thread_node != NULL ? thread_node : node_name, subsys);
+	k = snprintf(
+		buf + n, size - n, ".%03uZ %s %s %s: ", ms,
+		level_tags[level < SH_LOG_DEBUG || level > SH_LOG_ERROR ? SH_LOG_ERROR : level],
+		thread_node != NULL ? thread_node : node_name, subsys);
 	if (k < 0)
 		return n;
 	return n + (size_t)k >= size ? size - 1 : n + (size_t)k;
@@ -182,8 +183,8 @@ void sh_log_set_thread_node(const char *name)
 
 static void libevent_log(int severity, const char *msg)
 {
-	int level = severity == EVENT_LOG_DEBUG ? SH_LOG_DEBUG
-		    : severity == EVENT_LOG_MSG ? SH_LOG_INFO
+	int level = severity == EVENT_LOG_DEBUG  ? SH_LOG_DEBUG
+		    : severity == EVENT_LOG_MSG  ? SH_LOG_INFO
 		    : severity == EVENT_LOG_WARN ? SH_LOG_WARN
 						 : SH_LOG_ERROR;
 

@@ -32,10 +32,10 @@ enum sh_log_level {
 
 extern _Atomic int sh_log_min_level;
 
-#define SH_LOG(level, subsys, ...)                                                           \
-	do {                                                                                  \
+#define SH_LOG(level, subsys, ...)                                                                 \
+	do {                                                                                       \
 		if ((int)(level) >= atomic_load_explicit(&sh_log_min_level, memory_order_relaxed)) \
-			sh_log_write((level), (subsys), __VA_ARGS__);                         \
+			sh_log_write((level), (subsys), __VA_ARGS__);                              \
 	} while (0)
 #define LOG_DEBUG(subsys, ...) SH_LOG(SH_LOG_DEBUG, subsys, __VA_ARGS__)
 #define LOG_INFO(subsys, ...)  SH_LOG(SH_LOG_INFO, subsys, __VA_ARGS__)

@@ -13,7 +13,9 @@
  *
  * Input is untrusted: the parser validates UTF-8, bounds its recursion
  * (arrays and inline tables nest at most TOML_MAX_DEPTH deep) and never reads
- * past len.  Thread-safe: no shared state.
+ * past len.  The bound covers all nesting, by [headers] and dotted keys too:
+ * no table or array lies more than TOML_MAX_DEPTH levels below the root, so
+ * recursive walks of the tree are safe.  Thread-safe: no shared state.
  */
 #ifndef SHOAL_UTIL_TOML_H
 #define SHOAL_UTIL_TOML_H
@@ -50,8 +52,7 @@ struct toml_datetime {
 struct toml_value;
 
 /* Parse text[0..len). name prefixes error messages (a file name, say). */
-struct toml_value *toml_parse(const char *text, size_t len, const char *name,
-			      struct sh_err *err);
+struct toml_value *toml_parse(const char *text, size_t len, const char *name, struct sh_err *err);
 
 /* Read and parse a file of at most max_bytes bytes; errors name the path. */
 struct toml_value *toml_parse_file(const char *path, size_t max_bytes, struct sh_err *err);

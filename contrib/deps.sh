@@ -1,0 +1,27 @@
+#!/bin/sh
+# deps.sh: install the Debian packages shoal needs to build and test, when
+# any is missing (doc/dependencies.md says why each is needed).  Uses sudo
+# when not run as root.  Prints nothing when everything is there.
+set -eu
+
+PKGS="build-essential autoconf automake pkg-config xz-utils
+libevent-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libjemalloc-dev
+clang-format"
+
+missing=
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps.sh: installing missing packages:$missing"
+sudo=
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "deps.sh: not root and no sudo: install$missing" >&2; exit 1; }
+	sudo=sudo
+fi
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,62 @@
+#!/bin/sh
+# test.sh: build shoal and run the whole test suite, the way CI does.
+#
+#   contrib/test.sh               warnings are errors (-Werror), build/werror/
+#   contrib/test.sh --sanitizers  also ASan + UBSan, build/sanitizers/
+#   contrib/test.sh --distcheck   also `make distcheck` (tarball builds and passes)
+#
+# Installs missing Debian packages first (contrib/deps.sh).  Ends with one
+# line "N passed, N failed", counting assertions (TAP test points) over every
+# test program; a program that crashes or breaks its plan counts as failed.
+set -eu
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+flavor=werror
+cfg="--enable-werror"
+distcheck=no
+for arg in "$@"; do
+	case "$arg" in
+	--sanitizers) flavor=sanitizers; cfg="--enable-werror --enable-sanitizers"
+		SHOAL_TIMEOUT_SCALE=${SHOAL_TIMEOUT_SCALE:-3}; export SHOAL_TIMEOUT_SCALE ;;
+	--distcheck) distcheck=yes ;;
+	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
+	esac
+done
+
+"$src/contrib/deps.sh"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+cd "$src"
+if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
+	./autogen.sh >/dev/null
+fi
+build="$src/build/$flavor"
+mkdir -p "$build"
+cd "$build"
+if [ ! -f Makefile ] || [ "$src/configure" -nt Makefile ]; then
+	"$src/configure" -q $cfg
+fi
+make -j"$jobs" >/dev/null
+
+rc=0
+make -j"$jobs" check || rc=$?
+[ $rc -ne 0 ] && [ -f test-suite.log ] && cat test-suite.log
+
+if [ $rc -eq 0 ] && [ $distcheck = yes ]; then
+	make -j"$jobs" distcheck >/dev/null || rc=$?
+	[ $rc -eq 0 ] && echo "make distcheck: ok" || echo "make distcheck: FAILED"
+fi
+
+# Count every test point of every program (automake writes one
+# ":test-result:" line per TAP result, plus ERROR for a crash or bad plan).
+set -- $(cat t/*.trs 2>/dev/null | awk '
+	/^:test-result: (PASS|XFAIL)/ { p++ }
+	/^:test-result: (FAIL|XPASS|ERROR)/ { f++ }
+	/^:test-result: SKIP/ { s++ }
+	END { print p + 0, f + 0, s + 0 }')
+programs=$(ls t/*.trs 2>/dev/null | wc -l)
+echo "$programs test programs ($flavor build), $3 assertions skipped"
+[ $rc -ne 0 ] && [ "$2" -eq 0 ] && set -- "$1" 1 "$3"   # a build or distcheck failure
+echo "$1 passed, $2 failed"
+exit $rc
