@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,6 +153,18 @@ void sh_alloc_stats(struct sh_alloc_stats *st)
 
 		st->allocated = mi.uordblks + mi.hblkhd;
 	}
+#endif
+}
+
+void sh_alloc_purge(void)
+{
+#ifdef HAVE_JEMALLOC
+	char name[64];
+
+	snprintf(name, sizeof name, "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
+	mallctl(name, NULL, NULL, NULL, 0);
+#elif defined(__GLIBC__)
+	malloc_trim(0);
 #endif
 }
 

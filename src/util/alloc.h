@@ -42,6 +42,10 @@ struct sh_alloc_stats {
 
 void sh_alloc_stats(struct sh_alloc_stats *st);
 
+/* Give memory the allocator holds but does not use back to the system
+ * (jemalloc: purge every arena; glibc: malloc_trim). */
+void sh_alloc_purge(void);
+
 /* The name of the allocator in use: "jemalloc" or "libc". */
 const char *sh_alloc_name(void);
 

@@ -1,0 +1,456 @@
+/*
+ * hnsw: life cycle, slot arenas, the id map, epoch-based reclamation and the
+ * public entry points that dispatch to hnsw_insert.c, hnsw_search.c and
+ * hnsw_delete.c.  See hnsw.h for the contract and hnsw_impl.h for the layout.
+ *
+ * Epochs.  A reader brackets its search with epoch_enter/exit, counting
+ * itself in readers[epoch & 1].  A slot unlinked from the graph in epoch E
+ * goes to limbo[E & 1]; epoch_try_reclaim() moves to E + 1 only when no
+ * reader of E - 1 remains, and then frees limbo[(E + 1) & 1], whose slots
+ * were unlinked in E - 1: every reader that could still hold them has left.
+ * The writer never waits for readers; reclamation is simply retried later.
+ */
+#include "build.h"
+
+#include "index/hnsw_impl.h"
+
+#include "util/alloc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ arenas */
+
+static int arena_grow_dir(struct arena *a, uint32_t need)
+{
+	uint32_t cap = a->dir_cap ? a->dir_cap : 16;
+	char **old = atomic_load_explicit(&a->dir, memory_order_relaxed), **dir;
+	void **olds;
+
+	while (cap < need)
+		cap *= 2;
+	dir = sh_calloc(cap, sizeof *dir);
+	olds = sh_reallocarray(a->old_dirs, a->n_old + 1, sizeof *olds);
+	if (dir == NULL || olds == NULL) {
+		sh_free(dir);
+		if (olds != NULL)
+			a->old_dirs = olds;
+		return SH_ENOMEM;
+	}
+	a->old_dirs = olds;
+	if (old != NULL) {
+		memcpy(dir, old, a->chunks * sizeof *dir);
+		a->old_dirs[a->n_old++] = old; /* a reader may still be using it */
+	}
+	a->dir_cap = cap;
+	atomic_store_explicit(&a->dir, dir, memory_order_release);
+	return 0;
+}
+
+int arena_reserve(struct arena *a, uint32_t slots)
+{
+	uint32_t need = (uint32_t)(((uint64_t)slots + ARENA_CHUNK - 1) >> ARENA_SHIFT);
+
+	if (a->stride == 0)
+		return 0;
+	if (need > a->dir_cap && arena_grow_dir(a, need) != 0)
+		return SH_ENOMEM;
+	while (a->chunks < need) {
+		char *chunk = sh_aligned_alloc(64, (size_t)ARENA_CHUNK * a->stride);
+
+		if (chunk == NULL)
+			return SH_ENOMEM;
+		memset(chunk, 0, (size_t)ARENA_CHUNK * a->stride);
+		atomic_load_explicit(&a->dir, memory_order_relaxed)[a->chunks++] = chunk;
+	}
+	return 0;
+}
+
+static void arena_free(struct arena *a)
+{
+	char **dir = atomic_load_explicit(&a->dir, memory_order_relaxed);
+
+	for (uint32_t i = 0; i < a->chunks; i++)
+		sh_free(dir[i]);
+	for (uint32_t i = 0; i < a->n_old; i++)
+		sh_free(a->old_dirs[i]);
+	sh_free(a->old_dirs);
+	sh_free(dir);
+}
+
+static size_t arena_memory(const struct arena *a)
+{
+	return (size_t)a->chunks * ARENA_CHUNK * a->stride + a->dir_cap * sizeof(char *);
+}
+
+/* ------------------------------------------------------------ slots */
+
+static int push_u32(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		uint32_t *grown = sh_reallocarray(*v, ncap, sizeof **v);
+
+		if (grown == NULL)
+			return SH_ENOMEM;
+		*v = grown;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = x;
+	return 0;
+}
+
+int slot_alloc(struct hnsw *h, uint32_t *slot)
+{
+	uint32_t s;
+
+	if (h->n_free > 0) {
+		*slot = h->free_slots[--h->n_free];
+		return 0;
+	}
+	s = atomic_load_explicit(&h->n_slots, memory_order_relaxed);
+	if (s >= HNSW_MAX_POINTS)
+		return SH_ETOOBIG;
+	if (arena_reserve(&h->nodes, s + 1) != 0 || arena_reserve(&h->vecs, s + 1) != 0 ||
+	    arena_reserve(&h->codes, s + 1) != 0)
+		return SH_ENOMEM;
+	atomic_store_explicit(&h->n_slots, s + 1, memory_order_release);
+	*slot = s;
+	return 0;
+}
+
+void slot_unclaim(struct hnsw *h, uint32_t slot)
+{
+	struct node *n = node_at(h, slot);
+
+	slot_release_upper(h, n);
+	atomic_store(&n->state, SLOT_FREE);
+	if (push_u32(&h->free_slots, &h->n_free, &h->free_cap, slot) != 0)
+		return; /* out of memory: the slot is never reused, which is safe */
+}
+
+void slot_release_upper(struct hnsw *h, struct node *n)
+{
+	_Atomic uint32_t *up = atomic_exchange(&n->upper, NULL);
+
+	if (up != NULL) {
+		atomic_fetch_sub(&h->upper_bytes, (size_t)n->level * (1 + h->p.m) * sizeof(*up));
+		sh_free((void *)(uintptr_t)up);
+	}
+}
+
+/* ------------------------------------------------------------ id map */
+
+static size_t id_hash(uint64_t id, size_t cap)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdu;
+	id ^= id >> 33;
+	return (size_t)id & (cap - 1);
+}
+
+static uint32_t *map_find(const struct hnsw *h, uint64_t id)
+{
+	const struct idmap *m = &h->map;
+
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = id_hash(id, m->cap);; i = (i + 1) & (m->cap - 1)) {
+		if (m->slots[i] == NO_SLOT)
+			return NULL;
+		if (node_at(h, m->slots[i])->id == id)
+			return &m->slots[i];
+	}
+}
+
+static void map_insert(struct hnsw *h, uint32_t *slots, size_t cap, uint32_t slot)
+{
+	size_t i = id_hash(node_at(h, slot)->id, cap);
+
+	while (slots[i] != NO_SLOT)
+		i = (i + 1) & (cap - 1);
+	slots[i] = slot;
+}
+
+static int map_grow(struct hnsw *h)
+{
+	size_t cap = h->map.cap ? h->map.cap * 2 : 64;
+	uint32_t *slots = sh_reallocarray(NULL, cap, sizeof *slots);
+
+	if (slots == NULL)
+		return SH_ENOMEM;
+	memset(slots, 0xff, cap * sizeof *slots);
+	for (size_t i = 0; i < h->map.cap; i++)
+		if (h->map.slots[i] != NO_SLOT)
+			map_insert(h, slots, cap, h->map.slots[i]);
+	sh_free(h->map.slots);
+	h->map.slots = slots;
+	h->map.cap = cap;
+	return 0;
+}
+
+int idmap_put(struct hnsw *h, uint32_t slot)
+{
+	int rv = 0;
+
+	pthread_rwlock_wrlock(&h->map_lock);
+	if ((h->map.n + 1) * 4 > h->map.cap * 3)
+		rv = map_grow(h);
+	if (rv == 0) {
+		map_insert(h, h->map.slots, h->map.cap, slot);
+		h->map.n++;
+	}
+	pthread_rwlock_unlock(&h->map_lock);
+	return rv;
+}
+
+uint32_t idmap_get(const struct hnsw *h, uint64_t id)
+{
+	uint32_t *e = map_find(h, id);
+
+	return e == NULL ? NO_SLOT : *e;
+}
+
+/* Linear probing deletion by backward shift (Knuth 6.4 Algorithm R): no
+ * tombstones, so lookups stay short however many deletes there were. */
+void idmap_del(struct hnsw *h, uint64_t id)
+{
+	struct idmap *m = &h->map;
+	uint32_t *e;
+	size_t i, j;
+
+	pthread_rwlock_wrlock(&h->map_lock);
+	e = map_find(h, id);
+	if (e == NULL) {
+		pthread_rwlock_unlock(&h->map_lock);
+		return;
+	}
+	i = (size_t)(e - m->slots);
+	m->slots[i] = NO_SLOT;
+	for (j = (i + 1) & (m->cap - 1); m->slots[j] != NO_SLOT; j = (j + 1) & (m->cap - 1)) {
+		size_t home = id_hash(node_at(h, m->slots[j])->id, m->cap);
+
+		/* move j back to i unless its home lies cyclically in (i, j] */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			m->slots[i] = m->slots[j];
+			m->slots[j] = NO_SLOT;
+			i = j;
+		}
+	}
+	m->n--;
+	pthread_rwlock_unlock(&h->map_lock);
+}
+
+/* ------------------------------------------------------------ epochs */
+
+void epoch_enter(const struct hnsw *h, int *parity)
+{
+	struct hnsw *w = mut(h);
+
+	for (;;) {
+		uint64_t e = atomic_load(&w->epoch);
+
+		atomic_fetch_add(&w->readers[e & 1], 1);
+		if (atomic_load(&w->epoch) == e) {
+			*parity = (int)(e & 1);
+			return;
+		}
+		atomic_fetch_sub(&w->readers[e & 1], 1);
+	}
+}
+
+void epoch_exit(const struct hnsw *h, int parity)
+{
+	atomic_fetch_sub(&mut(h)->readers[parity], 1);
+}
+
+void epoch_retire(struct hnsw *h, uint32_t slot)
+{
+	int p = (int)(atomic_load(&h->epoch) & 1);
+
+	atomic_store(&node_at(h, slot)->state, SLOT_RETIRED);
+	if (push_u32(&h->limbo[p], &h->n_limbo[p], &h->limbo_cap[p], slot) != 0)
+		return; /* out of memory: the slot is leaked, never reused, still safe */
+}
+
+void epoch_try_reclaim(struct hnsw *h)
+{
+	uint64_t e = atomic_load(&h->epoch);
+	int old = (int)((e + 1) & 1); /* the parity of epoch e - 1 */
+
+	if (atomic_load(&h->readers[old]) != 0)
+		return;
+	atomic_fetch_sub(&h->dead, h->n_limbo[old]);
+	for (size_t i = 0; i < h->n_limbo[old]; i++) {
+		uint32_t slot = h->limbo[old][i];
+		struct node *n = node_at(h, slot);
+
+		slot_release_upper(h, n);
+		atomic_store_explicit(&n->state, SLOT_FREE, memory_order_relaxed);
+		if (push_u32(&h->free_slots, &h->n_free, &h->free_cap, slot) != 0)
+			break;
+	}
+	h->n_limbo[old] = 0;
+	atomic_store(&h->epoch, e + 1);
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+static int check_params(const struct hnsw_params *p, struct sh_err *err)
+{
+	if (p->dim < 1 || p->dim > HNSW_MAX_DIM)
+		return sh_err_set(err, SH_EINVAL, "hnsw: dim %u is outside 1..%d", p->dim,
+				  HNSW_MAX_DIM);
+	if (p->m < HNSW_MIN_M || p->m > HNSW_MAX_M)
+		return sh_err_set(err, SH_EINVAL, "hnsw: m %u is outside %d..%d", p->m, HNSW_MIN_M,
+				  HNSW_MAX_M);
+	if (p->ef_construction < 1 || p->ef_construction > HNSW_MAX_EF)
+		return sh_err_set(err, SH_EINVAL, "hnsw: ef_construction %u is outside 1..%d",
+				  p->ef_construction, HNSW_MAX_EF);
+	if (p->metric != SH_METRIC_L2 && p->metric != SH_METRIC_COSINE &&
+	    p->metric != SH_METRIC_DOT)
+		return sh_err_set(err, SH_EINVAL, "hnsw: unknown metric %d", (int)p->metric);
+	if (p->quant != HNSW_QUANT_NONE && p->quant != HNSW_QUANT_INT8)
+		return sh_err_set(err, SH_EINVAL, "hnsw: unknown quantization %d", (int)p->quant);
+	return 0;
+}
+
+int hnsw_new(const struct hnsw_params *params, struct hnsw **out, struct sh_err *err)
+{
+	struct hnsw *h;
+	int rv = check_params(params, err);
+
+	if (rv != 0)
+		return rv;
+	h = sh_calloc(1, sizeof *h);
+	if (h == NULL)
+		return sh_err_set(err, SH_ENOMEM, "hnsw: out of memory");
+	h->p = *params;
+	h->m0 = 2 * params->m;
+	h->ml = 1.0 / log((double)params->m);
+	h->k = dist_best();
+	h->kern = params->metric == SH_METRIC_L2 ? h->k->l2sq : h->k->dot;
+	h->negate = params->metric != SH_METRIC_L2;
+	h->bias = params->metric == SH_METRIC_COSINE ? 1.0f : 0.0f;
+	h->nodes.stride = (sizeof(struct node) + (1 + h->m0) * sizeof(uint32_t) + 7) & ~(size_t)7;
+	h->vecs.stride = ((size_t)params->dim * sizeof(float) + 15) & ~(size_t)15;
+	h->codes.stride = params->quant ? (quant_code_size(params->dim) + 15) & ~(size_t)15 : 0;
+	atomic_init(&h->ep, EP_EMPTY);
+	sh_rand_seed(&h->rng, params->seed);
+	pthread_mutex_init(&h->write_lock, NULL);
+	pthread_rwlock_init(&h->map_lock, NULL);
+	pthread_mutex_init(&h->pool.lock, NULL);
+	*out = h;
+	return 0;
+}
+
+void hnsw_free(struct hnsw *h)
+{
+	uint32_t n;
+
+	if (h == NULL)
+		return;
+	n = atomic_load(&h->n_slots);
+	for (uint32_t s = 0; s < n; s++)
+		slot_release_upper(h, node_at(h, s));
+	for (size_t i = 0; i < h->pool.n; i++)
+		scratch_free(h->pool.free[i]);
+	sh_free(h->pool.free);
+	arena_free(&h->nodes);
+	arena_free(&h->vecs);
+	arena_free(&h->codes);
+	sh_free(h->map.slots);
+	sh_free(h->pending);
+	sh_free(h->limbo[0]);
+	sh_free(h->limbo[1]);
+	sh_free(h->free_slots);
+	pthread_mutex_destroy(&h->write_lock);
+	pthread_rwlock_destroy(&h->map_lock);
+	pthread_mutex_destroy(&h->pool.lock);
+	sh_free(h);
+}
+
+const struct hnsw_params *hnsw_params(const struct hnsw *h)
+{
+	return &h->p;
+}
+
+int prepare_vector(const struct hnsw *h, const float *in, float *out, struct sh_err *err)
+{
+	for (uint32_t i = 0; i < h->p.dim; i++) {
+		if (!isfinite(in[i]))
+			return sh_err_set(err, SH_EINVAL, "vector element %u is %s", i,
+					  isnan(in[i]) ? "NaN" : "infinite");
+		out[i] = in[i];
+	}
+	if (h->p.metric == SH_METRIC_COSINE && dist_normalize(out, h->p.dim) == 0.0f)
+		return sh_err_set(err, SH_EINVAL, "a zero vector has no direction (metric cosine)");
+	return 0;
+}
+
+/* ------------------------------------------------------------ accessors */
+
+int hnsw_get(const struct hnsw *h, uint64_t id, float *out)
+{
+	uint32_t slot;
+
+	pthread_rwlock_rdlock(&mut(h)->map_lock);
+	slot = idmap_get(h, id);
+	if (slot != NO_SLOT)
+		memcpy(out, vec_at(h, slot), h->p.dim * sizeof(float));
+	pthread_rwlock_unlock(&mut(h)->map_lock);
+	return slot == NO_SLOT ? SH_ENOTFOUND : 0;
+}
+
+bool hnsw_contains(const struct hnsw *h, uint64_t id)
+{
+	uint32_t slot;
+
+	pthread_rwlock_rdlock(&mut(h)->map_lock);
+	slot = idmap_get(h, id);
+	pthread_rwlock_unlock(&mut(h)->map_lock);
+	return slot != NO_SLOT;
+}
+
+size_t hnsw_count(const struct hnsw *h)
+{
+	return atomic_load_explicit(&mut(h)->count, memory_order_relaxed);
+}
+
+size_t hnsw_memory(const struct hnsw *h)
+{
+	struct hnsw *w = mut(h);
+	size_t m = sizeof *h + arena_memory(&h->nodes) + arena_memory(&h->vecs) +
+		   arena_memory(&h->codes) + h->map.cap * sizeof(uint32_t) +
+		   atomic_load(&w->upper_bytes) +
+		   (h->pending_cap + h->limbo_cap[0] + h->limbo_cap[1] + h->free_cap) *
+			   sizeof(uint32_t);
+
+	pthread_mutex_lock(&w->pool.lock);
+	for (size_t i = 0; i < h->pool.n; i++) {
+		const struct scratch *s = h->pool.free[i];
+
+		m += s->vcap * sizeof(uint16_t) +
+		     (s->ccap + s->rcap + s->selcap) * sizeof(struct cand) +
+		     s->idcap * sizeof(uint32_t);
+	}
+	pthread_mutex_unlock(&w->pool.lock);
+	return m;
+}
+
+void hnsw_stats(const struct hnsw *h, struct hnsw_stats *st)
+{
+	uint64_t ep = atomic_load(&mut(h)->ep);
+
+	memset(st, 0, sizeof *st);
+	st->count = hnsw_count(h);
+	st->slots = atomic_load(&mut(h)->n_slots);
+	st->deleted = h->n_pending;
+	st->free = h->n_free + h->n_limbo[0] + h->n_limbo[1];
+	st->max_level = ep == EP_EMPTY ? -1 : (int)(ep >> 32);
+	st->memory = hnsw_memory(h);
+	st->quantized = atomic_load(&mut(h)->quant_ready);
+	st->distance_calls = atomic_load(&mut(h)->dist_calls);
+}

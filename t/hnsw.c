@@ -1,0 +1,539 @@
+/* Tests of index/hnsw: parameters and input validation; recall against an
+ * independent brute force for each metric (5,000 x 32, seeded); exact search;
+ * the same seed builds the same graph; upsert, delete and slot reuse; recall
+ * after deleting 20% and inserting as many; filters; the parallel build;
+ * int8 quantization; save/load round trip; malformed streams. */
+#include "build.h"
+
+#include "index/hnsw.h"
+#include "tap.h"
+#include "util/alloc.h"
+#include "util/rand.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N   5000
+#define DIM 32
+#define NQ  200
+#define K   10
+
+static float *data, *queries;
+
+/* A Gaussian mixture: 20 centres, unit noise. */
+static void gen(float *out, size_t n, uint64_t seed)
+{
+	struct sh_rand r, rc;
+	float centres[20][DIM];
+
+	sh_rand_seed(&rc, 777);
+	for (int c = 0; c < 20; c++)
+		for (int d = 0; d < DIM; d++)
+			centres[c][d] = (float)(sh_rand_normal(&rc) * 4.0);
+	sh_rand_seed(&r, seed);
+	for (size_t i = 0; i < n; i++) {
+		int c = (int)sh_rand_below(&r, 20);
+
+		for (int d = 0; d < DIM; d++)
+			out[i * DIM + d] = centres[c][d] + (float)sh_rand_normal(&r);
+	}
+}
+
+static double ref_dist(enum sh_metric m, const float *a, const float *b)
+{
+	double s = 0, na = 0, nb = 0;
+
+	for (int d = 0; d < DIM; d++) {
+		double x = a[d], y = b[d];
+
+		s += m == SH_METRIC_L2 ? (x - y) * (x - y) : x * y;
+		na += x * x;
+		nb += y * y;
+	}
+	if (m == SH_METRIC_L2)
+		return s;
+	if (m == SH_METRIC_DOT)
+		return -s;
+	return 1.0 - s / sqrt(na * nb);
+}
+
+/* Brute-force top K ids over points [0, n) with ids = index + base; skip
+ * ids for which skip(id) is true. */
+static void truth(enum sh_metric m, const float *q, size_t n, uint64_t *ids,
+		  bool (*excluded)(uint64_t), uint64_t *out)
+{
+	double best[K];
+	int nb = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double d = ref_dist(m, q, data + i * DIM);
+		int j;
+
+		if (excluded != NULL && excluded(ids[i]))
+			continue;
+		if (nb == K && d >= best[K - 1])
+			continue;
+		j = nb < K ? nb++ : K - 1;
+		while (j > 0 && best[j - 1] > d) {
+			best[j] = best[j - 1];
+			out[j] = out[j - 1];
+			j--;
+		}
+		best[j] = d;
+		out[j] = ids[i];
+	}
+}
+
+static double recall(struct hnsw *h, enum sh_metric m, size_t n, uint64_t *ids, size_t ef,
+		     bool (*excluded)(uint64_t))
+{
+	size_t hits = 0;
+
+	for (int qi = 0; qi < NQ; qi++) {
+		uint64_t want[K];
+		struct hnsw_result res[K];
+		size_t got = 0;
+
+		truth(m, queries + qi * DIM, n, ids, excluded, want);
+		hnsw_search(h, queries + qi * DIM, K, ef, NULL, NULL, res, &got, NULL);
+		for (size_t i = 0; i < got; i++)
+			for (int j = 0; j < K; j++)
+				hits += res[i].id == want[j];
+	}
+	return (double)hits / (NQ * K);
+}
+
+static struct hnsw *make(enum sh_metric m, enum hnsw_quant quant, uint64_t seed)
+{
+	struct hnsw_params p = {DIM, m, 16, 100, seed, quant};
+	struct hnsw *h = NULL;
+	struct sh_err err;
+
+	if (hnsw_new(&p, &h, &err) != 0)
+		bail_out("hnsw_new: %s", err.msg);
+	return h;
+}
+
+static uint64_t *seq_ids(size_t n, uint64_t base)
+{
+	uint64_t *ids = sh_malloc(n * sizeof *ids);
+
+	for (size_t i = 0; i < n; i++)
+		ids[i] = base + i;
+	return ids;
+}
+
+static void insert_all(struct hnsw *h, size_t n, const uint64_t *ids)
+{
+	struct sh_err err;
+	int bad = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bad += hnsw_upsert(h, ids[i], data + i * DIM, &err) != 0;
+	is_int(bad, 0, "%zu upserts succeed", n);
+}
+
+static void test_params(void)
+{
+	struct hnsw_params p = {DIM, SH_METRIC_L2, 16, 100, 1, HNSW_QUANT_NONE};
+	struct hnsw *h = NULL;
+	struct sh_err err;
+	float v[DIM] = {0};
+	struct hnsw_result res[1];
+	size_t n;
+
+	p.dim = 0;
+	is_int(hnsw_new(&p, &h, &err), SH_EINVAL, "dim 0 refused");
+	like(err.msg, "dim 0 is outside 1..65536", "with the range");
+	p.dim = DIM;
+	p.m = 1;
+	is_int(hnsw_new(&p, &h, &err), SH_EINVAL, "m 1 refused");
+	p.m = 16;
+	p.metric = (enum sh_metric)9;
+	is_int(hnsw_new(&p, &h, &err), SH_EINVAL, "unknown metric refused");
+	p.metric = SH_METRIC_COSINE;
+	is_int(hnsw_new(&p, &h, &err), 0, "valid parameters accepted");
+	is_int(hnsw_upsert(h, 1, v, &err), SH_EINVAL, "cosine: zero vector refused");
+	like(err.msg, "zero vector", "and says why");
+	v[3] = NAN;
+	is_int(hnsw_upsert(h, 1, v, &err), SH_EINVAL, "NaN refused");
+	like(err.msg, "element 3 is NaN", "with the element");
+	v[3] = INFINITY;
+	is_int(hnsw_upsert(h, 1, v, &err), SH_EINVAL, "infinity refused");
+	is_int(hnsw_count(h), 0, "nothing was inserted");
+	v[3] = 1;
+	is_int(hnsw_search(h, v, 1, 0, NULL, NULL, res, &n, &err), 0, "search of an empty index");
+	is_int(n, 0, "finds nothing");
+	is_int(hnsw_search(h, v, 0, 0, NULL, NULL, res, &n, &err), SH_EINVAL, "k = 0 refused");
+	is_int(hnsw_search(h, v, 5, 3, NULL, NULL, res, &n, &err), SH_EINVAL, "ef < k refused");
+	is_int(hnsw_delete(h, 42), SH_ENOTFOUND, "deleting a missing id");
+	hnsw_free(h);
+}
+
+static void test_recall(enum sh_metric m)
+{
+	struct hnsw *h = make(m, HNSW_QUANT_NONE, 1);
+	uint64_t *ids = seq_ids(N, 1000);
+	double r;
+	int exact_ok = 0;
+
+	insert_all(h, N, ids);
+	is_int(hnsw_count(h), N, "%s: count", sh_metric_name(m));
+	r = recall(h, m, N, ids, 64, NULL);
+	ok(r >= 0.95, "%s: recall@10 at ef=64 is %.4f (>= 0.95)", sh_metric_name(m), r);
+	for (int qi = 0; qi < 50; qi++) {
+		uint64_t want[K];
+		struct hnsw_result res[K];
+		size_t got = 0, same = 0;
+
+		truth(m, queries + qi * DIM, N, ids, NULL, want);
+		hnsw_search_exact(h, queries + qi * DIM, K, NULL, NULL, res, &got, NULL);
+		for (size_t i = 0; i < got; i++)
+			same += res[i].id == want[i];
+		exact_ok += same == K;
+	}
+	is_int(exact_ok, 50, "%s: exact search equals brute force on 50 queries",
+	       sh_metric_name(m));
+	sh_free(ids);
+	hnsw_free(h);
+}
+
+struct buf {
+	unsigned char *p;
+	size_t n, cap, pos;
+};
+
+static int buf_write(void *ctx, const void *p, size_t len)
+{
+	struct buf *b = ctx;
+
+	if (b->n + len > b->cap) {
+		b->cap = (b->n + len) * 2;
+		b->p = sh_realloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->n, p, len);
+	b->n += len;
+	return 0;
+}
+
+static int buf_read(void *ctx, void *p, size_t len)
+{
+	struct buf *b = ctx;
+
+	if (b->pos + len > b->n)
+		return SH_EIO;
+	memcpy(p, b->p + b->pos, len);
+	b->pos += len;
+	return 0;
+}
+
+static struct buf save(struct hnsw *h)
+{
+	struct buf b = {0};
+	struct sh_err err;
+
+	if (hnsw_save(h, buf_write, &b, &err) != 0)
+		bail_out("save: %s", err.msg);
+	return b;
+}
+
+static bool same_results(struct hnsw *a, struct hnsw *b, size_t ef)
+{
+	for (int qi = 0; qi < NQ; qi++) {
+		struct hnsw_result ra[K], rb[K];
+		size_t na = 0, nb = 0;
+
+		hnsw_search(a, queries + qi * DIM, K, ef, NULL, NULL, ra, &na, NULL);
+		hnsw_search(b, queries + qi * DIM, K, ef, NULL, NULL, rb, &nb, NULL);
+		if (na != nb)
+			return false;
+		for (size_t i = 0; i < na; i++)
+			if (ra[i].id != rb[i].id || ra[i].distance != rb[i].distance)
+				return false;
+	}
+	return true;
+}
+
+static void test_determinism(void)
+{
+	struct hnsw *a = make(SH_METRIC_L2, HNSW_QUANT_NONE, 99);
+	struct hnsw *b = make(SH_METRIC_L2, HNSW_QUANT_NONE, 99);
+	uint64_t *ids = seq_ids(N, 0);
+	struct buf sa, sb;
+
+	insert_all(a, N, ids);
+	insert_all(b, N, ids);
+	sa = save(a);
+	sb = save(b);
+	ok(sa.n == sb.n && memcmp(sa.p, sb.p, sa.n) == 0,
+	   "the same seed and inserts give a byte-identical graph (%zu bytes)", sa.n);
+	ok(same_results(a, b, 40), "and identical search results");
+	sh_free(sa.p);
+	sh_free(sb.p);
+	sh_free(ids);
+	hnsw_free(a);
+	hnsw_free(b);
+}
+
+static bool odd(uint64_t id)
+{
+	return id % 2 == 1;
+}
+
+static bool even_only(uint64_t id, void *arg)
+{
+	(void)arg;
+	return id % 2 == 0;
+}
+
+static void test_filter(void)
+{
+	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_NONE, 3);
+	uint64_t *ids = seq_ids(N, 0);
+	int wrong = 0, exact_ok = 0;
+	size_t hits = 0;
+
+	insert_all(h, N, ids);
+	for (int qi = 0; qi < NQ; qi++) {
+		struct hnsw_result res[K], ex[K];
+		uint64_t want[K];
+		size_t got = 0, nex = 0;
+
+		hnsw_search(h, queries + qi * DIM, K, 64, even_only, NULL, res, &got, NULL);
+		hnsw_search_exact(h, queries + qi * DIM, K, even_only, NULL, ex, &nex, NULL);
+		truth(SH_METRIC_L2, queries + qi * DIM, N, ids, odd, want);
+		for (size_t i = 0; i < got; i++) {
+			wrong += res[i].id % 2 != 0;
+			for (int j = 0; j < K; j++)
+				hits += res[i].id == want[j];
+		}
+		for (size_t i = 0; i < nex; i++)
+			exact_ok += ex[i].id == want[i];
+	}
+	is_int(wrong, 0, "a filter excludes every rejected id");
+	ok((double)hits / (NQ * K) >= 0.95, "filtered recall@10 %.4f (>= 0.95)",
+	   (double)hits / (NQ * K));
+	is_int(exact_ok, NQ * K, "filtered exact search equals brute force");
+	sh_free(ids);
+	hnsw_free(h);
+}
+
+static void test_upsert_delete(void)
+{
+	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_NONE, 5);
+	uint64_t *ids = seq_ids(N, 0);
+	float got[DIM];
+	struct hnsw_result res[K];
+	size_t n, returned_deleted = 0;
+	struct hnsw_stats st;
+
+	insert_all(h, N, ids);
+	is_int(hnsw_upsert(h, 7, data + 100 * DIM, NULL), 0, "upsert an existing id");
+	is_int(hnsw_count(h), N, "count unchanged");
+	is_int(hnsw_get(h, 7, got), 0, "get it");
+	ok(memcmp(got, data + 100 * DIM, sizeof got) == 0, "get returns the new vector");
+	hnsw_search(h, data + 7 * DIM, 1, 64, NULL, NULL, res, &n, NULL);
+	ok(n == 1 && res[0].id != 7, "the old vector no longer finds id 7");
+	hnsw_search(h, data + 100 * DIM, 2, 64, NULL, NULL, res, &n, NULL);
+	ok(n == 2 && (res[0].id == 7 || res[1].id == 7) && res[0].distance == 0.0f,
+	   "the new vector finds id 7 at distance 0");
+	for (uint64_t id = 0; id < N; id += 5)
+		hnsw_delete(h, id);
+	is_int(hnsw_count(h), N - N / 5, "deleting 20%% lowers the count");
+	is_int(hnsw_get(h, 10, got), SH_ENOTFOUND, "a deleted id is not found");
+	ok(!hnsw_contains(h, 10) && hnsw_contains(h, 11), "contains() agrees");
+	is_int(hnsw_delete(h, 10), SH_ENOTFOUND, "deleting it again: not found");
+	for (int qi = 0; qi < NQ; qi++) {
+		hnsw_search(h, queries + qi * DIM, K, 64, NULL, NULL, res, &n, NULL);
+		for (size_t i = 0; i < n; i++)
+			returned_deleted += res[i].id % 5 == 0;
+	}
+	is_int(returned_deleted, 0, "no deleted id is ever returned");
+	hnsw_compact(h);
+	hnsw_stats(h, &st);
+	is_int(st.deleted, 0, "compact repairs every pending deletion");
+	/* the upsert of id 7 above freed one more slot and took a new one */
+	is_int(st.free, N / 5 + 1, "and reclaims their slots");
+	for (uint64_t id = 0; id < N; id += 5)
+		hnsw_upsert(h, N + id, data + id * DIM, NULL);
+	hnsw_stats(h, &st);
+	is_int(st.slots, N + 1, "new points reuse the reclaimed slots (no new slots)");
+	sh_free(ids);
+	hnsw_free(h);
+}
+
+/* Delete 20% and insert as many new points: recall at a fixed ef may drop
+ * by at most 0.01 against an index built on the final set directly. */
+static void test_delete_recall(void)
+{
+	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_NONE, 11);
+	struct hnsw *fresh = make(SH_METRIC_L2, HNSW_QUANT_NONE, 11);
+	uint64_t *ids = seq_ids(N, 0), *final = sh_malloc(N * sizeof *final);
+	float *save_data = data;
+	double r_churn, r_fresh;
+	size_t m = N - N / 5;
+
+	/* points [0, m) stay, [m, N) are deleted, then [N, N + N/5) arrive;
+	 * data for the arrivals comes from a second generator */
+	float *all = sh_malloc((N + N / 5) * DIM * sizeof *all);
+
+	memcpy(all, data, N * DIM * sizeof *all);
+	gen(all + N * DIM, N / 5, 4242);
+	data = all;
+	insert_all(h, N, ids);
+	for (size_t i = m; i < N; i++)
+		hnsw_delete(h, i);
+	for (size_t i = N; i < N + N / 5; i++)
+		hnsw_upsert(h, i, all + i * DIM, NULL);
+	for (size_t i = 0; i < N; i++)
+		final[i] = i < m ? i : i + N / 5;
+	/* the final set, laid out contiguously for the brute force */
+	data = sh_malloc(N * DIM * sizeof *data);
+	for (size_t i = 0; i < N; i++)
+		memcpy(data + i * DIM, all + final[i] * DIM, DIM * sizeof *data);
+	for (size_t i = 0; i < N; i++)
+		hnsw_upsert(fresh, final[i], data + i * DIM, NULL);
+	r_churn = recall(h, SH_METRIC_L2, N, final, 32, NULL);
+	r_fresh = recall(fresh, SH_METRIC_L2, N, final, 32, NULL);
+	ok(r_churn >= r_fresh - 0.01,
+	   "after deleting 20%% and inserting as many, recall@10 at ef=32 is %.4f "
+	   "(built fresh: %.4f; may drop at most 0.01)",
+	   r_churn, r_fresh);
+	sh_free(data);
+	data = save_data;
+	sh_free(all);
+	sh_free(ids);
+	sh_free(final);
+	hnsw_free(h);
+	hnsw_free(fresh);
+}
+
+static void test_build_parallel(void)
+{
+	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_NONE, 21);
+	uint64_t *ids = seq_ids(N, 0);
+	struct sh_err err;
+	double r;
+
+	is_int(hnsw_build(h, ids, data, N, 2, &err), 0, "parallel build on 2 threads");
+	is_int(hnsw_count(h), N, "every point inserted");
+	r = recall(h, SH_METRIC_L2, N, ids, 64, NULL);
+	ok(r >= 0.95, "recall@10 after the parallel build %.4f (>= 0.95)", r);
+	is_int(hnsw_build(h, ids, data, 1, 1, &err), SH_EEXIST, "building an existing id fails");
+	like(err.msg, "point 0 (id 0): id already present", "and names it");
+	sh_free(ids);
+	hnsw_free(h);
+}
+
+static void test_quant(void)
+{
+	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_INT8, 31);
+	struct hnsw *c = make(SH_METRIC_COSINE, HNSW_QUANT_INT8, 31);
+	uint64_t *ids = seq_ids(N, 0);
+	struct hnsw_stats st;
+	double r;
+
+	insert_all(h, N, ids);
+	hnsw_stats(h, &st);
+	ok(st.quantized, "int8 codes are trained and used");
+	r = recall(h, SH_METRIC_L2, N, ids, 64, NULL);
+	ok(r >= 0.95, "l2 + int8: recall@10 at ef=64 is %.4f (>= 0.95)", r);
+	insert_all(c, N, ids);
+	r = recall(c, SH_METRIC_COSINE, N, ids, 64, NULL);
+	ok(r >= 0.95, "cosine + int8: recall@10 at ef=64 is %.4f (>= 0.95)", r);
+	sh_free(ids);
+	hnsw_free(h);
+	hnsw_free(c);
+}
+
+static void test_io(void)
+{
+	struct hnsw *h = make(SH_METRIC_COSINE, HNSW_QUANT_INT8, 41), *back = NULL;
+	uint64_t *ids = seq_ids(N, 0);
+	struct buf b, b2, t;
+	struct sh_err err;
+	int crashes = 0, accepted = 0;
+
+	insert_all(h, N, ids);
+	for (uint64_t id = 0; id < 300; id += 3)
+		hnsw_delete(h, id); /* some pending deletions travel too */
+	b = save(h);
+	b.pos = 0;
+	sh_err_clear(&err);
+	is_int(hnsw_load(buf_read, &b, &back, &err), 0, "load what was saved %s", err.msg);
+	is_int(hnsw_count(back), hnsw_count(h), "same count");
+	ok(same_results(h, back, 50), "identical search results after the round trip");
+	b2 = save(back);
+	ok(b2.n == b.n && memcmp(b2.p, b.p, b.n) == 0, "saving again gives the same bytes");
+	hnsw_free(back);
+
+	t = b;
+	for (size_t cut = 0; cut < b.n; cut += b.n / 97 + 1) {
+		t.n = cut;
+		t.pos = 0;
+		crashes += hnsw_load(buf_read, &t, &back, &err) != SH_ECORRUPT;
+	}
+	is_int(crashes, 0, "every truncation is refused as corrupt");
+	like(err.msg, "stream ends in", "and says where the stream ended");
+	for (size_t off = 0; off < b.n; off += b.n / 61 + 1) {
+		b.p[off] ^= 0x5a;
+		b.pos = 0;
+		if (hnsw_load(buf_read, &b, &back, &err) == 0) {
+			accepted++;
+			hnsw_free(back);
+		}
+		b.p[off] ^= 0x5a;
+	}
+	is_int(accepted, 0, "every flipped byte is refused (checksum or validation)");
+	b.pos = 0;
+	b.p[0] = 'X';
+	is_int(hnsw_load(buf_read, &b, &back, &err), SH_ECORRUPT, "bad magic refused");
+	like(err.msg, "bad magic", "and named");
+	b.p[0] = 'S';
+	/* n_slots (header offset 36, doc/storage-format.md) set to 2^32 - 1:
+	 * refused when the stream runs out, with no giant allocation first */
+	memset(b.p + 36, 0xff, 4);
+	b.pos = 0;
+	is_int(hnsw_load(buf_read, &b, &back, &err), SH_ECORRUPT, "absurd sizes refused");
+	sh_free(b.p);
+	sh_free(b2.p);
+	sh_free(ids);
+	hnsw_free(h);
+}
+
+static void test_memory(void)
+{
+	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_NONE, 51);
+	uint64_t *ids = seq_ids(N, 0);
+	size_t raw = (size_t)N * DIM * sizeof(float), mem;
+
+	insert_all(h, N, ids);
+	mem = hnsw_memory(h);
+	ok(mem > raw && mem < raw * 4, "memory %zu bytes for %zu bytes of vectors", mem, raw);
+	sh_free(ids);
+	hnsw_free(h);
+}
+
+int main(void)
+{
+	data = sh_malloc((size_t)N * DIM * sizeof *data);
+	queries = sh_malloc((size_t)NQ * DIM * sizeof *queries);
+	gen(data, N, 1);
+	gen(queries, NQ, 2);
+	test_params();
+	test_recall(SH_METRIC_L2);
+	test_recall(SH_METRIC_COSINE);
+	test_recall(SH_METRIC_DOT);
+	test_determinism();
+	test_filter();
+	test_upsert_delete();
+	test_delete_recall();
+	test_build_parallel();
+	test_quant();
+	test_io();
+	test_memory();
+	sh_free(data);
+	sh_free(queries);
+	return done_testing();
+}
