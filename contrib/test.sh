@@ -3,6 +3,7 @@
 #
 #   contrib/test.sh               warnings are errors (-Werror), build/werror/
 #   contrib/test.sh --sanitizers  also ASan + UBSan, build/sanitizers/
+#   contrib/test.sh --tsan        the threaded tests under ThreadSanitizer, build/tsan/
 #   contrib/test.sh --distcheck   also `make distcheck` (tarball builds and passes)
 #
 # Installs missing Debian packages first (contrib/deps.sh).  Ends with one
@@ -18,8 +19,10 @@ for arg in "$@"; do
 	case "$arg" in
 	--sanitizers) flavor=sanitizers; cfg="--enable-werror --enable-sanitizers"
 		SHOAL_TIMEOUT_SCALE=${SHOAL_TIMEOUT_SCALE:-3}; export SHOAL_TIMEOUT_SCALE ;;
+	--tsan) flavor=tsan; cfg="--enable-werror --enable-tsan"
+		SHOAL_TIMEOUT_SCALE=${SHOAL_TIMEOUT_SCALE:-5}; export SHOAL_TIMEOUT_SCALE ;;
 	--distcheck) distcheck=yes ;;
-	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
 	*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
 	esac
 done
@@ -40,7 +43,9 @@ fi
 make -j"$jobs" >/dev/null
 
 rc=0
-make -j"$jobs" check || rc=$?
+target=check
+[ $flavor = tsan ] && target=check-tsan
+make -j"$jobs" $target || rc=$?
 [ $rc -ne 0 ] && [ -f test-suite.log ] && cat test-suite.log
 
 if [ $rc -eq 0 ] && [ $distcheck = yes ]; then

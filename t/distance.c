@@ -65,7 +65,8 @@ static void check_isa(const struct dist_kernels *k, const size_t *dims, size_t n
 			first = bad_f++ ? first : dim;
 		}
 		if (k->u8_l2sq(ua + off, ub + 1, dim) != ref->u8_l2sq(ua + off, ub + 1, dim) ||
-		    k->u8_dot(ua + off, ub + 1, dim) != ref->u8_dot(ua + off, ub + 1, dim))
+		    k->s8_dot((const int8_t *)ua + off, (const int8_t *)ub + 1, dim) !=
+			    ref->s8_dot((const int8_t *)ua + off, (const int8_t *)ub + 1, dim))
 			bad_u++;
 	}
 	ok(bad_f == 0, "%s %s: float l2sq and dot within tolerance (%d bad, first dim %zu)",
@@ -77,6 +78,7 @@ static void check_isa(const struct dist_kernels *k, const size_t *dims, size_t n
 static void test_extremes(const struct dist_kernels *k)
 {
 	uint8_t *x = ua, *y = ub;
+	int8_t *sx = (int8_t *)ua, *sy = (int8_t *)ub;
 	uint32_t want = 255u * 255u * MAXDIM;
 
 	for (size_t i = 0; i < MAXDIM; i++) {
@@ -85,7 +87,13 @@ static void test_extremes(const struct dist_kernels *k)
 	}
 	is_int(k->u8_l2sq(x, y, MAXDIM), want, "%s: byte l2sq exact at 65536 x 255^2",
 	       dist_isa_name(k->isa));
-	is_int(k->u8_dot(x, x, MAXDIM), want, "%s: byte dot exact at 65536 x 255^2",
+	for (size_t i = 0; i < MAXDIM; i++) {
+		sx[i] = -127;
+		sy[i] = (int8_t)(i % 2 ? 127 : -127);
+	}
+	is_int(k->s8_dot(sx, sx, MAXDIM), 127 * 127 * MAXDIM,
+	       "%s: signed dot exact at 65536 x 127^2", dist_isa_name(k->isa));
+	is_int(k->s8_dot(sx, sy, MAXDIM), 0, "%s: signed dot cancels exactly",
 	       dist_isa_name(k->isa));
 }
 

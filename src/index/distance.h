@@ -46,10 +46,10 @@ struct dist_kernels {
 	enum dist_isa isa;
 	dist_fn l2sq;
 	dist_fn dot;
-	/* int8 codes (see quant.h): sum (a_i - b_i)^2 and sum a_i * b_i of
-	 * unsigned bytes, exact in 32 bits for dim <= 65536. */
+	/* int8 codes (see quant.h), exact in 32 bits for dim <= 65536:
+	 * sum (a_i - b_i)^2 of unsigned bytes, sum a_i * b_i of signed ones. */
 	uint32_t (*u8_l2sq)(const uint8_t *a, const uint8_t *b, size_t dim);
-	uint32_t (*u8_dot)(const uint8_t *a, const uint8_t *b, size_t dim);
+	int32_t (*s8_dot)(const int8_t *a, const int8_t *b, size_t dim);
 };
 
 /* The best kernels this CPU runs. */

@@ -19,70 +19,44 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ arenas */
 
-static int arena_grow_dir(struct arena *a, uint32_t need)
-{
-	uint32_t cap = a->dir_cap ? a->dir_cap : 16;
-	char **old = atomic_load_explicit(&a->dir, memory_order_relaxed), **dir;
-	void **olds;
-
-	while (cap < need)
-		cap *= 2;
-	dir = sh_calloc(cap, sizeof *dir);
-	olds = sh_reallocarray(a->old_dirs, a->n_old + 1, sizeof *olds);
-	if (dir == NULL || olds == NULL) {
-		sh_free(dir);
-		if (olds != NULL)
-			a->old_dirs = olds;
-		return SH_ENOMEM;
-	}
-	a->old_dirs = olds;
-	if (old != NULL) {
-		memcpy(dir, old, a->chunks * sizeof *dir);
-		a->old_dirs[a->n_old++] = old; /* a reader may still be using it */
-	}
-	a->dir_cap = cap;
-	atomic_store_explicit(&a->dir, dir, memory_order_release);
-	return 0;
-}
+#define HUGE_PAGE (2u << 20)
 
 int arena_reserve(struct arena *a, uint32_t slots)
 {
-	uint32_t need = (uint32_t)(((uint64_t)slots + ARENA_CHUNK - 1) >> ARENA_SHIFT);
+	uint32_t off;
+	unsigned need;
 
-	if (a->stride == 0)
+	if (a->stride == 0 || slots == 0)
 		return 0;
-	if (need > a->dir_cap && arena_grow_dir(a, need) != 0)
-		return SH_ENOMEM;
+	need = arena_chunk_of(slots - 1, &off) + 1;
 	while (a->chunks < need) {
-		char *chunk = sh_aligned_alloc(64, (size_t)ARENA_CHUNK * a->stride);
+		size_t bytes = ((size_t)1 << (ARENA_SHIFT + a->chunks)) * a->stride;
+		bool huge = bytes >= HUGE_PAGE;
+		char *c = sh_aligned_alloc(huge ? HUGE_PAGE : 64, bytes);
 
-		if (chunk == NULL)
+		if (c == NULL)
 			return SH_ENOMEM;
-		memset(chunk, 0, (size_t)ARENA_CHUNK * a->stride);
-		atomic_load_explicit(&a->dir, memory_order_relaxed)[a->chunks++] = chunk;
+		if (huge) /* fewer TLB misses on random access; advice only */
+			madvise(c, bytes, MADV_HUGEPAGE);
+		atomic_store_explicit(&a->chunk[a->chunks++], c, memory_order_release);
 	}
 	return 0;
+}
+
+size_t arena_used(const struct arena *a, uint32_t n)
+{
+	return (size_t)n * a->stride;
 }
 
 static void arena_free(struct arena *a)
 {
-	char **dir = atomic_load_explicit(&a->dir, memory_order_relaxed);
-
-	for (uint32_t i = 0; i < a->chunks; i++)
-		sh_free(dir[i]);
-	for (uint32_t i = 0; i < a->n_old; i++)
-		sh_free(a->old_dirs[i]);
-	sh_free(a->old_dirs);
-	sh_free(dir);
-}
-
-static size_t arena_memory(const struct arena *a)
-{
-	return (size_t)a->chunks * ARENA_CHUNK * a->stride + a->dir_cap * sizeof(char *);
+	for (unsigned k = 0; k < a->chunks; k++)
+		sh_free(atomic_load_explicit(&a->chunk[k], memory_order_relaxed));
 }
 
 /* ------------------------------------------------------------ slots */
@@ -102,20 +76,36 @@ static int push_u32(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
 	return 0;
 }
 
+void slot_init(struct hnsw *h, uint32_t slot)
+{
+	struct node *n = node_at(h, slot);
+	_Atomic uint32_t *l = links_at(h, slot, 0);
+
+	n->id = 0;
+	atomic_init(&n->upper, NULL);
+	atomic_init(&n->state, SLOT_FREE);
+	n->level = 0;
+	atomic_init(&n->lock, 0);
+	for (uint32_t i = 0; i < h->m0; i++)
+		atomic_init(&l[i], NO_SLOT);
+}
+
 int slot_alloc(struct hnsw *h, uint32_t *slot)
 {
 	uint32_t s;
 
 	if (h->n_free > 0) {
 		*slot = h->free_slots[--h->n_free];
+		slot_init(h, *slot); /* no search can still see it (epochs) */
 		return 0;
 	}
 	s = atomic_load_explicit(&h->n_slots, memory_order_relaxed);
 	if (s >= HNSW_MAX_POINTS)
 		return SH_ETOOBIG;
-	if (arena_reserve(&h->nodes, s + 1) != 0 || arena_reserve(&h->vecs, s + 1) != 0 ||
-	    arena_reserve(&h->codes, s + 1) != 0)
+	if (arena_reserve(&h->nodes, s + 1) != 0 || arena_reserve(&h->links, s + 1) != 0 ||
+	    arena_reserve(&h->vecs, s + 1) != 0 || arena_reserve(&h->codes, s + 1) != 0)
 		return SH_ENOMEM;
+	slot_init(h, s);
 	atomic_store_explicit(&h->n_slots, s + 1, memory_order_release);
 	*slot = s;
 	return 0;
@@ -136,7 +126,7 @@ void slot_release_upper(struct hnsw *h, struct node *n)
 	_Atomic uint32_t *up = atomic_exchange(&n->upper, NULL);
 
 	if (up != NULL) {
-		atomic_fetch_sub(&h->upper_bytes, (size_t)n->level * (1 + h->p.m) * sizeof(*up));
+		atomic_fetch_sub(&h->upper_bytes, (size_t)n->level * h->p.m * sizeof(*up));
 		sh_free((void *)(uintptr_t)up);
 	}
 }
@@ -334,9 +324,10 @@ int hnsw_new(const struct hnsw_params *params, struct hnsw **out, struct sh_err 
 	h->kern = params->metric == SH_METRIC_L2 ? h->k->l2sq : h->k->dot;
 	h->negate = params->metric != SH_METRIC_L2;
 	h->bias = params->metric == SH_METRIC_COSINE ? 1.0f : 0.0f;
-	h->nodes.stride = (sizeof(struct node) + (1 + h->m0) * sizeof(uint32_t) + 7) & ~(size_t)7;
+	h->nodes.stride = sizeof(struct node);
+	h->links.stride = (h->m0 * sizeof(uint32_t) + 63) & ~(size_t)63;
 	h->vecs.stride = ((size_t)params->dim * sizeof(float) + 15) & ~(size_t)15;
-	h->codes.stride = params->quant ? (quant_code_size(params->dim) + 15) & ~(size_t)15 : 0;
+	h->codes.stride = params->quant ? (params->dim + 63) & ~(size_t)63 : 0;
 	atomic_init(&h->ep, EP_EMPTY);
 	sh_rand_seed(&h->rng, params->seed);
 	pthread_mutex_init(&h->write_lock, NULL);
@@ -359,6 +350,7 @@ void hnsw_free(struct hnsw *h)
 		scratch_free(h->pool.free[i]);
 	sh_free(h->pool.free);
 	arena_free(&h->nodes);
+	arena_free(&h->links);
 	arena_free(&h->vecs);
 	arena_free(&h->codes);
 	sh_free(h->map.slots);
@@ -422,9 +414,10 @@ size_t hnsw_count(const struct hnsw *h)
 size_t hnsw_memory(const struct hnsw *h)
 {
 	struct hnsw *w = mut(h);
-	size_t m = sizeof *h + arena_memory(&h->nodes) + arena_memory(&h->vecs) +
-		   arena_memory(&h->codes) + h->map.cap * sizeof(uint32_t) +
-		   atomic_load(&w->upper_bytes) +
+	uint32_t n = atomic_load(&w->n_slots);
+	size_t m = sizeof *h + arena_used(&h->nodes, n) + arena_used(&h->links, n) +
+		   arena_used(&h->vecs, n) + arena_used(&h->codes, n) +
+		   h->map.cap * sizeof(uint32_t) + atomic_load(&w->upper_bytes) +
 		   (h->pending_cap + h->limbo_cap[0] + h->limbo_cap[1] + h->free_cap) *
 			   sizeof(uint32_t);
 

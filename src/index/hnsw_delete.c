@@ -46,54 +46,50 @@ static void add_cand(struct hnsw *h, struct scratch *s, const float *v, uint32_t
  * the live links of its deleted links, selected by Alg. 4. */
 static void relink(struct hnsw *h, struct scratch *s, uint32_t nb, int level)
 {
-	struct node *n = node_at(h, nb);
-	_Atomic uint32_t *l = links_at(h, n, level);
-	uint32_t cnt = atomic_load(&l[0]);
+	uint32_t cap = max_links(h, level), e, f, ids[2 * HNSW_MAX_M];
+	_Atomic uint32_t *l = links_at(h, nb, level);
 	const float *v = vec_at(h, nb);
 	size_t nc = 0;
 
 	scratch_begin(s);
 	s->visited[nb] = s->tag;
-	for (uint32_t i = 1; i <= cnt; i++) {
-		uint32_t e = atomic_load(&l[i]);
-
+	for (uint32_t i = 0; i < cap && (e = link_get(l, i)) != NO_SLOT; i++) {
 		if (is_deleted(h, e)) {
-			_Atomic uint32_t *el = links_at(h, node_at(h, e), level);
-			uint32_t ecnt = atomic_load(&el[0]);
+			_Atomic uint32_t *el = links_at(h, e, level);
 
-			for (uint32_t j = 1; j <= ecnt; j++)
-				add_cand(h, s, v, atomic_load(&el[j]), &nc);
+			for (uint32_t j = 0; j < cap && (f = link_get(el, j)) != NO_SLOT; j++)
+				add_cand(h, s, v, f, &nc);
 		} else {
 			add_cand(h, s, v, e, &nc);
 		}
 	}
 	sort_cands(s->sel, nc);
-	nc = select_heuristic(h, s->sel, nc, max_links(h, level));
-	node_lock(n);
+	nc = select_heuristic(h, s->sel, nc, cap);
 	for (size_t i = 0; i < nc; i++)
-		atomic_store_explicit(&l[i + 1], s->sel[i].slot, memory_order_release);
-	atomic_store_explicit(&l[0], (uint32_t)nc, memory_order_release);
-	node_unlock(n);
+		ids[i] = s->sel[i].slot;
+	node_lock(node_at(h, nb));
+	links_set(l, cap, ids, (uint32_t)nc);
+	node_unlock(node_at(h, nb));
 }
 
 static bool links_to(const struct hnsw *h, uint32_t from, int level, uint32_t to)
 {
-	_Atomic uint32_t *l = links_at(h, node_at(h, from), level);
-	uint32_t cnt = atomic_load(&l[0]);
+	_Atomic uint32_t *l = links_at(h, from, level);
+	uint32_t cap = max_links(h, level), e;
 
-	for (uint32_t i = 1; i <= cnt; i++)
-		if (atomic_load(&l[i]) == to)
+	for (uint32_t i = 0; i < cap && (e = link_get(l, i)) != NO_SLOT; i++)
+		if (e == to)
 			return true;
 	return false;
 }
 
 static bool has_deleted_link(const struct hnsw *h, uint32_t from, int level)
 {
-	_Atomic uint32_t *l = links_at(h, node_at(h, from), level);
-	uint32_t cnt = atomic_load(&l[0]);
+	_Atomic uint32_t *l = links_at(h, from, level);
+	uint32_t cap = max_links(h, level), e;
 
-	for (uint32_t i = 1; i <= cnt; i++)
-		if (is_deleted(h, atomic_load(&l[i])))
+	for (uint32_t i = 0; i < cap && (e = link_get(l, i)) != NO_SLOT; i++)
+		if (is_deleted(h, e))
 			return true;
 	return false;
 }
@@ -102,19 +98,16 @@ static bool has_deleted_link(const struct hnsw *h, uint32_t from, int level)
  * own neighbours (no scan); EP_EMPTY when no point is live. */
 static uint64_t new_entry(const struct hnsw *h, uint32_t old, int top)
 {
-	uint32_t n = atomic_load(&mut(h)->n_slots), best = NO_SLOT;
+	uint32_t n = atomic_load(&mut(h)->n_slots), best = NO_SLOT, e;
 	int best_level = -1;
 
 	for (int level = top; level >= 0; level--) {
-		_Atomic uint32_t *l = links_at(h, node_at(h, old), level);
-		uint32_t cnt = atomic_load(&l[0]);
+		_Atomic uint32_t *l = links_at(h, old, level);
 
-		for (uint32_t i = 1; i <= cnt; i++) {
-			uint32_t e = atomic_load(&l[i]);
-
+		for (uint32_t i = 0; i < max_links(h, level) && (e = link_get(l, i)) != NO_SLOT;
+		     i++)
 			if (!is_deleted(h, e) && node_at(h, e)->level == top)
 				return ep_pack(top, e);
-		}
 	}
 	for (uint32_t s = 0; s < n; s++) {
 		if (!is_deleted(h, s) && node_at(h, s)->level > best_level) {
@@ -194,15 +187,13 @@ void delete_slot(struct hnsw *h, uint32_t slot)
 	live = atomic_fetch_sub(&h->count, 1) - 1;
 	if (writer_scratch(h, &s) == 0) {
 		for (int level = n->level; level >= 0; level--) {
-			_Atomic uint32_t *l = links_at(h, n, level);
-			uint32_t cnt = atomic_load(&l[0]);
+			_Atomic uint32_t *l = links_at(h, slot, level);
+			uint32_t nb;
 
-			for (uint32_t i = 1; i <= cnt; i++) {
-				uint32_t nb = atomic_load(&l[i]);
-
+			for (uint32_t i = 0;
+			     i < max_links(h, level) && (nb = link_get(l, i)) != NO_SLOT; i++)
 				if (!is_deleted(h, nb) && links_to(h, nb, level, slot))
 					relink(h, s, nb, level);
-			}
 		}
 		scratch_put(h, s);
 	}

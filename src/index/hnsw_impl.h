@@ -4,19 +4,24 @@
  * hnsw_insert.c: Alg. 1 and 4; hnsw_delete.c: deletion and repair;
  * hnsw_io.c: the stream format).  Nothing outside src/index/ includes it.
  *
- * Memory layout.  A point lives in a slot (uint32).  Per slot, three arenas
- * hold fixed-size records: nodes (id, level, state, lock, level-0 links),
- * vectors (dim floats) and, with quantization, codes (dim bytes + sum).
- * Arenas grow by whole chunks of ARENA_CHUNK slots and never move a record,
- * so a reader may follow a link while the writer grows the index.  A node of
- * level L > 0 also owns a separate block of L upper link lists.
+ * Memory layout.  A point lives in a slot (uint32).  Per slot, arenas hold
+ * fixed-size records: node metadata (id, level, state, lock), level-0 links,
+ * the vector and, with quantization, its int8 code.  Each kind has its own
+ * arena so that a search touches only what it needs: a link list is exactly
+ * m0 slots (128 bytes, two cache lines, for m = 16) and a 128-d code is two
+ * cache lines.  An arena grows by chunks that double in size (chunk k holds
+ * ARENA_BASE << k slots), so a fixed table of chunk pointers covers every
+ * slot and no record ever moves: a reader may follow a link while the writer
+ * grows the index.  Chunks of 2 MiB and more ask for transparent huge pages.
+ * A node of level L > 0 also owns a block of L upper link lists (m each).
  *
- * Concurrency.  Link lists are arrays of _Atomic uint32_t: [0] the count,
- * then the slots.  Writers change a node's lists holding the node's
- * spinlock; readers take no lock and load with acquire, so they see each
- * entry either before or after a change, never torn, and every slot they
- * see is complete (its record was written before the first link to it was
- * published).  The entry point (level and slot) is one atomic word.
+ * Link lists hold no count: a list is an array of _Atomic uint32_t of fixed
+ * capacity, its entries first, then NO_SLOT up to the end.  Writers change a
+ * node's lists holding the node's spinlock and keep the entries compact;
+ * readers take no lock and stop at the first NO_SLOT, so they see each entry
+ * either before or after a change, never torn, and every slot they see is
+ * complete (its records were written before the first link to it).  The
+ * entry point (level and slot) is one atomic word.
  */
 #ifndef SHOAL_INDEX_HNSW_IMPL_H
 #define SHOAL_INDEX_HNSW_IMPL_H
@@ -28,12 +33,12 @@
 #include "index/quant.h"
 #include "util/rand.h"
 
-#define ARENA_SHIFT 10
-#define ARENA_CHUNK (1u << ARENA_SHIFT)
-#define NO_SLOT     UINT32_MAX
-#define EP_EMPTY    UINT64_MAX
-#define MAX_LEVEL   31
-#define QUANT_TRAIN 1024 /* points needed before the int8 quantizer is trained */
+#define ARENA_SHIFT  10 /* chunk 0 holds 1024 slots */
+#define ARENA_CHUNKS 23 /* chunks 0..22 hold 1024 * (2^23 - 1) > 2^32 slots */
+#define NO_SLOT      UINT32_MAX
+#define EP_EMPTY     UINT64_MAX
+#define MAX_LEVEL    31
+#define QUANT_TRAIN  1024 /* points needed before the int8 quantizer is trained */
 
 enum slot_state {
 	SLOT_FREE = 0,    /* not in the graph (never used, or reclaimed) */
@@ -43,22 +48,18 @@ enum slot_state {
 };
 
 struct arena {
-	size_t stride;      /* bytes per record */
-	char **_Atomic dir; /* chunk pointers; replaced (never freed) when it grows */
-	uint32_t dir_cap;   /* entries in dir */
-	uint32_t chunks;    /* chunks allocated */
-	void **old_dirs;    /* replaced directories, freed with the arena */
-	uint32_t n_old;
+	size_t stride; /* bytes per record */
+	char *_Atomic chunk[ARENA_CHUNKS];
+	unsigned chunks; /* allocated so far (writer only) */
 };
 
+/* Node metadata: one per slot. */
 struct node {
 	uint64_t id;
-	_Atomic uint32_t *_Atomic upper; /* levels 1..level, (1 + m) words each */
+	_Atomic uint32_t *_Atomic upper; /* levels 1..level, m slots each */
 	_Atomic uint8_t state;
 	uint8_t level;
 	_Atomic uint8_t lock;
-	uint8_t pad;
-	_Atomic uint32_t links0[]; /* [0] count, then up to m0 slots */
 };
 
 /* A candidate: distance and slot. */
@@ -107,7 +108,7 @@ struct hnsw {
 	bool negate;  /* distance = bias - kern() (dot, cosine) */
 	float bias;
 
-	struct arena nodes, vecs, codes;
+	struct arena nodes, links, vecs, codes;
 	_Atomic uint32_t n_slots; /* slots handed out so far (high-water mark) */
 	_Atomic uint64_t ep;      /* level << 32 | slot, or EP_EMPTY */
 	_Atomic size_t count;     /* live points */
@@ -151,11 +152,23 @@ static inline struct node *node_mut(const struct node *n)
 	return (struct node *)(uintptr_t)n;
 }
 
+/* Chunk k holds slots [(2^k - 1) << ARENA_SHIFT, (2^(k+1) - 1) << ARENA_SHIFT). */
+static inline unsigned arena_chunk_of(uint32_t slot, uint32_t *off)
+{
+	uint64_t t = ((uint64_t)slot >> ARENA_SHIFT) + 1;
+	unsigned k = 63u - (unsigned)__builtin_clzll(t);
+
+	*off = slot - (uint32_t)(((1ull << k) - 1) << ARENA_SHIFT);
+	return k;
+}
+
 static inline void *arena_at(const struct arena *a, uint32_t slot)
 {
-	char **dir = atomic_load_explicit(&a->dir, memory_order_acquire);
+	uint32_t off;
+	unsigned k = arena_chunk_of(slot, &off);
+	char *c = atomic_load_explicit(&a->chunk[k], memory_order_acquire);
 
-	return dir[slot >> ARENA_SHIFT] + (size_t)(slot & (ARENA_CHUNK - 1)) * a->stride;
+	return c + (size_t)off * a->stride;
 }
 
 static inline struct node *node_at(const struct hnsw *h, uint32_t slot)
@@ -173,20 +186,48 @@ static inline const uint8_t *code_at(const struct hnsw *h, uint32_t slot)
 	return arena_at(&h->codes, slot);
 }
 
-/* The link list of slot at level (count in [0], slots after). */
-static inline _Atomic uint32_t *links_at(const struct hnsw *h, const struct node *n, int level)
+/* The link list of slot at level: max_links(level) entries, NO_SLOT after
+ * the last one. */
+static inline _Atomic uint32_t *links_at(const struct hnsw *h, uint32_t slot, int level)
 {
 	_Atomic uint32_t *up;
 
 	if (level == 0)
-		return node_mut(n)->links0;
-	up = atomic_load_explicit(&n->upper, memory_order_acquire);
-	return up + (size_t)(level - 1) * (1 + h->p.m);
+		return arena_at(&h->links, slot);
+	up = atomic_load_explicit(&node_at(h, slot)->upper, memory_order_acquire);
+	return up + (size_t)(level - 1) * h->p.m;
+}
+
+static inline uint32_t link_get(_Atomic uint32_t *l, uint32_t i)
+{
+	return atomic_load_explicit(&l[i], memory_order_acquire);
 }
 
 static inline uint32_t max_links(const struct hnsw *h, int level)
 {
 	return level == 0 ? h->m0 : h->p.m;
+}
+
+/* Entries in a list (writer side: the list does not change under it). */
+static inline uint32_t links_len(_Atomic uint32_t *l, uint32_t cap)
+{
+	uint32_t n = 0;
+
+	while (n < cap && atomic_load_explicit(&l[n], memory_order_relaxed) != NO_SLOT)
+		n++;
+	return n;
+}
+
+/* Replace a list (holding its node's lock): the new entries, then NO_SLOT
+ * over what remains of the old ones. */
+static inline void links_set(_Atomic uint32_t *l, uint32_t cap, const uint32_t *ids, uint32_t n)
+{
+	uint32_t old = links_len(l, cap);
+
+	for (uint32_t i = 0; i < n; i++)
+		atomic_store_explicit(&l[i], ids[i], memory_order_release);
+	for (uint32_t i = n; i < old; i++)
+		atomic_store_explicit(&l[i], NO_SLOT, memory_order_release);
 }
 
 static inline float dist_vec(const struct hnsw *h, const float *a, const float *b)
@@ -221,7 +262,12 @@ static inline uint64_t ep_pack(int level, uint32_t slot)
 /* ------------------------------------------------------------ hnsw.c */
 
 int arena_reserve(struct arena *a, uint32_t slots);
+/* Bytes of records for slots [0, n). */
+size_t arena_used(const struct arena *a, uint32_t n);
+/* A slot for a new point: a free one, or the next; its records reset. */
 int slot_alloc(struct hnsw *h, uint32_t *slot);
+/* Reset slot's metadata and level-0 list (FREE, no links). */
+void slot_init(struct hnsw *h, uint32_t slot);
 /* Give back a slot that was never linked (a failed insert). */
 void slot_unclaim(struct hnsw *h, uint32_t slot);
 void slot_release_upper(struct hnsw *h, struct node *n);

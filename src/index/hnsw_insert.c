@@ -106,11 +106,13 @@ size_t select_heuristic(const struct hnsw *h, struct cand *cands, size_t n, size
 	return kept;
 }
 
-static void write_links(_Atomic uint32_t *l, const struct cand *c, size_t n)
+static void write_links(_Atomic uint32_t *l, uint32_t cap, const struct cand *c, size_t n)
 {
+	uint32_t ids[2 * HNSW_MAX_M];
+
 	for (size_t i = 0; i < n; i++)
-		atomic_store_explicit(&l[i + 1], c[i].slot, memory_order_release);
-	atomic_store_explicit(&l[0], (uint32_t)n, memory_order_release);
+		ids[i] = c[i].slot;
+	links_set(l, cap, ids, (uint32_t)n);
 }
 
 /* Add a link nb -> slot at level; a full list is shrunk by Alg. 4 over its
@@ -118,29 +120,27 @@ static void write_links(_Atomic uint32_t *l, const struct cand *c, size_t n)
 static void link_back(struct hnsw *h, uint32_t nb, uint32_t slot, int level)
 {
 	struct node *n = node_at(h, nb);
-	_Atomic uint32_t *l;
+	_Atomic uint32_t *l = links_at(h, nb, level);
 	struct cand c[2 * HNSW_MAX_M + 1];
 	uint32_t cnt, max = max_links(h, level);
 	const float *v = vec_at(h, nb);
 
 	node_lock(n);
-	l = links_at(h, n, level);
-	cnt = atomic_load_explicit(&l[0], memory_order_relaxed);
-	for (uint32_t i = 1; i <= cnt; i++)
+	cnt = links_len(l, max);
+	for (uint32_t i = 0; i < cnt; i++)
 		if (atomic_load_explicit(&l[i], memory_order_relaxed) == slot)
 			goto out;
 	if (cnt < max) {
-		atomic_store_explicit(&l[cnt + 1], slot, memory_order_release);
-		atomic_store_explicit(&l[0], cnt + 1, memory_order_release);
+		atomic_store_explicit(&l[cnt], slot, memory_order_release);
 		goto out;
 	}
 	for (uint32_t i = 0; i < cnt; i++) {
-		c[i].slot = atomic_load_explicit(&l[i + 1], memory_order_relaxed);
+		c[i].slot = atomic_load_explicit(&l[i], memory_order_relaxed);
 		c[i].d = dist_vec(h, v, vec_at(h, c[i].slot));
 	}
 	c[cnt] = (struct cand){dist_vec(h, v, vec_at(h, slot)), slot};
 	sort_cands(c, cnt + 1);
-	write_links(l, c, select_heuristic(h, c, cnt + 1, max));
+	write_links(l, max, c, select_heuristic(h, c, cnt + 1, max));
 out:
 	node_unlock(n);
 }
@@ -163,7 +163,7 @@ static struct cand link_level(struct hnsw *h, struct scratch *s, uint32_t slot, 
 	next = s->sel[0];
 	kept = select_heuristic(h, s->sel, nr, h->p.m);
 	node_lock(n);
-	write_links(links_at(h, n, level), s->sel, kept);
+	write_links(links_at(h, slot, level), max_links(h, level), s->sel, kept);
 	node_unlock(n);
 	for (size_t i = 0; i < kept; i++)
 		link_back(h, s->sel[i].slot, slot, level);
@@ -174,16 +174,17 @@ static struct cand link_level(struct hnsw *h, struct scratch *s, uint32_t slot, 
 static int write_record(struct hnsw *h, uint32_t slot, uint64_t id, int level, const float *v)
 {
 	struct node *n = node_at(h, slot);
-	size_t up = (size_t)level * (1 + h->p.m) * sizeof(uint32_t);
+	size_t up = (size_t)level * h->p.m * sizeof(uint32_t);
 
 	n->id = id;
 	n->level = (uint8_t)level;
-	atomic_store_explicit(&n->links0[0], 0, memory_order_relaxed);
 	if (level > 0) {
-		_Atomic uint32_t *u = sh_calloc(1, up);
+		_Atomic uint32_t *u = sh_malloc(up);
 
 		if (u == NULL)
 			return SH_ENOMEM;
+		for (size_t i = 0; i < (size_t)level * h->p.m; i++)
+			atomic_init(&u[i], NO_SLOT);
 		atomic_store_explicit(&n->upper, u, memory_order_release);
 		atomic_fetch_add(&h->upper_bytes, up);
 	}
@@ -269,9 +270,11 @@ static void quant_setup(struct hnsw *h)
 			sample[n++] = vec_at(h, slot)[sh_rand_below(&r, h->p.dim)];
 	}
 	if (n > 0) {
-		quant_train(&h->quant, sample, n);
+		quant_train(&h->quant, sample, n, h->p.metric != SH_METRIC_L2);
 		for (uint32_t s = 0; s < slots; s++)
-			quant_encode(&h->quant, vec_at(h, s), h->p.dim, arena_at(&h->codes, s));
+			if (atomic_load(&node_at(h, s)->state) != SLOT_FREE)
+				quant_encode(&h->quant, vec_at(h, s), h->p.dim,
+					     arena_at(&h->codes, s));
 		atomic_store_explicit(&h->quant_ready, true, memory_order_release);
 	}
 	sh_free(sample);

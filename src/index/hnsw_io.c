@@ -68,13 +68,13 @@ static void out_put(struct out *o, const void *p, size_t len)
 	}
 }
 
-static void put_list(struct out *o, _Atomic uint32_t *l)
+static void put_list(struct out *o, _Atomic uint32_t *l, uint32_t cap)
 {
-	uint32_t cnt = atomic_load(&l[0]);
+	uint32_t cnt = links_len(l, cap);
 
 	out_put(o, &cnt, sizeof cnt);
-	for (uint32_t i = 1; i <= cnt; i++) {
-		uint32_t e = atomic_load(&l[i]);
+	for (uint32_t i = 0; i < cnt; i++) {
+		uint32_t e = link_get(l, i);
 
 		out_put(o, &e, sizeof e);
 	}
@@ -93,7 +93,7 @@ static void put_slot(struct out *o, const struct hnsw *h, uint32_t slot)
 	out_put(o, &n->id, sizeof n->id);
 	out_put(o, &n->level, 1);
 	for (int level = 0; level <= n->level; level++)
-		put_list(o, links_at(h, n, level));
+		put_list(o, links_at(h, slot, level), max_links(h, level));
 	out_put(o, vec_at(h, slot), h->p.dim * sizeof(float));
 }
 
@@ -203,14 +203,27 @@ static int read_list(struct in *r, struct hnsw *h, _Atomic uint32_t *l, int leve
 		return rv;
 	if (cnt > max_links(h, level))
 		return bad(r, "%u links at level %d", cnt, level);
-	for (uint32_t i = 1; i <= cnt; i++) {
+	for (uint32_t i = 0; i < cnt; i++) {
 		if ((rv = in_get(r, &e, sizeof e, "a link")) != 0)
 			return rv;
 		if (e >= n)
 			return bad(r, "link to slot %u of %u", e, n);
 		atomic_store(&l[i], e);
 	}
-	atomic_store(&l[0], cnt);
+	return 0;
+}
+
+static int read_upper(struct in *r, struct hnsw *h, struct node *nd)
+{
+	size_t words = (size_t)nd->level * h->p.m;
+	_Atomic uint32_t *u = sh_malloc(words * sizeof *u);
+
+	if (u == NULL)
+		return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
+	for (size_t i = 0; i < words; i++)
+		atomic_init(&u[i], NO_SLOT);
+	atomic_store(&nd->upper, u);
+	atomic_fetch_add(&h->upper_bytes, words * sizeof *u);
 	return 0;
 }
 
@@ -223,9 +236,10 @@ static int read_slot(struct in *r, struct hnsw *h, uint32_t slot, uint32_t n)
 
 	if ((rv = in_get(r, &state, 1, "a slot")) != 0)
 		return rv;
-	if (arena_reserve(&h->nodes, slot + 1) != 0 || arena_reserve(&h->vecs, slot + 1) != 0 ||
-	    arena_reserve(&h->codes, slot + 1) != 0)
+	if (arena_reserve(&h->nodes, slot + 1) != 0 || arena_reserve(&h->links, slot + 1) != 0 ||
+	    arena_reserve(&h->vecs, slot + 1) != 0 || arena_reserve(&h->codes, slot + 1) != 0)
 		return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
+	slot_init(h, slot);
 	atomic_store(&h->n_slots, slot + 1);
 	nd = node_at(h, slot);
 	if (state == SLOT_FREE)
@@ -239,17 +253,10 @@ static int read_slot(struct in *r, struct hnsw *h, uint32_t slot, uint32_t n)
 		return bad(r, "slot %u has level %u", slot, level);
 	nd->id = id;
 	nd->level = level;
-	if (level > 0) {
-		size_t up = (size_t)level * (1 + h->p.m) * sizeof(uint32_t);
-		_Atomic uint32_t *u = sh_calloc(1, up);
-
-		if (u == NULL)
-			return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
-		atomic_store(&nd->upper, u);
-		atomic_fetch_add(&h->upper_bytes, up);
-	}
+	if (level > 0 && (rv = read_upper(r, h, nd)) != 0)
+		return rv;
 	for (int l = 0; l <= level; l++)
-		if ((rv = read_list(r, h, links_at(h, nd, l), l, n)) != 0)
+		if ((rv = read_list(r, h, links_at(h, slot, l), l, n)) != 0)
 			return rv;
 	if ((rv = in_get(r, arena_at(&h->vecs, slot), h->p.dim * sizeof(float), "a vector")) != 0)
 		return rv;
@@ -268,14 +275,15 @@ static int check_links(struct in *r, struct hnsw *h)
 		if (atomic_load(&nd->state) == SLOT_FREE)
 			continue;
 		for (int l = 0; l <= nd->level; l++) {
-			_Atomic uint32_t *lst = links_at(h, nd, l);
+			_Atomic uint32_t *lst = links_at(h, s, l);
+			uint32_t e;
 
-			for (uint32_t i = 1; i <= atomic_load(&lst[0]); i++) {
-				struct node *t = node_at(h, atomic_load(&lst[i]));
+			for (uint32_t i = 0;
+			     i < max_links(h, l) && (e = link_get(lst, i)) != NO_SLOT; i++) {
+				struct node *t = node_at(h, e);
 
 				if (atomic_load(&t->state) == SLOT_FREE || t->level < l)
-					return bad(r, "slot %u links to an invalid slot %u", s,
-						   (uint32_t)atomic_load(&lst[i]));
+					return bad(r, "slot %u links to an invalid slot %u", s, e);
 			}
 		}
 	}
@@ -354,9 +362,12 @@ static int load_body(struct in *r, struct hnsw *h, const struct hdr *hd)
 	if (queue_deleted(h) != 0)
 		return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
 	if (hd->q_ready && hd->quant == HNSW_QUANT_INT8 && hd->q_scale > 0) {
-		h->quant = (struct quant){hd->q_lo, hd->q_scale, 1.0f / hd->q_scale};
+		h->quant = (struct quant){hd->q_lo, hd->q_scale, 1.0f / hd->q_scale,
+					  h->p.metric != SH_METRIC_L2};
 		for (uint32_t s = 0; s < hd->n_slots; s++)
-			quant_encode(&h->quant, vec_at(h, s), h->p.dim, arena_at(&h->codes, s));
+			if (atomic_load(&node_at(h, s)->state) != SLOT_FREE)
+				quant_encode(&h->quant, vec_at(h, s), h->p.dim,
+					     arena_at(&h->codes, s));
 		atomic_store(&h->quant_ready, true);
 	}
 	return 0;

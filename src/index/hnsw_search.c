@@ -149,7 +149,7 @@ int scratch_fit(struct scratch *s, size_t slots, size_t ef, size_t dim, size_t m
 		return SH_ENOMEM;
 	if (s->qvec == NULL) {
 		s->qvec = sh_aligned_alloc(64, (dim * sizeof(float) + 63) & ~(size_t)63);
-		s->qcode = sh_aligned_alloc(64, (quant_code_size(dim) + 63) & ~(size_t)63);
+		s->qcode = sh_aligned_alloc(64, (dim + 63) & ~(size_t)63);
 		if (s->qvec == NULL || s->qcode == NULL)
 			return SH_ENOMEM;
 	}
@@ -219,10 +219,8 @@ dist_q(const struct hnsw *h, const struct scratch *s, uint32_t slot, bool quant)
 	c = code_at(h, slot);
 	if (h->p.metric == SH_METRIC_L2)
 		return q->scale * q->scale * (float)h->k->u8_l2sq(s->qcode, c, h->p.dim);
-	d = (float)h->p.dim * q->lo * q->lo +
-	    q->lo * q->scale *
-		    (float)(quant_code_sum(s->qcode, h->p.dim) + quant_code_sum(c, h->p.dim)) +
-	    q->scale * q->scale * (float)h->k->u8_dot(s->qcode, c, h->p.dim);
+	d = q->scale * q->scale *
+	    (float)h->k->s8_dot((const int8_t *)s->qcode, (const int8_t *)c, h->p.dim);
 	return h->bias - d;
 }
 
@@ -265,31 +263,30 @@ static inline void prefetch_point(const void *p, size_t bytes)
 static inline __attribute__((always_inline)) size_t
 unvisited(const struct hnsw *h, struct scratch *s, uint32_t slot, int level, bool quant)
 {
-	_Atomic uint32_t *l = links_at(h, node_at(h, slot), level);
-	uint32_t cnt = atomic_load_explicit(&l[0], memory_order_acquire);
+	_Atomic uint32_t *l = links_at(h, slot, level);
+	uint32_t cap = max_links(h, level), e;
 	size_t n = 0;
 
-	if (cnt > max_links(h, level))
-		cnt = max_links(h, level);
-	for (uint32_t i = 1; i <= cnt; i++) {
-		uint32_t e = atomic_load_explicit(&l[i], memory_order_acquire);
-
+	for (uint32_t i = 0; i < cap && (e = link_get(l, i)) != NO_SLOT; i++) {
 		/* a slot past vcap was created after this search began: skip it */
 		if (e >= s->vcap || s->visited[e] == s->tag)
 			continue;
 		s->visited[e] = s->tag;
 		s->ids[n++] = e;
-		prefetch_point(point_data(h, e, quant), quant ? h->codes.stride : h->vecs.stride);
 	}
 	return n;
 }
+
+/* Neighbours' data are fetched PREFETCH_AHEAD entries ahead of use: enough
+ * to hide the latency, few enough not to fill the CPU's miss buffers. */
+#define PREFETCH_AHEAD 4
 
 static inline __attribute__((always_inline)) size_t
 search_layer_impl(const struct hnsw *h, struct scratch *s, uint32_t ep, float ep_d, size_t ef,
 		  int level, hnsw_filter_fn filter, void *arg, bool live_only, bool quant)
 {
 	struct cand *cands = s->cands, *res = s->res;
-	size_t nc = 0, nr = 0;
+	size_t nc = 0, nr = 0, stride = quant ? h->codes.stride : h->vecs.stride;
 	uint64_t calls = 0;
 
 	scratch_begin(s);
@@ -305,13 +302,20 @@ search_layer_impl(const struct hnsw *h, struct scratch *s, uint32_t ep, float ep
 			break; /* the nearest candidate is farther than the worst result */
 		cands[0] = cands[--nc];
 		sift_down_min(cands, nc, 0);
-		if (nc > 0) /* the next one to expand, most likely */
-			__builtin_prefetch(links_at(h, node_at(h, cands[0].slot), level));
+		if (nc > 0 && level == 0) /* the next one to expand, most likely */
+			__builtin_prefetch(links_at(h, cands[0].slot, 0));
 		n = unvisited(h, s, c.slot, level, quant);
 		calls += n;
+		for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
+			prefetch_point(point_data(h, s->ids[i], quant), stride);
 		for (size_t i = 0; i < n; i++) {
 			uint32_t e = s->ids[i];
-			float d = dist_q(h, s, e, quant);
+			float d;
+
+			if (i + PREFETCH_AHEAD < n)
+				prefetch_point(point_data(h, s->ids[i + PREFETCH_AHEAD], quant),
+					       stride);
+			d = dist_q(h, s, e, quant);
 
 			if (nr >= ef && d >= res[0].d)
 				continue;
@@ -368,14 +372,11 @@ static uint32_t greedy(const struct hnsw *h, const struct scratch *s, uint32_t e
 		bool moved = true;
 
 		while (moved) {
-			_Atomic uint32_t *l = links_at(h, node_at(h, ep), level);
-			uint32_t cnt = atomic_load_explicit(&l[0], memory_order_acquire);
+			_Atomic uint32_t *l = links_at(h, ep, level);
+			uint32_t e;
 
 			moved = false;
-			if (cnt > h->p.m)
-				cnt = h->p.m;
-			for (uint32_t i = 1; i <= cnt; i++) {
-				uint32_t e = atomic_load_explicit(&l[i], memory_order_acquire);
+			for (uint32_t i = 0; i < h->p.m && (e = link_get(l, i)) != NO_SLOT; i++) {
 				float d;
 
 				if (e >= s->vcap)
@@ -421,6 +422,9 @@ static size_t emit(const struct hnsw *h, struct scratch *s, size_t nr, size_t k,
 	size_t n;
 
 	if (quant) {
+		/* all the float vectors at once: their cache misses overlap */
+		for (size_t i = 0; i < nr; i++)
+			prefetch_point(vec_at(h, s->res[i].slot), h->vecs.stride);
 		for (size_t i = 0; i < nr; i++)
 			s->res[i].d = dist_slot(h, s->qvec, s->res[i].slot);
 		for (size_t i = nr / 2; i-- > 0;)

@@ -7,7 +7,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -16,36 +15,37 @@ static int cmp_float(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-void quant_train(struct quant *q, float *sample, size_t n)
+void quant_train(struct quant *q, float *sample, size_t n, bool symmetric)
 {
 	float lo, hi;
 
 	qsort(sample, n, sizeof *sample, cmp_float);
 	lo = sample[(size_t)((double)(n - 1) * 0.001)];
 	hi = sample[(size_t)((double)(n - 1) * 0.999)];
-	if (!(hi > lo))
-		hi = lo + 1.0f;
-	q->lo = lo;
-	q->scale = (hi - lo) / 255.0f;
-	q->inv_scale = 1.0f / q->scale;
-}
+	q->symmetric = symmetric;
+	if (symmetric) {
+		float a = fabsf(lo) > fabsf(hi) ? fabsf(lo) : fabsf(hi);
 
-size_t quant_code_size(size_t dim)
-{
-	return ((dim + 3) & ~(size_t)3) + sizeof(uint32_t);
+		q->lo = 0.0f;
+		q->scale = a > 0.0f ? a / 127.0f : 1.0f;
+	} else {
+		q->lo = lo;
+		q->scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+	}
+	q->inv_scale = 1.0f / q->scale;
 }
 
 void quant_encode(const struct quant *q, const float *x, size_t dim, uint8_t *code)
 {
-	uint32_t sum = 0;
-
 	for (size_t i = 0; i < dim; i++) {
 		float v = (x[i] - q->lo) * q->inv_scale;
-		int c = v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)lrintf(v);
 
-		code[i] = (uint8_t)c;
-		sum += (uint32_t)c;
+		if (q->symmetric) {
+			long c = lrintf(v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v);
+
+			code[i] = (uint8_t)(int8_t)c;
+		} else {
+			code[i] = (uint8_t)lrintf(v <= 0.0f ? 0.0f : v >= 255.0f ? 255.0f : v);
+		}
 	}
-	memset(code + dim, 0, ((dim + 3) & ~(size_t)3) - dim);
-	memcpy(code + ((dim + 3) & ~(size_t)3), &sum, sizeof sum);
 }
