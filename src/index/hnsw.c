@@ -425,7 +425,7 @@ size_t hnsw_memory(const struct hnsw *h)
 	for (size_t i = 0; i < h->pool.n; i++) {
 		const struct scratch *s = h->pool.free[i];
 
-		m += s->vcap * sizeof(uint16_t) +
+		m += ((size_t)1 << s->vbits) * sizeof(uint32_t) +
 		     (s->ccap + s->rcap + s->selcap) * sizeof(struct cand) +
 		     s->idcap * sizeof(uint32_t);
 	}

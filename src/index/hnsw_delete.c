@@ -34,9 +34,8 @@ static bool is_deleted(const struct hnsw *h, uint32_t slot)
 /* Add slot e to the candidates s->sel[0..*n) unless seen; distance to v. */
 static void add_cand(struct hnsw *h, struct scratch *s, const float *v, uint32_t e, size_t *n)
 {
-	if (s->visited[e] == s->tag || is_deleted(h, e))
+	if (is_deleted(h, e) || !visit(s, e))
 		return;
-	s->visited[e] = s->tag;
 	if (scratch_sel(s, *n + 1) != 0)
 		return; /* out of memory: fewer candidates, still a valid list */
 	s->sel[(*n)++] = (struct cand){dist_vec(h, v, vec_at(h, e)), e};
@@ -52,7 +51,7 @@ static void relink(struct hnsw *h, struct scratch *s, uint32_t nb, int level)
 	size_t nc = 0;
 
 	scratch_begin(s);
-	s->visited[nb] = s->tag;
+	visit(s, nb);
 	for (uint32_t i = 0; i < cap && (e = link_get(l, i)) != NO_SLOT; i++) {
 		if (is_deleted(h, e)) {
 			_Atomic uint32_t *el = links_at(h, e, level);
@@ -129,7 +128,7 @@ static void fix_entry(struct hnsw *h)
 static int writer_scratch(struct hnsw *h, struct scratch **s)
 {
 	*s = scratch_get(h);
-	if (*s == NULL || scratch_fit(*s, atomic_load(&h->n_slots), h->m0, h->p.dim, h->m0) != 0) {
+	if (*s == NULL || scratch_fit(*s, h->m0, h->p.dim, h->m0) != 0) {
 		scratch_put(h, *s);
 		return SH_ENOMEM;
 	}

@@ -70,9 +70,9 @@ struct cand {
 
 /* Per-search scratch, pooled so searches do not allocate. */
 struct scratch {
-	uint16_t *visited; /* visited[slot] == tag means seen in this search */
-	size_t vcap;
-	uint16_t tag;
+	uint32_t *vset; /* slots seen in this search: open addressing, NO_SLOT empty */
+	unsigned vbits; /* the set holds 1 << vbits entries */
+	size_t vcount;
 	struct cand *cands; /* min-heap of candidates to expand */
 	size_t ccap;
 	struct cand *res; /* max-heap of the best results so far */
@@ -285,13 +285,35 @@ void epoch_try_reclaim(struct hnsw *h);
 /* ------------------------------------------------------------ hnsw_search.c */
 
 struct scratch *scratch_get(const struct hnsw *h);
-/* Start a new traversal: a fresh visited tag. */
+/* Start a new traversal: an empty visited set. */
 void scratch_begin(struct scratch *s);
+/* Grow the visited set (it is over half full); false when out of memory. */
+bool scratch_grow_visited(struct scratch *s);
+
+/* Mark slot visited; true when it was not yet.  A per-search hash set rather
+ * than a tag per slot: it stays in L1 whatever the size of the index (16 KiB
+ * at ef 40), where tags for a million points take 2 MiB of random access. */
+static inline bool visit(struct scratch *s, uint32_t slot)
+{
+	size_t mask = ((size_t)1 << s->vbits) - 1;
+	size_t i = (size_t)((slot * 0x9e3779b1u) >> (32 - s->vbits));
+	uint32_t v;
+
+	while ((v = s->vset[i]) != NO_SLOT) {
+		if (v == slot)
+			return false;
+		i = (i + 1) & mask;
+	}
+	s->vset[i] = slot;
+	if (++s->vcount * 2 > mask && !scratch_grow_visited(s))
+		return false; /* out of memory: treat as seen, which stays correct */
+	return true;
+}
 /* Room for n entries in s->sel. */
 int scratch_sel(struct scratch *s, size_t n);
 void scratch_put(const struct hnsw *h, struct scratch *s);
 void scratch_free(struct scratch *s);
-int scratch_fit(struct scratch *s, size_t slots, size_t ef, size_t dim, size_t m0);
+int scratch_fit(struct scratch *s, size_t ef, size_t dim, size_t m0);
 /* Alg. 2 at one level from ep; fills s->res (a max-heap) with up to ef
  * entries, *n_res their number.  accept (may be NULL) decides which points
  * may be results; other points are still traversed. */

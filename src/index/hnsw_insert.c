@@ -295,8 +295,7 @@ int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *er
 	uint32_t old;
 	int rv;
 
-	if (s == NULL || scratch_fit(s, atomic_load(&h->n_slots) + 1, h->p.ef_construction,
-				     h->p.dim, h->m0) != 0) {
+	if (s == NULL || scratch_fit(s, h->p.ef_construction, h->p.dim, h->m0) != 0) {
 		scratch_put(h, s);
 		return sh_err_set(err, SH_ENOMEM, "hnsw: out of memory");
 	}
@@ -336,8 +335,7 @@ static void *build_worker(void *arg)
 
 	while (s != NULL && atomic_load(&j->rv) == 0 &&
 	       (i = atomic_fetch_add(&j->next, 1)) < j->n) {
-		int rv = scratch_fit(s, atomic_load(&h->n_slots) + 1, h->p.ef_construction,
-				     h->p.dim, h->m0);
+		int rv = scratch_fit(s, h->p.ef_construction, h->p.dim, h->m0);
 		struct sh_err e;
 
 		if (rv == 0)

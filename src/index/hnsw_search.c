@@ -3,10 +3,9 @@
  * descent of K-NN-SEARCH (Alg. 5), exact brute force, and the pool of
  * per-search scratch memory.
  *
- * Readers take no lock: they enter an epoch (hnsw.c), read links with
- * acquire loads, and skip any slot allocated after they sized their visited
- * array.  Deleted points are traversed (their links still help navigation
- * until repaired) but never returned.
+ * Readers take no lock: they enter an epoch (hnsw.c) and read links with
+ * acquire loads.  Deleted points are traversed (their links still help
+ * navigation until repaired) but never returned.
  *
  * With int8 quantization trained, the traversal compares 8-bit codes and the
  * ef best candidates are re-scored with float32 vectors before the k best
@@ -104,7 +103,7 @@ void scratch_free(struct scratch *s)
 {
 	if (s == NULL)
 		return;
-	sh_free(s->visited);
+	sh_free(s->vset);
 	sh_free(s->cands);
 	sh_free(s->res);
 	sh_free(s->qvec);
@@ -128,19 +127,21 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
-/* Make s fit an index of `slots` slots and a search of width ef. */
-int scratch_fit(struct scratch *s, size_t slots, size_t ef, size_t dim, size_t m0)
+/* Room for a search of width ef: the visited set sized for the ~ef * m0
+ * slots such a search sees (it grows if that is not enough). */
+int scratch_fit(struct scratch *s, size_t ef, size_t dim, size_t m0)
 {
-	if (s->vcap < slots) {
-		size_t cap = slots + slots / 4 + 1024;
-		uint16_t *v = sh_realloc(s->visited, cap * sizeof *v);
+	unsigned bits = 10;
+
+	while (((size_t)1 << bits) < 2 * ef * m0 && bits < 30)
+		bits++;
+	if (s->vset == NULL || s->vbits != bits) {
+		uint32_t *v = sh_realloc(s->vset, ((size_t)1 << bits) * sizeof *v);
 
 		if (v == NULL)
 			return SH_ENOMEM;
-		memset(v, 0, cap * sizeof *v);
-		s->visited = v;
-		s->vcap = cap;
-		s->tag = 0;
+		s->vset = v;
+		s->vbits = bits;
 	}
 	if (grow((void **)&s->res, &s->rcap, ef + 1, sizeof(struct cand)) != 0 ||
 	    grow((void **)&s->cands, &s->ccap, 2 * ef + m0 + 1, sizeof(struct cand)) != 0 ||
@@ -154,6 +155,26 @@ int scratch_fit(struct scratch *s, size_t slots, size_t ef, size_t dim, size_t m
 			return SH_ENOMEM;
 	}
 	return 0;
+}
+
+bool scratch_grow_visited(struct scratch *s)
+{
+	size_t cap = (size_t)1 << s->vbits;
+	uint32_t *old = s->vset, *v = sh_malloc(2 * cap * sizeof *v);
+
+	if (v == NULL || s->vbits >= 30) {
+		sh_free(v);
+		return false;
+	}
+	memset(v, 0xff, 2 * cap * sizeof *v);
+	s->vset = v;
+	s->vbits++;
+	s->vcount = 0;
+	for (size_t i = 0; i < cap; i++)
+		if (old[i] != NO_SLOT)
+			visit(s, old[i]);
+	sh_free(old);
+	return true;
 }
 
 struct scratch *scratch_get(const struct hnsw *h)
@@ -196,13 +217,10 @@ int scratch_sel(struct scratch *s, size_t n)
 	return grow((void **)&s->sel, &s->selcap, n, sizeof(struct cand));
 }
 
-/* A new search: a fresh visited tag (clearing the array once per 65535). */
 void scratch_begin(struct scratch *s)
 {
-	if (++s->tag == 0) {
-		memset(s->visited, 0, s->vcap * sizeof *s->visited);
-		s->tag = 1;
-	}
+	memset(s->vset, 0xff, ((size_t)1 << s->vbits) * sizeof *s->vset);
+	s->vcount = 0;
 }
 
 /* ------------------------------------------------------------ distances */
@@ -267,13 +285,9 @@ unvisited(const struct hnsw *h, struct scratch *s, uint32_t slot, int level, boo
 	uint32_t cap = max_links(h, level), e;
 	size_t n = 0;
 
-	for (uint32_t i = 0; i < cap && (e = link_get(l, i)) != NO_SLOT; i++) {
-		/* a slot past vcap was created after this search began: skip it */
-		if (e >= s->vcap || s->visited[e] == s->tag)
-			continue;
-		s->visited[e] = s->tag;
-		s->ids[n++] = e;
-	}
+	for (uint32_t i = 0; i < cap && (e = link_get(l, i)) != NO_SLOT; i++)
+		if (visit(s, e))
+			s->ids[n++] = e;
 	return n;
 }
 
@@ -290,7 +304,7 @@ search_layer_impl(const struct hnsw *h, struct scratch *s, uint32_t ep, float ep
 	uint64_t calls = 0;
 
 	scratch_begin(s);
-	s->visited[ep] = s->tag;
+	visit(s, ep);
 	cands[nc++] = (struct cand){ep_d, ep};
 	if (accept(h, ep, filter, arg, live_only))
 		res[nr++] = (struct cand){ep_d, ep};
@@ -377,11 +391,8 @@ static uint32_t greedy(const struct hnsw *h, const struct scratch *s, uint32_t e
 
 			moved = false;
 			for (uint32_t i = 0; i < h->p.m && (e = link_get(l, i)) != NO_SLOT; i++) {
-				float d;
+				float d = dist_q(h, s, e, quant);
 
-				if (e >= s->vcap)
-					continue;
-				d = dist_q(h, s, e, quant);
 				if (d < best) {
 					best = d;
 					ep = e;
@@ -468,8 +479,7 @@ static int knn(const struct hnsw *h, struct scratch *s, const float *query, size
 
 	if (ep == EP_EMPTY)
 		return 0;
-	rv = scratch_fit(s, atomic_load_explicit(&mut(h)->n_slots, memory_order_acquire), ef,
-			 h->p.dim, h->m0);
+	rv = scratch_fit(s, ef, h->p.dim, h->m0);
 	if (rv != 0)
 		return sh_err_set(err, rv, "search: out of memory");
 	if ((rv = prepare_query(h, s, query, quant, err)) != 0)
@@ -540,7 +550,7 @@ int hnsw_search_exact(const struct hnsw *h, const float *query, size_t k, hnsw_f
 	if ((s = scratch_get(h)) == NULL)
 		return sh_err_set(err, SH_ENOMEM, "search: out of memory");
 	epoch_enter(h, &parity);
-	rv = scratch_fit(s, 0, k, h->p.dim, h->m0);
+	rv = scratch_fit(s, k, h->p.dim, h->m0);
 	if (rv != 0)
 		sh_err_set(err, rv, "search: out of memory");
 	else if ((rv = prepare_query(h, s, query, false, err)) == 0)

@@ -5,8 +5,9 @@
  * int8 quantization) and hnswlib with the same M, ef_construction and data,
  * in the same process; report build time, inserts/s, index memory and peak
  * RSS; then for a sweep of ef, recall@10, QPS, p50 and p99 latency on one
- * thread and QPS on all threads; then the ratios shoal / hnswlib at
- * recall >= 0.95 and >= 0.99.  With --deletes, also the recall after
+ * thread and QPS on all threads; then the ratios shoal / hnswlib of the QPS
+ * at recall 0.95 and 0.99, interpolated between the sweep points around the
+ * target, as read off ann-benchmarks' recall/QPS curves.  With --deletes, also the recall after
  * deleting 20% of the points and inserting as many new ones.
  *
  * Figures, not assertions: nothing here fails on speed.
@@ -38,7 +39,7 @@ struct opts {
 	size_t fashion_n, gauss_n, nq;
 	unsigned m, efc, threads, reps;
 	size_t efs[MAX_EFS], n_efs;
-	int build_1thread, hnswlib, quant, deletes;
+	int build_1thread, hnswlib, quant, deletes, reuse;
 	char cache[512];
 };
 
@@ -54,6 +55,43 @@ struct sys {
 	int quant;
 };
 
+static int file_write(void *ctx, const void *buf, size_t len)
+{
+	return fwrite(buf, 1, len, ctx) == len ? 0 : SH_EIO;
+}
+
+static int file_read(void *ctx, void *buf, size_t len)
+{
+	return fread(buf, 1, len, ctx) == len ? 0 : SH_EIO;
+}
+
+/* --reuse-index: load a built index from the cache (for work on search
+ * speed; the build figures are then not measured). */
+static struct hnsw *cached_index(const struct dataset *d, const struct opts *o, int quant,
+				 struct hnsw *save)
+{
+	char path[1024];
+	FILE *f;
+	struct hnsw *h = NULL;
+	struct sh_err err;
+
+	snprintf(path, sizeof path, "%s/index-%s-m%u-efc%u%s.bin", o->cache, d->name, o->m, o->efc,
+		 quant ? "-int8" : "");
+	if (save != NULL) {
+		if ((f = fopen(path, "wb")) != NULL) {
+			hnsw_save(save, file_write, f, &err);
+			fclose(f);
+		}
+		return save;
+	}
+	if ((f = fopen(path, "rb")) == NULL)
+		return NULL;
+	if (hnsw_load(file_read, f, &h, &err) != 0)
+		fprintf(stderr, "bench: %s: %s\n", path, err.msg);
+	fclose(f);
+	return h;
+}
+
 static void *shoal_build(const struct dataset *d, const struct opts *o, unsigned threads, int quant)
 {
 	struct hnsw_params p = {
@@ -61,8 +99,11 @@ static void *shoal_build(const struct dataset *d, const struct opts *o, unsigned
 		o->efc,           42,           quant ? HNSW_QUANT_INT8 : HNSW_QUANT_NONE};
 	struct hnsw *h = NULL;
 	struct sh_err err;
-	uint64_t *ids = sh_malloc(d->n * sizeof *ids);
+	uint64_t *ids;
 
+	if (o->reuse && (h = cached_index(d, o, quant, NULL)) != NULL)
+		return h;
+	ids = sh_malloc(d->n * sizeof *ids);
 	for (size_t i = 0; i < d->n; i++)
 		ids[i] = i;
 	if (hnsw_new(&p, &h, &err) != 0 || hnsw_build(h, ids, d->base, d->n, threads, &err) != 0) {
@@ -70,7 +111,7 @@ static void *shoal_build(const struct dataset *d, const struct opts *o, unsigned
 		exit(1);
 	}
 	sh_free(ids);
-	return h;
+	return o->reuse ? cached_index(d, o, quant, h) : h;
 }
 
 static size_t shoal_search(void *idx, const float *q, size_t k, size_t ef, uint64_t *ids)
@@ -322,39 +363,42 @@ static void sweep(const struct sys *const *s, void *const *idx, struct result *r
 	}
 }
 
-/* The best QPS among points with recall >= target (0 when none). */
-static const struct point *best_at(const struct result *r, double target, int threaded)
+/* QPS at exactly the target recall, interpolated linearly between the two
+ * sweep points around it (points are in increasing ef, so in increasing
+ * recall); the first point's QPS when it already reaches the target; 0 when
+ * no point does. */
+static double qps_at(const struct result *r, double target, int threaded, size_t *ef)
 {
-	const struct point *best = NULL;
-
 	for (size_t i = 0; i < r->n_pts; i++) {
-		const struct point *p = &r->pts[i];
-		double q = threaded ? p->qpsn : p->qps1;
+		const struct point *p = &r->pts[i], *q;
+		double q1 = threaded ? p->qpsn : p->qps1, q0;
 
-		if (p->recall >= target &&
-		    (best == NULL || q > (threaded ? best->qpsn : best->qps1)))
-			best = p;
+		if (p->recall < target)
+			continue;
+		*ef = p->ef;
+		if (i == 0 || p->recall <= r->pts[i - 1].recall)
+			return q1;
+		q = &r->pts[i - 1];
+		q0 = threaded ? q->qpsn : q->qps1;
+		return q0 + (q1 - q0) * (target - q->recall) / (p->recall - q->recall);
 	}
-	return best;
+	return 0;
 }
 
 static void ratio_line(const struct result *a, const struct result *b, double target, int thr,
 		       unsigned threads)
 {
-	const struct point *pa = best_at(a, target, thr), *pb = best_at(b, target, thr);
-	double qa, qb;
+	size_t ea = 0, eb = 0;
+	double qa = qps_at(a, target, thr, &ea), qb = qps_at(b, target, thr, &eb);
 
-	if (pa == NULL || pb == NULL) {
-		printf("    recall >= %.2f, %u thread(s): %s reaches it: %s, %s: %s\n", target,
-		       thr ? threads : 1, a->name, pa ? "yes" : "no", b->name, pb ? "yes" : "no");
+	if (qa == 0 || qb == 0) {
+		printf("    recall %.2f, %u thread(s): not reached by %s\n", target, thr ? threads : 1,
+		       qa == 0 ? a->name : b->name);
 		return;
 	}
-	qa = thr ? pa->qpsn : pa->qps1;
-	qb = thr ? pb->qpsn : pb->qps1;
-	printf("    QPS at recall >= %.2f, %u thread(s): %s %.0f (ef %zu, %.4f) / %s %.0f (ef %zu, "
-	       "%.4f) = %.2fx\n",
-	       target, thr ? threads : 1, a->name, qa, pa->ef, pa->recall, b->name, qb, pb->ef,
-	       pb->recall, qa / qb);
+	printf("    QPS at recall %.2f, %u thread(s): %s %.0f (ef <= %zu) / %s %.0f (ef <= %zu) = "
+	       "%.2fx\n",
+	       target, thr ? threads : 1, a->name, qa, ea, b->name, qb, eb, qa / qb);
 }
 
 static void ratios(const struct result *a, const struct result *b, unsigned threads)
@@ -496,7 +540,7 @@ static void usage(void)
 	puts("usage: bench_index [--datasets fashion,gauss] [--fashion-n N] [--gauss-n N]\n"
 	     "       [--queries N] [--m 16] [--efc 200] [--ef 10,20,...] [--threads T]\n"
 	     "       [--build-1thread] [--no-hnswlib] [--no-quant] [--deletes] [--cache DIR]\n"
-	     "       [--reps 3]");
+	     "       [--reps 3] [--reuse-index]");
 }
 
 static void parse(struct opts *o, int argc, char **argv)
@@ -515,6 +559,7 @@ static void parse(struct opts *o, int argc, char **argv)
 					   {"deletes", 0, 0, 'D'},
 					   {"cache", 1, 0, 'C'},
 					   {"reps", 1, 0, 'r'},
+					   {"reuse-index", 0, 0, 'R'},
 					   {"help", 0, 0, 'h'},
 					   {0, 0, 0, 0}};
 	int c;
@@ -535,6 +580,7 @@ static void parse(struct opts *o, int argc, char **argv)
 		case 'D': o->deletes = 1; break;
 		case 'C': snprintf(o->cache, sizeof o->cache, "%s", optarg); break;
 		case 'r': o->reps = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'R': o->reuse = 1; break;
 		default: usage(); exit(c == 'h' ? 0 : 2);
 		}
 	}
@@ -542,7 +588,7 @@ static void parse(struct opts *o, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {"fashion,gauss", 0, 200000, 10000, 16, 200, 0, 3, {0}, 0, 0, 1, 1, 0, "."};
+	struct opts o = {"fashion,gauss", 0, 200000, 10000, 16, 200, 0, 3, {0}, 0, 0, 1, 1, 0, 0, "."};
 	char efs[] = "10,20,40,80,120,200,400";
 	struct dataset d;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
