@@ -168,8 +168,12 @@ struct wal_writer;
 /* Start the writer thread on w, which it owns for writing until stopped. */
 int wal_writer_start(struct wal *w, const struct wal_writer_opts *o, struct wal_writer **out,
 		     struct sh_err *err);
-/* Finish every queued op, flush, and join the thread; NULL is a no-op. */
+/* Finish every queued op, flush, and join the thread; NULL is a no-op.
+ * Ops still on the done list are not reported: drain it first (after
+ * wal_writer_quiesce). */
 void wal_writer_stop(struct wal_writer *ww);
+/* Block until every op submitted so far is done. */
+void wal_writer_quiesce(struct wal_writer *ww);
 
 /* Queue op (never blocks on the disk).  An APPEND whose first index is not
  * the one the writer expects (because an earlier append failed, or a bug)

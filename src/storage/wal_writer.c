@@ -46,7 +46,7 @@ struct wal_writer {
 	pthread_cond_t done; /* from the thread: ops completed */
 	struct wal_op *head, *tail;
 	struct wal_op *done_head, *done_tail;
-	bool stop;
+	bool stop, busy;
 	/* the thread's own state */
 	uint64_t expect;       /* index the next append must start with */
 	uint64_t last_sync_ms; /* when the last flush ended */
@@ -248,9 +248,12 @@ static void *writer_main(void *arg)
 		}
 		list = ww->head;
 		ww->head = ww->tail = NULL;
+		ww->busy = true;
 		pthread_mutex_unlock(&ww->lock);
 		run_ops(ww, list);
 		pthread_mutex_lock(&ww->lock);
+		ww->busy = false;
+		pthread_cond_broadcast(&ww->done);
 	}
 	pthread_mutex_unlock(&ww->lock);
 	return NULL;
@@ -329,6 +332,14 @@ struct wal_op *wal_writer_done(struct wal_writer *ww)
 		ww->done_tail = NULL;
 	pthread_mutex_unlock(&ww->lock);
 	return op;
+}
+
+void wal_writer_quiesce(struct wal_writer *ww)
+{
+	pthread_mutex_lock(&ww->lock);
+	while (ww->head != NULL || ww->busy)
+		pthread_cond_wait(&ww->done, &ww->lock);
+	pthread_mutex_unlock(&ww->lock);
 }
 
 int wal_writer_wait(struct wal_writer *ww, struct wal_op *op)
