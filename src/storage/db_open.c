@@ -64,7 +64,8 @@ static int replay(struct db *db, uint64_t from, uint64_t last, struct db_recover
 		struct wal_rec r;
 		size_t pos = 0;
 		bool fatal;
-		int rv = wal_read(db->wal, from, REPLAY_RECORDS, REPLAY_BYTES, &b, err);
+		uint64_t n = last - from + 1 < REPLAY_RECORDS ? last - from + 1 : REPLAY_RECORDS;
+		int rv = wal_read(db->wal, from, n, REPLAY_BYTES, &b, err);
 
 		if (rv != 0)
 			return rv;
