@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 
 #define REPLAY_RECORDS 4096
 #define REPLAY_BYTES   (64u << 20)
@@ -132,6 +133,8 @@ static int alloc_db(const struct db_opts *o, struct db **out, struct sh_err *err
 	*out = db;
 	if (db->efd < 0)
 		return sh_err_sys(err, errno, "cannot create an eventfd");
+	if (mkdir(o->dir, 0750) != 0 && errno != EEXIST)
+		return sh_err_sys(err, errno, "cannot create directory '%s'", o->dir);
 	if (db->dir == NULL || db->wal_dir == NULL || db->snap_dir == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	return 0;
