@@ -16,8 +16,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ batches */
@@ -61,6 +63,7 @@ unsigned char *wal_buf_add(struct wal_buf *b, uint64_t term, uint64_t index, uin
 	assert(b->n == 0 || index == b->last + 1);
 	if (body_len > WAL_MAX_BODY)
 		return NULL;
+	wal_buf_seal(b); /* the previous record's body is complete now */
 	if (need > b->cap) {
 		size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
 		unsigned char *d = sh_realloc(b->data, cap);
@@ -105,7 +108,21 @@ bool wal_buf_next(const struct wal_buf *b, size_t *pos, struct wal_rec *r)
 
 uint32_t rec_crc(const unsigned char *p, size_t len)
 {
-	return sh_crc32c(sh_crc32c(0, p, 4), p + 8, WAL_REC_HDR - 8 + len);
+	uint32_t c = sh_crc32c(0, p, 4); /* length */
+
+	c = sh_crc32c(c, p + 8, 16); /* term, index */
+	return sh_crc32c(c, p + 32, WAL_REC_HDR - 32 + len);
+}
+
+void wal_buf_seal(struct wal_buf *b)
+{
+	while (b->sealed < b->len) {
+		unsigned char *p = b->data + b->sealed;
+		uint32_t len = le32_get(p);
+
+		le32_put(p + 4, rec_crc(p, len));
+		b->sealed += WAL_REC_HDR + len;
+	}
 }
 
 /* ------------------------------------------------------------ segments */
@@ -276,14 +293,14 @@ int wal_term(struct wal *w, uint64_t index, uint64_t *term, struct sh_err *err)
 
 /* ------------------------------------------------------------ appending */
 
-/* Copy bufs into w->wbuf, filling in durable and the CRC; *len the total.
- * Checks that indexes follow from next. */
+/* Check that bufs follow on from next, seal them, and fill in durable;
+ * *len the total. */
 static int stage(struct wal *w, struct wal_buf *const *bufs, size_t n, uint64_t next, size_t *len,
 		 struct sh_err *err)
 {
-	size_t total = 0, off = 0;
 	uint64_t durable = atomic_load(&w->synced);
 
+	*len = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (bufs[i]->n > 0 && bufs[i]->first != next)
 			return sh_err_set(err, SH_EINVAL,
@@ -291,29 +308,17 @@ static int stage(struct wal *w, struct wal_buf *const *bufs, size_t n, uint64_t 
 					  " does not follow %" PRIu64,
 					  bufs[i]->first, next - 1);
 		next += bufs[i]->n;
-		total += bufs[i]->len;
-	}
-	if (total > w->wcap) {
-		unsigned char *p = sh_realloc(w->wbuf, total);
-
-		if (p == NULL)
-			return sh_err_set(err, SH_ENOMEM, "wal: out of memory");
-		w->wbuf = p;
-		w->wcap = total;
+		*len += bufs[i]->len;
 	}
 	for (size_t i = 0; i < n; i++) {
-		memcpy(w->wbuf + off, bufs[i]->data, bufs[i]->len);
-		off += bufs[i]->len;
-	}
-	for (off = 0; off < total;) {
-		unsigned char *p = w->wbuf + off;
-		uint32_t blen = le32_get(p);
+		wal_buf_seal(bufs[i]);
+		for (size_t off = 0; off < bufs[i]->len;) {
+			unsigned char *p = bufs[i]->data + off;
 
-		le64_put(p + 24, durable);
-		le32_put(p + 4, rec_crc(p, blen));
-		off += WAL_REC_HDR + blen;
+			le64_put(p + 24, durable);
+			off += WAL_REC_HDR + le32_get(p);
+		}
 	}
-	*len = total;
 	return 0;
 }
 
@@ -350,35 +355,61 @@ static int maybe_roll(struct wal *w, struct sh_err *err)
 	return seg_create(w, a.first + a.n, err);
 }
 
-static int write_all(int fd, const unsigned char *p, size_t len, uint64_t off)
+/* pwritev all of bufs at off; 0 or an errno. */
+static int write_all(int fd, struct wal_buf *const *bufs, size_t n, uint64_t off)
 {
-	while (len > 0) {
-		ssize_t k = pwrite(fd, p, len, (off_t)off);
+	struct iovec iov[IOV_MAX];
+	size_t i = 0, skip = 0; /* bytes of bufs[i] already written */
 
-		if (k < 0 && errno == EINTR)
+	while (i < n) {
+		int k = 0;
+		ssize_t done;
+
+		for (size_t j = i; j < n && k < IOV_MAX; j++, k++)
+			iov[k] = (struct iovec){bufs[j]->data + (j == i ? skip : 0),
+						bufs[j]->len - (j == i ? skip : 0)};
+		done = pwritev(fd, iov, k, (off_t)off);
+		if (done < 0 && errno == EINTR)
 			continue;
-		if (k <= 0)
-			return k < 0 ? errno : EIO;
-		p += k;
-		len -= (size_t)k;
-		off += (uint64_t)k;
+		if (done <= 0)
+			return done < 0 ? errno : EIO;
+		off += (uint64_t)done;
+		for (size_t left = (size_t)done; left > 0 && i < n;) {
+			size_t rest = bufs[i]->len - skip;
+
+			if (left < rest) {
+				skip += left;
+				break;
+			}
+			left -= rest;
+			skip = 0;
+			i++;
+		}
+		while (i < n && bufs[i]->len == skip) { /* empty buffers */
+			i++;
+			skip = 0;
+		}
 	}
 	return 0;
 }
 
-/* Publish the records of wbuf[0..len) written at base (lock held). */
-static int publish(struct wal *w, struct seg *s, uint64_t base, size_t len)
+/* Publish the records of bufs written from base (lock held). */
+static int publish(struct wal *w, struct seg *s, struct wal_buf *const *bufs, size_t n,
+		   uint64_t base)
 {
-	for (size_t off = 0; off < len;) {
-		const unsigned char *p = w->wbuf + off;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t off = 0; off < bufs[i]->len;) {
+			const unsigned char *p = bufs[i]->data + off;
 
-		if (seg_push(s, base + off) != 0)
-			return SH_ENOMEM;
-		w->last_term = le64_get(p + 8);
-		off += WAL_REC_HDR + le32_get(p);
+			if (seg_push(s, base) != 0)
+				return SH_ENOMEM;
+			w->last_term = le64_get(p + 8);
+			base += WAL_REC_HDR + le32_get(p);
+			off += WAL_REC_HDR + le32_get(p);
+		}
+		w->total += bufs[i]->len;
 	}
-	s->size = base + len;
-	w->total += len;
+	s->size = base;
 	return 0;
 }
 
@@ -393,7 +424,7 @@ int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_e
 	act_get(w, &a);
 	if ((rv = stage(w, bufs, n, a.first + a.n, &len, err)) != 0 || len == 0)
 		return rv;
-	if ((e = write_all(a.fd, w->wbuf, len, a.size)) != 0) {
+	if ((e = write_all(a.fd, bufs, n, a.size)) != 0) {
 		if (ftruncate(a.fd, (off_t)a.size) != 0)
 			LOG_ERROR("wal", "cannot cut '%s/%s' back to %" PRIu64 " bytes: %s", w->dir,
 				  a.name, a.size, strerror(errno));
@@ -401,7 +432,7 @@ int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_e
 				  w->dir, a.name, a.size);
 	}
 	pthread_mutex_lock(&w->lock);
-	rv = publish(w, active(w), a.size, len);
+	rv = publish(w, active(w), bufs, n, a.size);
 	pthread_mutex_unlock(&w->lock);
 	if (rv != 0)
 		return sh_err_set(err, rv, "wal: out of memory");
@@ -458,7 +489,7 @@ int wal_read(struct wal *w, uint64_t from, size_t max_records, size_t max_bytes,
 				start);
 		goto out;
 	}
-	b->len = end - start;
+	b->len = b->sealed = end - start;
 	b->first = from;
 	b->n = k - (from - s->first);
 	b->last = from + b->n - 1;
@@ -588,7 +619,6 @@ void wal_close(struct wal *w)
 		close(w->dir_fd);
 	pthread_mutex_destroy(&w->lock);
 	sh_free(w->segs);
-	sh_free(w->wbuf);
 	sh_free(w->dir);
 	sh_free(w);
 }

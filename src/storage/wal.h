@@ -47,11 +47,16 @@ enum wal_type {
 
 /* ------------------------------------------------------------ batches */
 
-/* Records back to back, each WAL_REC_HDR bytes of header + body.  Fields
- * are read-only outside wal*.c.  n == 0 means empty (first, last 0). */
+/* Records back to back, each WAL_REC_HDR bytes of header + body, exactly
+ * as on disk.  Each record is sealed (its CRC computed) by whoever builds
+ * the batch: when the next record is added, or by wal_buf_seal(); the log
+ * writer only fills in `durable`, which the CRC does not cover, while the
+ * append is in progress — nobody else may read the buffer until then.
+ * Fields are read-only outside wal*.c.  n == 0 means empty. */
 struct wal_buf {
 	_Atomic unsigned refs;
 	size_t len, cap;
+	size_t sealed; /* bytes whose records carry their CRC */
 	size_t n;
 	uint64_t first, last;
 	unsigned char *data;
@@ -74,6 +79,8 @@ void wal_buf_unref(struct wal_buf *b);
  * must be last + 1 in a non-empty buffer (asserted). */
 unsigned char *wal_buf_add(struct wal_buf *b, uint64_t term, uint64_t index, uint8_t type,
 			   size_t body_len);
+/* Compute the CRC of every record not sealed yet (the last one added). */
+void wal_buf_seal(struct wal_buf *b);
 /* The record at *pos (start with 0); advances *pos.  Returns false at the
  * end.  The buffer is trusted (built by wal_buf_add or read by wal_read). */
 bool wal_buf_next(const struct wal_buf *b, size_t *pos, struct wal_rec *r);
@@ -114,9 +121,10 @@ size_t wal_segments(struct wal *w);
 /* The term of entry index: SH_ENOTFOUND outside [first, last]. */
 int wal_term(struct wal *w, uint64_t index, uint64_t *term, struct sh_err *err);
 
-/* Write the records of bufs[0..n) after the last one (no flush).  Their
- * indexes must follow on (SH_EINVAL otherwise).  On a failed write the
- * file is cut back to where this call began and nothing is appended. */
+/* Write the records of bufs[0..n) after the last one with one pwritev (no
+ * flush), sealing them and filling in their durable field.  Their indexes
+ * must follow on (SH_EINVAL otherwise).  On a failed write the file is cut
+ * back to where this call began and nothing is appended. */
 int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_err *err);
 /* fdatasync the active segment. */
 int wal_sync(struct wal *w, struct sh_err *err);

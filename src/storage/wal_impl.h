@@ -35,8 +35,6 @@ struct wal {
 	uint64_t last_term;
 	_Atomic uint64_t synced; /* highest index fsynced */
 	uint64_t total;          /* bytes in all segments */
-	unsigned char *wbuf;     /* the mutator's copy of what it writes */
-	size_t wcap;
 };
 
 static inline struct seg *active(struct wal *w)
@@ -51,7 +49,8 @@ static inline uint64_t seg_last(const struct seg *s)
 
 /* The record header fields at p (WAL_REC_HDR bytes). */
 void rec_header(const unsigned char *p, struct wal_rec *r);
-/* The CRC a record at p with body length len must carry. */
+/* The CRC a record at p with body length len must carry: over all of it
+ * but the CRC and durable fields. */
 uint32_t rec_crc(const unsigned char *p, size_t len);
 /* Add a record offset to s (lock held or not yet shared). */
 int seg_push(struct seg *s, uint64_t off);

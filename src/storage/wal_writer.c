@@ -308,6 +308,8 @@ void wal_writer_stop(struct wal_writer *ww)
 
 void wal_writer_submit(struct wal_writer *ww, struct wal_op *op)
 {
+	if (op->type == WAL_OP_APPEND)
+		wal_buf_seal(op->buf); /* on the caller's thread, off the flush path */
 	op->next = NULL;
 	op->rv = 0;
 	sh_err_clear(&op->err);
