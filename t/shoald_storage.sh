@@ -24,13 +24,14 @@ is "$status" 0 "SIGTERM: exit status 0"
 "$WRITER" "$TESTDIR/b" 7 >"$TESTDIR/w.out" 2>"$TESTDIR/w.err" &
 w=$!
 started_pids="$started_pids $w"
+acks() { n=$(grep -c ack "$TESTDIR/w.out" 2>/dev/null); echo "${n:-0}"; }
 i=0
-while [ "$(grep -c ack "$TESTDIR/w.out" 2>/dev/null)" -lt 60 ] && [ $i -lt $((200 * SCALE)) ]; do
+while [ "$(acks)" -lt 60 ] && [ $i -lt $((200 * SCALE)) ]; do
 	sleep 0.05; i=$((i + 1))
 done
 kill -9 "$w"
 wait "$w" 2>/dev/null
-acked=$(grep -c ack "$TESTDIR/w.out")
+acked=$(acks)
 ok "$([ "$acked" -ge 60 ]; echo $?)" "the writer acknowledged $acked batches before SIGKILL"
 
 start_shoald "$TESTDIR/b.log" --node-data-dir "$TESTDIR/b" --node-name b

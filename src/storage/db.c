@@ -37,6 +37,17 @@ static void wake_owner(struct db *db)
 		LOG_ERROR("storage", "cannot signal the event loop: %s", strerror(errno));
 }
 
+/* Append r to the list (head, tail) (lock held). */
+static void push(struct req **head, struct req **tail, struct req *r)
+{
+	r->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
 static void fail_for_good(struct db *db, const struct sh_err *why)
 {
 	if (atomic_load(&db->failed))
@@ -140,12 +151,7 @@ static void *apply_main(void *arg)
 			pthread_mutex_lock(&db->lock);
 			for (struct req *r = list; r != NULL; r = next) {
 				next = r->next;
-				r->next = NULL;
-				if (db->dq_tail != NULL)
-					db->dq_tail->next = r;
-				else
-					db->dq_head = r;
-				db->dq_tail = r;
+				push(&db->dq_head, &db->dq_tail, r);
 			}
 			wake_owner(db);
 			pthread_mutex_unlock(&db->lock);
@@ -211,12 +217,7 @@ static void take_written(struct db *db)
 			continue;
 		}
 		pthread_mutex_lock(&db->lock);
-		r->next = NULL;
-		if (db->aq_tail != NULL)
-			db->aq_tail->next = r;
-		else
-			db->aq_head = r;
-		db->aq_tail = r;
+		push(&db->aq_head, &db->aq_tail, r);
 		pthread_cond_signal(&db->cond);
 		pthread_mutex_unlock(&db->lock);
 	}

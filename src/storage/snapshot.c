@@ -11,6 +11,7 @@
 
 #include "storage/snapshot.h"
 
+#include "storage/hexname.h"
 #include "storage/le.h"
 #include "util/alloc.h"
 #include "util/crc32c.h"
@@ -374,19 +375,6 @@ int snap_read(const char *dir, uint64_t index, snap_load_fn fn, void *arg, struc
 
 /* ------------------------------------------------------------ the directory */
 
-static bool parse_name(const char *name, uint64_t *index)
-{
-	char *end;
-
-	if (strlen(name) != 21 || strcmp(name + 16, ".snap") != 0)
-		return false;
-	for (int i = 0; i < 16; i++)
-		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
-			return false;
-	*index = strtoull(name, &end, 16);
-	return end == name + 16;
-}
-
 /* Visit dir: delete *.tmp; track the newest; delete those older than
  * keep (when keep != 0). */
 static int scan_dir(const char *dir, uint64_t keep, uint64_t *newest, struct sh_err *err)
@@ -410,7 +398,7 @@ static int scan_dir(const char *dir, uint64_t keep, uint64_t *newest, struct sh_
 		if (tmp)
 			LOG_INFO("snapshot", "deleting '%s', left by an interrupted snapshot",
 				 path);
-		if (!tmp && !parse_name(e->d_name, &idx))
+		if (!tmp && !hexname_parse(e->d_name, ".snap", &idx))
 			continue;
 		if (!tmp && idx > *newest)
 			*newest = idx;

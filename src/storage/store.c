@@ -234,6 +234,9 @@ int store_check(struct store *s, const struct entry *e, struct sh_err *err)
 			return sh_err_set(err, SH_EEXIST, "collection '%s' already exists",
 					  e->params.name);
 		}
+		if (store_collections(s) >= STORE_MAX_COLLECTIONS)
+			return sh_err_set(err, SH_ETOOBIG, "a node holds at most %d collections",
+					  STORE_MAX_COLLECTIONS);
 		return 0;
 	case WAL_DROP: rv = named(s, e->collection, &c, err); break;
 	case WAL_UPSERT:

@@ -11,6 +11,7 @@
 
 #include "storage/wal_impl.h"
 
+#include "storage/hexname.h"
 #include "storage/le.h"
 #include "util/alloc.h"
 #include "util/crc32c.h"
@@ -234,20 +235,6 @@ static int cmp_seg(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* "%016x.seg" -> first index; false for other names. */
-static bool parse_name(const char *name, uint64_t *first)
-{
-	char *end;
-
-	if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
-		return false;
-	for (int i = 0; i < 16; i++)
-		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
-			return false;
-	*first = strtoull(name, &end, 16);
-	return end == name + 16;
-}
-
 static int add_found(struct wal *w, const char *name, uint64_t first, struct sh_err *err)
 {
 	struct seg s = {.first = first};
@@ -290,7 +277,7 @@ static int list_dir(struct wal *w, struct wal_open_info *info, struct sh_err *er
 				rv = sh_err_sys(err, errno, "cannot delete '%s/%s'", w->dir,
 						e->d_name);
 			info->tmp_removed++;
-		} else if (parse_name(e->d_name, &first)) {
+		} else if (hexname_parse(e->d_name, ".seg", &first)) {
 			rv = add_found(w, e->d_name, first, err);
 		} else if (e->d_name[0] != '.') {
 			LOG_WARN("wal", "ignoring '%s/%s': not a log segment", w->dir, e->d_name);
