@@ -327,6 +327,21 @@ static void test_auto_snapshots(void)
 	db_close(db);
 }
 
+static void test_snapshot_bytes(void)
+{
+	struct db_opts o = opts("bytes");
+	struct db *db;
+
+	o.snapshot_bytes = 100 << 10;
+	db = open_ok(&o, NULL);
+	create(db, "c");
+	for (int i = 0; i < 30; i++)
+		upsert_range(db, (uint64_t)i * 100, 100, 0); /* about 12 KB of log each */
+	ok(db_snapshots(db) >= 2, "%" PRIu64 " snapshots after ~360 KB of log, one per 100 KB",
+	   db_snapshots(db));
+	db_close(db);
+}
+
 static void make_snapshot_dir(const char *name, size_t points)
 {
 	struct db_opts o = opts(name);
@@ -474,6 +489,7 @@ int main(void)
 	test_pipelined();
 	test_snapshot_replay_identical();
 	test_auto_snapshots();
+	test_snapshot_bytes();
 	test_damaged_snapshot();
 	test_chunks();
 	test_log_shorter_than_snapshot();

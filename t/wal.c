@@ -8,6 +8,7 @@
 
 #include "storage/le.h"
 #include "storage/wal.h"
+#include "storage/wal_impl.h"
 #include "tap.h"
 #include "util/crc32c.h"
 
@@ -414,6 +415,32 @@ static void test_unsynced_tear(void)
 	is_int(info.cut_bytes, 4 * REC, "four records cut");
 }
 
+/* A record with a valid CRC in the wrong place is never a torn write. */
+static void test_out_of_order(void)
+{
+	unsigned char rec[REC];
+	struct sh_err err;
+	char want[800];
+	FILE *f;
+
+	make_log("order");
+	f = fopen(seg_path(1), "r+");
+	ok(f != NULL && fseek(f, rec_off(12), SEEK_SET) == 0 && fread(rec, 1, REC, f) == REC,
+	   "read record 12");
+	le64_put(rec + 16, 13); /* claim index 13, with a matching CRC */
+	le32_put(rec + 4, rec_crc(rec, BODY));
+	fseek(f, rec_off(12), SEEK_SET);
+	fwrite(rec, 1, REC, f);
+	fclose(f);
+	is_int(open_err(&err, NULL), SH_ECORRUPT,
+	       "a valid record out of order at the end: refused");
+	snprintf(want, sizeof want,
+		 "wal: segment '%s/0000000000000001.seg': corrupt record at offset %lld: index 13 "
+		 "does not follow 11",
+		 dir, rec_off(12));
+	is_str(err.msg, want, "not taken for a torn tail");
+}
+
 static void test_cut_and_zeros(void)
 {
 	struct wal_open_info info;
@@ -540,6 +567,7 @@ int main(void)
 	test_tail_flip();
 	test_middle_flip();
 	test_unsynced_tear();
+	test_out_of_order();
 	test_cut_and_zeros();
 	test_older_segment();
 	test_bad_header_and_gap();
