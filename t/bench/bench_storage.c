@@ -6,9 +6,11 @@
  *    entries of 512-byte bodies, through the log writer thread (one
  *    blocking append per batch), against the machine's floor measured in
  *    the same run: the same bytes written by a minimal loop of write() +
- *    fdatasync() on a plain file.  Each pair runs `--reps` times,
- *    alternating; medians are reported, and their ratio.  A last row
- *    shows group commit: batches of 1 with 64 in flight.
+ *    fdatasync() on a plain file.  The two take turns batch by batch, so
+ *    that both meet the same disturbances on a shared machine; each row
+ *    runs `--reps` times and reports medians (the ratio is the median of
+ *    the runs' ratios).  A last row shows group commit: batches of 1 with
+ *    64 in flight against the floor's one flush per batch.
  * 2. Restart with N 128-dim vectors (the Gaussian mixture of bench_data.h,
  *    1000 points per entry, collection defaults m 16, ef_construction
  *    200): the time to open from the log alone (the index rebuilt by
@@ -41,6 +43,7 @@
 
 struct opts {
 	char dir[512];
+	uint64_t segment_bytes;
 	size_t n;
 	int reps;
 	double seconds;
@@ -100,86 +103,99 @@ static size_t batches_for(size_t batch, double seconds)
 	return by_time < by_bytes ? (by_time > 20 ? by_time : 20) : (by_bytes > 20 ? by_bytes : 20);
 }
 
-/* The floor: the same bytes from the same buffers, write() + fdatasync()
- * per batch. */
-static double run_floor(const char *dir, struct wal_buf **bufs, size_t batches)
+/* One run: the floor (the same bytes from the same buffers, one write()
+ * + fdatasync() per batch, on a plain file) and the log (through its
+ * writer thread, in_flight appends queued, then waited for) take turns,
+ * a turn being in_flight batches, so both meet the same disturbances.
+ * *tf and *tw are their total times. */
+struct run {
+	struct wal *w;
+	struct wal_writer *ww;
+	int fd;
+	struct wal_op *ops;
+};
+
+static void run_open(const struct opts *op, size_t in_flight, struct run *r)
 {
 	char path[800];
-	int fd;
-	double t0;
+	struct wal_opts wo = {op->segment_bytes};
+	struct wal_writer_opts o = {WAL_FSYNC_ALWAYS, 0, -1};
+	struct sh_err err;
 
-	snprintf(path, sizeof path, "%s/floor", dir);
-	unlink(path);
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0640)) < 0)
+	snprintf(path, sizeof path, "%s/wal", op->dir);
+	rm_rf(path);
+	if (wal_open(path, &wo, &r->w, NULL, &err) != 0 ||
+	    wal_writer_start(r->w, &o, &r->ww, &err) != 0)
+		die("wal", &err);
+	snprintf(path, sizeof path, "%s/floor", op->dir);
+	if ((r->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0640)) < 0)
 		die(path, NULL);
-	t0 = now_sec();
-	for (size_t i = 0; i < batches; i++)
-		if (write(fd, bufs[i]->data, bufs[i]->len) != (ssize_t)bufs[i]->len ||
-		    fdatasync(fd) != 0)
-			die("floor write", NULL);
-	t0 = now_sec() - t0;
-	close(fd);
-	unlink(path);
-	return t0;
+	r->ops = sh_calloc(in_flight, sizeof *r->ops);
 }
 
-/* The log through its writer thread: the batches prepared beforehand,
- * in_flight appends queued at a time, each waited for. */
-static double run_wal(const char *dir, struct wal_buf **bufs, size_t batches, size_t in_flight,
-		      uint64_t *syncs)
+static void run_close(const struct opts *op, struct run *r)
 {
 	char path[800];
-	struct wal_opts wo = {64u << 20};
-	struct wal_writer_opts o = {WAL_FSYNC_ALWAYS, 0, -1};
-	struct wal_op *ops = sh_calloc(in_flight, sizeof *ops);
-	struct wal_writer *ww;
-	struct wal *w;
-	struct sh_err err;
-	double t0;
 
-	snprintf(path, sizeof path, "%s/wal", dir);
+	wal_writer_stop(r->ww);
+	wal_close(r->w);
+	close(r->fd);
+	snprintf(path, sizeof path, "%s/wal", op->dir);
 	rm_rf(path);
-	if (wal_open(path, &wo, &w, NULL, &err) != 0 || wal_writer_start(w, &o, &ww, &err) != 0)
-		die("wal", &err);
-	t0 = now_sec();
+	snprintf(path, sizeof path, "%s/floor", op->dir);
+	unlink(path);
+	sh_free(r->ops);
+}
+
+static void run_turns(const struct opts *op, struct wal_buf **bufs, size_t batches,
+		      size_t in_flight, double *tf, double *tw, uint64_t *syncs)
+{
+	struct run r;
+
+	run_open(op, in_flight, &r);
+	*tf = *tw = 0;
 	for (size_t i = 0; i < batches; i += in_flight) {
 		size_t k = batches - i < in_flight ? batches - i : in_flight;
+		double t0 = now_sec();
 
+		for (size_t j = 0; j < k; j++)
+			if (write(r.fd, bufs[i + j]->data, bufs[i + j]->len) !=
+				    (ssize_t)bufs[i + j]->len ||
+			    fdatasync(r.fd) != 0)
+				die("floor write", NULL);
+		*tf += now_sec() - t0;
+		t0 = now_sec();
 		for (size_t j = 0; j < k; j++) {
-			ops[j] = (struct wal_op){.type = WAL_OP_APPEND, .buf = bufs[i + j]};
-			wal_writer_submit(ww, &ops[j]);
+			r.ops[j] = (struct wal_op){.type = WAL_OP_APPEND, .buf = bufs[i + j]};
+			wal_writer_submit(r.ww, &r.ops[j]);
 		}
 		for (size_t j = 0; j < k; j++)
-			if (wal_writer_wait(ww, &ops[j]) != 0)
-				die("append", &ops[j].err);
+			if (wal_writer_wait(r.ww, &r.ops[j]) != 0)
+				die("append", &r.ops[j].err);
+		*tw += now_sec() - t0;
 	}
-	t0 = now_sec() - t0;
-	*syncs = wal_writer_syncs(ww);
-	wal_writer_stop(ww);
-	wal_close(w);
-	rm_rf(path);
-	sh_free(ops);
-	return t0;
+	*syncs = wal_writer_syncs(r.ww);
+	run_close(op, &r);
 }
 
 static void log_row(const struct opts *o, size_t batch, size_t in_flight)
 {
 	size_t batches = batches_for(batch, o->seconds);
 	struct wal_buf **bufs = sh_calloc(batches, sizeof *bufs);
-	double tw[16], tf[16], bytes;
+	double tw[16], tf[16], ratio[16], bytes;
 	uint64_t syncs = 0;
 
 	for (size_t i = 0; i < batches; i++)
 		bufs[i] = make_batch(1 + i * batch, batch);
 	for (int r = 0; r < o->reps; r++) {
-		tf[r] = run_floor(o->dir, bufs, batches);
-		tw[r] = run_wal(o->dir, bufs, batches, in_flight, &syncs);
+		run_turns(o, bufs, batches, in_flight, &tf[r], &tw[r], &syncs);
+		ratio[r] = tw[r] / tf[r];
 	}
 	bytes = (double)bufs[0]->len * (double)batches;
 	printf("%6zu %9zu %8zu %13.0f %13.0f %9.1f %9.1f %7.2fx %8.2f\n", batch, in_flight, batches,
 	       (double)(batch * batches) / median(tw, o->reps),
 	       (double)(batch * batches) / median(tf, o->reps), bytes / median(tw, o->reps) / 1e6,
-	       bytes / median(tf, o->reps) / 1e6, median(tw, o->reps) / median(tf, o->reps),
+	       bytes / median(tf, o->reps) / 1e6, median(ratio, o->reps),
 	       (double)batches / (double)syncs);
 	for (size_t i = 0; i < batches; i++)
 		wal_buf_unref(bufs[i]);
@@ -315,18 +331,18 @@ static void bench_restart(const struct opts *o)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_storage [--dir DIR] [--n N] [--reps R] [--seconds S]\n"
-			"                     [--log-only | --restart-only]\n");
+			"                     [--segment-bytes B] [--log-only | --restart-only]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"dir", 1, NULL, 'd'},      {"n", 1, NULL, 'n'},
-		{"reps", 1, NULL, 'r'},     {"seconds", 1, NULL, 's'},
-		{"log-only", 0, NULL, 'l'}, {"restart-only", 0, NULL, 'R'},
-		{NULL, 0, NULL, 0}};
-	struct opts o = {"", 100000, 3, 1.0, 1, 1};
+		{"dir", 1, NULL, 'd'},           {"n", 1, NULL, 'n'},
+		{"reps", 1, NULL, 'r'},          {"seconds", 1, NULL, 's'},
+		{"log-only", 0, NULL, 'l'},      {"restart-only", 0, NULL, 'R'},
+		{"segment-bytes", 1, NULL, 'S'}, {NULL, 0, NULL, 0}};
+	struct opts o = {"", 64u << 20, 100000, 3, 1.0, 1, 1};
 	bool own_dir = false;
 	int c;
 
@@ -338,6 +354,7 @@ int main(int argc, char **argv)
 			o.reps = atoi(optarg) < 1 ? 1 : atoi(optarg) > 15 ? 15 : atoi(optarg);
 			break;
 		case 's': o.seconds = atof(optarg); break;
+		case 'S': o.segment_bytes = strtoull(optarg, NULL, 10); break;
 		case 'l': o.restart = 0; break;
 		case 'R': o.log = 0; break;
 		default: usage();
