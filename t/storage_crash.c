@@ -80,6 +80,19 @@ struct child {
 	size_t len;
 };
 
+static pid_t running; /* the writer alive now, for the exit handler */
+
+/* However the test ends (a bail-out included): no writer left, no files. */
+static void at_exit(void)
+{
+	if (running > 0) {
+		kill(running, SIGKILL);
+		waitpid(running, NULL, 0);
+	}
+	if (dir != NULL)
+		rm_rf(dir);
+}
+
 static void spawn(struct child *c)
 {
 	int p[2];
@@ -98,6 +111,7 @@ static void spawn(struct child *c)
 		_exit(127);
 	}
 	close(p[1]);
+	running = c->pid;
 }
 
 /* The next line within ms milliseconds (-1: until EOF); NULL on timeout
@@ -199,6 +213,7 @@ static void one_life(struct sh_rand *r)
 		take_line(line);
 	kill(c.pid, SIGKILL);
 	waitpid(c.pid, &status, 0);
+	running = 0;
 	while ((line = read_line(&c, -1)) != NULL)
 		take_line(line);
 	close(c.fd);
@@ -219,6 +234,7 @@ static void last_life(void)
 		take_line(line);
 	kill(c.pid, SIGTERM);
 	waitpid(c.pid, &status, 0);
+	running = 0;
 	while ((line = read_line(&c, -1)) != NULL)
 		take_line(line);
 	close(c.fd);
@@ -270,6 +286,7 @@ int main(void)
 	diag("seed %" PRIu64 " (SHOAL_SEED=%" PRIu64 " replays it)", seed, seed);
 	sh_rand_seed(&r, seed);
 	dir = make_tmpdir("crash");
+	atexit(at_exit);
 	if (store_new(&ref, &err) != 0)
 		bail_out("%s", err.msg);
 	for (int i = 0; i < KILLS; i++)
@@ -282,6 +299,5 @@ int main(void)
 	ok(acked >= 100, "%" PRIu64 " batches acknowledged in all", acked);
 	final_check();
 	store_free(ref);
-	rm_rf(dir);
 	return done_testing();
 }
