@@ -55,10 +55,14 @@ struct sh_config {
 	/* [storage] */
 	int fsync;
 	int64_t fsync_interval_ms;
+	uint64_t segment_bytes;
+	int64_t snapshot_entries;
+	uint64_t snapshot_bytes;
 	/* [search] */
 	int64_t search_threads;
 	/* [limits] */
 	uint64_t max_frame_bytes;
+	uint64_t max_payload_bytes;
 	int64_t max_connections;
 };
 

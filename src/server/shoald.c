@@ -2,10 +2,11 @@
  * shoald: the shoal daemon's entry point.
  *
  * Reads the command line and the configuration, opens the data directory
- * (exclusive lock, node id), sets up logging and runs the libevent loop until
- * SIGTERM or SIGINT.  SIGHUP re-reads the configuration file (keys marked
- * "reloaded on SIGHUP" take effect, others are reported as needing a restart)
- * and reopens the log file.  Only main() decides to exit.
+ * (exclusive lock, node id) and the storage in it (snapshot loaded, log
+ * verified and replayed: storage/db.h), sets up logging and runs the
+ * libevent loop until SIGTERM or SIGINT, then closes the storage cleanly.  SIGHUP re-reads the
+ * configuration file (keys marked "reloaded on SIGHUP" take effect, others are reported as needing
+ * a restart) and reopens the log file.  Only main() decides to exit.
  *
  * Exit status: 0 after a clean stop or a good --check-config; 1 when the node
  * cannot start (data dir, ...); 2 for a command-line or configuration error.
@@ -14,6 +15,7 @@
 
 #include "server/config.h"
 #include "storage/datadir.h"
+#include "storage/db.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -41,8 +43,11 @@ struct shoald {
 	size_t n_flags;
 	struct sh_config cfg;
 	struct sh_datadir *datadir;
+	struct db *db;
 	struct event_base *base;
 	struct event *signals[3];
+	struct event *db_event;
+	int exit_status;
 };
 
 static void usage(FILE *out)
@@ -228,11 +233,53 @@ static int setup_loop(struct shoald *d, struct sh_err *err)
 	return 0;
 }
 
+/* Write completions from the storage's threads: run their callbacks. */
+static void on_db(evutil_socket_t fd, short what, void *arg)
+{
+	struct shoald *d = arg;
+	struct sh_err err;
+
+	db_process(d->db);
+	if (db_failed(d->db, &err)) {
+		LOG_ERROR("server", "stopping: %s", err.msg);
+		d->exit_status = EXIT_START;
+		event_base_loopbreak(d->base);
+	}
+}
+
+static int open_storage(struct shoald *d, struct sh_err *err)
+{
+	static const enum wal_fsync policies[] = {
+		[SH_FSYNC_ALWAYS] = WAL_FSYNC_ALWAYS,
+		[SH_FSYNC_INTERVAL] = WAL_FSYNC_INTERVAL,
+		[SH_FSYNC_NEVER] = WAL_FSYNC_NEVER,
+	};
+	struct db_opts o = {
+		.dir = d->cfg.data_dir,
+		.fsync = policies[d->cfg.fsync],
+		.fsync_interval_ms = (uint32_t)d->cfg.fsync_interval_ms,
+		.segment_bytes = d->cfg.segment_bytes,
+		.snapshot_entries = (uint64_t)d->cfg.snapshot_entries,
+		.snapshot_bytes = d->cfg.snapshot_bytes,
+		.max_payload_bytes = d->cfg.max_payload_bytes,
+		.term = 1,
+	};
+	int rv = db_open(&o, &d->db, NULL, err);
+
+	if (rv != 0)
+		return rv;
+	d->db_event = event_new(d->base, db_fd(d->db), EV_READ | EV_PERSIST, on_db, d);
+	if (d->db_event == NULL || event_add(d->db_event, NULL) != 0)
+		return sh_err_set(err, SH_EIO, "cannot watch the storage's eventfd");
+	return 0;
+}
+
 static int run(struct shoald *d)
 {
 	struct sh_err err;
 
-	if (sh_datadir_open(d->cfg.data_dir, &d->datadir, &err) != 0 || setup_loop(d, &err) != 0) {
+	if (sh_datadir_open(d->cfg.data_dir, &d->datadir, &err) != 0 || setup_loop(d, &err) != 0 ||
+	    open_storage(d, &err) != 0) {
 		LOG_ERROR("server", "cannot start: %s", err.msg);
 		return EXIT_START;
 	}
@@ -242,13 +289,16 @@ static int run(struct shoald *d)
 		 PACKAGE_VERSION, d->cfg.node_name, sh_datadir_node_id(d->datadir), d->cfg.data_dir,
 		 (long)getpid(), sh_alloc_name());
 	LOG_WARN("server", "this version has no listeners yet: the cluster, client and REST APIs "
-			   "are not built; the node only holds its data dir");
+			   "are not built, so nothing can send writes to this node; it holds its "
+			   "data dir and its storage (recovered above)");
 	if (event_base_dispatch(d->base) < 0) {
 		LOG_ERROR("server", "event loop failed");
 		return EXIT_START;
 	}
+	db_close(d->db);
+	d->db = NULL;
 	LOG_INFO("server", "stopped");
-	return 0;
+	return d->exit_status;
 }
 
 static void cleanup(struct shoald *d)
@@ -256,6 +306,9 @@ static void cleanup(struct shoald *d)
 	for (int i = 0; i < 3; i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
+	if (d->db_event != NULL)
+		event_free(d->db_event);
+	db_close(d->db);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	sh_datadir_close(d->datadir);

@@ -1,0 +1,103 @@
+/*
+ * collection: a named set of points — the HNSW index (which stores ids and
+ * vectors: it is the vector store), an ordered id tree with each point's
+ * digest hash and payload, and the collection's digest
+ * (doc/storage-format.md, "State digest").
+ *
+ * Threads.  One writer (the apply thread) calls coll_upsert/coll_delete;
+ * any number of readers call the rest at the same time.  A rwlock guards
+ * the id tree and payloads (held by the writer for one point at a time, so
+ * a reader waits at most one insert); searches go to the index without it.
+ * A reader may see part of a batch that is being applied.
+ *
+ * Ownership.  A collection is reference-counted: the store holds one
+ * reference, and a reader that looked it up holds another until it calls
+ * coll_unref(), so dropping a collection never pulls it from under a
+ * search.  Inputs are copied; outputs are caller-owned (sh_free).
+ */
+#ifndef SHOAL_STORAGE_COLLECTION_H
+#define SHOAL_STORAGE_COLLECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/hnsw.h"
+#include "storage/digest.h"
+#include "util/err.h"
+
+#define COLL_NAME_MAX     64
+#define COLL_MAX_PAYLOAD  (64u << 20) /* hard limit; the configured one is lower */
+#define COLL_DEFAULT_M    HNSW_DEFAULT_M
+#define COLL_DEFAULT_EFC  HNSW_DEFAULT_EFC
+#define COLL_MAX_EF_BUILD 4096
+
+struct coll_params {
+	char name[COLL_NAME_MAX + 1];
+	uint32_t dim;
+	enum sh_metric metric;
+	uint32_t m, ef_construction;
+	uint64_t seed;
+};
+
+/* A point to upsert: vec holds dim floats (checked against the
+ * collection's); payload is canonical JSON (coll_payload_canon) or NULL. */
+struct coll_point {
+	uint64_t id;
+	const float *vec;
+	uint32_t dim;
+	const char *payload;
+	size_t payload_len;
+};
+
+struct coll;
+
+/* [A-Za-z0-9_-]{1,64}. */
+int coll_check_name(const char *name, size_t len, struct sh_err *err);
+/* Name, dim 1..65536, metric, m 2..128, ef_construction 1..4096. */
+int coll_check_params(const struct coll_params *p, struct sh_err *err);
+/* Parse JSON text, require an object no longer than limit bytes once
+ * canonical (compact, keys sorted), and return that text (*out, sh_free). */
+int coll_payload_canon(const char *json, size_t len, size_t limit, char **out, size_t *out_len,
+		       struct sh_err *err);
+
+int coll_new(const struct coll_params *p, struct coll **out, struct sh_err *err);
+struct coll *coll_ref(struct coll *c);
+void coll_unref(struct coll *c);
+
+const struct coll_params *coll_params(const struct coll *c);
+const char *coll_name(const struct coll *c);
+
+/* Check a whole batch before any of it is applied: dimension, finite
+ * values, no zero vector under cosine, payloads that parse as JSON
+ * objects.  Errors say which point ("point 3 (id 17): ..."). */
+int coll_check_points(const struct coll *c, const struct coll_point *pts, size_t n,
+		      struct sh_err *err);
+/* Apply a checked batch; later points with the same id win.  Fails only
+ * for lack of memory. */
+int coll_upsert(struct coll *c, const struct coll_point *pts, size_t n, struct sh_err *err);
+/* Delete ids (absent ones are skipped); returns how many were deleted. */
+size_t coll_delete(struct coll *c, const uint64_t *ids, size_t n);
+
+size_t coll_count(const struct coll *c);
+size_t coll_memory(const struct coll *c);
+struct digest coll_digest(const struct coll *c);
+
+/* Point id: its stored vector into vec (dim floats; for cosine, normalized;
+ * NULL to skip) and a copy of its payload (*payload NULL when it has none;
+ * payload may be NULL to skip).  SH_ENOTFOUND when absent. */
+int coll_get(const struct coll *c, uint64_t id, float *vec, char **payload, size_t *payload_len);
+/* Up to limit ids >= from, in order, into ids; *n their number, *next the
+ * cursor to continue from, *more whether any id follows. */
+void coll_scroll(const struct coll *c, uint64_t from, size_t limit, uint64_t *ids, size_t *n,
+		 uint64_t *next, bool *more);
+/* k nearest (exact: brute force); see hnsw_search. */
+int coll_search(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
+		struct hnsw_result *out, size_t *n, struct sh_err *err);
+
+/* Snapshots (doc/storage-format.md, "Snapshots"): the collection's part of
+ * the content.  The writer must not run meanwhile. */
+int coll_save(const struct coll *c, hnsw_write_fn write, void *ctx, struct sh_err *err);
+int coll_load(hnsw_read_fn read, void *ctx, struct coll **out, struct sh_err *err);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * entry: see entry.h.  The protobuf-c structs are filled to point at the
+ * caller's data (nothing is copied before packing), and decoding uses
+ * sh_malloc through a protobuf-c allocator.
+ */
+#include "build.h"
+
+#include "storage/entry.h"
+
+#include "proto/log.pb-c.h"
+#include "util/alloc.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static void *pb_alloc(void *data, size_t size)
+{
+	(void)data;
+	return sh_malloc(size);
+}
+
+static void pb_free(void *data, void *ptr)
+{
+	(void)data;
+	sh_free(ptr);
+}
+
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
+const char *entry_type_name(enum wal_type t)
+{
+	static const char *const names[] = {
+		"none", "no-op", "voter configuration", "create", "drop", "upsert", "delete"};
+
+	return (unsigned)t <= WAL_TYPE_MAX ? names[t] : "unknown";
+}
+
+/* ------------------------------------------------------------ encoding */
+
+static int pack(const ProtobufCMessage *m, struct wal_buf *b, uint64_t term, uint64_t index,
+		uint8_t type, struct sh_err *err)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	unsigned char *body;
+
+	if (len > WAL_MAX_BODY)
+		return sh_err_set(err, SH_ETOOBIG, "entry of %zu bytes is over the limit of %u",
+				  len, WAL_MAX_BODY);
+	if ((body = wal_buf_add(b, term, index, type, len)) == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	protobuf_c_message_pack(m, body);
+	return 0;
+}
+
+static char *str(const char *s)
+{
+	return (char *)(uintptr_t)(s ? s : "");
+}
+
+static int encode_upsert(const struct entry *e, struct wal_buf *b, uint64_t term, uint64_t index,
+			 struct sh_err *err)
+{
+	Shoal__Log__UpsertPoints m = SHOAL__LOG__UPSERT_POINTS__INIT;
+	Shoal__Log__Point *pts = sh_calloc(e->n ? e->n : 1, sizeof *pts);
+	Shoal__Log__Point **ptrs = sh_calloc(e->n ? e->n : 1, sizeof *ptrs);
+	int rv;
+
+	if (pts == NULL || ptrs == NULL) {
+		rv = sh_err_set(err, SH_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < e->n; i++) {
+		const struct coll_point *p = &e->points[i];
+
+		pts[i] = (Shoal__Log__Point)SHOAL__LOG__POINT__INIT;
+		pts[i].id = p->id;
+		pts[i].n_vector = p->dim;
+		pts[i].vector = (float *)(uintptr_t)p->vec;
+		pts[i].payload.len = p->payload_len;
+		pts[i].payload.data = (uint8_t *)(uintptr_t)p->payload;
+		ptrs[i] = &pts[i];
+	}
+	m.collection = str(e->collection);
+	m.n_points = e->n;
+	m.points = ptrs;
+	rv = pack(&m.base, b, term, index, WAL_UPSERT, err);
+out:
+	sh_free(pts);
+	sh_free(ptrs);
+	return rv;
+}
+
+static int encode_voters(const struct entry *e, struct wal_buf *b, uint64_t term, uint64_t index,
+			 struct sh_err *err)
+{
+	Shoal__Log__VoterConfig m = SHOAL__LOG__VOTER_CONFIG__INIT;
+	Shoal__Log__Voter *v = sh_calloc(e->n ? e->n : 1, sizeof *v);
+	Shoal__Log__Voter **ptrs = sh_calloc(e->n ? e->n : 1, sizeof *ptrs);
+	int rv;
+
+	if (v == NULL || ptrs == NULL) {
+		rv = sh_err_set(err, SH_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < e->n; i++) {
+		v[i] = (Shoal__Log__Voter)SHOAL__LOG__VOTER__INIT;
+		v[i].node_id = e->voters[i].node_id;
+		v[i].address = str(e->voters[i].address);
+		ptrs[i] = &v[i];
+	}
+	m.n_voters = e->n;
+	m.voters = ptrs;
+	rv = pack(&m.base, b, term, index, WAL_VOTERS, err);
+out:
+	sh_free(v);
+	sh_free(ptrs);
+	return rv;
+}
+
+int entry_encode(const struct entry *e, struct wal_buf *b, uint64_t term, uint64_t index,
+		 struct sh_err *err)
+{
+	Shoal__Log__NoOp noop = SHOAL__LOG__NO_OP__INIT;
+	Shoal__Log__CreateCollection cr = SHOAL__LOG__CREATE_COLLECTION__INIT;
+	Shoal__Log__DropCollection dr = SHOAL__LOG__DROP_COLLECTION__INIT;
+	Shoal__Log__DeletePoints de = SHOAL__LOG__DELETE_POINTS__INIT;
+
+	switch (e->type) {
+	case WAL_NOOP: return pack(&noop.base, b, term, index, WAL_NOOP, err);
+	case WAL_VOTERS: return encode_voters(e, b, term, index, err);
+	case WAL_CREATE:
+		cr.name = str(e->params.name);
+		cr.dim = e->params.dim;
+		cr.metric = (Shoal__Log__Metric)e->params.metric;
+		cr.m = e->params.m;
+		cr.ef_construction = e->params.ef_construction;
+		cr.seed = e->params.seed;
+		return pack(&cr.base, b, term, index, WAL_CREATE, err);
+	case WAL_DROP:
+		dr.name = str(e->collection);
+		return pack(&dr.base, b, term, index, WAL_DROP, err);
+	case WAL_UPSERT: return encode_upsert(e, b, term, index, err);
+	case WAL_DELETE:
+		de.collection = str(e->collection);
+		de.n_ids = e->n;
+		de.ids = (uint64_t *)(uintptr_t)e->ids;
+		return pack(&de.base, b, term, index, WAL_DELETE, err);
+	}
+	return sh_err_set(err, SH_EINVAL, "unknown entry type %d", (int)e->type);
+}
+
+/* ------------------------------------------------------------ decoding */
+
+struct decoded {
+	ProtobufCMessage *msg;
+	void *array; /* coll_point or entry_voter array */
+};
+
+static int decode_upsert(Shoal__Log__UpsertPoints *m, struct entry *e, struct decoded *d)
+{
+	struct coll_point *pts = sh_calloc(m->n_points ? m->n_points : 1, sizeof *pts);
+
+	if (pts == NULL)
+		return SH_ENOMEM;
+	for (size_t i = 0; i < m->n_points; i++) {
+		const Shoal__Log__Point *p = m->points[i];
+
+		pts[i] = (struct coll_point){p->id, p->vector, (uint32_t)p->n_vector,
+					     (const char *)p->payload.data, p->payload.len};
+		if (p->n_vector > UINT32_MAX)
+			pts[i].dim = UINT32_MAX;
+	}
+	d->array = pts;
+	e->collection = m->collection;
+	e->points = pts;
+	e->n = m->n_points;
+	return 0;
+}
+
+static int decode_voters(Shoal__Log__VoterConfig *m, struct entry *e, struct decoded *d)
+{
+	struct entry_voter *v = sh_calloc(m->n_voters ? m->n_voters : 1, sizeof *v);
+
+	if (v == NULL)
+		return SH_ENOMEM;
+	for (size_t i = 0; i < m->n_voters; i++)
+		v[i] = (struct entry_voter){m->voters[i]->node_id, m->voters[i]->address};
+	d->array = v;
+	e->voters = v;
+	e->n = m->n_voters;
+	return 0;
+}
+
+static int fill(struct entry *e, struct decoded *d)
+{
+	Shoal__Log__CreateCollection *cr;
+
+	switch (e->type) {
+	case WAL_NOOP: return 0;
+	case WAL_VOTERS: return decode_voters((Shoal__Log__VoterConfig *)d->msg, e, d);
+	case WAL_CREATE:
+		cr = (Shoal__Log__CreateCollection *)d->msg;
+		snprintf(e->params.name, sizeof e->params.name, "%s", cr->name);
+		if (strlen(cr->name) > COLL_NAME_MAX)
+			e->params.name[0] = '\0'; /* refused as too long by the checks */
+		e->params.dim = cr->dim;
+		e->params.metric = (enum sh_metric)cr->metric;
+		e->params.m = cr->m;
+		e->params.ef_construction = cr->ef_construction;
+		e->params.seed = cr->seed;
+		return 0;
+	case WAL_DROP: e->collection = ((Shoal__Log__DropCollection *)d->msg)->name; return 0;
+	case WAL_UPSERT: return decode_upsert((Shoal__Log__UpsertPoints *)d->msg, e, d);
+	case WAL_DELETE:
+		e->collection = ((Shoal__Log__DeletePoints *)d->msg)->collection;
+		e->ids = ((Shoal__Log__DeletePoints *)d->msg)->ids;
+		e->n = ((Shoal__Log__DeletePoints *)d->msg)->n_ids;
+		return 0;
+	}
+	return SH_EINVAL;
+}
+
+static const ProtobufCMessageDescriptor *descriptor(uint8_t type)
+{
+	switch (type) {
+	case WAL_NOOP: return &shoal__log__no_op__descriptor;
+	case WAL_VOTERS: return &shoal__log__voter_config__descriptor;
+	case WAL_CREATE: return &shoal__log__create_collection__descriptor;
+	case WAL_DROP: return &shoal__log__drop_collection__descriptor;
+	case WAL_UPSERT: return &shoal__log__upsert_points__descriptor;
+	case WAL_DELETE: return &shoal__log__delete_points__descriptor;
+	}
+	return NULL;
+}
+
+int entry_decode(const struct wal_rec *r, struct entry *e, struct sh_err *err)
+{
+	const ProtobufCMessageDescriptor *desc = descriptor(r->type);
+	struct decoded *d = sh_calloc(1, sizeof *d);
+	int rv;
+
+	memset(e, 0, sizeof *e);
+	if (d == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	e->type = (enum wal_type)r->type;
+	e->decoded = d;
+	if (desc == NULL)
+		return sh_err_set(err, SH_EINVAL, "entry %" PRIu64 ": unknown type %u", r->index,
+				  r->type);
+	d->msg = protobuf_c_message_unpack(desc, &pb_allocator, r->len, r->body);
+	if (d->msg == NULL)
+		return sh_err_set(err, SH_EINVAL,
+				  "entry %" PRIu64 " (%s): the body does not decode", r->index,
+				  entry_type_name(e->type));
+	if ((rv = fill(e, d)) != 0)
+		return sh_err_set(err, rv, "entry %" PRIu64 ": out of memory", r->index);
+	return 0;
+}
+
+void entry_release(struct entry *e)
+{
+	struct decoded *d = e->decoded;
+
+	if (d == NULL)
+		return;
+	if (d->msg != NULL)
+		protobuf_c_message_free_unpacked(d->msg, &pb_allocator);
+	sh_free(d->array);
+	sh_free(d);
+	e->decoded = NULL;
+}

@@ -1,0 +1,63 @@
+/*
+ * snapshot: snapshot files — a header with the (term, index) covered, then
+ * the content in checksummed frames (doc/storage-format.md, "Snapshots").
+ * What the content says is the store's business (store_save/store_load);
+ * this module writes it durably (temporary file, fsync, rename, directory
+ * fsync), reads it back verifying every frame, finds the latest snapshot,
+ * and serves a file as a sequence of self-checking chunks for a follower.
+ *
+ * Errors name the file and the offset: "snapshot: 'DIR/INDEX.snap': frame
+ * 3 at offset 2097208: checksum mismatch (stored ..., computed ...)".
+ *
+ * Thread-safe as long as two calls do not write the same index.
+ */
+#ifndef SHOAL_STORAGE_SNAPSHOT_H
+#define SHOAL_STORAGE_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/hnsw.h"
+#include "util/err.h"
+
+#define SNAP_HDR       40
+#define SNAP_FRAME_HDR 8
+#define SNAP_FRAME_MAX (1u << 20)
+#define SNAP_MAGIC     "SHOALSNP"
+
+/* Produces the content through write(wctx, ...). */
+typedef int (*snap_save_fn)(void *arg, hnsw_write_fn write, void *wctx, struct sh_err *err);
+/* Consumes the content through read(rctx, ...). */
+typedef int (*snap_load_fn)(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_t term,
+			    struct sh_err *err);
+
+/* Write DIR/INDEX.snap durably; *bytes its size (may be NULL).  On failure
+ * the temporary file is removed and nothing else changes. */
+int snap_write(const char *dir, uint64_t index, uint64_t term, snap_save_fn fn, void *arg,
+	       uint64_t *bytes, struct sh_err *err);
+/* Read DIR/INDEX.snap and hand its content to fn, then check that the
+ * content ended exactly at the end frame and the end frame at the end of
+ * the file. */
+int snap_read(const char *dir, uint64_t index, snap_load_fn fn, void *arg, struct sh_err *err);
+
+/* The newest snapshot's index in dir (creating dir when missing); 0 when
+ * there is none.  Deletes leftover *.tmp files (logged). */
+int snap_latest(const char *dir, uint64_t *index, struct sh_err *err);
+/* Delete the snapshots older than index. */
+int snap_prune(const char *dir, uint64_t index, struct sh_err *err);
+/* "DIR/%016x.snap" */
+void snap_path(char *buf, size_t size, const char *dir, uint64_t index);
+
+/* A snapshot as chunks: the header first, then each frame (its 8-byte
+ * header and data), the end frame last; every chunk is checked before it
+ * is handed out, and a receiver can check it again and write it as is. */
+struct snap_chunks;
+
+int snap_chunks_open(const char *dir, uint64_t index, struct snap_chunks **out, struct sh_err *err);
+/* The next chunk (*len 0 after the last), valid until the next call;
+ * *offset is where it lies in the file. */
+int snap_chunks_next(struct snap_chunks *c, const void **data, size_t *len, uint64_t *offset,
+		     struct sh_err *err);
+void snap_chunks_close(struct snap_chunks *c);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * store: see store.h.  Collections are kept in an array sorted by name
+ * (a node holds few), searched by bisection under the read lock.
+ *
+ * Applying is all or nothing per entry: the whole entry is checked against
+ * the state first (store_check), so a rejected entry changes nothing; the
+ * checks depend only on the state and the entry, never on local settings,
+ * so every replica rejects the same entries.
+ */
+#include "build.h"
+
+#include "storage/store.h"
+
+#include "storage/le.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+struct store {
+	pthread_rwlock_t lock; /* colls */
+	struct coll **colls;   /* sorted by name */
+	size_t n, cap;
+	_Atomic uint64_t applied, applied_term;
+	unsigned char *voters; /* the last VoterConfig body */
+	size_t voters_len;
+};
+
+int store_new(struct store **out, struct sh_err *err)
+{
+	struct store *s = sh_calloc(1, sizeof *s);
+
+	if (s == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	pthread_rwlock_init(&s->lock, NULL);
+	*out = s;
+	return 0;
+}
+
+void store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		coll_unref(s->colls[i]);
+	sh_free(s->colls);
+	sh_free(s->voters);
+	pthread_rwlock_destroy(&s->lock);
+	sh_free(s);
+}
+
+static struct store *mut(const struct store *s)
+{
+	return (struct store *)(uintptr_t)s;
+}
+
+/* ------------------------------------------------------------ the collection list */
+
+/* Position of name, or where it would go; *found says which (lock held). */
+static size_t find(const struct store *s, const char *name, bool *found)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(coll_name(s->colls[mid]), name);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+struct coll *store_get(struct store *s, const char *name)
+{
+	struct coll *c = NULL;
+	bool found;
+	size_t i;
+
+	pthread_rwlock_rdlock(&s->lock);
+	i = find(s, name, &found);
+	if (found)
+		c = coll_ref(s->colls[i]);
+	pthread_rwlock_unlock(&s->lock);
+	return c;
+}
+
+/* Insert c (one reference, taken over) in name order. */
+static int add_coll(struct store *s, struct coll *c)
+{
+	bool found;
+	size_t i;
+	int rv = 0;
+
+	pthread_rwlock_wrlock(&s->lock);
+	i = find(s, coll_name(c), &found);
+	if (found) {
+		rv = SH_EEXIST;
+	} else if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		struct coll **g = sh_reallocarray(s->colls, cap, sizeof *g);
+
+		if (g == NULL)
+			rv = SH_ENOMEM;
+		else {
+			s->colls = g;
+			s->cap = cap;
+		}
+	}
+	if (rv == 0) {
+		memmove(&s->colls[i + 1], &s->colls[i], (s->n - i) * sizeof *s->colls);
+		s->colls[i] = c;
+		s->n++;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return rv;
+}
+
+static void drop_coll(struct store *s, const char *name)
+{
+	struct coll *c = NULL;
+	bool found;
+	size_t i;
+
+	pthread_rwlock_wrlock(&s->lock);
+	i = find(s, name, &found);
+	if (found) {
+		c = s->colls[i];
+		memmove(&s->colls[i], &s->colls[i + 1], (s->n - i - 1) * sizeof *s->colls);
+		s->n--;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	coll_unref(c);
+}
+
+size_t store_collections(const struct store *s)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&mut(s)->lock);
+	n = s->n;
+	pthread_rwlock_unlock(&mut(s)->lock);
+	return n;
+}
+
+size_t store_points(const struct store *s)
+{
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&mut(s)->lock);
+	for (size_t i = 0; i < s->n; i++)
+		n += coll_count(s->colls[i]);
+	pthread_rwlock_unlock(&mut(s)->lock);
+	return n;
+}
+
+struct digest store_digest(const struct store *s)
+{
+	struct digest d = {0, 0};
+
+	pthread_rwlock_rdlock(&mut(s)->lock);
+	for (size_t i = 0; i < s->n; i++)
+		digest_add(&d, coll_digest(s->colls[i]));
+	pthread_rwlock_unlock(&mut(s)->lock);
+	return d;
+}
+
+uint64_t store_applied_index(const struct store *s)
+{
+	return atomic_load(&mut(s)->applied);
+}
+
+uint64_t store_applied_term(const struct store *s)
+{
+	return atomic_load(&mut(s)->applied_term);
+}
+
+const unsigned char *store_voters(const struct store *s, size_t *len)
+{
+	*len = s->voters_len;
+	return s->voters;
+}
+
+/* ------------------------------------------------------------ checking */
+
+/* The collection an entry names, with a reference; SH_ENOTFOUND if none. */
+static int named(struct store *s, const char *name, struct coll **c, struct sh_err *err)
+{
+	int rv = coll_check_name(name, strlen(name), err);
+
+	if (rv != 0)
+		return rv;
+	if ((*c = store_get(s, name)) == NULL)
+		return sh_err_set(err, SH_ENOTFOUND, "collection '%s' does not exist", name);
+	return 0;
+}
+
+static int check_voters(const struct entry *e, struct sh_err *err)
+{
+	if (e->n == 0)
+		return sh_err_set(err, SH_EINVAL, "a voter configuration needs at least one voter");
+	for (size_t i = 0; i < e->n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (e->voters[i].node_id == e->voters[j].node_id)
+				return sh_err_set(err, SH_EINVAL,
+						  "voter %016" PRIx64 " is listed twice",
+						  e->voters[i].node_id);
+	return 0;
+}
+
+int store_check(struct store *s, const struct entry *e, struct sh_err *err)
+{
+	struct coll *c = NULL;
+	int rv = 0;
+
+	switch (e->type) {
+	case WAL_NOOP: return 0;
+	case WAL_VOTERS: return check_voters(e, err);
+	case WAL_CREATE:
+		if ((rv = coll_check_params(&e->params, err)) != 0)
+			return rv;
+		if ((c = store_get(s, e->params.name)) != NULL) {
+			coll_unref(c);
+			return sh_err_set(err, SH_EEXIST, "collection '%s' already exists",
+					  e->params.name);
+		}
+		if (store_collections(s) >= STORE_MAX_COLLECTIONS)
+			return sh_err_set(err, SH_ETOOBIG, "a node holds at most %d collections",
+					  STORE_MAX_COLLECTIONS);
+		return 0;
+	case WAL_DROP: rv = named(s, e->collection, &c, err); break;
+	case WAL_UPSERT:
+		if ((rv = named(s, e->collection, &c, err)) == 0 &&
+		    (rv = coll_check_points(c, e->points, e->n, err)) != 0)
+			sh_err_wrap(err, rv, "collection '%s'", e->collection);
+		break;
+	case WAL_DELETE: rv = named(s, e->collection, &c, err); break;
+	default: rv = sh_err_set(err, SH_EINVAL, "unknown entry type %d", (int)e->type);
+	}
+	coll_unref(c);
+	return rv;
+}
+
+/* ------------------------------------------------------------ applying */
+
+static int set_voters(struct store *s, const struct wal_rec *r, struct sh_err *err)
+{
+	unsigned char *v = sh_malloc(r->len ? r->len : 1);
+
+	if (v == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	memcpy(v, r->body, r->len);
+	sh_free(s->voters);
+	s->voters = v;
+	s->voters_len = r->len;
+	return 0;
+}
+
+/* Apply a checked entry; only running out of memory can fail here. */
+static int apply_checked(struct store *s, const struct entry *e, const struct wal_rec *r,
+			 size_t *affected, struct sh_err *err)
+{
+	struct coll *c = NULL;
+	int rv = 0;
+
+	switch (e->type) {
+	case WAL_NOOP: break;
+	case WAL_VOTERS: rv = set_voters(s, r, err); break;
+	case WAL_CREATE:
+		if ((rv = coll_new(&e->params, &c, err)) == 0 && (rv = add_coll(s, c)) != 0) {
+			coll_unref(c);
+			sh_err_set(err, rv, "out of memory");
+		}
+		break;
+	case WAL_DROP: drop_coll(s, e->collection); break;
+	case WAL_UPSERT:
+		c = store_get(s, e->collection);
+		rv = coll_upsert(c, e->points, e->n, err);
+		*affected = e->n;
+		coll_unref(c);
+		break;
+	case WAL_DELETE:
+		c = store_get(s, e->collection);
+		*affected = coll_delete(c, e->ids, e->n);
+		coll_unref(c);
+		break;
+	}
+	return rv;
+}
+
+int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool *fatal,
+		struct sh_err *err)
+{
+	struct entry e;
+	size_t dummy;
+	int rv;
+
+	*fatal = false;
+	if (affected == NULL)
+		affected = &dummy;
+	*affected = 0;
+	if (r->index != store_applied_index(s) + 1) {
+		*fatal = true;
+		return sh_err_set(err, SH_EINVAL,
+				  "entry %" PRIu64 " applied after %" PRIu64 " (a gap or a repeat)",
+				  r->index, store_applied_index(s));
+	}
+	rv = entry_decode(r, &e, err);
+	if (rv == SH_ENOMEM)
+		*fatal = true;
+	if (rv == 0 && (rv = store_check(s, &e, err)) == 0 &&
+	    (rv = apply_checked(s, &e, r, affected, err)) != 0)
+		*fatal = true;
+	entry_release(&e);
+	if (rv != 0)
+		sh_err_wrap(err, rv, "entry %" PRIu64 " (%s)", r->index, entry_type_name(r->type));
+	atomic_store(&s->applied_term, r->term);
+	atomic_store(&s->applied, r->index);
+	return rv;
+}
+
+/* ------------------------------------------------------------ snapshot content */
+
+static int put(hnsw_write_fn write, void *ctx, const void *p, size_t len)
+{
+	return len > 0 ? write(ctx, p, len) : 0;
+}
+
+int store_save(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *err)
+{
+	unsigned char h[24];
+	struct digest d = store_digest(s);
+	int rv;
+
+	le32_put(h, (uint32_t)s->n);
+	le32_put(h + 4, (uint32_t)s->voters_len);
+	if ((rv = put(write, ctx, h, 8)) != 0 ||
+	    (rv = put(write, ctx, s->voters, s->voters_len)) != 0)
+		return sh_err_set(err, rv, "write failed: %s", sh_strerror(rv));
+	le64_put(h + 8, d.lo);
+	le64_put(h + 16, d.hi);
+	if ((rv = put(write, ctx, h + 8, 16)) != 0)
+		return sh_err_set(err, rv, "write failed: %s", sh_strerror(rv));
+	for (size_t i = 0; i < s->n; i++)
+		if ((rv = coll_save(s->colls[i], write, ctx, err)) != 0)
+			return rv;
+	return 0;
+}
+
+static int load_header(struct store *s, hnsw_read_fn read, void *ctx, uint32_t *n,
+		       struct digest *want, struct sh_err *err)
+{
+	unsigned char h[16];
+	uint32_t vlen;
+
+	if (read(ctx, h, 8) != 0)
+		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
+	*n = le32_get(h);
+	vlen = le32_get(h + 4);
+	if (*n > STORE_MAX_COLLECTIONS || vlen > WAL_MAX_BODY)
+		return sh_err_set(err, SH_ECORRUPT,
+				  "absurd sizes: %" PRIu32 " collections, voters of %" PRIu32
+				  " bytes",
+				  *n, vlen);
+	if (vlen > 0 && (s->voters = sh_malloc(vlen)) == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	s->voters_len = vlen;
+	if ((vlen > 0 && read(ctx, s->voters, vlen) != 0) || read(ctx, h, 16) != 0)
+		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
+	want->lo = le64_get(h);
+	want->hi = le64_get(h + 8);
+	return 0;
+}
+
+static int load_colls(struct store *s, hnsw_read_fn read, void *ctx, uint32_t n, struct sh_err *err)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct coll *c;
+		int rv = coll_load(read, ctx, &c, err);
+
+		if (rv != 0)
+			return rv;
+		if (s->n > 0 && strcmp(coll_name(s->colls[s->n - 1]), coll_name(c)) >= 0) {
+			sh_err_set(err, SH_ECORRUPT, "collection '%s' out of order", coll_name(c));
+			coll_unref(c);
+			return SH_ECORRUPT;
+		}
+		if ((rv = add_coll(s, c)) != 0) {
+			coll_unref(c);
+			return sh_err_set(err, rv, "out of memory");
+		}
+	}
+	return 0;
+}
+
+int store_load(hnsw_read_fn read, void *ctx, uint64_t index, uint64_t term, struct store **out,
+	       struct sh_err *err)
+{
+	struct store *s;
+	struct digest want, got;
+	uint32_t n = 0;
+	int rv;
+
+	if ((rv = store_new(&s, err)) != 0)
+		return rv;
+	if ((rv = load_header(s, read, ctx, &n, &want, err)) != 0 ||
+	    (rv = load_colls(s, read, ctx, n, err)) != 0)
+		goto fail;
+	got = store_digest(s);
+	if (!digest_equal(want, got)) {
+		char a[33], b[33];
+
+		digest_hex(want, a);
+		digest_hex(got, b);
+		rv = sh_err_set(err, SH_ECORRUPT, "state digest mismatch: stored %s, computed %s",
+				a, b);
+		goto fail;
+	}
+	atomic_store(&s->applied, index);
+	atomic_store(&s->applied_term, term);
+	*out = s;
+	return 0;
+fail:
+	store_free(s);
+	return rv;
+}

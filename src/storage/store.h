@@ -1,0 +1,66 @@
+/*
+ * store: a node's applied state — its collections, the voter
+ * configuration, the applied index and term — and the state machine that
+ * applies log entries to it (doc/storage-format.md, "Entries").
+ *
+ * Threads.  One writer (the apply thread, or the recovery before it
+ * starts) calls store_apply and store_load; any thread may check entries
+ * and read at the same time.  A rwlock guards the collection list;
+ * collections guard themselves (collection.h).  store_save must not run
+ * alongside store_apply (the apply thread calls both).
+ *
+ * Ownership.  store_get() returns a reference the caller drops with
+ * coll_unref().
+ */
+#ifndef SHOAL_STORAGE_STORE_H
+#define SHOAL_STORAGE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/collection.h"
+#include "storage/digest.h"
+#include "storage/entry.h"
+#include "storage/wal.h"
+#include "util/err.h"
+
+#define STORE_MAX_COLLECTIONS 100000
+
+struct store;
+
+int store_new(struct store **out, struct sh_err *err);
+void store_free(struct store *s);
+
+/* Would e apply to the current state?  SH_EEXIST for a create of an
+ * existing name, SH_ENOTFOUND for an unknown collection, SH_EINVAL (with
+ * the point) for bad parameters, vectors or payloads.  Entries in flight
+ * may still conflict; store_apply checks again. */
+int store_check(struct store *s, const struct entry *e, struct sh_err *err);
+
+/* Apply record r (its index must be the applied index + 1).  An entry that
+ * does not apply (see store_check) changes nothing and returns its error
+ * code — the same on every replica; the applied index moves on in both
+ * cases.  *fatal is set when the state may now differ from the log (out of
+ * memory): the caller must stop.  *affected: points upserted or deleted. */
+int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool *fatal,
+		struct sh_err *err);
+
+uint64_t store_applied_index(const struct store *s);
+uint64_t store_applied_term(const struct store *s);
+/* Digest of the whole state: the sum of the collections' digests. */
+struct digest store_digest(const struct store *s);
+
+struct coll *store_get(struct store *s, const char *name);
+size_t store_collections(const struct store *s);
+size_t store_points(const struct store *s);
+/* The last voter configuration applied (VoterConfig body), or len 0. */
+const unsigned char *store_voters(const struct store *s, size_t *len);
+
+/* The snapshot content (doc/storage-format.md, "Snapshots").  store_load
+ * sets the applied index and term to (index, term). */
+int store_save(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *err);
+int store_load(hnsw_read_fn read, void *ctx, uint64_t index, uint64_t term, struct store **out,
+	       struct sh_err *err);
+
+#endif

@@ -1,0 +1,624 @@
+/*
+ * wal: batches, appending, flushing, reading, truncating and removing
+ * segments (doc/storage-format.md, "The log").  Opening and verifying is in
+ * wal_open.c.  See wal.h for the threads that may call what.
+ */
+#include "build.h"
+
+#include "storage/wal_impl.h"
+
+#include "storage/le.h"
+#include "util/alloc.h"
+#include "util/crc32c.h"
+#include "util/log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ batches */
+
+struct wal_buf *wal_buf_new(size_t cap)
+{
+	struct wal_buf *b = sh_calloc(1, sizeof *b);
+
+	if (b == NULL)
+		return NULL;
+	b->cap = cap < 256 ? 256 : cap;
+	b->data = sh_malloc(b->cap);
+	if (b->data == NULL) {
+		sh_free(b);
+		return NULL;
+	}
+	atomic_init(&b->refs, 1);
+	return b;
+}
+
+struct wal_buf *wal_buf_ref(struct wal_buf *b)
+{
+	atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+	return b;
+}
+
+void wal_buf_unref(struct wal_buf *b)
+{
+	if (b == NULL || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	sh_free(b->data);
+	sh_free(b);
+}
+
+unsigned char *wal_buf_add(struct wal_buf *b, uint64_t term, uint64_t index, uint8_t type,
+			   size_t body_len)
+{
+	size_t need = b->len + WAL_REC_HDR + body_len;
+	unsigned char *p;
+
+	assert(b->n == 0 || index == b->last + 1);
+	if (body_len > WAL_MAX_BODY)
+		return NULL;
+	wal_buf_seal(b); /* the previous record's body is complete now */
+	if (need > b->cap) {
+		size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
+		unsigned char *d = sh_realloc(b->data, cap);
+
+		if (d == NULL)
+			return NULL;
+		b->data = d;
+		b->cap = cap;
+	}
+	p = b->data + b->len;
+	memset(p, 0, WAL_REC_HDR);
+	le32_put(p, (uint32_t)body_len);
+	le64_put(p + 8, term);
+	le64_put(p + 16, index);
+	p[32] = type;
+	b->len = need;
+	if (b->n++ == 0)
+		b->first = index;
+	b->last = index;
+	return p + WAL_REC_HDR;
+}
+
+void rec_header(const unsigned char *p, struct wal_rec *r)
+{
+	r->len = le32_get(p);
+	r->term = le64_get(p + 8);
+	r->index = le64_get(p + 16);
+	r->durable = le64_get(p + 24);
+	r->type = p[32];
+	r->body = p + WAL_REC_HDR;
+}
+
+bool wal_buf_next(const struct wal_buf *b, size_t *pos, struct wal_rec *r)
+{
+	if (*pos + WAL_REC_HDR > b->len)
+		return false;
+	rec_header(b->data + *pos, r);
+	assert(*pos + WAL_REC_HDR + r->len <= b->len);
+	*pos += WAL_REC_HDR + r->len;
+	return true;
+}
+
+uint32_t rec_crc(const unsigned char *p, size_t len)
+{
+	uint32_t c = sh_crc32c(0, p, 4); /* length */
+
+	c = sh_crc32c(c, p + 8, 16); /* term, index */
+	return sh_crc32c(c, p + 32, WAL_REC_HDR - 32 + len);
+}
+
+void wal_buf_seal(struct wal_buf *b)
+{
+	while (b->sealed < b->len) {
+		unsigned char *p = b->data + b->sealed;
+		uint32_t len = le32_get(p);
+
+		le32_put(p + 4, rec_crc(p, len));
+		b->sealed += WAL_REC_HDR + len;
+	}
+}
+
+/* ------------------------------------------------------------ segments */
+
+void seg_name(char *buf, size_t size, uint64_t first)
+{
+	snprintf(buf, size, "%016" PRIx64 ".seg", first);
+}
+
+int seg_push(struct seg *s, uint64_t off)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		uint64_t *o = sh_reallocarray(s->offs, cap, sizeof *o);
+
+		if (o == NULL)
+			return SH_ENOMEM;
+		s->offs = o;
+		s->cap = cap;
+	}
+	s->offs[s->n++] = off;
+	return 0;
+}
+
+void seg_free(struct seg *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	sh_free(s->offs);
+}
+
+static int fsync_dir(struct wal *w, struct sh_err *err)
+{
+	if (fsync(w->dir_fd) != 0)
+		return sh_err_sys(err, errno, "cannot fsync directory '%s'", w->dir);
+	return 0;
+}
+
+static int write_header(int fd, uint64_t first)
+{
+	unsigned char h[WAL_SEG_HDR] = {0};
+
+	memcpy(h, WAL_SEG_MAGIC, 8);
+	le32_put(h + 8, 1);
+	le64_put(h + 16, first);
+	le32_put(h + 28, sh_crc32c(0, h, 28));
+	if (pwrite(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+		return -1;
+	return fdatasync(fd);
+}
+
+int seg_create(struct wal *w, uint64_t first, struct sh_err *err)
+{
+	struct seg s = {.fd = -1, .first = first, .size = WAL_SEG_HDR};
+	char tmp[40];
+	struct seg *grown;
+
+	seg_name(s.name, sizeof s.name, first);
+	snprintf(tmp, sizeof tmp, "%s.tmp", s.name);
+	if (w->n_segs == w->cap_segs) {
+		size_t cap = w->cap_segs ? w->cap_segs * 2 : 8;
+
+		if ((grown = sh_reallocarray(w->segs, cap, sizeof *grown)) == NULL)
+			return sh_err_set(err, SH_ENOMEM, "out of memory");
+		pthread_mutex_lock(&w->lock);
+		w->segs = grown;
+		w->cap_segs = cap;
+		pthread_mutex_unlock(&w->lock);
+	}
+	s.fd = openat(w->dir_fd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (s.fd < 0)
+		return sh_err_sys(err, errno, "cannot create '%s/%s'", w->dir, tmp);
+	if (write_header(s.fd, first) != 0 || renameat(w->dir_fd, tmp, w->dir_fd, s.name) != 0) {
+		int e = errno ? errno : EIO;
+
+		close(s.fd);
+		unlinkat(w->dir_fd, tmp, 0);
+		return sh_err_sys(err, e, "cannot create segment '%s/%s'", w->dir, s.name);
+	}
+	if (fsync_dir(w, err) != 0) {
+		close(s.fd);
+		return SH_EIO;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->segs[w->n_segs++] = s;
+	w->total += WAL_SEG_HDR;
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+/* ------------------------------------------------------------ accessors */
+
+#define LOCKED(w, expr)                                                                            \
+	({                                                                                         \
+		pthread_mutex_lock(&(w)->lock);                                                    \
+		__typeof__(expr) v_ = (expr);                                                      \
+		pthread_mutex_unlock(&(w)->lock);                                                  \
+		v_;                                                                                \
+	})
+
+uint64_t wal_first_index(struct wal *w)
+{
+	return LOCKED(w, w->segs[0].first);
+}
+
+uint64_t wal_last_index(struct wal *w)
+{
+	return LOCKED(w, active(w)->first + active(w)->n - 1);
+}
+
+uint64_t wal_last_term(struct wal *w)
+{
+	return LOCKED(w, w->last_term);
+}
+
+uint64_t wal_synced_index(struct wal *w)
+{
+	return atomic_load(&w->synced);
+}
+
+uint64_t wal_bytes(struct wal *w)
+{
+	return LOCKED(w, w->total);
+}
+
+size_t wal_segments(struct wal *w)
+{
+	return LOCKED(w, w->n_segs);
+}
+
+/* The segment holding index, or NULL (lock held). */
+static struct seg *find_seg(struct wal *w, uint64_t index)
+{
+	size_t lo = 0, hi = w->n_segs;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (w->segs[mid].first <= index)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	return index < w->segs[lo - 1].first + w->segs[lo - 1].n ? &w->segs[lo - 1] : NULL;
+}
+
+int wal_term(struct wal *w, uint64_t index, uint64_t *term, struct sh_err *err)
+{
+	unsigned char h[WAL_REC_HDR];
+	struct seg *s;
+	int rv = 0;
+
+	pthread_mutex_lock(&w->lock);
+	s = find_seg(w, index);
+	if (s == NULL)
+		rv = sh_err_set(err, SH_ENOTFOUND, "wal: index %" PRIu64 " is not in the log",
+				index);
+	else if (pread(s->fd, h, sizeof h, (off_t)s->offs[index - s->first]) != (ssize_t)sizeof h)
+		rv = sh_err_sys(err, errno ? errno : EIO, "wal: cannot read '%s/%s'", w->dir,
+				s->name);
+	else
+		*term = le64_get(h + 8);
+	pthread_mutex_unlock(&w->lock);
+	return rv;
+}
+
+/* ------------------------------------------------------------ appending */
+
+/* Check that bufs follow on from next, seal them, and fill in durable;
+ * *len the total. */
+static int stage(struct wal *w, struct wal_buf *const *bufs, size_t n, uint64_t next, size_t *len,
+		 struct sh_err *err)
+{
+	uint64_t durable = atomic_load(&w->synced);
+
+	*len = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (bufs[i]->n > 0 && bufs[i]->first != next)
+			return sh_err_set(err, SH_EINVAL,
+					  "wal: append of index %" PRIu64
+					  " does not follow %" PRIu64,
+					  bufs[i]->first, next - 1);
+		next += bufs[i]->n;
+		*len += bufs[i]->len;
+	}
+	for (size_t i = 0; i < n; i++) {
+		wal_buf_seal(bufs[i]);
+		for (size_t off = 0; off < bufs[i]->len;) {
+			unsigned char *p = bufs[i]->data + off;
+
+			le64_put(p + 24, durable);
+			off += WAL_REC_HDR + le32_get(p);
+		}
+	}
+	return 0;
+}
+
+/* The active segment's fields, copied under the lock: remove_prefix may
+ * move the table while the mutator works. */
+struct act {
+	int fd;
+	uint64_t first, n, size;
+	char name[24];
+};
+
+static void act_get(struct wal *w, struct act *a)
+{
+	pthread_mutex_lock(&w->lock);
+	a->fd = active(w)->fd;
+	a->first = active(w)->first;
+	a->n = active(w)->n;
+	a->size = active(w)->size;
+	memcpy(a->name, active(w)->name, sizeof a->name);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* A new active segment when the current one is full (and not empty). */
+static int maybe_roll(struct wal *w, struct sh_err *err)
+{
+	struct act a;
+	int rv;
+
+	act_get(w, &a);
+	if (a.size < w->o.segment_bytes || a.n == 0)
+		return 0;
+	if ((rv = wal_sync(w, err)) != 0)
+		return rv;
+	return seg_create(w, a.first + a.n, err);
+}
+
+/* pwritev all of bufs at off; 0 or an errno. */
+static int write_all(int fd, struct wal_buf *const *bufs, size_t n, uint64_t off)
+{
+	struct iovec iov[IOV_MAX];
+	size_t i = 0, skip = 0; /* bytes of bufs[i] already written */
+
+	while (i < n) {
+		int k = 0;
+		ssize_t done;
+
+		for (size_t j = i; j < n && k < IOV_MAX; j++, k++)
+			iov[k] = (struct iovec){bufs[j]->data + (j == i ? skip : 0),
+						bufs[j]->len - (j == i ? skip : 0)};
+		done = pwritev(fd, iov, k, (off_t)off);
+		if (done < 0 && errno == EINTR)
+			continue;
+		if (done <= 0)
+			return done < 0 ? errno : EIO;
+		off += (uint64_t)done;
+		for (size_t left = (size_t)done; left > 0 && i < n;) {
+			size_t rest = bufs[i]->len - skip;
+
+			if (left < rest) {
+				skip += left;
+				break;
+			}
+			left -= rest;
+			skip = 0;
+			i++;
+		}
+		while (i < n && bufs[i]->len == skip) { /* empty buffers */
+			i++;
+			skip = 0;
+		}
+	}
+	return 0;
+}
+
+/* Publish the records of bufs written from base (lock held). */
+static int publish(struct wal *w, struct seg *s, struct wal_buf *const *bufs, size_t n,
+		   uint64_t base)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t off = 0; off < bufs[i]->len;) {
+			const unsigned char *p = bufs[i]->data + off;
+
+			if (seg_push(s, base) != 0)
+				return SH_ENOMEM;
+			w->last_term = le64_get(p + 8);
+			base += WAL_REC_HDR + le32_get(p);
+			off += WAL_REC_HDR + le32_get(p);
+		}
+		w->total += bufs[i]->len;
+	}
+	s->size = base;
+	return 0;
+}
+
+int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_err *err)
+{
+	struct act a;
+	size_t len = 0;
+	int rv, e;
+
+	if ((rv = maybe_roll(w, err)) != 0)
+		return sh_err_wrap(err, rv, "wal");
+	act_get(w, &a);
+	if ((rv = stage(w, bufs, n, a.first + a.n, &len, err)) != 0 || len == 0)
+		return rv;
+	if ((e = write_all(a.fd, bufs, n, a.size)) != 0) {
+		if (ftruncate(a.fd, (off_t)a.size) != 0)
+			LOG_ERROR("wal", "cannot cut '%s/%s' back to %" PRIu64 " bytes: %s", w->dir,
+				  a.name, a.size, strerror(errno));
+		return sh_err_sys(err, e, "wal: segment '%s/%s': write failed at offset %" PRIu64,
+				  w->dir, a.name, a.size);
+	}
+	pthread_mutex_lock(&w->lock);
+	rv = publish(w, active(w), bufs, n, a.size);
+	pthread_mutex_unlock(&w->lock);
+	if (rv != 0)
+		return sh_err_set(err, rv, "wal: out of memory");
+	return 0;
+}
+
+int wal_sync(struct wal *w, struct sh_err *err)
+{
+	struct act a;
+
+	act_get(w, &a);
+	if (atomic_load(&w->synced) >= a.first + a.n - 1)
+		return 0;
+	if (fdatasync(a.fd) != 0)
+		return sh_err_sys(err, errno, "wal: segment '%s/%s': fdatasync failed", w->dir,
+				  a.name);
+	atomic_store(&w->synced, a.first + a.n - 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------ reading */
+
+int wal_read(struct wal *w, uint64_t from, size_t max_records, size_t max_bytes,
+	     struct wal_buf **out, struct sh_err *err)
+{
+	struct wal_buf *b = NULL;
+	struct seg *s;
+	uint64_t k, start, end;
+	int rv = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if ((s = find_seg(w, from)) == NULL) {
+		rv = sh_err_set(err, SH_ENOTFOUND, "wal: index %" PRIu64 " is not in the log",
+				from);
+		goto out;
+	}
+	k = from - s->first;
+	start = s->offs[k];
+	end = k + 1 < s->n ? s->offs[k + 1] : s->size;
+	for (k++; k < s->n && k - (from - s->first) < max_records; k++) {
+		uint64_t next_end = k + 1 < s->n ? s->offs[k + 1] : s->size;
+
+		if (next_end - start > max_bytes)
+			break;
+		end = next_end;
+	}
+	if ((b = wal_buf_new(end - start)) == NULL) {
+		rv = sh_err_set(err, SH_ENOMEM, "wal: out of memory");
+		goto out;
+	}
+	if (pread(s->fd, b->data, end - start, (off_t)start) != (ssize_t)(end - start)) {
+		rv = sh_err_sys(err, errno ? errno : EIO,
+				"wal: cannot read '%s/%s' at offset %" PRIu64, w->dir, s->name,
+				start);
+		goto out;
+	}
+	b->len = b->sealed = end - start;
+	b->first = from;
+	b->n = k - (from - s->first);
+	b->last = from + b->n - 1;
+out:
+	pthread_mutex_unlock(&w->lock);
+	if (rv != 0)
+		wal_buf_unref(b);
+	else
+		*out = b;
+	return rv;
+}
+
+/* ------------------------------------------------------------ cutting */
+
+/* Remove segment i from the disk and the table (lock held). */
+static int drop_seg(struct wal *w, size_t i, struct sh_err *err)
+{
+	struct seg *s = &w->segs[i];
+
+	if (unlinkat(w->dir_fd, s->name, 0) != 0)
+		return sh_err_sys(err, errno, "wal: cannot delete '%s/%s'", w->dir, s->name);
+	w->total -= s->size;
+	seg_free(s);
+	memmove(s, s + 1, (w->n_segs - i - 1) * sizeof *s);
+	w->n_segs--;
+	return 0;
+}
+
+/* Cut the active segment to its first k records (lock held). */
+static int cut_active(struct wal *w, uint64_t k, struct sh_err *err)
+{
+	struct seg *s = active(w);
+	uint64_t off = k < s->n ? s->offs[k] : s->size;
+
+	if (ftruncate(s->fd, (off_t)off) != 0 || fdatasync(s->fd) != 0)
+		return sh_err_sys(err, errno, "wal: cannot truncate '%s/%s' to %" PRIu64, w->dir,
+				  s->name, off);
+	w->total -= s->size - off;
+	s->size = off;
+	s->n = k;
+	return 0;
+}
+
+/* The term of the last remaining entry after a cut, from its header. */
+static void reload_last_term(struct wal *w)
+{
+	uint64_t t = 0, last = wal_last_index(w);
+
+	if (last >= wal_first_index(w) && wal_term(w, last, &t, NULL) != 0)
+		t = 0;
+	pthread_mutex_lock(&w->lock);
+	w->last_term = t;
+	pthread_mutex_unlock(&w->lock);
+}
+
+int wal_truncate(struct wal *w, uint64_t index, struct sh_err *err)
+{
+	int rv = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (index + 1 < w->segs[0].first)
+		rv = sh_err_set(err, SH_EINVAL,
+				"wal: cannot truncate after %" PRIu64
+				": the log starts at %" PRIu64,
+				index, w->segs[0].first);
+	while (rv == 0 && w->n_segs > 1 && active(w)->first > index + 1)
+		rv = drop_seg(w, w->n_segs - 1, err);
+	if (rv == 0 && index + 1 < active(w)->first + active(w)->n)
+		rv = cut_active(w, index + 1 - active(w)->first, err);
+	pthread_mutex_unlock(&w->lock);
+	if (rv == 0)
+		rv = fsync_dir(w, err);
+	if (rv != 0)
+		return rv;
+	if (atomic_load(&w->synced) > index)
+		atomic_store(&w->synced, index);
+	reload_last_term(w);
+	return 0;
+}
+
+int wal_remove_prefix(struct wal *w, uint64_t index, struct sh_err *err)
+{
+	int rv = 0;
+	size_t removed = 0;
+
+	pthread_mutex_lock(&w->lock);
+	while (rv == 0 && w->n_segs > 1 && w->segs[0].n > 0 && seg_last(&w->segs[0]) <= index) {
+		rv = drop_seg(w, 0, err);
+		removed++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (rv == 0 && removed > 0)
+		rv = fsync_dir(w, err);
+	if (removed > 0)
+		LOG_DEBUG("wal", "removed %zu segments up to index %" PRIu64, removed, index);
+	return rv;
+}
+
+int wal_reset(struct wal *w, uint64_t next_index, struct sh_err *err)
+{
+	int rv = 0;
+
+	pthread_mutex_lock(&w->lock);
+	while (rv == 0 && w->n_segs > 0)
+		rv = drop_seg(w, w->n_segs - 1, err);
+	pthread_mutex_unlock(&w->lock);
+	if (rv == 0)
+		rv = seg_create(w, next_index, err);
+	if (rv != 0)
+		return sh_err_wrap(err, rv, "wal: reset");
+	atomic_store(&w->synced, next_index - 1);
+	pthread_mutex_lock(&w->lock);
+	w->last_term = 0;
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+void wal_close(struct wal *w)
+{
+	if (w == NULL)
+		return;
+	if (w->n_segs > 0 && wal_sync(w, NULL) != 0)
+		LOG_ERROR("wal", "'%s': fdatasync at close failed: %s", w->dir, strerror(errno));
+	for (size_t i = 0; i < w->n_segs; i++)
+		seg_free(&w->segs[i]);
+	if (w->dir_fd >= 0)
+		close(w->dir_fd);
+	pthread_mutex_destroy(&w->lock);
+	sh_free(w->segs);
+	sh_free(w->dir);
+	sh_free(w);
+}

@@ -1,0 +1,64 @@
+/*
+ * wal_impl: the log's internal structures, shared by wal.c (appending,
+ * reading, cutting) and wal_open.c (verification at start).  Nothing
+ * outside src/storage/wal*.c includes it.
+ *
+ * The segment table (segs) is guarded by lock.  The mutator thread writes
+ * to the active segment's file without the lock and then publishes the new
+ * records' offsets under it, so a reader never sees a record before its
+ * bytes are in the file.
+ */
+#ifndef SHOAL_STORAGE_WAL_IMPL_H
+#define SHOAL_STORAGE_WAL_IMPL_H
+
+#include <pthread.h>
+
+#include "storage/wal.h"
+
+struct seg {
+	char name[24]; /* 16 hex digits + ".seg" */
+	int fd;
+	uint64_t first; /* index of its first record */
+	uint64_t n;     /* records */
+	uint64_t *offs; /* offset of each record */
+	size_t cap;
+	uint64_t size; /* bytes: the end of its last record */
+};
+
+struct wal {
+	char *dir;
+	int dir_fd;
+	struct wal_opts o;
+	pthread_mutex_t lock;
+	struct seg *segs; /* at least one after open; the last is active */
+	size_t n_segs, cap_segs;
+	uint64_t last_term;
+	_Atomic uint64_t synced; /* highest index fsynced */
+	uint64_t total;          /* bytes in all segments */
+};
+
+static inline struct seg *active(struct wal *w)
+{
+	return &w->segs[w->n_segs - 1];
+}
+
+static inline uint64_t seg_last(const struct seg *s)
+{
+	return s->first + s->n - 1;
+}
+
+/* The record header fields at p (WAL_REC_HDR bytes). */
+void rec_header(const unsigned char *p, struct wal_rec *r);
+/* The CRC a record at p with body length len must carry: over all of it
+ * but the CRC and durable fields. */
+uint32_t rec_crc(const unsigned char *p, size_t len);
+/* Add a record offset to s (lock held or not yet shared). */
+int seg_push(struct seg *s, uint64_t off);
+void seg_free(struct seg *s);
+/* Create segment file for first index (tmp, fsync, rename, fsync dir) and
+ * append it to the table. */
+int seg_create(struct wal *w, uint64_t first, struct sh_err *err);
+/* Segment file name of a first index. */
+void seg_name(char *buf, size_t size, uint64_t first);
+
+#endif

@@ -1,0 +1,577 @@
+/* Tests of storage/wal: batches, append and read back, segments, reopen,
+ * truncating a suffix, removing a prefix, reset, the writer thread (group
+ * commit, order, the eventfd, a failed append and resubmission, the
+ * fsync policies); and damaged files: a byte flipped in the tail, in the
+ * middle, in an older segment, in a header, a segment cut mid-record, a
+ * tail torn before an fsync, zeros after the end, a missing segment. */
+#include "build.h"
+
+#include "storage/le.h"
+#include "storage/wal.h"
+#include "storage/wal_impl.h"
+#include "tap.h"
+#include "util/crc32c.h"
+
+#include "storage_util.h"
+
+#include <inttypes.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+
+static const char *root;
+static char dir[600];
+
+static void fresh(const char *name)
+{
+	snprintf(dir, sizeof dir, "%s/%s", root, name);
+}
+
+/* A body whose bytes depend on the index, so reads can be checked. */
+static void fill_body(unsigned char *p, size_t len, uint64_t index)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)(index * 31 + i);
+}
+
+static struct wal_buf *batch(uint64_t term, uint64_t first, size_t n, size_t body)
+{
+	struct wal_buf *b = wal_buf_new(0);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *p = wal_buf_add(b, term, first + i, WAL_NOOP, body);
+
+		if (p == NULL)
+			bail_out("wal_buf_add failed");
+		fill_body(p, body, first + i);
+	}
+	return b;
+}
+
+static struct wal *open_ok(uint64_t seg_bytes, struct wal_open_info *info)
+{
+	struct wal_opts o = {seg_bytes};
+	struct wal *w = NULL;
+	struct sh_err err;
+
+	if (wal_open(dir, &o, &w, info, &err) != 0)
+		bail_out("wal_open %s: %s", dir, err.msg);
+	return w;
+}
+
+/* Append n records of body bytes from the next index, then fsync. */
+static void append(struct wal *w, uint64_t term, size_t n, size_t body)
+{
+	struct wal_buf *b = batch(term, wal_last_index(w) + 1, n, body);
+	struct sh_err err;
+
+	if (wal_append(w, &b, 1, &err) != 0 || wal_sync(w, &err) != 0)
+		bail_out("append: %s", err.msg);
+	wal_buf_unref(b);
+}
+
+/* Every record from..to is there with the right term and body. */
+static int check_range(struct wal *w, uint64_t from, uint64_t to, size_t body)
+{
+	uint64_t next = from;
+
+	while (next <= to) {
+		struct wal_buf *b;
+		struct wal_rec r;
+		size_t pos = 0;
+		unsigned char want[4096];
+
+		if (wal_read(w, next, 1000, 1 << 20, &b, NULL) != 0)
+			return 0;
+		while (wal_buf_next(b, &pos, &r)) {
+			fill_body(want, body, r.index);
+			if (r.index != next || r.len != body || memcmp(r.body, want, body) != 0) {
+				diag("record %" PRIu64 " differs", next);
+				wal_buf_unref(b);
+				return 0;
+			}
+			next++;
+		}
+		wal_buf_unref(b);
+	}
+	return 1;
+}
+
+static void test_buf(void)
+{
+	struct wal_buf *b = batch(3, 10, 3, 5), *r;
+	struct wal_rec rec;
+	size_t pos = 0, n = 0;
+
+	is_int(b->n, 3, "a batch of 3 records");
+	is_int(b->first, 10, "first index");
+	is_int(b->last, 12, "last index");
+	is_int(b->len, 3 * (WAL_REC_HDR + 5), "length = 3 headers + bodies");
+	while (wal_buf_next(b, &pos, &rec))
+		n += rec.term == 3 && rec.index == 10 + n && rec.len == 5 && rec.type == WAL_NOOP;
+	is_int(n, 3, "iteration gives every record back");
+	r = wal_buf_ref(b);
+	wal_buf_unref(b);
+	is_int(r->n, 3, "a second reference keeps the buffer");
+	wal_buf_unref(r);
+}
+
+static void test_append_read_reopen(void)
+{
+	struct wal_open_info info;
+	struct wal *w;
+	uint64_t term = 0;
+
+	fresh("basic");
+	w = open_ok(1 << 20, &info);
+	is_int(wal_first_index(w), 1, "an empty log starts at index 1");
+	is_int(wal_last_index(w), 0, "and has no entry");
+	is_int(info.segments, 1, "one segment was created");
+	append(w, 1, 10, 100);
+	append(w, 2, 5, 100);
+	is_int(wal_last_index(w), 15, "15 entries");
+	is_int(wal_last_term(w), 2, "last term 2");
+	is_int(wal_synced_index(w), 15, "synced up to 15");
+	ok(check_range(w, 1, 15, 100), "read back every entry");
+	is_int(wal_term(w, 10, &term, NULL), 0, "term of entry 10");
+	is_int(term, 1, "is 1");
+	is_int(wal_term(w, 16, &term, NULL), SH_ENOTFOUND, "no term past the end");
+	wal_close(w);
+	w = open_ok(1 << 20, &info);
+	is_int(wal_last_index(w), 15, "reopen: 15 entries");
+	is_int(wal_last_term(w), 2, "reopen: last term 2");
+	is_int(info.cut_bytes, 0, "nothing cut");
+	ok(check_range(w, 1, 15, 100), "reopen: every entry intact");
+	wal_close(w);
+}
+
+static void test_segments(void)
+{
+	struct wal_buf *b;
+	struct sh_err err;
+	struct wal *w;
+
+	fresh("segs");
+	w = open_ok(WAL_MIN_SEG, NULL);
+	for (int i = 0; i < 40; i++)
+		append(w, 1, 10, 1000); /* 10 KB a batch: a segment per ~7 batches */
+	ok(wal_segments(w) >= 5, "%zu segments of 64 KiB", wal_segments(w));
+	ok(check_range(w, 1, 400, 1000), "reads across segments");
+	is_int(wal_read(w, 50, 1000, 4096, &b, &err), 0, "a read limited to 4 KiB");
+	is_int(b->n, 3, "gets 3 records of 1040 bytes");
+	wal_buf_unref(b);
+	is_int(wal_read(w, 50, 1000, 10, &b, &err), 0, "a limit below one record");
+	is_int(b->n, 1, "still gets one record");
+	wal_buf_unref(b);
+	wal_close(w);
+	w = open_ok(WAL_MIN_SEG, NULL);
+	is_int(wal_last_index(w), 400, "reopen: 400 entries in segments");
+	ok(check_range(w, 1, 400, 1000), "reopen: all intact");
+
+	/* remove a prefix: whole segments only */
+	is_int(wal_remove_prefix(w, 150, &err), 0, "remove the prefix up to 150");
+	ok(wal_first_index(w) > 1 && wal_first_index(w) <= 151, "the log now starts at %" PRIu64,
+	   wal_first_index(w));
+	is_int(wal_read(w, 1, 10, 1 << 20, &b, &err), SH_ENOTFOUND, "entry 1 is gone");
+	ok(check_range(w, 151, 400, 1000), "151..400 remain");
+	is_int(wal_remove_prefix(w, 1000, &err), 0, "removing past the end");
+	is_int(wal_segments(w), 1, "keeps the active segment");
+
+	/* truncate a suffix across segments, then go on */
+	is_int(wal_truncate(w, wal_first_index(w) + 5, &err), 0, "truncate in the active segment");
+	is_int(wal_last_index(w), wal_first_index(w) + 5, "last index is the truncation point");
+	for (int i = 0; i < 30; i++)
+		append(w, 7, 10, 1000);
+	ok(wal_segments(w) >= 4, "appended into new segments (%zu)", wal_segments(w));
+	is_int(wal_truncate(w, wal_first_index(w) + 10, &err), 0, "truncate across segments");
+	is_int(wal_segments(w), 1, "later segments deleted");
+	is_int(wal_last_term(w), 7, "last term is that of the entry kept");
+	is_int(wal_truncate(w, 1, &err), SH_EINVAL, "cannot truncate before the first entry");
+	like(err.msg, "the log starts at", "and says why");
+	wal_close(w);
+	w = open_ok(WAL_MIN_SEG, NULL);
+	is_int(wal_last_term(w), 7, "reopen after truncation: last term");
+	is_int(wal_reset(w, 5000, &err), 0, "reset to 5000");
+	is_int(wal_first_index(w), 5000, "the log starts at 5000");
+	is_int(wal_last_index(w), 4999, "empty");
+	append(w, 8, 3, 10);
+	wal_close(w);
+	w = open_ok(WAL_MIN_SEG, NULL);
+	is_int(wal_first_index(w), 5000, "reopen after reset: first 5000");
+	is_int(wal_last_index(w), 5002, "last 5002");
+	wal_close(w);
+}
+
+/* ------------------------------------------------------------ the writer */
+
+struct submitter {
+	struct wal_writer *ww;
+	struct wal_op ops[200];
+	struct wal_buf *bufs[200];
+};
+
+static void test_writer_group_commit(void)
+{
+	struct wal_writer_opts o = {WAL_FSYNC_ALWAYS, 0, -1};
+	static struct submitter s;
+	struct wal_writer *ww;
+	struct sh_err err;
+	struct wal *w;
+	size_t n_done = 0, in_order = 1;
+	uint64_t v;
+	struct pollfd pfd;
+
+	fresh("writer");
+	w = open_ok(1 << 20, NULL);
+	o.notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	is_int(wal_writer_start(w, &o, &s.ww, &err), 0, "start the writer");
+	ww = s.ww;
+	for (int i = 0; i < 200; i++) {
+		s.bufs[i] = batch(1, (uint64_t)i * 4 + 1, 4, 64);
+		s.ops[i] = (struct wal_op){.type = WAL_OP_APPEND, .buf = s.bufs[i], .notify = true};
+		wal_writer_submit(ww, &s.ops[i]);
+	}
+	while (n_done < 200) {
+		struct wal_op *op;
+
+		pfd = (struct pollfd){o.notify_fd, POLLIN, 0};
+		if (poll(&pfd, 1, 10000) != 1)
+			break;
+		if (read(o.notify_fd, &v, sizeof v) != sizeof v)
+			continue;
+		while ((op = wal_writer_done(ww)) != NULL) {
+			in_order &= op == &s.ops[n_done] && op->rv == 0;
+			n_done++;
+		}
+	}
+	is_int(n_done, 200, "all 200 appends reported done through the eventfd");
+	ok(in_order, "in submission order, all successful");
+	is_int(wal_writer_durable(ww), 800, "durable up to 800");
+	ok(wal_writer_syncs(ww) < 200, "group commit: %" PRIu64 " flushes for 200 appends",
+	   wal_writer_syncs(ww));
+	for (int i = 0; i < 200; i++)
+		wal_buf_unref(s.bufs[i]);
+
+	/* an append that does not follow fails; resubmitting from the right
+	 * index works */
+	s.bufs[0] = batch(1, 900, 1, 8);
+	is_int(wal_writer_append(ww, s.bufs[0], &err), SH_EINVAL, "a gap is refused");
+	like(err.msg, "append of index 900 does not follow 800", "with the indexes");
+	wal_buf_unref(s.bufs[0]);
+	s.bufs[0] = batch(1, 801, 1, 8);
+	is_int(wal_writer_append(ww, s.bufs[0], &err), 0, "the right index is accepted");
+	wal_buf_unref(s.bufs[0]);
+
+	/* truncation through the writer, then appends continue after it */
+	s.ops[0] = (struct wal_op){.type = WAL_OP_TRUNCATE, .index = 500};
+	wal_writer_submit(ww, &s.ops[0]);
+	is_int(wal_writer_wait(ww, &s.ops[0]), 0, "truncate after 500 through the writer");
+	is_int(wal_writer_durable(ww), 500, "durable index follows the truncation down");
+	s.bufs[0] = batch(2, 501, 2, 8);
+	is_int(wal_writer_append(ww, s.bufs[0], &err), 0, "append 501..502 after it");
+	wal_buf_unref(s.bufs[0]);
+	wal_writer_stop(ww);
+	is_int(wal_last_index(w), 502, "the log ends at 502");
+	is_int(wal_last_term(w), 2, "in term 2");
+	close(o.notify_fd);
+	wal_close(w);
+}
+
+static void test_writer_policies(void)
+{
+	struct wal_writer_opts o = {WAL_FSYNC_INTERVAL, 50, -1};
+	struct wal_writer *ww;
+	struct sh_err err;
+	struct wal_buf *b;
+	struct wal *w;
+
+	fresh("interval");
+	w = open_ok(1 << 20, NULL);
+	wal_writer_start(w, &o, &ww, &err);
+	b = batch(1, 1, 10, 32);
+	is_int(wal_writer_append(ww, b, &err), 0, "interval: append");
+	wal_buf_unref(b);
+	is_int(wal_writer_durable(ww), 10, "interval: acknowledged once written");
+	for (int i = 0; i < 200 && wal_synced_index(w) < 10; i++)
+		usleep(5000);
+	is_int(wal_synced_index(w), 10, "interval: flushed within the interval");
+	wal_writer_stop(ww);
+	wal_close(w);
+
+	fresh("never");
+	w = open_ok(1 << 20, NULL);
+	o.fsync = WAL_FSYNC_NEVER;
+	wal_writer_start(w, &o, &ww, &err);
+	b = batch(1, 1, 10, 32);
+	is_int(wal_writer_append(ww, b, &err), 0, "never: append");
+	wal_buf_unref(b);
+	is_int(wal_writer_durable(ww), 10, "never: acknowledged once written");
+	is_int(wal_writer_syncs(ww), 0, "never: no flush while running");
+	wal_writer_stop(ww);
+	is_int(wal_synced_index(w), 10, "never: flushed at stop");
+	wal_close(w);
+}
+
+/* ------------------------------------------------------------ damaged files */
+
+/* Offset of record index (1-based, 3 batches of 4 x 100-byte bodies per
+ * segment file written by make_log) in the file. */
+#define BODY 100
+#define REC  (WAL_REC_HDR + BODY)
+
+static long long rec_off(uint64_t index_in_seg)
+{
+	return WAL_SEG_HDR + (long long)(index_in_seg - 1) * REC;
+}
+
+/* One segment, three synced batches of four records: 1..12. */
+static void make_log(const char *name)
+{
+	struct wal *w;
+
+	fresh(name);
+	w = open_ok(1 << 20, NULL);
+	for (int i = 0; i < 3; i++)
+		append(w, 1, 4, BODY);
+	wal_close(w);
+}
+
+static char seg1[700];
+
+static const char *seg_path(uint64_t first)
+{
+	snprintf(seg1, sizeof seg1, "%s/%016" PRIx64 ".seg", dir, first);
+	return seg1;
+}
+
+static int open_err(struct sh_err *err, struct wal_open_info *info)
+{
+	struct wal_opts o = {1 << 20};
+	struct wal *w = NULL;
+	int rv = wal_open(dir, &o, &w, info, err);
+
+	if (rv == 0) {
+		snprintf(err->msg, sizeof err->msg, "last=%" PRIu64, wal_last_index(w));
+		wal_close(w);
+	}
+	return rv;
+}
+
+static void test_tail_flip(void)
+{
+	struct wal_open_info info;
+	struct sh_err err;
+	char want[800];
+
+	make_log("flip-tail");
+	flip_byte(seg_path(1), rec_off(12) + WAL_REC_HDR + 7, 0x40);
+	log_capture(root);
+	is_int(open_err(&err, &info), 0, "a byte flipped in the last record: the log opens");
+	is_str(err.msg, "last=11", "without the last record");
+	is_int(info.cut_bytes, REC, "one record's bytes were cut");
+	snprintf(want, sizeof want,
+		 "segment '%s/0000000000000001.seg': cut a torn tail of %d bytes at offset %lld "
+		 "(checksum mismatch",
+		 dir, REC, rec_off(12));
+	like(log_text(), want, "the warning names the file, bytes and offset");
+	like(log_text(), "the log now ends at index 11", "and where the log ends");
+	is_int(file_size(seg_path(1)), rec_off(12), "the file was truncated");
+	is_int(open_err(&err, &info), 0, "opens again");
+	is_int(info.cut_bytes, 0, "with nothing more to cut");
+}
+
+static void test_middle_flip(void)
+{
+	struct sh_err err;
+	char want[800];
+
+	make_log("flip-middle");
+	flip_byte(seg_path(1), rec_off(6) + WAL_REC_HDR + 50, 0x01);
+	is_int(open_err(&err, NULL), SH_ECORRUPT, "a byte flipped in record 6 of 12: refused");
+	snprintf(want, sizeof want,
+		 "wal: segment '%s/0000000000000001.seg': corrupt record at offset %lld: "
+		 "checksum mismatch",
+		 dir, rec_off(6));
+	like(err.msg, want, "names the file and offset");
+	snprintf(want, sizeof want,
+		 "; a valid record (index 9) written after it at offset %lld says index 8 was "
+		 "durable",
+		 rec_off(9));
+	like(err.msg, want, "and the later record that proves it was durable");
+	is_int(file_size(seg_path(1)), rec_off(13), "nothing was cut");
+}
+
+static void test_unsynced_tear(void)
+{
+	struct wal_open_info info;
+	struct sh_err err;
+
+	/* records 9..12 were written together after the flush of 8: a damaged
+	 * 9 with valid 10..12 behind it is a torn write (pages reached the
+	 * disk out of order), not corruption */
+	make_log("tear");
+	flip_byte(seg_path(1), rec_off(9) + 2, 0xff);
+	is_int(open_err(&err, &info), 0, "damaged record followed by unflushed ones: opens");
+	is_str(err.msg, "last=8", "cut back to the last flush");
+	is_int(info.cut_bytes, 4 * REC, "four records cut");
+}
+
+/* A record with a valid CRC in the wrong place is never a torn write. */
+static void test_out_of_order(void)
+{
+	unsigned char rec[REC];
+	struct sh_err err;
+	char want[800];
+	FILE *f;
+
+	make_log("order");
+	f = fopen(seg_path(1), "r+");
+	ok(f != NULL && fseek(f, rec_off(12), SEEK_SET) == 0 && fread(rec, 1, REC, f) == REC,
+	   "read record 12");
+	le64_put(rec + 16, 13); /* claim index 13, with a matching CRC */
+	le32_put(rec + 4, rec_crc(rec, BODY));
+	fseek(f, rec_off(12), SEEK_SET);
+	fwrite(rec, 1, REC, f);
+	fclose(f);
+	is_int(open_err(&err, NULL), SH_ECORRUPT,
+	       "a valid record out of order at the end: refused");
+	snprintf(want, sizeof want,
+		 "wal: segment '%s/0000000000000001.seg': corrupt record at offset %lld: index 13 "
+		 "does not follow 11",
+		 dir, rec_off(12));
+	is_str(err.msg, want, "not taken for a torn tail");
+}
+
+static void test_cut_and_zeros(void)
+{
+	struct wal_open_info info;
+	struct sh_err err;
+	int fd;
+	char zeros[4096] = {0};
+
+	make_log("cut");
+	cut_file(seg_path(1), rec_off(12) + 20);
+	log_capture(root);
+	is_int(open_err(&err, &info), 0, "segment cut inside a record header: opens");
+	like(log_text(), "cut a torn tail of 20 bytes", "cuts the 20 bytes");
+	like(log_text(), "(record header cut short)", "says why");
+	cut_file(seg_path(1), rec_off(11) + WAL_REC_HDR + 30);
+	is_int(open_err(&err, &info), 0, "segment cut inside a body: opens");
+	is_str(err.msg, "last=10", "without the cut record");
+	is_int(info.cut_bytes, WAL_REC_HDR + 30, "cut exactly the partial record");
+
+	fd = open(seg_path(1), O_WRONLY | O_APPEND);
+	ok(fd >= 0 && write(fd, zeros, sizeof zeros) == sizeof zeros, "append 4 KiB of zeros");
+	close(fd);
+	is_int(open_err(&err, &info), 0, "zeros after the end: opens");
+	is_int(info.cut_bytes, 4096, "the zeros are cut");
+	is_str(err.msg, "last=10", "no entry lost");
+}
+
+static void test_older_segment(void)
+{
+	struct wal *w;
+	struct sh_err err;
+	char want[800];
+	long long off;
+
+	fresh("older");
+	w = open_ok(WAL_MIN_SEG, NULL);
+	for (int i = 0; i < 20; i++)
+		append(w, 1, 10, 1000);
+	ok(wal_segments(w) >= 3, "a log of %zu segments", wal_segments(w));
+	wal_close(w);
+	/* the first segment holds 1.. and is not the last: its last record
+	 * damaged is corruption, not a tail */
+	off = file_size(seg_path(1)) - 10;
+	flip_byte(seg_path(1), off, 0x10);
+	is_int(open_err(&err, NULL), SH_ECORRUPT, "damage at the end of an older segment: refused");
+	snprintf(want, sizeof want,
+		 "wal: segment '%s/0000000000000001.seg': corrupt record at offset %lld: "
+		 "checksum mismatch",
+		 dir, file_size(seg_path(1)) - (WAL_REC_HDR + 1000));
+	like(err.msg, want, "names the segment and the record's offset");
+	flip_byte(seg_path(1), off, 0x10);
+	cut_file(seg_path(1), file_size(seg_path(1)) - 5);
+	is_int(open_err(&err, NULL), SH_ECORRUPT, "an older segment cut mid-record: refused");
+	like(err.msg, "record body cut short", "says so");
+}
+
+static void test_bad_header_and_gap(void)
+{
+	struct wal *w;
+	struct sh_err err;
+	char want[800];
+	uint64_t second;
+
+	make_log("header");
+	flip_byte(seg_path(1), 17, 0x01);
+	is_int(open_err(&err, NULL), SH_ECORRUPT, "a flipped byte in the segment header: refused");
+	snprintf(want, sizeof want,
+		 "wal: segment '%s/0000000000000001.seg': bad header: header checksum mismatch",
+		 dir);
+	is_str(err.msg, want, "exact message");
+
+	fresh("gap");
+	w = open_ok(WAL_MIN_SEG, NULL);
+	for (int i = 0; i < 20; i++)
+		append(w, 1, 10, 1000);
+	wal_close(w);
+	w = open_ok(WAL_MIN_SEG, NULL);
+	wal_remove_prefix(w, 1, NULL); /* nothing: the first segment holds more */
+	wal_close(w);
+	/* delete the second segment: the third does not follow the first */
+	{
+		struct wal_buf *b;
+
+		w = open_ok(WAL_MIN_SEG, NULL);
+		second = 0;
+		for (uint64_t i = 1; i <= wal_last_index(w) && second == 0; i += 1) {
+			if (wal_read(w, i, 100000, 1 << 30, &b, NULL) == 0) {
+				if (b->last < wal_last_index(w))
+					second = b->last + 1;
+				i = b->last;
+				wal_buf_unref(b);
+			}
+		}
+		wal_close(w);
+	}
+	ok(second > 1, "the second segment starts at %" PRIu64, second);
+	unlink(seg_path(second));
+	is_int(open_err(&err, NULL), SH_ECORRUPT, "a missing segment: refused");
+	like(err.msg, "bad header: first index does not follow the previous segment",
+	     "says the segments do not follow");
+
+	make_log("tmpfile");
+	{
+		char p[800];
+		struct wal_open_info info;
+		FILE *f;
+
+		snprintf(p, sizeof p, "%s/0000000000000099.seg.tmp", dir);
+		f = fopen(p, "w");
+		fclose(f);
+		is_int(open_err(&err, &info), 0, "a leftover .tmp segment: opens");
+		is_int(info.tmp_removed, 1, "and deletes it");
+		ok(access(p, F_OK) != 0, "it is gone");
+	}
+}
+
+int main(void)
+{
+	root = make_tmpdir("wal");
+	test_buf();
+	test_append_read_reopen();
+	test_segments();
+	test_writer_group_commit();
+	test_writer_policies();
+	test_tail_flip();
+	test_middle_flip();
+	test_unsynced_tear();
+	test_out_of_order();
+	test_cut_and_zeros();
+	test_older_segment();
+	test_bad_header_and_gap();
+	sh_log_close();
+	rm_rf(root);
+	return done_testing();
+}
