@@ -77,7 +77,8 @@ const struct hnsw_params *hnsw_params(const struct hnsw *h);
 
 /* Insert id, or replace its vector when present (Alg. 1).  The vector must
  * hold dim finite floats: NaN or infinity is SH_EINVAL, and for cosine a
- * zero vector too. */
+ * zero vector too.  On any error the index is as before (a replaced point
+ * keeps its old vector). */
 int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err);
 
 /* Insert n points on `threads` threads (0 = one per online CPU).  Ids must

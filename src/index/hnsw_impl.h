@@ -330,8 +330,9 @@ struct cand heap_pop_max(struct cand *heap, size_t *n);
 /* ------------------------------------------------------------ hnsw_insert.c */
 
 /* Insert the vector prepared in s->qvec (Alg. 1).  Thread-safe against other
- * insert_point calls (hnsw_build); SH_EEXIST when id is present. */
-int insert_point(struct hnsw *h, uint64_t id, int level, struct scratch *s);
+ * insert_point calls (hnsw_build).  When id is present: SH_EEXIST, or with
+ * replace its point is replaced (atomically: on failure it stays). */
+int insert_point(struct hnsw *h, uint64_t id, int level, bool replace, struct scratch *s);
 int random_level(struct hnsw *h);
 /* Alg. 4: keep from cands[0..n) (sorted nearest first, distances to base)
  * at most max entries that are closer to base than to any kept one. */

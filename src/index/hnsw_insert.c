@@ -196,22 +196,34 @@ static int write_record(struct hnsw *h, uint32_t slot, uint64_t id, int level, c
 }
 
 /* Under write_lock: a slot for a new id, its record, and its map entry. */
-static int claim_slot(struct hnsw *h, uint64_t id, int level, const float *v, uint32_t *slot)
+/* Under write_lock: a slot for id, its record, and its map entry.  With
+ * replace, id's current point is deleted once the new record is complete:
+ * a failure before that leaves it untouched, and the map entry it frees
+ * means the map needs no room to grow. */
+static int claim_slot(struct hnsw *h, uint64_t id, int level, const float *v, bool replace,
+		      uint32_t *slot)
 {
+	uint32_t old = idmap_get(h, id);
 	int rv;
 
-	if (idmap_get(h, id) != NO_SLOT)
+	if (old != NO_SLOT && !replace)
 		return SH_EEXIST;
 	if ((rv = slot_alloc(h, slot)) != 0)
 		return rv;
-	if ((rv = write_record(h, *slot, id, level, v)) != 0 || (rv = idmap_put(h, *slot)) != 0) {
+	if ((rv = write_record(h, *slot, id, level, v)) != 0) {
+		slot_unclaim(h, *slot);
+		return rv;
+	}
+	if (old != NO_SLOT)
+		delete_slot(h, old);
+	if ((rv = idmap_put(h, *slot)) != 0) {
 		slot_unclaim(h, *slot);
 		return rv;
 	}
 	return 0;
 }
 
-int insert_point(struct hnsw *h, uint64_t id, int level, struct scratch *s)
+int insert_point(struct hnsw *h, uint64_t id, int level, bool replace, struct scratch *s)
 {
 	uint32_t slot;
 	uint64_t ep;
@@ -220,7 +232,7 @@ int insert_point(struct hnsw *h, uint64_t id, int level, struct scratch *s)
 	struct cand cur;
 
 	pthread_mutex_lock(&h->write_lock);
-	if ((rv = claim_slot(h, id, level, s->qvec, &slot)) != 0) {
+	if ((rv = claim_slot(h, id, level, s->qvec, replace, &slot)) != 0) {
 		pthread_mutex_unlock(&h->write_lock);
 		return rv;
 	}
@@ -292,7 +304,6 @@ static void maybe_train(struct hnsw *h)
 int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err)
 {
 	struct scratch *s = scratch_get(h);
-	uint32_t old;
 	int rv;
 
 	if (s == NULL || scratch_fit(s, h->p.ef_construction, h->p.dim, h->m0) != 0) {
@@ -301,9 +312,7 @@ int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *er
 	}
 	if ((rv = prepare_vector(h, vec, s->qvec, err)) != 0)
 		goto out;
-	if ((old = idmap_get(h, id)) != NO_SLOT)
-		delete_slot(h, old);
-	rv = insert_point(h, id, random_level(h), s);
+	rv = insert_point(h, id, random_level(h), true, s);
 	if (rv != 0)
 		sh_err_set(err, rv, "hnsw: cannot insert point %llu: %s", (unsigned long long)id,
 			   sh_strerror(rv));
@@ -342,7 +351,7 @@ static void *build_worker(void *arg)
 			rv = prepare_vector(h, j->vecs + i * h->p.dim, s->qvec, &e);
 		else
 			sh_err_set(&e, rv, "out of memory");
-		if (rv == 0 && (rv = insert_point(h, j->ids[i], j->levels[i], s)) != 0)
+		if (rv == 0 && (rv = insert_point(h, j->ids[i], j->levels[i], false, s)) != 0)
 			sh_err_set(&e, rv, "%s",
 				   rv == SH_EEXIST ? "id already present" : sh_strerror(rv));
 		if (rv != 0) {
