@@ -45,6 +45,20 @@ size_t rss_bytes(void)
 	return status_kb("VmRSS:");
 }
 
+size_t huge_bytes(void)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	char line[256];
+	size_t kb = 0;
+
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, "AnonHugePages:", 14) == 0)
+			kb = strtoull(line + 14, NULL, 10);
+	if (f != NULL)
+		fclose(f);
+	return kb * 1024;
+}
+
 size_t rss_peak_bytes(void)
 {
 	return status_kb("VmHWM:");

@@ -39,6 +39,8 @@ double now_sec(void);
 /* Resident set size and its peak, in bytes (from /proc/self/status). */
 size_t rss_bytes(void);
 size_t rss_peak_bytes(void);
+/* Anonymous memory in transparent huge pages. */
+size_t huge_bytes(void);
 /* Reset the peak to the current RSS (Linux clear_refs). */
 void rss_peak_reset(void);
 

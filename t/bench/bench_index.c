@@ -313,10 +313,10 @@ static void *build_sys(const struct sys *s, const struct dataset *d, const struc
 	idx = timed_build(s, d, o, o->threads, &r->build_s[1], &r->rss_growth, &r->rss_peak);
 	r->memory = s->memory(idx);
 	printf("  %-12s build %7.1f s on 1 thread, %7.1f s on %u (%.0f inserts/s); index %.1f MiB; "
-	       "RSS +%.1f MiB, peak +%.1f MiB\n",
+	       "RSS +%.1f MiB, peak +%.1f MiB; process huge pages %.0f MiB\n",
 	       s->name, r->build_s[0], r->build_s[1], o->threads, (double)d->n / r->build_s[1],
 	       (double)r->memory / 1048576.0, (double)r->rss_growth / 1048576.0,
-	       (double)r->rss_peak / 1048576.0);
+	       (double)r->rss_peak / 1048576.0, (double)huge_bytes() / 1048576.0);
 	fflush(stdout);
 	return idx;
 }
