@@ -224,7 +224,18 @@ size_t swim_random_members(struct swim *s, uint64_t now, uint64_t exclude, bool 
 		}
 		seen++;
 	}
-	return seen < k ? seen : k;
+	if (seen > k)
+		seen = k;
+	/* Reservoir sampling leaves the early candidates in the early slots;
+	 * callers may use only the first few, so shuffle. */
+	for (size_t i = seen; i > 1; i--) {
+		size_t j = swim_rand(s, i);
+		struct member *t = out[i - 1];
+
+		out[i - 1] = out[j];
+		out[j] = t;
+	}
+	return seen;
 }
 
 void swim_awareness_delta(struct swim *s, int delta)
@@ -324,6 +335,20 @@ static void alive_about_self(struct swim *s, uint64_t now, const struct swim_mem
 	swim_refute(s, now, r->incarnation);
 }
 
+/* Someone suspects this node or declares it dead: refute with a higher
+ * incarnation (SWIM section 4.2).  When the accusation is older than our
+ * incarnation we already refuted it, but the sender missed the refutation:
+ * announce it again, so that it rides on our reply to that sender. */
+static void about_self(struct swim *s, uint64_t now, uint64_t inc)
+{
+	if (s->leaving)
+		return;
+	if (inc >= s->self->pub.incarnation)
+		swim_refute(s, now, inc);
+	else if (!swim_bcast_pending_for(s, s->self->pub.id))
+		swim_queue_member(s, s->self, SWIM_ALIVE, 0);
+}
+
 /* An alive message wins over any state of a lower incarnation (SWIM
  * section 4.2). */
 void swim_on_alive(struct swim *s, uint64_t now, const struct swim_member_rec *r)
@@ -362,13 +387,10 @@ void swim_on_suspect(struct swim *s, uint64_t now, uint64_t id, uint64_t inc, ui
 {
 	struct member *m = swim_find(s, id);
 
+	if (m == s->self && m != NULL)
+		return about_self(s, now, inc);
 	if (m == NULL || inc < m->pub.incarnation)
 		return;
-	if (m == s->self) {
-		if (!s->leaving)
-			swim_refute(s, now, inc);
-		return;
-	}
 	if (m->pub.state == SWIM_SUSPECT) {
 		/* Re-gossip a new confirmation so others can count it too. */
 		if (suspicion_confirm(m, from))
@@ -392,13 +414,10 @@ void swim_on_dead(struct swim *s, uint64_t now, uint64_t id, uint64_t inc, uint6
 	struct member *m = swim_find(s, id);
 	bool left = from == id;
 
+	if (m == s->self && m != NULL)
+		return about_self(s, now, inc);
 	if (m == NULL || inc < m->pub.incarnation)
 		return;
-	if (m == s->self) {
-		if (!s->leaving)
-			swim_refute(s, now, inc);
-		return;
-	}
 	if (m->pub.state == SWIM_DEAD || m->pub.state == SWIM_LEFT)
 		return;
 	m->pub.incarnation = inc;
@@ -450,6 +469,9 @@ int swim_new(const struct swim_config *cfg, const struct swim_self *self,
 		return sh_err_set(err, SH_ENOMEM, "swim: out of memory");
 	}
 	s->self->pub.self = true;
+	/* Announce ourselves, as memberlist's setAlive does: whoever we meet
+	 * first spreads the news. */
+	swim_queue_member(s, s->self, SWIM_ALIVE, 0);
 	/* Stagger the periodic work so that nodes started together do not
 	 * probe and push-pull in lockstep. */
 	s->next_probe = now + swim_rand(s, cfg->probe_interval_ms);
@@ -493,6 +515,19 @@ static bool cluster_ok(struct swim *s, uint64_t theirs, const char *addr)
 	return false;
 }
 
+/* A member we do not know talks to us: its announcement missed us (gossip
+ * reaches each member only with high probability).  Rather than wait for the
+ * periodic push-pull, exchange state with it now; at most once per probe
+ * interval, so that a stream of strangers cannot make us flood. */
+static void unknown_sender(struct swim *s, uint64_t now, const char *addr)
+{
+	if (now < s->next_stranger_pp)
+		return;
+	s->next_stranger_pp = now + s->cfg.probe_interval_ms;
+	s->stats.push_pulls++;
+	swim_send_pushpull(s, addr, false, false);
+}
+
 static void recv_packet(struct swim *s, uint64_t now, const char *addr, const uint8_t *buf,
 			size_t len)
 {
@@ -509,6 +544,8 @@ static void recv_packet(struct swim *s, uint64_t now, const char *addr, const ui
 		goto out;
 	if ((sender = swim_find(s, p.sender)) != NULL)
 		sender->pub.last_heard = now;
+	else
+		unknown_sender(s, now, addr);
 	/* Updates first, so that a refutation they cause rides on our reply. */
 	for (size_t i = 0; i < p.n_updates; i++)
 		apply_update(s, now, &p.updates[i]);

@@ -84,6 +84,7 @@ struct swim {
 	uint64_t bcast_order;
 	uint64_t next_gossip;
 	uint64_t next_push_pull;
+	uint64_t next_stranger_pp; /* push-pull with an unknown sender not before */
 
 	/* seeds */
 	char *seeds[SWIM_MAX_SEEDS];
