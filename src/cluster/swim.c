@@ -438,25 +438,24 @@ static void apply_update(struct swim *s, uint64_t now, const struct swim_update 
 
 /* ------------------------------------------------------------------ lifecycle */
 
-int swim_new(const struct swim_config *cfg, const struct swim_self *self,
-	     const struct swim_io *io, uint64_t now, struct swim **out, struct sh_err *err)
+int swim_new(const struct swim_config *cfg, const struct swim_self *self, const struct swim_io *io,
+	     uint64_t now, struct swim **out, struct sh_err *err)
 {
 	struct swim *s;
-	struct swim_member_rec r = {.id = self->id,
-				    .name = self->name,
-				    .incarnation = self->incarnation};
+	struct swim_member_rec r = {
+		.id = self->id, .name = self->name, .incarnation = self->incarnation};
 	int rv;
 
 	if ((rv = swim_config_check(cfg, err)) != 0)
 		return sh_err_wrap(err, rv, "swim");
 	if (self->id == 0 || self->addr[SWIM_ADDR_CLUSTER] == NULL ||
 	    self->addr[SWIM_ADDR_CLUSTER][0] == '\0' || strlen(self->name) > SWIM_NAME_MAX)
-		return sh_err_set(err, SH_EINVAL, "swim: a node needs an id, a name and an address");
+		return sh_err_set(err, SH_EINVAL,
+				  "swim: a node needs an id, a name and an address");
 	for (int i = 0; i < SWIM_N_ADDRS; i++) {
 		r.addr[i] = self->addr[i] ? self->addr[i] : "";
 		if (strlen(r.addr[i]) > SWIM_ADDR_MAX)
-			return sh_err_set(err, SH_EINVAL, "swim: address '%s' too long",
-					  r.addr[i]);
+			return sh_err_set(err, SH_EINVAL, "swim: address '%s' too long", r.addr[i]);
 	}
 	if ((s = sh_calloc(1, sizeof *s)) == NULL)
 		return sh_err_set(err, SH_ENOMEM, "swim: out of memory");
@@ -657,12 +656,11 @@ bool swim_leave_pending(const struct swim *s)
 	return s->leaving && swim_bcast_pending_for(s, s->self->pub.id);
 }
 
-int swim_set_meta(struct swim *s, uint64_t now, const void *meta, size_t len,
-		  struct sh_err *err)
+int swim_set_meta(struct swim *s, uint64_t now, const void *meta, size_t len, struct sh_err *err)
 {
 	if (len > SWIM_META_MAX)
-		return sh_err_set(err, SH_ETOOBIG, "swim: metadata of %zu bytes, more than %d",
-				  len, SWIM_META_MAX);
+		return sh_err_set(err, SH_ETOOBIG, "swim: metadata of %zu bytes, more than %d", len,
+				  SWIM_META_MAX);
 	if (len > 0)
 		memcpy(s->self->meta, meta, len);
 	s->self->pub.meta_len = len;

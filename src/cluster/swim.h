@@ -36,10 +36,10 @@ struct swim;
 /* Settings; the defaults (swim_config_default) are hashicorp memberlist's
  * DefaultLANConfig.  Times are milliseconds. */
 struct swim_config {
-	uint32_t probe_interval_ms;        /* one probe per interval */
-	uint32_t probe_timeout_ms;         /* direct ping, before indirect probes */
-	uint32_t indirect_checks;          /* members asked to ping for us */
-	uint32_t suspicion_mult;           /* suspicion min = mult * log10(n) * interval */
+	uint32_t probe_interval_ms;          /* one probe per interval */
+	uint32_t probe_timeout_ms;           /* direct ping, before indirect probes */
+	uint32_t indirect_checks;            /* members asked to ping for us */
+	uint32_t suspicion_mult;             /* suspicion min = mult * log10(n) * interval */
 	uint32_t suspicion_max_timeout_mult; /* suspicion max = this * min */
 	uint32_t gossip_interval_ms;
 	uint32_t gossip_nodes;             /* members gossiped to per interval */
@@ -58,11 +58,11 @@ int swim_config_check(const struct swim_config *c, struct sh_err *err);
 
 /* This node. Strings are copied. */
 struct swim_self {
-	uint64_t id;                     /* nonzero */
-	const char *name;                /* at most SWIM_NAME_MAX, [A-Za-z0-9._-] */
-	const char *addr[SWIM_N_ADDRS];  /* cluster address required */
-	uint64_t incarnation;            /* usually 0 */
-	uint64_t cluster_id;             /* 0 until bootstrapped or learned */
+	uint64_t id;                    /* nonzero */
+	const char *name;               /* at most SWIM_NAME_MAX, [A-Za-z0-9._-] */
+	const char *addr[SWIM_N_ADDRS]; /* cluster address required */
+	uint64_t incarnation;           /* usually 0 */
+	uint64_t cluster_id;            /* 0 until bootstrapped or learned */
 };
 
 /* A member as this node sees it.  Strings NUL-terminated. */
@@ -74,15 +74,15 @@ struct swim_member {
 	enum swim_state state;
 	const uint8_t *meta;
 	size_t meta_len;
-	uint64_t state_since;  /* when it entered its state (ms) */
-	uint64_t last_heard;   /* when a packet from it last arrived (ms), 0 never */
+	uint64_t state_since; /* when it entered its state (ms) */
+	uint64_t last_heard;  /* when a packet from it last arrived (ms), 0 never */
 	bool self;
 };
 
 enum swim_event_type {
-	SWIM_EV_JOINED,     /* new member, or back from dead or left */
-	SWIM_EV_SUSPECT,    /* alive -> suspect */
-	SWIM_EV_ALIVE,      /* suspect -> alive (it refuted) */
+	SWIM_EV_JOINED,  /* new member, or back from dead or left */
+	SWIM_EV_SUSPECT, /* alive -> suspect */
+	SWIM_EV_ALIVE,   /* suspect -> alive (it refuted) */
 	SWIM_EV_DEAD,
 	SWIM_EV_LEFT,
 	SWIM_EV_UPDATED,    /* name, addresses or metadata changed */
@@ -114,17 +114,17 @@ struct swim_io {
 struct swim_stats {
 	uint64_t udp_sent, udp_bytes_sent, udp_recv, udp_bytes_recv;
 	uint64_t tcp_sent, tcp_bytes_sent, tcp_recv, tcp_bytes_recv;
-	uint64_t decode_errors;   /* malformed input dropped */
-	uint64_t refused;         /* messages of another cluster dropped */
+	uint64_t decode_errors; /* malformed input dropped */
+	uint64_t refused;       /* messages of another cluster dropped */
 	uint64_t probes, probe_failures, indirect_probes, nacks_recv;
-	uint64_t suspicions;      /* suspicions this node started */
+	uint64_t suspicions; /* suspicions this node started */
 	uint64_t refutations;
 	uint64_t push_pulls, joins_sent;
-	uint64_t relay_dropped;   /* ping-req relays refused for lack of room */
+	uint64_t relay_dropped; /* ping-req relays refused for lack of room */
 };
 
-int swim_new(const struct swim_config *cfg, const struct swim_self *self,
-	     const struct swim_io *io, uint64_t now, struct swim **out, struct sh_err *err);
+int swim_new(const struct swim_config *cfg, const struct swim_self *self, const struct swim_io *io,
+	     uint64_t now, struct swim **out, struct sh_err *err);
 void swim_free(struct swim *s);
 
 /* Feed one datagram (SWIM_UDP) or one frame body without its 4-byte length
@@ -138,8 +138,7 @@ uint64_t swim_next_deadline(const struct swim *s);
 
 /* Remember the seeds ("host:port", copied) and push-pull with each now;
  * seeds are re-joined every rejoin_interval_ms when not seen alive. */
-int swim_join(struct swim *s, uint64_t now, const char *const *seeds, size_t n,
-	      struct sh_err *err);
+int swim_join(struct swim *s, uint64_t now, const char *const *seeds, size_t n, struct sh_err *err);
 
 /* Leave gracefully: tell the members, stop probing.  swim_leave_pending()
  * says whether the news still has retransmissions to make. */
@@ -147,8 +146,7 @@ void swim_leave(struct swim *s, uint64_t now);
 bool swim_leave_pending(const struct swim *s);
 
 /* Set this node's metadata (at most SWIM_META_MAX bytes) and gossip it. */
-int swim_set_meta(struct swim *s, uint64_t now, const void *meta, size_t len,
-		  struct sh_err *err);
+int swim_set_meta(struct swim *s, uint64_t now, const void *meta, size_t len, struct sh_err *err);
 
 void swim_set_cluster_id(struct swim *s, uint64_t cluster_id);
 uint64_t swim_cluster_id(const struct swim *s);

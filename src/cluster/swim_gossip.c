@@ -89,10 +89,8 @@ void swim_queue_update(struct swim *s, const struct swim_update *u)
 
 void swim_queue_member(struct swim *s, const struct member *m, enum swim_state st, uint64_t from)
 {
-	struct swim_update u = {.state = st,
-				.id = m->pub.id,
-				.incarnation = m->pub.incarnation,
-				.from = from};
+	struct swim_update u = {
+		.state = st, .id = m->pub.id, .incarnation = m->pub.incarnation, .from = from};
 
 	if (st == SWIM_ALIVE)
 		swim_member_rec(m, &u.member);
@@ -311,21 +309,19 @@ static void rejoin(struct swim *s, uint64_t now)
 		s->next_rejoin = now + (wait < cap ? wait : cap);
 	} else {
 		s->alone_attempts = 0;
-		s->next_rejoin = s->cfg.rejoin_interval_ms ? now + s->cfg.rejoin_interval_ms
-							   : SWIM_NEVER;
+		s->next_rejoin =
+			s->cfg.rejoin_interval_ms ? now + s->cfg.rejoin_interval_ms : SWIM_NEVER;
 	}
 }
 
-int swim_join(struct swim *s, uint64_t now, const char *const *seeds, size_t n,
-	      struct sh_err *err)
+int swim_join(struct swim *s, uint64_t now, const char *const *seeds, size_t n, struct sh_err *err)
 {
 	if (n > SWIM_MAX_SEEDS)
 		return sh_err_set(err, SH_ETOOBIG, "swim: %zu seeds, at most %d", n,
 				  SWIM_MAX_SEEDS);
 	for (size_t i = 0; i < n; i++)
 		if (strlen(seeds[i]) == 0 || strlen(seeds[i]) > SWIM_ADDR_MAX)
-			return sh_err_set(err, SH_EINVAL, "swim: bad seed address '%s'",
-					  seeds[i]);
+			return sh_err_set(err, SH_EINVAL, "swim: bad seed address '%s'", seeds[i]);
 	for (size_t i = 0; i < s->n_seeds; i++)
 		sh_free(s->seeds[i]);
 	s->n_seeds = 0;

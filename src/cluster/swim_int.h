@@ -9,11 +9,11 @@
 
 #include "cluster/swim.h"
 
-#define SWIM_NEVER         UINT64_MAX
-#define SWIM_MAX_CONFIRM   16  /* suspicion confirmers remembered */
-#define SWIM_MAX_RELAYS    256 /* ping-req relays in flight */
-#define SWIM_MAX_SEEDS     64
-#define SWIM_UPDATE_MAX_ENC 1200 /* an encoded update: member fields + meta */
+#define SWIM_NEVER          UINT64_MAX
+#define SWIM_MAX_CONFIRM    16  /* suspicion confirmers remembered */
+#define SWIM_MAX_RELAYS     256 /* ping-req relays in flight */
+#define SWIM_MAX_SEEDS      64
+#define SWIM_UPDATE_MAX_ENC 2048 /* an encoded update: member fields + meta */
 
 struct member {
 	struct swim_member pub; /* strings below */
@@ -24,15 +24,15 @@ struct member {
 	uint64_t susp_start;
 	uint64_t susp_deadline;
 	uint64_t susp_min, susp_max;
-	uint32_t susp_k;              /* confirmations expected */
+	uint32_t susp_k; /* confirmations expected */
 	uint32_t n_confirm;
 	uint64_t confirm[SWIM_MAX_CONFIRM]; /* ids that confirmed; [0] the first suspector */
 };
 
 /* One queued piggyback update (memberlist's TransmitLimitedQueue). */
 struct bcast {
-	uint64_t id;        /* the member it concerns: a newer update replaces it */
-	uint64_t order;     /* insertion order, for the newest-first tie break */
+	uint64_t id;    /* the member it concerns: a newer update replaces it */
+	uint64_t order; /* insertion order, for the newest-first tie break */
 	uint32_t transmits;
 	uint32_t len;
 	uint8_t enc[]; /* the encoded Update */
@@ -120,8 +120,7 @@ void swim_order_add(struct swim *s, uint64_t id);
 
 /* swim_gossip.c */
 void swim_queue_update(struct swim *s, const struct swim_update *u);
-void swim_queue_member(struct swim *s, const struct member *m, enum swim_state st,
-		       uint64_t from);
+void swim_queue_member(struct swim *s, const struct member *m, enum swim_state st, uint64_t from);
 void swim_send_msgs(struct swim *s, const char *addr, uint64_t to, const struct swim_msg *msgs,
 		    size_t n);
 void swim_gossip_tick(struct swim *s, uint64_t now);

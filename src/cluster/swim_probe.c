@@ -244,7 +244,8 @@ void swim_probe_recv(struct swim *s, uint64_t now, const char *from, uint64_t se
 	case SWIM_PING:
 		/* A ping meant for another id (an old address reused) gets no ack. */
 		if (m->target == s->self->pub.id)
-			send_one(s, from, sender, (struct swim_msg){.type = SWIM_ACK, .seq = m->seq});
+			send_one(s, from, sender,
+				 (struct swim_msg){.type = SWIM_ACK, .seq = m->seq});
 		break;
 	case SWIM_PING_REQ:
 		if (m->target != s->self->pub.id)

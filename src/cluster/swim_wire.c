@@ -78,7 +78,7 @@ static int count_field(const uint8_t *p, size_t len, unsigned field, size_t *cou
 		case 2:
 			if (read_varint(p, len, &pos, &l) != 0)
 				return sh_err_set(err, SH_EINVAL, "bad length at byte %zu", pos);
-skip:
+		skip:
 			if (l > len - pos)
 				return sh_err_set(err, SH_EINVAL, "field %u runs past the end",
 						  (unsigned)(tag >> 3));
@@ -136,8 +136,7 @@ static int member_from_pb(const Shoal__Cluster__Member *m, struct swim_member_re
 			  struct sh_err *err)
 {
 	const char *addrs[SWIM_N_ADDRS] = {m->cluster_addr, m->client_addr, m->rest_addr};
-	static const char *const what[SWIM_N_ADDRS] = {"cluster_addr", "client_addr",
-						       "rest_addr"};
+	static const char *const what[SWIM_N_ADDRS] = {"cluster_addr", "client_addr", "rest_addr"};
 	int rv;
 
 	if (m->id == 0)
@@ -193,9 +192,8 @@ static int msg_from_pb(const Shoal__Cluster__Message *m, struct swim_msg *r, str
 {
 	switch (m->body_case) {
 	case SHOAL__CLUSTER__MESSAGE__BODY_PING:
-		*r = (struct swim_msg){.type = SWIM_PING,
-				       .seq = m->ping->seq,
-				       .target = m->ping->target};
+		*r = (struct swim_msg){
+			.type = SWIM_PING, .seq = m->ping->seq, .target = m->ping->target};
 		return r->target != 0 ? 0 : sh_err_set(err, SH_EINVAL, "ping without a target");
 	case SHOAL__CLUSTER__MESSAGE__BODY_PING_REQ:
 		*r = (struct swim_msg){.type = SWIM_PING_REQ,

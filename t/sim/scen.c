@@ -55,12 +55,11 @@ static void rates(struct run *x)
 	sim_net_stats(x->sim, &st);
 	if (dt <= 0)
 		return;
-	x->r->msgs_per_node_s = (double)(st.sent[0] + st.sent[1] - x->mark.sent[0] -
-					 x->mark.sent[1]) /
-				x->n / dt;
-	x->r->bytes_per_node_s = (double)(st.bytes[0] + st.bytes[1] - x->mark.bytes[0] -
-					  x->mark.bytes[1]) /
-				 x->n / dt;
+	x->r->msgs_per_node_s =
+		(double)(st.sent[0] + st.sent[1] - x->mark.sent[0] - x->mark.sent[1]) / x->n / dt;
+	x->r->bytes_per_node_s =
+		(double)(st.bytes[0] + st.bytes[1] - x->mark.bytes[0] - x->mark.bytes[1]) / x->n /
+		dt;
 }
 
 static int begin(struct run *x, const struct scen_opts *o, struct scen_result *r, int n,
@@ -308,8 +307,8 @@ static int scen_partition(const struct scen_opts *o, struct scen_result *r)
 	for (int i = 0; i < x.n; i++)
 		for (int j = 0; j < x.n; j++)
 			if (group[i] != group[j] && x.w->obs[i * x.n + j].dead_at == 0)
-				return end(&x, fail(&x, "after 90 s apart n%d still holds n%d", i,
-						    j));
+				return end(&x,
+					   fail(&x, "after 90 s apart n%d still holds n%d", i, j));
 	sim_heal(x.sim);
 	t0 = sim_now(x.sim);
 	if (sw_run_to_convergence(x.w, t0 + 300 * SIM_SEC) == SIM_NEVER)
@@ -360,9 +359,10 @@ static int scen_leave(const struct scen_opts *o, struct scen_result *r)
 		r->figure = 0;
 		for (int i = 0; i < x.n; i++)
 			if (x.w->obs[i * x.n + d.victim].left_at > t0)
-				r->figure = fmax(r->figure,
-						 (double)(x.w->obs[i * x.n + d.victim].left_at - t0) /
-							 SIM_SEC);
+				r->figure =
+					fmax(r->figure,
+					     (double)(x.w->obs[i * x.n + d.victim].left_at - t0) /
+						     SIM_SEC);
 		r->figure_name = "time until every node saw the leave";
 	}
 	return end(&x, rc);
@@ -407,8 +407,8 @@ static int scen_restart(const struct scen_opts *o, struct scen_result *r)
 	t0 = sim_now(x.sim);
 	sw_start(x.w, d.victim);
 	if ((rc = sim_run_while(x.sim, not_back, &iw, t0 + 120 * SIM_SEC)) == 1)
-		rc = fail(&x, "restarted n%d not alive at incarnation >= %llu everywhere",
-			  d.victim, (unsigned long long)iw.min);
+		rc = fail(&x, "restarted n%d not alive at incarnation >= %llu everywhere", d.victim,
+			  (unsigned long long)iw.min);
 	if (rc == 0) {
 		r->figure = (double)(sim_now(x.sim) - t0) / SIM_SEC;
 		r->figure_name = "time from restart to alive everywhere";
@@ -421,7 +421,8 @@ const struct scenario sim_scenarios[] = {
 	{"join", 16, scen_join, "nodes join through node 0 and converge; 30 s steady"},
 	{"kill", 8, scen_kill, "a killed node is declared dead by every live node"},
 	{"loss", 8, scen_loss, "10% loss on every link for 300 s: no live node declared dead"},
-	{"slow", 8, scen_slow, "one node handles messages up to 1.5 s late for 300 s: no false dead"},
+	{"slow", 8, scen_slow,
+	 "one node handles messages up to 1.5 s late for 300 s: no false dead"},
 	{"refute", 5, scen_refute, "an isolated node is suspected, reconnected, and refutes"},
 	{"partition", 5, scen_partition, "3+2 split for 90 s, then healed into one view"},
 	{"leave", 5, scen_leave, "a graceful leave is seen as left, never dead"},

@@ -23,22 +23,22 @@ struct scen_opts {
 };
 
 struct scen_result {
-	uint64_t hash;   /* trace hash at the end */
+	uint64_t hash; /* trace hash at the end */
 	int nodes;
-	double sim_s;    /* simulated seconds */
-	double figure;   /* the scenario's measured time, seconds, or -1 */
+	double sim_s;  /* simulated seconds */
+	double figure; /* the scenario's measured time, seconds, or -1 */
 	const char *figure_name;
 	double msgs_per_node_s, bytes_per_node_s; /* in the steady part of the run */
 	uint64_t suspicions, refutations;
-	char msg[512];   /* why it failed */
+	char msg[512]; /* why it failed */
 };
 
 typedef int scen_fn(const struct scen_opts *o, struct scen_result *r);
 
 struct scenario {
 	const char *name;
-	int nodes;       /* default node count */
-	scen_fn *run;    /* 0 when the scenario holds, -1 when not */
+	int nodes;    /* default node count */
+	scen_fn *run; /* 0 when the scenario holds, -1 when not */
 	const char *what;
 };
 

@@ -483,8 +483,7 @@ static void schedule_delivery(struct sim *sim, int from, int to, enum sim_chan c
 	heap_push(sim, e);
 }
 
-void sim_send(struct sim *sim, int from, int to, enum sim_chan ch, const uint8_t *buf,
-	      size_t len)
+void sim_send(struct sim *sim, int from, int to, enum sim_chan ch, const uint8_t *buf, size_t len)
 {
 	const struct sim_link *l = sim_link(sim, from, to);
 	uint64_t t, *last = &sim->stream_last[from * sim->n + to];
@@ -597,8 +596,7 @@ int sim_disk_fsync(struct sim *sim, int node, const char *name)
 	return 0;
 }
 
-long sim_disk_read(struct sim *sim, int node, const char *name, uint64_t off, void *buf,
-		   size_t len)
+long sim_disk_read(struct sim *sim, int node, const char *name, uint64_t off, void *buf, size_t len)
 {
 	struct sfile *f = file_get(&sim->nodes[node], name, false);
 

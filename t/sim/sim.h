@@ -62,13 +62,13 @@ struct sim_proto {
 
 /* A directed link's behaviour. */
 struct sim_link {
-	uint32_t delay_us;      /* minimum one-way delay */
-	uint32_t jitter_us;     /* plus uniform [0, jitter) */
-	double loss;            /* DGRAM: probability a message is lost */
-	double dup;             /* DGRAM: probability it is delivered twice */
-	double reorder;         /* probability of an extra delay in [0, reorder_us) */
+	uint32_t delay_us;  /* minimum one-way delay */
+	uint32_t jitter_us; /* plus uniform [0, jitter) */
+	double loss;        /* DGRAM: probability a message is lost */
+	double dup;         /* DGRAM: probability it is delivered twice */
+	double reorder;     /* probability of an extra delay in [0, reorder_us) */
 	uint32_t reorder_us;
-	bool blocked;           /* nothing passes (one-way partition) */
+	bool blocked; /* nothing passes (one-way partition) */
 };
 
 struct sim *sim_new(uint64_t seed, int n_nodes, const struct sim_proto *proto, void *arg);
@@ -101,8 +101,7 @@ void sim_partition(struct sim *sim, const int *group);
 void sim_heal(struct sim *sim);
 
 /* Called by instances: send bytes (copied) from node `from` to node `to`. */
-void sim_send(struct sim *sim, int from, int to, enum sim_chan ch, const uint8_t *buf,
-	      size_t len);
+void sim_send(struct sim *sim, int from, int to, enum sim_chan ch, const uint8_t *buf, size_t len);
 /* Called by instances whose deadline changed outside deliver/tick. */
 void sim_wake(struct sim *sim, int node);
 

@@ -28,11 +28,22 @@ static const struct {
 	const char *name;
 	size_t off;
 } knobs[] = {
-#define K(f) {#f, offsetof(struct swim_config, f)}
-	K(probe_interval_ms),     K(probe_timeout_ms),      K(indirect_checks),
-	K(suspicion_mult),        K(suspicion_max_timeout_mult), K(gossip_interval_ms),
-	K(gossip_nodes),          K(retransmit_mult),       K(push_pull_interval_ms),
-	K(awareness_max_multiplier), K(udp_mtu),           K(rejoin_interval_ms),
+#define K(f)                                                                                       \
+	{                                                                                          \
+#f, offsetof(struct swim_config, f)                                                \
+	}
+	K(probe_interval_ms),
+	K(probe_timeout_ms),
+	K(indirect_checks),
+	K(suspicion_mult),
+	K(suspicion_max_timeout_mult),
+	K(gossip_interval_ms),
+	K(gossip_nodes),
+	K(retransmit_mult),
+	K(push_pull_interval_ms),
+	K(awareness_max_multiplier),
+	K(udp_mtu),
+	K(rejoin_interval_ms),
 	K(gossip_to_dead_ms),
 #undef K
 };
@@ -44,7 +55,8 @@ static int set_knob(struct swim_config *cfg, const char *kv)
 	for (size_t i = 0; eq && i < sizeof knobs / sizeof knobs[0]; i++)
 		if (strlen(knobs[i].name) == (size_t)(eq - kv) &&
 		    strncmp(knobs[i].name, kv, (size_t)(eq - kv)) == 0) {
-			*(uint32_t *)((char *)cfg + knobs[i].off) = (uint32_t)strtoul(eq + 1, NULL, 10);
+			*(uint32_t *)((char *)cfg + knobs[i].off) =
+				(uint32_t)strtoul(eq + 1, NULL, 10);
 			return 0;
 		}
 	fprintf(stderr, "simrun: unknown setting '%s'\n", kv);

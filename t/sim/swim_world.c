@@ -62,8 +62,14 @@ static void record(struct swim_world *w, int obs, int m, const struct swim_event
 	uint64_t *slot = NULL;
 
 	switch (ev->type) {
-	case SWIM_EV_JOINED: w->live[obs]++; slot = &o->joined_at; break;
-	case SWIM_EV_SUSPECT: w->suspects++; slot = &o->suspect_at; break;
+	case SWIM_EV_JOINED:
+		w->live[obs]++;
+		slot = &o->joined_at;
+		break;
+	case SWIM_EV_SUSPECT:
+		w->suspects++;
+		slot = &o->suspect_at;
+		break;
 	case SWIM_EV_DEAD:
 		w->live[obs]--;
 		w->deads++;
@@ -72,7 +78,10 @@ static void record(struct swim_world *w, int obs, int m, const struct swim_event
 			violation(w, "n%d declared n%d dead, but it is up (incarnation %llu)", obs,
 				  m, (unsigned long long)ev->member->incarnation);
 		break;
-	case SWIM_EV_LEFT: w->live[obs]--; slot = &o->left_at; break;
+	case SWIM_EV_LEFT:
+		w->live[obs]--;
+		slot = &o->left_at;
+		break;
 	default: break;
 	}
 	if (slot != NULL && *slot == 0)
