@@ -653,7 +653,7 @@ void swim_leave(struct swim *s, uint64_t now)
 
 bool swim_leave_pending(const struct swim *s)
 {
-	return s->leaving && swim_bcast_pending_for(s, s->self->pub.id);
+	return s->leaving && swim_live_count(s) > 0 && swim_bcast_pending_for(s, s->self->pub.id);
 }
 
 int swim_set_meta(struct swim *s, uint64_t now, const void *meta, size_t len, struct sh_err *err)
@@ -697,6 +697,11 @@ const struct swim_member *swim_member_find(const struct swim *s, uint64_t id)
 	const struct member *m = swim_find(s, id);
 
 	return m ? &m->pub : NULL;
+}
+
+const struct swim_member *swim_self_member(const struct swim *s)
+{
+	return &s->self->pub;
 }
 
 int swim_health_score(const struct swim *s)

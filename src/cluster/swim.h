@@ -155,6 +155,7 @@ uint64_t swim_cluster_id(const struct swim *s);
 size_t swim_member_count(const struct swim *s);
 const struct swim_member *swim_member_at(const struct swim *s, size_t i);
 const struct swim_member *swim_member_find(const struct swim *s, uint64_t id);
+const struct swim_member *swim_self_member(const struct swim *s);
 /* Members in state ALIVE or SUSPECT, this node included. */
 size_t swim_live_count(const struct swim *s);
 

@@ -2,8 +2,10 @@
  * shoald: the shoal daemon's entry point.
  *
  * Reads the command line and the configuration, opens the data directory
- * (exclusive lock, node id), sets up logging and runs the libevent loop until
- * SIGTERM or SIGINT.  SIGHUP re-reads the configuration file (keys marked
+ * (exclusive lock, node id), sets up logging, starts membership (SWIM on the
+ * cluster port, joining the configured seeds) and runs the libevent loop
+ * until SIGTERM or SIGINT, which first leave the cluster gracefully (a
+ * second signal stops at once).  SIGHUP re-reads the configuration file (keys marked
  * "reloaded on SIGHUP" take effect, others are reported as needing a restart)
  * and reopens the log file.  Only main() decides to exit.
  *
@@ -12,6 +14,7 @@
  */
 #include "build.h"
 
+#include "cluster/swim_net.h"
 #include "server/config.h"
 #include "storage/datadir.h"
 #include "util/alloc.h"
@@ -43,6 +46,8 @@ struct shoald {
 	struct sh_datadir *datadir;
 	struct event_base *base;
 	struct event *signals[3];
+	struct swim_net *swim;
+	bool stopping;
 };
 
 static void usage(FILE *out)
@@ -200,6 +205,13 @@ static void on_reload(struct shoald *d)
 		 restart ? "; some changes need a restart" : "");
 }
 
+static void on_left(void *arg)
+{
+	struct shoald *d = arg;
+
+	event_base_loopbreak(d->base);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct shoald *d = arg;
@@ -209,6 +221,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	LOG_INFO("server", "%s received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (d->swim != NULL && !d->stopping) {
+		d->stopping = true;
+		swim_net_leave(d->swim, on_left, d);
+		return;
+	}
 	event_base_loopbreak(d->base);
 }
 
@@ -228,6 +245,59 @@ static int setup_loop(struct shoald *d, struct sh_err *err)
 	return 0;
 }
 
+/* "ip:port", with brackets for IPv6. */
+static void host_port(char *buf, size_t size, const char *ip, int64_t port)
+{
+	snprintf(buf, size, strchr(ip, ':') ? "[%s]:%" PRId64 : "%s:%" PRId64, ip, port);
+}
+
+static void membership_config(const struct sh_config *c, struct swim_config *sc)
+{
+	swim_config_default(sc);
+	sc->probe_interval_ms = (uint32_t)c->probe_interval_ms;
+	sc->probe_timeout_ms = (uint32_t)c->probe_timeout_ms;
+	sc->indirect_checks = (uint32_t)c->indirect_checks;
+	sc->suspicion_mult = (uint32_t)c->suspicion_mult;
+	sc->suspicion_max_timeout_mult = (uint32_t)c->suspicion_max_timeout_mult;
+	sc->gossip_interval_ms = (uint32_t)c->gossip_interval_ms;
+	sc->gossip_nodes = (uint32_t)c->gossip_nodes;
+	sc->retransmit_mult = (uint32_t)c->retransmit_mult;
+	sc->push_pull_interval_ms = (uint32_t)c->push_pull_interval_ms;
+	sc->awareness_max_multiplier = (uint32_t)c->awareness_max_multiplier;
+	sc->udp_mtu = (uint32_t)c->udp_mtu;
+	sc->rejoin_interval_ms = (uint32_t)c->rejoin_interval_ms;
+	/* memberlist keeps gossiping to the dead for 30 s at LAN settings:
+	 * 30 probe intervals, so that the local profile scales it too. */
+	sc->gossip_to_dead_ms = 30 * sc->probe_interval_ms;
+}
+
+static int start_membership(struct shoald *d, struct sh_err *err)
+{
+	const struct sh_config *c = &d->cfg;
+	char addr[SWIM_N_ADDRS][80];
+	int64_t ports[SWIM_N_ADDRS] = {c->cluster_port, c->client_port, c->rest_port};
+	struct swim_config sc;
+	struct swim_self self = {.id = sh_datadir_node_id(d->datadir), .name = c->node_name};
+	struct swim_net_opts o = {.cfg = &sc,
+				  .self = &self,
+				  .bind_addr = c->listen_address,
+				  .port = (int)c->cluster_port,
+				  .seeds = (const char *const *)c->seeds.v,
+				  .n_seeds = c->seeds.n};
+
+	membership_config(c, &sc);
+	for (int i = 0; i < SWIM_N_ADDRS; i++) {
+		host_port(addr[i], sizeof addr[i], c->advertise_address, ports[i]);
+		self.addr[i] = addr[i];
+	}
+	if (swim_net_start(d->base, &o, &d->swim, err) != 0)
+		return err->code;
+	LOG_INFO("swim", "membership on %s (UDP and TCP), %zu seed(s), profile %s",
+		 addr[SWIM_ADDR_CLUSTER], c->seeds.n,
+		 c->profile == SH_PROFILE_LOCAL ? "local" : "lan");
+	return 0;
+}
+
 static int run(struct shoald *d)
 {
 	struct sh_err err;
@@ -241,8 +311,12 @@ static int run(struct shoald *d)
 		 ", data dir %s, pid %ld, allocator %s",
 		 PACKAGE_VERSION, d->cfg.node_name, sh_datadir_node_id(d->datadir), d->cfg.data_dir,
 		 (long)getpid(), sh_alloc_name());
-	LOG_WARN("server", "this version has no listeners yet: the cluster, client and REST APIs "
-			   "are not built; the node only holds its data dir");
+	if (start_membership(d, &err) != 0) {
+		LOG_ERROR("server", "cannot start: %s", err.msg);
+		return EXIT_START;
+	}
+	LOG_WARN("server", "this version runs membership only: the client and REST APIs are "
+			   "not built yet");
 	if (event_base_dispatch(d->base) < 0) {
 		LOG_ERROR("server", "event loop failed");
 		return EXIT_START;
@@ -253,6 +327,7 @@ static int run(struct shoald *d)
 
 static void cleanup(struct shoald *d)
 {
+	swim_net_free(d->swim);
 	for (int i = 0; i < 3; i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
