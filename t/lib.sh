@@ -17,10 +17,8 @@ TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/shoal-t-XXXXXX") || exit 1
 started_pids=
 
 cleanup() {
-	[ -n "${KEEP_TESTDIR:-}" ] && { for p in $started_pids; do kill -9 "$p" 2>/dev/null; done
-		echo "# kept $TESTDIR"; return; }
 	for p in $started_pids; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$TESTDIR"
+	if [ -n "${KEEP_TESTDIR:-}" ]; then echo "# kept $TESTDIR"; else rm -rf "$TESTDIR"; fi
 }
 trap cleanup EXIT
 
