@@ -38,13 +38,14 @@ incarnation() {
 
 i=0
 while [ $i -lt $N ]; do start_node $i; i=$((i + 1)); done
-all_see "0 1 2 3 4" "started"
-ok $? "five shoald started"
+all_see "0 1 2 3 4" "swim: membership on" || bail_out "a node did not start: $(cat "$TESTDIR"/n*.log)"
+pass "five shoald started"
 
 missing=0
 for i in 0 1 2 3 4; do
 	for j in 0 1 2 3 4; do
 		[ $i = $j ] && continue
+		[ $missing = 0 ] || break
 		wait_for "$TESTDIR/n$i.log" "swim: member n$j (id [0-9a-f]*) at 127.0.0.1:$(((base + j) * 10 + 1)) joined" $T ||
 			{ missing=$((missing + 1)); diag "n$i does not see n$j"; }
 	done

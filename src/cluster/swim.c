@@ -105,7 +105,7 @@ static bool same_content(const struct member *m, const struct swim_member_rec *r
 		if (strcmp(m->addr[i], r->addr[i]) != 0)
 			return false;
 	return strcmp(m->name, r->name) == 0 && m->pub.meta_len == r->meta_len &&
-	       memcmp(m->meta, r->meta, r->meta_len) == 0;
+	       (r->meta_len == 0 || memcmp(m->meta, r->meta, r->meta_len) == 0);
 }
 
 /* Copy the announced fields of r into m; on allocation failure m keeps its
@@ -131,7 +131,8 @@ static int set_content(struct member *m, const struct swim_member_rec *r)
 		m->addr[i] = addr[i];
 		m->pub.addr[i] = addr[i];
 	}
-	memcpy(m->meta, r->meta, r->meta_len);
+	if (r->meta_len > 0)
+		memcpy(m->meta, r->meta, r->meta_len);
 	m->pub.meta = m->meta;
 	m->pub.meta_len = r->meta_len;
 	m->pub.incarnation = r->incarnation;

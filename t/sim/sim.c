@@ -536,6 +536,8 @@ static int apply_write(uint8_t **buf, size_t *len, uint64_t off, const void *dat
 {
 	size_t end = (size_t)off + n;
 
+	if (n == 0)
+		return 0;
 	if (end > *len) {
 		uint8_t *grown = sh_realloc(*buf, end ? end : 1);
 
@@ -588,7 +590,8 @@ int sim_disk_fsync(struct sim *sim, int node, const char *name)
 		return -1;
 	if ((copy = sh_malloc(f->cur_len ? f->cur_len : 1)) == NULL)
 		return -1;
-	memcpy(copy, f->cur, f->cur_len);
+	if (f->cur_len > 0)
+		memcpy(copy, f->cur, f->cur_len);
 	sh_free(f->dur);
 	f->dur = copy;
 	f->dur_len = f->cur_len;
