@@ -528,11 +528,20 @@ static void unknown_sender(struct swim *s, uint64_t now, const char *addr)
 	swim_send_pushpull(s, addr, false, false);
 }
 
+/* The sender's member record, its last_heard updated; NULL if unknown. */
+static struct member *heard_from(struct swim *s, uint64_t now, uint64_t id)
+{
+	struct member *m = swim_find(s, id);
+
+	if (m != NULL)
+		m->pub.last_heard = now;
+	return m;
+}
+
 static void recv_packet(struct swim *s, uint64_t now, const char *addr, const uint8_t *buf,
 			size_t len)
 {
 	struct swim_packet p;
-	struct member *sender;
 
 	s->stats.udp_recv++;
 	s->stats.udp_bytes_recv += len;
@@ -542,9 +551,7 @@ static void recv_packet(struct swim *s, uint64_t now, const char *addr, const ui
 	}
 	if (!cluster_ok(s, p.cluster_id, addr) || s->leaving)
 		goto out;
-	if ((sender = swim_find(s, p.sender)) != NULL)
-		sender->pub.last_heard = now;
-	else
+	if (heard_from(s, now, p.sender) == NULL)
 		unknown_sender(s, now, addr);
 	/* Updates first, so that a refutation they cause rides on our reply. */
 	for (size_t i = 0; i < p.n_updates; i++)
@@ -559,7 +566,6 @@ static void recv_stream(struct swim *s, uint64_t now, const char *addr, const ui
 			size_t len)
 {
 	struct swim_pushpull pp;
-	struct member *sender;
 
 	s->stats.tcp_recv++;
 	s->stats.tcp_bytes_recv += len;
@@ -568,8 +574,7 @@ static void recv_stream(struct swim *s, uint64_t now, const char *addr, const ui
 		return;
 	}
 	if (cluster_ok(s, pp.cluster_id, addr) && !s->leaving) {
-		if ((sender = swim_find(s, pp.sender)) != NULL)
-			sender->pub.last_heard = now;
+		heard_from(s, now, pp.sender);
 		swim_recv_pushpull(s, now, &pp);
 	}
 	swim_wire_pushpull_free(&pp);
