@@ -89,81 +89,91 @@ static void summary(const char *name, double *figs, int n)
 	       name, n, figs[n / 2], sum / n, figs[0], figs[n - 1]);
 }
 
-int main(int argc, char **argv)
-{
-	struct scen_opts o = {.seed = 1, .report = stdout};
+struct args {
+	struct scen_opts o;
 	struct swim_config cfg;
-	const struct scenario *sc = NULL;
-	long seeds = 1;
-	int failed = 0, n_figs = 0;
-	double *figs;
+	const struct scenario *sc;
+	long seeds;
+};
 
-	swim_config_default(&cfg);
-	o.cfg = &cfg;
+/* Returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-		if (strcmp(a, "--list") == 0) {
+		if (strcmp(k, "--list") == 0) {
 			for (const struct scenario *s = sim_scenarios; s->name; s++)
 				printf("%-10s %3d nodes  %s\n", s->name, s->nodes, s->what);
 			return 0;
-		} else if (strcmp(a, "--trace") == 0) {
-			o.trace = stdout;
+		}
+		if (strcmp(k, "--trace") == 0) {
+			a->o.trace = stdout;
 			continue;
 		}
-		if (v == NULL) {
-			usage();
-			return 2;
-		}
+		if (v == NULL)
+			return usage(), 2;
 		i++;
-		if (strcmp(a, "--seed") == 0)
-			o.seed = strtoull(v, NULL, 0);
-		else if (strcmp(a, "--nodes") == 0)
-			o.nodes = atoi(v);
-		else if (strcmp(a, "--steps") == 0)
-			o.steps = strtoull(v, NULL, 0);
-		else if (strcmp(a, "--seeds") == 0)
-			seeds = atol(v);
-		else if (strcmp(a, "--scenario") == 0 && (sc = scen_find(v)) == NULL) {
-			fprintf(stderr, "simrun: no scenario '%s' (see --list)\n", v);
+		if (strcmp(k, "--seed") == 0)
+			a->o.seed = strtoull(v, NULL, 0);
+		else if (strcmp(k, "--nodes") == 0)
+			a->o.nodes = atoi(v);
+		else if (strcmp(k, "--steps") == 0)
+			a->o.steps = strtoull(v, NULL, 0);
+		else if (strcmp(k, "--seeds") == 0)
+			a->seeds = atol(v);
+		else if (strcmp(k, "--scenario") == 0 && (a->sc = scen_find(v)) == NULL)
+			return fprintf(stderr, "simrun: no scenario '%s' (see --list)\n", v), 2;
+		else if (strcmp(k, "--set") == 0 && set_knob(&a->cfg, v) != 0)
 			return 2;
-		} else if (strcmp(a, "--set") == 0 && set_knob(&cfg, v) != 0)
-			return 2;
-		else if (strcmp(a, "--seed") && strcmp(a, "--nodes") && strcmp(a, "--steps") &&
-			 strcmp(a, "--seeds") && strcmp(a, "--scenario") && strcmp(a, "--set")) {
-			usage();
-			return 2;
-		}
+		else if (strcmp(k, "--scenario") != 0 && strcmp(k, "--set") != 0)
+			return usage(), 2;
 	}
-	if (sc == NULL || seeds < 1 || o.nodes < 0 || o.nodes > 4096) {
-		usage();
-		return 2;
-	}
-	if ((figs = sh_calloc((size_t)seeds, sizeof *figs)) == NULL)
-		return 1;
-	for (long k = 0; k < seeds; k++, o.seed++) {
-		struct scen_result r;
-		int rc = sc->run(&o, &r);
+	if (a->sc == NULL || a->seeds < 1 || a->o.nodes < 0 || a->o.nodes > 4096)
+		return usage(), 2;
+	return -1;
+}
 
-		printf("%s seed %" PRIu64 " nodes %d: %s", sc->name, o.seed, r.nodes,
-		       rc == 0 ? "ok" : "FAILED");
-		if (r.figure >= 0)
-			printf(", %s %.3f s", r.figure_name ? r.figure_name : "figure", r.figure);
-		printf(", simulated %.1f s, %.1f msgs and %.0f bytes per node per s, "
-		       "%" PRIu64 " suspicions, %" PRIu64 " refutations, trace hash %016" PRIx64
-		       "\n",
-		       r.sim_s, r.msgs_per_node_s, r.bytes_per_node_s, r.suspicions, r.refutations,
-		       r.hash);
-		if (rc != 0) {
-			printf("replay: t/sim/simrun --seed %" PRIu64 " --nodes %d --scenario %s\n",
-			       o.seed, r.nodes, sc->name);
+static void print_result(const struct scenario *sc, uint64_t seed, const struct scen_result *r,
+			 int rc)
+{
+	printf("%s seed %" PRIu64 " nodes %d: %s", sc->name, seed, r->nodes,
+	       rc == 0 ? "ok" : "FAILED");
+	if (r->figure >= 0)
+		printf(", %s %.3f s", r->figure_name ? r->figure_name : "figure", r->figure);
+	printf(", simulated %.1f s, %.1f msgs and %.0f bytes per node per s, "
+	       "%" PRIu64 " suspicions, %" PRIu64 " refutations, trace hash %016" PRIx64 "\n",
+	       r->sim_s, r->msgs_per_node_s, r->bytes_per_node_s, r->suspicions, r->refutations,
+	       r->hash);
+	if (rc != 0)
+		printf("replay: t/sim/simrun --seed %" PRIu64 " --nodes %d --scenario %s\n", seed,
+		       r->nodes, sc->name);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {.o = {.seed = 1, .report = stdout}, .seeds = 1};
+	int failed = 0, n_figs = 0, rv;
+	double *figs;
+
+	swim_config_default(&a.cfg);
+	a.o.cfg = &a.cfg;
+	if ((rv = parse_args(argc, argv, &a)) >= 0)
+		return rv;
+	if ((figs = sh_calloc((size_t)a.seeds, sizeof *figs)) == NULL)
+		return 1;
+	for (long k = 0; k < a.seeds; k++, a.o.seed++) {
+		struct scen_result r;
+		int rc = a.sc->run(&a.o, &r);
+
+		print_result(a.sc, a.o.seed, &r, rc);
+		if (rc != 0)
 			failed++;
-		} else if (r.figure >= 0) {
+		else if (r.figure >= 0)
 			figs[n_figs++] = r.figure;
-		}
 	}
-	if (seeds > 1)
-		summary(sc->name, figs, n_figs);
+	if (a.seeds > 1)
+		summary(a.sc->name, figs, n_figs);
 	sh_free(figs);
 	return failed ? 1 : 0;
 }
