@@ -209,17 +209,39 @@ static int scen_loss(const struct scen_opts *o, struct scen_result *r)
 	return end(&x, rc);
 }
 
+struct health_watch {
+	struct swim_world *w;
+	int node, max;
+};
+
+/* Not an invariant: records the node's highest Lifeguard health score. */
+static bool watch_health(struct sim *sim, void *arg, char *why, size_t size)
+{
+	struct health_watch *h = arg;
+	struct swim *s = sw_swim(h->w, h->node);
+
+	if (s != NULL && swim_health_score(s) > h->max)
+		h->max = swim_health_score(s);
+	return true;
+}
+
 /* One node handles its messages up to 1.5 s late: Lifeguard keeps it from
- * being declared dead and from burying others. */
+ * being declared dead and from burying others, and its local health score
+ * rises (unless awareness is off). */
 static int scen_slow(const struct scen_opts *o, struct scen_result *r)
 {
 	struct run x;
+	struct health_watch h;
 	int rc = begin(&x, o, r, o->nodes ? o->nodes : 8, NULL);
 
 	if (rc != 0)
 		return end(&x, rc);
+	h = (struct health_watch){x.w, 1, 0};
+	sim_check_add(x.sim, "health watch", watch_health, &h);
 	sim_slow(x.sim, 1, 1500 * SIM_MS);
 	rc = steady(&x, 300 * SIM_SEC);
+	if (rc == 0 && x.w->cfg.awareness_max_multiplier > 1 && h.max == 0)
+		rc = fail(&x, "the slow node's health score never rose");
 	return end(&x, rc);
 }
 
