@@ -5,11 +5,11 @@
 #   contrib/bench/swim_loopback.sh [-n NODES] [-b BASE_PORT] [-s STEADY_S] [-p PROFILE] [-B BUILDDIR]
 #
 # Starts NODES shoald (node 0 first, then the others joining it), reports
-# the time until every node logged every other as joined, lets the cluster
-# run STEADY_S seconds, kills the last node with SIGKILL and reports the
-# time until each other node logged it dead (from the log timestamps),
-# then stops the rest with SIGTERM and reports the traffic per node per
-# second from their "swim: traffic" lines.  Ports BASE*10+1.. must be free.
+# the time until every node logged every other as joined, measures the
+# traffic per node per second over STEADY_S seconds (SIGUSR1 makes each node
+# log its counters, at the start and the end of the window), then kills the
+# last node with SIGKILL and reports the time until each other node logged
+# it dead (from the log timestamps).  Ports BASE*10+1.. must be free.
 set -eu
 n=8 base=3400 steady=30 profile=lan build=build/dev
 while getopts n:b:s:p:B: o; do
@@ -42,14 +42,34 @@ done
 # convergence: each log has n-1 "joined" lines
 while :; do
 	done_=yes
-	for f in "$dir"/b*.log; do
-		[ "$(grep -c ' joined (incarnation' "$f")" -ge $((n - 1)) ] || done_=no
+	i=0
+	while [ $i -lt "$n" ]; do
+		[ "$(grep -c ' joined (incarnation' "$dir/b$i.log" 2>/dev/null)" -ge $((n - 1)) ] ||
+			done_=no
+		i=$((i + 1))
 	done
 	[ $done_ = yes ] && break
 	sleep 0.01
 done
 echo "shoald n=$n profile=$profile: all started and converged $(( $(ms) - t0 )) ms after the first start"
+sleep 2
+for p in $pids; do kill -USR1 "$p"; done
 sleep "$steady"
+for p in $pids; do kill -USR1 "$p"; done
+sleep 1
+# the first two traffic lines of each log bound the steady window
+awk -v n="$n" -v secs="$steady" '
+	/swim: traffic: sent/ {
+		k[FILENAME]++
+		if (k[FILENAME] > 2) next
+		sign = k[FILENAME] == 1 ? -1 : 1
+		for (i = 1; i <= NF; i++) {
+			if ($i == "datagrams" && $(i-2) == "sent") { d += sign * $(i-1); b += sign * substr($(i+1), 2) }
+			if ($i == "streams" && $(i-2) == "and" && $(i+2) == "bytes);") { s += sign * substr($(i+1), 2) }
+		}
+	}
+	END { printf "steady %d s: %.2f datagrams, %.0f UDP bytes, %.0f TCP bytes per node per s\n",
+	      secs, d / n / secs, b / n / secs, s / n / secs }' "$dir"/b*.log
 victim=$((n - 1))
 vpid=$(echo $pids | awk -v k=$n '{print $k}')
 tk=$(ms)
@@ -66,14 +86,3 @@ done
 echo "kill -9: first node declared it dead after $first ms, all $victim after $last ms"
 for p in $pids; do [ "$p" = "$vpid" ] || kill -TERM "$p"; done
 wait 2>/dev/null || true
-# traffic: sum over the surviving nodes, per node per second of their life
-now=$(ms)
-awk -v life=$(( (now - t0) / 1000 )) -v n=$victim '
-	/swim: traffic: sent/ {
-		for (i = 1; i <= NF; i++) {
-			if ($i == "datagrams" && $(i-2) == "sent") { d += $(i-1); b += substr($(i+1), 2) }
-			if ($i == "streams" && $(i-2) == "and" && $(i+2) == "bytes);") { s += substr($(i+1), 2) }
-		}
-	}
-	END { printf "traffic: %.1f datagrams, %.0f UDP bytes, %.0f TCP bytes per node per s (over %d s)\n",
-	      d / n / life, b / n / life, s / n / life, life }' "$dir"/b*.log

@@ -534,23 +534,26 @@ void swim_net_leave(struct swim_net *n, void (*done)(void *arg), void *arg)
 	}
 }
 
-void swim_net_free(struct swim_net *n)
+void swim_net_log_traffic(struct swim_net *n)
 {
 	struct swim_stats st;
 
+	swim_get_stats(n->swim, &st);
+	LOG_INFO("swim",
+		 "traffic: sent %" PRIu64 " datagrams (%" PRIu64 " bytes) and %" PRIu64
+		 " streams (%" PRIu64 " bytes); received %" PRIu64 " datagrams (%" PRIu64
+		 " bytes) and %" PRIu64 " streams; %" PRIu64 " malformed, %" PRIu64
+		 " refused, %" PRIu64 " send errors",
+		 st.udp_sent, st.udp_bytes_sent, st.tcp_sent, st.tcp_bytes_sent, st.udp_recv,
+		 st.udp_bytes_recv, st.tcp_recv, st.decode_errors, st.refused, n->send_errors);
+}
+
+void swim_net_free(struct swim_net *n)
+{
 	if (n == NULL)
 		return;
-	if (n->swim != NULL) {
-		swim_get_stats(n->swim, &st);
-		LOG_INFO("swim",
-			 "traffic: sent %" PRIu64 " datagrams (%" PRIu64 " bytes) and %" PRIu64
-			 " streams (%" PRIu64 " bytes); received %" PRIu64 " datagrams (%" PRIu64
-			 " bytes) and %" PRIu64 " streams; %" PRIu64 " malformed, %" PRIu64
-			 " refused, %" PRIu64 " send errors",
-			 st.udp_sent, st.udp_bytes_sent, st.tcp_sent, st.tcp_bytes_sent,
-			 st.udp_recv, st.udp_bytes_recv, st.tcp_recv, st.decode_errors, st.refused,
-			 n->send_errors);
-	}
+	if (n->swim != NULL)
+		swim_net_log_traffic(n);
 	while (n->conns != NULL)
 		conn_free(n->conns);
 	if (n->leave_timer != NULL)

@@ -50,6 +50,9 @@ int swim_net_start(struct event_base *base, const struct swim_net_opts *o, struc
  * 2 seconds at most).  The sockets stay open until swim_net_free(). */
 void swim_net_leave(struct swim_net *n, void (*done)(void *arg), void *arg);
 
+/* Log the traffic counters (one "swim: traffic: ..." line at info). */
+void swim_net_log_traffic(struct swim_net *n);
+
 /* Log the traffic counters and close everything. */
 void swim_net_free(struct swim_net *n);
 

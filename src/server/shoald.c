@@ -5,7 +5,8 @@
  * (exclusive lock, node id), sets up logging, starts membership (SWIM on the
  * cluster port, joining the configured seeds) and runs the libevent loop
  * until SIGTERM or SIGINT, which first leave the cluster gracefully (a
- * second signal stops at once).  SIGHUP re-reads the configuration file (keys marked
+ * second signal stops at once).  SIGUSR1 logs the membership traffic
+ * counters.  SIGHUP re-reads the configuration file (keys marked
  * "reloaded on SIGHUP" take effect, others are reported as needing a restart)
  * and reopens the log file.  Only main() decides to exit.
  *
@@ -45,7 +46,7 @@ struct shoald {
 	struct sh_config cfg;
 	struct sh_datadir *datadir;
 	struct event_base *base;
-	struct event *signals[3];
+	struct event *signals[4];
 	struct swim_net *swim;
 	bool stopping;
 };
@@ -220,6 +221,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		on_reload(d);
 		return;
 	}
+	if (sig == SIGUSR1) {
+		if (d->swim != NULL)
+			swim_net_log_traffic(d->swim);
+		return;
+	}
 	LOG_INFO("server", "%s received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	if (d->swim != NULL && !d->stopping) {
 		d->stopping = true;
@@ -231,13 +237,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static int setup_loop(struct shoald *d, struct sh_err *err)
 {
-	const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 
 	signal(SIGPIPE, SIG_IGN);
 	d->base = event_base_new();
 	if (d->base == NULL)
 		return sh_err_set(err, SH_ENOMEM, "cannot create the event loop");
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		d->signals[i] = evsignal_new(d->base, sigs[i], on_signal, d);
 		if (d->signals[i] == NULL || evsignal_add(d->signals[i], NULL) != 0)
 			return sh_err_set(err, SH_EIO, "cannot install signal handler %d", sigs[i]);
@@ -328,7 +334,7 @@ static int run(struct shoald *d)
 static void cleanup(struct shoald *d)
 {
 	swim_net_free(d->swim);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
 	if (d->base != NULL)
