@@ -78,6 +78,38 @@ static void test_packet_roundtrip(void)
 	swim_wire_packet_free(&p);
 }
 
+/* Ports on the cluster address's host travel alone and come back whole. */
+static void test_compact_ports(void)
+{
+	struct swim_member_rec m = member, other = member;
+	struct swim_update u = {.state = SWIM_ALIVE, .id = member.id, .incarnation = 7};
+	uint8_t enc[1024], buf[1400];
+	size_t small, big;
+	struct swim_wire_pkt b;
+	struct swim_packet p;
+
+	m.addr[SWIM_ADDR_CLUSTER] = "[fd00::7]:7471";
+	m.addr[SWIM_ADDR_CLIENT] = "[fd00::7]:7472";
+	m.addr[SWIM_ADDR_REST] = "[fd00::7]:0073"; /* a leading zero: sent whole */
+	u.member = m;
+	small = swim_wire_encode_update(&u, enc, sizeof enc);
+	swim_wire_pkt_init(&b, buf, sizeof buf, 0, 1);
+	swim_wire_pkt_add_update(&b, enc, small);
+	is_int(swim_wire_decode_packet(buf, b.len, &p, NULL), 0, "a compacted member decodes");
+	is_str(p.updates[0].member.addr[SWIM_ADDR_CLIENT], "[fd00::7]:7472",
+	       "the client address is rebuilt from the port");
+	is_str(p.updates[0].member.addr[SWIM_ADDR_REST], "[fd00::7]:0073",
+	       "an address the port cannot rebuild is kept whole");
+	swim_wire_packet_free(&p);
+	other.addr[SWIM_ADDR_CLIENT] = "10.0.0.2:7472";
+	other.addr[SWIM_ADDR_REST] = "10.0.0.2:7473";
+	u.member = other;
+	big = swim_wire_encode_update(&u, enc, sizeof enc);
+	u.member = member;
+	ok(swim_wire_encode_update(&u, enc, sizeof enc) + 20 < big,
+	   "same-host ports save over 20 bytes per member");
+}
+
 static void test_mtu(void)
 {
 	uint8_t buf[1400], enc[1024];
@@ -263,6 +295,7 @@ static void test_mutations(void)
 int main(void)
 {
 	test_packet_roundtrip();
+	test_compact_ports();
 	test_mtu();
 	test_pushpull();
 	test_limits();

@@ -15,6 +15,7 @@
 #include "util/alloc.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ allocator */
@@ -132,10 +133,40 @@ static int check_text(const char *s, size_t max, bool name, bool required, const
 	return 0;
 }
 
-static int member_from_pb(const Shoal__Cluster__Member *m, struct swim_member_rec *r,
+/* Strings built while decoding, freed with the message. */
+struct strblk {
+	struct strblk *next;
+	char s[];
+};
+
+static void strs_free(void *head)
+{
+	for (struct strblk *b = head, *next; b != NULL; b = next) {
+		next = b->next;
+		sh_free(b);
+	}
+}
+
+/* "host:port" from the host of cluster_addr and a port sent alone. */
+static const char *join_port(void **strs, const char *cluster_addr, uint32_t port)
+{
+	const char *colon = strrchr(cluster_addr, ':');
+	size_t hlen = colon ? (size_t)(colon - cluster_addr) : 0;
+	struct strblk *b;
+
+	if (colon == NULL || port == 0 || port > 65535 || !(b = sh_malloc(sizeof *b + hlen + 7)))
+		return NULL;
+	snprintf(b->s, hlen + 7, "%.*s:%u", (int)hlen, cluster_addr, port);
+	b->next = *strs;
+	*strs = b;
+	return b->s;
+}
+
+static int member_from_pb(const Shoal__Cluster__Member *m, struct swim_member_rec *r, void **strs,
 			  struct sh_err *err)
 {
 	const char *addrs[SWIM_N_ADDRS] = {m->cluster_addr, m->client_addr, m->rest_addr};
+	const uint32_t ports[SWIM_N_ADDRS] = {0, m->client_port, m->rest_port};
 	static const char *const what[SWIM_N_ADDRS] = {"cluster_addr", "client_addr", "rest_addr"};
 	int rv;
 
@@ -149,10 +180,14 @@ static int member_from_pb(const Shoal__Cluster__Member *m, struct swim_member_re
 				  (unsigned long long)m->id, m->meta.len);
 	if ((rv = check_text(m->name, SWIM_NAME_MAX, true, false, "member name", err)) != 0)
 		return rv;
-	for (int i = 0; i < SWIM_N_ADDRS; i++)
+	for (int i = 0; i < SWIM_N_ADDRS; i++) {
 		if ((rv = check_text(addrs[i], SWIM_ADDR_MAX, false, i == SWIM_ADDR_CLUSTER,
 				     what[i], err)) != 0)
 			return rv;
+		if (addrs[i][0] == '\0' && ports[i] != 0 &&
+		    (addrs[i] = join_port(strs, addrs[0], ports[i])) == NULL)
+			return sh_err_set(err, SH_EINVAL, "%s: bad port %u", what[i], ports[i]);
+	}
 	*r = (struct swim_member_rec){.id = m->id,
 				      .name = m->name,
 				      .incarnation = m->incarnation,
@@ -163,7 +198,7 @@ static int member_from_pb(const Shoal__Cluster__Member *m, struct swim_member_re
 	return 0;
 }
 
-static int update_from_pb(const Shoal__Cluster__Update *u, struct swim_update *r,
+static int update_from_pb(const Shoal__Cluster__Update *u, struct swim_update *r, void **strs,
 			  struct sh_err *err)
 {
 	int rv;
@@ -180,7 +215,7 @@ static int update_from_pb(const Shoal__Cluster__Update *u, struct swim_update *r
 		return 0;
 	if (u->member == NULL)
 		return sh_err_set(err, SH_EINVAL, "alive update without a member");
-	if ((rv = member_from_pb(u->member, &r->member, err)) != 0)
+	if ((rv = member_from_pb(u->member, &r->member, strs, err)) != 0)
 		return rv;
 	if (r->member.id != u->id || r->member.incarnation != u->incarnation ||
 	    r->member.state != SWIM_ALIVE)
@@ -236,7 +271,7 @@ static int packet_fill(const Shoal__Cluster__Packet *pb, struct swim_packet *out
 		if ((rv = msg_from_pb(pb->messages[i], &out->msgs[i], err)) != 0)
 			return sh_err_wrap(err, rv, "message %zu", i + 1);
 	for (size_t i = 0; i < pb->n_updates; i++)
-		if ((rv = update_from_pb(pb->updates[i], &out->updates[i], err)) != 0)
+		if ((rv = update_from_pb(pb->updates[i], &out->updates[i], &out->strs, err)) != 0)
 			return sh_err_wrap(err, rv, "update %zu", i + 1);
 	return 0;
 }
@@ -270,6 +305,7 @@ void swim_wire_packet_free(struct swim_packet *p)
 		shoal__cluster__packet__free_unpacked(p->priv, &pb_allocator);
 	sh_free(p->msgs);
 	sh_free(p->updates);
+	strs_free(p->strs);
 	memset(p, 0, sizeof *p);
 }
 
@@ -292,7 +328,7 @@ static int pushpull_fill(const Shoal__Cluster__PushPull *pb, struct swim_pushpul
 	if (pb->n_members && !(out->members = sh_calloc(pb->n_members, sizeof *out->members)))
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	for (size_t i = 0; i < pb->n_members; i++)
-		if ((rv = member_from_pb(pb->members[i], &out->members[i], err)) != 0)
+		if ((rv = member_from_pb(pb->members[i], &out->members[i], &out->strs, err)) != 0)
 			return sh_err_wrap(err, rv, "member %zu", i + 1);
 	return 0;
 }
@@ -324,6 +360,7 @@ void swim_wire_pushpull_free(struct swim_pushpull *p)
 	if (p->priv != NULL)
 		shoal__cluster__push_pull__free_unpacked(p->priv, &pb_allocator);
 	sh_free(p->members);
+	strs_free(p->strs);
 	memset(p, 0, sizeof *p);
 }
 
@@ -336,14 +373,36 @@ size_t swim_wire_frame_len(const uint8_t hdr[SWIM_FRAME_HDR])
 
 /* ------------------------------------------------------------------ encode */
 
+/* The port of addr when addr is "HOST:port" with the host of cluster
+ * (a whole "HOST:" prefix), else 0. */
+static uint32_t same_host_port(const char *cluster, const char *addr)
+{
+	const char *colon = strrchr(cluster, ':');
+	size_t hlen = colon ? (size_t)(colon - cluster) + 1 : 0;
+	unsigned long port = 0;
+
+	if (hlen == 0 || strncmp(cluster, addr, hlen) != 0 || addr[hlen] == '\0')
+		return 0;
+	for (const char *p = addr + hlen; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || (port = port * 10 + (unsigned long)(*p - '0')) > 65535)
+			return 0;
+	}
+	/* Only when the decoder will rebuild exactly this string. */
+	return addr[hlen] != '0' ? (uint32_t)port : 0;
+}
+
 static void member_to_pb(const struct swim_member_rec *r, Shoal__Cluster__Member *m)
 {
+	const char *cl = r->addr[SWIM_ADDR_CLUSTER];
+
 	shoal__cluster__member__init(m);
 	m->id = r->id;
 	m->name = unconst(r->name);
-	m->cluster_addr = unconst(r->addr[SWIM_ADDR_CLUSTER]);
-	m->client_addr = unconst(r->addr[SWIM_ADDR_CLIENT]);
-	m->rest_addr = unconst(r->addr[SWIM_ADDR_REST]);
+	m->cluster_addr = unconst(cl);
+	m->client_port = same_host_port(cl, r->addr[SWIM_ADDR_CLIENT]);
+	m->rest_port = same_host_port(cl, r->addr[SWIM_ADDR_REST]);
+	m->client_addr = m->client_port ? NULL : unconst(r->addr[SWIM_ADDR_CLIENT]);
+	m->rest_addr = m->rest_port ? NULL : unconst(r->addr[SWIM_ADDR_REST]);
 	m->incarnation = r->incarnation;
 	m->state = (Shoal__Cluster__MemberState)r->state;
 	m->meta.data = (uint8_t *)(uintptr_t)r->meta;

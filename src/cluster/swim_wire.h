@@ -79,7 +79,7 @@ struct swim_packet {
 	size_t n_msgs;
 	struct swim_update *updates;
 	size_t n_updates;
-	void *priv;
+	void *priv, *strs; /* owned memory */
 };
 
 struct swim_pushpull {
@@ -90,7 +90,7 @@ struct swim_pushpull {
 	bool reply;
 	struct swim_member_rec *members;
 	size_t n_members;
-	void *priv;
+	void *priv, *strs; /* owned memory */
 };
 
 /* Decode one datagram.  On success *out owns its memory: release it with
