@@ -28,11 +28,26 @@ import (
 
 var udpBytes, udpPkts, tcpBytes, tcpConns int64
 
-// countingTransport counts what a node sends and drops UDP packets at random.
+// countingTransport counts what a node sends (UDP payloads, and TCP bytes
+// written on connections it dials or accepts) and drops UDP packets at
+// random.
 type countingTransport struct {
 	*memberlist.NetTransport
-	loss float64
+	loss    float64
+	streams chan net.Conn
 }
+
+func newCountingTransport(nt *memberlist.NetTransport, loss float64) *countingTransport {
+	t := &countingTransport{nt, loss, make(chan net.Conn)}
+	go func() {
+		for c := range nt.StreamCh() {
+			t.streams <- countingConn{c}
+		}
+	}()
+	return t
+}
+
+func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
 
 func (t *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
@@ -117,7 +132,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		c.Transport = &countingTransport{nt, *loss}
+		c.Transport = newCountingTransport(nt, *loss)
 		evs[i] = &events{self: c.Name, gone: map[string]time.Time{}}
 		c.Events = evs[i]
 		if lists[i], err = memberlist.Create(c); err != nil {
