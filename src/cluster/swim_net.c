@@ -78,7 +78,8 @@ struct swim_net {
 
 /* ------------------------------------------------------------------ addresses */
 
-void swim_net_format_addr(const void *sa, char *buf, size_t size)
+/* "host:port" / "[v6]:port" of a socket address into buf. */
+static void format_addr(const void *sa, char *buf, size_t size)
 {
 	const struct sockaddr *s = sa;
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -312,7 +313,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			evutil_closesocket(fd);
 		return;
 	}
-	swim_net_format_addr(sa, c->peer, sizeof c->peer);
+	format_addr(sa, c->peer, sizeof c->peer);
 	bufferevent_setcb(bev, in_read, NULL, conn_event, c);
 	bufferevent_setwatermark(bev, EV_READ, SWIM_FRAME_HDR, SWIM_FRAME_HDR + SWIM_STREAM_MAX);
 	bufferevent_enable(bev, EV_READ);
@@ -332,7 +333,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
 
 		if (r < 0)
 			break;
-		swim_net_format_addr(&ss, from, sizeof from);
+		format_addr(&ss, from, sizeof from);
 		swim_recv(n->swim, sh_clock_mono_ms(), SWIM_UDP, from, n->rbuf, (size_t)r);
 	}
 	schedule(n);

@@ -59,7 +59,4 @@ void swim_net_free(struct swim_net *n);
 /* The core, for queries (members, stats).  Do not feed it directly. */
 struct swim *swim_net_swim(struct swim_net *n);
 
-/* "host:port" / "[v6]:port" of a socket address into buf. */
-void swim_net_format_addr(const void *sa, char *buf, size_t size);
-
 #endif
