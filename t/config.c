@@ -3,6 +3,7 @@
  * etc/shoald.toml and doc/shoald.toml.5. */
 #include "build.h"
 
+#include "cluster/swim.h"
 #include "server/config.h"
 #include "tap.h"
 #include "util/toml.h"
@@ -164,6 +165,44 @@ static void test_validate(void)
 	sh_config_free(&cfg);
 }
 
+static void test_membership(void)
+{
+	struct sh_config cfg;
+	struct sh_err err;
+	struct swim_config sw;
+
+	swim_config_default(&sw);
+	load(&cfg, "", &err);
+	is_int(sh_config_validate(&cfg, &err), 0, "defaults validate");
+	ok(cfg.probe_interval_ms == sw.probe_interval_ms &&
+		   cfg.probe_timeout_ms == sw.probe_timeout_ms &&
+		   cfg.indirect_checks == sw.indirect_checks &&
+		   cfg.suspicion_mult == sw.suspicion_mult &&
+		   cfg.suspicion_max_timeout_mult == sw.suspicion_max_timeout_mult &&
+		   cfg.gossip_interval_ms == sw.gossip_interval_ms &&
+		   cfg.gossip_nodes == sw.gossip_nodes &&
+		   cfg.retransmit_mult == sw.retransmit_mult &&
+		   cfg.push_pull_interval_ms == sw.push_pull_interval_ms &&
+		   cfg.awareness_max_multiplier == sw.awareness_max_multiplier &&
+		   cfg.udp_mtu == sw.udp_mtu && cfg.rejoin_interval_ms == sw.rejoin_interval_ms,
+	   "membership defaults are swim's (memberlist's LAN defaults)");
+	sh_config_free(&cfg);
+	load(&cfg, "[membership]\nprofile = \"local\"\ngossip_interval_ms = 70\n", &err);
+	sh_config_set(&cfg, "--membership-probe-timeout-ms", "150", &err);
+	is_int(sh_config_validate(&cfg, &err), 0, "profile local validates");
+	is_int(cfg.probe_interval_ms, 200, "local: probe interval 200 ms");
+	is_int(cfg.push_pull_interval_ms, 5000, "local: push-pull 5 s");
+	is_int(cfg.rejoin_interval_ms, 5000, "local: rejoin 5 s");
+	is_int(cfg.gossip_interval_ms, 70, "a key set in the file overrides the profile");
+	is_int(cfg.probe_timeout_ms, 150, "so does a flag");
+	is_int(cfg.suspicion_mult, 4, "keys outside the profile keep their defaults");
+	sh_config_free(&cfg);
+	load(&cfg, "[membership]\nprobe_interval_ms = 400\nprobe_timeout_ms = 400\n", &err);
+	is_int(sh_config_validate(&cfg, &err), SH_EINVAL, "probe timeout >= interval refused");
+	like(err.msg, "membership.probe_timeout_ms (400) must be below", "with both keys named");
+	sh_config_free(&cfg);
+}
+
 static void test_runtime(void)
 {
 	struct sh_config a, b;
@@ -253,6 +292,7 @@ int main(void)
 	test_flags();
 	test_validate();
 	test_runtime();
+	test_membership();
 	test_sample_and_man();
 	return done_testing();
 }

@@ -5,6 +5,7 @@
 # killed by PID at exit.  (Not timeout(1): signals sent to it are re-sent to
 # its whole process group, and its PID is not the daemon's.)
 # Timeouts scale with SHOAL_TIMEOUT_SCALE (the sanitizer build sets it).
+# KEEP_TESTDIR=1 keeps the test's directory (logs, data dirs) for a look.
 
 : "${top_builddir:=.}"
 : "${top_srcdir:=.}"
@@ -17,7 +18,7 @@ started_pids=
 
 cleanup() {
 	for p in $started_pids; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$TESTDIR"
+	if [ -n "${KEEP_TESTDIR:-}" ]; then echo "# kept $TESTDIR"; else rm -rf "$TESTDIR"; fi
 }
 trap cleanup EXIT
 
@@ -51,4 +52,34 @@ wait_exit() {
 	done
 	wait "$1"
 	status=$?
+}
+
+# used_ports: every local port that has a socket (TCP or UDP, IPv4 or IPv6).
+used_ports() {
+	for f in /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6; do
+		[ -r "$f" ] && awk 'NR > 1 { n = split($2, a, ":"); print a[n] }' "$f"
+	done | sort -u | while read -r h; do echo $((0x$h)); done
+}
+
+# free_base_port COUNT: set $base to a listen.base_port B such that the
+# cluster, client and REST ports of B, B+1, ..., B+COUNT-1 are all free.
+# B is random in 1100..3099, so that the ports (11001..31033) stay below the
+# kernel's ephemeral range and parallel tests rarely draw the same one.
+free_base_port() {
+	used=" $(used_ports | tr '\n' ' ') "
+	tries=0
+	while [ $tries -lt 50 ]; do
+		tries=$((tries + 1))
+		b=$((1100 + $(od -An -N2 -tu2 /dev/urandom) % 2000))
+		i=0
+		clash=no
+		while [ $i -lt "$1" ]; do
+			for k in 1 2 3; do
+				case "$used" in *" $(((b + i) * 10 + k)) "*) clash=yes ;; esac
+			done
+			i=$((i + 1))
+		done
+		[ $clash = no ] && { base=$b; return 0; }
+	done
+	return 1
 }

@@ -48,15 +48,18 @@ is "$st" 2 "unknown option: exit status 2"
 like "$out" "unknown option '--frobnicate'" "unknown option: names it"
 
 # start without a config, stop on SIGTERM ----------------------------------
+# (on a free base port: shoald binds its cluster port, and tests run in
+# parallel)
+free_base_port 1 || bail_out "no free ports"
 cd "$TESTDIR" || bail_out "cd $TESTDIR"
-start_shoald "$TESTDIR/a.log"
+start_shoald "$TESTDIR/a.log" --listen-base-port "$base"
 a=$pid
 wait_for "$TESTDIR/a.log" "started" 10
 ok $? "shoald with no config starts"
 ok "$([ -f "$TESTDIR/shoal-data/node.id" ]; echo $?)" "it created ./shoal-data/node.id"
 
 # a second daemon on the same data dir refuses ------------------------------
-out=$(timeout 10 "$SHOALD" 2>&1); st=$?
+out=$(timeout 10 "$SHOALD" --listen-base-port "$base" 2>&1); st=$?
 is "$st" 1 "a second shoald on the same data dir exits 1"
 like "$out" "in use by another shoald (pid $a)" "and names the first one's pid"
 is "$(cat "$TESTDIR/shoal-data/LOCK")" "$a" "LOCK holds the holder's pid"
@@ -68,7 +71,7 @@ ok $? "SIGTERM stops it within a second"
 is "$status" 0 "exit status 0"
 like "$(cat "$TESTDIR/a.log")" "SIGTERM received: stopping" "it logs why it stops"
 
-start_shoald "$TESTDIR/b.log" --node-name restarted
+start_shoald "$TESTDIR/b.log" --node-name restarted --listen-base-port "$base"
 wait_for "$TESTDIR/b.log" "started" 10
 ok $? "after the first stopped, the data dir can be used again"
 id1=$(cat "$TESTDIR/shoal-data/node.id")
@@ -83,7 +86,7 @@ is "$status" 0 "exit status 0"
 conf=$TESTDIR/c.toml
 printf '[node]\nname = "from-file"\ndata_dir = "%s/c"\n[log]\nlevel = "info"\nfile = "%s/c.file.log"\n' \
 	"$TESTDIR" "$TESTDIR" >"$conf"
-start_shoald "$TESTDIR/c.log" --config "$conf" --node-name from-flag
+start_shoald "$TESTDIR/c.log" --config "$conf" --node-name from-flag --listen-base-port "$base"
 wait_for "$TESTDIR/c.file.log" "started" 10
 ok $? "log.file from the file is used"
 like "$(cat "$TESTDIR/c.file.log")" " from-flag server:" "the flag overrides the file"

@@ -44,6 +44,7 @@ struct cfg_row {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const fsync_policies[] = {"always", "interval", "never", NULL};
+static const char *const profiles[] = {"lan", "local", NULL};
 
 static int check_node_name(const char *v, struct sh_err *err);
 static int check_ip(const char *v, struct sh_err *err);
@@ -62,17 +63,17 @@ static const struct cfg_row rows[] = {
 	 "Directory for the node id, the log and snapshots; created when missing; one shoald per directory."},
 	{"listen.address", CFG_STRING, OFF(listen_address), "127.0.0.1", 1, 64, NULL, check_ip, 0,
 	 "IP address the cluster, client and REST listeners bind to (0.0.0.0 or :: for all)."},
-	{"listen.advertise_address", CFG_STRING, OFF(advertise_address), "", 0, 64, NULL, check_ip, CFG_INACTIVE,
+	{"listen.advertise_address", CFG_STRING, OFF(advertise_address), "", 0, 64, NULL, check_ip, 0,
 	 "IP address other nodes and clients are told to use; empty means listen.address."},
 	{"listen.base_port", CFG_INT, OFF(base_port), "747", 1, 6553, NULL, NULL, 0,
 	 "Base port B: cluster on B1, client API on B2, REST on B3 (747 gives 7471, 7472, 7473)."},
-	{"listen.cluster_port", CFG_INT, OFF(cluster_port), "0", 0, 65535, NULL, NULL, CFG_INACTIVE,
+	{"listen.cluster_port", CFG_INT, OFF(cluster_port), "0", 0, 65535, NULL, NULL, 0,
 	 "Port for gossip (UDP) and peer links (TCP); 0 means base_port * 10 + 1."},
 	{"listen.client_port", CFG_INT, OFF(client_port), "0", 0, 65535, NULL, NULL, CFG_INACTIVE,
 	 "Port for the binary client API; 0 means base_port * 10 + 2."},
 	{"listen.rest_port", CFG_INT, OFF(rest_port), "0", 0, 65535, NULL, NULL, CFG_INACTIVE,
 	 "Port for the REST API and /metrics; 0 means base_port * 10 + 3."},
-	{"cluster.seeds", CFG_LIST, OFF(seeds), "", 3, 300, NULL, check_hostport, CFG_INACTIVE,
+	{"cluster.seeds", CFG_LIST, OFF(seeds), "", 3, 300, NULL, check_hostport, 0,
 	 "Cluster listeners (host:port) to join at start and periodically; empty starts alone."},
 	{"cluster.bootstrap_expect", CFG_INT, OFF(bootstrap_expect), "1", 1, 64, NULL, NULL, CFG_INACTIVE,
 	 "Nodes that must see each other before a new cluster elects its first leader (same on every node)."},
@@ -98,10 +99,48 @@ static const struct cfg_row rows[] = {
 	 "Largest payload of one point, as compact JSON (bytes, or with KiB/MiB)."},
 	{"limits.max_connections", CFG_INT, OFF(max_connections), "1024", 1, 1000000, NULL, NULL, CFG_INACTIVE,
 	 "Client connections served at once; further connections are closed at accept."},
+	{"membership.profile", CFG_ENUM, OFF(profile), "lan", 0, 0, profiles, NULL, 0,
+	 "Preset of the membership keys not set explicitly: lan (memberlist's LAN defaults) or local (faster, for loopback clusters)."},
+	{"membership.probe_interval_ms", CFG_INT, OFF(probe_interval_ms), "1000", 10, 60000, NULL, NULL, 0,
+	 "Each node probes one member per interval (milliseconds)."},
+	{"membership.probe_timeout_ms", CFG_INT, OFF(probe_timeout_ms), "500", 5, 60000, NULL, NULL, 0,
+	 "Wait for a direct ack this long before asking others to probe; below probe_interval_ms."},
+	{"membership.indirect_checks", CFG_INT, OFF(indirect_checks), "3", 0, 16, NULL, NULL, 0,
+	 "Members asked to probe a member that did not answer directly."},
+	{"membership.suspicion_mult", CFG_INT, OFF(suspicion_mult), "4", 1, 100, NULL, NULL, 0,
+	 "Shortest suspicion before dead: this times log10(members) (at least 1) times probe_interval_ms."},
+	{"membership.suspicion_max_timeout_mult", CFG_INT, OFF(suspicion_max_timeout_mult), "6", 1, 100, NULL, NULL, 0,
+	 "Longest suspicion, without confirmations from other members: this times the shortest."},
+	{"membership.gossip_interval_ms", CFG_INT, OFF(gossip_interval_ms), "200", 10, 60000, NULL, NULL, 0,
+	 "Interval between gossip rounds (milliseconds)."},
+	{"membership.gossip_nodes", CFG_INT, OFF(gossip_nodes), "3", 1, 64, NULL, NULL, 0,
+	 "Members gossiped to per round."},
+	{"membership.retransmit_mult", CFG_INT, OFF(retransmit_mult), "4", 1, 100, NULL, NULL, 0,
+	 "Each update is sent this times ceil(log10(members + 1)) times."},
+	{"membership.push_pull_interval_ms", CFG_INT, OFF(push_pull_interval_ms), "30000", 0, 3600000, NULL, NULL, 0,
+	 "Full-state exchange over TCP with one random member per interval; 0 turns it off."},
+	{"membership.awareness_max_multiplier", CFG_INT, OFF(awareness_max_multiplier), "8", 1, 64, NULL, NULL, 0,
+	 "Lifeguard local health: a struggling node stretches its probe period up to this factor; 1 turns it off."},
+	{"membership.udp_mtu", CFG_INT, OFF(udp_mtu), "1400", 1200, 65507, NULL, NULL, 0,
+	 "Largest gossip datagram sent (bytes)."},
+	{"membership.rejoin_interval_ms", CFG_INT, OFF(rejoin_interval_ms), "60000", 0, 3600000, NULL, NULL, 0,
+	 "Re-join every seed not seen alive this often, to merge sides that lost each other; 0: only at start."},
 };
 /* clang-format on */
 
 #define N_ROWS (sizeof rows / sizeof rows[0])
+_Static_assert(N_ROWS <= SH_CONFIG_MAX_KEYS, "raise SH_CONFIG_MAX_KEYS");
+
+/* membership.profile = "local": loopback clusters, where packets are not
+ * lost and round trips take microseconds, can detect failures five times
+ * faster (doc/membership.md). */
+static const struct {
+	const char *key, *value;
+} local_profile[] = {
+	{"membership.probe_interval_ms", "200"},   {"membership.probe_timeout_ms", "100"},
+	{"membership.gossip_interval_ms", "50"},   {"membership.push_pull_interval_ms", "5000"},
+	{"membership.rejoin_interval_ms", "5000"},
+};
 
 static void *field(struct sh_config *cfg, const struct cfg_row *row)
 {
@@ -111,6 +150,20 @@ static void *field(struct sh_config *cfg, const struct cfg_row *row)
 static const void *cfield(const struct sh_config *cfg, const struct cfg_row *row)
 {
 	return (const char *)cfg + row->offset;
+}
+
+static void mark_set(struct sh_config *cfg, const struct cfg_row *row)
+{
+	size_t i = (size_t)(row - rows);
+
+	cfg->set_by_user[i / 8] |= (unsigned char)(1u << (i % 8));
+}
+
+static bool is_set(const struct sh_config *cfg, const struct cfg_row *row)
+{
+	size_t i = (size_t)(row - rows);
+
+	return cfg->set_by_user[i / 8] & (1u << (i % 8));
 }
 
 static const struct cfg_row *find_key(const char *key)
@@ -471,6 +524,7 @@ static int load_table(struct sh_config *cfg, const struct toml_value *t, const c
 		if ((rv = set_from_toml(cfg, row, v, err)) != 0)
 			return sh_err_wrap(err, rv, "%s:%d:%d: key '%s'", name, toml_line(v),
 					   toml_column(v), path);
+		mark_set(cfg, row);
 	}
 	return 0;
 }
@@ -563,6 +617,23 @@ int sh_config_set(struct sh_config *cfg, const char *flag, const char *value, st
 				  "command line: unknown option '%s' (see --help-config)", flag);
 	if ((rv = set_from_text(cfg, row, value, err)) != 0)
 		return sh_err_wrap(err, rv, "command line: %s", flag);
+	mark_set(cfg, row);
+	return 0;
+}
+
+static int apply_profile(struct sh_config *cfg, struct sh_err *err)
+{
+	if (cfg->profile != SH_PROFILE_LOCAL)
+		return 0;
+	for (size_t i = 0; i < sizeof local_profile / sizeof local_profile[0]; i++) {
+		const struct cfg_row *row = find_key(local_profile[i].key);
+		int rv;
+
+		if (row == NULL || is_set(cfg, row))
+			continue;
+		if ((rv = set_from_text(cfg, row, local_profile[i].value, err)) != 0)
+			return sh_err_wrap(err, rv, "config: profile local: %s", row->key);
+	}
 	return 0;
 }
 
@@ -600,8 +671,13 @@ int sh_config_validate(struct sh_config *cfg, struct sh_err *err)
 {
 	int rv = resolve_auto(cfg, err);
 
-	if (rv != 0)
+	if (rv != 0 || (rv = apply_profile(cfg, err)) != 0)
 		return rv;
+	if (cfg->probe_timeout_ms >= cfg->probe_interval_ms)
+		return sh_err_set(err, SH_EINVAL,
+				  "config: membership.probe_timeout_ms (%" PRId64
+				  ") must be below membership.probe_interval_ms (%" PRId64 ")",
+				  cfg->probe_timeout_ms, cfg->probe_interval_ms);
 	if (cfg->cluster_port == cfg->client_port || cfg->cluster_port == cfg->rest_port ||
 	    cfg->client_port == cfg->rest_port)
 		return sh_err_set(err, SH_EINVAL,

@@ -29,6 +29,9 @@
 #define SH_CONFIG_MAX_FILE_BYTES (1u << 20)
 
 enum sh_fsync_policy { SH_FSYNC_ALWAYS, SH_FSYNC_INTERVAL, SH_FSYNC_NEVER };
+enum sh_membership_profile { SH_PROFILE_LAN, SH_PROFILE_LOCAL };
+
+#define SH_CONFIG_MAX_KEYS 128
 
 struct sh_strlist {
 	char **v;
@@ -64,6 +67,23 @@ struct sh_config {
 	uint64_t max_frame_bytes;
 	uint64_t max_payload_bytes;
 	int64_t max_connections;
+	/* [membership] (doc/membership.md) */
+	int profile;
+	int64_t probe_interval_ms;
+	int64_t probe_timeout_ms;
+	int64_t indirect_checks;
+	int64_t suspicion_mult;
+	int64_t suspicion_max_timeout_mult;
+	int64_t gossip_interval_ms;
+	int64_t gossip_nodes;
+	int64_t retransmit_mult;
+	int64_t push_pull_interval_ms;
+	int64_t awareness_max_multiplier;
+	int64_t udp_mtu;
+	int64_t rejoin_interval_ms;
+	/* which keys the file or a flag set (bit = row), so that a profile
+	 * changes only the others */
+	unsigned char set_by_user[SH_CONFIG_MAX_KEYS / 8];
 };
 
 /* Fill cfg with every default. */
@@ -87,7 +107,9 @@ bool sh_config_is_flag(const char *flag);
  * values in place: an empty node.name becomes the host name, a zero port
  * becomes base_port * 10 + 1 (cluster), 2 (client) or 3 (REST), an empty
  * advertise_address becomes listen.address, search.threads 0 becomes the
- * number of online CPUs. */
+ * number of online CPUs, and membership.profile = "local" replaces the
+ * membership keys that the file and the flags did not set with its faster
+ * values. */
 int sh_config_validate(struct sh_config *cfg, struct sh_err *err);
 
 /* Print every key with type, default and documentation (--help-config). */

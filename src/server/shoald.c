@@ -3,16 +3,21 @@
  *
  * Reads the command line and the configuration, opens the data directory
  * (exclusive lock, node id) and the storage in it (snapshot loaded, log
- * verified and replayed: storage/db.h), sets up logging and runs the
- * libevent loop until SIGTERM or SIGINT, then closes the storage cleanly.  SIGHUP re-reads the
- * configuration file (keys marked "reloaded on SIGHUP" take effect, others are reported as needing
- * a restart) and reopens the log file.  Only main() decides to exit.
+ * verified and replayed: storage/db.h), sets up logging, starts membership
+ * (SWIM on the cluster port, joining the configured seeds) and runs the
+ * libevent loop until SIGTERM or SIGINT, which first leave the cluster
+ * gracefully (a second signal stops at once); then it closes the storage
+ * cleanly.  SIGUSR1 logs the membership traffic counters.  SIGHUP re-reads
+ * the configuration file (keys marked "reloaded on SIGHUP" take effect,
+ * others are reported as needing a restart) and reopens the log file.  Only
+ * main() decides to exit.
  *
  * Exit status: 0 after a clean stop or a good --check-config; 1 when the node
  * cannot start (data dir, ...); 2 for a command-line or configuration error.
  */
 #include "build.h"
 
+#include "cluster/swim_net.h"
 #include "server/config.h"
 #include "storage/datadir.h"
 #include "storage/db.h"
@@ -45,9 +50,11 @@ struct shoald {
 	struct sh_datadir *datadir;
 	struct db *db;
 	struct event_base *base;
-	struct event *signals[3];
+	struct event *signals[4];
 	struct event *db_event;
 	int exit_status;
+	struct swim_net *swim;
+	bool stopping;
 };
 
 static void usage(FILE *out)
@@ -205,6 +212,13 @@ static void on_reload(struct shoald *d)
 		 restart ? "; some changes need a restart" : "");
 }
 
+static void on_left(void *arg)
+{
+	struct shoald *d = arg;
+
+	event_base_loopbreak(d->base);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct shoald *d = arg;
@@ -213,19 +227,29 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		on_reload(d);
 		return;
 	}
+	if (sig == SIGUSR1) {
+		if (d->swim != NULL)
+			swim_net_log_traffic(d->swim);
+		return;
+	}
 	LOG_INFO("server", "%s received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (d->swim != NULL && !d->stopping) {
+		d->stopping = true;
+		swim_net_leave(d->swim, on_left, d);
+		return;
+	}
 	event_base_loopbreak(d->base);
 }
 
 static int setup_loop(struct shoald *d, struct sh_err *err)
 {
-	const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 
 	signal(SIGPIPE, SIG_IGN);
 	d->base = event_base_new();
 	if (d->base == NULL)
 		return sh_err_set(err, SH_ENOMEM, "cannot create the event loop");
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		d->signals[i] = evsignal_new(d->base, sigs[i], on_signal, d);
 		if (d->signals[i] == NULL || evsignal_add(d->signals[i], NULL) != 0)
 			return sh_err_set(err, SH_EIO, "cannot install signal handler %d", sigs[i]);
@@ -274,6 +298,59 @@ static int open_storage(struct shoald *d, struct sh_err *err)
 	return 0;
 }
 
+/* "ip:port", with brackets for IPv6. */
+static void host_port(char *buf, size_t size, const char *ip, int64_t port)
+{
+	snprintf(buf, size, strchr(ip, ':') ? "[%s]:%" PRId64 : "%s:%" PRId64, ip, port);
+}
+
+static void membership_config(const struct sh_config *c, struct swim_config *sc)
+{
+	swim_config_default(sc);
+	sc->probe_interval_ms = (uint32_t)c->probe_interval_ms;
+	sc->probe_timeout_ms = (uint32_t)c->probe_timeout_ms;
+	sc->indirect_checks = (uint32_t)c->indirect_checks;
+	sc->suspicion_mult = (uint32_t)c->suspicion_mult;
+	sc->suspicion_max_timeout_mult = (uint32_t)c->suspicion_max_timeout_mult;
+	sc->gossip_interval_ms = (uint32_t)c->gossip_interval_ms;
+	sc->gossip_nodes = (uint32_t)c->gossip_nodes;
+	sc->retransmit_mult = (uint32_t)c->retransmit_mult;
+	sc->push_pull_interval_ms = (uint32_t)c->push_pull_interval_ms;
+	sc->awareness_max_multiplier = (uint32_t)c->awareness_max_multiplier;
+	sc->udp_mtu = (uint32_t)c->udp_mtu;
+	sc->rejoin_interval_ms = (uint32_t)c->rejoin_interval_ms;
+	/* memberlist keeps gossiping to the dead for 30 s at LAN settings:
+	 * 30 probe intervals, so that the local profile scales it too. */
+	sc->gossip_to_dead_ms = 30 * sc->probe_interval_ms;
+}
+
+static int start_membership(struct shoald *d, struct sh_err *err)
+{
+	const struct sh_config *c = &d->cfg;
+	char addr[SWIM_N_ADDRS][80];
+	int64_t ports[SWIM_N_ADDRS] = {c->cluster_port, c->client_port, c->rest_port};
+	struct swim_config sc;
+	struct swim_self self = {.id = sh_datadir_node_id(d->datadir), .name = c->node_name};
+	struct swim_net_opts o = {.cfg = &sc,
+				  .self = &self,
+				  .bind_addr = c->listen_address,
+				  .port = (int)c->cluster_port,
+				  .seeds = (const char *const *)c->seeds.v,
+				  .n_seeds = c->seeds.n};
+
+	membership_config(c, &sc);
+	for (int i = 0; i < SWIM_N_ADDRS; i++) {
+		host_port(addr[i], sizeof addr[i], c->advertise_address, ports[i]);
+		self.addr[i] = addr[i];
+	}
+	if (swim_net_start(d->base, &o, &d->swim, err) != 0)
+		return err->code;
+	LOG_INFO("swim", "membership on %s (UDP and TCP), %zu seed(s), profile %s",
+		 addr[SWIM_ADDR_CLUSTER], c->seeds.n,
+		 c->profile == SH_PROFILE_LOCAL ? "local" : "lan");
+	return 0;
+}
+
 static int run(struct shoald *d)
 {
 	struct sh_err err;
@@ -288,9 +365,13 @@ static int run(struct shoald *d)
 		 ", data dir %s, pid %ld, allocator %s",
 		 PACKAGE_VERSION, d->cfg.node_name, sh_datadir_node_id(d->datadir), d->cfg.data_dir,
 		 (long)getpid(), sh_alloc_name());
-	LOG_WARN("server", "this version has no listeners yet: the cluster, client and REST APIs "
-			   "are not built, so nothing can send writes to this node; it holds its "
-			   "data dir and its storage (recovered above)");
+	if (start_membership(d, &err) != 0) {
+		LOG_ERROR("server", "cannot start: %s", err.msg);
+		return EXIT_START;
+	}
+	LOG_WARN("server", "this version has no client or REST API yet: nothing can send writes "
+			   "to this node; it holds its storage (recovered above) and takes part in "
+			   "membership");
 	if (event_base_dispatch(d->base) < 0) {
 		LOG_ERROR("server", "event loop failed");
 		return EXIT_START;
@@ -303,7 +384,8 @@ static int run(struct shoald *d)
 
 static void cleanup(struct shoald *d)
 {
-	for (int i = 0; i < 3; i++)
+	swim_net_free(d->swim);
+	for (int i = 0; i < 4; i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
 	if (d->db_event != NULL)
