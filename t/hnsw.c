@@ -531,6 +531,49 @@ static void test_io(void)
 	hnsw_free(h);
 }
 
+/* The points test_reorder leaves deleted. */
+static bool gone_after_reorder(uint64_t id)
+{
+	return (id % 11 == 2 || id % 13 == 3) && id % 7 != 1;
+}
+
+/* Renumbering changes nothing a caller can see, with pending deletions and
+ * free slots, and the index goes on working afterwards. */
+static void test_reorder(void)
+{
+	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_NONE, 61), *copy = NULL;
+	uint64_t *ids = seq_ids(N, 0);
+	struct buf b;
+	float v[DIM];
+	double r;
+
+	insert_all(h, N, ids);
+	for (uint64_t id = 1; id < N; id += 7)
+		hnsw_delete(h, id);
+	hnsw_compact(h); /* some reclaimed (free) slots */
+	for (uint64_t id = 2; id < N; id += 11)
+		hnsw_delete(h, id); /* and some pending deletions */
+	b = save(h);
+	b.pos = 0;
+	hnsw_load(buf_read, &b, &copy, NULL);
+	is_int(hnsw_reorder(h), 0, "reorder an index with deletions and free slots");
+	ok(same_results(h, copy, 50), "search results are the same after renumbering");
+	ok(hnsw_get(h, 700, v) == 0 && memcmp(v, data + 700 * DIM, sizeof v) == 0,
+	   "get finds the same vector");
+	is_int(hnsw_count(h), hnsw_count(copy), "same count");
+	for (uint64_t id = 3; id < N; id += 13)
+		hnsw_delete(h, id);
+	for (uint64_t id = 1; id < N; id += 7)
+		hnsw_upsert(h, id, data + id * DIM, NULL);
+	hnsw_compact(h);
+	r = recall(h, SH_METRIC_L2, N, ids, 64, gone_after_reorder);
+	ok(r >= 0.95, "after more deletes and upserts, recall@10 %.4f (>= 0.95)", r);
+	sh_free(b.p);
+	sh_free(ids);
+	hnsw_free(h);
+	hnsw_free(copy);
+}
+
 static void test_memory(void)
 {
 	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_NONE, 51);
@@ -561,6 +604,7 @@ int main(void)
 	test_build_parallel();
 	test_quant();
 	test_io();
+	test_reorder();
 	test_memory();
 	sh_free(data);
 	sh_free(queries);

@@ -82,7 +82,10 @@ const struct hnsw_params *hnsw_params(const struct hnsw *h);
 int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err);
 
 /* Insert n points on `threads` threads (0 = one per online CPU).  Ids must
- * not be present yet nor repeat; on error, the points inserted so far stay. */
+ * not be present yet nor repeat; on error, the points inserted so far stay.
+ * Into an empty index (a bulk load) the points are built aside, renumbered
+ * so that graph neighbours are near each other in memory (hnsw_reorder),
+ * and appear to searches all at once when the call returns. */
 int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n, unsigned threads,
 	       struct sh_err *err);
 
@@ -130,6 +133,11 @@ struct hnsw_stats {
 };
 
 void hnsw_stats(const struct hnsw *h, struct hnsw_stats *st);
+
+/* Renumber slots so that graph neighbours are near each other in memory
+ * (faster searches).  Needs exclusive access: no search and no writer may
+ * run.  On SH_ENOMEM the index is unchanged. */
+int hnsw_reorder(struct hnsw *h);
 
 /* Serialization: the whole index (parameters, points, links, quantizer) as
  * one checksummed stream (doc/storage-format.md, "Index stream").  write

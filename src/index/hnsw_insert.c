@@ -382,8 +382,8 @@ static unsigned build_threads(unsigned threads, size_t n)
 	return threads;
 }
 
-int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n, unsigned threads,
-	       struct sh_err *err)
+static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
+		      unsigned threads, struct sh_err *err)
 {
 	struct build_job j = {.h = h, .ids = ids, .vecs = vecs, .n = n};
 	uint8_t *levels = sh_malloc(n ? n : 1);
@@ -409,4 +409,59 @@ int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
 				  atomic_load(&j.failed_at),
 				  (unsigned long long)ids[atomic_load(&j.failed_at)], j.err.msg);
 	return 0;
+}
+
+static void adopt_arena(struct arena *to, struct arena *from)
+{
+	for (unsigned k = 0; k < from->chunks; k++)
+		atomic_store_explicit(&to->chunk[k], atomic_load(&from->chunk[k]),
+				      memory_order_release);
+	to->chunks = from->chunks;
+	from->chunks = 0;
+}
+
+/* Move what the private index `from` holds into the empty index `to`, which
+ * searches may be reading: they see nothing until the entry point, stored
+ * last.  Frees `from`. */
+static void adopt(struct hnsw *to, struct hnsw *from)
+{
+	struct idmap map;
+
+	adopt_arena(&to->nodes, &from->nodes);
+	adopt_arena(&to->links, &from->links);
+	adopt_arena(&to->vecs, &from->vecs);
+	adopt_arena(&to->codes, &from->codes);
+	pthread_rwlock_wrlock(&to->map_lock);
+	map = to->map;
+	to->map = from->map;
+	from->map = map;
+	pthread_rwlock_unlock(&to->map_lock);
+	to->rng = from->rng;
+	to->quant = from->quant;
+	atomic_store(&to->upper_bytes, atomic_exchange(&from->upper_bytes, 0));
+	atomic_store(&to->count, atomic_load(&from->count));
+	atomic_store_explicit(&to->n_slots, atomic_exchange(&from->n_slots, 0),
+			      memory_order_release);
+	atomic_store_explicit(&to->quant_ready, atomic_load(&from->quant_ready),
+			      memory_order_release);
+	atomic_store_explicit(&to->ep, atomic_load(&from->ep), memory_order_release);
+	hnsw_free(from);
+}
+
+/* Into an empty index, the points are inserted into a private index, which
+ * is then renumbered for memory locality (hnsw_reorder.c) and published all
+ * at once; otherwise they are inserted in place. */
+int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n, unsigned threads,
+	       struct sh_err *err)
+{
+	struct hnsw *tmp = NULL;
+	int rv;
+
+	if (atomic_load(&h->n_slots) != 0 || hnsw_new(&h->p, &tmp, NULL) != 0)
+		return build_into(h, ids, vecs, n, threads, err);
+	tmp->rng = h->rng;
+	rv = build_into(tmp, ids, vecs, n, threads, err);
+	hnsw_reorder(tmp); /* out of memory: the order stays as built */
+	adopt(h, tmp);
+	return rv;
 }
