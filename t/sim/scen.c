@@ -457,5 +457,8 @@ const struct scenario *scen_find(const char *name)
 	for (const struct scenario *s = sim_scenarios; s->name != NULL; s++)
 		if (strcmp(s->name, name) == 0)
 			return s;
+	for (const struct scenario *s = raft_scenarios; s->name != NULL; s++)
+		if (strcmp(s->name, name) == 0)
+			return s;
 	return NULL;
 }

@@ -42,7 +42,8 @@ struct scenario {
 	const char *what;
 };
 
-extern const struct scenario sim_scenarios[];
+extern const struct scenario sim_scenarios[];  /* membership (scen.c) */
+extern const struct scenario raft_scenarios[]; /* election, replication (raft_scen.c) */
 const struct scenario *scen_find(const char *name);
 
 #endif

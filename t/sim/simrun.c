@@ -104,7 +104,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 		if (strcmp(k, "--list") == 0) {
 			for (const struct scenario *s = sim_scenarios; s->name; s++)
-				printf("%-10s %3d nodes  %s\n", s->name, s->nodes, s->what);
+				printf("%-22s %3d nodes  %s\n", s->name, s->nodes, s->what);
+			for (const struct scenario *s = raft_scenarios; s->name; s++)
+				printf("%-22s %3d nodes  %s\n", s->name, s->nodes, s->what);
 			return 0;
 		}
 		if (strcmp(k, "--trace") == 0) {
@@ -145,6 +147,8 @@ static void print_result(const struct scenario *sc, uint64_t seed, const struct 
 	       "%" PRIu64 " suspicions, %" PRIu64 " refutations, trace hash %016" PRIx64 "\n",
 	       r->sim_s, r->msgs_per_node_s, r->bytes_per_node_s, r->suspicions, r->refutations,
 	       r->hash);
+	if (rc == 0 && r->msg[0] != '\0')
+		printf("  %s\n", r->msg);
 	if (rc != 0)
 		printf("replay: t/sim/simrun --seed %" PRIu64 " --nodes %d --scenario %s\n", seed,
 		       r->nodes, sc->name);

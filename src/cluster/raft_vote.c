@@ -1,0 +1,110 @@
+/*
+ * raft_vote: elections — RequestVote (dissertation §3.4, §3.6.1) and PreVote
+ * (§9.6).  A pre-candidate asks whether it could win at term + 1 without
+ * changing any term; only a majority of yes starts a real election, so a
+ * node cut off by a partition does not raise the cluster's term when it
+ * comes back.
+ */
+#include "build.h"
+
+#include "cluster/raft_impl.h"
+
+/* §3.6.1: is a log ending at (index, term) at least as up to date as ours? */
+static bool up_to_date(const struct raft *r, uint64_t index, uint64_t term)
+{
+	uint64_t my_term = log_term(r, log_last(r));
+
+	return term > my_term || (term == my_term && index >= log_last(r));
+}
+
+static void add_grant(struct raft *r, uint64_t id)
+{
+	for (unsigned i = 0; i < r->n_granted; i++)
+		if (r->granted[i] == id)
+			return;
+	if (r->n_granted < RAFT_MAX_NODES)
+		r->granted[r->n_granted++] = id;
+}
+
+static unsigned grants(const struct raft *r)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < r->n_granted; i++)
+		n += raft_is_voter(r, r->granted[i]);
+	return n;
+}
+
+void start_election(struct raft *r, uint64_t now, bool prevote, bool transfer)
+{
+	const struct raft_conf *c = conf_now(r);
+	struct raft_msg m = {.type = RAFT_MSG_VOTE,
+			     .from = r->id,
+			     .prevote = prevote,
+			     .transfer = transfer,
+			     .last_index = log_last(r)};
+
+	m.last_term = log_term(r, m.last_index);
+	reads_fail_all(r);
+	r->role = prevote ? RAFT_PRECANDIDATE : RAFT_CANDIDATE;
+	r->leader = RAFT_NONE;
+	r->n_granted = 0;
+	if (!prevote)
+		set_term(r, r->term + 1, r->id);
+	m.term = prevote ? r->term + 1 : r->term;
+	add_grant(r, r->id);
+	reset_election_timer(r, now);
+	emit_role(r);
+	if (grants(r) >= quorum(r)) { /* a single voter */
+		if (prevote)
+			start_election(r, now, false, transfer);
+		else
+			become_leader(r, now);
+		return;
+	}
+	for (unsigned i = 0; i < c->n_voters; i++)
+		if (c->voters[i] != r->id)
+			r->io.send(r->io.data, c->voters[i], &m);
+}
+
+void recv_vote(struct raft *r, uint64_t now, const struct raft_msg *m)
+{
+	struct raft_msg reply = {
+		.type = RAFT_MSG_VOTE_RESP, .from = r->id, .prevote = m->prevote, .term = r->term};
+	bool ok = m->term >= r->term && up_to_date(r, m->last_index, m->last_term);
+
+	if (m->prevote) {
+		/* grant when it could win at its term: no newer term here and
+		 * no leader heard lately (term_check filtered those) */
+		reply.granted = ok && m->term > r->term;
+		if (reply.granted)
+			reply.term = m->term;
+	} else {
+		reply.granted =
+			ok && m->term == r->term && (r->vote == RAFT_NONE || r->vote == m->from);
+		if (reply.granted) {
+			set_term(r, r->term, m->from); /* durable before the reply */
+			reset_election_timer(r, now);
+		}
+	}
+	r->io.send(r->io.data, m->from, &reply);
+}
+
+void recv_vote_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
+{
+	if (!m->granted)
+		return; /* a newer term in a refusal was handled by term_check */
+	if (m->prevote) {
+		if (r->role != RAFT_PRECANDIDATE || m->term != r->term + 1)
+			return;
+		add_grant(r, m->from);
+		if (grants(r) >= quorum(r))
+			start_election(r, now, false, false);
+		return;
+	}
+	if (r->role != RAFT_CANDIDATE || m->term != r->term)
+		return;
+	add_grant(r, m->from);
+	if (grants(r) >= quorum(r))
+		become_leader(r, now);
+}
