@@ -64,6 +64,13 @@ struct sh_config {
 	uint64_t max_frame_bytes;
 	uint64_t max_payload_bytes;
 	int64_t max_connections;
+	int64_t max_inflight;
+	uint64_t max_output_bytes;
+	int64_t idle_timeout_ms;
+	int64_t request_timeout_ms;
+	/* [api] */
+	int consistency; /* index into eventual, read_your_writes, strong, quorum */
+	int ack;         /* index into leader, one, quorum, all */
 };
 
 /* Fill cfg with every default. */
