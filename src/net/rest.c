@@ -220,6 +220,17 @@ static enum rest_route route(char **seg, int n, enum evhttp_cmd_type cmd)
 	return route_points(seg, n, cmd);
 }
 
+static bool path_exists(char **seg, int n)
+{
+	const enum evhttp_cmd_type cmds[] = {EVHTTP_REQ_GET, EVHTTP_REQ_PUT, EVHTTP_REQ_POST,
+					     EVHTTP_REQ_DELETE};
+
+	for (int i = 0; i < 4; i++)
+		if (route(seg, n, cmds[i]) != ROUTE_NONE)
+			return true;
+	return false;
+}
+
 /* Split path into URL-decoded segments; returns their count, or -1. */
 static int split(const char *path, char **seg)
 {
@@ -259,9 +270,13 @@ static void dispatch(struct rest *r, struct evhttp_request *req, const char *pat
 				    api_stopping(r->o.api) ? "UNAVAILABLE" : "OK"));
 	else if (n == 1 && strcmp(seg[0], "metrics") == 0 && cmd == EVHTTP_REQ_GET)
 		send_metrics(r, req);
-	else if (n < 0 || (in.route = route(seg, n, cmd)) == ROUTE_NONE)
+	else if (n >= 0 && (in.route = route(seg, n, cmd)) == ROUTE_NONE && path_exists(seg, n))
+		send_json(req, 405,
+			  json_pack("{s:s,s:s}", "status", "INVALID_ARGUMENT", "message",
+				    "method not allowed on this path (see doc/protocol.md, \"REST\")"));
+	else if (n < 0 || in.route == ROUTE_NONE)
 		send_error(req, SHOAL__STATUS_CODE__NOT_FOUND,
-			   "no such path and method (see doc/protocol.md, \"REST\")");
+			   "no such path (see doc/protocol.md, \"REST\")");
 	else {
 		in.name = n > 1 ? seg[1] : "";
 		in.id = n > 3 ? seg[3] : "";
@@ -301,7 +316,8 @@ int rest_new(const struct rest_opts *o, struct rest **out, struct sh_err *err)
 	evhttp_set_max_headers_size(r->http, 64 * 1024);
 	evhttp_set_timeout_tv(r->http, &tv);
 	evhttp_set_allowed_methods(r->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
-						    EVHTTP_REQ_DELETE);
+						    EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+						    EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(r->http, on_request, r);
 	if (evhttp_bind_socket_with_handle(r->http, o->address, (ev_uint16_t)o->port) == NULL) {
 		rest_free(r);
