@@ -21,10 +21,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_shoald LOGFILE ARGS...: start in the background; sets $pid.
+# free_base_port: a base port whose listeners B1..B3 are free (t/freeport).
+free_base_port() { "$top_builddir/t/freeport"; }
+
+# start_shoald LOGFILE ARGS...: start in the background on a free base port
+# (ARGS may override it); sets $pid and $base.
 start_shoald() {
 	log=$1; shift
-	"$SHOALD" "$@" >"$log.out" 2>"$log" &
+	base=$(free_base_port) || base=747
+	"$SHOALD" --listen-base-port "$base" "$@" >"$log.out" 2>"$log" &
 	pid=$!
 	(i=0; while [ $i -lt "$WATCHDOG" ] && kill -0 "$pid"; do sleep 1; i=$((i + 1)); done
 	 kill -9 "$pid") >/dev/null 2>&1 &

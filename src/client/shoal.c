@@ -341,8 +341,7 @@ int cl_status(shoal *c, int status, const uint8_t *body, size_t len)
 {
 	Shoal__Status *st = shoal__status__unpack(NULL, len, body);
 
-	cl_fail(c, status, "%s: %s", shoal_status_name(status),
-		st && st->message ? st->message : "(no message)");
+	cl_fail(c, status, "%s", st && st->message ? st->message : "(no message)");
 	shoal__status__free_unpacked(st, NULL);
 	return status;
 }

@@ -91,7 +91,7 @@ int ctl_fail(struct ctl *x, int status, const char *what)
 		free(s);
 		json_decref(j);
 	} else {
-		fprintf(stderr, "shoalctl: %s: %s\n", what, msg);
+		fprintf(stderr, "shoalctl: %s: %s: %s\n", what, shoal_status_name(status), msg);
 	}
 	return ctl_exit_code(status);
 }
