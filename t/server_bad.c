@@ -167,18 +167,26 @@ static void test_framing(void)
 static void test_requests(void)
 {
 	int fd = raw_connect(s.client_port);
-	Shoal__CreateCollectionRequest cr = SHOAL__CREATE_COLLECTION_REQUEST__INIT;
-	Shoal__UpsertRequest up = SHOAL__UPSERT_REQUEST__INIT;
-	Shoal__Point p = SHOAL__POINT__INIT, *pp = &p;
-	Shoal__SearchRequest sr = SHOAL__SEARCH_REQUEST__INIT;
-	Shoal__Filter f = SHOAL__FILTER__INIT;
-	Shoal__Condition cond = SHOAL__CONDITION__INIT, *cp = &cond;
-	Shoal__ReadOptions ro = SHOAL__READ_OPTIONS__INIT;
-	Shoal__Token tok = SHOAL__TOKEN__INIT;
+	Shoal__CreateCollectionRequest cr;
+	Shoal__UpsertRequest up;
+	Shoal__Point p, *pp = &p;
+	Shoal__SearchRequest sr;
+	Shoal__Filter f;
+	Shoal__Condition cond, *cp = &cond;
+	Shoal__ReadOptions ro;
+	Shoal__Token tok;
 	float v3[3] = {1, 2, 3}, v2[2] = {1, 2}, vn[3] = {1, NAN, 3};
 	char bad[] = "bad", big[] = "big", nope[] = "nope", x[] = "x";
 	char partial[] = "{\"a\":", array[] = "[1,2]";
 
+	shoal__create_collection_request__init(&cr);
+	shoal__upsert_request__init(&up);
+	shoal__point__init(&p);
+	shoal__search_request__init(&sr);
+	shoal__filter__init(&f);
+	shoal__condition__init(&cond);
+	shoal__read_options__init(&ro);
+	shoal__token__init(&tok);
 	cr.name = bad;
 	cr.dim = 3;
 	expect(fd, SHOAL__METHOD__METHOD_CREATE_COLLECTION, &cr.base, 0, "", "create a collection");

@@ -90,10 +90,11 @@ int cl_buf_reserve(struct cl_buf *b, size_t more)
 /* Append a request frame (header, metadata with the deadline, body). */
 int cl_frame(shoal *c, struct cl_buf *b, uint64_t id, uint16_t method, const ProtobufCMessage *m)
 {
-	Shoal__Metadata md = SHOAL__METADATA__INIT;
+	Shoal__Metadata md;
 	size_t mlen, blen = m ? protobuf_c_message_get_packed_size(m) : 0;
 	struct frame_hdr h;
 
+	shoal__metadata__init(&md);
 	md.timeout_ms = (uint32_t)c->o.timeout_ms;
 	mlen = shoal__metadata__get_packed_size(&md);
 	h = (struct frame_hdr){(uint32_t)(4 + mlen + blen), id, method, FRAME_F_METADATA, 0};

@@ -80,11 +80,12 @@ static int write_call(shoal *c, uint16_t method, const ProtobufCMessage *req, st
 
 int shoal_ping(shoal *c)
 {
-	Shoal__PingRequest r = SHOAL__PING_REQUEST__INIT;
+	Shoal__PingRequest r;
 	ProtobufCMessage *m;
 	struct arena a;
 	int rv;
 
+	shoal__ping_request__init(&r);
 	arena_init(&a);
 	rv = cl_call(c, SHOAL__METHOD__METHOD_PING, &r.base, false, &a,
 		     &shoal__ping_response__descriptor, &m);
@@ -97,10 +98,11 @@ int shoal_ping(shoal *c)
 int shoal_create_collection(shoal *c, const char *name, uint32_t dim, enum shoal_metric metric,
 			    uint32_t m, uint32_t ef_construction, struct shoal_token *tok)
 {
-	Shoal__CreateCollectionRequest r = SHOAL__CREATE_COLLECTION_REQUEST__INIT;
+	Shoal__CreateCollectionRequest r;
 	struct arena a;
 	int rv;
 
+	shoal__create_collection_request__init(&r);
 	arena_init(&a);
 	r.name = (char *)(uintptr_t)name;
 	r.dim = dim;
@@ -115,10 +117,11 @@ int shoal_create_collection(shoal *c, const char *name, uint32_t dim, enum shoal
 
 int shoal_drop_collection(shoal *c, const char *name, struct shoal_token *tok)
 {
-	Shoal__DropCollectionRequest r = SHOAL__DROP_COLLECTION_REQUEST__INIT;
+	Shoal__DropCollectionRequest r;
 	struct arena a;
 	int rv;
 
+	shoal__drop_collection_request__init(&r);
 	arena_init(&a);
 	r.name = (char *)(uintptr_t)name;
 	r.write = write_opts(c, &a);
@@ -141,12 +144,13 @@ static void copy_info(struct shoal_collection_info *o, const Shoal__CollectionIn
 
 int shoal_list_collections(shoal *c, struct shoal_collection_info **out, size_t *n)
 {
-	Shoal__ListCollectionsRequest r = SHOAL__LIST_COLLECTIONS_REQUEST__INIT;
+	Shoal__ListCollectionsRequest r;
 	Shoal__ListCollectionsResponse *l;
 	ProtobufCMessage *m;
 	struct arena a;
 	int rv;
 
+	shoal__list_collections_request__init(&r);
 	*out = NULL;
 	*n = 0;
 	arena_init(&a);
@@ -168,11 +172,12 @@ int shoal_list_collections(shoal *c, struct shoal_collection_info **out, size_t 
 
 int shoal_describe_collection(shoal *c, const char *name, struct shoal_collection_info *out)
 {
-	Shoal__DescribeCollectionRequest r = SHOAL__DESCRIBE_COLLECTION_REQUEST__INIT;
+	Shoal__DescribeCollectionRequest r;
 	ProtobufCMessage *m;
 	struct arena a;
 	int rv;
 
+	shoal__describe_collection_request__init(&r);
 	arena_init(&a);
 	r.name = (char *)(uintptr_t)name;
 	r.read = read_opts(c, &a);
@@ -232,11 +237,12 @@ int shoal_upsert(shoal *c, const char *collection, const struct shoal_point *pts
 int shoal_delete(shoal *c, const char *collection, const uint64_t *ids, size_t n,
 		 size_t *deleted, struct shoal_token *tok)
 {
-	Shoal__DeleteRequest r = SHOAL__DELETE_REQUEST__INIT;
+	Shoal__DeleteRequest r;
 	uint64_t affected = 0;
 	struct arena a;
 	int rv;
 
+	shoal__delete_request__init(&r);
 	arena_init(&a);
 	r.collection = (char *)(uintptr_t)collection;
 	r.ids = (uint64_t *)(uintptr_t)ids;
@@ -324,12 +330,13 @@ static int from_search(shoal *c, const Shoal__SearchResponse *s, struct shoal_re
 int shoal_get(shoal *c, const char *collection, const uint64_t *ids, size_t n, int flags,
 	      struct shoal_results *out)
 {
-	Shoal__GetRequest r = SHOAL__GET_REQUEST__INIT;
+	Shoal__GetRequest r;
 	Shoal__PointsResponse *p;
 	ProtobufCMessage *m;
 	struct arena a;
 	int rv;
 
+	shoal__get_request__init(&r);
 	memset(out, 0, sizeof *out);
 	arena_init(&a);
 	r.collection = (char *)(uintptr_t)collection;
@@ -386,12 +393,13 @@ int shoal_search(shoal *c, const char *collection, const struct shoal_search *q,
 int shoal_scroll(shoal *c, const char *collection, uint64_t offset, uint32_t limit,
 		 const char *filter, int flags, struct shoal_results *out)
 {
-	Shoal__ScrollRequest r = SHOAL__SCROLL_REQUEST__INIT;
+	Shoal__ScrollRequest r;
 	Shoal__ScrollResponse *s;
 	ProtobufCMessage *m;
 	struct arena a;
 	int rv;
 
+	shoal__scroll_request__init(&r);
 	memset(out, 0, sizeof *out);
 	arena_init(&a);
 	r.collection = (char *)(uintptr_t)collection;
@@ -416,11 +424,12 @@ int shoal_scroll(shoal *c, const char *collection, uint64_t offset, uint32_t lim
 
 int shoal_count(shoal *c, const char *collection, const char *filter, uint64_t *count)
 {
-	Shoal__CountRequest r = SHOAL__COUNT_REQUEST__INIT;
+	Shoal__CountRequest r;
 	ProtobufCMessage *m;
 	struct arena a;
 	int rv;
 
+	shoal__count_request__init(&r);
 	arena_init(&a);
 	r.collection = (char *)(uintptr_t)collection;
 	r.read = read_opts(c, &a);
@@ -435,12 +444,13 @@ int shoal_count(shoal *c, const char *collection, const char *filter, uint64_t *
 
 int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out)
 {
-	Shoal__ClusterStatusRequest r = SHOAL__CLUSTER_STATUS_REQUEST__INIT;
+	Shoal__ClusterStatusRequest r;
 	Shoal__ClusterStatusResponse *s;
 	ProtobufCMessage *m;
 	struct arena a;
 	int rv;
 
+	shoal__cluster_status_request__init(&r);
 	arena_init(&a);
 	memset(out, 0, sizeof *out);
 	rv = cl_call(c, SHOAL__METHOD__METHOD_CLUSTER_STATUS, &r.base, false, &a,

@@ -86,11 +86,13 @@ static int up_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id
 {
 	struct up *u = arg;
 	size_t from = i * u->batch, n = u->n - from < u->batch ? u->n - from : u->batch;
-	Shoal__UpsertRequest r = SHOAL__UPSERT_REQUEST__INIT;
-	Shoal__WriteOptions w = SHOAL__WRITE_OPTIONS__INIT;
+	Shoal__UpsertRequest r;
+	Shoal__WriteOptions w;
 	Shoal__Point *pv, **pp;
 	int rv;
 
+	shoal__upsert_request__init(&r);
+	shoal__write_options__init(&w);
 	pv = sh_calloc(n, sizeof *pv);
 	pp = sh_calloc(n, sizeof *pp);
 	if (pv == NULL || pp == NULL) {
@@ -180,11 +182,12 @@ static int sr_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id
 {
 	struct sr *s = arg;
 	const struct shoal_search *q = &s->qs[i];
-	Shoal__SearchRequest r = SHOAL__SEARCH_REQUEST__INIT;
+	Shoal__SearchRequest r;
 	struct arena a;
 	struct sh_err err;
 	int rv = SHOAL_OK;
 
+	shoal__search_request__init(&r);
 	arena_init(&a);
 	r.collection = (char *)(uintptr_t)s->coll;
 	r.vector = (float *)(uintptr_t)q->vector;

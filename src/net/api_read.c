@@ -499,7 +499,6 @@ void api_cluster_status(struct op *op, const struct api_opts *o, uint64_t last_i
 	s->collections = store_collections(st);
 	s->points = store_points(st);
 	s->version = astr(op, PACKAGE_VERSION);
-	*m = (Shoal__Member)SHOAL__MEMBER__INIT;
 	m->node_id = o->node_id;
 	m->name = s->node_name;
 	m->state = SHOAL__MEMBER_STATE__MEMBER_ALIVE;

@@ -130,10 +130,11 @@ static void put_message(struct evbuffer *out, const ProtobufCMessage *m, size_t 
 static void send_status(struct conn *c, uint64_t id, uint16_t method, int status,
 			const char *msg)
 {
-	Shoal__Status st = SHOAL__STATUS__INIT;
+	Shoal__Status st;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t len;
 
+	shoal__status__init(&st);
 	st.code = (Shoal__StatusCode)status;
 	st.message = (char *)(uintptr_t)msg;
 	len = shoal__status__get_packed_size(&st);
