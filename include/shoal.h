@@ -167,8 +167,8 @@ int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_
 			   void *arg, size_t *acked, struct shoal_token *tok);
 
 /* *deleted (may be NULL): how many of the ids existed. */
-int shoal_delete(shoal *c, const char *collection, const uint64_t *ids, size_t n,
-		 size_t *deleted, struct shoal_token *tok);
+int shoal_delete(shoal *c, const char *collection, const uint64_t *ids, size_t n, size_t *deleted,
+		 struct shoal_token *tok);
 
 #define SHOAL_WITH_PAYLOAD 0x1
 #define SHOAL_WITH_VECTOR  0x2
@@ -214,8 +214,8 @@ int shoal_search(shoal *c, const char *collection, const struct shoal_search *q,
  * are valid during the call only; NULL when status is not SHOAL_OK).
  * Returns the first transport error, or SHOAL_OK (statuses of individual
  * searches go to done). */
-typedef void (*shoal_search_done_fn)(void *arg, size_t i, int status,
-				     const struct shoal_results *r, uint64_t latency_ns);
+typedef void (*shoal_search_done_fn)(void *arg, size_t i, int status, const struct shoal_results *r,
+				     uint64_t latency_ns);
 int shoal_search_pipelined(shoal *c, const char *collection, const struct shoal_search *qs,
 			   size_t n, size_t depth, shoal_search_done_fn done, void *arg);
 

@@ -16,8 +16,7 @@ static const char *const payloads[] = {
 	"\"meta\":{\"year\":2004}}",
 	"{\"color\":\"blue\",\"n\":7,\"price\":20,\"tags\":[\"b\"],\"sold\":true,"
 	"\"meta\":{\"year\":1999}}",
-	"{\"color\":\"green\",\"n\":1.0}",
-	NULL, /* no payload */
+	"{\"color\":\"green\",\"n\":1.0}", NULL, /* no payload */
 };
 
 /* Which of the payloads match: a bit string like "1010". */
@@ -76,14 +75,13 @@ int main(void)
 	is_match("{}", "1111", "an empty filter matches everything");
 	is_match("{\"must\":[{\"key\":\"color\",\"match\":{\"value\":\"red\"}}]}", "1000",
 		 "string equality");
-	is_match("{\"must\":[{\"key\":\"n\",\"match\":{\"value\":1}}]}", "0010",
-		 "1 equals 1.0");
+	is_match("{\"must\":[{\"key\":\"n\",\"match\":{\"value\":1}}]}", "0010", "1 equals 1.0");
 	is_match("{\"must\":[{\"key\":\"sold\",\"match\":{\"value\":true}}]}", "0100",
 		 "boolean equality");
 	is_match("{\"must\":[{\"key\":\"tags\",\"match\":{\"value\":\"b\"}}]}", "1100",
 		 "an array matches when an element does");
-	is_match("{\"must\":[{\"key\":\"color\",\"match\":{\"any\":[\"red\",\"green\"]}}]}",
-		 "1010", "any-of");
+	is_match("{\"must\":[{\"key\":\"color\",\"match\":{\"any\":[\"red\",\"green\"]}}]}", "1010",
+		 "any-of");
 	is_match("{\"must\":[{\"key\":\"n\",\"range\":{\"gt\":1,\"lte\":7}}]}", "1100",
 		 "range gt/lte");
 	is_match("{\"must\":[{\"key\":\"price\",\"range\":{\"gte\":9.5,\"lt\":20}}]}", "1000",
@@ -96,7 +94,8 @@ int main(void)
 		 "{\"key\":\"color\",\"match\":{\"value\":\"green\"}}]}",
 		 "0110", "should: at least one");
 	is_match("{\"must\":[{\"key\":\"tags\",\"match\":{\"value\":\"b\"}}],"
-		 "\"must_not\":[{\"filter\":{\"must\":[{\"key\":\"sold\",\"match\":{\"value\":true}}]}}]}",
+		 "\"must_not\":[{\"filter\":{\"must\":[{\"key\":\"sold\",\"match\":{\"value\":true}"
+		 "}]}}]}",
 		 "1000", "a nested filter under must_not");
 	is_match("{\"must\":[{\"key\":\"color\",\"range\":{\"gt\":0}}]}", "0000",
 		 "range on a string matches nothing");

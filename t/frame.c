@@ -28,8 +28,7 @@ static void test_header(void)
 	frame_hdr_encode(&h, b);
 	ok(memcmp(b, want, sizeof b) == 0, "header bytes are little-endian, as documented");
 	is_int(frame_hdr_decode(b, 1024, &back, &err), 0, "decodes");
-	ok(back.len == 37 && back.id == h.id && back.method == 11 && back.flags == 2,
-	   "round trip");
+	ok(back.len == 37 && back.id == h.id && back.method == 11 && back.flags == 2, "round trip");
 	h.len = 5000;
 	frame_hdr_encode(&h, b);
 	is_int(frame_hdr_decode(b, 4096, &back, &err), SH_ETOOBIG, "a length over the limit");

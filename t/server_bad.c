@@ -82,8 +82,8 @@ static bool ping_ok(int port)
 }
 
 /* Send m as method and expect status with a message containing want. */
-static void expect(int fd, uint16_t method, const ProtobufCMessage *m, int status,
-		   const char *want, const char *what)
+static void expect(int fd, uint16_t method, const ProtobufCMessage *m, int status, const char *want,
+		   const char *what)
 {
 	struct reply r;
 
@@ -193,7 +193,8 @@ static void test_requests(void)
 	cr.dim = 100000;
 	cr.name = big;
 	expect(fd, SHOAL__METHOD__METHOD_CREATE_COLLECTION, &cr.base,
-	       SHOAL__STATUS_CODE__INVALID_ARGUMENT, "dim 100000 is not in 1..65536", "dim too big");
+	       SHOAL__STATUS_CODE__INVALID_ARGUMENT, "dim 100000 is not in 1..65536",
+	       "dim too big");
 	up.collection = bad;
 	up.points = &pp;
 	up.n_points = 1;
@@ -216,8 +217,8 @@ static void test_requests(void)
 	       "payload must be a JSON object, not an array", "a payload that is not an object");
 	up.collection = nope;
 	p.payload.len = 0;
-	expect(fd, SHOAL__METHOD__METHOD_UPSERT, &up.base, SHOAL__STATUS_CODE__NOT_FOUND,
-	       "'nope'", "upsert to an unknown collection");
+	expect(fd, SHOAL__METHOD__METHOD_UPSERT, &up.base, SHOAL__STATUS_CODE__NOT_FOUND, "'nope'",
+	       "upsert to an unknown collection");
 
 	sr.collection = bad;
 	sr.vector = vn;
@@ -254,7 +255,8 @@ static void test_requests(void)
 	tok.index = 1;
 	sr.read = &ro;
 	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__FAILED_PRECONDITION,
-	       "token 7:1 was not issued by this log", "read_your_writes with a token of another term");
+	       "token 7:1 was not issued by this log",
+	       "read_your_writes with a token of another term");
 	ro.token = NULL;
 	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
 	       "needs the token of a write", "read_your_writes without a token");
@@ -282,9 +284,15 @@ static void test_idle_connections(void)
 /* A second server with small limits: the cap, timeouts, back-pressure. */
 static void test_limits(void)
 {
-	const char *const args[] = {"--limits-max-connections", "3", "--limits-idle-timeout-ms",
-				    "700", "--limits-request-timeout-ms", "1000",
-				    "--limits-max-output-bytes", "64KiB", NULL};
+	const char *const args[] = {"--limits-max-connections",
+				    "3",
+				    "--limits-idle-timeout-ms",
+				    "700",
+				    "--limits-request-timeout-ms",
+				    "1000",
+				    "--limits-max-output-bytes",
+				    "64KiB",
+				    NULL};
 	struct srv t;
 	char dir[256];
 	int fds[3], extra, idle, slow, greedy;
@@ -333,8 +341,9 @@ static void test_limits(void)
 		if (round % 50 == 0)
 			served &= ping_ok(t.client_port);
 	}
-	ok(sent < 2000 * sizeof buf, "a client that never reads: the server stops reading it "
-				     "(%zu bytes of requests taken)",
+	ok(sent < 2000 * sizeof buf,
+	   "a client that never reads: the server stops reading it "
+	   "(%zu bytes of requests taken)",
 	   sent);
 	ok(served && ping_ok(t.client_port), "  while the others are served");
 	srv_sleep_ms(2000 * srv_scale());

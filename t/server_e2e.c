@@ -68,8 +68,8 @@ static void test_points(shoal *c)
 
 	for (int i = 0; i < N; i++)
 		pts[i] = (struct shoal_point){(uint64_t)i, vecs[i], DIM, payloads[i], 0};
-	is_int(shoal_upsert_pipelined(c, "c", pts, N, 200, 4, NULL, NULL, &acked, NULL),
-	       SHOAL_OK, "pipelined upsert of %d points (batches of 200, 4 in flight)", N);
+	is_int(shoal_upsert_pipelined(c, "c", pts, N, 200, 4, NULL, NULL, &acked, NULL), SHOAL_OK,
+	       "pipelined upsert of %d points (batches of 200, 4 in flight)", N);
 	is_int(acked, N, "all acknowledged");
 	is_int(shoal_count(c, "c", NULL, &count), SHOAL_OK, "count");
 	is_int(count, N, "count is %d", N);
@@ -245,7 +245,8 @@ static void *load(void *arg)
 	if ((l->status = shoal_open(l->addr, &o, &c)) == SHOAL_OK)
 		for (size_t b = 0; b < 100000; b++) {
 			for (int i = 0; i < 100; i++)
-				pts[i] = (struct shoal_point){b * 100 + (size_t)i, vecs[i], DIM, NULL, 0};
+				pts[i] = (struct shoal_point){b * 100 + (size_t)i, vecs[i], DIM,
+							      NULL, 0};
 			if ((l->status = shoal_upsert(c, "load", pts, 100, NULL)) != SHOAL_OK)
 				break;
 			atomic_store(&l->acked, b + 1);

@@ -52,7 +52,8 @@ static void test_collections(void)
 	json_t *j;
 	int code;
 
-	j = req("PUT", "/collections/docs", "{\"dim\": 3, \"metric\": \"cosine\", \"m\": 8}", &code);
+	j = req("PUT", "/collections/docs", "{\"dim\": 3, \"metric\": \"cosine\", \"m\": 8}",
+		&code);
 	is_int(code, 200, "PUT /collections/docs");
 	ok(json_integer_value(json_object_get(json_object_get(result(j), "token"), "index")) >= 1,
 	   "returns a token");
@@ -102,8 +103,8 @@ static void test_points(void)
 	json_decref(j);
 	expect("GET", "/collections/docs/points/999", NULL, 404, "NOT_FOUND", "point not found");
 	expect("GET", "/collections/docs/points/abc", NULL, 400, "INVALID_ARGUMENT", "an id must");
-	j = req("POST", "/collections/docs/points", "{\"ids\": [3, 4, 500], \"with_payload\": true}",
-		&code);
+	j = req("POST", "/collections/docs/points",
+		"{\"ids\": [3, 4, 500], \"with_payload\": true}", &code);
 	is_int(json_array_size(json_object_get(result(j), "points")), 2, "POST points: get two");
 	json_decref(j);
 	j = req("POST", "/collections/docs/points/delete", "{\"ids\": [40, 41]}", &code);
@@ -115,7 +116,8 @@ static void test_points(void)
 	j = req("POST", "/collections/docs/points/count",
 		"{\"filter\": {\"must\": [{\"key\": \"kind\", \"match\": {\"value\": \"b\"}}]}}",
 		&code);
-	is_int(json_integer_value(json_object_get(result(j), "count")), 9, "count with a filter: 9");
+	is_int(json_integer_value(json_object_get(result(j), "count")), 9,
+	       "count with a filter: 9");
 	json_decref(j);
 	(void)pts;
 }
@@ -140,8 +142,8 @@ static void test_search_scroll(void)
 		&code);
 	pts = json_object_get(result(j), "points");
 	is_int(json_array_size(pts), 5, "filtered search: 5 results");
-	ok(json_integer_value(json_object_get(
-		   json_object_get(json_array_get(pts, 0), "payload"), "i")) >= 30,
+	ok(json_integer_value(
+		   json_object_get(json_object_get(json_array_get(pts, 0), "payload"), "i")) >= 30,
 	   "matching the filter");
 	json_decref(j);
 	do {
@@ -174,7 +176,8 @@ static void test_search_scroll(void)
 	expect("PUT", "/collections/docs/points",
 	       "{\"points\": [{\"id\": 1, \"vector\": [1, 2, 3], \"payload\": \"text\"}]}", 400,
 	       "INVALID_ARGUMENT", "payload must be a JSON object");
-	expect("POST", "/collections/docs/points/search?consistency=read_your_writes&token=1:999999",
+	expect("POST",
+	       "/collections/docs/points/search?consistency=read_your_writes&token=1:999999",
 	       "{\"vector\": [1, 2, 3]}", 412, "FAILED_PRECONDITION", "was not issued");
 }
 
@@ -196,7 +199,8 @@ static void test_cluster_metrics(void)
 	is_int(code, 200, "GET /metrics");
 	like(text, "shoal_requests_total{api=\"rest\",method=\"search\",status=\"OK\"}",
 	     "request counts per method and status");
-	like(text, "shoal_request_duration_seconds_bucket{api=\"rest\",method=\"search\",le=\"+Inf\"}",
+	like(text,
+	     "shoal_request_duration_seconds_bucket{api=\"rest\",method=\"search\",le=\"+Inf\"}",
 	     "latency histograms");
 	like(text, "shoal_collection_points{collection=\"docs\"} 39", "points per collection");
 	like(text, "shoal_memory_allocated_bytes", "allocator memory");

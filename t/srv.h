@@ -123,8 +123,8 @@ static __attribute__((unused)) int srv_start_args(struct srv *s, const char *con
 	snprintf(shoald, sizeof shoald, "%s/src/server/shoald", srv_builddir());
 	snprintf(s->log, sizeof s->log, "%s.log", s->dir);
 	for (int attempt = 0; attempt < 30; attempt++) {
-		const char *argv[64] = {shoald, "--node-data-dir", s->dir, "--node-name", "t",
-					"--listen-base-port", base};
+		const char *argv[64] = {shoald, "--node-data-dir",    s->dir, "--node-name",
+					"t",    "--listen-base-port", base};
 		int argc = 7, status;
 
 		s->base = 1100 + (int)(rand_r(&seed) % 2100);
@@ -243,8 +243,8 @@ static __attribute__((unused)) int raw_read(int fd, void *buf, size_t len)
 
 /* One request with Connection: close; *code the HTTP status and body the
  * response body (malloc'd, NUL-terminated).  Returns 0 or -1. */
-static __attribute__((unused)) int http(int port, const char *method, const char *path, const char *body, int *code,
-		char **resp)
+static __attribute__((unused)) int http(int port, const char *method, const char *path,
+					const char *body, int *code, char **resp)
 {
 	int fd = raw_connect(port);
 	char head[1024], *buf = NULL, *b;

@@ -166,8 +166,7 @@ static int connect_ai(const struct addrinfo *ai, int timeout_ms)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
 		soerr = errno;
-	} else if (wait_fd(fd, POLLOUT, sh_clock_mono_ns() + (uint64_t)timeout_ms * 1000000) <=
-		   0) {
+	} else if (wait_fd(fd, POLLOUT, sh_clock_mono_ns() + (uint64_t)timeout_ms * 1000000) <= 0) {
 		soerr = ETIMEDOUT;
 	} else {
 		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
@@ -250,8 +249,9 @@ int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked)
 			int e = errno;
 
 			cl_disconnect(c);
-			return cl_fail(c, SHOAL_UNAVAILABLE, "connection to %s lost while sending: %s",
-				       c->addrs[c->cur], strerror(e));
+			return cl_fail(c, SHOAL_UNAVAILABLE,
+				       "connection to %s lost while sending: %s", c->addrs[c->cur],
+				       strerror(e));
 		}
 	}
 	b->off = b->len = 0;
@@ -370,8 +370,8 @@ static int exchange(shoal *c, uint16_t method, const ProtobufCMessage *req, stru
 		rv = cl_read_some(c, take_one, &o);
 	if (rv == SHOAL_OK && o.status != SHOAL_OK)
 		rv = cl_status(c, o.status, o.body, o.len);
-	else if (rv == SHOAL_OK && (*resp = protobuf_c_message_unpack(rd, arena_pb(a), o.len,
-								       o.body)) == NULL)
+	else if (rv == SHOAL_OK &&
+		 (*resp = protobuf_c_message_unpack(rd, arena_pb(a), o.len, o.body)) == NULL)
 		rv = cl_fail(c, SHOAL_INTERNAL, "reply does not decode as %s", rd->short_name);
 	sh_free(o.body);
 	return rv;
@@ -439,8 +439,9 @@ static int parse_addrs(shoal *c, const char *addrs)
 			return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
 		p += len + (comma != NULL);
 	}
-	return c->n_addrs > 0 ? SHOAL_OK
-			      : cl_fail(c, SHOAL_INVALID_ARGUMENT, "no address given ('%s')", addrs);
+	return c->n_addrs > 0
+		       ? SHOAL_OK
+		       : cl_fail(c, SHOAL_INVALID_ARGUMENT, "no address given ('%s')", addrs);
 }
 
 int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)

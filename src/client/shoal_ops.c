@@ -211,8 +211,8 @@ static int build_upsert(shoal *c, Shoal__UpsertRequest *r, const char *coll,
 		p->n_vector = pts[i].dim;
 		if (pts[i].payload != NULL) {
 			p->payload.data = (uint8_t *)(uintptr_t)pts[i].payload;
-			p->payload.len = pts[i].payload_len ? pts[i].payload_len
-							    : strlen(pts[i].payload);
+			p->payload.len =
+				pts[i].payload_len ? pts[i].payload_len : strlen(pts[i].payload);
 		}
 		r->points[r->n_points++] = p;
 	}
@@ -234,8 +234,8 @@ int shoal_upsert(shoal *c, const char *collection, const struct shoal_point *pts
 	return rv;
 }
 
-int shoal_delete(shoal *c, const char *collection, const uint64_t *ids, size_t n,
-		 size_t *deleted, struct shoal_token *tok)
+int shoal_delete(shoal *c, const char *collection, const uint64_t *ids, size_t n, size_t *deleted,
+		 struct shoal_token *tok)
 {
 	Shoal__DeleteRequest r;
 	uint64_t affected = 0;
@@ -301,8 +301,8 @@ static int from_points(shoal *c, Shoal__Point **p, size_t n, struct shoal_result
 	int rv = results_alloc(c, out, n);
 
 	for (size_t i = 0; rv == SHOAL_OK && i < n; i++, out->n++)
-		if (record(&out->v[i], p[i]->id, 0, p[i]->vector, p[i]->n_vector,
-			   &p[i]->payload) != 0)
+		if (record(&out->v[i], p[i]->id, 0, p[i]->vector, p[i]->n_vector, &p[i]->payload) !=
+		    0)
 			rv = NOMEM(c);
 	if (rv != SHOAL_OK)
 		shoal_results_free(out);

@@ -151,8 +151,8 @@ int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_
 			   size_t n, size_t batch, size_t depth, shoal_progress_fn progress,
 			   void *arg, size_t *acked, struct shoal_token *tok)
 {
-	struct up u = {collection, pts, n, batch ? batch : 256, 0, SHOAL_OK, c, progress, arg,
-		       c->last};
+	struct up u = {collection, pts, n,      batch ? batch : 256, 0, SHOAL_OK, c,
+		       progress,   arg, c->last};
 	struct cl_pipe p = {(n + u.batch - 1) / u.batch, depth, up_build, up_reply, &u};
 	int rv = n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
 

@@ -30,7 +30,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: shoalctl [OPTIONS] COMMAND [ARGS]\n"
 		"\n"
-		"  collection create NAME --dim N [--metric l2|cosine|dot] [--m M] [--ef-construction E]\n"
+		"  collection create NAME --dim N [--metric l2|cosine|dot] [--m M] "
+		"[--ef-construction E]\n"
 		"  collection drop NAME | collection list | collection info NAME\n"
 		"  upsert COLL --id ID --vector X,Y,... [--payload JSON]\n"
 		"  upsert COLL --jsonl FILE|-  |  --fvecs FILE [--start-id N] [--limit N]\n"
@@ -83,8 +84,8 @@ int ctl_fail(struct ctl *x, int status, const char *what)
 	const char *msg = x->c ? shoal_errmsg(x->c) : "out of memory";
 
 	if (x->json) {
-		json_t *j = json_pack("{s:s,s:s}", "status", shoal_status_name(status), "message",
-				      msg);
+		json_t *j =
+			json_pack("{s:s,s:s}", "status", shoal_status_name(status), "message", msg);
 		char *s = json_dumps(j, JSON_COMPACT);
 
 		fprintf(stderr, "%s\n", s ? s : "");
@@ -252,22 +253,23 @@ static int cmd_create(struct ctl *x, int argc, char **argv)
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if ((ch == 'd' && parse_u64(optarg, &dim)) || (ch == 'm' && parse_u64(optarg, &m)) ||
+		if ((ch == 'd' && parse_u64(optarg, &dim)) ||
+		    (ch == 'm' && parse_u64(optarg, &m)) ||
 		    (ch == 'e' && parse_u64(optarg, &efc)) || ch == '?')
 			return usage_error("collection create: bad option %s", argv[optind - 1]);
 		if (ch == 'M' && strcmp(optarg, "l2") != 0 && strcmp(optarg, "cosine") != 0 &&
 		    strcmp(optarg, "dot") != 0)
 			return usage_error("unknown metric '%s' (l2, cosine or dot)", optarg);
 		if (ch == 'M')
-			metric = optarg[0] == 'c' ? SHOAL_METRIC_COSINE
+			metric = optarg[0] == 'c'   ? SHOAL_METRIC_COSINE
 				 : optarg[0] == 'd' ? SHOAL_METRIC_DOT
 						    : SHOAL_METRIC_L2;
 	}
 	if (optind != argc - 1 || dim == 0)
 		return usage_error("%s", "collection create NAME --dim N [...]");
 	if ((rv = ctl_connect(x)) == SHOAL_OK)
-		rv = shoal_create_collection(x->c, argv[optind], (uint32_t)dim, metric,
-					     (uint32_t)m, (uint32_t)efc, &t);
+		rv = shoal_create_collection(x->c, argv[optind], (uint32_t)dim, metric, (uint32_t)m,
+					     (uint32_t)efc, &t);
 	if (rv != SHOAL_OK)
 		return ctl_fail(x, rv, "collection create");
 	print_token(x, "created", &t, -1);
@@ -345,8 +347,8 @@ static int send_points(struct ctl *x, const char *coll, const struct shoal_point
 
 	sub.t0 = p->t0;
 	(void)before;
-	rv = shoal_upsert_pipelined(x->c, coll, pts, n, u->batch, u->depth, on_progress, &sub,
-				    &got, t);
+	rv = shoal_upsert_pipelined(x->c, coll, pts, n, u->batch, u->depth, on_progress, &sub, &got,
+				    t);
 	*acked += got;
 	p->last = sub.last;
 	return rv;
@@ -479,11 +481,11 @@ static int upsert_one(struct ctl *x, const char *coll, const struct upopts *u,
 
 static int cmd_upsert(struct ctl *x, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"jsonl", 1, NULL, 'j'}, {"fvecs", 1, NULL, 'f'},    {"id", 1, NULL, 'i'},
-		{"vector", 1, NULL, 'v'}, {"payload", 1, NULL, 'p'}, {"start-id", 1, NULL, 's'},
-		{"limit", 1, NULL, 'l'}, {"batch", 1, NULL, 'b'},    {"depth", 1, NULL, 'D'},
-		{NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"jsonl", 1, NULL, 'j'},   {"fvecs", 1, NULL, 'f'},
+					     {"id", 1, NULL, 'i'},      {"vector", 1, NULL, 'v'},
+					     {"payload", 1, NULL, 'p'}, {"start-id", 1, NULL, 's'},
+					     {"limit", 1, NULL, 'l'},   {"batch", 1, NULL, 'b'},
+					     {"depth", 1, NULL, 'D'},   {NULL, 0, NULL, 0}};
 	struct upopts u = {.batch = 256, .depth = 8};
 	struct shoal_token t = {0, 0};
 	size_t acked = 0;
@@ -513,7 +515,7 @@ static int cmd_upsert(struct ctl *x, int argc, char **argv)
 					 "--fvecs FILE)");
 	if ((rv = ctl_connect(x)) != SHOAL_OK)
 		return ctl_fail(x, rv, "connect");
-	rv = u.vector   ? upsert_one(x, argv[optind], &u, &t, &acked)
+	rv = u.vector  ? upsert_one(x, argv[optind], &u, &t, &acked)
 	     : u.fvecs ? upsert_fvecs(x, argv[optind], &u, &t, &acked)
 		       : upsert_jsonl(x, argv[optind], &u, &t, &acked);
 	if (rv < 0)
@@ -592,10 +594,15 @@ struct readopts {
 
 static int read_options(int argc, char **argv, struct readopts *r)
 {
-	static const struct option opts[] = {
-		{"with-vector", 0, NULL, 'V'}, {"no-payload", 0, NULL, 'P'}, {"filter", 1, NULL, 'F'},
-		{"vector", 1, NULL, 'v'},      {"exact", 0, NULL, 'x'},      {"ef", 1, NULL, 'e'},
-		{"offset", 1, NULL, 'o'},      {"limit", 1, NULL, 'l'},      {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"with-vector", 0, NULL, 'V'},
+					     {"no-payload", 0, NULL, 'P'},
+					     {"filter", 1, NULL, 'F'},
+					     {"vector", 1, NULL, 'v'},
+					     {"exact", 0, NULL, 'x'},
+					     {"ef", 1, NULL, 'e'},
+					     {"offset", 1, NULL, 'o'},
+					     {"limit", 1, NULL, 'l'},
+					     {NULL, 0, NULL, 0}};
 	int ch;
 
 	r->flags = SHOAL_WITH_PAYLOAD;
@@ -743,11 +750,10 @@ static int cmd_status(struct ctl *x)
 		return ctl_fail(x, rv, "status");
 	snprintf(id, sizeof id, "%016" PRIx64, s.node_id);
 	if (x->json)
-		print_json(json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:s}", "node_id",
-				     id, "node_name", s.node_name, "role", s.role, "term",
-				     (json_int_t)s.term, "commit_index",
-				     (json_int_t)s.commit_index, "applied_index",
-				     (json_int_t)s.applied_index, "last_index",
+		print_json(json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:s}", "node_id", id,
+				     "node_name", s.node_name, "role", s.role, "term",
+				     (json_int_t)s.term, "commit_index", (json_int_t)s.commit_index,
+				     "applied_index", (json_int_t)s.applied_index, "last_index",
 				     (json_int_t)s.last_index, "digest", s.digest, "collections",
 				     (json_int_t)s.collections, "points", (json_int_t)s.points,
 				     "version", s.version));

@@ -56,7 +56,8 @@ int fvecs_read(const char *path, size_t max_n, float **out, size_t *n, size_t *d
 	}
 	while ((max_n == 0 || *n < max_n) && fread(&d, 4, 1, f) == 1) {
 		if (d <= 0 || d > 65536 || (*dim != 0 && (size_t)d != *dim)) {
-			fprintf(stderr, "shoalctl: %s: vector %zu: bad dimension %d\n", path, *n, d);
+			fprintf(stderr, "shoalctl: %s: vector %zu: bad dimension %d\n", path, *n,
+				d);
 			goto fail;
 		}
 		*dim = (size_t)d;
@@ -91,8 +92,7 @@ static int idx3_read(const char *name, size_t max_n, float **out, size_t *n, siz
 	uint8_t *row;
 
 	snprintf(cmd, sizeof cmd, "gzip -dc '%s/%s'", FASHION_DIR, name);
-	if ((f = popen(cmd, "r")) == NULL || fread(h, 4, 4, f) != 4 ||
-	    ntohl(h[0]) != 0x803) {
+	if ((f = popen(cmd, "r")) == NULL || fread(h, 4, 4, f) != 4 || ntohl(h[0]) != 0x803) {
 		fprintf(stderr,
 			"shoalctl: cannot read %s/%s (install the Debian package "
 			"dataset-fashion-mnist)\n",
@@ -194,7 +194,7 @@ struct worker {
 	pthread_t th;
 	int kind; /* 0 search, 1 upsert, 2 ping */
 	size_t first, count;
-	uint64_t *lat;  /* per request */
+	uint64_t *lat;   /* per request */
 	uint64_t *found; /* search: nq x k (shared, by query) */
 	size_t errors, done;
 	int status;
@@ -235,8 +235,11 @@ static int run_search(struct worker *w, shoal *c, bool exact)
 	for (size_t i = 0; i < w->count; i++) {
 		size_t q = (w->first + i) % w->d->nq;
 
-		qs[i] = (struct shoal_search){w->d->q + q * w->d->dim, (uint32_t)w->d->dim,
-					      (uint32_t)w->o->k, (uint32_t)w->o->ef, NULL,
+		qs[i] = (struct shoal_search){w->d->q + q * w->d->dim,
+					      (uint32_t)w->d->dim,
+					      (uint32_t)w->o->k,
+					      (uint32_t)w->o->ef,
+					      NULL,
 					      exact ? SHOAL_EXACT : 0};
 	}
 	rv = shoal_search_pipelined(c, w->o->coll, qs, w->count, w->o->depth, on_search, w);
@@ -263,8 +266,8 @@ static int run_upsert(struct worker *w, shoal *c)
 				    &acked, NULL);
 	/* per-request latency is not reported by the pipelined upsert: use the mean */
 	for (size_t i = 0; i < acked; i++)
-		w->lat[w->done++] = (uint64_t)((ctl_now() - t0) * 1e9 / (double)(acked ? acked : 1) *
-					       (double)w->o->depth);
+		w->lat[w->done++] = (uint64_t)((ctl_now() - t0) * 1e9 /
+					       (double)(acked ? acked : 1) * (double)w->o->depth);
 	free(pts);
 	return rv;
 }
@@ -394,20 +397,27 @@ static void report(struct ctl *x, const struct bopts *o, const char *kind, struc
 
 static int bench_options(int argc, char **argv, struct bopts *o)
 {
-	static const struct option opts[] = {
-		{"dataset", 1, NULL, 'd'},     {"queries", 1, NULL, 'Q'},
-		{"collection", 1, NULL, 'c'},  {"mode", 1, NULL, 'M'},
-		{"n", 1, NULL, 'n'},           {"nq", 1, NULL, 'q'},
-		{"requests", 1, NULL, 'r'},    {"concurrency", 1, NULL, 'C'},
-		{"depth", 1, NULL, 'D'},       {"ef", 1, NULL, 'e'},
-		{"search-ratio", 1, NULL, 's'}, {"load", 0, NULL, 'L'},
-		{"no-load", 0, NULL, 'N'},     {"no-recall", 0, NULL, 'R'},
-		{"batch", 1, NULL, 'b'},       {"metric", 1, NULL, 'm'},
-		{NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"dataset", 1, NULL, 'd'},
+					     {"queries", 1, NULL, 'Q'},
+					     {"collection", 1, NULL, 'c'},
+					     {"mode", 1, NULL, 'M'},
+					     {"n", 1, NULL, 'n'},
+					     {"nq", 1, NULL, 'q'},
+					     {"requests", 1, NULL, 'r'},
+					     {"concurrency", 1, NULL, 'C'},
+					     {"depth", 1, NULL, 'D'},
+					     {"ef", 1, NULL, 'e'},
+					     {"search-ratio", 1, NULL, 's'},
+					     {"load", 0, NULL, 'L'},
+					     {"no-load", 0, NULL, 'N'},
+					     {"no-recall", 0, NULL, 'R'},
+					     {"batch", 1, NULL, 'b'},
+					     {"metric", 1, NULL, 'm'},
+					     {NULL, 0, NULL, 0}};
 	int ch;
 
-	*o = (struct bopts){"fashion", NULL, "bench", "search", 0, 1000, 0, 4, 1, 10, 64, 256,
-			    0.9, 0, true, SHOAL_METRIC_L2};
+	*o = (struct bopts){"fashion", NULL, "bench", "search", 0,   1000, 0,    4,
+			    1,         10,   64,      256,      0.9, 0,    true, SHOAL_METRIC_L2};
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
 		switch (ch) {
@@ -482,8 +492,8 @@ static int bench_data(struct ctl *x, const struct bopts *o, struct bdata *d)
 			return EXIT_FAILED;
 	}
 	for (size_t i = 0; i < o->concurrency; i++)
-		ws[i] = (struct worker){.x = x, .o = o, .d = d, .kind = i < nsearch ? 0 : 1,
-					.found = found};
+		ws[i] = (struct worker){
+			.x = x, .o = o, .d = d, .kind = i < nsearch ? 0 : 1, .found = found};
 	split(ws, nsearch, nsearch ? o->requests : 0);
 	split(ws + nsearch, nup, nup ? o->requests : 0);
 	s = run_workers(ws, o->concurrency);

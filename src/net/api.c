@@ -93,8 +93,7 @@ const char *api_status_name(int status)
 
 const char *api_method_name(uint16_t method)
 {
-	return method <= API_MAX_METHOD && methods[method].name ? methods[method].name
-								: "unknown";
+	return method <= API_MAX_METHOD && methods[method].name ? methods[method].name : "unknown";
 }
 
 const ProtobufCMessageDescriptor *api_request_desc(uint16_t method)

@@ -33,10 +33,10 @@
 #include "util/arena.h"
 #include "util/err.h"
 
-#define API_MAX_K       10000
-#define API_MAX_LIMIT   10000
-#define API_MAX_METHOD  SHOAL__METHOD__METHOD_CLUSTER_STATUS
-#define API_TERM        1 /* a single node writes in term 1 until elections exist */
+#define API_MAX_K      10000
+#define API_MAX_LIMIT  10000
+#define API_MAX_METHOD SHOAL__METHOD__METHOD_CLUSTER_STATUS
+#define API_TERM       1 /* a single node writes in term 1 until elections exist */
 
 struct api_opts {
 	struct event_base *base;

@@ -21,13 +21,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define EXACT_BELOW     2000 /* points: always exact below this */
-#define EXACT_FACTOR    20   /* exact when expected matches < EXACT_FACTOR * ef */
-#define SAMPLE_WINDOWS  8
-#define SAMPLE_WINDOW   32
-#define SCROLL_CHUNK    256
+#define EXACT_BELOW    2000 /* points: always exact below this */
+#define EXACT_FACTOR   20   /* exact when expected matches < EXACT_FACTOR * ef */
+#define SAMPLE_WINDOWS 8
+#define SAMPLE_WINDOW  32
+#define SCROLL_CHUNK   256
 
-static int fail(struct op *op, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct op *op, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static int fail(struct op *op, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -213,7 +214,7 @@ static double selectivity(const struct coll *c, const struct filter *f, size_t n
 
 	sh_rand_seed(&r, n_points * 0x9e3779b97f4a7c15ull);
 	for (int w = 0; w < SAMPLE_WINDOWS; w++) {
-		uint64_t from = w == 0		 ? 0
+		uint64_t from = w == 0         ? 0
 				: (w & 1) != 0 ? first + sh_rand_below(&r, 4 * n_points + 1)
 					       : sh_rand_u64(&r);
 
@@ -233,8 +234,9 @@ static int check_query(struct op *op, const struct coll *c, const Shoal__SearchR
 	uint32_t dim = coll_params(c)->dim;
 
 	if (r->n_vector != dim)
-		return fail(op, SH_EINVAL, "query vector has %zu values, the dimension of '%s' is %u",
-			    r->n_vector, coll_name(c), dim);
+		return fail(op, SH_EINVAL,
+			    "query vector has %zu values, the dimension of '%s' is %u", r->n_vector,
+			    coll_name(c), dim);
 	for (size_t i = 0; i < r->n_vector; i++)
 		if (!isfinite(r->vector[i]))
 			return fail(op, SH_EINVAL, "query vector value %zu is %s", i,

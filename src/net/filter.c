@@ -14,9 +14,9 @@
 #include "util/alloc.h"
 
 #include <math.h>
-#include <string.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Build an error path ("filter.must[0].range"); cut when too long. */
 static void path(char *w, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -119,8 +119,7 @@ static int split_key(struct cond *c, const char *key, const char *where, struct 
 	return 0;
 }
 
-static int take_value(struct fval *v, const Shoal__Value *in, const char *where,
-		      struct sh_err *err)
+static int take_value(struct fval *v, const Shoal__Value *in, const char *where, struct sh_err *err)
 {
 	switch (in != NULL ? in->kind_case : SHOAL__VALUE__KIND__NOT_SET) {
 	case SHOAL__VALUE__KIND_STRING_VALUE:
@@ -180,8 +179,7 @@ static int take_match(struct cond *c, const Shoal__Condition *in, const char *wh
 	return 0;
 }
 
-static int take_range(struct cond *c, const Shoal__Range *r, const char *where,
-		      struct sh_err *err)
+static int take_range(struct cond *c, const Shoal__Range *r, const char *where, struct sh_err *err)
 {
 	c->kind = COND_RANGE;
 	if (r->gt != NULL && r->gte != NULL)

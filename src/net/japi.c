@@ -9,11 +9,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdarg.h>
-#include <stdio.h>
 
 /* Build an error path ("filter.must[0].range"); cut when too long. */
 static void path(char *w, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -49,8 +48,7 @@ static const char *kind(const json_t *j)
 	}
 }
 
-int japi_only_keys(const json_t *o, const char *const *names, const char *where,
-		     struct sh_err *err)
+int japi_only_keys(const json_t *o, const char *const *names, const char *where, struct sh_err *err)
 {
 	const char *k;
 	json_t *v;
@@ -119,8 +117,7 @@ static int match(const json_t *j, struct arena *a, const char *where, Shoal__Con
 		return value(v, a, w, &c->match, err);
 	}
 	if (!json_is_array(any) || json_array_size(any) == 0)
-		return sh_err_set(err, SH_EINVAL, "%s.match.any: must be a non-empty array",
-				  where);
+		return sh_err_set(err, SH_EINVAL, "%s.match.any: must be a non-empty array", where);
 	c->kind_case = SHOAL__CONDITION__KIND_ANY;
 	if ((c->any = arena_alloc(a, sizeof *c->any)) == NULL)
 		return nomem(err);
@@ -191,8 +188,8 @@ static int condition(const json_t *j, struct arena *a, const char *where, int de
 	f = json_object_get(j, "filter");
 	kinds = (m != NULL) + (r != NULL) + (f != NULL);
 	if (kinds != 1)
-		return sh_err_set(err, SH_EINVAL, "%s: needs exactly one of match, range and filter",
-				  where);
+		return sh_err_set(err, SH_EINVAL,
+				  "%s: needs exactly one of match, range and filter", where);
 	if ((c = arena_alloc(a, sizeof *c)) == NULL)
 		return nomem(err);
 	shoal__condition__init(c);

@@ -9,9 +9,9 @@
 
 #include <inttypes.h>
 
-static const double bounds_s[METRICS_BUCKETS - 1] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-	0.05,   0.1,     0.25,   0.5,   1,      2.5,   10};
+static const double bounds_s[METRICS_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+						     0.005,  0.01,    0.025,  0.05,  0.1,
+						     0.25,   0.5,     1,      2.5,   10};
 
 static const char *const api_names[2] = {"binary", "rest"};
 
@@ -49,11 +49,11 @@ static void render_hist(const struct metrics *m, int api, unsigned method, const
 					    "method=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
 					    api_names[api], name, cum);
 	}
-	evbuffer_add_printf(out,
-			    "shoal_request_duration_seconds_sum{api=\"%s\",method=\"%s\"} %.6f\n"
-			    "shoal_request_duration_seconds_count{api=\"%s\",method=\"%s\"} %" PRIu64
-			    "\n",
-			    api_names[api], name, m->sum_s[api][method], api_names[api], name, cum);
+	evbuffer_add_printf(
+		out,
+		"shoal_request_duration_seconds_sum{api=\"%s\",method=\"%s\"} %.6f\n"
+		"shoal_request_duration_seconds_count{api=\"%s\",method=\"%s\"} %" PRIu64 "\n",
+		api_names[api], name, m->sum_s[api][method], api_names[api], name, cum);
 }
 
 void metrics_render(const struct metrics *m, const char *(*method_name)(uint16_t),
@@ -75,8 +75,14 @@ void metrics_render(const struct metrics *m, const char *(*method_name)(uint16_t
 			    "# HELP shoal_request_duration_seconds Time from arrival to reply.\n"
 			    "# TYPE shoal_request_duration_seconds histogram\n");
 	for (int a = 0; a < 2; a++)
-		for (unsigned me = 1; me < METRICS_METHODS; me++)
-			render_hist(m, a, me, method_name((uint16_t)me), out);
+		for (unsigned me = 1; me < METRICS_METHODS; me++) {
+			uint64_t n = 0;
+
+			for (int b = 0; b < METRICS_BUCKETS; b++)
+				n += m->buckets[a][me][b];
+			if (n > 0) /* methods never called: no series */
+				render_hist(m, a, me, method_name((uint16_t)me), out);
+		}
 	evbuffer_add_printf(out,
 			    "# HELP shoal_connections Open client connections.\n"
 			    "# TYPE shoal_connections gauge\n"

@@ -99,7 +99,8 @@ int pool_new(struct event_base *base, unsigned threads, struct pool **out, struc
 {
 	struct pool *p = sh_calloc(1, sizeof *p);
 
-	if (p == NULL || (p->threads = sh_calloc(threads ? threads : 1, sizeof(pthread_t))) == NULL) {
+	if (p == NULL ||
+	    (p->threads = sh_calloc(threads ? threads : 1, sizeof(pthread_t))) == NULL) {
 		sh_free(p);
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	}

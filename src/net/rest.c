@@ -75,8 +75,9 @@ static void on_op_done(struct op *op)
 
 		snprintf(msg, sizeof msg, "point not found in collection '%s'",
 			 ((Shoal__GetRequest *)(void *)op->req)->collection);
-		send_error(req, not_found ? SHOAL__STATUS_CODE__NOT_FOUND
-					  : SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED,
+		send_error(req,
+			   not_found ? SHOAL__STATUS_CODE__NOT_FOUND
+				     : SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED,
 			   not_found ? msg : "out of memory");
 	} else {
 		send_json(req, 200, json_pack("{s:s,s:o}", "status", "OK", "result", result));
@@ -142,11 +143,12 @@ static void metrics_extra(struct rest *r, struct evbuffer *out)
 				 "# TYPE shoal_collection_memory_bytes gauge\n");
 	if (store_list(db_store(db), &v, &n) == 0)
 		for (size_t i = 0; i < n; i++) {
-			evbuffer_add_printf(out,
-					    "shoal_collection_points{collection=\"%s\"} %zu\n"
-					    "shoal_collection_memory_bytes{collection=\"%s\"} %zu\n",
-					    coll_name(v[i]), coll_count(v[i]), coll_name(v[i]),
-					    coll_memory(v[i]));
+			evbuffer_add_printf(
+				out,
+				"shoal_collection_points{collection=\"%s\"} %zu\n"
+				"shoal_collection_memory_bytes{collection=\"%s\"} %zu\n",
+				coll_name(v[i]), coll_count(v[i]), coll_name(v[i]),
+				coll_memory(v[i]));
 			coll_unref(v[i]);
 		}
 	sh_free(v);
@@ -185,8 +187,9 @@ static void send_metrics(struct rest *r, struct evhttp_request *req)
 static enum rest_route route_points(char **seg, int n, enum evhttp_cmd_type cmd)
 {
 	if (n == 3)
-		return cmd == EVHTTP_REQ_PUT ? ROUTE_UPSERT : cmd == EVHTTP_REQ_POST ? ROUTE_GET
-										    : ROUTE_NONE;
+		return cmd == EVHTTP_REQ_PUT    ? ROUTE_UPSERT
+		       : cmd == EVHTTP_REQ_POST ? ROUTE_GET
+						: ROUTE_NONE;
 	if (cmd == EVHTTP_REQ_GET)
 		return ROUTE_GET_ONE;
 	if (cmd != EVHTTP_REQ_POST)
@@ -271,9 +274,11 @@ static void dispatch(struct rest *r, struct evhttp_request *req, const char *pat
 	else if (n == 1 && strcmp(seg[0], "metrics") == 0 && cmd == EVHTTP_REQ_GET)
 		send_metrics(r, req);
 	else if (n >= 0 && (in.route = route(seg, n, cmd)) == ROUTE_NONE && path_exists(seg, n))
-		send_json(req, 405,
-			  json_pack("{s:s,s:s}", "status", "INVALID_ARGUMENT", "message",
-				    "method not allowed on this path (see doc/protocol.md, \"REST\")"));
+		send_json(
+			req, 405,
+			json_pack(
+				"{s:s,s:s}", "status", "INVALID_ARGUMENT", "message",
+				"method not allowed on this path (see doc/protocol.md, \"REST\")"));
 	else if (n < 0 || in.route == ROUTE_NONE)
 		send_error(req, SHOAL__STATUS_CODE__NOT_FOUND,
 			   "no such path (see doc/protocol.md, \"REST\")");

@@ -280,8 +280,8 @@ static int ids_of(struct op *op, const struct rest_in *in, uint64_t **ids, size_
 
 static int build_get(struct op *op, const struct rest_in *in, struct sh_err *err)
 {
-	static const char *const keys[] = {"ids", "with_payload", "with_vector", "consistency",
-					   "token", NULL};
+	static const char *const keys[] = {"ids",         "with_payload", "with_vector",
+					   "consistency", "token",        NULL};
 	Shoal__GetRequest *r = arena_alloc(&op->arena, sizeof *r);
 	int rv;
 
@@ -318,7 +318,7 @@ static int build_delete(struct op *op, const struct rest_in *in, struct sh_err *
 
 static int build_search(struct op *op, const struct rest_in *in, struct sh_err *err)
 {
-	static const char *const keys[] = {"vector",      "k",     "ef",          "filter",
+	static const char *const keys[] = {"vector",       "k",           "ef",    "filter",
 					   "with_payload", "with_vector", "exact", "consistency",
 					   "token",        NULL};
 	Shoal__SearchRequest *r = arena_alloc(&op->arena, sizeof *r);
@@ -330,8 +330,8 @@ static int build_search(struct op *op, const struct rest_in *in, struct sh_err *
 	op->req = &r->base;
 	r->k = 10;
 	if ((rv = japi_only_keys(in->body, keys, "body", err)) != 0 ||
-	    (rv = japi_vector(json_object_get(in->body, "vector"), &op->arena, "vector",
-			      &r->vector, &r->n_vector, err)) != 0 ||
+	    (rv = japi_vector(json_object_get(in->body, "vector"), &op->arena, "vector", &r->vector,
+			      &r->n_vector, err)) != 0 ||
 	    (rv = field_u32(in->body, "k", &r->k, err)) != 0 ||
 	    (rv = field_u32(in->body, "ef", &r->ef, err)) != 0 ||
 	    (rv = japi_filter(json_object_get(in->body, "filter"), &op->arena, "filter", &r->filter,
@@ -400,7 +400,8 @@ static int build_simple(struct op *op, const struct rest_in *in, struct sh_err *
 	d->message_init(m);
 	op->req = m;
 	switch (in->route) {
-	case ROUTE_LIST: return read_opts(op, in, &((Shoal__ListCollectionsRequest *)(void *)m)->read, err);
+	case ROUTE_LIST:
+		return read_opts(op, in, &((Shoal__ListCollectionsRequest *)(void *)m)->read, err);
 	case ROUTE_DESCRIBE: {
 		Shoal__DescribeCollectionRequest *r = (void *)m;
 
@@ -460,8 +461,8 @@ static json_t *point_json(uint64_t id, const float *v, size_t n, const ProtobufC
 
 static json_t *token_json(const Shoal__WriteResponse *w)
 {
-	return json_pack("{s:{s:I,s:I},s:I}", "token", "term", (json_int_t)w->token->term,
-			 "index", (json_int_t)w->token->index, "affected", (json_int_t)w->affected);
+	return json_pack("{s:{s:I,s:I},s:I}", "token", "term", (json_int_t)w->token->term, "index",
+			 (json_int_t)w->token->index, "affected", (json_int_t)w->affected);
 }
 
 static json_t *info_json(const Shoal__CollectionInfo *i)
@@ -510,12 +511,12 @@ static json_t *hex_id(uint64_t id)
 
 static json_t *member_json(const Shoal__Member *m)
 {
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I}", "name", m->name, "state",
-			      m->state == SHOAL__MEMBER_STATE__MEMBER_ALIVE ? "alive" : "unknown",
-			      "client_address", m->client_address, "rest_address", m->rest_address,
-			      "voter", m->voter, "applied_index", (json_int_t)m->applied_index,
-			      "commit_index", (json_int_t)m->commit_index, "lag",
-			      (json_int_t)m->lag);
+	json_t *o =
+		json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I}", "name", m->name, "state",
+			  m->state == SHOAL__MEMBER_STATE__MEMBER_ALIVE ? "alive" : "unknown",
+			  "client_address", m->client_address, "rest_address", m->rest_address,
+			  "voter", m->voter, "applied_index", (json_int_t)m->applied_index,
+			  "commit_index", (json_int_t)m->commit_index, "lag", (json_int_t)m->lag);
 
 	json_object_set_new(o, "node_id", hex_id(m->node_id));
 	json_object_set_new(o, "role", json_string(m->role));
@@ -566,9 +567,9 @@ json_t *rest_result(const struct op *op, enum rest_route r, bool *not_found)
 		const Shoal__GetRequest *q = (const void *)op->req;
 		const Shoal__PointsResponse *p = m;
 
-		return json_pack("{s:o}", "points",
-				 points_json(p->points, p->n_points, q->with_vector,
-					     q->with_payload));
+		return json_pack(
+			"{s:o}", "points",
+			points_json(p->points, p->n_points, q->with_vector, q->with_payload));
 	}
 	case ROUTE_GET_ONE: {
 		const Shoal__PointsResponse *p = m;
@@ -585,14 +586,14 @@ json_t *rest_result(const struct op *op, enum rest_route r, bool *not_found)
 		const Shoal__ScrollRequest *q = (const void *)op->req;
 		const Shoal__ScrollResponse *s = m;
 
-		return json_pack("{s:o,s:o}", "points",
-				 points_json(s->points, s->n_points, q->with_vector,
-					     q->with_payload),
-				 "next_offset",
-				 s->has_next ? japi_id_json(s->next_offset) : json_null());
+		return json_pack(
+			"{s:o,s:o}", "points",
+			points_json(s->points, s->n_points, q->with_vector, q->with_payload),
+			"next_offset", s->has_next ? japi_id_json(s->next_offset) : json_null());
 	}
 	case ROUTE_COUNT:
-		return json_pack("{s:I}", "count", (json_int_t)((const Shoal__CountResponse *)m)->count);
+		return json_pack("{s:I}", "count",
+				 (json_int_t)((const Shoal__CountResponse *)m)->count);
 	case ROUTE_CLUSTER: return cluster_json(m);
 	default: return json_object();
 	}

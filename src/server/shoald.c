@@ -326,7 +326,8 @@ static int start_api(struct shoald *d, struct sh_err *err)
 	if ((rv = api_new(&ao, &d->api, err)) != 0)
 		return rv;
 	so.api = ro.api = d->api;
-	if ((rv = server_new(&so, &d->server, err)) != 0 || (rv = rest_new(&ro, &d->rest, err)) != 0)
+	if ((rv = server_new(&so, &d->server, err)) != 0 ||
+	    (rv = rest_new(&ro, &d->rest, err)) != 0)
 		return rv;
 	return 0;
 }
