@@ -392,8 +392,8 @@ static void ratio_line(const struct result *a, const struct result *b, double ta
 	double qa = qps_at(a, target, thr, &ea), qb = qps_at(b, target, thr, &eb);
 
 	if (qa == 0 || qb == 0) {
-		printf("    recall %.2f, %u thread(s): not reached by %s\n", target, thr ? threads : 1,
-		       qa == 0 ? a->name : b->name);
+		printf("    recall %.2f, %u thread(s): not reached by %s\n", target,
+		       thr ? threads : 1, qa == 0 ? a->name : b->name);
 		return;
 	}
 	printf("    QPS at recall %.2f, %u thread(s): %s %.0f (ef <= %zu) / %s %.0f (ef <= %zu) = "
@@ -588,7 +588,8 @@ static void parse(struct opts *o, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {"fashion,gauss", 0, 200000, 10000, 16, 200, 0, 3, {0}, 0, 0, 1, 1, 0, 0, "."};
+	struct opts o = {
+		"fashion,gauss", 0, 200000, 10000, 16, 200, 0, 3, {0}, 0, 0, 1, 1, 0, 0, "."};
 	char efs[] = "10,20,40,80,120,200,400";
 	struct dataset d;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
