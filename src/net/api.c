@@ -156,8 +156,7 @@ static void fail_err(struct op *op, int code)
 	complete(op);
 }
 
-/* Allocate and init a response message of type desc in op's arena. */
-static void *new_resp(struct op *op, const ProtobufCMessageDescriptor *desc)
+void *api_new_msg(struct op *op, const ProtobufCMessageDescriptor *desc)
 {
 	ProtobufCMessage *m = arena_alloc(&op->arena, desc->sizeof_message);
 
@@ -179,8 +178,8 @@ static void on_written(void *arg, int rv, const struct sh_err *err, uint64_t ter
 		fail_err(op, rv);
 		return;
 	}
-	w = new_resp(op, &shoal__write_response__descriptor);
-	if (w == NULL || (w->token = new_resp(op, &shoal__token__descriptor)) == NULL) {
+	w = api_new_msg(op, &shoal__write_response__descriptor);
+	if (w == NULL || (w->token = api_new_msg(op, &shoal__token__descriptor)) == NULL) {
 		sh_err_set(&op->err, SH_ENOMEM, "out of memory");
 		fail_err(op, SH_ENOMEM);
 		return;
@@ -420,7 +419,7 @@ void api_start(struct op *op)
 	case K_LOOP:
 		if (op->method == SHOAL__METHOD__METHOD_CLUSTER_STATUS)
 			api_cluster_status(op, &a->o, db_last_index(a->o.db));
-		else if ((op->resp = new_resp(op, &shoal__ping_response__descriptor)) == NULL)
+		else if ((op->resp = api_new_msg(op, &shoal__ping_response__descriptor)) == NULL)
 			op->status = SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
 		return complete(op);
 	case K_WRITE: return start_write(op);

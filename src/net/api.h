@@ -85,6 +85,8 @@ void api_op_free(struct op *op);
 /* The request message type of a method (NULL: unknown method). */
 const ProtobufCMessageDescriptor *api_request_desc(uint16_t method);
 const char *api_method_name(uint16_t method);
+/* A message of type desc, initialised, in op's arena (NULL: no memory). */
+void *api_new_msg(struct op *op, const ProtobufCMessageDescriptor *desc);
 /* Start op (op->req set); op->done is called when it is answered. */
 void api_start(struct op *op);
 /* Answer op with an error now (op->done runs). */

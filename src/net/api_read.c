@@ -45,15 +45,6 @@ static int nomem(struct op *op)
 	return fail(op, SH_ENOMEM, "out of memory");
 }
 
-static void *new_msg(struct op *op, const ProtobufCMessageDescriptor *d)
-{
-	ProtobufCMessage *m = arena_alloc(&op->arena, d->sizeof_message);
-
-	if (m != NULL)
-		d->message_init(m);
-	return m;
-}
-
 static void ok(struct op *op, void *resp)
 {
 	op->resp = resp;
@@ -79,7 +70,7 @@ static Shoal__Metric metric_to_pb(enum sh_metric m)
 static Shoal__CollectionInfo *info_of(struct op *op, const struct coll *c)
 {
 	const struct coll_params *p = coll_params(c);
-	Shoal__CollectionInfo *i = new_msg(op, &shoal__collection_info__descriptor);
+	Shoal__CollectionInfo *i = api_new_msg(op, &shoal__collection_info__descriptor);
 
 	if (i == NULL || (i->name = arena_strndup(&op->arena, p->name, strlen(p->name))) == NULL)
 		return NULL;
@@ -130,7 +121,7 @@ static int fill_point(struct op *op, const struct coll *c, uint64_t id, bool wit
 static Shoal__Point *new_point(struct op *op, const struct coll *c, uint64_t id, bool with_vec,
 			       bool with_payload, int *rv)
 {
-	Shoal__Point *p = new_msg(op, &shoal__point__descriptor);
+	Shoal__Point *p = api_new_msg(op, &shoal__point__descriptor);
 
 	if (p == NULL) {
 		*rv = SH_ENOMEM;
@@ -144,7 +135,7 @@ static Shoal__Point *new_point(struct op *op, const struct coll *c, uint64_t id,
 static void read_get(struct op *op)
 {
 	Shoal__GetRequest *r = (void *)op->req;
-	Shoal__PointsResponse *resp = new_msg(op, &shoal__points_response__descriptor);
+	Shoal__PointsResponse *resp = api_new_msg(op, &shoal__points_response__descriptor);
 	struct coll *c = find(op, r->collection);
 	int rv = 0;
 
@@ -281,7 +272,7 @@ static int fill_scored(struct op *op, const struct coll *c, const Shoal__SearchR
 	if ((resp->points = arena_calloc(&op->arena, n + 1, sizeof *resp->points)) == NULL)
 		return nomem(op);
 	for (size_t i = 0; i < n; i++) {
-		Shoal__ScoredPoint *p = new_msg(op, &shoal__scored_point__descriptor);
+		Shoal__ScoredPoint *p = api_new_msg(op, &shoal__scored_point__descriptor);
 
 		if (p == NULL)
 			return nomem(op);
@@ -301,7 +292,7 @@ static int fill_scored(struct op *op, const struct coll *c, const Shoal__SearchR
 static void read_search(struct op *op)
 {
 	Shoal__SearchRequest *r = (void *)op->req;
-	Shoal__SearchResponse *resp = new_msg(op, &shoal__search_response__descriptor);
+	Shoal__SearchResponse *resp = api_new_msg(op, &shoal__search_response__descriptor);
 	struct coll *c = find(op, r->collection);
 	struct filter *f = NULL;
 	struct hnsw_result *res;
@@ -330,7 +321,7 @@ static void read_search(struct op *op)
 static void read_scroll(struct op *op)
 {
 	Shoal__ScrollRequest *r = (void *)op->req;
-	Shoal__ScrollResponse *resp = new_msg(op, &shoal__scroll_response__descriptor);
+	Shoal__ScrollResponse *resp = api_new_msg(op, &shoal__scroll_response__descriptor);
 	size_t limit = r->limit ? r->limit : 10, n;
 	uint64_t ids[SCROLL_CHUNK], from = r->offset, next;
 	struct coll *c;
@@ -385,7 +376,7 @@ static void read_scroll(struct op *op)
 static void read_count(struct op *op)
 {
 	Shoal__CountRequest *r = (void *)op->req;
-	Shoal__CountResponse *resp = new_msg(op, &shoal__count_response__descriptor);
+	Shoal__CountResponse *resp = api_new_msg(op, &shoal__count_response__descriptor);
 	struct coll *c = find(op, r->collection);
 	struct filter *f = NULL;
 	uint64_t ids[SCROLL_CHUNK], from = 0, next;
@@ -418,7 +409,7 @@ static void read_count(struct op *op)
 static void read_list(struct op *op)
 {
 	Shoal__ListCollectionsResponse *resp =
-		new_msg(op, &shoal__list_collections_response__descriptor);
+		api_new_msg(op, &shoal__list_collections_response__descriptor);
 	struct coll **v = NULL;
 	size_t n = 0;
 
@@ -476,8 +467,9 @@ static char *astr(struct op *op, const char *s)
 
 void api_cluster_status(struct op *op, const struct api_opts *o, uint64_t last_index)
 {
-	Shoal__ClusterStatusResponse *s = new_msg(op, &shoal__cluster_status_response__descriptor);
-	Shoal__Member *m = new_msg(op, &shoal__member__descriptor);
+	Shoal__ClusterStatusResponse *s =
+		api_new_msg(op, &shoal__cluster_status_response__descriptor);
+	Shoal__Member *m = api_new_msg(op, &shoal__member__descriptor);
 	struct store *st = db_store(o->db);
 	struct digest d = store_digest(st);
 	char hex[33];

@@ -11,23 +11,14 @@
 
 #include "net/filter.h"
 
+#include "net/japi.h"
+
 #include "util/alloc.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-/* Build an error path ("filter.must[0].range"); cut when too long. */
-static void path(char *w, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void path(char *w, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(w, n, fmt, ap);
-	va_end(ap);
-}
 
 enum cond_kind { COND_MATCH, COND_RANGE, COND_FILTER };
 enum val_type { VAL_STRING, VAL_NUMBER, VAL_BOOL };
@@ -169,9 +160,9 @@ static int take_match(struct cond *c, const Shoal__Condition *in, const char *wh
 	c->kind = COND_MATCH;
 	for (size_t i = 0; i < n; i++, c->n_vals++) {
 		if (in->kind_case == SHOAL__CONDITION__KIND_MATCH)
-			path(w, sizeof w, "%s.match", where);
+			japi_path(w, sizeof w, "%s.match", where);
 		else
-			path(w, sizeof w, "%s.any[%zu]", where, i);
+			japi_path(w, sizeof w, "%s.any[%zu]", where, i);
 		if ((rv = take_value(&c->vals[i], vals ? vals[i] : in->any->values[i], w, err)) !=
 		    0)
 			return rv;
@@ -216,7 +207,7 @@ static int compile_cond(struct cond *c, const Shoal__Condition *in, const char *
 		char w[256];
 
 		c->kind = COND_FILTER;
-		path(w, sizeof w, "%s.filter", where);
+		japi_path(w, sizeof w, "%s.filter", where);
 		return compile(in->filter, &c->sub, w, depth + 1, cx);
 	}
 	if (in->kind_case == SHOAL__CONDITION__KIND__NOT_SET)
@@ -258,7 +249,7 @@ static int compile(const Shoal__Filter *f, struct filter **out, const char *wher
 			break;
 		}
 		for (size_t i = 0; i < n[k] && rv == 0; i++, r->n[k]++) {
-			path(w, sizeof w, "%s.%s[%zu]", where, clause_names[k], i);
+			japi_path(w, sizeof w, "%s.%s[%zu]", where, clause_names[k], i);
 			rv = compile_cond(&r->c[k][i], in[k][i], w, depth, cx);
 		}
 	}

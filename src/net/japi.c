@@ -14,9 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Build an error path ("filter.must[0].range"); cut when too long. */
-static void path(char *w, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void path(char *w, size_t n, const char *fmt, ...)
+void japi_path(char *w, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -112,7 +110,7 @@ static int match(const json_t *j, struct arena *a, const char *where, Shoal__Con
 		return sh_err_set(err, SH_EINVAL, "%s.match: needs exactly one of value and any",
 				  where);
 	if (v != NULL) {
-		path(w, sizeof w, "%s.match.value", where);
+		japi_path(w, sizeof w, "%s.match.value", where);
 		c->kind_case = SHOAL__CONDITION__KIND_MATCH;
 		return value(v, a, w, &c->match, err);
 	}
@@ -126,7 +124,7 @@ static int match(const json_t *j, struct arena *a, const char *where, Shoal__Con
 	if (c->any->values == NULL)
 		return nomem(err);
 	for (size_t i = 0; i < json_array_size(any); i++, c->any->n_values++) {
-		path(w, sizeof w, "%s.match.any[%zu]", where, i);
+		japi_path(w, sizeof w, "%s.match.any[%zu]", where, i);
 		if ((rv = value(json_array_get(any, i), a, w, &c->any->values[i], err)) != 0)
 			return rv;
 	}
@@ -195,7 +193,7 @@ static int condition(const json_t *j, struct arena *a, const char *where, int de
 	shoal__condition__init(c);
 	*out = c;
 	if (f != NULL) {
-		path(w, sizeof w, "%s.filter", where);
+		japi_path(w, sizeof w, "%s.filter", where);
 		c->kind_case = SHOAL__CONDITION__KIND_FILTER;
 		return filter_at(f, a, w, depth + 1, &c->filter, err);
 	}
@@ -219,7 +217,7 @@ static int clause(const json_t *j, struct arena *a, const char *where, int depth
 	if ((*out = arena_calloc(a, json_array_size(j) + 1, sizeof **out)) == NULL)
 		return nomem(err);
 	for (size_t i = 0; i < json_array_size(j); i++, (*n)++) {
-		path(w, sizeof w, "%s[%zu]", where, i);
+		japi_path(w, sizeof w, "%s[%zu]", where, i);
 		if ((rv = condition(json_array_get(j, i), a, w, depth, &(*out)[i], err)) != 0)
 			return rv;
 	}
@@ -244,7 +242,7 @@ static int filter_at(const json_t *j, struct arena *a, const char *where, int de
 		return nomem(err);
 	shoal__filter__init(f);
 	for (int i = 0; i < 3; i++)
-		path(w[i], sizeof w[i], "%s.%s", where, keys[i]);
+		japi_path(w[i], sizeof w[i], "%s.%s", where, keys[i]);
 	if ((rv = clause(json_object_get(j, "must"), a, w[0], depth, &f->must, &f->n_must, err)) ||
 	    (rv = clause(json_object_get(j, "should"), a, w[1], depth, &f->should, &f->n_should,
 			 err)) ||

@@ -33,6 +33,9 @@ int japi_vector(const json_t *j, struct arena *a, const char *where, float **out
  * names o in the error. */
 int japi_only_keys(const json_t *o, const char *const *names, const char *where,
 		   struct sh_err *err);
+/* Format the path of a part for an error message ("filter.must[0]"); cut
+ * when longer than n. */
+void japi_path(char *w, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An id as JSON: a number up to 2^53, a string of digits above. */
 json_t *japi_id_json(uint64_t id);
 
