@@ -278,6 +278,10 @@ static int fill_scored(struct op *op, const struct coll *c, const Shoal__SearchR
 			return nomem(op);
 		p->id = res[i].id;
 		p->distance = res[i].distance;
+		if (!r->with_vector && !r->with_payload) {
+			resp->points[resp->n_points++] = p;
+			continue;
+		}
 		rv = fill_point(op, c, p->id, r->with_vector, r->with_payload, &p->vector,
 				&p->n_vector, &p->payload);
 		if (rv == SH_ENOTFOUND)

@@ -35,6 +35,7 @@ struct conn {
 	struct server *srv;
 	struct bufferevent *bev;
 	enum conn_state state;
+	bool in_read; /* inside the read handler, which flushes at its end */
 	size_t inflight;
 	uint64_t last_active_ms, frame_since_ms, drained_ms;
 	struct event *resume;
@@ -53,6 +54,7 @@ struct server {
 };
 
 static void conn_process(struct conn *c);
+static void flush_now(struct conn *c);
 
 /* ------------------------------------------------------------ life */
 
@@ -189,6 +191,8 @@ static void on_op_done(struct op *op)
 		c->srv->now_ms = sh_clock_mono_ms();
 		send_reply(c, op);
 		c->last_active_ms = c->srv->now_ms;
+		if (!c->in_read)
+			flush_now(c); /* a reply from a worker: no need to wait a loop turn */
 	}
 	api_op_free(op);
 	if (c->state == CONN_CLOSED && c->inflight == 0)
@@ -358,7 +362,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	c->srv->now_ms = sh_clock_mono_ms();
+	c->in_read = true;
 	conn_process(c);
+	c->in_read = false;
 	flush_now(c);
 }
 
@@ -367,8 +373,12 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 
 	c->srv->now_ms = sh_clock_mono_ms();
-	if (c->state == CONN_READING)
-		conn_process(c);
+	if (c->state != CONN_READING)
+		return;
+	c->in_read = true;
+	conn_process(c);
+	c->in_read = false;
+	flush_now(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)

@@ -35,6 +35,30 @@ struct opts {
 	bool no_search, no_ping;
 };
 
+/* Rounds of each measurement; they alternate between the systems compared
+ * and the medians are reported, so that a disturbance of the shared
+ * machine hits both sides alike. */
+#define PING_ROUNDS   5
+#define SEARCH_ROUNDS 5
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median_of(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return v[n / 2];
+}
+
+static double median(double *v)
+{
+	return median_of(v, PING_ROUNDS);
+}
+
 /* ------------------------------------------------------------ in process */
 
 struct ijob {
@@ -71,37 +95,35 @@ static double recall(const struct dataset *d, const uint64_t *found)
 	return (double)hit / (double)(d->nq * 10);
 }
 
-/* QPS of the in-process index on o->threads threads (best of 3). */
-static double in_process(const struct dataset *d, const struct opts *o, double *rec)
+static struct hnsw *in_process_build(const struct dataset *d)
 {
 	struct hnsw_params p = {(uint32_t)d->dim, SH_METRIC_L2, 16, 200, 42, HNSW_QUANT_NONE};
-	uint64_t *ids = sh_malloc(d->n * sizeof *ids), *found = sh_calloc(d->nq * 10, 8);
+	uint64_t *ids = sh_malloc(d->n * sizeof *ids);
 	struct hnsw *h;
-	pthread_t th[64];
-	double best = 0, t0;
+	double t0 = now_sec();
 
 	for (size_t i = 0; i < d->n; i++)
 		ids[i] = i;
-	t0 = now_sec();
 	if (hnsw_new(&p, &h, NULL) != 0 || hnsw_build(h, ids, d->base, d->n, 2, NULL) != 0)
 		exit(1);
 	fprintf(stderr, "bench: in-process index built in %.1f s\n", now_sec() - t0);
-	for (int rep = 0; rep < 3; rep++) {
-		struct ijob j = {h, d, o->ef, found, 0};
-
-		t0 = now_sec();
-		for (size_t i = 0; i < o->threads; i++)
-			pthread_create(&th[i], NULL, isearch, &j);
-		for (size_t i = 0; i < o->threads; i++)
-			pthread_join(th[i], NULL);
-		t0 = (double)d->nq / (now_sec() - t0);
-		best = t0 > best ? t0 : best;
-	}
-	*rec = recall(d, found);
-	hnsw_free(h);
 	sh_free(ids);
-	sh_free(found);
-	return best;
+	return h;
+}
+
+/* One round: QPS of the in-process index on o->threads threads. */
+static double in_process(struct hnsw *h, const struct dataset *d, const struct opts *o,
+			 uint64_t *found)
+{
+	struct ijob j = {h, d, o->ef, found, 0};
+	pthread_t th[64];
+	double t0 = now_sec();
+
+	for (size_t i = 0; i < o->threads; i++)
+		pthread_create(&th[i], NULL, isearch, &j);
+	for (size_t i = 0; i < o->threads; i++)
+		pthread_join(th[i], NULL);
+	return (double)d->nq / (now_sec() - t0);
 }
 
 /* ------------------------------------------------------------ network */
@@ -174,35 +196,28 @@ static int load(const char *addr, const struct dataset *d)
 	return rv;
 }
 
-static double network(const char *addr, const struct dataset *d, const struct opts *o, double *rec)
+/* One round: QPS through shoald with o->conns connections. */
+static double network(const char *addr, const struct dataset *d, const struct opts *o,
+		      uint64_t *found)
 {
 	struct njob js[64];
 	pthread_t th[64];
-	uint64_t *found = sh_calloc(d->nq * 10, 8);
-	double best = 0, t0;
+	double t0 = now_sec();
 	size_t errors = 0;
 
-	for (int rep = 0; rep < 3; rep++) {
-		t0 = now_sec();
-		for (size_t i = 0, first = 0; i < o->conns; i++) {
-			js[i] = (struct njob){
-				addr,  d, o, first, d->nq / o->conns + (i < d->nq % o->conns),
-				found, 0};
-			first += js[i].count;
-			pthread_create(&th[i], NULL, nsearch, &js[i]);
-		}
-		for (size_t i = 0; i < o->conns; i++) {
-			pthread_join(th[i], NULL);
-			errors += js[i].errors;
-		}
-		t0 = (double)d->nq / (now_sec() - t0);
-		best = t0 > best ? t0 : best;
+	for (size_t i = 0, first = 0; i < o->conns; i++) {
+		js[i] = (struct njob){addr,  d, o, first, d->nq / o->conns + (i < d->nq % o->conns),
+				      found, 0};
+		first += js[i].count;
+		pthread_create(&th[i], NULL, nsearch, &js[i]);
+	}
+	for (size_t i = 0; i < o->conns; i++) {
+		pthread_join(th[i], NULL);
+		errors += js[i].errors;
 	}
 	if (errors)
 		fprintf(stderr, "bench: %zu search errors\n", errors);
-	*rec = recall(d, found);
-	sh_free(found);
-	return best;
+	return (double)d->nq / (now_sec() - t0);
 }
 
 /* ------------------------------------------------------------ ping vs redis */
@@ -265,21 +280,6 @@ static double redis_pings(int port, const struct opts *o, size_t pipeline, size_
 	}
 	pclose(f);
 	return rps;
-}
-
-#define PING_ROUNDS 5
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v)
-{
-	qsort(v, PING_ROUNDS, sizeof *v, cmp_double);
-	return v[PING_ROUNDS / 2];
 }
 
 static pid_t start_redis(int *port)
@@ -406,7 +406,7 @@ int main(int argc, char **argv)
 	struct dataset d = {0};
 	struct srv s;
 	char dir[200];
-	double inq = 0, inr = 0, netq, netr;
+	double inr, netr;
 
 	parse(argc, argv, &o);
 	srv_tmpdir(dir, sizeof dir);
@@ -418,21 +418,38 @@ int main(int argc, char **argv)
 	printf("bench_server: shoald on %s; %ld online CPUs\n", s.addr,
 	       sysconf(_SC_NPROCESSORS_ONLN));
 	if (!o.no_search) {
+		double in[SEARCH_ROUNDS], net[SEARCH_ROUNDS], ratio[SEARCH_ROUNDS];
+		uint64_t *fi, *fn;
+		struct hnsw *h;
+
 		if (data_fashion(&d, o.n, o.nq) != 0 || data_truth(&d, 10, o.cache, 2) != 0)
 			return 1;
 		if (load(s.addr, &d) != SHOAL_OK)
 			return 1;
-		netq = network(s.addr, &d, &o, &netr);
-		inq = in_process(&d, &o, &inr);
+		h = in_process_build(&d);
+		fi = sh_calloc(d.nq * 10, 8);
+		fn = sh_calloc(d.nq * 10, 8);
+		for (int r = 0; r < SEARCH_ROUNDS; r++) {
+			net[r] = network(s.addr, &d, &o, fn);
+			in[r] = in_process(h, &d, &o, fi);
+			ratio[r] = net[r] / in[r];
+		}
+		inr = recall(&d, fi);
+		netr = recall(&d, fn);
 		printf("\nFashion-MNIST %zu x %zu, %zu queries, k 10, ef %zu, m 16, "
 		       "ef_construction "
-		       "200\n\n| search | QPS | recall@10 |\n| --- | ---: | ---: |\n"
+		       "200; medians of %d rounds, network and in-process taking turns\n\n"
+		       "| search | QPS | recall@10 |\n| --- | ---: | ---: |\n"
 		       "| in process, %zu threads | %.0f | %.4f |\n"
 		       "| through shoald, %zu connections x depth %zu | %.0f | %.4f |\n"
 		       "| network / in process | **%.2fx** | |\n",
-		       d.n, d.dim, d.nq, o.ef, o.threads, inq, inr, o.conns, o.depth, netq, netr,
-		       netq / inq);
+		       d.n, d.dim, d.nq, o.ef, SEARCH_ROUNDS, o.threads,
+		       median_of(in, SEARCH_ROUNDS), inr, o.conns, o.depth,
+		       median_of(net, SEARCH_ROUNDS), netr, median_of(ratio, SEARCH_ROUNDS));
 		fflush(stdout);
+		hnsw_free(h);
+		sh_free(fi);
+		sh_free(fn);
 	}
 	if (!o.no_ping)
 		ping_section(s.addr, &o);
