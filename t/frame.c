@@ -4,6 +4,7 @@
 #include "build.h"
 
 #include "net/frame.h"
+#include "proto/shoal.pb-c.h"
 #include "tap.h"
 #include "util/rand.h"
 
@@ -129,9 +130,44 @@ static void test_decoder(void)
 	}
 }
 
+/* The search example of doc/protocol.md, byte for byte. */
+static void test_doc_example(void)
+{
+	static const uint8_t want[] = {0x16, 0,    0,    0,    0x2a, 0,    0,    0,
+				       0,    0,    0,    0,    0x0b, 0,    0x02, 0, /* header */
+				       0x03, 0,    0,    0,    0x08, 0xf4, 0x03,    /* metadata */
+				       0x0a, 0x01, 0x63, 0x12, 0x08, 0,    0,    0x80,
+				       0x3f, 0,    0,    0,    0,    0x18, 0x03};
+	Shoal__Metadata md;
+	Shoal__SearchRequest sr;
+	float v[2] = {1, 0};
+	char coll[] = "c";
+	uint8_t buf[64];
+	size_t n = FRAME_HDR_SIZE + 4;
+	struct frame_hdr h;
+
+	shoal__metadata__init(&md);
+	shoal__search_request__init(&sr);
+	md.timeout_ms = 500;
+	sr.collection = coll;
+	sr.vector = v;
+	sr.n_vector = 2;
+	sr.k = 3;
+	buf[FRAME_HDR_SIZE] = (uint8_t)shoal__metadata__pack(&md, buf + n);
+	buf[FRAME_HDR_SIZE + 1] = buf[FRAME_HDR_SIZE + 2] = buf[FRAME_HDR_SIZE + 3] = 0;
+	n += buf[FRAME_HDR_SIZE];
+	n += shoal__search_request__pack(&sr, buf + n);
+	h = (struct frame_hdr){(uint32_t)(n - FRAME_HDR_SIZE), 42, SHOAL__METHOD__METHOD_SEARCH,
+			       FRAME_F_METADATA, 0};
+	frame_hdr_encode(&h, buf);
+	is_int(n, sizeof want, "the documented example is %zu bytes", sizeof want);
+	ok(n == sizeof want && memcmp(buf, want, n) == 0, "and these bytes");
+}
+
 int main(void)
 {
 	test_header();
+	test_doc_example();
 	test_metadata();
 	test_decoder();
 	return done_testing();
