@@ -2,11 +2,22 @@
 # deps.sh: install the Debian packages shoal needs to build and test, when
 # any is missing (doc/dependencies.md says why each is needed).  Uses sudo
 # when not run as root.  Prints nothing when everything is there.
+#
+#   deps.sh            build and test
+#   deps.sh --fuzzing  also clang and its libFuzzer runtime
+#   deps.sh --bench    also what the benchmarks compare with (redis)
 set -eu
 
-PKGS="build-essential autoconf automake pkg-config xz-utils
+PKGS="build-essential autoconf automake libtool pkg-config xz-utils
 libevent-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libjemalloc-dev
 clang-format"
+for arg in "$@"; do
+	case "$arg" in
+	--fuzzing) PKGS="$PKGS clang libclang-rt-14-dev" ;;
+	--bench) PKGS="$PKGS redis-server redis-tools dataset-fashion-mnist" ;;
+	*) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
+	esac
+done
 
 missing=
 for p in $PKGS; do

@@ -4,6 +4,8 @@
 #   contrib/test.sh               warnings are errors (-Werror), build/werror/
 #   contrib/test.sh --sanitizers  also ASan + UBSan, build/sanitizers/
 #   contrib/test.sh --tsan        the threaded tests under ThreadSanitizer, build/tsan/
+#   contrib/test.sh --fuzzing     the fuzz targets under libFuzzer (clang), build/fuzzing/,
+#                                 FUZZ_SECONDS each (default 20)
 #   contrib/test.sh --distcheck   also `make distcheck` (tarball builds and passes)
 #
 # Installs missing Debian packages first (contrib/deps.sh).  Ends with one
@@ -21,13 +23,14 @@ for arg in "$@"; do
 		SHOAL_TIMEOUT_SCALE=${SHOAL_TIMEOUT_SCALE:-3}; export SHOAL_TIMEOUT_SCALE ;;
 	--tsan) flavor=tsan; cfg="--enable-werror --enable-tsan"
 		SHOAL_TIMEOUT_SCALE=${SHOAL_TIMEOUT_SCALE:-5}; export SHOAL_TIMEOUT_SCALE ;;
+	--fuzzing) flavor=fuzzing; cfg="--enable-fuzzing" ;;
 	--distcheck) distcheck=yes ;;
-	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
 	*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
 	esac
 done
 
-"$src/contrib/deps.sh"
+if [ $flavor = fuzzing ]; then "$src/contrib/deps.sh" --fuzzing; else "$src/contrib/deps.sh"; fi
 jobs=$(nproc 2>/dev/null || echo 2)
 
 cd "$src"
@@ -45,6 +48,8 @@ make -j"$jobs" >/dev/null
 rc=0
 target=check
 [ $flavor = tsan ] && target=check-tsan
+[ $flavor = fuzzing ] && target="check-fuzz FUZZ_SECONDS=${FUZZ_SECONDS:-20}"
+# shellcheck disable=SC2086
 make -j"$jobs" $target || rc=$?
 [ $rc -ne 0 ] && [ -f test-suite.log ] && cat test-suite.log
 

@@ -22,10 +22,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_shoald LOGFILE ARGS...: start in the background; sets $pid.
+# start_shoald LOGFILE ARGS...: start in the background on a free base port
+# that t/freeport found by binding (ARGS may override it: a later
+# --listen-base-port wins); sets $pid and $node_base (leaves $base alone).
 start_shoald() {
 	log=$1; shift
-	"$SHOALD" "$@" >"$log.out" 2>"$log" &
+	node_base=$("$top_builddir/t/freeport") || node_base=747
+	"$SHOALD" --listen-base-port "$node_base" "$@" >"$log.out" 2>"$log" &
 	pid=$!
 	(i=0; while [ $i -lt "$WATCHDOG" ] && kill -0 "$pid"; do sleep 1; i=$((i + 1)); done
 	 kill -9 "$pid") >/dev/null 2>&1 &

@@ -14,8 +14,8 @@ ok $? "shoald starts on a fresh data dir"
 like "$(cat "$TESTDIR/a.log")" \
 	"storage: recovered snapshot at index 0 (term 0), replayed 0 entries up to index 0: 0 collections, 0 points" \
 	"and logs that it recovered nothing"
-like "$(cat "$TESTDIR/a.log")" "nothing can send writes to this node" \
-	"and says that nothing can write to it yet"
+like "$(cat "$TESTDIR/a.log")" "client API listening on 127.0.0.1:${node_base}2" \
+	"and serves clients"
 kill -TERM "$pid"
 wait_exit "$pid" 2000
 is "$status" 0 "SIGTERM: exit status 0"

@@ -45,6 +45,9 @@ struct cfg_row {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const fsync_policies[] = {"always", "interval", "never", NULL};
 static const char *const profiles[] = {"lan", "local", NULL};
+static const char *const consistency_levels[] = {"eventual", "read_your_writes", "strong", "quorum",
+						 NULL};
+static const char *const ack_levels[] = {"leader", "one", "quorum", "all", NULL};
 
 static int check_node_name(const char *v, struct sh_err *err);
 static int check_ip(const char *v, struct sh_err *err);
@@ -69,9 +72,9 @@ static const struct cfg_row rows[] = {
 	 "Base port B: cluster on B1, client API on B2, REST on B3 (747 gives 7471, 7472, 7473)."},
 	{"listen.cluster_port", CFG_INT, OFF(cluster_port), "0", 0, 65535, NULL, NULL, 0,
 	 "Port for gossip (UDP) and peer links (TCP); 0 means base_port * 10 + 1."},
-	{"listen.client_port", CFG_INT, OFF(client_port), "0", 0, 65535, NULL, NULL, CFG_INACTIVE,
+	{"listen.client_port", CFG_INT, OFF(client_port), "0", 0, 65535, NULL, NULL, 0,
 	 "Port for the binary client API; 0 means base_port * 10 + 2."},
-	{"listen.rest_port", CFG_INT, OFF(rest_port), "0", 0, 65535, NULL, NULL, CFG_INACTIVE,
+	{"listen.rest_port", CFG_INT, OFF(rest_port), "0", 0, 65535, NULL, NULL, 0,
 	 "Port for the REST API and /metrics; 0 means base_port * 10 + 3."},
 	{"cluster.seeds", CFG_LIST, OFF(seeds), "", 3, 300, NULL, check_hostport, 0,
 	 "Cluster listeners (host:port) to join at start and periodically; empty starts alone."},
@@ -91,13 +94,13 @@ static const struct cfg_row rows[] = {
 	 "Take a snapshot (and drop the log before it) after this many entries; 0: not by count."},
 	{"storage.snapshot_bytes", CFG_SIZE, OFF(snapshot_bytes), "1GiB", 0, 1024 * GiB, NULL, NULL, 0,
 	 "Take a snapshot after this many bytes of log; 0: not by size."},
-	{"search.threads", CFG_INT, OFF(search_threads), "0", 0, 1024, NULL, NULL, CFG_INACTIVE,
+	{"search.threads", CFG_INT, OFF(search_threads), "0", 0, 1024, NULL, NULL, 0,
 	 "Threads that run searches; 0 means one per online CPU."},
-	{"limits.max_frame_bytes", CFG_SIZE, OFF(max_frame_bytes), "16MiB", 4 * KiB, 1 * GiB, NULL, NULL, CFG_INACTIVE,
-	 "Largest request or reply frame accepted on the client and peer protocols (bytes, or with KiB/MiB/GiB)."},
+	{"limits.max_frame_bytes", CFG_SIZE, OFF(max_frame_bytes), "16MiB", 4 * KiB, 1 * GiB, NULL, NULL, 0,
+	 "Largest request or reply frame on the client and peer protocols, and largest REST body (bytes, or with KiB/MiB/GiB)."},
 	{"limits.max_payload_bytes", CFG_SIZE, OFF(max_payload_bytes), "64KiB", 2, 64 * MiB, NULL, NULL, 0,
 	 "Largest payload of one point, as compact JSON (bytes, or with KiB/MiB)."},
-	{"limits.max_connections", CFG_INT, OFF(max_connections), "1024", 1, 1000000, NULL, NULL, CFG_INACTIVE,
+	{"limits.max_connections", CFG_INT, OFF(max_connections), "1024", 1, 1000000, NULL, NULL, 0,
 	 "Client connections served at once; further connections are closed at accept."},
 	{"membership.profile", CFG_ENUM, OFF(profile), "lan", 0, 0, profiles, NULL, 0,
 	 "Preset of the membership keys not set explicitly: lan (memberlist's LAN defaults) or local (faster, for loopback clusters)."},
@@ -125,6 +128,18 @@ static const struct cfg_row rows[] = {
 	 "Largest gossip datagram sent (bytes)."},
 	{"membership.rejoin_interval_ms", CFG_INT, OFF(rejoin_interval_ms), "60000", 0, 3600000, NULL, NULL, 0,
 	 "Re-join every seed not seen alive this often, to merge sides that lost each other; 0: only at start."},
+	{"limits.max_inflight", CFG_INT, OFF(max_inflight), "1024", 1, 1000000, NULL, NULL, 0,
+	 "Requests of one connection in flight at once; the connection is not read while it has that many."},
+	{"limits.max_output_bytes", CFG_SIZE, OFF(max_output_bytes), "8MiB", 64 * KiB, 1 * GiB, NULL, NULL, 0,
+	 "Replies a client has not read yet past which its connection is not read (back-pressure)."},
+	{"limits.idle_timeout_ms", CFG_INT, OFF(idle_timeout_ms), "300000", 100, 86400000, NULL, NULL, 0,
+	 "A client connection with nothing in flight is closed after this many milliseconds of silence."},
+	{"limits.request_timeout_ms", CFG_INT, OFF(request_timeout_ms), "30000", 10, 3600000, NULL, NULL, 0,
+	 "Default request deadline; also the longest wait for a whole frame and for a client to read its replies."},
+	{"api.consistency", CFG_ENUM, OFF(consistency), "eventual", 0, 0, consistency_levels, NULL, 0,
+	 "Read consistency of requests that do not choose: eventual, read_your_writes, strong or quorum."},
+	{"api.ack", CFG_ENUM, OFF(ack), "quorum", 0, 0, ack_levels, NULL, 0,
+	 "When writes that do not choose are acknowledged: leader, one, quorum or all."},
 };
 /* clang-format on */
 

@@ -84,6 +84,13 @@ struct sh_config {
 	/* which keys the file or a flag set (bit = row), so that a profile
 	 * changes only the others */
 	unsigned char set_by_user[SH_CONFIG_MAX_KEYS / 8];
+	int64_t max_inflight;
+	uint64_t max_output_bytes;
+	int64_t idle_timeout_ms;
+	int64_t request_timeout_ms;
+	/* [api] */
+	int consistency; /* index into eventual, read_your_writes, strong, quorum */
+	int ack;         /* index into leader, one, quorum, all */
 };
 
 /* Fill cfg with every default. */

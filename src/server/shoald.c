@@ -3,14 +3,17 @@
  *
  * Reads the command line and the configuration, opens the data directory
  * (exclusive lock, node id) and the storage in it (snapshot loaded, log
- * verified and replayed: storage/db.h), sets up logging, starts membership
- * (SWIM on the cluster port, joining the configured seeds) and runs the
- * libevent loop until SIGTERM or SIGINT, which first leave the cluster
- * gracefully (a second signal stops at once); then it closes the storage
- * cleanly.  SIGUSR1 logs the membership traffic counters.  SIGHUP re-reads
- * the configuration file (keys marked "reloaded on SIGHUP" take effect,
- * others are reported as needing a restart) and reopens the log file.  Only
- * main() decides to exit.
+ * verified and replayed: storage/db.h), starts the client API (net/api.h:
+ * the search pool; net/server.h: the binary protocol; net/rest.h: REST),
+ * starts membership (SWIM on the cluster port, joining the configured seeds),
+ * sets up logging and runs the libevent loop until SIGTERM or SIGINT, which
+ * first leave the cluster gracefully (a second signal stops at once).
+ * Stopping: the listeners close, the reads in flight finish, the storage
+ * completes the writes in flight and closes, then the connections go.
+ * SIGUSR1 logs the membership traffic counters.  SIGHUP re-reads the
+ * configuration file (keys marked "reloaded on SIGHUP" take effect, others
+ * are reported as needing a restart) and reopens the log file.  Only main()
+ * decides to exit.
  *
  * Exit status: 0 after a clean stop or a good --check-config; 1 when the node
  * cannot start (data dir, ...); 2 for a command-line or configuration error.
@@ -18,6 +21,9 @@
 #include "build.h"
 
 #include "cluster/swim_net.h"
+#include "net/api.h"
+#include "net/rest.h"
+#include "net/server.h"
 #include "server/config.h"
 #include "storage/datadir.h"
 #include "storage/db.h"
@@ -52,6 +58,9 @@ struct shoald {
 	struct event_base *base;
 	struct event *signals[4];
 	struct event *db_event;
+	struct api *api;
+	struct server *server;
+	struct rest *rest;
 	int exit_status;
 	struct swim_net *swim;
 	bool stopping;
@@ -264,6 +273,8 @@ static void on_db(evutil_socket_t fd, short what, void *arg)
 	struct sh_err err;
 
 	db_process(d->db);
+	if (d->api != NULL)
+		api_db_progress(d->api);
 	if (db_failed(d->db, &err)) {
 		LOG_ERROR("server", "stopping: %s", err.msg);
 		d->exit_status = EXIT_START;
@@ -351,12 +362,76 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 	return 0;
 }
 
+static int start_api(struct shoald *d, struct sh_err *err)
+{
+	const struct sh_config *c = &d->cfg;
+	char client[128], rest[128];
+	struct api_opts ao = {
+		.base = d->base,
+		.db = d->db,
+		.node_id = sh_datadir_node_id(d->datadir),
+		.node_name = c->node_name,
+		.client_address = client,
+		.rest_address = rest,
+		.search_threads = (unsigned)c->search_threads,
+		.request_timeout_ms = (uint32_t)c->request_timeout_ms,
+		.default_consistency = c->consistency + 1,
+		.default_ack = c->ack + 1,
+	};
+	struct server_opts so = {d->base,
+				 NULL,
+				 c->listen_address,
+				 (int)c->client_port,
+				 c->max_frame_bytes,
+				 c->max_output_bytes,
+				 (size_t)c->max_connections,
+				 (size_t)c->max_inflight,
+				 (uint32_t)c->idle_timeout_ms,
+				 (uint32_t)c->request_timeout_ms};
+	struct rest_opts ro = {d->base,
+			       NULL,
+			       c->listen_address,
+			       (int)c->rest_port,
+			       c->max_frame_bytes,
+			       (uint32_t)c->request_timeout_ms,
+			       ao.node_id,
+			       c->node_name};
+	int rv;
+
+	snprintf(client, sizeof client, "%s:%" PRId64, c->advertise_address, c->client_port);
+	snprintf(rest, sizeof rest, "%s:%" PRId64, c->advertise_address, c->rest_port);
+	if ((rv = api_new(&ao, &d->api, err)) != 0)
+		return rv;
+	so.api = ro.api = d->api;
+	if ((rv = server_new(&so, &d->server, err)) != 0 ||
+	    (rv = rest_new(&ro, &d->rest, err)) != 0)
+		return rv;
+	return 0;
+}
+
+/* Listeners first, then the reads, then the writes (db_close completes
+ * them), then the connections that carried them. */
+static void stop_api(struct shoald *d)
+{
+	server_stop_listening(d->server);
+	if (d->api != NULL)
+		api_quiesce(d->api);
+	db_close(d->db);
+	d->db = NULL;
+	rest_free(d->rest);
+	d->rest = NULL;
+	server_free(d->server);
+	d->server = NULL;
+	api_free(d->api);
+	d->api = NULL;
+}
+
 static int run(struct shoald *d)
 {
 	struct sh_err err;
 
 	if (sh_datadir_open(d->cfg.data_dir, &d->datadir, &err) != 0 || setup_loop(d, &err) != 0 ||
-	    open_storage(d, &err) != 0) {
+	    open_storage(d, &err) != 0 || start_api(d, &err) != 0) {
 		LOG_ERROR("server", "cannot start: %s", err.msg);
 		return EXIT_START;
 	}
@@ -369,15 +444,13 @@ static int run(struct shoald *d)
 		LOG_ERROR("server", "cannot start: %s", err.msg);
 		return EXIT_START;
 	}
-	LOG_WARN("server", "this version has no client or REST API yet: nothing can send writes "
-			   "to this node; it holds its storage (recovered above) and takes part in "
-			   "membership");
+	LOG_WARN("server", "replication is not wired into this version yet: this node serves "
+			   "its own data only, whatever the other members hold");
 	if (event_base_dispatch(d->base) < 0) {
 		LOG_ERROR("server", "event loop failed");
 		return EXIT_START;
 	}
-	db_close(d->db);
-	d->db = NULL;
+	stop_api(d);
 	LOG_INFO("server", "stopped");
 	return d->exit_status;
 }
@@ -385,6 +458,8 @@ static int run(struct shoald *d)
 static void cleanup(struct shoald *d)
 {
 	swim_net_free(d->swim);
+	d->swim = NULL;
+	stop_api(d);
 	for (int i = 0; i < 4; i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);

@@ -408,3 +408,12 @@ int coll_search(const struct coll *c, const float *query, size_t k, size_t ef, b
 		return hnsw_search_exact(c->h, query, k, NULL, NULL, out, n, err);
 	return hnsw_search(c->h, query, k, ef, NULL, NULL, out, n, err);
 }
+
+int coll_search_filter(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
+		       hnsw_filter_fn filter, void *arg, struct hnsw_result *out, size_t *n,
+		       struct sh_err *err)
+{
+	if (exact)
+		return hnsw_search_exact(c->h, query, k, filter, arg, out, n, err);
+	return hnsw_search(c->h, query, k, ef, filter, arg, out, n, err);
+}

@@ -94,6 +94,12 @@ void coll_scroll(const struct coll *c, uint64_t from, size_t limit, uint64_t *id
 /* k nearest (exact: brute force); see hnsw_search. */
 int coll_search(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
 		struct hnsw_result *out, size_t *n, struct sh_err *err);
+/* The same with a filter on ids (hnsw_filter_fn; may be NULL), applied
+ * during the traversal.  The filter may call coll_get (it runs without the
+ * collection's lock). */
+int coll_search_filter(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
+		       hnsw_filter_fn filter, void *arg, struct hnsw_result *out, size_t *n,
+		       struct sh_err *err);
 
 /* Snapshots (doc/storage-format.md, "Snapshots"): the collection's part of
  * the content.  The writer must not run meanwhile. */

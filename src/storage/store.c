@@ -95,6 +95,20 @@ struct coll *store_get(struct store *s, const char *name)
 	return c;
 }
 
+int store_list(struct store *s, struct coll ***out, size_t *n)
+{
+	struct coll **v;
+
+	pthread_rwlock_rdlock(&s->lock);
+	v = sh_calloc(s->n ? s->n : 1, sizeof *v);
+	for (size_t i = 0; v != NULL && i < s->n; i++)
+		v[i] = coll_ref(s->colls[i]);
+	*n = v != NULL ? s->n : 0;
+	pthread_rwlock_unlock(&s->lock);
+	*out = v;
+	return v != NULL ? 0 : SH_ENOMEM;
+}
+
 /* Insert c (one reference, taken over) in name order. */
 static int add_coll(struct store *s, struct coll *c)
 {

@@ -53,6 +53,9 @@ struct digest store_digest(const struct store *s);
 
 struct coll *store_get(struct store *s, const char *name);
 size_t store_collections(const struct store *s);
+/* Every collection, in name order: *out (sh_free) holds *n references the
+ * caller drops with coll_unref().  SH_ENOMEM when out of memory. */
+int store_list(struct store *s, struct coll ***out, size_t *n);
 size_t store_points(const struct store *s);
 /* The last voter configuration applied (VoterConfig body), or len 0. */
 const unsigned char *store_voters(const struct store *s, size_t *len);

@@ -2,8 +2,17 @@
  * alloc: see alloc.h.  With jemalloc configured, Debian's libjemalloc
  * replaces malloc() itself, so the wrappers call the C names and jemalloc's
  * mallctl() supplies the statistics.
+ *
+ * libshoal compiles this file with SH_ALLOC_CLIENT: a client library must
+ * not bring its own allocator or reroute libevent's and jansson's
+ * allocations in the application, so there it uses the C library's
+ * malloc and sh_alloc_hook_libs() does nothing.
  */
 #include "build.h"
+
+#ifdef SH_ALLOC_CLIENT
+#undef HAVE_JEMALLOC
+#endif
 
 #include "util/alloc.h"
 
@@ -15,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef SH_ALLOC_CLIENT
 #include <event2/event.h>
 #include <jansson.h>
+#endif
 
 #ifdef HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
@@ -110,6 +121,7 @@ char *sh_strdup(const char *s)
 	return sh_strndup(s, strlen(s));
 }
 
+#ifndef SH_ALLOC_CLIENT
 static void *json_malloc(size_t size)
 {
 	return sh_malloc(size);
@@ -120,6 +132,11 @@ void sh_alloc_hook_libs(void)
 	event_set_mem_functions(sh_malloc, sh_realloc, sh_free);
 	json_set_alloc_funcs(json_malloc, sh_free);
 }
+#else
+void sh_alloc_hook_libs(void)
+{
+}
+#endif
 
 #ifdef HAVE_JEMALLOC
 static uint64_t je_stat(const char *name)

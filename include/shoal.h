@@ -1,0 +1,250 @@
+/*
+ * shoal.h: libshoal, the C client of shoal (a distributed vector database).
+ *
+ * Link with `pkg-config --libs shoal`.  The wire protocol is described in
+ * doc/protocol.md; every call here is one request (or a pipelined series)
+ * on one TCP connection, blocking until its reply or its timeout.
+ *
+ *     shoal *c;
+ *     if (shoal_open("127.0.0.1:7472", NULL, &c) != SHOAL_OK) {
+ *             fprintf(stderr, "%s\n", c ? shoal_errmsg(c) : "out of memory");
+ *             ...
+ *     }
+ *     shoal_create_collection(c, "docs", 128, SHOAL_METRIC_COSINE, 0, 0, NULL);
+ *     ...
+ *     shoal_close(c);
+ *
+ * Errors.  Every call returns a status: SHOAL_OK (0) or one of the codes
+ * below (the server's, or the library's own: SHOAL_UNAVAILABLE when no
+ * address can be reached, SHOAL_DEADLINE_EXCEEDED on a timeout).
+ * shoal_errmsg() then says what went wrong, in words.
+ *
+ * Retries.  A call that fails because its server is unreachable or answers
+ * UNAVAILABLE is retried on the next address (options.retries times, with
+ * a short back-off).  Reads are always retried; a write is retried only
+ * when it was certainly not applied (it could not be sent, or the server
+ * answered UNAVAILABLE) — a write whose connection broke after it was sent
+ * fails with SHOAL_UNAVAILABLE and a message saying that it may have been
+ * applied (upserts and deletes can simply be sent again).
+ *
+ * Ownership.  Inputs are copied or used only during the call.  Outputs:
+ *   - struct shoal_results filled by shoal_get/search/scroll owns its
+ *     records, their vectors and payloads: free with shoal_results_free();
+ *   - the array of shoal_list_collections: free with shoal_free();
+ *   - shoal_errmsg() and shoal_status_name() strings belong to the library
+ *     (errmsg: valid until the next call on the same handle).
+ *
+ * Threads.  A handle is used by one thread at a time; open one per thread.
+ */
+#ifndef SHOAL_H
+#define SHOAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shoal shoal;
+
+/* The status codes (the protocol's StatusCode). */
+enum shoal_status {
+	SHOAL_OK = 0,
+	SHOAL_INVALID_ARGUMENT = 1,
+	SHOAL_NOT_FOUND = 2,
+	SHOAL_ALREADY_EXISTS = 3,
+	SHOAL_FAILED_PRECONDITION = 4,
+	SHOAL_UNAVAILABLE = 5,
+	SHOAL_DEADLINE_EXCEEDED = 6,
+	SHOAL_RESOURCE_EXHAUSTED = 7,
+	SHOAL_UNAUTHENTICATED = 8,
+	SHOAL_INTERNAL = 9,
+};
+
+enum shoal_metric {
+	SHOAL_METRIC_DEFAULT = 0, /* l2 */
+	SHOAL_METRIC_L2 = 1,
+	SHOAL_METRIC_COSINE = 2,
+	SHOAL_METRIC_DOT = 3,
+};
+
+enum shoal_consistency {
+	SHOAL_CONSISTENCY_DEFAULT = 0, /* the server's api.consistency */
+	SHOAL_CONSISTENCY_EVENTUAL = 1,
+	SHOAL_CONSISTENCY_READ_YOUR_WRITES = 2, /* sends the token of this handle's last write */
+	SHOAL_CONSISTENCY_STRONG = 3,
+	SHOAL_CONSISTENCY_QUORUM = 4,
+};
+
+enum shoal_ack {
+	SHOAL_ACK_DEFAULT = 0, /* the server's api.ack */
+	SHOAL_ACK_LEADER = 1,
+	SHOAL_ACK_ONE = 2,
+	SHOAL_ACK_QUORUM = 3,
+	SHOAL_ACK_ALL = 4,
+};
+
+struct shoal_options {
+	int timeout_ms;         /* per call; also sent as the request's deadline (default 30000) */
+	int connect_timeout_ms; /* per address (default 2000) */
+	int retries;            /* further attempts on UNAVAILABLE (default 3) */
+	enum shoal_consistency consistency;
+	enum shoal_ack ack;
+	size_t max_frame_bytes; /* largest reply accepted (default 64 MiB) */
+};
+
+void shoal_options_init(struct shoal_options *o);
+
+/* Open a handle on addrs, "host:port" or a comma-separated list of them
+ * (tried in order), and connect.  *out is set even when the connection
+ * fails (read shoal_errmsg(), then shoal_close()); NULL only when out of
+ * memory.  opts may be NULL (defaults). */
+int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out);
+void shoal_close(shoal *c);
+
+const char *shoal_errmsg(const shoal *c);
+const char *shoal_status_name(int status);
+void shoal_free(void *p);
+
+/* Change the handle's defaults for later calls. */
+void shoal_set_timeout(shoal *c, int timeout_ms);
+void shoal_set_consistency(shoal *c, enum shoal_consistency level);
+void shoal_set_ack(shoal *c, enum shoal_ack level);
+
+/* The position of a write; every write can return it (tok may be NULL). */
+struct shoal_token {
+	uint64_t term, index;
+};
+/* The token of the handle's last acknowledged write (0:0 before any). */
+struct shoal_token shoal_last_token(const shoal *c);
+
+int shoal_ping(shoal *c);
+
+/* ------------------------------------------------------------ collections */
+
+struct shoal_collection_info {
+	char name[65];
+	uint32_t dim;
+	enum shoal_metric metric;
+	uint32_t m, ef_construction;
+	uint64_t count;        /* live points */
+	uint64_t memory_bytes; /* index, id tree and payloads */
+};
+
+/* m, ef_construction 0: the server's defaults (16, 200). */
+int shoal_create_collection(shoal *c, const char *name, uint32_t dim, enum shoal_metric metric,
+			    uint32_t m, uint32_t ef_construction, struct shoal_token *tok);
+int shoal_drop_collection(shoal *c, const char *name, struct shoal_token *tok);
+/* *out: an array of *n (shoal_free). */
+int shoal_list_collections(shoal *c, struct shoal_collection_info **out, size_t *n);
+int shoal_describe_collection(shoal *c, const char *name, struct shoal_collection_info *out);
+
+/* ------------------------------------------------------------ points */
+
+struct shoal_point {
+	uint64_t id;
+	const float *vector; /* dim values */
+	uint32_t dim;
+	const char *payload; /* a JSON object as text, or NULL */
+	size_t payload_len;  /* 0: strlen(payload) */
+};
+
+/* One request holding n points. */
+int shoal_upsert(shoal *c, const char *collection, const struct shoal_point *pts, size_t n,
+		 struct shoal_token *tok);
+
+/* A large load: n points sent in requests of `batch` points, up to `depth`
+ * requests in flight on the connection (pipelining).  progress (may be
+ * NULL) is called after each acknowledged request with the number of
+ * points acknowledged so far.  On an error, *acked (may be NULL) counts
+ * the points whose requests were acknowledged (not necessarily a prefix
+ * when depth > 1); no retry happens. */
+typedef void (*shoal_progress_fn)(void *arg, size_t acked);
+int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_point *pts,
+			   size_t n, size_t batch, size_t depth, shoal_progress_fn progress,
+			   void *arg, size_t *acked, struct shoal_token *tok);
+
+/* *deleted (may be NULL): how many of the ids existed. */
+int shoal_delete(shoal *c, const char *collection, const uint64_t *ids, size_t n, size_t *deleted,
+		 struct shoal_token *tok);
+
+#define SHOAL_WITH_PAYLOAD 0x1
+#define SHOAL_WITH_VECTOR  0x2
+#define SHOAL_EXACT        0x4 /* search: brute force */
+
+struct shoal_record {
+	uint64_t id;
+	float distance; /* search only */
+	float *vector;  /* with SHOAL_WITH_VECTOR, else NULL */
+	uint32_t dim;
+	char *payload; /* with SHOAL_WITH_PAYLOAD: NUL-terminated JSON, or NULL */
+	size_t payload_len;
+};
+
+struct shoal_results {
+	struct shoal_record *v;
+	size_t n;
+	bool exact;           /* search: it ran by brute force */
+	bool has_next;        /* scroll: more points follow */
+	uint64_t next_offset; /* scroll: the offset of the next page */
+};
+
+void shoal_results_free(struct shoal_results *r);
+
+/* The points found among ids, in the order asked. */
+int shoal_get(shoal *c, const char *collection, const uint64_t *ids, size_t n, int flags,
+	      struct shoal_results *out);
+
+struct shoal_search {
+	const float *vector;
+	uint32_t dim;
+	uint32_t k;
+	uint32_t ef;        /* 0: max(k, 40) */
+	const char *filter; /* JSON (doc/protocol.md, "Filters"), or NULL */
+	int flags;          /* SHOAL_WITH_PAYLOAD | SHOAL_WITH_VECTOR | SHOAL_EXACT */
+};
+
+int shoal_search(shoal *c, const char *collection, const struct shoal_search *q,
+		 struct shoal_results *out);
+
+/* n searches pipelined, up to depth in flight; done(arg, i, status,
+ * results, latency_ns) is called for each as its reply arrives (results
+ * are valid during the call only; NULL when status is not SHOAL_OK).
+ * Returns the first transport error, or SHOAL_OK (statuses of individual
+ * searches go to done). */
+typedef void (*shoal_search_done_fn)(void *arg, size_t i, int status, const struct shoal_results *r,
+				     uint64_t latency_ns);
+int shoal_search_pipelined(shoal *c, const char *collection, const struct shoal_search *qs,
+			   size_t n, size_t depth, shoal_search_done_fn done, void *arg);
+
+/* n pings pipelined, up to depth in flight (benchmarks); latency as above. */
+typedef void (*shoal_ping_done_fn)(void *arg, size_t i, int status, uint64_t latency_ns);
+int shoal_ping_pipelined(shoal *c, size_t n, size_t depth, shoal_ping_done_fn done, void *arg);
+
+/* A page of points in id order from offset (limit 0: 10). */
+int shoal_scroll(shoal *c, const char *collection, uint64_t offset, uint32_t limit,
+		 const char *filter, int flags, struct shoal_results *out);
+int shoal_count(shoal *c, const char *collection, const char *filter, uint64_t *count);
+
+/* ------------------------------------------------------------ cluster */
+
+struct shoal_cluster_status {
+	uint64_t node_id;
+	char node_name[64];
+	char role[16];
+	uint64_t term, leader_id, commit_index, applied_index, last_index;
+	char digest[33];
+	uint64_t collections, points;
+	char version[32];
+	size_t members;
+};
+
+int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,502 @@
+/*
+ * libshoal: see include/shoal.h.  The connection and retry machinery; the
+ * operations are in shoal_ops.c.
+ *
+ * One non-blocking socket per handle, driven with poll(2) against the
+ * call's deadline.  Replies are read through the incremental frame decoder
+ * (net/frame.h) and matched by request id; a reply to an id nobody waits
+ * for (left over from a timed-out call) is skipped.  A timeout or a broken
+ * stream closes the socket: the next call connects again.
+ */
+#include "build.h"
+
+#include "client/shoal_impl.h"
+
+#include "util/alloc.h"
+#include "util/clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK (64 * 1024)
+
+/* ------------------------------------------------------------ errors */
+
+int cl_fail(shoal *c, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+const char *shoal_errmsg(const shoal *c)
+{
+	return c != NULL ? c->msg : "no handle (out of memory)";
+}
+
+const char *shoal_status_name(int status)
+{
+	static const char *const names[] = {"OK",
+					    "INVALID_ARGUMENT",
+					    "NOT_FOUND",
+					    "ALREADY_EXISTS",
+					    "FAILED_PRECONDITION",
+					    "UNAVAILABLE",
+					    "DEADLINE_EXCEEDED",
+					    "RESOURCE_EXHAUSTED",
+					    "UNAUTHENTICATED",
+					    "INTERNAL"};
+
+	return status >= 0 && status < 10 ? names[status] : "UNKNOWN";
+}
+
+void shoal_free(void *p)
+{
+	sh_free(p);
+}
+
+/* ------------------------------------------------------------ buffers */
+
+int cl_buf_reserve(struct cl_buf *b, size_t more)
+{
+	uint8_t *d;
+	size_t cap;
+
+	if (b->len + more <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + more)
+		cap *= 2;
+	if ((d = sh_realloc(b->data, cap)) == NULL)
+		return -1;
+	b->data = d;
+	b->cap = cap;
+	return 0;
+}
+
+/* Append a request frame (header, metadata with the deadline, body). */
+int cl_frame(shoal *c, struct cl_buf *b, uint64_t id, uint16_t method, const ProtobufCMessage *m)
+{
+	Shoal__Metadata md;
+	size_t mlen, blen = m ? protobuf_c_message_get_packed_size(m) : 0;
+	struct frame_hdr h;
+
+	shoal__metadata__init(&md);
+	md.timeout_ms = (uint32_t)c->o.timeout_ms;
+	mlen = shoal__metadata__get_packed_size(&md);
+	h = (struct frame_hdr){(uint32_t)(4 + mlen + blen), id, method, FRAME_F_METADATA, 0};
+	if (4 + mlen + blen > c->o.max_frame_bytes)
+		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED,
+			       "request of %zu bytes is over the frame limit of %zu bytes",
+			       4 + mlen + blen, c->o.max_frame_bytes);
+	if (cl_buf_reserve(b, FRAME_HDR_SIZE + 4 + mlen + blen) != 0)
+		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+	frame_hdr_encode(&h, b->data + b->len);
+	b->len += FRAME_HDR_SIZE;
+	for (int i = 0; i < 4; i++)
+		b->data[b->len++] = (uint8_t)(mlen >> (8 * i));
+	b->len += shoal__metadata__pack(&md, b->data + b->len);
+	if (m != NULL)
+		b->len += protobuf_c_message_pack(m, b->data + b->len);
+	return SHOAL_OK;
+}
+
+/* ------------------------------------------------------------ connecting */
+
+static int split_addr(const char *a, char *host, size_t hsize, char *port, size_t psize)
+{
+	const char *colon = strrchr(a, ':');
+	size_t hl;
+
+	if (colon == NULL || colon == a || colon[1] == '\0')
+		return -1;
+	hl = (size_t)(colon - a);
+	if (a[0] == '[' && colon[-1] == ']') {
+		a++;
+		hl -= 2;
+	}
+	if (hl >= hsize || strlen(colon + 1) >= psize)
+		return -1;
+	memcpy(host, a, hl);
+	host[hl] = '\0';
+	snprintf(port, psize, "%s", colon + 1);
+	return 0;
+}
+
+static int wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+	for (;;) {
+		uint64_t now = sh_clock_mono_ns();
+		struct pollfd p = {fd, events, 0};
+		int ms, rv;
+
+		if (now >= deadline_ns)
+			return 0;
+		ms = (int)((deadline_ns - now + 999999) / 1000000);
+		rv = poll(&p, 1, ms);
+		if (rv > 0)
+			return p.revents;
+		if (rv < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int connect_ai(const struct addrinfo *ai, int timeout_ms)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			ai->ai_protocol);
+	int one = 1, soerr = 0;
+	socklen_t sl = sizeof soerr;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+		soerr = errno;
+	} else if (wait_fd(fd, POLLOUT, sh_clock_mono_ns() + (uint64_t)timeout_ms * 1000000) <= 0) {
+		soerr = ETIMEDOUT;
+	} else {
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+	}
+	if (soerr != 0) {
+		close(fd);
+		return -soerr;
+	}
+	return fd;
+}
+
+static int connect_one(shoal *c, const char *addr)
+{
+	struct addrinfo hints = {0}, *res, *ai;
+	char host[256], port[16];
+	int fd = -ECONNREFUSED, g;
+
+	if (split_addr(addr, host, sizeof host, port, sizeof port) != 0)
+		return cl_fail(c, SHOAL_INVALID_ARGUMENT, "'%s' is not host:port", addr);
+	hints.ai_socktype = SOCK_STREAM;
+	if ((g = getaddrinfo(host, port, &hints, &res)) != 0)
+		return cl_fail(c, SHOAL_UNAVAILABLE, "%s: %s", addr, gai_strerror(g));
+	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
+		fd = connect_ai(ai, c->o.connect_timeout_ms);
+	freeaddrinfo(res);
+	if (fd < 0)
+		return cl_fail(c, SHOAL_UNAVAILABLE, "cannot connect to %s: %s", addr,
+			       strerror(-fd));
+	c->fd = fd;
+	frame_dec_free(c->dec);
+	if ((c->dec = frame_dec_new(c->o.max_frame_bytes)) == NULL) {
+		cl_disconnect(c);
+		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	return SHOAL_OK;
+}
+
+void cl_disconnect(shoal *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	frame_dec_free(c->dec);
+	c->dec = NULL;
+}
+
+/* Connect to the current address, or the following ones. */
+int cl_connect(shoal *c)
+{
+	int rv = SHOAL_UNAVAILABLE;
+
+	if (c->fd >= 0)
+		return SHOAL_OK;
+	for (size_t i = 0; i < c->n_addrs; i++) {
+		if ((rv = connect_one(c, c->addrs[c->cur])) == SHOAL_OK)
+			return rv;
+		c->cur = (c->cur + 1) % c->n_addrs;
+	}
+	return rv;
+}
+
+/* ------------------------------------------------------------ I/O */
+
+/* Write b from b->off; SHOAL_OK when all of it is written or the socket
+ * would block (with *blocked set). */
+int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked)
+{
+	*blocked = false;
+	while (b->off < b->len) {
+		ssize_t n = send(c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			b->off += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			*blocked = true;
+			return SHOAL_OK;
+		} else {
+			int e = errno;
+
+			cl_disconnect(c);
+			return cl_fail(c, SHOAL_UNAVAILABLE,
+				       "connection to %s lost while sending: %s", c->addrs[c->cur],
+				       strerror(e));
+		}
+	}
+	b->off = b->len = 0;
+	return SHOAL_OK;
+}
+
+/* Read what is there and hand every complete frame to on_frame; returns
+ * SHOAL_OK, or a transport error (the socket is closed). */
+int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg)
+{
+	uint8_t buf[READ_CHUNK];
+	ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+	size_t off = 0, used;
+	struct frame_hdr h;
+	const uint8_t *body;
+	struct sh_err err;
+	int rv;
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return SHOAL_OK;
+	if (n <= 0) {
+		int e = n == 0 ? ECONNRESET : errno;
+
+		cl_disconnect(c);
+		return cl_fail(c, SHOAL_UNAVAILABLE, "connection to %s lost: %s", c->addrs[c->cur],
+			       n == 0 ? "closed by the server" : strerror(e));
+	}
+	while (off < (size_t)n) {
+		rv = frame_dec_feed(c->dec, buf + off, (size_t)n - off, &used, &err);
+		off += used;
+		if (rv < 0) {
+			cl_disconnect(c);
+			return cl_fail(c, SHOAL_INTERNAL, "bad reply from %s: %s", c->addrs[c->cur],
+				       err.msg);
+		}
+		if (rv == 1) {
+			frame_dec_frame(c->dec, &h, &body);
+			on_frame(arg, &h, body);
+		}
+	}
+	return SHOAL_OK;
+}
+
+/* Wait until the socket is readable (and writable if want_write) or the
+ * deadline; DEADLINE_EXCEEDED closes the connection. */
+int cl_wait(shoal *c, bool want_write, uint64_t deadline_ns)
+{
+	int ev = wait_fd(c->fd, (short)(POLLIN | (want_write ? POLLOUT : 0)), deadline_ns);
+
+	if (ev == 0) {
+		cl_disconnect(c);
+		return cl_fail(c, SHOAL_DEADLINE_EXCEEDED, "no reply from %s within %d ms",
+			       c->addrs[c->cur], c->o.timeout_ms);
+	}
+	if (ev < 0) {
+		cl_disconnect(c);
+		return cl_fail(c, SHOAL_UNAVAILABLE, "poll: %s", strerror(errno));
+	}
+	return SHOAL_OK;
+}
+
+/* ------------------------------------------------------------ one call */
+
+struct one {
+	uint64_t id;
+	bool got;
+	int status;
+	uint8_t *body;
+	size_t len;
+	shoal *c;
+};
+
+static void take_one(void *arg, const struct frame_hdr *h, const uint8_t *body)
+{
+	struct one *o = arg;
+
+	if (h->id != o->id || o->got || !(h->flags & FRAME_F_RESPONSE))
+		return;
+	o->got = true;
+	o->status = h->status;
+	o->len = h->len;
+	if (h->len > 0 && (o->body = sh_malloc(h->len)) != NULL)
+		memcpy(o->body, body, h->len);
+}
+
+/* Decode a Status reply body into the handle's message. */
+int cl_status(shoal *c, int status, const uint8_t *body, size_t len)
+{
+	Shoal__Status *st = shoal__status__unpack(NULL, len, body);
+
+	cl_fail(c, status, "%s", st && st->message ? st->message : "(no message)");
+	shoal__status__free_unpacked(st, NULL);
+	return status;
+}
+
+/* One exchange on the current connection; *sent whether the request left. */
+static int exchange(shoal *c, uint16_t method, const ProtobufCMessage *req, struct arena *a,
+		    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp, bool *sent)
+{
+	uint64_t deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
+	struct one o = {++c->next_id, false, 0, NULL, 0, c};
+	struct cl_buf b = {0};
+	bool blocked;
+	int rv;
+
+	*sent = false;
+	if ((rv = cl_frame(c, &b, o.id, method, req)) != SHOAL_OK)
+		return rv;
+	while (b.len > 0 && (rv = cl_write_some(c, &b, &blocked)) == SHOAL_OK && blocked)
+		rv = cl_wait(c, true, deadline);
+	sh_free(b.data);
+	if (rv != SHOAL_OK)
+		return rv;
+	*sent = true;
+	while (!o.got && rv == SHOAL_OK && (rv = cl_wait(c, false, deadline)) == SHOAL_OK)
+		rv = cl_read_some(c, take_one, &o);
+	if (rv == SHOAL_OK && o.status != SHOAL_OK)
+		rv = cl_status(c, o.status, o.body, o.len);
+	else if (rv == SHOAL_OK &&
+		 (*resp = protobuf_c_message_unpack(rd, arena_pb(a), o.len, o.body)) == NULL)
+		rv = cl_fail(c, SHOAL_INTERNAL, "reply does not decode as %s", rd->short_name);
+	sh_free(o.body);
+	return rv;
+}
+
+static void backoff(int attempt)
+{
+	struct timespec ts = {0, (long)(attempt < 5 ? attempt : 5) * 50000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, struct arena *a,
+	    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp)
+{
+	int rv = SHOAL_UNAVAILABLE;
+	bool sent = false;
+
+	for (int attempt = 0; attempt <= c->o.retries; attempt++) {
+		if (attempt > 0) {
+			backoff(attempt);
+			c->cur = (c->cur + 1) % c->n_addrs;
+		}
+		if ((rv = cl_connect(c)) != SHOAL_OK)
+			continue;
+		rv = exchange(c, method, req, a, rd, resp, &sent);
+		if (rv != SHOAL_UNAVAILABLE)
+			return rv;
+		if (write && sent && c->fd < 0) {
+			size_t l = strlen(c->msg);
+
+			snprintf(c->msg + l, sizeof c->msg - l,
+				 " (after the write was sent: it may have been applied)");
+			return rv;
+		}
+		cl_disconnect(c); /* an UNAVAILABLE server: try the next one */
+	}
+	return rv;
+}
+
+/* ------------------------------------------------------------ handle */
+
+void shoal_options_init(struct shoal_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->timeout_ms = 30000;
+	o->connect_timeout_ms = 2000;
+	o->retries = 3;
+	o->max_frame_bytes = 64u << 20;
+}
+
+static int parse_addrs(shoal *c, const char *addrs)
+{
+	const char *p = addrs;
+
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char **grown = sh_reallocarray(c->addrs, c->n_addrs + 1, sizeof *grown);
+
+		if (grown == NULL)
+			return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+		c->addrs = grown;
+		if (len > 0 && (c->addrs[c->n_addrs++] = sh_strndup(p, len)) == NULL)
+			return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+		p += len + (comma != NULL);
+	}
+	return c->n_addrs > 0
+		       ? SHOAL_OK
+		       : cl_fail(c, SHOAL_INVALID_ARGUMENT, "no address given ('%s')", addrs);
+}
+
+int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
+{
+	shoal *c = sh_calloc(1, sizeof *c);
+	int rv;
+
+	*out = c;
+	if (c == NULL)
+		return SHOAL_RESOURCE_EXHAUSTED;
+	c->fd = -1;
+	if (opts != NULL)
+		c->o = *opts;
+	else
+		shoal_options_init(&c->o);
+	if (c->o.timeout_ms <= 0)
+		c->o.timeout_ms = 30000;
+	if (c->o.connect_timeout_ms <= 0)
+		c->o.connect_timeout_ms = 2000;
+	if (c->o.retries < 0)
+		c->o.retries = 0;
+	if (c->o.max_frame_bytes < 4096)
+		c->o.max_frame_bytes = 64u << 20;
+	if ((rv = parse_addrs(c, addrs ? addrs : "")) != SHOAL_OK)
+		return rv;
+	return cl_connect(c);
+}
+
+void shoal_close(shoal *c)
+{
+	if (c == NULL)
+		return;
+	cl_disconnect(c);
+	for (size_t i = 0; i < c->n_addrs; i++)
+		sh_free(c->addrs[i]);
+	sh_free(c->addrs);
+	sh_free(c);
+}
+
+void shoal_set_timeout(shoal *c, int timeout_ms)
+{
+	c->o.timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+}
+
+void shoal_set_consistency(shoal *c, enum shoal_consistency level)
+{
+	c->o.consistency = level;
+}
+
+void shoal_set_ack(shoal *c, enum shoal_ack level)
+{
+	c->o.ack = level;
+}
+
+struct shoal_token shoal_last_token(const shoal *c)
+{
+	return c->last;
+}

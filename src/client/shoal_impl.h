@@ -1,0 +1,57 @@
+/*
+ * shoal_impl: the handle and the helpers shared by shoal.c (connections,
+ * frames, retries) and shoal_ops.c (the operations).  Internal to libshoal.
+ */
+#ifndef SHOAL_CLIENT_SHOAL_IMPL_H
+#define SHOAL_CLIENT_SHOAL_IMPL_H
+
+#include "shoal.h"
+
+#include "net/frame.h"
+#include "proto/shoal.pb-c.h"
+#include "util/arena.h"
+
+struct shoal {
+	char **addrs;
+	size_t n_addrs, cur;
+	int fd;
+	struct frame_dec *dec;
+	struct shoal_options o;
+	uint64_t next_id;
+	struct shoal_token last;
+	char msg[512];
+};
+
+struct cl_buf {
+	uint8_t *data;
+	size_t len, cap, off;
+};
+
+typedef void (*cl_frame_fn)(void *arg, const struct frame_hdr *h, const uint8_t *body);
+
+int cl_fail(shoal *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cl_buf_reserve(struct cl_buf *b, size_t more);
+int cl_frame(shoal *c, struct cl_buf *b, uint64_t id, uint16_t method, const ProtobufCMessage *m);
+int cl_connect(shoal *c);
+void cl_disconnect(shoal *c);
+int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked);
+int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg);
+int cl_wait(shoal *c, bool want_write, uint64_t deadline_ns);
+int cl_status(shoal *c, int status, const uint8_t *body, size_t len);
+/* One request with retries (doc: shoal.h "Retries"); *resp in a. */
+int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, struct arena *a,
+	    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp);
+
+/* The pipelining engine: n requests, up to depth in flight; build(i)
+ * encodes request i (method and message) into b; reply(i, ...) gets each
+ * reply.  A transport error ends it (returned). */
+struct cl_pipe {
+	size_t n, depth;
+	int (*build)(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id);
+	void (*reply)(void *arg, size_t i, int status, const uint8_t *body, size_t len,
+		      uint64_t latency_ns);
+	void *arg;
+};
+int cl_pipeline(shoal *c, const struct cl_pipe *p);
+
+#endif

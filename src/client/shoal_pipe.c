@@ -1,0 +1,268 @@
+/*
+ * libshoal pipelining: many requests in flight on one connection
+ * (doc/protocol.md, "Pipelining").  Request i carries id base + i; replies
+ * arrive in completion order and are matched back by id.  The engine keeps
+ * up to depth requests in flight, writes while the socket takes bytes and
+ * reads whatever arrives; it fails on a transport error or when no reply
+ * arrives for the handle's timeout.
+ */
+#include "build.h"
+
+#include "client/shoal_impl.h"
+
+#include "net/japi.h"
+
+#include "util/alloc.h"
+#include "util/clock.h"
+
+#include <string.h>
+
+struct pstate {
+	const struct cl_pipe *p;
+	uint64_t base;
+	uint64_t *sent_ns; /* per request */
+	size_t done, inflight;
+};
+
+static void on_frame(void *arg, const struct frame_hdr *h, const uint8_t *body)
+{
+	struct pstate *s = arg;
+	size_t i = (size_t)(h->id - s->base);
+
+	if (h->id < s->base || i >= s->p->n || s->sent_ns[i] == 0 || !(h->flags & FRAME_F_RESPONSE))
+		return;
+	s->p->reply(s->p->arg, i, h->status, body, h->len, sh_clock_mono_ns() - s->sent_ns[i]);
+	s->sent_ns[i] = 0;
+	s->done++;
+	s->inflight--;
+}
+
+int cl_pipeline(shoal *c, const struct cl_pipe *p)
+{
+	struct pstate s = {p, c->next_id + 1, NULL, 0, 0};
+	struct cl_buf b = {0};
+	size_t next = 0, depth = p->depth ? p->depth : 1;
+	uint64_t deadline = 0;
+	bool blocked = false;
+	int rv;
+
+	if ((rv = cl_connect(c)) != SHOAL_OK)
+		return rv;
+	if ((s.sent_ns = sh_calloc(p->n + 1, sizeof *s.sent_ns)) == NULL)
+		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+	c->next_id += p->n;
+	while (rv == SHOAL_OK && s.done < p->n) {
+		while (next < p->n && s.inflight < depth && b.len - b.off < (1u << 20)) {
+			if ((rv = p->build(c, p->arg, next, &b, s.base + next)) != SHOAL_OK)
+				break;
+			s.sent_ns[next++] = sh_clock_mono_ns();
+			s.inflight++;
+		}
+		if (rv != SHOAL_OK || (rv = cl_write_some(c, &b, &blocked)) != SHOAL_OK)
+			break;
+		deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
+		if ((rv = cl_wait(c, blocked, deadline)) == SHOAL_OK)
+			rv = cl_read_some(c, on_frame, &s);
+	}
+	sh_free(b.data);
+	sh_free(s.sent_ns);
+	return rv;
+}
+
+/* ------------------------------------------------------------ upserts */
+
+struct up {
+	const char *coll;
+	const struct shoal_point *pts;
+	size_t n, batch, acked;
+	int first_error;
+	shoal *c;
+	shoal_progress_fn progress;
+	void *arg;
+	struct shoal_token tok;
+};
+
+static int up_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id)
+{
+	struct up *u = arg;
+	size_t from = i * u->batch, n = u->n - from < u->batch ? u->n - from : u->batch;
+	Shoal__UpsertRequest r;
+	Shoal__WriteOptions w;
+	Shoal__Point *pv, **pp;
+	int rv;
+
+	shoal__upsert_request__init(&r);
+	shoal__write_options__init(&w);
+	pv = sh_calloc(n, sizeof *pv);
+	pp = sh_calloc(n, sizeof *pp);
+	if (pv == NULL || pp == NULL) {
+		sh_free(pv);
+		sh_free(pp);
+		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	for (size_t k = 0; k < n; k++) {
+		const struct shoal_point *s = &u->pts[from + k];
+
+		shoal__point__init(&pv[k]);
+		pv[k].id = s->id;
+		pv[k].vector = (float *)(uintptr_t)s->vector;
+		pv[k].n_vector = s->dim;
+		if (s->payload != NULL) {
+			pv[k].payload.data = (uint8_t *)(uintptr_t)s->payload;
+			pv[k].payload.len = s->payload_len ? s->payload_len : strlen(s->payload);
+		}
+		pp[k] = &pv[k];
+	}
+	w.ack = (Shoal__Ack)c->o.ack;
+	r.collection = (char *)(uintptr_t)u->coll;
+	r.points = pp;
+	r.n_points = n;
+	r.write = &w;
+	rv = cl_frame(c, b, id, SHOAL__METHOD__METHOD_UPSERT, &r.base);
+	sh_free(pv);
+	sh_free(pp);
+	return rv;
+}
+
+static void up_reply(void *arg, size_t i, int status, const uint8_t *body, size_t len,
+		     uint64_t latency_ns)
+{
+	struct up *u = arg;
+	size_t from = i * u->batch, n = u->n - from < u->batch ? u->n - from : u->batch;
+	Shoal__WriteResponse *w;
+
+	if (status != SHOAL_OK) {
+		if (u->first_error == SHOAL_OK)
+			u->first_error = cl_status(u->c, status, body, len);
+		return;
+	}
+	w = shoal__write_response__unpack(NULL, len, body);
+	if (w != NULL && w->token != NULL && w->token->index > u->tok.index) {
+		u->tok.term = w->token->term;
+		u->tok.index = w->token->index;
+	}
+	shoal__write_response__free_unpacked(w, NULL);
+	u->acked += n;
+	if (u->progress != NULL)
+		u->progress(u->arg, u->acked);
+}
+
+int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_point *pts,
+			   size_t n, size_t batch, size_t depth, shoal_progress_fn progress,
+			   void *arg, size_t *acked, struct shoal_token *tok)
+{
+	struct up u = {collection, pts, n,      batch ? batch : 256, 0, SHOAL_OK, c,
+		       progress,   arg, c->last};
+	struct cl_pipe p = {(n + u.batch - 1) / u.batch, depth, up_build, up_reply, &u};
+	int rv = n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
+
+	if (rv == SHOAL_OK)
+		rv = u.first_error;
+	if (rv == SHOAL_OK)
+		c->last = u.tok;
+	if (acked != NULL)
+		*acked = u.acked;
+	if (tok != NULL)
+		*tok = u.tok;
+	return rv;
+}
+
+/* ------------------------------------------------------------ searches, pings */
+
+struct sr {
+	const char *coll;
+	const struct shoal_search *qs;
+	shoal_search_done_fn done;
+	shoal_ping_done_fn ping_done;
+	void *arg;
+	shoal *c;
+};
+
+static int sr_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id)
+{
+	struct sr *s = arg;
+	const struct shoal_search *q = &s->qs[i];
+	Shoal__SearchRequest r;
+	struct arena a;
+	struct sh_err err;
+	int rv = SHOAL_OK;
+
+	shoal__search_request__init(&r);
+	arena_init(&a);
+	r.collection = (char *)(uintptr_t)s->coll;
+	r.vector = (float *)(uintptr_t)q->vector;
+	r.n_vector = q->dim;
+	r.k = q->k;
+	r.ef = q->ef;
+	r.with_payload = (q->flags & SHOAL_WITH_PAYLOAD) != 0;
+	r.with_vector = (q->flags & SHOAL_WITH_VECTOR) != 0;
+	r.exact = (q->flags & SHOAL_EXACT) != 0;
+	if (q->filter != NULL &&
+	    japi_filter_text(q->filter, strlen(q->filter), &a, &r.filter, &err) != 0)
+		rv = cl_fail(c, SHOAL_INVALID_ARGUMENT, "%s", err.msg);
+	if (rv == SHOAL_OK)
+		rv = cl_frame(c, b, id, SHOAL__METHOD__METHOD_SEARCH, &r.base);
+	arena_free(&a);
+	return rv;
+}
+
+static void sr_reply(void *arg, size_t i, int status, const uint8_t *body, size_t len,
+		     uint64_t latency_ns)
+{
+	struct sr *s = arg;
+	struct shoal_results res = {0};
+	Shoal__SearchResponse *m;
+
+	if (status != SHOAL_OK) {
+		cl_status(s->c, status, body, len);
+		s->done(s->arg, i, status, NULL, latency_ns);
+		return;
+	}
+	m = shoal__search_response__unpack(NULL, len, body);
+	res.exact = m != NULL && m->exact;
+	if (m != NULL && (res.v = sh_calloc(m->n_points + 1, sizeof *res.v)) != NULL)
+		for (size_t k = 0; k < m->n_points; k++, res.n++) {
+			res.v[k].id = m->points[k]->id;
+			res.v[k].distance = m->points[k]->distance;
+		}
+	s->done(s->arg, i, m != NULL ? SHOAL_OK : SHOAL_INTERNAL, &res, latency_ns);
+	sh_free(res.v);
+	shoal__search_response__free_unpacked(m, NULL);
+}
+
+int shoal_search_pipelined(shoal *c, const char *collection, const struct shoal_search *qs,
+			   size_t n, size_t depth, shoal_search_done_fn done, void *arg)
+{
+	struct sr s = {collection, qs, done, NULL, arg, c};
+	struct cl_pipe p = {n, depth, sr_build, sr_reply, &s};
+
+	return n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
+}
+
+static int ping_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id)
+{
+	struct frame_hdr h = {0, id, SHOAL__METHOD__METHOD_PING, 0, 0};
+
+	if (cl_buf_reserve(b, FRAME_HDR_SIZE) != 0)
+		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+	frame_hdr_encode(&h, b->data + b->len);
+	b->len += FRAME_HDR_SIZE;
+	return SHOAL_OK;
+}
+
+static void ping_reply(void *arg, size_t i, int status, const uint8_t *body, size_t len,
+		       uint64_t latency_ns)
+{
+	struct sr *s = arg;
+
+	if (s->ping_done != NULL)
+		s->ping_done(s->arg, i, status, latency_ns);
+}
+
+int shoal_ping_pipelined(shoal *c, size_t n, size_t depth, shoal_ping_done_fn done, void *arg)
+{
+	struct sr s = {NULL, NULL, NULL, done, arg, c};
+	struct cl_pipe p = {n, depth, ping_build, ping_reply, &s};
+
+	return n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
+}

@@ -1,0 +1,537 @@
+/*
+ * shoalctl bench: a load generator (doc/shoalctl.1, "BENCH").
+ *
+ * Loads a dataset (Fashion-MNIST from Debian's dataset-fashion-mnist, or
+ * .fvecs files) into a collection when asked or when it is missing, then
+ * runs `concurrency` connections, one thread each, with up to `depth`
+ * requests in flight on each (pipelining): searches, upserts, pings or a
+ * mix.  Reports throughput and p50/p99/p999 latency and, for searches,
+ * recall@k against exact searches run on the server first.
+ */
+#include "build.h"
+
+#include "client/shoalctl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+struct bopts {
+	const char *dataset, *queries, *coll, *mode;
+	size_t n, nq, requests, concurrency, depth, k, ef, batch;
+	double search_ratio;
+	int load; /* 1 always, 0 when missing, -1 never */
+	bool recall;
+	enum shoal_metric metric;
+};
+
+struct bdata {
+	float *base, *q;
+	size_t n, nq, dim;
+	uint64_t *truth; /* nq x k */
+};
+
+/* ------------------------------------------------------------ datasets */
+
+int fvecs_read(const char *path, size_t max_n, float **out, size_t *n, size_t *dim)
+{
+	FILE *f = fopen(path, "rb");
+	float *v = NULL;
+	size_t cap = 0;
+	int32_t d;
+
+	*n = 0;
+	*dim = 0;
+	if (f == NULL) {
+		fprintf(stderr, "shoalctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while ((max_n == 0 || *n < max_n) && fread(&d, 4, 1, f) == 1) {
+		if (d <= 0 || d > 65536 || (*dim != 0 && (size_t)d != *dim)) {
+			fprintf(stderr, "shoalctl: %s: vector %zu: bad dimension %d\n", path, *n,
+				d);
+			goto fail;
+		}
+		*dim = (size_t)d;
+		if (*n == cap) {
+			float *g = realloc(v, (cap = cap ? 2 * cap : 1024) * *dim * sizeof *v);
+
+			if (g == NULL)
+				goto fail;
+			v = g;
+		}
+		if (fread(v + *n * *dim, sizeof *v, *dim, f) != *dim) {
+			fprintf(stderr, "shoalctl: %s: vector %zu is cut short\n", path, *n);
+			goto fail;
+		}
+		(*n)++;
+	}
+	fclose(f);
+	*out = v;
+	return 0;
+fail:
+	free(v);
+	fclose(f);
+	return -1;
+}
+
+/* An idx3 file of images (big-endian header), through gzip -dc. */
+static int idx3_read(const char *name, size_t max_n, float **out, size_t *n, size_t *dim)
+{
+	char cmd[512];
+	uint32_t h[4];
+	FILE *f;
+	uint8_t *row;
+
+	snprintf(cmd, sizeof cmd, "gzip -dc '%s/%s'", FASHION_DIR, name);
+	if ((f = popen(cmd, "r")) == NULL || fread(h, 4, 4, f) != 4 || ntohl(h[0]) != 0x803) {
+		fprintf(stderr,
+			"shoalctl: cannot read %s/%s (install the Debian package "
+			"dataset-fashion-mnist)\n",
+			FASHION_DIR, name);
+		if (f != NULL)
+			pclose(f);
+		return -1;
+	}
+	*n = ntohl(h[1]);
+	*n = max_n && max_n < *n ? max_n : *n;
+	*dim = (size_t)ntohl(h[2]) * ntohl(h[3]);
+	*out = malloc(*n * *dim * sizeof **out);
+	row = malloc(*dim);
+	for (size_t i = 0; *out && row && i < *n; i++) {
+		if (fread(row, 1, *dim, f) != *dim)
+			break;
+		for (size_t k = 0; k < *dim; k++)
+			(*out)[i * *dim + k] = row[k];
+	}
+	free(row);
+	pclose(f);
+	return *out != NULL ? 0 : -1;
+}
+
+static int load_data(const struct bopts *o, struct bdata *d)
+{
+	size_t qdim = 0;
+
+	if (strcmp(o->dataset, "fashion") == 0)
+		return idx3_read("train-images-idx3-ubyte.gz", o->n, &d->base, &d->n, &d->dim) ||
+		       idx3_read("t10k-images-idx3-ubyte.gz", o->nq, &d->q, &d->nq, &qdim);
+	if (fvecs_read(o->dataset, o->n, &d->base, &d->n, &d->dim) != 0)
+		return -1;
+	if (o->queries == NULL) { /* queries: the first base vectors */
+		d->nq = o->nq < d->n ? o->nq : d->n;
+		d->q = malloc(d->nq * d->dim * sizeof *d->q);
+		if (d->q != NULL)
+			memcpy(d->q, d->base, d->nq * d->dim * sizeof *d->q);
+		return d->q ? 0 : -1;
+	}
+	if (fvecs_read(o->queries, o->nq, &d->q, &d->nq, &qdim) != 0)
+		return -1;
+	if (qdim != d->dim) {
+		fprintf(stderr, "shoalctl: queries have %zu dimensions, the base %zu\n", qdim,
+			d->dim);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ loading */
+
+static void on_load(void *arg, size_t acked)
+{
+	progress_update(arg, acked);
+}
+
+static int load_collection(struct ctl *x, const struct bopts *o, const struct bdata *d)
+{
+	struct shoal_collection_info info;
+	struct shoal_point *pts;
+	struct progress p;
+	size_t acked = 0;
+	int rv = shoal_describe_collection(x->c, o->coll, &info);
+
+	if (rv == SHOAL_OK && o->load <= 0 && info.count == d->n && info.dim == d->dim) {
+		fprintf(stderr, "bench: using collection '%s' (%" PRIu64 " points)\n", o->coll,
+			info.count);
+		return SHOAL_OK;
+	}
+	if (o->load < 0)
+		return rv;
+	if (rv == SHOAL_OK && (rv = shoal_drop_collection(x->c, o->coll, NULL)) != SHOAL_OK)
+		return rv;
+	if ((rv = shoal_create_collection(x->c, o->coll, (uint32_t)d->dim, o->metric, 0, 0,
+					  NULL)) != SHOAL_OK)
+		return rv;
+	if ((pts = calloc(d->n, sizeof *pts)) == NULL)
+		return SHOAL_RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < d->n; i++)
+		pts[i] = (struct shoal_point){i, d->base + i * d->dim, (uint32_t)d->dim, NULL, 0};
+	progress_start(&p, d->n, "points loaded");
+	double t0 = ctl_now();
+	rv = shoal_upsert_pipelined(x->c, o->coll, pts, d->n, o->batch, 8, on_load, &p, &acked,
+				    NULL);
+	progress_end(&p, acked);
+	fprintf(stderr, "bench: loaded %zu points in %.1f s (%.0f points/s, indexed on arrival)\n",
+		acked, ctl_now() - t0, (double)acked / (ctl_now() - t0));
+	free(pts);
+	return rv;
+}
+
+/* ------------------------------------------------------------ the run */
+
+struct worker {
+	struct ctl *x;
+	const struct bopts *o;
+	const struct bdata *d;
+	pthread_t th;
+	int kind; /* 0 search, 1 upsert, 2 ping */
+	size_t first, count;
+	uint64_t *lat;   /* per request */
+	uint64_t *found; /* search: nq x k (shared, by query) */
+	size_t errors, done;
+	int status;
+	char msg[256];
+	bool exact;
+};
+
+static void on_search(void *arg, size_t i, int status, const struct shoal_results *r,
+		      uint64_t latency_ns)
+{
+	struct worker *w = arg;
+	size_t q = (w->first + i) % w->d->nq;
+
+	w->lat[w->done++] = latency_ns;
+	if (status != SHOAL_OK) {
+		w->errors++;
+		return;
+	}
+	for (size_t k = 0; k < r->n && k < w->o->k && w->found; k++)
+		w->found[q * w->o->k + k] = r->v[k].id + 1;
+}
+
+static void on_ping(void *arg, size_t i, int status, uint64_t latency_ns)
+{
+	struct worker *w = arg;
+
+	w->lat[w->done++] = latency_ns;
+	w->errors += status != SHOAL_OK;
+}
+
+static int run_search(struct worker *w, shoal *c, bool exact)
+{
+	struct shoal_search *qs = calloc(w->count + 1, sizeof *qs);
+	int rv;
+
+	if (qs == NULL)
+		return SHOAL_RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < w->count; i++) {
+		size_t q = (w->first + i) % w->d->nq;
+
+		qs[i] = (struct shoal_search){w->d->q + q * w->d->dim,
+					      (uint32_t)w->d->dim,
+					      (uint32_t)w->o->k,
+					      (uint32_t)w->o->ef,
+					      NULL,
+					      exact ? SHOAL_EXACT : 0};
+	}
+	rv = shoal_search_pipelined(c, w->o->coll, qs, w->count, w->o->depth, on_search, w);
+	free(qs);
+	return rv;
+}
+
+static int run_upsert(struct worker *w, shoal *c)
+{
+	struct shoal_point *pts = calloc(w->count + 1, sizeof *pts);
+	size_t acked = 0;
+	double t0 = ctl_now();
+	int rv;
+
+	if (pts == NULL)
+		return SHOAL_RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < w->count; i++) {
+		size_t p = (w->first + i) % w->d->n;
+
+		pts[i] = (struct shoal_point){p, w->d->base + p * w->d->dim, (uint32_t)w->d->dim,
+					      NULL, 0};
+	}
+	rv = shoal_upsert_pipelined(c, w->o->coll, pts, w->count, 1, w->o->depth, NULL, NULL,
+				    &acked, NULL);
+	/* per-request latency is not reported by the pipelined upsert: use the mean */
+	for (size_t i = 0; i < acked; i++)
+		w->lat[w->done++] = (uint64_t)((ctl_now() - t0) * 1e9 /
+					       (double)(acked ? acked : 1) * (double)w->o->depth);
+	free(pts);
+	return rv;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	shoal *c;
+	int rv = shoal_open(w->x->addr, &w->x->o, &c);
+
+	if (rv == SHOAL_OK)
+		rv = w->kind == 0   ? run_search(w, c, w->exact)
+		     : w->kind == 1 ? run_upsert(w, c)
+				    : shoal_ping_pipelined(c, w->count, w->o->depth, on_ping, w);
+	w->status = rv;
+	if (rv != SHOAL_OK)
+		snprintf(w->msg, sizeof w->msg, "%s", shoal_errmsg(c));
+	shoal_close(c);
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct(const uint64_t *v, size_t n, double p)
+{
+	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+
+	return n ? (double)v[i < n ? i : n - 1] / 1e3 : 0;
+}
+
+/* Run `kind` on every worker; returns the elapsed seconds or -1. */
+static double run_workers(struct worker *ws, size_t nw)
+{
+	double t0 = ctl_now();
+
+	for (size_t i = 0; i < nw; i++)
+		pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
+	for (size_t i = 0; i < nw; i++)
+		pthread_join(ws[i].th, NULL);
+	for (size_t i = 0; i < nw; i++)
+		if (ws[i].status != SHOAL_OK) {
+			fprintf(stderr, "shoalctl: bench: connection %zu: %s\n", i, ws[i].msg);
+			return -1;
+		}
+	return ctl_now() - t0;
+}
+
+static void split(struct worker *ws, size_t nw, size_t total)
+{
+	for (size_t i = 0, first = 0; i < nw; i++) {
+		ws[i].count = total / nw + (i < total % nw);
+		ws[i].first = first;
+		first += ws[i].count;
+		ws[i].lat = calloc(ws[i].count + 1, sizeof *ws[i].lat);
+	}
+}
+
+/* Exact searches on the server, pipelined: the ground truth. */
+static int ground_truth(struct ctl *x, const struct bopts *o, const struct bdata *d,
+			uint64_t *truth)
+{
+	struct worker ws[2] = {0};
+	double s;
+
+	for (int i = 0; i < 2; i++)
+		ws[i] = (struct worker){.x = x, .o = o, .d = d, .found = truth, .exact = true};
+	split(ws, 2, d->nq);
+	fprintf(stderr, "bench: ground truth: %zu exact searches on the server...\n", d->nq);
+	s = run_workers(ws, 2);
+	for (int i = 0; i < 2; i++)
+		free(ws[i].lat);
+	return s < 0 ? -1 : 0;
+}
+
+static double recall(const struct bopts *o, const struct bdata *d, const uint64_t *found)
+{
+	size_t hit = 0;
+
+	for (size_t q = 0; q < d->nq; q++)
+		for (size_t i = 0; i < o->k; i++)
+			for (size_t j = 0; j < o->k; j++)
+				hit += found[q * o->k + i] != 0 &&
+				       found[q * o->k + i] == d->truth[q * o->k + j];
+	return (double)hit / (double)(d->nq * o->k);
+}
+
+static void report(struct ctl *x, const struct bopts *o, const char *kind, struct worker *ws,
+		   size_t nw, double secs, double rec)
+{
+	size_t n = 0, errors = 0;
+	uint64_t *all;
+
+	for (size_t i = 0; i < nw; i++)
+		n += ws[i].done, errors += ws[i].errors;
+	all = calloc(n + 1, sizeof *all);
+	for (size_t i = 0, k = 0; all && i < nw; i++)
+		for (size_t j = 0; j < ws[i].done; j++)
+			all[k++] = ws[i].lat[j];
+	qsort(all, n, sizeof *all, cmp_u64);
+	if (x->json) {
+		printf("{\"kind\":\"%s\",\"requests\":%zu,\"errors\":%zu,\"seconds\":%.3f,"
+		       "\"per_second\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+		       "\"concurrency\":%zu,\"depth\":%zu",
+		       kind, n, errors, secs, (double)n / secs, pct(all, n, 0.5), pct(all, n, 0.99),
+		       pct(all, n, 0.999), o->concurrency, o->depth);
+		if (rec >= 0)
+			printf(",\"recall\":%.4f,\"k\":%zu,\"ef\":%zu", rec, o->k, o->ef);
+		printf("}\n");
+	} else {
+		printf("%-7s %9zu requests in %7.2f s: %10.0f/s  p50 %8.1f us  p99 %8.1f us  "
+		       "p999 %8.1f us  (%zu conns x depth %zu, %zu errors)",
+		       kind, n, secs, (double)n / secs, pct(all, n, 0.5), pct(all, n, 0.99),
+		       pct(all, n, 0.999), o->concurrency, o->depth, errors);
+		if (rec >= 0)
+			printf("  recall@%zu %.4f (ef %zu)", o->k, rec, o->ef);
+		putchar('\n');
+	}
+	free(all);
+}
+
+/* ------------------------------------------------------------ options */
+
+static int bench_options(int argc, char **argv, struct bopts *o)
+{
+	static const struct option opts[] = {{"dataset", 1, NULL, 'd'},
+					     {"queries", 1, NULL, 'Q'},
+					     {"collection", 1, NULL, 'c'},
+					     {"mode", 1, NULL, 'M'},
+					     {"n", 1, NULL, 'n'},
+					     {"nq", 1, NULL, 'q'},
+					     {"requests", 1, NULL, 'r'},
+					     {"concurrency", 1, NULL, 'C'},
+					     {"depth", 1, NULL, 'D'},
+					     {"ef", 1, NULL, 'e'},
+					     {"search-ratio", 1, NULL, 's'},
+					     {"load", 0, NULL, 'L'},
+					     {"no-load", 0, NULL, 'N'},
+					     {"no-recall", 0, NULL, 'R'},
+					     {"batch", 1, NULL, 'b'},
+					     {"metric", 1, NULL, 'm'},
+					     {NULL, 0, NULL, 0}};
+	int ch;
+
+	*o = (struct bopts){"fashion", NULL, "bench", "search", 0,   1000, 0,    4,
+			    1,         10,   64,      256,      0.9, 0,    true, SHOAL_METRIC_L2};
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': o->dataset = optarg; break;
+		case 'Q': o->queries = optarg; break;
+		case 'c': o->coll = optarg; break;
+		case 'M': o->mode = optarg; break;
+		case 'n': o->n = strtoull(optarg, NULL, 10); break;
+		case 'q': o->nq = strtoull(optarg, NULL, 10); break;
+		case 'r': o->requests = strtoull(optarg, NULL, 10); break;
+		case 'C': o->concurrency = strtoull(optarg, NULL, 10); break;
+		case 'D': o->depth = strtoull(optarg, NULL, 10); break;
+		case 'e': o->ef = strtoull(optarg, NULL, 10); break;
+		case 'k': o->k = strtoull(optarg, NULL, 10); break;
+		case 'b': o->batch = strtoull(optarg, NULL, 10); break;
+		case 's': o->search_ratio = strtod(optarg, NULL); break;
+		case 'L': o->load = 1; break;
+		case 'N': o->load = -1; break;
+		case 'R': o->recall = false; break;
+		case 'm':
+			o->metric = strcmp(optarg, "cosine") == 0 ? SHOAL_METRIC_COSINE
+				    : strcmp(optarg, "dot") == 0  ? SHOAL_METRIC_DOT
+								  : SHOAL_METRIC_L2;
+			break;
+		default: return -1;
+		}
+	}
+	if (o->concurrency < 1 || o->depth < 1 || o->k < 1 || o->nq < 1 || o->batch < 1 ||
+	    (strcmp(o->mode, "search") && strcmp(o->mode, "upsert") && strcmp(o->mode, "ping") &&
+	     strcmp(o->mode, "mix"))) {
+		fprintf(stderr, "shoalctl: bench: bad options (see shoalctl(1), BENCH)\n");
+		return -1;
+	}
+	if (o->requests == 0)
+		o->requests = strcmp(o->mode, "ping") == 0 ? 200000 : o->nq;
+	return 0;
+}
+
+static int bench_ping(struct ctl *x, const struct bopts *o)
+{
+	struct worker *ws = calloc(o->concurrency, sizeof *ws);
+	double s;
+
+	for (size_t i = 0; i < o->concurrency; i++)
+		ws[i] = (struct worker){.x = x, .o = o, .kind = 2};
+	split(ws, o->concurrency, o->requests);
+	s = run_workers(ws, o->concurrency);
+	if (s > 0)
+		report(x, o, "ping", ws, o->concurrency, s, -1);
+	for (size_t i = 0; i < o->concurrency; i++)
+		free(ws[i].lat);
+	free(ws);
+	return s > 0 ? 0 : EXIT_FAILED;
+}
+
+static int bench_data(struct ctl *x, const struct bopts *o, struct bdata *d)
+{
+	size_t nsearch = o->concurrency, nup = 0;
+	struct worker *ws = calloc(o->concurrency, sizeof *ws);
+	uint64_t *found = NULL;
+	double s, rec = -1;
+
+	if (strcmp(o->mode, "upsert") == 0)
+		nup = o->concurrency, nsearch = 0;
+	else if (strcmp(o->mode, "mix") == 0)
+		nsearch = (size_t)lround(o->search_ratio * (double)o->concurrency),
+		nup = o->concurrency - nsearch;
+	if (nsearch > 0 && o->recall) {
+		d->truth = calloc(d->nq * o->k, sizeof *d->truth);
+		found = calloc(d->nq * o->k, sizeof *found);
+		if (ground_truth(x, o, d, d->truth) != 0)
+			return EXIT_FAILED;
+	}
+	for (size_t i = 0; i < o->concurrency; i++)
+		ws[i] = (struct worker){
+			.x = x, .o = o, .d = d, .kind = i < nsearch ? 0 : 1, .found = found};
+	split(ws, nsearch, nsearch ? o->requests : 0);
+	split(ws + nsearch, nup, nup ? o->requests : 0);
+	s = run_workers(ws, o->concurrency);
+	if (s > 0 && found != NULL)
+		rec = recall(o, d, found);
+	if (s > 0 && nsearch > 0)
+		report(x, o, "search", ws, nsearch, s, rec);
+	if (s > 0 && nup > 0)
+		report(x, o, "upsert", ws + nsearch, nup, s, -1);
+	for (size_t i = 0; i < o->concurrency; i++)
+		free(ws[i].lat);
+	free(ws);
+	free(found);
+	return s > 0 ? 0 : EXIT_FAILED;
+}
+
+int cmd_bench(struct ctl *x, int argc, char **argv)
+{
+	struct bopts o;
+	struct bdata d = {0};
+	int rv;
+
+	if (bench_options(argc, argv, &o) != 0)
+		return EXIT_USAGE;
+	if ((rv = ctl_connect(x)) != SHOAL_OK)
+		return ctl_fail(x, rv, "bench");
+	if (strcmp(o.mode, "ping") == 0)
+		return bench_ping(x, &o);
+	if (load_data(&o, &d) != 0)
+		return EXIT_USAGE;
+	fprintf(stderr, "bench: %s: %zu points, %zu queries, %zu dimensions\n", o.dataset, d.n,
+		d.nq, d.dim);
+	if ((rv = load_collection(x, &o, &d)) != SHOAL_OK)
+		rv = ctl_fail(x, rv, "bench: loading");
+	else
+		rv = bench_data(x, &o, &d);
+	free(d.base);
+	free(d.q);
+	free(d.truth);
+	return rv;
+}

@@ -1,0 +1,506 @@
+/*
+ * api: see api.h.  This file holds the op life cycle, the method table,
+ * the writes and the read_your_writes wait; the reads themselves are in
+ * api_read.c.
+ *
+ * Invariant: every op started is answered exactly once, through
+ * complete(), which records its metrics and calls op->done.
+ */
+#include "build.h"
+
+#include "net/api.h"
+
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+enum kind { K_NONE, K_LOOP, K_WRITE, K_READ };
+
+struct method {
+	const char *name;
+	const ProtobufCMessageDescriptor *req;
+	enum kind kind;
+};
+
+static const struct method methods[API_MAX_METHOD + 1] = {
+	[SHOAL__METHOD__METHOD_PING] = {"ping", &shoal__ping_request__descriptor, K_LOOP},
+	[SHOAL__METHOD__METHOD_CREATE_COLLECTION] = {"create_collection",
+						     &shoal__create_collection_request__descriptor,
+						     K_WRITE},
+	[SHOAL__METHOD__METHOD_DROP_COLLECTION] = {"drop_collection",
+						   &shoal__drop_collection_request__descriptor,
+						   K_WRITE},
+	[SHOAL__METHOD__METHOD_LIST_COLLECTIONS] = {"list_collections",
+						    &shoal__list_collections_request__descriptor,
+						    K_READ},
+	[SHOAL__METHOD__METHOD_DESCRIBE_COLLECTION] =
+		{"describe_collection", &shoal__describe_collection_request__descriptor, K_READ},
+	[SHOAL__METHOD__METHOD_UPSERT] = {"upsert", &shoal__upsert_request__descriptor, K_WRITE},
+	[SHOAL__METHOD__METHOD_GET] = {"get", &shoal__get_request__descriptor, K_READ},
+	[SHOAL__METHOD__METHOD_DELETE] = {"delete", &shoal__delete_request__descriptor, K_WRITE},
+	[SHOAL__METHOD__METHOD_COUNT] = {"count", &shoal__count_request__descriptor, K_READ},
+	[SHOAL__METHOD__METHOD_SCROLL] = {"scroll", &shoal__scroll_request__descriptor, K_READ},
+	[SHOAL__METHOD__METHOD_SEARCH] = {"search", &shoal__search_request__descriptor, K_READ},
+	[SHOAL__METHOD__METHOD_CLUSTER_STATUS] = {"cluster_status",
+						  &shoal__cluster_status_request__descriptor,
+						  K_LOOP},
+};
+
+struct api {
+	struct api_opts o;
+	char *node_name, *client_address, *rest_address;
+	struct pool *pool;
+	struct metrics metrics;
+	struct op *waiting; /* read_your_writes, not yet applied */
+	struct event *wait_timer;
+	bool stopping;
+};
+
+/* ------------------------------------------------------------ status */
+
+int api_status_of(int code)
+{
+	switch (code) {
+	case 0: return SHOAL__STATUS_CODE__OK;
+	case SH_EINVAL:
+	case SH_ERANGE:
+	case SH_ETOOBIG: return SHOAL__STATUS_CODE__INVALID_ARGUMENT;
+	case SH_ENOTFOUND: return SHOAL__STATUS_CODE__NOT_FOUND;
+	case SH_EEXIST: return SHOAL__STATUS_CODE__ALREADY_EXISTS;
+	case SH_EUNSUPPORTED: return SHOAL__STATUS_CODE__FAILED_PRECONDITION;
+	case SH_EUNAVAIL:
+	case SH_ESHUTDOWN:
+	case SH_EBUSY: return SHOAL__STATUS_CODE__UNAVAILABLE;
+	case SH_ETIMEDOUT: return SHOAL__STATUS_CODE__DEADLINE_EXCEEDED;
+	case SH_ENOMEM:
+	case SH_ENOSPC: return SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
+	default: return SHOAL__STATUS_CODE__INTERNAL;
+	}
+}
+
+const char *api_status_name(int status)
+{
+	const ProtobufCEnumValue *v =
+		protobuf_c_enum_descriptor_get_value(&shoal__status_code__descriptor, status);
+
+	return v != NULL ? v->name : "UNKNOWN";
+}
+
+const char *api_method_name(uint16_t method)
+{
+	return method <= API_MAX_METHOD && methods[method].name ? methods[method].name : "unknown";
+}
+
+const ProtobufCMessageDescriptor *api_request_desc(uint16_t method)
+{
+	return method <= API_MAX_METHOD ? methods[method].req : NULL;
+}
+
+/* ------------------------------------------------------------ op life */
+
+struct op *api_op_new(struct api *a, uint16_t method, uint8_t frontend, uint32_t timeout_ms)
+{
+	struct op *op = sh_malloc(sizeof *op);
+
+	if (op == NULL)
+		return NULL;
+	memset(op, 0, offsetof(struct op, arena));
+	arena_init(&op->arena);
+	op->api = a;
+	op->method = method;
+	op->frontend = frontend;
+	op->start_ns = sh_clock_mono_ns();
+	op->deadline_ns = op->start_ns +
+			  (uint64_t)(timeout_ms ? timeout_ms : a->o.request_timeout_ms) * 1000000;
+	return op;
+}
+
+void api_op_free(struct op *op)
+{
+	if (op == NULL)
+		return;
+	arena_free(&op->arena);
+	sh_free(op);
+}
+
+static void complete(struct op *op)
+{
+	struct api *a = op->api;
+
+	metrics_record(&a->metrics, op->frontend, op->method, op->status,
+		       sh_clock_mono_ns() - op->start_ns);
+	op->done(op);
+}
+
+void api_fail(struct op *op, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sh_err_setv(&op->err, SH_EINVAL, fmt, ap);
+	va_end(ap);
+	op->status = status;
+	op->resp = NULL;
+	complete(op);
+}
+
+static void fail_err(struct op *op, int code)
+{
+	op->status = api_status_of(code);
+	op->resp = NULL;
+	complete(op);
+}
+
+void *api_new_msg(struct op *op, const ProtobufCMessageDescriptor *desc)
+{
+	ProtobufCMessage *m = arena_alloc(&op->arena, desc->sizeof_message);
+
+	if (m != NULL)
+		desc->message_init(m);
+	return m;
+}
+
+/* ------------------------------------------------------------ writes */
+
+static void on_written(void *arg, int rv, const struct sh_err *err, uint64_t term, uint64_t index,
+		       size_t affected)
+{
+	struct op *op = arg;
+	Shoal__WriteResponse *w;
+
+	if (rv != 0) {
+		op->err = *err;
+		fail_err(op, rv);
+		return;
+	}
+	w = api_new_msg(op, &shoal__write_response__descriptor);
+	if (w == NULL || (w->token = api_new_msg(op, &shoal__token__descriptor)) == NULL) {
+		sh_err_set(&op->err, SH_ENOMEM, "out of memory");
+		fail_err(op, SH_ENOMEM);
+		return;
+	}
+	w->token->term = term;
+	w->token->index = index;
+	w->affected = affected;
+	op->resp = &w->base;
+	op->status = SHOAL__STATUS_CODE__OK;
+	complete(op);
+}
+
+static int check_ack(const Shoal__WriteOptions *w, struct sh_err *err)
+{
+	if (w != NULL && (w->ack < 0 || w->ack > SHOAL__ACK__ACK_ALL))
+		return sh_err_set(err, SH_EINVAL, "unknown ack level %d", (int)w->ack);
+	return 0;
+}
+
+static int metric_of(int m, enum sh_metric *out, struct sh_err *err)
+{
+	switch (m) {
+	case SHOAL__METRIC__METRIC_DEFAULT:
+	case SHOAL__METRIC__METRIC_L2: *out = SH_METRIC_L2; return 0;
+	case SHOAL__METRIC__METRIC_COSINE: *out = SH_METRIC_COSINE; return 0;
+	case SHOAL__METRIC__METRIC_DOT: *out = SH_METRIC_DOT; return 0;
+	default: return sh_err_set(err, SH_EINVAL, "unknown metric %d", m);
+	}
+}
+
+static int entry_create(struct op *op, struct entry *e)
+{
+	Shoal__CreateCollectionRequest *r = (void *)op->req;
+	int rv;
+
+	e->type = WAL_CREATE;
+	if ((rv = coll_check_name(r->name, strlen(r->name), &op->err)) != 0 ||
+	    (rv = metric_of(r->metric, &e->params.metric, &op->err)) != 0 ||
+	    (rv = check_ack(r->write, &op->err)) != 0)
+		return rv;
+	memcpy(e->params.name, r->name, strlen(r->name) + 1);
+	e->params.dim = r->dim;
+	e->params.m = r->m;
+	e->params.ef_construction = r->ef_construction;
+	return 0;
+}
+
+static int entry_upsert(struct op *op, struct entry *e)
+{
+	Shoal__UpsertRequest *r = (void *)op->req;
+	struct coll_point *pts;
+
+	e->type = WAL_UPSERT;
+	e->collection = r->collection;
+	if (r->n_points == 0)
+		return sh_err_set(&op->err, SH_EINVAL, "an upsert needs at least one point");
+	if ((pts = arena_calloc(&op->arena, r->n_points, sizeof *pts)) == NULL)
+		return sh_err_set(&op->err, SH_ENOMEM, "out of memory");
+	for (size_t i = 0; i < r->n_points; i++) {
+		const Shoal__Point *p = r->points[i];
+
+		pts[i] = (struct coll_point){p->id, p->vector, (uint32_t)p->n_vector,
+					     (const char *)p->payload.data, p->payload.len};
+		if (p->n_vector > HNSW_MAX_DIM)
+			return sh_err_set(&op->err, SH_EINVAL,
+					  "point %zu (id %" PRIu64 "): %zu values is over %d", i,
+					  p->id, p->n_vector, HNSW_MAX_DIM);
+	}
+	e->points = pts;
+	e->n = r->n_points;
+	return check_ack(r->write, &op->err);
+}
+
+static int build_entry(struct op *op, struct entry *e)
+{
+	memset(e, 0, sizeof *e);
+	switch (op->method) {
+	case SHOAL__METHOD__METHOD_CREATE_COLLECTION: return entry_create(op, e);
+	case SHOAL__METHOD__METHOD_DROP_COLLECTION:
+		e->type = WAL_DROP;
+		e->collection = ((Shoal__DropCollectionRequest *)(void *)op->req)->name;
+		return check_ack(((Shoal__DropCollectionRequest *)(void *)op->req)->write,
+				 &op->err);
+	case SHOAL__METHOD__METHOD_UPSERT: return entry_upsert(op, e);
+	case SHOAL__METHOD__METHOD_DELETE: {
+		Shoal__DeleteRequest *r = (void *)op->req;
+
+		e->type = WAL_DELETE;
+		e->collection = r->collection;
+		e->ids = r->ids;
+		e->n = r->n_ids;
+		return check_ack(r->write, &op->err);
+	}
+	}
+	return sh_err_set(&op->err, SH_EINVAL, "not a write");
+}
+
+static void start_write(struct op *op)
+{
+	struct entry e;
+	int rv = build_entry(op, &e);
+
+	if (rv == 0)
+		rv = db_submit(op->api->o.db, &e, on_written, op, &op->err);
+	if (rv != 0)
+		fail_err(op, rv);
+}
+
+/* ------------------------------------------------------------ reads */
+
+static void read_run(struct pool_job *j)
+{
+	struct op *op = (struct op *)((char *)j - offsetof(struct op, job));
+
+	if (sh_clock_mono_ns() > op->deadline_ns) {
+		sh_err_set(&op->err, SH_ETIMEDOUT, "deadline exceeded before the %s ran",
+			   api_method_name(op->method));
+		op->status = SHOAL__STATUS_CODE__DEADLINE_EXCEEDED;
+		return;
+	}
+	api_read_run(op);
+}
+
+static void read_done(struct pool_job *j)
+{
+	complete((struct op *)((char *)j - offsetof(struct op, job)));
+}
+
+static void dispatch_read(struct op *op)
+{
+	op->job.run = read_run;
+	op->job.done = read_done;
+	pool_submit(op->api->pool, &op->job);
+}
+
+static const Shoal__ReadOptions *read_options(const struct op *op)
+{
+	const void *r = op->req;
+
+	switch (op->method) {
+	case SHOAL__METHOD__METHOD_LIST_COLLECTIONS:
+		return ((const Shoal__ListCollectionsRequest *)r)->read;
+	case SHOAL__METHOD__METHOD_DESCRIBE_COLLECTION:
+		return ((const Shoal__DescribeCollectionRequest *)r)->read;
+	case SHOAL__METHOD__METHOD_GET: return ((const Shoal__GetRequest *)r)->read;
+	case SHOAL__METHOD__METHOD_COUNT: return ((const Shoal__CountRequest *)r)->read;
+	case SHOAL__METHOD__METHOD_SCROLL: return ((const Shoal__ScrollRequest *)r)->read;
+	case SHOAL__METHOD__METHOD_SEARCH: return ((const Shoal__SearchRequest *)r)->read;
+	}
+	return NULL;
+}
+
+static void wait_arm(struct api *a)
+{
+	struct timeval tv = {0, 20000};
+
+	if (a->waiting != NULL && !evtimer_pending(a->wait_timer, NULL))
+		evtimer_add(a->wait_timer, &tv);
+}
+
+/* Start a read now, or park it until the applied index reaches its token
+ * (DESIGN.md section 7, read_your_writes).  On a single node strong and
+ * quorum reads need nothing more: a write is acknowledged only once
+ * applied, so everything committed is applied already. */
+static void start_read(struct op *op)
+{
+	const Shoal__ReadOptions *ro = read_options(op);
+	struct api *a = op->api;
+	int level = ro && ro->consistency ? (int)ro->consistency : a->o.default_consistency;
+	uint64_t last = db_last_index(a->o.db);
+
+	if (level < SHOAL__CONSISTENCY__CONSISTENCY_EVENTUAL ||
+	    level > SHOAL__CONSISTENCY__CONSISTENCY_QUORUM)
+		return api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
+				"unknown consistency level %d", level);
+	if (level != SHOAL__CONSISTENCY__CONSISTENCY_READ_YOUR_WRITES)
+		return dispatch_read(op);
+	if (ro == NULL || ro->token == NULL)
+		return api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
+				"consistency read_your_writes needs the token of a write");
+	if (ro->token->term != API_TERM || ro->token->index > last)
+		return api_fail(op, SHOAL__STATUS_CODE__FAILED_PRECONDITION,
+				"token %" PRIu64 ":%" PRIu64
+				" was not issued by this log (term %d, last index %" PRIu64 ")",
+				ro->token->term, ro->token->index, API_TERM, last);
+	if (store_applied_index(db_store(a->o.db)) >= ro->token->index)
+		return dispatch_read(op);
+	op->wait_index = ro->token->index;
+	op->next = a->waiting;
+	a->waiting = op;
+	wait_arm(a);
+}
+
+void api_db_progress(struct api *a)
+{
+	uint64_t applied = store_applied_index(db_store(a->o.db)), now = sh_clock_mono_ns();
+	struct op **pp = &a->waiting, *op;
+
+	while ((op = *pp) != NULL) {
+		if (op->wait_index <= applied || now > op->deadline_ns) {
+			*pp = op->next;
+			if (op->wait_index <= applied)
+				dispatch_read(op);
+			else
+				api_fail(op, SHOAL__STATUS_CODE__DEADLINE_EXCEEDED,
+					 "deadline exceeded waiting for index %" PRIu64
+					 " to be applied (applied: %" PRIu64 ")",
+					 op->wait_index, applied);
+		} else {
+			pp = &op->next;
+		}
+	}
+	wait_arm(a);
+}
+
+static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
+{
+	api_db_progress(arg);
+}
+
+/* ------------------------------------------------------------ start */
+
+void api_start(struct op *op)
+{
+	struct api *a = op->api;
+	const struct method *m = op->method <= API_MAX_METHOD ? &methods[op->method] : NULL;
+
+	if (m == NULL || m->kind == K_NONE)
+		return api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT, "unknown method %u",
+				op->method);
+	if (a->stopping)
+		return api_fail(op, SHOAL__STATUS_CODE__UNAVAILABLE, "the node is stopping");
+	if (sh_clock_mono_ns() > op->deadline_ns)
+		return api_fail(op, SHOAL__STATUS_CODE__DEADLINE_EXCEEDED,
+				"deadline exceeded on arrival");
+	switch (m->kind) {
+	case K_LOOP:
+		if (op->method == SHOAL__METHOD__METHOD_CLUSTER_STATUS)
+			api_cluster_status(op, &a->o, db_last_index(a->o.db));
+		else if ((op->resp = api_new_msg(op, &shoal__ping_response__descriptor)) == NULL)
+			op->status = SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
+		return complete(op);
+	case K_WRITE: return start_write(op);
+	case K_READ: return start_read(op);
+	default: break;
+	}
+}
+
+/* ------------------------------------------------------------ life */
+
+int api_new(const struct api_opts *o, struct api **out, struct sh_err *err)
+{
+	struct api *a = sh_calloc(1, sizeof *a);
+	int rv;
+
+	if (a == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	a->o = *o;
+	a->node_name = sh_strdup(o->node_name);
+	a->client_address = sh_strdup(o->client_address ? o->client_address : "");
+	a->rest_address = sh_strdup(o->rest_address ? o->rest_address : "");
+	a->o.node_name = a->node_name;
+	a->o.client_address = a->client_address;
+	a->o.rest_address = a->rest_address;
+	a->wait_timer = evtimer_new(o->base, on_wait_timer, a);
+	if (a->node_name == NULL || a->client_address == NULL || a->rest_address == NULL ||
+	    a->wait_timer == NULL) {
+		api_free(a);
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	}
+	if ((rv = pool_new(o->base, o->search_threads, &a->pool, err)) != 0) {
+		api_free(a);
+		return rv;
+	}
+	*out = a;
+	return 0;
+}
+
+void api_quiesce(struct api *a)
+{
+	struct op *op;
+
+	a->stopping = true;
+	while ((op = a->waiting) != NULL) {
+		a->waiting = op->next;
+		api_fail(op, SHOAL__STATUS_CODE__UNAVAILABLE, "the node is stopping");
+	}
+	pool_free(a->pool);
+	a->pool = NULL;
+}
+
+void api_free(struct api *a)
+{
+	if (a == NULL)
+		return;
+	if (a->pool != NULL)
+		api_quiesce(a);
+	if (a->wait_timer != NULL)
+		event_free(a->wait_timer);
+	sh_free(a->node_name);
+	sh_free(a->client_address);
+	sh_free(a->rest_address);
+	sh_free(a);
+}
+
+struct metrics *api_metrics(struct api *a)
+{
+	return &a->metrics;
+}
+
+struct db *api_db(struct api *a)
+{
+	return a->o.db;
+}
+
+void api_set_stopping(struct api *a)
+{
+	a->stopping = true;
+}
+
+bool api_stopping(const struct api *a)
+{
+	return a->stopping;
+}

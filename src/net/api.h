@@ -1,0 +1,114 @@
+/*
+ * api: the client operations of DESIGN.md section 5, behind both the
+ * binary protocol (server.c) and REST (rest.c).
+ *
+ * A frontend turns what it received into a struct op — the method, the
+ * decoded request message in the op's arena, the deadline — and calls
+ * api_start(); the api answers by calling op->done(op) on the loop thread,
+ * exactly once, possibly before api_start returns.  op->status is then a
+ * Shoal__StatusCode: OK with op->resp (the method's response message, in
+ * the arena), else op->err.msg says why.  The frontend then encodes the
+ * reply and frees the op with api_op_free().
+ *
+ * Ping and cluster status are answered on the loop; writes go to the
+ * storage's write path (db_submit) and are answered from its completion;
+ * reads run on the search pool.  Reads at read_your_writes wait (on the
+ * loop, without blocking it) until the applied index reaches their token.
+ *
+ * Threads: everything here on the loop thread, except the read functions
+ * (api_read.c) that the pool runs.
+ */
+#ifndef SHOAL_NET_API_H
+#define SHOAL_NET_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "net/metrics.h"
+#include "net/pool.h"
+#include "proto/shoal.pb-c.h"
+#include "storage/db.h"
+#include "util/arena.h"
+#include "util/err.h"
+
+#define API_MAX_K      10000
+#define API_MAX_LIMIT  10000
+#define API_MAX_METHOD SHOAL__METHOD__METHOD_CLUSTER_STATUS
+#define API_TERM       1 /* a single node writes in term 1 until elections exist */
+
+struct api_opts {
+	struct event_base *base;
+	struct db *db;
+	uint64_t node_id;
+	const char *node_name;
+	const char *client_address; /* host:port, for cluster status */
+	const char *rest_address;
+	unsigned search_threads;
+	uint32_t request_timeout_ms; /* default deadline */
+	int default_consistency;     /* Shoal__Consistency, not DEFAULT */
+	int default_ack;             /* Shoal__Ack, not DEFAULT */
+};
+
+struct api;
+
+struct op {
+	struct api *api;
+	uint16_t method;
+	uint8_t frontend; /* METRICS_BINARY or METRICS_REST */
+	int status;       /* Shoal__StatusCode once done */
+	struct sh_err err;
+	ProtobufCMessage *req;
+	ProtobufCMessage *resp;
+	uint64_t start_ns, deadline_ns;
+	void (*done)(struct op *op);
+	void *owner; /* the frontend's */
+	uint64_t id; /* the frontend's */
+	struct pool_job job;
+	struct op *next; /* waiting for an applied index */
+	uint64_t wait_index;
+	struct arena arena; /* last: it holds the inline block */
+};
+
+int api_new(const struct api_opts *o, struct api **out, struct sh_err *err);
+/* Stop taking requests, finish the reads in flight (their done callbacks
+ * run) and stop the pool: call before db_close(), which completes the
+ * writes in flight. */
+void api_quiesce(struct api *a);
+void api_free(struct api *a);
+
+/* A new op for method (checked by api_start), its deadline timeout_ms
+ * from now (0: the default).  NULL when out of memory. */
+struct op *api_op_new(struct api *a, uint16_t method, uint8_t frontend, uint32_t timeout_ms);
+void api_op_free(struct op *op);
+/* The request message type of a method (NULL: unknown method). */
+const ProtobufCMessageDescriptor *api_request_desc(uint16_t method);
+const char *api_method_name(uint16_t method);
+/* A message of type desc, initialised, in op's arena (NULL: no memory). */
+void *api_new_msg(struct op *op, const ProtobufCMessageDescriptor *desc);
+/* Start op (op->req set); op->done is called when it is answered. */
+void api_start(struct op *op);
+/* Answer op with an error now (op->done runs). */
+void api_fail(struct op *op, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The storage made progress (call after db_process): wake the reads
+ * waiting for an applied index. */
+void api_db_progress(struct api *a);
+
+/* SH_E* code -> Shoal__StatusCode; and the status's name ("NOT_FOUND"). */
+int api_status_of(int sh_code);
+const char *api_status_name(int status);
+
+struct metrics *api_metrics(struct api *a);
+struct db *api_db(struct api *a);
+/* Set when the node is stopping: new requests are answered UNAVAILABLE. */
+void api_set_stopping(struct api *a);
+bool api_stopping(const struct api *a);
+
+/* The read methods, run on a pool worker (api_read.c). */
+void api_read_run(struct op *op);
+/* Cluster status, on the loop (api_read.c). */
+void api_cluster_status(struct op *op, const struct api_opts *o, uint64_t last_index);
+
+#endif
