@@ -8,7 +8,7 @@
 #   deps.sh --bench    also what the benchmarks compare with (redis)
 set -eu
 
-PKGS="build-essential autoconf automake libtool pkg-config xz-utils
+PKGS="build-essential autoconf automake libtool pkg-config xz-utils curl
 libevent-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libjemalloc-dev
 clang-format"
 for arg in "$@"; do

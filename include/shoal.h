@@ -243,6 +243,35 @@ struct shoal_cluster_status {
 
 int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out);
 
+enum shoal_member_state {
+	SHOAL_MEMBER_UNKNOWN = 0,
+	SHOAL_MEMBER_ALIVE = 1,
+	SHOAL_MEMBER_SUSPECT = 2,
+	SHOAL_MEMBER_DEAD = 3,
+	SHOAL_MEMBER_LEFT = 4,
+};
+
+/* A member as the server asked sees it (its failure detector's view). */
+struct shoal_member {
+	uint64_t node_id;
+	char name[64];
+	enum shoal_member_state state;
+	uint64_t incarnation;
+	char cluster_address[304], client_address[304], rest_address[304];
+	char role[16]; /* "" when the server does not know it */
+	bool voter;
+	uint64_t applied_index, commit_index, lag;
+	uint64_t state_age_ms; /* how long in its state */
+	int64_t last_heard_ms; /* since a packet from it arrived; 0 for the
+				* server itself, -1 never */
+};
+
+/* Every member the server knows, itself first and the others by name.
+ * *out: an array of *n (shoal_free). */
+int shoal_cluster_members(shoal *c, struct shoal_member **out, size_t *n);
+/* "alive", "suspect", "dead", "left" or "unknown". */
+const char *shoal_member_state_name(enum shoal_member_state s);
+
 #ifdef __cplusplus
 }
 #endif

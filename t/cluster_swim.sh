@@ -4,7 +4,8 @@
 # others; SIGSTOP of one until the others declare it dead, then SIGCONT:
 # it refutes and is alive again; the killed node restarted from its data
 # dir rejoins with a higher incarnation; SIGTERM leaves gracefully (left,
-# not dead).  State is read from each node's log lines.
+# not dead).  State is read from each node's log lines, and from
+# `shoalctl members` and GET /cluster/members, which must agree with them.
 . "${top_srcdir:-.}/t/tap.sh"
 . "${top_srcdir:-.}/t/lib.sh"
 
@@ -22,6 +23,17 @@ start_node() {
 }
 
 log() { cat "$TESTDIR/n$1.log"; }
+
+SHOALCTL=$top_builddir/src/client/shoalctl
+# members NODE: NODE's `shoalctl members` table.
+members() { "$SHOALCTL" --addr "127.0.0.1:$(((base + $1) * 10 + 2))" members; }
+# member_field NODE WHO COLUMN: a column of WHO's row in NODE's table.
+member_field() { members "$1" | awk -v w="$2" -v c="$3" '$1 == w { print $c }'; }
+# rest_member NODE WHO: WHO's object in NODE's GET /cluster/members.
+rest_member() {
+	curl -s "http://127.0.0.1:$(((base + $1) * 10 + 3))/cluster/members" |
+		sed 's/},{/}\n{/g' | grep "\"name\":\"$2\""
+}
 
 # all_see NODES PATTERN: every node in NODES logs PATTERN within T seconds.
 all_see() {
@@ -52,10 +64,26 @@ for i in 0 1 2 3 4; do
 done
 is "$missing" 0 "every node sees the other four, at their advertised addresses"
 
+table=$(members 0)
+is "$(echo "$table" | awk 'NR > 1 && $3 == "alive"' | wc -l)" 5 \
+	"shoalctl members on n0 lists five members, all alive" || diag "$table"
+is "$(echo "$table" | awk 'NR == 2 { print $1, $5 }')" "n0 self" "the node asked comes first"
+p=$(((base + 2) * 10))
+is "$(echo "$table" | awk '$1 == "n2" { print $7, $8, $9 }')" \
+	"127.0.0.1:$((p + 1)) 127.0.0.1:$((p + 2)) 127.0.0.1:$((p + 3))" \
+	"with each member's cluster, client and REST addresses"
+heard=$(member_field 0 n1 5)
+is "$(echo "$heard" | grep -c '^[0-9]\.[0-9]s$')" 1 "n0 heard from n1 less than 10 s ago ($heard)"
+j=$(rest_member 1 n3)
+like "$j" '"state":"alive","incarnation":0,' "GET /cluster/members on n1: n3 alive, incarnation 0"
+is "$(echo "$j" | grep -c '"last_heard_ms":[0-9]')" 1 "with the time since last heard"
+
 # kill -9 ----------------------------------------------------------------------
 kill -9 "$pid4"
 all_see "0 1 2 3" "swim: member n4 (id [0-9a-f]*) at [^ ]* is dead"
 ok $? "kill -9 of n4: the four others report it dead"
+is "$(member_field 1 n4 3)" dead "shoalctl members on n1 shows n4 dead"
+like "$(rest_member 2 n4)" '"state":"dead"' "and so does GET /cluster/members on n2"
 
 # SIGSTOP past the suspicion timeout, SIGCONT ------------------------------------
 kill -STOP "$pid3"
@@ -66,6 +94,9 @@ wait_for "$TESTDIR/n3.log" "swim: refuted being suspected or declared dead: inca
 ok $? "after SIGCONT n3 refutes"
 all_see "0 1 2" "swim: member n3 (id [0-9a-f]*) at [^ ]* \(joined\|is alive again\) (incarnation [1-9]"
 ok $? "and the others hold it alive again, at a higher incarnation"
+inc=$(member_field 0 n3 4)
+is "$(member_field 0 n3 3)" alive "shoalctl members on n0: n3 alive again"
+ok $([ "${inc:-0}" -ge 1 ]; echo $?) "at incarnation $inc (>= 1)"
 
 # restart ------------------------------------------------------------------------
 dead_inc=$(incarnation 0 n4 "is dead")
@@ -90,6 +121,7 @@ is "$status" 0 "exit status 0"
 like "$(log 2)" "swim: left the cluster" "n2 logs that it left"
 all_see "0 1 3 4" "swim: member n2 (id [0-9a-f]*) at [^ ]* left"
 ok $? "the others see n2 left"
+is "$(member_field 0 n2 3)" left "shoalctl members on n0 shows n2 left"
 sleep 1
 ! grep -q "swim: member n2 (id [0-9a-f]*) at [^ ]* is dead" "$TESTDIR"/n[0134].log
 ok $? "n2 is not declared dead"

@@ -188,6 +188,23 @@ static void test_scroll(shoal *c)
 	       "scroll limit over 10000");
 }
 
+static void test_members(shoal *c, const struct shoal_cluster_status *st)
+{
+	struct shoal_member *m;
+	size_t n;
+
+	is_int(shoal_cluster_members(c, &m, &n), SHOAL_OK, "cluster members");
+	is_int(n, 1, "one member without membership");
+	ok(n == 1 && m[0].node_id == st->node_id && strcmp(m[0].name, st->node_name) == 0 &&
+		   m[0].state == SHOAL_MEMBER_ALIVE && m[0].voter && m[0].last_heard_ms == 0 &&
+		   m[0].applied_index == st->applied_index,
+	   "itself: %s, alive, a voter, applied %" PRIu64, n ? m[0].name : "?",
+	   n ? m[0].applied_index : 0);
+	is_str(shoal_member_state_name(SHOAL_MEMBER_SUSPECT), "suspect", "state names");
+	is_str(shoal_member_state_name((enum shoal_member_state)9), "unknown", "out of range");
+	shoal_free(m);
+}
+
 static void test_writes(shoal *c)
 {
 	uint64_t ids[10], count;
@@ -219,6 +236,7 @@ static void test_writes(shoal *c)
 	ok(strcmp(st.role, "single") == 0 && st.applied_index == st.last_index &&
 		   st.points == N - 9 && strlen(st.digest) == 32 && st.members == 1,
 	   "single node, everything applied, %" PRIu64 " points, digest %s", st.points, st.digest);
+	test_members(c, &st);
 	is_int(shoal_drop_collection(c, "c", NULL), SHOAL_OK, "drop");
 	is_int(shoal_count(c, "c", NULL, &count), SHOAL_NOT_FOUND, "then it is not found");
 	like(shoal_errmsg(c), "collection 'c' not found", "by name");

@@ -192,6 +192,21 @@ static void test_cluster_metrics(void)
 	is_str(str_at(result(j), "role"), "single", "role single");
 	is_int(json_array_size(json_object_get(result(j), "members")), 1, "one member");
 	json_decref(j);
+	j = req("GET", "/cluster/members", NULL, &code);
+	is_int(code, 200, "GET /cluster/members");
+	{
+		json_t *m = json_array_get(json_object_get(result(j), "members"), 0);
+
+		is_int(json_array_size(json_object_get(result(j), "members")), 1,
+		       "without membership: this node alone");
+		is_str(str_at(m, "state"), "alive", "alive");
+		is_int(json_integer_value(json_object_get(m, "last_heard_ms")), 0,
+		       "last heard 0 for itself");
+		ok(json_is_true(json_object_get(m, "voter")), "a voter");
+	}
+	json_decref(j);
+	expect("GET", "/cluster/nodes", NULL, 404, "NOT_FOUND", "no such path");
+	expect("POST", "/cluster/members", NULL, 405, "INVALID_ARGUMENT", "method not allowed");
 	j = req("GET", "/healthz", NULL, &code);
 	is_int(code, 200, "GET /healthz");
 	json_decref(j);

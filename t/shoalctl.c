@@ -104,6 +104,13 @@ static void test_commands(void)
 	like(out, "{\"collections\":[{\"name\":\"c\"", "as JSON");
 	is_int(ctl("status"), 0, "status");
 	like(out, "role single", "single node");
+	is_int(ctl("members"), 0, "members");
+	like(out, "NAME ", "a table with a header");
+	like(out, " alive ", "this node alive");
+	like(out, " self ", "shown as self");
+	is_int(ctl("--json members"), 0, "members --json");
+	like(out, "\"state\":\"alive\"", "as JSON");
+	is_int(ctl("members extra"), 2, "members takes no argument: exit 2");
 	is_int(ctl("--consistency read_your_writes count c"), 5,
 	       "read_your_writes without a write on this connection: exit 5");
 	is_int(ctl("search nope --vector 1"), 3, "an unknown collection: exit 3");

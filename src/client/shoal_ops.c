@@ -442,21 +442,28 @@ int shoal_count(shoal *c, const char *collection, const char *filter, uint64_t *
 	return rv;
 }
 
-int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out)
+static int status_call(shoal *c, struct arena *a, Shoal__ClusterStatusResponse **out)
 {
 	Shoal__ClusterStatusRequest r;
-	Shoal__ClusterStatusResponse *s;
 	ProtobufCMessage *m;
-	struct arena a;
 	int rv;
 
 	shoal__cluster_status_request__init(&r);
+	rv = cl_call(c, SHOAL__METHOD__METHOD_CLUSTER_STATUS, &r.base, false, a,
+		     &shoal__cluster_status_response__descriptor, &m);
+	*out = rv == SHOAL_OK ? (Shoal__ClusterStatusResponse *)m : NULL;
+	return rv;
+}
+
+int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out)
+{
+	Shoal__ClusterStatusResponse *s;
+	struct arena a;
+	int rv;
+
 	arena_init(&a);
 	memset(out, 0, sizeof *out);
-	rv = cl_call(c, SHOAL__METHOD__METHOD_CLUSTER_STATUS, &r.base, false, &a,
-		     &shoal__cluster_status_response__descriptor, &m);
-	if (rv == SHOAL_OK) {
-		s = (Shoal__ClusterStatusResponse *)m;
+	if ((rv = status_call(c, &a, &s)) == SHOAL_OK) {
 		out->node_id = s->node_id;
 		snprintf(out->node_name, sizeof out->node_name, "%s", s->node_name);
 		snprintf(out->role, sizeof out->role, "%s", s->role);
@@ -473,4 +480,52 @@ int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out)
 	}
 	arena_free(&a);
 	return rv;
+}
+
+static void copy_member(struct shoal_member *o, const Shoal__Member *m)
+{
+	o->node_id = m->node_id;
+	snprintf(o->name, sizeof o->name, "%s", m->name);
+	o->state = m->state >= SHOAL__MEMBER_STATE__MEMBER_ALIVE &&
+				   m->state <= SHOAL__MEMBER_STATE__MEMBER_LEFT
+			   ? (enum shoal_member_state)m->state
+			   : SHOAL_MEMBER_UNKNOWN;
+	o->incarnation = m->incarnation;
+	snprintf(o->cluster_address, sizeof o->cluster_address, "%s", m->cluster_address);
+	snprintf(o->client_address, sizeof o->client_address, "%s", m->client_address);
+	snprintf(o->rest_address, sizeof o->rest_address, "%s", m->rest_address);
+	snprintf(o->role, sizeof o->role, "%s", m->role);
+	o->voter = m->voter;
+	o->applied_index = m->applied_index;
+	o->commit_index = m->commit_index;
+	o->lag = m->lag;
+	o->state_age_ms = m->state_age_ms;
+	o->last_heard_ms = m->last_heard_ms;
+}
+
+int shoal_cluster_members(shoal *c, struct shoal_member **out, size_t *n)
+{
+	Shoal__ClusterStatusResponse *s;
+	struct arena a;
+	int rv;
+
+	*out = NULL;
+	*n = 0;
+	arena_init(&a);
+	if ((rv = status_call(c, &a, &s)) == SHOAL_OK) {
+		if ((*out = sh_calloc(s->n_members + 1, sizeof **out)) == NULL)
+			rv = NOMEM(c);
+		for (size_t i = 0; *out != NULL && i < s->n_members; i++)
+			copy_member(&(*out)[i], s->members[i]);
+		*n = *out != NULL ? s->n_members : 0;
+	}
+	arena_free(&a);
+	return rv;
+}
+
+const char *shoal_member_state_name(enum shoal_member_state s)
+{
+	static const char *const names[] = {"unknown", "alive", "suspect", "dead", "left"};
+
+	return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
 }

@@ -42,7 +42,7 @@ static void usage(FILE *out)
 		"         [--with-vector] [--no-payload]\n"
 		"  scroll COLL [--offset ID] [--limit N] [--filter JSON]\n"
 		"  count COLL [--filter JSON]\n"
-		"  status\n"
+		"  status | members\n"
 		"  bench [see shoalctl(1)]\n"
 		"\n"
 		"  -a, --addr HOST:PORT[,...]  server(s) (default $SHOAL_ADDR or 127.0.0.1:7472)\n"
@@ -767,6 +767,66 @@ static int cmd_status(struct ctl *x)
 	return 0;
 }
 
+static json_t *member_json(const struct shoal_member *m)
+{
+	char id[17];
+
+	snprintf(id, sizeof id, "%016" PRIx64, m->node_id);
+	return json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I}", "node_id", id,
+			 "name", m->name, "state", shoal_member_state_name(m->state), "incarnation",
+			 (json_int_t)m->incarnation, "cluster_address", m->cluster_address,
+			 "client_address", m->client_address, "rest_address", m->rest_address,
+			 "role", m->role, "voter", m->voter, "applied_index",
+			 (json_int_t)m->applied_index, "commit_index", (json_int_t)m->commit_index,
+			 "lag", (json_int_t)m->lag, "state_age_ms", (json_int_t)m->state_age_ms,
+			 "last_heard_ms", (json_int_t)m->last_heard_ms);
+}
+
+/* "1.2s", "-" for never, "self" for the node answering. */
+static const char *heard(char *buf, size_t len, const struct shoal_member *m, size_t i)
+{
+	if (i == 0)
+		return "self";
+	if (m->last_heard_ms < 0)
+		return "never";
+	snprintf(buf, len, "%.1fs", (double)m->last_heard_ms / 1000);
+	return buf;
+}
+
+static int cmd_members(struct ctl *x)
+{
+	struct shoal_member *m = NULL;
+	size_t n = 0;
+	int rv;
+
+	if ((rv = ctl_connect(x)) == SHOAL_OK)
+		rv = shoal_cluster_members(x->c, &m, &n);
+	if (rv != SHOAL_OK)
+		return ctl_fail(x, rv, "members");
+	if (x->json) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, member_json(&m[i]));
+		print_json(json_pack("{s:o}", "members", a));
+	} else {
+		printf("%-16s %-16s %-7s %5s %9s %9s  %-21s %-21s %s\n", "NAME", "ID", "STATE",
+		       "INC", "HEARD", "SINCE", "CLUSTER", "CLIENT", "REST");
+		for (size_t i = 0; i < n; i++) {
+			char h[32];
+
+			printf("%-16s %016" PRIx64 " %-7s %5" PRIu64
+			       " %9s %8.1fs  %-21s %-21s %s\n",
+			       m[i].name, m[i].node_id, shoal_member_state_name(m[i].state),
+			       m[i].incarnation, heard(h, sizeof h, &m[i], i),
+			       (double)m[i].state_age_ms / 1000, m[i].cluster_address,
+			       m[i].client_address, m[i].rest_address);
+		}
+	}
+	shoal_free(m);
+	return 0;
+}
+
 /* ------------------------------------------------------------ main */
 
 static int global_options(struct ctl *x, int argc, char **argv)
@@ -837,6 +897,8 @@ static int run(struct ctl *x, int argc, char **argv)
 		return cmd_count(x, argc, argv);
 	if (strcmp(cmd, "status") == 0 && argc == 1)
 		return cmd_status(x);
+	if (strcmp(cmd, "members") == 0 && argc == 1)
+		return cmd_members(x);
 	if (strcmp(cmd, "bench") == 0)
 		return cmd_bench(x, argc, argv);
 	return usage_error("unknown command '%s'", cmd);

@@ -56,7 +56,8 @@ struct api {
 	char *node_name, *client_address, *rest_address;
 	struct pool *pool;
 	struct metrics metrics;
-	struct op *waiting; /* read_your_writes, not yet applied */
+	const struct swim *members; /* NULL: this node alone */
+	struct op *waiting;         /* read_your_writes, not yet applied */
 	struct event *wait_timer;
 	bool stopping;
 };
@@ -418,7 +419,7 @@ void api_start(struct op *op)
 	switch (m->kind) {
 	case K_LOOP:
 		if (op->method == SHOAL__METHOD__METHOD_CLUSTER_STATUS)
-			api_cluster_status(op, &a->o, db_last_index(a->o.db));
+			api_cluster_status(op, &a->o, a->members, db_last_index(a->o.db));
 		else if ((op->resp = api_new_msg(op, &shoal__ping_response__descriptor)) == NULL)
 			op->status = SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
 		return complete(op);
@@ -493,6 +494,11 @@ struct metrics *api_metrics(struct api *a)
 struct db *api_db(struct api *a)
 {
 	return a->o.db;
+}
+
+void api_set_membership(struct api *a, const struct swim *s)
+{
+	a->members = s;
 }
 
 void api_set_stopping(struct api *a)

@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "cluster/swim.h"
 #include "net/metrics.h"
 #include "net/pool.h"
 #include "proto/shoal.pb-c.h"
@@ -108,7 +109,11 @@ bool api_stopping(const struct api *a);
 
 /* The read methods, run on a pool worker (api_read.c). */
 void api_read_run(struct op *op);
-/* Cluster status, on the loop (api_read.c). */
-void api_cluster_status(struct op *op, const struct api_opts *o, uint64_t last_index);
+/* The membership view cluster status reports (NULL: this node alone).
+ * The api does not own it; unset it before freeing it. */
+void api_set_membership(struct api *a, const struct swim *s);
+/* Cluster status, on the loop (api_cluster.c). */
+void api_cluster_status(struct op *op, const struct api_opts *o, const struct swim *members,
+			uint64_t last_index);
 
 #endif

@@ -1,6 +1,5 @@
 /*
- * api_read: the read methods (see api.h), run on a search pool worker, and
- * cluster status, on the loop.
+ * api_read: the read methods (see api.h), run on a search pool worker.
  *
  * A read looks its collection up (holding a reference until it returns,
  * so a concurrent drop cannot pull it away), builds its reply in the op's
@@ -15,7 +14,6 @@
 #include "util/alloc.h"
 #include "util/rand.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -460,53 +458,4 @@ void api_read_run(struct op *op)
 	case SHOAL__METHOD__METHOD_DESCRIBE_COLLECTION: read_describe(op); break;
 	default: fail(op, SH_EINVAL, "method %u is not a read", op->method);
 	}
-}
-
-/* ------------------------------------------------------------ cluster */
-
-static char *astr(struct op *op, const char *s)
-{
-	return arena_strndup(&op->arena, s, strlen(s));
-}
-
-void api_cluster_status(struct op *op, const struct api_opts *o, uint64_t last_index)
-{
-	Shoal__ClusterStatusResponse *s =
-		api_new_msg(op, &shoal__cluster_status_response__descriptor);
-	Shoal__Member *m = api_new_msg(op, &shoal__member__descriptor);
-	struct store *st = db_store(o->db);
-	struct digest d = store_digest(st);
-	char hex[33];
-
-	s = m != NULL ? s : NULL;
-	if (s == NULL || (s->members = arena_calloc(&op->arena, 1, sizeof *s->members)) == NULL ||
-	    (s->voters = arena_calloc(&op->arena, 1, sizeof *s->voters)) == NULL) {
-		nomem(op);
-		return;
-	}
-	snprintf(hex, sizeof hex, "%016" PRIx64 "%016" PRIx64, d.hi, d.lo);
-	s->node_id = o->node_id;
-	s->node_name = astr(op, o->node_name);
-	s->role = astr(op, "single");
-	s->term = API_TERM;
-	s->leader_id = o->node_id;
-	s->applied_index = store_applied_index(st);
-	s->commit_index = s->applied_index; /* acknowledged = durable and applied */
-	s->last_index = last_index;
-	s->digest = astr(op, hex);
-	s->collections = store_collections(st);
-	s->points = store_points(st);
-	s->version = astr(op, PACKAGE_VERSION);
-	m->node_id = o->node_id;
-	m->name = s->node_name;
-	m->state = SHOAL__MEMBER_STATE__MEMBER_ALIVE;
-	m->client_address = astr(op, o->client_address);
-	m->rest_address = astr(op, o->rest_address);
-	m->role = s->role;
-	m->voter = true;
-	m->applied_index = s->applied_index;
-	m->commit_index = s->commit_index;
-	s->members[s->n_members++] = m;
-	s->voters[s->n_voters++] = o->node_id;
-	ok(op, s);
 }

@@ -207,8 +207,11 @@ static enum rest_route route_points(char **seg, int n, enum evhttp_cmd_type cmd)
 
 static enum rest_route route(char **seg, int n, enum evhttp_cmd_type cmd)
 {
-	if (n == 1 && strcmp(seg[0], "cluster") == 0)
-		return cmd == EVHTTP_REQ_GET ? ROUTE_CLUSTER : ROUTE_NONE;
+	if (n >= 1 && n <= 2 && strcmp(seg[0], "cluster") == 0) {
+		if (cmd != EVHTTP_REQ_GET || (n == 2 && strcmp(seg[1], "members") != 0))
+			return ROUTE_NONE;
+		return n == 1 ? ROUTE_CLUSTER : ROUTE_MEMBERS;
+	}
 	if (n < 1 || strcmp(seg[0], "collections") != 0)
 		return ROUTE_NONE;
 	if (n == 1)

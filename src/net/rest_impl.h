@@ -23,6 +23,7 @@ enum rest_route {
 	ROUTE_SCROLL,   /* POST /collections/{name}/points/scroll */
 	ROUTE_COUNT,    /* POST /collections/{name}/points/count */
 	ROUTE_CLUSTER,  /* GET /cluster */
+	ROUTE_MEMBERS,  /* GET /cluster/members */
 };
 
 /* The parts of a request that a route reads. */

@@ -35,6 +35,7 @@ uint16_t rest_method(enum rest_route r)
 		[ROUTE_SCROLL] = SHOAL__METHOD__METHOD_SCROLL,
 		[ROUTE_COUNT] = SHOAL__METHOD__METHOD_COUNT,
 		[ROUTE_CLUSTER] = SHOAL__METHOD__METHOD_CLUSTER_STATUS,
+		[ROUTE_MEMBERS] = SHOAL__METHOD__METHOD_CLUSTER_STATUS,
 	};
 	return r < sizeof m / sizeof m[0] ? m[r] : 0;
 }
@@ -509,23 +510,47 @@ static json_t *hex_id(uint64_t id)
 	return json_string(buf);
 }
 
+static const char *member_state_name(Shoal__MemberState s)
+{
+	switch (s) {
+	case SHOAL__MEMBER_STATE__MEMBER_ALIVE: return "alive";
+	case SHOAL__MEMBER_STATE__MEMBER_SUSPECT: return "suspect";
+	case SHOAL__MEMBER_STATE__MEMBER_DEAD: return "dead";
+	case SHOAL__MEMBER_STATE__MEMBER_LEFT: return "left";
+	default: return "unknown";
+	}
+}
+
 static json_t *member_json(const Shoal__Member *m)
 {
-	json_t *o =
-		json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I}", "name", m->name, "state",
-			  m->state == SHOAL__MEMBER_STATE__MEMBER_ALIVE ? "alive" : "unknown",
-			  "client_address", m->client_address, "rest_address", m->rest_address,
-			  "voter", m->voter, "applied_index", (json_int_t)m->applied_index,
-			  "commit_index", (json_int_t)m->commit_index, "lag", (json_int_t)m->lag);
+	json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:I}", "name", m->name, "state",
+			      member_state_name(m->state), "incarnation",
+			      (json_int_t)m->incarnation, "cluster_address", m->cluster_address,
+			      "client_address", m->client_address, "rest_address", m->rest_address,
+			      "state_age_ms", (json_int_t)m->state_age_ms, "last_heard_ms",
+			      (json_int_t)m->last_heard_ms);
 
 	json_object_set_new(o, "node_id", hex_id(m->node_id));
 	json_object_set_new(o, "role", json_string(m->role));
+	json_object_set_new(o, "voter", json_boolean(m->voter));
+	json_object_set_new(o, "applied_index", json_integer((json_int_t)m->applied_index));
+	json_object_set_new(o, "commit_index", json_integer((json_int_t)m->commit_index));
+	json_object_set_new(o, "lag", json_integer((json_int_t)m->lag));
 	return o;
+}
+
+static json_t *members_json(const Shoal__ClusterStatusResponse *s)
+{
+	json_t *members = json_array();
+
+	for (size_t i = 0; i < s->n_members; i++)
+		json_array_append_new(members, member_json(s->members[i]));
+	return members;
 }
 
 static json_t *cluster_json(const Shoal__ClusterStatusResponse *s)
 {
-	json_t *members = json_array(), *voters = json_array();
+	json_t *voters = json_array();
 	json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:s}", "node_name",
 			      s->node_name, "role", s->role, "term", (json_int_t)s->term,
 			      "commit_index", (json_int_t)s->commit_index, "applied_index",
@@ -533,13 +558,11 @@ static json_t *cluster_json(const Shoal__ClusterStatusResponse *s)
 			      "digest", s->digest, "collections", (json_int_t)s->collections,
 			      "points", (json_int_t)s->points, "version", s->version);
 
-	for (size_t i = 0; i < s->n_members; i++)
-		json_array_append_new(members, member_json(s->members[i]));
 	for (size_t i = 0; i < s->n_voters; i++)
 		json_array_append_new(voters, hex_id(s->voters[i]));
 	json_object_set_new(o, "node_id", hex_id(s->node_id));
 	json_object_set_new(o, "leader_id", hex_id(s->leader_id));
-	json_object_set_new(o, "members", members);
+	json_object_set_new(o, "members", members_json(s));
 	json_object_set_new(o, "voters", voters);
 	return o;
 }
@@ -595,6 +618,7 @@ json_t *rest_result(const struct op *op, enum rest_route r, bool *not_found)
 		return json_pack("{s:I}", "count",
 				 (json_int_t)((const Shoal__CountResponse *)m)->count);
 	case ROUTE_CLUSTER: return cluster_json(m);
+	case ROUTE_MEMBERS: return json_pack("{s:o}", "members", members_json(m));
 	default: return json_object();
 	}
 }

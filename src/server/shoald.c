@@ -356,6 +356,7 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 	}
 	if (swim_net_start(d->base, &o, &d->swim, err) != 0)
 		return err->code;
+	api_set_membership(d->api, swim_net_swim(d->swim));
 	LOG_INFO("swim", "membership on %s (UDP and TCP), %zu seed(s), profile %s",
 		 addr[SWIM_ADDR_CLUSTER], c->seeds.n,
 		 c->profile == SH_PROFILE_LOCAL ? "local" : "lan");
@@ -457,6 +458,8 @@ static int run(struct shoald *d)
 
 static void cleanup(struct shoald *d)
 {
+	if (d->api != NULL)
+		api_set_membership(d->api, NULL);
 	swim_net_free(d->swim);
 	d->swim = NULL;
 	stop_api(d);
