@@ -93,6 +93,27 @@ static void test_corrupt(void)
 	is_int(sh_datadir_open(path, &d, &err), SH_ECORRUPT, "node id 0 is refused");
 }
 
+static void test_cluster_id(void)
+{
+	char path[256], file[300];
+	struct sh_datadir *d = NULL;
+	struct sh_err err;
+
+	snprintf(path, sizeof path, "%s/cluster", root);
+	is_int(sh_datadir_open(path, &d, &err), 0, "open");
+	is_int(sh_datadir_cluster_id(d), 0, "no cluster id before one is set");
+	is_int(sh_datadir_set_cluster_id(d, 0x1234abcd5678ef00ULL, &err), 0, "set it");
+	is_int(sh_datadir_set_cluster_id(d, 7, &err), SH_EINVAL, "it is set once");
+	sh_datadir_close(d);
+	is_int(sh_datadir_open(path, &d, &err), 0, "reopen");
+	ok(sh_datadir_cluster_id(d) == 0x1234abcd5678ef00ULL, "the cluster id is kept");
+	sh_datadir_close(d);
+	snprintf(file, sizeof file, "%s/cluster.id", path);
+	write_text(file, "xyz\n");
+	is_int(sh_datadir_open(path, &d, &err), SH_ECORRUPT, "a damaged cluster.id is refused");
+	like(err.msg, file, "naming the file");
+}
+
 static void test_unusable(void)
 {
 	char path[256];
@@ -116,6 +137,7 @@ int main(void)
 	test_create_and_reopen();
 	test_lock();
 	test_corrupt();
+	test_cluster_id();
 	test_unusable();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
 	if (system(cmd) != 0)

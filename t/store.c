@@ -3,8 +3,10 @@
  * delete, drop; bad input (wrong dimension, NaN and infinity, payload not
  * an object or over the limit, unknown collection, duplicate create, bad
  * names and parameters) refused with the exact message and nothing
- * applied; the digest is a function of the state alone; and the snapshot
- * content round-trips. */
+ * applied; the digest is a function of the state alone; the snapshot
+ * content round-trips; and store_adopt replaces a state with a loaded one
+ * while a collection reference taken before stays readable (the threaded
+ * half is t/store_threads.c). */
 #include "build.h"
 
 #include "storage/store.h"
@@ -382,6 +384,88 @@ static void test_save_load(void)
 	store_free(a);
 }
 
+/* A store as a follower would receive it: built elsewhere (two
+ * collections, a voter configuration), saved, and loaded at (77, 5). */
+static struct store *received_state(struct digest *d)
+{
+	struct store *src, *out;
+	struct entry cx = create("x", 2, SH_METRIC_L2), cy = create("y", 3, SH_METRIC_DOT), e;
+	struct entry_voter voters[2] = {{0x11, "10.0.0.1:7471"}, {0x22, "10.0.0.2:7471"}};
+	float v[3][3] = {{1, 2, 0}, {3, 4, 0}, {5, 6, 7}};
+	struct coll_point p[3] = {
+		{1, v[0], 2, NULL, 0}, {2, v[1], 2, "{\"k\":2}", 7}, {9, v[2], 3, NULL, 0}};
+	struct mem m = {0};
+	struct sh_err err;
+
+	store_new(&src, &err);
+	e = (struct entry){.type = WAL_VOTERS, .voters = voters, .n = 2};
+	apply(src, &e, NULL, &err);
+	apply(src, &cx, NULL, &err);
+	apply(src, &cy, NULL, &err);
+	e = upsert("x", p, 2);
+	apply(src, &e, NULL, &err);
+	e = upsert("y", &p[2], 1);
+	apply(src, &e, NULL, &err);
+	if (store_save(src, mem_write, &m, &err) != 0 ||
+	    store_load(mem_read, &m, 77, 5, &out, &err) != 0)
+		bail_out("save and load: %s", err.msg);
+	*d = store_digest(src);
+	store_free(src);
+	sh_free(m.p);
+	return out;
+}
+
+static void test_adopt(void)
+{
+	struct store *s = make_store(), *from, *empty;
+	float v[2][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}}, got[4];
+	struct coll_point p[2] = {{5, v[0], 4, "{\"a\":1}", 7}, {6, v[1], 4, NULL, 0}};
+	struct entry e = upsert("c", p, 2);
+	struct hnsw_result res[2];
+	struct digest want, old;
+	struct sh_err err;
+	struct coll *held, *c;
+	const unsigned char *voters;
+	size_t n, vlen;
+	char *payload = NULL;
+
+	apply(s, &e, NULL, &err);
+	old = store_digest(s);
+	held = store_get(s, "c");
+	from = received_state(&want);
+	store_adopt(s, from);
+	ok(store_get(s, "c") == NULL, "adopt: the old collection is gone from the store");
+	is_int(store_collections(s), 2, "the received collections are there");
+	c = store_get(s, "x");
+	ok(c != NULL && coll_count(c) == 2 && coll_get(c, 2, got, &payload, &n) == 0 &&
+		   got[1] == 4.0f && n == 7 && memcmp(payload, "{\"k\":2}", 7) == 0,
+	   "with their points and payloads");
+	sh_free(payload);
+	coll_unref(c);
+	is_int(store_points(s), 3, "3 points");
+	is_int(store_applied_index(s), 77, "applied index of the received state");
+	is_int(store_applied_term(s), 5, "and its term");
+	ok(digest_equal(store_digest(s), want), "its digest");
+	voters = store_voters(s, &vlen);
+	ok(vlen > 0 && voters != NULL, "and its voter configuration (%zu bytes)", vlen);
+	is_int(coll_count(held), 2, "a reference taken before adopt: still counts");
+	ok(coll_get(held, 5, got, &payload, &n) == 0 && got[0] == 1.0f && n == 7,
+	   "still gets a point");
+	sh_free(payload);
+	ok(coll_search(held, v[1], 2, 0, false, res, &n, &err) == 0 && n == 2 && res[0].id == 6,
+	   "still searches");
+	ok(digest_equal(coll_digest(held), old), "and has the old digest");
+	coll_unref(held);
+	store_new(&empty, &err);
+	store_adopt(s, empty);
+	ok(store_collections(s) == 0 && store_applied_index(s) == 0 && store_digest(s).lo == 0 &&
+		   store_digest(s).hi == 0,
+	   "adopting an empty store empties it");
+	store_voters(s, &vlen);
+	is_int(vlen, 0, "voters included");
+	store_free(s);
+}
+
 int main(void)
 {
 	test_names();
@@ -390,5 +474,6 @@ int main(void)
 	test_bad_input();
 	test_digest_is_state();
 	test_save_load();
+	test_adopt();
 	return done_testing();
 }

@@ -313,6 +313,8 @@ int raft_new(const struct raft_opts *o, const struct raft_io *io, const struct r
 		r->commit = r->durable;
 	r->role = RAFT_FOLLOWER;
 	reset_election_timer(r, now);
+	if (raft_conf(r)->n_voters == 1 && raft_conf(r)->voters[0] == r->id)
+		r->election_at = now; /* a lone voter has nobody to wait for */
 	*out = r;
 	return 0;
 }
@@ -567,11 +569,15 @@ void raft_compacted(struct raft *r, uint64_t index)
 			r->snap_conf = r->confs[i].conf;
 			keep_conf = i + 1;
 		}
-	memmove(r->confs, r->confs + keep_conf, (r->n_confs - keep_conf) * sizeof *r->confs);
+	if (keep_conf && keep_conf < r->n_confs)
+		memmove(r->confs, r->confs + keep_conf,
+			(r->n_confs - keep_conf) * sizeof *r->confs);
 	r->n_confs -= keep_conf;
-	memmove(r->terms, r->terms + drop, (r->n - drop) * sizeof *r->terms);
-	memmove(r->sizes, r->sizes + drop, (r->n - drop) * sizeof *r->sizes);
-	memmove(r->types, r->types + drop, (r->n - drop) * sizeof *r->types);
+	if (drop && drop < r->n) {
+		memmove(r->terms, r->terms + drop, (r->n - drop) * sizeof *r->terms);
+		memmove(r->sizes, r->sizes + drop, (r->n - drop) * sizeof *r->sizes);
+		memmove(r->types, r->types + drop, (r->n - drop) * sizeof *r->types);
+	}
 	r->n -= drop;
 	r->snap_index = index;
 	r->snap_term = term;

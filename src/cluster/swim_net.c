@@ -68,6 +68,8 @@ struct swim_net {
 	int n_conns;
 	void (*on_event)(void *data, const struct swim_event *ev);
 	void *data;
+	void (*on_stream)(void *data, struct bufferevent *bev, const char *addr);
+	void *stream_data;
 	void (*leave_done)(void *arg);
 	void *leave_arg;
 	uint64_t leave_start;
@@ -226,8 +228,29 @@ static void conn_free(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	n->n_conns--;
-	bufferevent_free(c->bev);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
 	sh_free(c);
+}
+
+/* A connection that is not membership's: hand it to on_stream. */
+static void hand_over(struct conn *c)
+{
+	struct swim_net *n = c->n;
+	struct bufferevent *bev = c->bev;
+	char peer[sizeof c->peer];
+
+	memcpy(peer, c->peer, sizeof peer);
+	c->bev = NULL;
+	conn_free(c);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	if (n->on_stream == NULL) {
+		LOG_DEBUG("swim", "connection from %s: not a membership stream", peer);
+		bufferevent_free(bev);
+		return;
+	}
+	n->on_stream(n->stream_data, bev, peer);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg)
@@ -280,7 +303,12 @@ static void in_read(struct bufferevent *bev, void *arg)
 	if (c->need == 0) {
 		if (evbuffer_get_length(in) < SWIM_FRAME_HDR)
 			return;
-		evbuffer_remove(in, hdr, sizeof hdr);
+		evbuffer_copyout(in, hdr, sizeof hdr);
+		if (hdr[0] != 0) { /* membership frames are < 16 MiB: another protocol */
+			hand_over(c);
+			return;
+		}
+		evbuffer_drain(in, sizeof hdr);
 		if ((c->need = swim_wire_frame_len(hdr)) == 0) {
 			LOG_WARN("swim", "connection from %s: bad frame length", c->peer);
 			conn_free(c);
@@ -480,6 +508,8 @@ int swim_net_start(struct event_base *base, const struct swim_net_opts *o, struc
 	n->udp_fd = -1;
 	n->on_event = o->on_event;
 	n->data = o->data;
+	n->on_stream = o->on_stream;
+	n->stream_data = o->stream_data;
 	io = (struct swim_io){n, io_send, io_event, io_random};
 	if ((rv = sh_rand_os(&seed)) != 0) {
 		rv = sh_err_set(err, rv, "swim: no entropy for the random generator");

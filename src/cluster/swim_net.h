@@ -27,6 +27,7 @@
 #include "util/err.h"
 
 struct event_base;
+struct bufferevent;
 struct swim_net;
 
 #define SWIM_NET_MAX_CONNS 64
@@ -41,6 +42,11 @@ struct swim_net_opts {
 	/* Optional: also told of every event, after it is logged. */
 	void (*on_event)(void *data, const struct swim_event *ev);
 	void *data;
+	/* Optional: takes the TCP connections on the cluster port whose first
+	 * byte is not zero (not membership's: peer links), their first bytes
+	 * still in the input buffer.  Without it they are closed. */
+	void (*on_stream)(void *data, struct bufferevent *bev, const char *addr);
+	void *stream_data;
 };
 
 int swim_net_start(struct event_base *base, const struct swim_net_opts *o, struct swim_net **out,

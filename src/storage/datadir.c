@@ -21,12 +21,14 @@
 
 #define NODE_ID_FILE "node.id"
 #define LOCK_FILE    "LOCK"
+#define CLUSTER_FILE "cluster.id"
 
 struct sh_datadir {
 	char *path;
 	int dir_fd;
 	int lock_fd;
 	uint64_t node_id;
+	uint64_t cluster_id;
 };
 
 /* mkdir -p, 0750 for what it creates. */
@@ -105,24 +107,10 @@ int sh_datadir_write_file(struct sh_datadir *d, const char *name, const void *bu
 	return rv;
 }
 
-static int create_node_id(struct sh_datadir *d, struct sh_err *err)
-{
-	char text[32];
-	int rv;
-
-	do {
-		if ((rv = sh_rand_os(&d->node_id)) != 0)
-			return sh_err_set(err, rv, "cannot read random bytes for a node id");
-	} while (d->node_id == 0);
-	snprintf(text, sizeof text, "%016" PRIx64 "\n", d->node_id);
-	if ((rv = sh_datadir_write_file(d, NODE_ID_FILE, text, 17, err)) != 0)
-		return rv;
-	LOG_INFO("datadir", "created node id %016" PRIx64 " in '%s'", d->node_id, d->path);
-	return 0;
-}
-
-/* node.id holds exactly 16 lowercase hex digits and a newline. */
-static int parse_node_id(struct sh_datadir *d, const char *text, ssize_t n, struct sh_err *err)
+/* A file of exactly 16 lowercase hex digits and a newline (node.id,
+ * cluster.id): *v, or 0 when the file does not exist. */
+static int parse_hex(struct sh_datadir *d, const char *name, const char *text, ssize_t n,
+		     uint64_t *out, struct sh_err *err)
 {
 	uint64_t v = 0;
 
@@ -130,7 +118,7 @@ static int parse_node_id(struct sh_datadir *d, const char *text, ssize_t n, stru
 		return sh_err_set(err, SH_ECORRUPT,
 				  "'%s/%s' is corrupt: expected 16 hex digits and a newline, "
 				  "found %zd bytes",
-				  d->path, NODE_ID_FILE, n);
+				  d->path, name, n);
 	for (int i = 0; i < 16; i++) {
 		char c = text[i];
 		int digit = c >= '0' && c <= '9'   ? c - '0'
@@ -140,31 +128,55 @@ static int parse_node_id(struct sh_datadir *d, const char *text, ssize_t n, stru
 		if (digit < 0)
 			return sh_err_set(err, SH_ECORRUPT,
 					  "'%s/%s' is corrupt: byte %d is not a hex digit", d->path,
-					  NODE_ID_FILE, i);
+					  name, i);
 		v = v << 4 | (uint64_t)digit;
 	}
 	if (v == 0)
-		return sh_err_set(err, SH_ECORRUPT, "'%s/%s' is corrupt: node id 0", d->path,
-				  NODE_ID_FILE);
-	d->node_id = v;
+		return sh_err_set(err, SH_ECORRUPT, "'%s/%s' is corrupt: id 0", d->path, name);
+	*out = v;
 	return 0;
+}
+
+static int read_hex(struct sh_datadir *d, const char *name, uint64_t *out, struct sh_err *err)
+{
+	char text[64];
+	ssize_t n;
+	int fd = openat(d->dir_fd, name, O_RDONLY | O_CLOEXEC);
+
+	*out = 0;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return sh_err_sys(err, errno, "cannot open '%s/%s'", d->path, name);
+	n = read(fd, text, sizeof text);
+	close(fd);
+	if (n < 0)
+		return sh_err_sys(err, errno, "cannot read '%s/%s'", d->path, name);
+	return parse_hex(d, name, text, n, out, err);
+}
+
+static int write_hex(struct sh_datadir *d, const char *name, uint64_t v, struct sh_err *err)
+{
+	char text[32];
+
+	snprintf(text, sizeof text, "%016" PRIx64 "\n", v);
+	return sh_datadir_write_file(d, name, text, 17, err);
 }
 
 static int load_node_id(struct sh_datadir *d, struct sh_err *err)
 {
-	char text[64];
-	ssize_t n;
-	int fd = openat(d->dir_fd, NODE_ID_FILE, O_RDONLY | O_CLOEXEC);
+	int rv = read_hex(d, NODE_ID_FILE, &d->node_id, err);
 
-	if (fd < 0 && errno == ENOENT)
-		return create_node_id(d, err);
-	if (fd < 0)
-		return sh_err_sys(err, errno, "cannot open '%s/%s'", d->path, NODE_ID_FILE);
-	n = read(fd, text, sizeof text);
-	close(fd);
-	if (n < 0)
-		return sh_err_sys(err, errno, "cannot read '%s/%s'", d->path, NODE_ID_FILE);
-	return parse_node_id(d, text, n, err);
+	if (rv != 0 || d->node_id != 0)
+		return rv;
+	do {
+		if ((rv = sh_rand_os(&d->node_id)) != 0)
+			return sh_err_set(err, rv, "cannot read random bytes for a node id");
+	} while (d->node_id == 0);
+	if ((rv = write_hex(d, NODE_ID_FILE, d->node_id, err)) != 0)
+		return rv;
+	LOG_INFO("datadir", "created node id %016" PRIx64 " in '%s'", d->node_id, d->path);
+	return 0;
 }
 
 int sh_datadir_open(const char *path, struct sh_datadir **out, struct sh_err *err)
@@ -184,7 +196,8 @@ int sh_datadir_open(const char *path, struct sh_datadir **out, struct sh_err *er
 		rv = sh_err_sys(err, errno, "cannot open directory '%s'", path);
 		goto err;
 	}
-	if ((rv = take_lock(d, err)) != 0 || (rv = load_node_id(d, err)) != 0)
+	if ((rv = take_lock(d, err)) != 0 || (rv = load_node_id(d, err)) != 0 ||
+	    (rv = read_hex(d, CLUSTER_FILE, &d->cluster_id, err)) != 0)
 		goto err;
 	*out = d;
 	return 0;
@@ -218,4 +231,21 @@ const char *sh_datadir_path(const struct sh_datadir *d)
 int sh_datadir_fd(const struct sh_datadir *d)
 {
 	return d->dir_fd;
+}
+
+uint64_t sh_datadir_cluster_id(const struct sh_datadir *d)
+{
+	return d->cluster_id;
+}
+
+int sh_datadir_set_cluster_id(struct sh_datadir *d, uint64_t id, struct sh_err *err)
+{
+	int rv;
+
+	if (id == 0 || d->cluster_id != 0)
+		return sh_err_set(err, SH_EINVAL, "datadir: the cluster id is set once, nonzero");
+	if ((rv = write_hex(d, CLUSTER_FILE, id, err)) != 0)
+		return rv;
+	d->cluster_id = id;
+	return 0;
 }

@@ -6,7 +6,8 @@
  * process — is refused while the first holds it; the kernel drops the lock
  * when the holder dies, even by SIGKILL), writes the holder's pid into LOCK
  * for the error message others will see, and loads DIR/node.id, creating it
- * on first start (doc/storage-format.md describes both files).
+ * on first start, and DIR/cluster.id once the node belongs to a cluster
+ * (doc/storage-format.md describes the files).
  *
  * The struct is owned by the caller and released with sh_datadir_close(),
  * which drops the lock.  Not thread-safe; the loop thread owns it.
@@ -26,6 +27,10 @@ void sh_datadir_close(struct sh_datadir *d);
 
 /* The node id: random, nonzero, stable across restarts. */
 uint64_t sh_datadir_node_id(const struct sh_datadir *d);
+/* The cluster this node belongs to (DIR/cluster.id), 0 before it joined
+ * or bootstrapped one; set once. */
+uint64_t sh_datadir_cluster_id(const struct sh_datadir *d);
+int sh_datadir_set_cluster_id(struct sh_datadir *d, uint64_t id, struct sh_err *err);
 const char *sh_datadir_path(const struct sh_datadir *d);
 /* An O_DIRECTORY descriptor of the directory, for openat() & co. */
 int sh_datadir_fd(const struct sh_datadir *d);

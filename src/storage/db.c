@@ -1,26 +1,28 @@
 /*
- * db: the write path and the apply thread (see db.h); opening and recovery
- * are in db_open.c.
+ * db: the owner's side (see db.h) — entries to the log writer, durability
+ * back from it, the apply limit, watches; the apply thread is in
+ * db_apply.c, opening and recovery in db_open.c.
  *
- * A write is a struct req: db_submit() encodes it and hands its op to the
- * log writer; when the writer reports it done, db_process() (the owner's
- * thread) moves it to the apply queue or, if the append failed, completes
- * it with the error; the apply thread applies it and moves it to the
- * applied queue; db_process() completes it.  Every step that ends on
- * another thread writes the eventfd.
+ * Every writer op (append, truncate, reset) is a struct pend.  The writer
+ * completes them in submission order; db_process() takes them, and the
+ * durable index moves to the end of each completed op of the current
+ * *generation*.  A cut of the log (truncate, reset, or in standalone mode
+ * a failed append) starts a new generation: ops submitted before it may
+ * still complete, but they speak of entries that are gone or about to be,
+ * so they move nothing.  The writer runs ops in order, so when an op of
+ * the new generation completes, everything before it is settled.
  *
- * A failed append: the writer fails it and every append queued after it
- * (their indexes no longer follow).  The first failure of the current
- * generation resets next_index to its index and starts a new generation;
- * failures of older generations only complete their requests.
+ * Standalone: the apply limit is the durable index, and a write is a watch
+ * on its entry.  Raft: the apply limit is min(commit, durable).  A failed
+ * write in raft mode fails the storage for good (Raft's log must be what
+ * the core believes it is); in standalone mode the writes from the failed
+ * one on fail and later writes may succeed (disk full, then room again).
  */
 #include "build.h"
 
 #include "storage/db_impl.h"
 
-#include "storage/snapshot.h"
 #include "util/alloc.h"
-#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -29,7 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void wake_owner(struct db *db)
+void db_wake_owner(struct db *db)
 {
 	uint64_t one = 1;
 
@@ -37,24 +39,14 @@ static void wake_owner(struct db *db)
 		LOG_ERROR("storage", "cannot signal the event loop: %s", strerror(errno));
 }
 
-/* Append r to the list (head, tail) (lock held). */
-static void push(struct req **head, struct req **tail, struct req *r)
-{
-	r->next = NULL;
-	if (*tail != NULL)
-		(*tail)->next = r;
-	else
-		*head = r;
-	*tail = r;
-}
-
-static void fail_for_good(struct db *db, const struct sh_err *why)
+void db_fail(struct db *db, const struct sh_err *why)
 {
 	if (atomic_load(&db->failed))
 		return;
 	db->fail_err = *why;
 	atomic_store(&db->failed, true);
 	LOG_ERROR("storage", "storage failed, writes are refused until restart: %s", why->msg);
+	db_wake_owner(db);
 }
 
 bool db_failed(const struct db *db, struct sh_err *err)
@@ -66,179 +58,208 @@ bool db_failed(const struct db *db, struct sh_err *err)
 	return failed;
 }
 
-/* ------------------------------------------------------------ snapshots */
+/* ------------------------------------------------------------ watches */
 
-static int save_store(void *arg, hnsw_write_fn write, void *wctx, struct sh_err *err)
+static void run_watch(struct watch *w)
 {
-	return store_save(arg, write, wctx, err);
+	w->done(w->arg, w->rv, &w->err, w->term, w->index, w->affected);
+	sh_free(w);
 }
 
-/* On the apply thread: snapshot the store, then drop what it covers. */
-static int take_snapshot(struct db *db, struct sh_err *err)
+/* Add w in index order (lock held). */
+static void watch_insert(struct db *db, struct watch *w)
 {
-	uint64_t index = store_applied_index(db->store), t0 = sh_clock_mono_ms(), bytes = 0;
-	int rv;
+	struct watch **p = &db->wq_head;
 
-	if (index == 0 || index == db->last_snap)
-		return 0;
-	if ((rv = snap_write(db->snap_dir, index, store_applied_term(db->store), save_store,
-			     db->store, &bytes, err)) != 0)
-		return rv;
-	db->last_snap = index;
-	db->since_entries = db->since_bytes = 0;
-	atomic_fetch_add(&db->snapshots, 1);
-	if ((rv = snap_prune(db->snap_dir, index, err)) != 0 ||
-	    (rv = wal_remove_prefix(db->wal, index, err)) != 0)
-		return rv;
-	LOG_INFO("storage",
-		 "snapshot at index %" PRIu64 " written (%" PRIu64 " bytes, %" PRIu64
-		 " ms); the log now starts at index %" PRIu64,
-		 index, bytes, sh_clock_mono_ms() - t0, wal_first_index(db->wal));
-	return 0;
+	while (*p != NULL && (*p)->index <= w->index)
+		p = &(*p)->next;
+	w->next = *p;
+	*p = w;
+	if (w->next == NULL)
+		db->wq_tail = w;
 }
 
-static void maybe_snapshot(struct db *db)
+/* Take the waiting watches with from <= index <= to out of the list. */
+static struct watch *watch_take(struct db *db, uint64_t from, uint64_t to)
 {
-	struct sh_err err;
-	bool due = (db->o.snapshot_entries > 0 && db->since_entries >= db->o.snapshot_entries) ||
-		   (db->o.snapshot_bytes > 0 && db->since_bytes >= db->o.snapshot_bytes);
-
-	if (!due || atomic_load(&db->failed))
-		return;
-	if (take_snapshot(db, &err) != 0) {
-		LOG_ERROR("storage", "snapshot failed (the log is kept; retried later): %s",
-			  err.msg);
-		db->since_entries = db->since_bytes = 0;
-	}
-}
-
-/* ------------------------------------------------------------ the apply thread */
-
-static void apply_req(struct db *db, struct req *r)
-{
-	struct wal_rec rec;
-	size_t pos = 0, affected;
-	bool fatal;
-
-	while (r->rv == 0 && wal_buf_next(r->op.buf, &pos, &rec)) {
-		if (atomic_load(&db->failed)) {
-			r->rv = SH_ESHUTDOWN;
-			r->err = db->fail_err;
-			break;
-		}
-		r->rv = store_apply(db->store, &rec, &affected, &fatal, &r->err);
-		r->affected += affected;
-		if (fatal)
-			fail_for_good(db, &r->err);
-	}
-	db->since_entries += r->op.buf->n;
-	db->since_bytes += r->op.buf->len;
-}
-
-static void *apply_main(void *arg)
-{
-	struct db *db = arg;
-	struct req *list, *next;
+	struct watch *out = NULL, **tail = &out, **p;
 
 	pthread_mutex_lock(&db->lock);
-	for (;;) {
-		if (db->aq_head != NULL) {
-			list = db->aq_head;
-			db->aq_head = db->aq_tail = NULL;
-			pthread_mutex_unlock(&db->lock);
-			for (struct req *r = list; r != NULL; r = r->next)
-				apply_req(db, r);
-			pthread_mutex_lock(&db->lock);
-			for (struct req *r = list; r != NULL; r = next) {
-				next = r->next;
-				push(&db->dq_head, &db->dq_tail, r);
-			}
-			wake_owner(db);
-			pthread_mutex_unlock(&db->lock);
-			maybe_snapshot(db);
-			pthread_mutex_lock(&db->lock);
-		} else if (db->snap_wanted) {
-			db->snap_wanted = false;
-			pthread_mutex_unlock(&db->lock);
-			db->snap_rv = take_snapshot(db, &db->snap_err);
-			pthread_mutex_lock(&db->lock);
-			db->snap_done = true;
-			pthread_cond_broadcast(&db->snap_cond);
-		} else if (db->stop) {
-			break;
+	for (p = &db->wq_head; *p != NULL;) {
+		struct watch *w = *p;
+
+		if (w->index >= from && w->index <= to) {
+			*p = w->next;
+			w->next = NULL;
+			*tail = w;
+			tail = &w->next;
 		} else {
-			pthread_cond_wait(&db->cond, &db->lock);
+			p = &w->next;
 		}
 	}
+	db->wq_tail = NULL;
+	for (struct watch *w = db->wq_head; w != NULL; w = w->next)
+		db->wq_tail = w;
 	pthread_mutex_unlock(&db->lock);
-	return NULL;
+	return out;
 }
 
-int db_start(struct db *db, struct sh_err *err)
+/* Complete a list of watches with rv (0: applied). */
+static void watch_fail(struct watch *list, int rv, const char *why)
 {
-	struct wal_writer_opts wo = {db->o.fsync, db->o.fsync_interval_ms, db->efd};
-	int rv;
+	for (struct watch *w = list, *next; w != NULL; w = next) {
+		next = w->next;
+		w->rv = rv;
+		if (rv != 0)
+			sh_err_set(&w->err, rv, "entry %" PRIu64 ": %s", w->index, why);
+		run_watch(w);
+	}
+}
 
-	if ((rv = wal_writer_start(db->wal, &wo, &db->ww, err)) != 0)
-		return rv;
-	if (pthread_create(&db->applier, NULL, apply_main, db) != 0)
-		return sh_err_set(err, SH_EIO, "cannot start the apply thread");
-	db->applier_started = true;
+int db_watch(struct db *db, uint64_t index, db_done_fn done, void *arg, struct sh_err *err)
+{
+	struct watch *w = sh_calloc(1, sizeof *w);
+
+	if (w == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	*w = (struct watch){.index = index, .done = done, .arg = arg};
+	pthread_mutex_lock(&db->lock);
+	if (index <= store_applied_index(db->store)) {
+		w->next = NULL;
+		if (db->dq_tail != NULL)
+			db->dq_tail->next = w;
+		else
+			db->dq_head = w;
+		db->dq_tail = w;
+		db_wake_owner(db);
+	} else {
+		watch_insert(db, w);
+	}
+	pthread_mutex_unlock(&db->lock);
 	return 0;
 }
 
-/* ------------------------------------------------------------ the owner's side */
+/* ------------------------------------------------------------ writer ops */
 
-static void complete(struct db *db, struct req *r, int rv, const struct sh_err *err)
+static struct pend *pend_new(struct db *db, enum wal_op_type type, struct sh_err *err)
 {
-	struct wal_buf *b = r->op.buf;
+	struct pend *p = sh_calloc(1, sizeof *p);
 
-	r->done(r->arg, rv, err, b->n ? db->term : 0, b->first, r->affected);
-	wal_buf_unref(b);
-	sh_free(r);
-	db->outstanding--;
+	if (p == NULL) {
+		sh_err_set(err, SH_ENOMEM, "out of memory");
+		return NULL;
+	}
+	p->op = (struct wal_op){.type = type, .notify = true, .data = p};
+	p->gen = db->gen;
+	return p;
 }
 
-/* Appends the writer finished: failed ones complete, the others go on to
- * the apply thread. */
+static void pend_submit(struct db *db, struct pend *p)
+{
+	db->outstanding++;
+	wal_writer_submit(db->ww, &p->op);
+}
+
+/* Where the log stands once op is done. */
+static uint64_t op_end(const struct wal_op *op)
+{
+	switch (op->type) {
+	case WAL_OP_APPEND: return op->buf->n ? op->buf->last : 0;
+	case WAL_OP_TRUNCATE: return op->index;
+	case WAL_OP_RESET: return op->index - 1;
+	}
+	return 0;
+}
+
+/* A standalone append failed: it and its watch fail; the log goes on
+ * from its index. */
+static void standalone_failed(struct db *db, struct pend *p)
+{
+	if (p->gen == db->gen) {
+		db->gen++;
+		db->next_index = p->op.buf->first;
+	}
+	for (struct watch *w = watch_take(db, p->index, p->index), *next; w != NULL; w = next) {
+		next = w->next;
+		w->rv = p->op.rv;
+		w->err = p->op.err;
+		run_watch(w);
+	}
+}
+
+static void op_done(struct db *db, struct pend *p)
+{
+	struct wal_op *op = &p->op;
+
+	db->outstanding--;
+	if (op->rv != 0 && db->o.raft)
+		db_fail(db, &op->err);
+	else if (op->rv != 0)
+		standalone_failed(db, p);
+	else if (p->gen == db->gen && op_end(op) > db->durable)
+		db->durable = op_end(op);
+	if (op->type == WAL_OP_APPEND)
+		wal_buf_unref(op->buf);
+	sh_free(p);
+}
+
+static void set_limit(struct db *db)
+{
+	uint64_t limit = db->durable;
+
+	if (db->o.raft && db->commit < limit)
+		limit = db->commit;
+	pthread_mutex_lock(&db->lock);
+	if (limit > db->limit) {
+		db->limit = limit;
+		pthread_cond_signal(&db->cond);
+	}
+	pthread_mutex_unlock(&db->lock);
+}
+
+/* ------------------------------------------------------------ processing */
+
 static void take_written(struct db *db)
 {
 	struct wal_op *op;
-	struct req *r;
 
-	while (db->ww != NULL && (op = wal_writer_done(db->ww)) != NULL) {
-		r = op->data;
-		if (op->rv != 0) {
-			if (r->gen == db->gen) {
-				db->gen++;
-				db->next_index = r->op.buf->first;
-			}
-			complete(db, r, op->rv, &op->err);
-			continue;
-		}
-		pthread_mutex_lock(&db->lock);
-		push(&db->aq_head, &db->aq_tail, r);
-		pthread_cond_signal(&db->cond);
-		pthread_mutex_unlock(&db->lock);
+	while (db->ww != NULL && (op = wal_writer_done(db->ww)) != NULL)
+		op_done(db, op->data);
+}
+
+/* The applied watches and the installed snapshot: their callbacks. */
+static void take_applied(struct db *db)
+{
+	struct watch *list;
+	struct install *in;
+
+	pthread_mutex_lock(&db->lock);
+	list = db->dq_head;
+	db->dq_head = db->dq_tail = NULL;
+	in = db->installed;
+	db->installed = NULL;
+	pthread_mutex_unlock(&db->lock);
+	for (struct watch *w = list, *next; w != NULL; w = next) {
+		next = w->next;
+		run_watch(w);
 	}
+	if (in == NULL)
+		return;
+	/* the entries the snapshot covers are applied */
+	watch_fail(watch_take(db, 0, store_applied_index(db->store)), 0, NULL);
+	in->done(in->arg, in->rv, &in->err, in->term, in->index, 0);
+	sh_free(in);
 }
 
 void db_process(struct db *db)
 {
 	uint64_t v;
-	struct req *list, *next;
 
 	if (read(db->efd, &v, sizeof v) < 0 && errno != EAGAIN)
 		LOG_ERROR("storage", "eventfd: %s", strerror(errno));
 	take_written(db);
-	pthread_mutex_lock(&db->lock);
-	list = db->dq_head;
-	db->dq_head = db->dq_tail = NULL;
-	pthread_mutex_unlock(&db->lock);
-	for (struct req *r = list; r != NULL; r = next) {
-		next = r->next;
-		complete(db, r, r->rv, &r->err);
-	}
+	set_limit(db);
+	take_applied(db);
 }
 
 int db_fd(const struct db *db)
@@ -246,159 +267,101 @@ int db_fd(const struct db *db)
 	return db->efd;
 }
 
-/* ------------------------------------------------------------ submitting */
+/* ------------------------------------------------------------ raft */
 
-/* An upsert with canonical payloads: pts (sh_malloc) and their texts. */
-static int canon_points(const struct db *db, const struct entry *e, struct coll_point **out,
-			struct sh_err *err)
+int db_append(struct db *db, struct wal_buf *b, struct sh_err *err)
 {
-	struct coll_point *pts = sh_calloc(e->n ? e->n : 1, sizeof *pts);
-	char *text;
-	int rv = 0;
-
-	if (pts == NULL)
-		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	for (size_t i = 0; i < e->n && rv == 0; i++) {
-		pts[i] = e->points[i];
-		if (pts[i].payload_len == 0)
-			continue;
-		pts[i].payload = NULL;
-		rv = coll_payload_canon(e->points[i].payload, e->points[i].payload_len,
-					db->o.max_payload_bytes, &text, &pts[i].payload_len, err);
-		if (rv != 0)
-			sh_err_wrap(err, rv, "collection '%s': point %zu (id %" PRIu64 ")",
-				    e->collection, i, pts[i].id);
-		else
-			pts[i].payload = text;
-	}
-	*out = pts;
-	return rv;
-}
-
-static void free_points(struct coll_point *pts, size_t n)
-{
-	for (size_t i = 0; pts != NULL && i < n; i++)
-		sh_free((void *)(uintptr_t)pts[i].payload);
-	sh_free(pts);
-}
-
-/* Check e and encode it as the next record into *out. */
-static int prepare(struct db *db, const struct entry *in, struct wal_buf **out, struct sh_err *err)
-{
-	struct entry e = *in;
-	struct coll_point *pts = NULL;
-	int rv = 0;
-
-	*out = NULL;
-	if (e.type == WAL_CREATE) {
-		e.params.m = e.params.m ? e.params.m : COLL_DEFAULT_M;
-		e.params.ef_construction =
-			e.params.ef_construction ? e.params.ef_construction : COLL_DEFAULT_EFC;
-		e.params.seed = e.params.seed ? e.params.seed : db->next_index;
-	}
-	if (e.type == WAL_UPSERT && e.collection != NULL) {
-		rv = canon_points(db, &e, &pts, err);
-		e.points = pts;
-	}
-	if (rv == 0)
-		rv = store_check(db->store, &e, err);
-	if (rv == 0 && (*out = wal_buf_new(256)) == NULL)
-		rv = sh_err_set(err, SH_ENOMEM, "out of memory");
-	if (rv == 0 && (rv = entry_encode(&e, *out, db->term, db->next_index, err)) != 0)
-		wal_buf_unref(*out);
-	free_points(pts, e.type == WAL_UPSERT ? e.n : 0);
-	return rv;
-}
-
-int db_submit(struct db *db, const struct entry *e, db_done_fn done, void *arg, struct sh_err *err)
-{
-	struct wal_buf *b = NULL;
-	struct req *r;
-	int rv;
+	struct pend *p;
 
 	if (db_failed(db, err))
 		return sh_err_wrap(err, SH_ESHUTDOWN, "storage failed");
-	if (e->type == WAL_UPSERT && e->n == 0)
-		return sh_err_set(err, SH_EINVAL, "an upsert needs at least one point");
-	if ((rv = prepare(db, e, &b, err)) != 0)
-		return rv;
-	if ((r = sh_calloc(1, sizeof *r)) == NULL) {
-		wal_buf_unref(b);
-		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	}
-	r->op = (struct wal_op){.type = WAL_OP_APPEND, .buf = b, .notify = true, .data = r};
-	r->done = done;
-	r->arg = arg;
-	r->gen = db->gen;
-	db->next_index++;
-	db->outstanding++;
-	wal_writer_submit(db->ww, &r->op);
+	if (b->n == 0 || b->first != db->next_index)
+		return sh_err_set(err, SH_EINVAL,
+				  "append of entries from %" PRIu64
+				  " does not follow the log (next %" PRIu64 ")",
+				  b->first, db->next_index);
+	if ((p = pend_new(db, WAL_OP_APPEND, err)) == NULL)
+		return err->code;
+	p->op.buf = wal_buf_ref(b);
+	p->index = b->first;
+	db->next_index = b->last + 1;
+	pend_submit(db, p);
 	return 0;
 }
 
-/* ------------------------------------------------------------ blocking wrappers */
-
-struct waiter {
-	bool done;
-	int rv;
+/* A cut of the log at `keep` (entries after it gone): a new generation. */
+static void cut(struct db *db, enum wal_op_type type, uint64_t keep)
+{
 	struct sh_err err;
-	uint64_t index;
-	size_t affected;
-};
+	struct pend *p;
 
-static void wake_waiter(void *arg, int rv, const struct sh_err *err, uint64_t term, uint64_t index,
-			size_t affected)
-{
-	struct waiter *w = arg;
-
-	(void)term;
-	w->done = true;
-	w->rv = rv;
-	if (rv != 0)
-		w->err = *err;
-	w->index = index;
-	w->affected = affected;
-}
-
-int db_write(struct db *db, const struct entry *e, uint64_t *index, size_t *affected,
-	     struct sh_err *err)
-{
-	struct waiter w = {0};
-	int rv = db_submit(db, e, wake_waiter, &w, err);
-
-	while (rv == 0 && !w.done) {
-		struct pollfd p = {db->efd, POLLIN, 0};
-
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
-			return sh_err_sys(err, errno, "poll");
-		db_process(db);
+	db->gen++;
+	db->next_index = keep + 1;
+	if (db->durable > keep)
+		db->durable = keep;
+	watch_fail(watch_take(db, keep + 1, UINT64_MAX), SH_EUNAVAIL,
+		   "replaced in the log (a new leader's entries)");
+	if ((p = pend_new(db, type, &err)) == NULL) {
+		db_fail(db, &err);
+		return;
 	}
-	if (rv != 0)
-		return rv;
-	if (w.rv != 0 && err != NULL)
-		*err = w.err;
-	if (index != NULL)
-		*index = w.index;
-	if (affected != NULL)
-		*affected = w.affected;
-	return w.rv;
+	p->op.index = type == WAL_OP_RESET ? keep + 1 : keep;
+	pend_submit(db, p);
 }
 
-int db_snapshot(struct db *db, struct sh_err *err)
+void db_truncate(struct db *db, uint64_t index)
 {
-	int rv;
+	if (index + 1 < db->next_index)
+		cut(db, WAL_OP_TRUNCATE, index);
+}
 
+void db_reset(struct db *db, uint64_t next_index)
+{
+	cut(db, WAL_OP_RESET, next_index - 1);
+	atomic_store(&db->first_index, next_index);
+}
+
+void db_commit(struct db *db, uint64_t index)
+{
+	if (index > db->commit) {
+		db->commit = index;
+		set_limit(db);
+	}
+}
+
+int db_install(struct db *db, uint64_t index, db_done_fn done, void *arg, struct sh_err *err)
+{
+	struct install *in = sh_calloc(1, sizeof *in);
+
+	if (in == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	*in = (struct install){.index = index, .done = done, .arg = arg};
 	pthread_mutex_lock(&db->lock);
-	db->snap_wanted = true;
-	db->snap_done = false;
+	if (db->install != NULL || db->installed != NULL) {
+		pthread_mutex_unlock(&db->lock);
+		sh_free(in);
+		return sh_err_set(err, SH_EBUSY, "a snapshot is being installed already");
+	}
+	db->install = in;
 	pthread_cond_signal(&db->cond);
-	while (!db->snap_done)
-		pthread_cond_wait(&db->snap_cond, &db->lock);
-	rv = db->snap_rv;
-	if (rv != 0 && err != NULL)
-		*err = db->snap_err;
 	pthread_mutex_unlock(&db->lock);
-	return rv;
+	return 0;
+}
+
+int db_read(struct db *db, uint64_t from, size_t max_records, size_t max_bytes,
+	    struct wal_buf **out, struct sh_err *err)
+{
+	return wal_read(db->wal, from, max_records, max_bytes, out, err);
+}
+
+uint64_t db_term_at(struct db *db, uint64_t index)
+{
+	uint64_t term = 0;
+	struct sh_err err;
+
+	if (index == 0 || wal_term(db->wal, index, &term, &err) != 0)
+		return 0;
+	return term;
 }
 
 /* ------------------------------------------------------------ the rest */
@@ -408,14 +371,48 @@ struct store *db_store(struct db *db)
 	return db->store;
 }
 
+uint64_t db_first_index(const struct db *db)
+{
+	return atomic_load(&((struct db *)(uintptr_t)db)->first_index);
+}
+
 uint64_t db_last_index(const struct db *db)
 {
 	return db->next_index - 1;
 }
 
+uint64_t db_durable_index(const struct db *db)
+{
+	return db->durable;
+}
+
+uint64_t db_applied_index(const struct db *db)
+{
+	return store_applied_index(db->store);
+}
+
 uint64_t db_snapshots(const struct db *db)
 {
 	return atomic_load(&((struct db *)(uintptr_t)db)->snapshots);
+}
+
+uint64_t db_snapshot_index(const struct db *db)
+{
+	return atomic_load(&((struct db *)(uintptr_t)db)->last_snap);
+}
+
+void db_boot_snapshot(const struct db *db, uint64_t *index, uint64_t *term,
+		      const unsigned char **voters, size_t *len)
+{
+	*index = db->boot_snap_index;
+	*term = db->boot_snap_term;
+	*voters = db->boot_voters;
+	*len = db->boot_voters_len;
+}
+
+const char *db_snap_dir(const struct db *db)
+{
+	return db->snap_dir;
 }
 
 void db_free(struct db *db)
@@ -427,6 +424,7 @@ void db_free(struct db *db)
 	pthread_cond_destroy(&db->snap_cond);
 	pthread_cond_destroy(&db->cond);
 	pthread_mutex_destroy(&db->lock);
+	sh_free(db->boot_voters);
 	sh_free(db->dir);
 	sh_free(db->wal_dir);
 	sh_free(db->snap_dir);
@@ -438,19 +436,15 @@ void db_close(struct db *db)
 	if (db == NULL)
 		return;
 	if (db->ww != NULL) {
-		wal_writer_quiesce(db->ww); /* every queued append is done */
+		wal_writer_quiesce(db->ww); /* every queued op is done */
 		take_written(db);
 		wal_writer_stop(db->ww);
 		db->ww = NULL;
+		set_limit(db);
 	}
-	if (db->applier_started) {
-		pthread_mutex_lock(&db->lock);
-		db->stop = true;
-		pthread_cond_signal(&db->cond);
-		pthread_mutex_unlock(&db->lock);
-		pthread_join(db->applier, NULL);
-	}
+	db_stop_applier(db); /* standalone: applies up to the limit first */
 	if (db->efd >= 0)
-		db_process(db);
+		take_applied(db);
+	watch_fail(watch_take(db, 0, UINT64_MAX), SH_ESHUTDOWN, "not applied: the storage closed");
 	db_free(db);
 }

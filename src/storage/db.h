@@ -1,25 +1,39 @@
 /*
- * db: a node's durable storage engine — the single-node write path and
+ * db: a node's durable storage engine — the log, the applied state and
  * recovery (doc/storage-format.md, "Recovery"; DESIGN.md sections 2 and 6).
  *
- *   write:   db_submit() checks the write against the applied state, turns
- *            it into a log entry (payloads made canonical) and queues it
- *            to the log writer thread; the writer appends and flushes
- *            (group commit) and reports it durable; the apply thread
- *            applies it to the store; db_process() then calls the
- *            request's callback — the write is visible from then on.
+ * The log is written by the log writer thread (group commit) and applied,
+ * up to the *apply limit*, by the apply thread, which reads the entries
+ * back from the log.  Two ways to drive it:
+ *
+ *   standalone (o.raft false; tools and tests): db_submit() checks a write
+ *            against the applied state, makes it the next entry, and
+ *            completes it once applied; whatever is durable may be applied.
+ *   raft     (o.raft true; the node): the caller owns the log's content —
+ *            db_prepare() makes an entry at the (term, index) Raft gave it,
+ *            db_append() writes entries that follow the log, db_truncate()
+ *            and db_reset() cut it — and says with db_commit() what is
+ *            committed; entries are applied once committed and durable
+ *            here.  Nothing is applied at open beyond o.replay_upto.
+ *
  *   restart: db_open() loads the latest snapshot, verifies the log (cutting
- *            a torn tail) and applies the entries after the snapshot.
+ *            a torn tail) and applies the entries after the snapshot up to
+ *            the end of the log (standalone) or o.replay_upto (raft).
  *   compact: after snapshot_entries entries or snapshot_bytes bytes of log
  *            since the last snapshot (or on demand), the apply thread
- *            writes a snapshot, deletes older ones and the log before it.
+ *            writes a snapshot, deletes older ones and the log before it
+ *            but the last log_keep entries.
  *
- * Threads.  db_submit, db_process, db_write, db_snapshot and db_close are
- * called from one thread, the owner's (shoald's event loop).  Completions
- * come back through db_fd(), an eventfd the loop watches; nothing the
- * owner calls waits on the disk except the blocking wrappers db_write and
- * db_snapshot.  Readers (db_store() and the store's readers) may run on
- * any thread at any time.
+ * Durability follows the fsync policy: "durable" is fsynced under `always`
+ * and written under `interval` and `never`.
+ *
+ * Threads.  Everything here is called from one thread, the owner's
+ * (shoald's event loop), except db_store() and the store's readers, which
+ * any thread may use at any time.  Completions come back through db_fd(),
+ * an eventfd the loop watches; db_process() runs them.  Nothing the owner
+ * calls waits on the disk except the blocking wrappers db_write and
+ * db_snapshot (and db_read, which reads the log, normally from the page
+ * cache).
  *
  * Ownership.  Callers own their entries; db_submit copies what it needs.
  */
@@ -43,8 +57,11 @@ struct db_opts {
 	uint64_t segment_bytes;
 	uint64_t snapshot_entries; /* 0: not by count */
 	uint64_t snapshot_bytes;   /* 0: not by size */
+	uint64_t log_keep;         /* entries kept in the log behind a snapshot */
 	size_t max_payload_bytes;
-	uint64_t term; /* of new entries; 0 means 1 (a single node) */
+	uint64_t term;        /* standalone: of new entries; 0 means 1 */
+	bool raft;            /* the caller owns the log (see above) */
+	uint64_t replay_upto; /* raft: apply at open up to here (a commit hint) */
 };
 
 /* What db_open found. */
@@ -52,6 +69,7 @@ struct db_recovery {
 	uint64_t snap_index, snap_term; /* 0: no snapshot */
 	uint64_t replayed;              /* log entries applied after it */
 	uint64_t rejected;              /* of which did not apply (as when written) */
+	uint64_t first_index;           /* of the log */
 	uint64_t last_index;
 	uint64_t cut_bytes; /* torn tail */
 	size_t collections, points;
@@ -59,38 +77,93 @@ struct db_recovery {
 	uint64_t ms;
 };
 
-/* The outcome of one write: rv 0 and its (term, index), or an error. */
+/* The outcome of one entry: rv 0 and its (term, index), or an error. */
 typedef void (*db_done_fn)(void *arg, int rv, const struct sh_err *err, uint64_t term,
 			   uint64_t index, size_t affected);
 
 struct db;
 
 int db_open(const struct db_opts *o, struct db **out, struct db_recovery *rec, struct sh_err *err);
-/* Finish the writes in flight (their callbacks run), stop the threads,
- * flush and close.  NULL is a no-op. */
+/* Finish the appends in flight, stop the threads, flush and close; the
+ * entries waiting to be applied complete with SH_ESHUTDOWN.  NULL is a
+ * no-op. */
 void db_close(struct db *db);
+
+/* Readable when db_process() has something to do. */
+int db_fd(const struct db *db);
+/* Take what the threads finished: durability, applied entries, their
+ * callbacks.  Never blocks. */
+void db_process(struct db *db);
+
+/* ------------------------------------------------------------ standalone */
 
 /* Queue a write.  A write that cannot apply to the current state fails
  * here (nothing queued, done not called); otherwise done(arg, ...) is
- * called later from db_process(). */
+ * called from db_process() once it is applied (or failed to apply, as it
+ * will on every replay). */
 int db_submit(struct db *db, const struct entry *e, db_done_fn done, void *arg, struct sh_err *err);
-/* Readable when db_process() has something to do. */
-int db_fd(const struct db *db);
-/* Complete what the threads finished: run the callbacks. Never blocks. */
-void db_process(struct db *db);
 /* Submit and wait: the blocking wrapper, for tests and tools. */
 int db_write(struct db *db, const struct entry *e, uint64_t *index, size_t *affected,
 	     struct sh_err *err);
+
+/* ------------------------------------------------------------ raft */
+
+/* Check e against the applied state and encode it as record (term, index)
+ * into a new buffer (*out, one reference).  *affected: the points it would
+ * change now (upserts: all; deletes: those that exist). */
+int db_prepare(struct db *db, const struct entry *e, uint64_t term, uint64_t index,
+	       struct wal_buf **out, size_t *affected, struct sh_err *err);
+/* Write the records of b (sealed here), which must start at
+ * db_last_index() + 1.  db holds its own reference until written. */
+int db_append(struct db *db, struct wal_buf *b, struct sh_err *err);
+/* Drop the entries after index (index >= the apply limit).  Watches on
+ * them complete with SH_EUNAVAIL. */
+void db_truncate(struct db *db, uint64_t index);
+/* Entries up to index are committed. */
+void db_commit(struct db *db, uint64_t index);
+/* done(arg, ...) once entry index is applied, with its outcome; SH_EUNAVAIL
+ * when it is truncated first, SH_ESHUTDOWN at close.  Indexes at or below
+ * the applied index complete at the next db_process with rv 0. */
+int db_watch(struct db *db, uint64_t index, db_done_fn done, void *arg, struct sh_err *err);
+/* Read entries from the log from index `from` (see wal_read). */
+int db_read(struct db *db, uint64_t from, size_t max_records, size_t max_bytes,
+	    struct wal_buf **out, struct sh_err *err);
+/* The term of entry index when it is in the log, else 0. */
+uint64_t db_term_at(struct db *db, uint64_t index);
+
+/* Install the snapshot DIR/snap/INDEX.snap, received from the leader, as
+ * the applied state (index beyond the applied index); done(arg, rv, err,
+ * term, index, 0) from db_process once it is in place.  The log is left
+ * alone: cut it with db_reset() when it does not hold entry index. */
+int db_install(struct db *db, uint64_t index, db_done_fn done, void *arg, struct sh_err *err);
+/* Empty the log; the next entry is next_index. */
+void db_reset(struct db *db, uint64_t next_index);
+
+/* ------------------------------------------------------------ both */
+
 /* Take a snapshot now and wait for it. */
 int db_snapshot(struct db *db, struct sh_err *err);
 
 /* Set when the storage failed for good (a failed flush, out of memory while
- * applying): writes are refused and the node must restart. */
+ * applying, in raft mode any failed write): writes are refused and the node
+ * must restart. */
 bool db_failed(const struct db *db, struct sh_err *err);
 
 struct store *db_store(struct db *db);
+/* The log: first index still held, last index appended (queued to the
+ * writer), durable up to. */
+uint64_t db_first_index(const struct db *db);
 uint64_t db_last_index(const struct db *db);
-/* Snapshots written since open. */
+uint64_t db_durable_index(const struct db *db);
+/* Applied up to (the store's applied index). */
+uint64_t db_applied_index(const struct db *db);
+/* Snapshots written since open, and the latest one's index (0: none). */
 uint64_t db_snapshots(const struct db *db);
+uint64_t db_snapshot_index(const struct db *db);
+const char *db_snap_dir(const struct db *db);
+/* The snapshot db_open loaded (index 0: none): its term and the voter
+ * configuration it holds (a VoterConfig body, len 0: none). */
+void db_boot_snapshot(const struct db *db, uint64_t *index, uint64_t *term,
+		      const unsigned char **voters, size_t *len);
 
 #endif

@@ -1,11 +1,12 @@
 /*
- * db_impl: the engine's fields, shared by db.c (the write path and the
- * apply thread) and db_open.c (recovery).  Nothing outside
+ * db_impl: the engine's fields, shared by db.c (the owner's side), db_apply.c
+ * (the apply thread) and db_open.c (recovery).  Nothing outside
  * src/storage/db*.c includes it.
  *
- * `lock` guards the apply queue (aq), the applied queue (dq) and the
- * snapshot request; the loop-thread fields (next_index, gen, outstanding)
- * are touched by the owner's thread only.
+ * `lock` guards the apply limit, the watch lists, the install request and
+ * the snapshot request; the owner's fields are touched by the owner's
+ * thread only; the apply thread's by it alone (or by recovery before it
+ * starts).
  */
 #ifndef SHOAL_STORAGE_DB_IMPL_H
 #define SHOAL_STORAGE_DB_IMPL_H
@@ -15,16 +16,33 @@
 
 #include "storage/db.h"
 
-/* One write in flight: the log writer's op, then the apply thread's. */
-struct req {
-	struct wal_op op; /* op.buf: the entry as a record */
+/* A log writer op in flight (append, truncate or reset). */
+struct pend {
+	struct wal_op op;
+	uint64_t gen;   /* db->gen when submitted */
+	uint64_t index; /* standalone append: the entry (its watch) */
+};
+
+/* Someone waiting for an entry to be applied. */
+struct watch {
+	uint64_t index;
 	db_done_fn done;
 	void *arg;
-	uint64_t gen; /* db->gen when submitted */
 	int rv;
 	struct sh_err err;
+	uint64_t term;
 	size_t affected;
-	struct req *next;
+	struct watch *next;
+};
+
+/* A snapshot received from the leader, to install. */
+struct install {
+	uint64_t index;
+	db_done_fn done;
+	void *arg;
+	int rv;
+	struct sh_err err;
+	uint64_t term;
 };
 
 struct db {
@@ -34,28 +52,50 @@ struct db {
 	struct wal_writer *ww;
 	struct store *store;
 	int efd;
+	/* the snapshot loaded at open: index, term, voter configuration */
+	uint64_t boot_snap_index, boot_snap_term;
+	unsigned char *boot_voters;
+	size_t boot_voters_len;
 	/* the owner's thread */
-	uint64_t term, next_index, gen;
-	size_t outstanding;
-	/* the apply thread */
-	pthread_t applier;
-	bool applier_started;
+	uint64_t term;       /* standalone: of new entries */
+	uint64_t next_index; /* of the next entry appended */
+	uint64_t gen;        /* bumped by every cut of the log */
+	uint64_t durable;    /* the log is durable up to here (this generation) */
+	uint64_t commit;     /* raft: committed up to here */
+	size_t outstanding;  /* writer ops in flight */
+	/* shared, under lock */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;      /* to the apply thread */
-	pthread_cond_t snap_cond; /* from it: an on-demand snapshot is done */
-	struct req *aq_head, *aq_tail;
-	struct req *dq_head, *dq_tail;
+	pthread_cond_t cond;             /* to the apply thread */
+	pthread_cond_t snap_cond;        /* from it: an on-demand snapshot is done */
+	uint64_t limit;                  /* apply up to here */
+	struct watch *wq_head, *wq_tail; /* waiting, by increasing index */
+	struct watch *dq_head, *dq_tail; /* applied, to complete */
+	struct install *install, *installed;
 	bool stop, snap_wanted, snap_done;
 	int snap_rv;
 	struct sh_err snap_err;
-	uint64_t since_entries, since_bytes, last_snap;
+	/* the apply thread */
+	pthread_t applier;
+	bool applier_started;
+	uint64_t since_entries, since_bytes;
+	_Atomic uint64_t last_snap;
+	_Atomic uint64_t first_index; /* of the log, after the last prefix removal */
 	_Atomic uint64_t snapshots;
+	_Atomic bool stopping; /* raft: leave the rest unapplied */
 	_Atomic bool failed;
 	struct sh_err fail_err; /* written once, before failed is set */
 };
 
-/* Start the log writer and the apply thread (db.c). */
+/* Start the log writer and the apply thread (db_apply.c). */
 int db_start(struct db *db, struct sh_err *err);
+/* Stop the apply thread (db_apply.c). */
+void db_stop_applier(struct db *db);
+/* Apply the records of b up to `upto` to the store, completing watches
+ * (lock not held; db_apply.c).  Returns a fatal error's code, else 0. */
+int db_apply_buf(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t *rejected);
+/* Mark the storage failed for good (db.c). */
+void db_fail(struct db *db, const struct sh_err *why);
+void db_wake_owner(struct db *db);
 /* Free everything db holds; threads must be stopped (db.c). */
 void db_free(struct db *db);
 

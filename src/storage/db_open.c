@@ -39,6 +39,20 @@ static int load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uin
 	return store_load(read, rctx, index, term, arg, err);
 }
 
+static int copy_voters(struct db *db, struct sh_err *err)
+{
+	size_t len;
+	const unsigned char *v = store_voters(db->store, &len);
+
+	if (len == 0)
+		return 0;
+	if ((db->boot_voters = sh_malloc(len)) == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	memcpy(db->boot_voters, v, len);
+	db->boot_voters_len = len;
+	return 0;
+}
+
 static int load_snapshot(struct db *db, struct db_recovery *rec, struct sh_err *err)
 {
 	uint64_t index;
@@ -50,42 +64,31 @@ static int load_snapshot(struct db *db, struct db_recovery *rec, struct sh_err *
 		return store_new(&db->store, err);
 	if ((rv = snap_read(db->snap_dir, index, load_fn, &db->store, err)) != 0)
 		return rv;
-	rec->snap_index = index;
-	rec->snap_term = store_applied_term(db->store);
-	db->last_snap = index;
+	rec->snap_index = db->boot_snap_index = index;
+	rec->snap_term = db->boot_snap_term = store_applied_term(db->store);
+	if ((rv = copy_voters(db, err)) != 0)
+		return rv;
+	atomic_store(&db->last_snap, index);
 	return snap_prune(db->snap_dir, index, err);
 }
 
-/* Apply the log entries after the snapshot. */
+/* Apply the log entries from..last. */
 static int replay(struct db *db, uint64_t from, uint64_t last, struct db_recovery *rec,
 		  struct sh_err *err)
 {
 	while (from <= last) {
 		struct wal_buf *b;
-		struct wal_rec r;
-		size_t pos = 0;
-		bool fatal;
 		uint64_t n = last - from + 1 < REPLAY_RECORDS ? last - from + 1 : REPLAY_RECORDS;
 		int rv = wal_read(db->wal, from, n, REPLAY_BYTES, &b, err);
 
 		if (rv != 0)
-			return rv;
-		while (wal_buf_next(b, &pos, &r)) {
-			struct sh_err why;
-
-			if (store_apply(db->store, &r, NULL, &fatal, &why) != 0) {
-				if (fatal) {
-					wal_buf_unref(b);
-					*err = why;
-					return sh_err_wrap(err, why.code, "replay");
-				}
-				LOG_DEBUG("storage", "replay: did not apply, as when written: %s",
-					  why.msg);
-				rec->rejected++;
-			}
-			rec->replayed++;
+			return sh_err_wrap(err, rv, "replay");
+		if ((rv = db_apply_buf(db, b, last, &rec->rejected)) != 0) {
+			db_failed(db, err);
+			wal_buf_unref(b);
+			return sh_err_wrap(err, rv, "replay");
 		}
-		db->since_bytes += b->len;
+		rec->replayed += b->last - from + 1;
 		from = b->last + 1;
 		wal_buf_unref(b);
 	}
@@ -112,8 +115,21 @@ static int reconcile(struct db *db, struct db_recovery *rec, struct sh_err *err)
 				  " but the snapshot covers only "
 				  "up to %" PRIu64 ": entries %" PRIu64 "..%" PRIu64 " are missing",
 				  first, s, s + 1, first - 1);
-	db->since_entries = last - s;
+	if (db->o.raft && db->o.replay_upto < last)
+		last = db->o.replay_upto > s ? db->o.replay_upto : s;
 	return replay(db, s + 1, last, rec, err);
+}
+
+/* The log as found is durable (fsynced now) and applied up to the store. */
+static int settle(struct db *db, struct sh_err *err)
+{
+	int rv = wal_sync(db->wal, err);
+
+	db->next_index = wal_last_index(db->wal) + 1;
+	db->durable = db->next_index - 1;
+	db->limit = db->commit = store_applied_index(db->store);
+	atomic_store(&db->first_index, wal_first_index(db->wal));
+	return rv;
 }
 
 static int alloc_db(const struct db_opts *o, struct db **out, struct sh_err *err)
@@ -173,9 +189,9 @@ int db_open(const struct db_opts *o, struct db **out, struct db_recovery *rec, s
 	db->term = o->term ? o->term : 1;
 	if (wal_last_term(db->wal) > db->term)
 		db->term = wal_last_term(db->wal);
-	db->next_index = wal_last_index(db->wal) + 1;
-	if ((rv = db_start(db, err)) != 0)
+	if ((rv = settle(db, err)) != 0 || (rv = db_start(db, err)) != 0)
 		goto fail;
+	rec->first_index = wal_first_index(db->wal);
 	rec->last_index = db->next_index - 1;
 	rec->collections = store_collections(db->store);
 	rec->points = store_points(db->store);

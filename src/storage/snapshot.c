@@ -5,7 +5,8 @@
  * bytes, then its data), the data.  A zero-length frame ends the file; its
  * CRC covers the sequence number and the total content length.  Binding
  * the sequence number into each CRC makes a dropped, repeated or swapped
- * frame fail like a flipped bit.
+ * frame fail like a flipped bit.  The checks a receiver repeats
+ * (snapshot_recv.c) are shared through snapshot_impl.h.
  */
 #include "build.h"
 
@@ -13,6 +14,7 @@
 
 #include "storage/hexname.h"
 #include "storage/le.h"
+#include "storage/snapshot_impl.h"
 #include "util/alloc.h"
 #include "util/crc32c.h"
 #include "util/log.h"
@@ -32,7 +34,7 @@ void snap_path(char *buf, size_t size, const char *dir, uint64_t index)
 	snprintf(buf, size, "%s/%016" PRIx64 ".snap", dir, index);
 }
 
-static uint32_t frame_crc(uint64_t seq, const void *data, size_t len)
+uint32_t snap_frame_crc(uint64_t seq, const void *data, size_t len)
 {
 	unsigned char s[8];
 
@@ -40,15 +42,36 @@ static uint32_t frame_crc(uint64_t seq, const void *data, size_t len)
 	return sh_crc32c(sh_crc32c(0, s, 8), data, len);
 }
 
-static uint32_t end_crc(uint64_t seq, uint64_t total)
+uint32_t snap_end_crc(uint64_t seq, uint64_t total)
 {
 	unsigned char t[8];
 
 	le64_put(t, total);
-	return frame_crc(seq, t, 8);
+	return snap_frame_crc(seq, t, 8);
 }
 
-static int fsync_dir(const char *dir, struct sh_err *err)
+const char *snap_header_check(const unsigned char *h)
+{
+	if (memcmp(h, SNAP_MAGIC, 8) != 0)
+		return "not a snapshot (bad magic)";
+	if (le32_get(h + 36) != sh_crc32c(0, h, 36))
+		return "header checksum mismatch";
+	if (le32_get(h + 8) != 1)
+		return "unknown format version";
+	return NULL;
+}
+
+uint64_t snap_header_term(const unsigned char *h)
+{
+	return le64_get(h + 16);
+}
+
+uint64_t snap_header_index(const unsigned char *h)
+{
+	return le64_get(h + 24);
+}
+
+int snap_fsync_dir(const char *dir, struct sh_err *err)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rv = 0;
@@ -92,7 +115,7 @@ static void sw_flush(struct sw *w)
 	if (w->errnum != 0 || w->n == 0)
 		return;
 	le32_put(w->buf, (uint32_t)w->n);
-	le32_put(w->buf + 4, frame_crc(w->seq, w->buf + SNAP_FRAME_HDR, w->n));
+	le32_put(w->buf + 4, snap_frame_crc(w->seq, w->buf + SNAP_FRAME_HDR, w->n));
 	w->errnum = write_all(w->fd, w->buf, SNAP_FRAME_HDR + w->n);
 	w->seq++;
 	w->n = 0;
@@ -135,7 +158,7 @@ static void sw_end(struct sw *w)
 
 	sw_flush(w);
 	le32_put(e, 0);
-	le32_put(e + 4, end_crc(w->seq, w->total));
+	le32_put(e + 4, snap_end_crc(w->seq, w->total));
 	if (w->errnum == 0)
 		w->errnum = write_all(w->fd, e, sizeof e);
 	if (w->errnum == 0 && fdatasync(w->fd) != 0)
@@ -172,7 +195,7 @@ int snap_write(const char *dir, uint64_t index, uint64_t term, snap_save_fn fn, 
 	if (rename(tmp, path) != 0)
 		rv = sh_err_sys(err, errno, "snapshot: cannot rename '%s'", tmp);
 	else
-		rv = fsync_dir(dir, err);
+		rv = snap_fsync_dir(dir, err);
 out:
 	if (w.fd >= 0)
 		close(w.fd);
@@ -227,7 +250,7 @@ static int fr_next(struct fr *f)
 			     : sh_err_set(&f->err, SH_ECORRUPT,
 					  "cut short in frame %" PRIu64 " at offset %" PRIu64,
 					  f->seq, f->off);
-	want = len > 0 ? frame_crc(f->seq, f->buf, len) : end_crc(f->seq, f->total);
+	want = len > 0 ? snap_frame_crc(f->seq, f->buf, len) : snap_end_crc(f->seq, f->total);
 	if (crc != want)
 		return sh_err_set(&f->err, SH_ECORRUPT,
 				  "frame %" PRIu64 " at offset %" PRIu64
@@ -255,17 +278,11 @@ static int check_header(struct fr *f, uint64_t index, uint64_t *term)
 		return sh_err_sys(&f->err, -k, "cannot read");
 	if (k > 0)
 		why = "file shorter than the header";
-	else if (memcmp(h, SNAP_MAGIC, 8) != 0)
-		why = "not a snapshot (bad magic)";
-	else if (le32_get(h + 36) != sh_crc32c(0, h, 36))
-		why = "header checksum mismatch";
-	else if (le32_get(h + 8) != 1)
-		why = "unknown format version";
-	else if (le64_get(h + 24) != index)
+	else if ((why = snap_header_check(h)) == NULL && snap_header_index(h) != index)
 		why = "index differs from the file name";
 	if (why != NULL)
 		return sh_err_set(&f->err, SH_ECORRUPT, "bad header: %s", why);
-	*term = le64_get(h + 16);
+	*term = snap_header_term(h);
 	f->off = SNAP_HDR;
 	return 0;
 }
@@ -419,7 +436,7 @@ int snap_prune(const char *dir, uint64_t index, struct sh_err *err)
 	uint64_t newest;
 	int rv = scan_dir(dir, index, &newest, err);
 
-	return rv != 0 ? rv : fsync_dir(dir, err);
+	return rv != 0 ? rv : snap_fsync_dir(dir, err);
 }
 
 /* ------------------------------------------------------------ chunks */

@@ -4,16 +4,20 @@
  * What the content says is the store's business (store_save/store_load);
  * this module writes it durably (temporary file, fsync, rename, directory
  * fsync), reads it back verifying every frame, finds the latest snapshot,
- * and serves a file as a sequence of self-checking chunks for a follower.
+ * serves a file as a sequence of self-checking chunks for a follower, and
+ * on the follower receives those chunks into a snapshot file
+ * (snapshot_recv.c).
  *
  * Errors name the file and the offset: "snapshot: 'DIR/INDEX.snap': frame
  * 3 at offset 2097208: checksum mismatch (stored ..., computed ...)".
  *
- * Thread-safe as long as two calls do not write the same index.
+ * Thread-safe as long as two calls (snap_write, a receiver) do not write the
+ * same index.
  */
 #ifndef SHOAL_STORAGE_SNAPSHOT_H
 #define SHOAL_STORAGE_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +27,7 @@
 #define SNAP_HDR       40
 #define SNAP_FRAME_HDR 8
 #define SNAP_FRAME_MAX (1u << 20)
+#define SNAP_CHUNK_MAX (SNAP_FRAME_HDR + SNAP_FRAME_MAX) /* the largest chunk */
 #define SNAP_MAGIC     "SHOALSNP"
 
 /* Produces the content through write(wctx, ...). */
@@ -59,5 +64,39 @@ int snap_chunks_open(const char *dir, uint64_t index, struct snap_chunks **out, 
 int snap_chunks_next(struct snap_chunks *c, const void **data, size_t *len, uint64_t *offset,
 		     struct sh_err *err);
 void snap_chunks_close(struct snap_chunks *c);
+
+/* The follower's side: a snapshot received as the chunks above, written to
+ * DIR/INDEX.snap.tmp as they arrive and renamed to DIR/INDEX.snap when the
+ * end frame is in, after which snap_read() loads it.  The receiver owns
+ * its temporary file until finish or abort; it copies nothing the caller
+ * passes.  One receiver per index at a time, and not alongside snap_write
+ * of that index (they share the temporary file name). */
+struct snap_recv;
+
+/* Create (or truncate) DIR/INDEX.snap.tmp, creating DIR when missing, for
+ * the snapshot of (index, term). */
+int snap_recv_open(const char *dir, uint64_t index, uint64_t term, struct snap_recv **out,
+		   struct sh_err *err);
+/* Check and write the chunk at offset, as snap_chunks_next handed it out:
+ * offset must be the bytes received so far (SH_EINVAL "chunk at offset X,
+ * expected offset Y" for a skipped or repeated chunk); len is 1 ..
+ * SNAP_CHUNK_MAX; the first chunk is the SNAP_HDR-byte header, sound
+ * (SH_ECORRUPT "bad header: ...") and of this index and term (SH_EINVAL);
+ * every other is one whole frame whose CRC matches (SH_ECORRUPT "frame F
+ * at offset X: checksum mismatch (stored S, computed C)"), and none may
+ * follow the end frame (SH_EINVAL).  A refused chunk changes nothing: the
+ * sender may go on with the right one. */
+int snap_recv_chunk(struct snap_recv *r, uint64_t offset, const void *data, size_t len,
+		    struct sh_err *err);
+/* Bytes received so far: the offset of the next chunk. */
+uint64_t snap_recv_offset(const struct snap_recv *r);
+/* Has the end frame arrived? */
+bool snap_recv_done(const struct snap_recv *r);
+/* Once the end frame is in: fsync the file, rename it to DIR/INDEX.snap
+ * and fsync DIR.  SH_EINVAL before the end frame.  Frees r whatever it
+ * returns; on failure the temporary file is removed. */
+int snap_recv_finish(struct snap_recv *r, struct sh_err *err);
+/* Stop receiving: remove the temporary file and free r; NULL is a no-op. */
+void snap_recv_abort(struct snap_recv *r);
 
 #endif

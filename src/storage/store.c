@@ -205,6 +205,39 @@ const unsigned char *store_voters(const struct store *s, size_t *len)
 	return s->voters;
 }
 
+/* ------------------------------------------------------------ adopting a state */
+
+/* Exchange what a and b hold but for the locks. */
+static void swap_content(struct store *a, struct store *b)
+{
+	struct coll **colls = a->colls;
+	size_t n = a->n, cap = a->cap, voters_len = a->voters_len;
+	unsigned char *voters = a->voters;
+
+	a->colls = b->colls;
+	a->n = b->n;
+	a->cap = b->cap;
+	a->voters = b->voters;
+	a->voters_len = b->voters_len;
+	b->colls = colls;
+	b->n = n;
+	b->cap = cap;
+	b->voters = voters;
+	b->voters_len = voters_len;
+}
+
+void store_adopt(struct store *s, struct store *from)
+{
+	pthread_rwlock_wrlock(&s->lock);
+	swap_content(s, from);
+	atomic_store(&s->applied_term, atomic_load(&from->applied_term));
+	atomic_store(&s->applied, atomic_load(&from->applied));
+	pthread_rwlock_unlock(&s->lock);
+	/* from now holds s's old collections: dropping its references frees
+	 * those that no reader holds. */
+	store_free(from);
+}
+
 /* ------------------------------------------------------------ checking */
 
 /* The collection an entry names, with a reference; SH_ENOTFOUND if none. */

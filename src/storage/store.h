@@ -4,10 +4,11 @@
  * applies log entries to it (doc/storage-format.md, "Entries").
  *
  * Threads.  One writer (the apply thread, or the recovery before it
- * starts) calls store_apply and store_load; any thread may check entries
- * and read at the same time.  A rwlock guards the collection list;
- * collections guard themselves (collection.h).  store_save must not run
- * alongside store_apply (the apply thread calls both).
+ * starts) calls store_apply, store_adopt and store_load; any thread may
+ * check entries and read at the same time.  A rwlock guards the collection
+ * list; collections guard themselves (collection.h).  store_save and
+ * store_voters must not run alongside store_apply or store_adopt (the
+ * apply thread calls them all).
  *
  * Ownership.  store_get() returns a reference the caller drops with
  * coll_unref().
@@ -57,8 +58,20 @@ size_t store_collections(const struct store *s);
  * caller drops with coll_unref().  SH_ENOMEM when out of memory. */
 int store_list(struct store *s, struct coll ***out, size_t *n);
 size_t store_points(const struct store *s);
-/* The last voter configuration applied (VoterConfig body), or len 0. */
+/* The last voter configuration applied (VoterConfig body), or len 0;
+ * valid until the next store_apply or store_adopt (writer thread only). */
 const unsigned char *store_voters(const struct store *s, size_t *len);
+
+/* Replace everything s holds by what from holds — collections, voter
+ * configuration, applied index and term, and so the digest — and free
+ * from: how a follower installs a snapshot from the leader (store_load
+ * into from, then adopt) while searches run.  Atomic for readers: under
+ * s's write lock, so a call that reads s (store_get, store_list,
+ * store_digest, ...) sees the old state or the new, never a mix (the
+ * applied index, read without the lock, changes inside it too).  The
+ * collections s held stay alive while readers hold references to them.
+ * from must be the caller's alone (no reader may know it).  Cannot fail. */
+void store_adopt(struct store *s, struct store *from);
 
 /* The snapshot content (doc/storage-format.md, "Snapshots").  store_load
  * sets the applied index and term to (index, term). */

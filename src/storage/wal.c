@@ -223,14 +223,16 @@ int seg_create(struct wal *w, uint64_t first, struct sh_err *err)
 		v_;                                                                                \
 	})
 
+/* A reset drops every segment before it creates the next one; meanwhile
+ * the log is empty and starts at reset_next. */
 uint64_t wal_first_index(struct wal *w)
 {
-	return LOCKED(w, w->segs[0].first);
+	return LOCKED(w, w->n_segs ? w->segs[0].first : w->reset_next);
 }
 
 uint64_t wal_last_index(struct wal *w)
 {
-	return LOCKED(w, active(w)->first + active(w)->n - 1);
+	return LOCKED(w, w->n_segs ? active(w)->first + active(w)->n - 1 : w->reset_next - 1);
 }
 
 uint64_t wal_last_term(struct wal *w)
@@ -593,6 +595,7 @@ int wal_reset(struct wal *w, uint64_t next_index, struct sh_err *err)
 	int rv = 0;
 
 	pthread_mutex_lock(&w->lock);
+	w->reset_next = next_index;
 	while (rv == 0 && w->n_segs > 0)
 		rv = drop_seg(w, w->n_segs - 1, err);
 	pthread_mutex_unlock(&w->lock);

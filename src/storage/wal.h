@@ -146,7 +146,7 @@ int wal_read(struct wal *w, uint64_t from, size_t max_records, size_t max_bytes,
 
 enum wal_fsync { WAL_FSYNC_ALWAYS = 0, WAL_FSYNC_INTERVAL = 1, WAL_FSYNC_NEVER = 2 };
 
-enum wal_op_type { WAL_OP_APPEND, WAL_OP_TRUNCATE };
+enum wal_op_type { WAL_OP_APPEND, WAL_OP_TRUNCATE, WAL_OP_RESET };
 
 /* A request to the writer: caller-owned, untouched by the caller from
  * submit until it is done.  APPEND holds one reference on buf until done
@@ -154,7 +154,7 @@ enum wal_op_type { WAL_OP_APPEND, WAL_OP_TRUNCATE };
 struct wal_op {
 	enum wal_op_type type;
 	struct wal_buf *buf; /* APPEND */
-	uint64_t index;      /* TRUNCATE: keep entries up to index */
+	uint64_t index;      /* TRUNCATE: keep entries up to index; RESET: the next index */
 	bool notify;         /* when done: queue on the done list and signal notify_fd */
 	void *data;          /* the caller's */
 	/* result, once done */

@@ -33,6 +33,7 @@ struct wal {
 	struct seg *segs; /* at least one after open; the last is active */
 	size_t n_segs, cap_segs;
 	uint64_t last_term;
+	uint64_t reset_next;     /* while a reset has no segment: the next index */
 	_Atomic uint64_t synced; /* highest index fsynced */
 	uint64_t total;          /* bytes in all segments */
 };

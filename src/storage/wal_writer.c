@@ -148,16 +148,24 @@ static void write_group(struct wal_writer *ww, struct wal_op **ops, size_t n)
 	ww->dirty = true;
 }
 
-static void do_truncate(struct wal_writer *ww, struct wal_op *op)
+/* A truncation or a reset. */
+static void do_cut(struct wal_writer *ww, struct wal_op *op)
 {
+	uint64_t keep = op->type == WAL_OP_RESET ? op->index - 1 : op->index;
+
 	if (ww->fatal.code != 0) {
 		fail_op(op, ww->fatal.code, &ww->fatal);
 		return;
 	}
-	op->rv = wal_truncate(ww->w, op->index, &op->err);
+	if (op->type == WAL_OP_RESET)
+		op->rv = wal_reset(ww->w, op->index, &op->err);
+	else
+		op->rv = wal_truncate(ww->w, op->index, &op->err);
 	ww->expect = wal_last_index(ww->w) + 1;
-	if (atomic_load(&ww->durable) > op->index)
-		atomic_store(&ww->durable, op->index);
+	pthread_mutex_lock(&ww->lock);
+	if (op->type == WAL_OP_RESET || atomic_load(&ww->durable) > keep)
+		atomic_store(&ww->durable, keep);
+	pthread_mutex_unlock(&ww->lock);
 }
 
 /* The policy's flush after a group; fails the group's appends if it fails. */
@@ -187,11 +195,11 @@ static void run_ops(struct wal_writer *ww, struct wal_op *list)
 		while (list != NULL && n < MAX_GROUP && (list->type == WAL_OP_APPEND || n == 0)) {
 			ops[n++] = list;
 			list = list->next;
-			if (ops[n - 1]->type == WAL_OP_TRUNCATE)
+			if (ops[n - 1]->type != WAL_OP_APPEND)
 				break;
 		}
-		if (ops[0]->type == WAL_OP_TRUNCATE)
-			do_truncate(ww, ops[0]);
+		if (ops[0]->type != WAL_OP_APPEND)
+			do_cut(ww, ops[0]);
 		else
 			write_group(ww, ops, n);
 		maybe_flush(ww, ops, n);

@@ -126,7 +126,8 @@ static void disk_record(struct rw_node *nd, uint64_t index, uint64_t term, uint8
 	put64(rec + 4, index);
 	put64(rec + 12, term);
 	rec[20] = type;
-	memcpy(rec + 21, body, len);
+	if (len)
+		memcpy(rec + 21, body, len);
 	crc = sh_crc32c(0, rec, 21 + len);
 	memcpy(rec + 21 + len, &crc, 4);
 	sim_disk_write(nd->w->sim, nd->idx, "log", nd->log_off, rec, 25 + len);
@@ -178,7 +179,8 @@ static void mem_append(struct rw_node *nd, const uint8_t *body, uint32_t len)
 		nd->len = sh_reallocarray(nd->len, nd->cap, sizeof *nd->len);
 	}
 	nd->body[nd->n] = sh_malloc(len ? len : 1);
-	memcpy(nd->body[nd->n], body, len);
+	if (len)
+		memcpy(nd->body[nd->n], body, len);
 	nd->len[nd->n++] = len;
 }
 
@@ -191,8 +193,10 @@ static void mem_compact(struct rw_node *nd, uint64_t index)
 		drop = nd->n;
 	for (size_t i = 0; i < drop; i++)
 		sh_free(nd->body[i]);
-	memmove(nd->body, nd->body + drop, (nd->n - drop) * sizeof *nd->body);
-	memmove(nd->len, nd->len + drop, (nd->n - drop) * sizeof *nd->len);
+	if (drop && nd->n > drop) {
+		memmove(nd->body, nd->body + drop, (nd->n - drop) * sizeof *nd->body);
+		memmove(nd->len, nd->len + drop, (nd->n - drop) * sizeof *nd->len);
+	}
 	nd->n -= drop;
 	nd->base = index;
 }

@@ -1,0 +1,283 @@
+/*
+ * db_apply: the apply thread (see db.h) — it applies the log up to the
+ * apply limit, reading the entries back from the log (the page cache,
+ * normally: they were just written), completes the watches on them, takes
+ * snapshots and installs the ones received from a leader.
+ *
+ * Entries up to the apply limit are committed and durable here, so the
+ * owner never truncates them: reading them while the log writer appends
+ * and cuts later entries is safe.
+ */
+#include "build.h"
+
+#include "storage/db_impl.h"
+
+#include "storage/snapshot.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <inttypes.h>
+
+#define APPLY_RECORDS 4096
+#define APPLY_BYTES   (64u << 20)
+
+/* Append w to the list (head, tail) (lock held). */
+static void push(struct watch **head, struct watch **tail, struct watch *w)
+{
+	w->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = w;
+	else
+		*head = w;
+	*tail = w;
+}
+
+/* Entry index was applied with this outcome: its watches (and any before
+ * it) are done. */
+static void watches_done(struct db *db, uint64_t index, uint64_t term, int rv,
+			 const struct sh_err *err, size_t affected)
+{
+	struct watch *w;
+
+	pthread_mutex_lock(&db->lock);
+	while ((w = db->wq_head) != NULL && w->index <= index) {
+		if ((db->wq_head = w->next) == NULL)
+			db->wq_tail = NULL;
+		if (w->index == index) {
+			w->rv = rv;
+			if (rv != 0)
+				w->err = *err;
+			w->term = term;
+			w->affected = affected;
+		}
+		push(&db->dq_head, &db->dq_tail, w);
+	}
+	pthread_mutex_unlock(&db->lock);
+}
+
+int db_apply_buf(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t *rejected)
+{
+	struct wal_rec rec;
+	struct sh_err why;
+	size_t pos = 0, affected;
+	bool fatal;
+	int rv;
+
+	while (wal_buf_next(b, &pos, &rec) && rec.index <= upto) {
+		if (rec.index <= store_applied_index(db->store))
+			continue; /* covered by an installed snapshot */
+		affected = 0;
+		rv = store_apply(db->store, &rec, &affected, &fatal, &why);
+		if (rv != 0 && fatal) {
+			db_fail(db, &why);
+			return rv;
+		}
+		if (rv != 0) {
+			LOG_DEBUG("storage", "did not apply (as on every replica): %s", why.msg);
+			if (rejected != NULL)
+				(*rejected)++;
+		}
+		watches_done(db, rec.index, rec.term, rv, &why, affected);
+		db->since_entries++;
+		db->since_bytes += WAL_REC_HDR + rec.len;
+	}
+	return 0;
+}
+
+/* Apply entries applied+1 .. upto, reading them from the log. */
+static void apply_range(struct db *db, uint64_t upto)
+{
+	uint64_t from;
+	struct wal_buf *b;
+	struct sh_err err;
+
+	while ((from = store_applied_index(db->store) + 1) <= upto && !atomic_load(&db->failed) &&
+	       !atomic_load(&db->stopping)) {
+		uint64_t n = upto - from + 1;
+
+		if (wal_read(db->wal, from, n < APPLY_RECORDS ? n : APPLY_RECORDS, APPLY_BYTES, &b,
+			     &err) != 0) {
+			sh_err_wrap(&err, err.code, "apply: reading entry %" PRIu64, from);
+			db_fail(db, &err);
+			break;
+		}
+		db_apply_buf(db, b, upto, NULL);
+		wal_buf_unref(b);
+		db_wake_owner(db);
+	}
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+static int save_store(void *arg, hnsw_write_fn write, void *wctx, struct sh_err *err)
+{
+	return store_save(arg, write, wctx, err);
+}
+
+/* Drop the log before the snapshot at index, but the last log_keep entries. */
+static int drop_prefix(struct db *db, uint64_t index, struct sh_err *err)
+{
+	int rv = 0;
+
+	if (index > db->o.log_keep)
+		rv = wal_remove_prefix(db->wal, index - db->o.log_keep, err);
+	atomic_store(&db->first_index, wal_first_index(db->wal));
+	return rv;
+}
+
+/* Snapshot the store, then drop what it covers. */
+static int take_snapshot(struct db *db, struct sh_err *err)
+{
+	uint64_t index = store_applied_index(db->store), t0 = sh_clock_mono_ms(), bytes = 0;
+	int rv;
+
+	if (index == 0 || index == atomic_load(&db->last_snap))
+		return 0;
+	if ((rv = snap_write(db->snap_dir, index, store_applied_term(db->store), save_store,
+			     db->store, &bytes, err)) != 0)
+		return rv;
+	atomic_store(&db->last_snap, index);
+	db->since_entries = db->since_bytes = 0;
+	atomic_fetch_add(&db->snapshots, 1);
+	if ((rv = snap_prune(db->snap_dir, index, err)) != 0 ||
+	    (rv = drop_prefix(db, index, err)) != 0)
+		return rv;
+	LOG_INFO("storage",
+		 "snapshot at index %" PRIu64 " written (%" PRIu64 " bytes, %" PRIu64
+		 " ms); the log now starts at index %" PRIu64,
+		 index, bytes, sh_clock_mono_ms() - t0, wal_first_index(db->wal));
+	return 0;
+}
+
+static void maybe_snapshot(struct db *db)
+{
+	struct sh_err err;
+	bool due = (db->o.snapshot_entries > 0 && db->since_entries >= db->o.snapshot_entries) ||
+		   (db->o.snapshot_bytes > 0 && db->since_bytes >= db->o.snapshot_bytes);
+
+	if (!due || atomic_load(&db->failed))
+		return;
+	if (take_snapshot(db, &err) != 0) {
+		LOG_ERROR("storage", "snapshot failed (the log is kept; retried later): %s",
+			  err.msg);
+		db->since_entries = db->since_bytes = 0;
+	}
+}
+
+/* ------------------------------------------------------------ installing */
+
+static int load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_t term,
+		   struct sh_err *err)
+{
+	return store_load(read, rctx, index, term, arg, err);
+}
+
+/* Replace the applied state by the snapshot at in->index. */
+static void do_install(struct db *db, struct install *in)
+{
+	struct store *fresh = NULL;
+	uint64_t t0 = sh_clock_mono_ms();
+
+	in->rv = snap_read(db->snap_dir, in->index, load_fn, &fresh, &in->err);
+	if (in->rv == 0 && store_applied_index(fresh) <= store_applied_index(db->store)) {
+		in->rv = sh_err_set(&in->err, SH_EINVAL,
+				    "snapshot at %" PRIu64
+				    " is not beyond the applied index %" PRIu64,
+				    in->index, store_applied_index(db->store));
+		store_free(fresh);
+	}
+	if (in->rv != 0)
+		return;
+	in->term = store_applied_term(fresh);
+	store_adopt(db->store, fresh);
+	atomic_store(&db->last_snap, in->index);
+	db->since_entries = db->since_bytes = 0;
+	if ((in->rv = snap_prune(db->snap_dir, in->index, &in->err)) != 0)
+		return;
+	LOG_INFO("storage",
+		 "installed the leader's snapshot at index %" PRIu64 " (term %" PRIu64
+		 ") in %" PRIu64 " ms: %zu collections, %zu points",
+		 in->index, in->term, sh_clock_mono_ms() - t0, store_collections(db->store),
+		 store_points(db->store));
+}
+
+/* ------------------------------------------------------------ the thread */
+
+/* One piece of work, lock held on entry and exit; false when there is none. */
+static bool work(struct db *db)
+{
+	struct install *in;
+	uint64_t upto = db->limit;
+
+	if ((in = db->install) != NULL) {
+		db->install = NULL;
+		pthread_mutex_unlock(&db->lock);
+		do_install(db, in);
+		pthread_mutex_lock(&db->lock);
+		db->installed = in;
+		db_wake_owner(db);
+		return true;
+	}
+	if (upto > store_applied_index(db->store) && !atomic_load(&db->failed) &&
+	    !atomic_load(&db->stopping)) {
+		pthread_mutex_unlock(&db->lock);
+		apply_range(db, upto);
+		maybe_snapshot(db);
+		pthread_mutex_lock(&db->lock);
+		return true;
+	}
+	if (db->snap_wanted) {
+		db->snap_wanted = false;
+		pthread_mutex_unlock(&db->lock);
+		db->snap_rv = take_snapshot(db, &db->snap_err);
+		pthread_mutex_lock(&db->lock);
+		db->snap_done = true;
+		pthread_cond_broadcast(&db->snap_cond);
+		return true;
+	}
+	return false;
+}
+
+static void *apply_main(void *arg)
+{
+	struct db *db = arg;
+
+	pthread_mutex_lock(&db->lock);
+	for (;;) {
+		if (work(db))
+			continue;
+		if (db->stop)
+			break;
+		pthread_cond_wait(&db->cond, &db->lock);
+	}
+	pthread_mutex_unlock(&db->lock);
+	return NULL;
+}
+
+int db_start(struct db *db, struct sh_err *err)
+{
+	struct wal_writer_opts wo = {db->o.fsync, db->o.fsync_interval_ms, db->efd};
+	int rv;
+
+	if ((rv = wal_writer_start(db->wal, &wo, &db->ww, err)) != 0)
+		return rv;
+	if (pthread_create(&db->applier, NULL, apply_main, db) != 0)
+		return sh_err_set(err, SH_EIO, "cannot start the apply thread");
+	db->applier_started = true;
+	return 0;
+}
+
+void db_stop_applier(struct db *db)
+{
+	if (!db->applier_started)
+		return;
+	if (db->o.raft) /* committed entries stay in the log, applied after restart */
+		atomic_store(&db->stopping, true);
+	pthread_mutex_lock(&db->lock);
+	db->stop = true;
+	pthread_cond_signal(&db->cond);
+	pthread_mutex_unlock(&db->lock);
+	pthread_join(db->applier, NULL);
+	db->applier_started = false;
+}
