@@ -247,7 +247,14 @@ static void take_applied(struct db *db)
 		return;
 	/* the entries the snapshot covers are applied */
 	watch_fail(watch_take(db, 0, store_applied_index(db->store)), 0, NULL);
+	if (in->rv == 0) {
+		sh_free(db->inst_voters);
+		db->inst_voters = in->voters;
+		db->inst_voters_len = in->voters_len;
+		in->voters = NULL;
+	}
 	in->done(in->arg, in->rv, &in->err, in->term, in->index, 0);
+	sh_free(in->voters);
 	sh_free(in);
 }
 
@@ -348,6 +355,12 @@ int db_install(struct db *db, uint64_t index, db_done_fn done, void *arg, struct
 	return 0;
 }
 
+void db_installed_voters(const struct db *db, const unsigned char **voters, size_t *len)
+{
+	*voters = db->inst_voters;
+	*len = db->inst_voters_len;
+}
+
 int db_read(struct db *db, uint64_t from, size_t max_records, size_t max_bytes,
 	    struct wal_buf **out, struct sh_err *err)
 {
@@ -428,6 +441,7 @@ void db_free(struct db *db)
 	sh_free(db->dir);
 	sh_free(db->wal_dir);
 	sh_free(db->snap_dir);
+	sh_free(db->inst_voters);
 	sh_free(db);
 }
 

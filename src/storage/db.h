@@ -136,6 +136,9 @@ uint64_t db_term_at(struct db *db, uint64_t index);
  * term, index, 0) from db_process once it is in place.  The log is left
  * alone: cut it with db_reset() when it does not hold entry index. */
 int db_install(struct db *db, uint64_t index, db_done_fn done, void *arg, struct sh_err *err);
+/* The voter configuration (VoterConfig body, len 0: none) of the last
+ * snapshot installed; valid until the next install completes. */
+void db_installed_voters(const struct db *db, const unsigned char **voters, size_t *len);
 /* Empty the log; the next entry is next_index. */
 void db_reset(struct db *db, uint64_t next_index);
 

@@ -18,6 +18,7 @@
 #include "util/log.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 #define APPLY_RECORDS 4096
 #define APPLY_BYTES   (64u << 20)
@@ -173,6 +174,18 @@ static int load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uin
 	return store_load(read, rctx, index, term, arg, err);
 }
 
+/* The voter configuration the installed state holds, for the owner. */
+static void copy_voters(struct db *db, struct install *in)
+{
+	size_t len;
+	const unsigned char *v = store_voters(db->store, &len);
+
+	if (len > 0 && (in->voters = sh_malloc(len)) != NULL) {
+		memcpy(in->voters, v, len);
+		in->voters_len = len;
+	}
+}
+
 /* Replace the applied state by the snapshot at in->index. */
 static void do_install(struct db *db, struct install *in)
 {
@@ -191,6 +204,7 @@ static void do_install(struct db *db, struct install *in)
 		return;
 	in->term = store_applied_term(fresh);
 	store_adopt(db->store, fresh);
+	copy_voters(db, in);
 	atomic_store(&db->last_snap, in->index);
 	db->since_entries = db->since_bytes = 0;
 	if ((in->rv = snap_prune(db->snap_dir, in->index, &in->err)) != 0)

@@ -43,6 +43,8 @@ struct install {
 	int rv;
 	struct sh_err err;
 	uint64_t term;
+	unsigned char *voters; /* the snapshot's voter configuration */
+	size_t voters_len;
 };
 
 struct db {
@@ -71,6 +73,8 @@ struct db {
 	struct watch *wq_head, *wq_tail; /* waiting, by increasing index */
 	struct watch *dq_head, *dq_tail; /* applied, to complete */
 	struct install *install, *installed;
+	unsigned char *inst_voters; /* of the last snapshot installed (owner) */
+	size_t inst_voters_len;
 	bool stop, snap_wanted, snap_done;
 	int snap_rv;
 	struct sh_err snap_err;

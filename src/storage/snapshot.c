@@ -445,6 +445,7 @@ struct snap_chunks {
 	struct fr f;
 	char path[4200];
 	bool header_sent;
+	uint64_t term;
 	unsigned char hdr[SNAP_HDR];
 	unsigned char out[SNAP_FRAME_HDR + SNAP_FRAME_MAX];
 };
@@ -452,13 +453,13 @@ struct snap_chunks {
 int snap_chunks_open(const char *dir, uint64_t index, struct snap_chunks **out, struct sh_err *err)
 {
 	struct snap_chunks *c = sh_calloc(1, sizeof *c);
-	uint64_t term;
 	int rv;
 
 	if (c == NULL)
 		return sh_err_set(err, SH_ENOMEM, "snapshot: out of memory");
 	snap_path(c->path, sizeof c->path, dir, index);
-	if ((rv = fr_open(&c->f, c->path)) != 0 || (rv = check_header(&c->f, index, &term)) != 0 ||
+	if ((rv = fr_open(&c->f, c->path)) != 0 ||
+	    (rv = check_header(&c->f, index, &c->term)) != 0 ||
 	    (rv = read_exact(c->f.fd, c->hdr, SNAP_HDR, 0)) != 0) {
 		if (err != NULL)
 			*err = c->f.err;
@@ -467,6 +468,11 @@ int snap_chunks_open(const char *dir, uint64_t index, struct snap_chunks **out, 
 	}
 	*out = c;
 	return 0;
+}
+
+uint64_t snap_chunks_term(const struct snap_chunks *c)
+{
+	return c->term;
 }
 
 int snap_chunks_next(struct snap_chunks *c, const void **data, size_t *len, uint64_t *offset,

@@ -59,6 +59,8 @@ void snap_path(char *buf, size_t size, const char *dir, uint64_t index);
 struct snap_chunks;
 
 int snap_chunks_open(const char *dir, uint64_t index, struct snap_chunks **out, struct sh_err *err);
+/* The term of the snapshot's last entry (from its header). */
+uint64_t snap_chunks_term(const struct snap_chunks *c);
 /* The next chunk (*len 0 after the last), valid until the next call;
  * *offset is where it lies in the file. */
 int snap_chunks_next(struct snap_chunks *c, const void **data, size_t *len, uint64_t *offset,

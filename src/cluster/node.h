@@ -1,0 +1,137 @@
+/*
+ * node: a cluster node — the Raft core (raft.h) driven over the storage
+ * (db.h, in raft mode), the peer links (peer.h) and membership (swim.h);
+ * the write path with its ack levels, the read barriers of the
+ * consistency levels, bootstrap, and the leader's management of voters
+ * and learners (DESIGN.md sections 6 to 8; doc/replication.md).
+ *
+ * Every node runs Raft, a single node too (one voter, which elects itself
+ * at once).  A write reaching a follower is forwarded to the leader; while
+ * there is no leader writes wait, up to their deadline.  A write is
+ * acknowledged when its ack level holds:
+ *
+ *   leader  durable in the leader's log
+ *   one     durable on the leader and one more voter (or the only voter)
+ *   quorum  committed: durable on a majority of voters
+ *   all     durable on every voter (refused at once when a voter is down)
+ *
+ * and always returns its token (term, index).  It becomes searchable when
+ * a node has applied it; the read barriers wait for that.
+ *
+ * Runs on the loop thread; not thread-safe.  The db, datadir, hard state
+ * and swim_net outlive the node.
+ */
+#ifndef SHOAL_CLUSTER_NODE_H
+#define SHOAL_CLUSTER_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/raft.h"
+#include "cluster/swim.h"
+#include "storage/entry.h"
+#include "util/err.h"
+
+struct event_base;
+struct bufferevent;
+struct db;
+struct sh_datadir;
+struct hardstate;
+struct swim_net;
+
+enum node_ack { NODE_ACK_LEADER = 1, NODE_ACK_ONE, NODE_ACK_QUORUM, NODE_ACK_ALL };
+enum node_read { NODE_EVENTUAL = 1, NODE_READ_YOUR_WRITES, NODE_STRONG, NODE_QUORUM };
+
+struct node_opts {
+	struct event_base *base;
+	struct db *db;
+	struct sh_datadir *datadir;
+	struct hardstate *hs;
+	uint64_t id;
+	const char *name;
+	unsigned bootstrap_expect; /* voters to bootstrap with; 0: join a cluster */
+	unsigned max_voters;
+	uint32_t remove_dead_after_ms; /* 0: never remove dead voters */
+	struct raft_opts raft;         /* id set by the node */
+	size_t max_frame;              /* bytes of one peer frame */
+	size_t max_output;             /* bytes queued to one peer */
+	size_t cache_bytes;            /* recent log entries kept in memory */
+	uint32_t forward_timeout_ms;   /* longest wait for a forwarded write */
+};
+
+/* What a write or a read barrier came to. */
+struct node_result {
+	int rv; /* 0, or SH_E*: UNAVAIL (no leader; leader set when known),
+		 * TIMEDOUT (outcome unknown), others from the checks */
+	struct sh_err err;
+	uint64_t term, index; /* a write's token */
+	size_t affected;
+	uint64_t leader;            /* the leader, when known */
+	const char *leader_address; /* its client address, "" when unknown */
+};
+
+typedef void (*node_done_fn)(void *arg, const struct node_result *r);
+
+struct node;
+
+int node_new(const struct node_opts *o, struct node **out, struct sh_err *err);
+/* Membership is up: take its view and events (call once). */
+void node_start(struct node *n, struct swim_net *sw);
+/* Stop: pending writes and reads complete with SH_ESHUTDOWN. */
+void node_free(struct node *n);
+
+/* Inputs from the loop. */
+void node_swim_event(struct node *n, const struct swim_event *ev);
+void node_accept(void *n, struct bufferevent *bev, const char *addr);
+void node_db_progress(struct node *n); /* after db_process() */
+
+/* Make e a log entry and call done once `ack` holds, or it fails, or the
+ * deadline (monotonic ms) passes.  done may run before this returns. */
+void node_write(struct node *n, const struct entry *e, enum node_ack ack, uint64_t deadline_ms,
+		node_done_fn done, void *arg);
+
+/* Call done once a read at `level` may run on this node (rv 0), or when it
+ * cannot (DESIGN.md section 7): eventual at once; read_your_writes once the
+ * entry of the token is applied here (FAILED_PRECONDITION-like SH_EINVAL
+ * when the token's entry was replaced: a lost write); strong: a leader
+ * inside its lease, else a confirmed read index; quorum: a read index
+ * confirmed by the leader's majority, applied here. */
+void node_read(struct node *n, enum node_read level, uint64_t token_term, uint64_t token_index,
+	       uint64_t deadline_ms, node_done_fn done, void *arg);
+
+/* Cluster management, at the leader (forwarded from a follower).  Add a
+ * member as a learner (promoted once caught up while voters are fewer than
+ * max_voters), remove a voter or learner, hand leadership over. */
+enum node_change { NODE_ADD = 1, NODE_REMOVE, NODE_TRANSFER };
+void node_change(struct node *n, enum node_change what, uint64_t id, uint64_t deadline_ms,
+		 node_done_fn done, void *arg);
+
+/* ------------------------------------------------------------ status */
+
+struct node_peer_status {
+	uint64_t id;
+	bool voter;
+	uint64_t match;  /* leader: durable on it up to here */
+	uint64_t lag;    /* entries behind the leader's log */
+	uint64_t lag_ms; /* since it last held the leader's whole log */
+};
+
+struct node_status {
+	const char *role; /* leader, follower, candidate, learner, joining, failed */
+	uint64_t term, leader, cluster_id;
+	uint64_t first_index, last_index, durable_index, commit_index, applied_index;
+	uint64_t snapshot_index;
+	unsigned n_voters, n_learners;
+	uint64_t voters[RAFT_MAX_NODES], learners[RAFT_MAX_NODES];
+	size_t n_peers; /* leader only */
+	struct node_peer_status peers[RAFT_MAX_NODES];
+	uint64_t pending_writes, forwarded_writes;
+	uint64_t elections, leader_changes;
+};
+
+void node_status(struct node *n, struct node_status *st);
+/* The client address of node id from membership ("" when unknown). */
+const char *node_client_address(struct node *n, uint64_t id);
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * peer: see peer.h.
+ */
+#include "build.h"
+
+#include "cluster/peer.h"
+
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#define FRAME_HDR     5 /* u32 length, u8 kind */
+#define IN_IDLE_S     60
+#define WARN_EVERY_MS 30000
+#define ADDR_MAX      320
+
+/* The link this node sends on to one peer. */
+struct link {
+	uint64_t id;
+	struct bufferevent *bev; /* NULL while down */
+	bool connected;
+	uint64_t retry_at;  /* no new connection before (ms) */
+	uint64_t warned_at; /* last failure logged (ms) */
+	uint64_t failures;  /* since the last success */
+	char addr[ADDR_MAX];
+};
+
+/* A connection another node opened to send to us. */
+struct inconn {
+	struct peer_net *p;
+	struct bufferevent *bev;
+	uint64_t from; /* 0 until the preamble is read */
+	char addr[ADDR_MAX];
+	struct inconn *prev, *next;
+};
+
+struct peer_net {
+	struct peer_opts o;
+	uint64_t cluster_id;
+	struct link *links;
+	size_t n_links, cap_links;
+	struct inconn *in;
+	int n_in;
+	struct peer_stats st;
+};
+
+static void le32_put(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t le32_get(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void le64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t le64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void nodelay(struct bufferevent *bev)
+{
+	int one = 1;
+	evutil_socket_t fd = bufferevent_getfd(bev);
+
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* ------------------------------------------------------------ inbound */
+
+static void in_free(struct inconn *c)
+{
+	struct peer_net *p = c->p;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		p->in = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	p->n_in--;
+	bufferevent_free(c->bev);
+	sh_free(c);
+}
+
+static bool in_preamble(struct inconn *c, struct evbuffer *in)
+{
+	uint8_t pre[PEER_PREAMBLE];
+	uint64_t cluster;
+
+	evbuffer_remove(in, pre, sizeof pre);
+	cluster = le64_get(pre + 16);
+	c->from = le64_get(pre + 8);
+	if (memcmp(pre, PEER_MAGIC, 8) != 0 || c->from == 0) {
+		LOG_WARN("peer", "connection from %s: not a peer link (bad preamble)", c->addr);
+		return false;
+	}
+	if (cluster == 0 || cluster != c->p->cluster_id) {
+		c->p->st.refused++;
+		LOG_DEBUG("peer",
+			  "connection from %s (node %016" PRIx64 "): cluster %016" PRIx64
+			  " is not ours (%016" PRIx64 ")",
+			  c->addr, c->from, cluster, c->p->cluster_id);
+		return false;
+	}
+	return true;
+}
+
+/* One whole frame at the front of in: deliver it.  false: close. */
+static bool in_frame(struct inconn *c, struct evbuffer *in, bool *more)
+{
+	struct peer_net *p = c->p;
+	uint8_t hdr[FRAME_HDR];
+	uint32_t len;
+	uint8_t *buf;
+
+	*more = false;
+	if (evbuffer_copyout(in, hdr, sizeof hdr) < (ssize_t)sizeof hdr)
+		return true;
+	len = le32_get(hdr);
+	if (len < 1 || len > p->o.max_frame + 1 || hdr[4] < 1 || hdr[4] > PEER_KIND_MAX) {
+		LOG_WARN("peer", "connection from %s: bad frame (length %" PRIu32 ", kind %u)",
+			 c->addr, len, hdr[4]);
+		return false;
+	}
+	if (evbuffer_get_length(in) < 4 + (size_t)len)
+		return true;
+	if ((buf = evbuffer_pullup(in, 4 + (ssize_t)len)) == NULL)
+		return false;
+	p->st.frames_recv++;
+	p->st.bytes_recv += 4 + (uint64_t)len;
+	p->o.recv(p->o.data, c->from, (enum peer_kind)hdr[4], buf + FRAME_HDR, len - 1);
+	evbuffer_drain(in, 4 + (size_t)len);
+	*more = true;
+	return true;
+}
+
+static void in_read(struct bufferevent *bev, void *arg)
+{
+	struct inconn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	bool ok = true, more = true;
+
+	if (c->from == 0) {
+		if (evbuffer_get_length(in) < PEER_PREAMBLE)
+			return;
+		ok = in_preamble(c, in);
+	}
+	while (ok && more)
+		ok = in_frame(c, in, &more);
+	if (!ok)
+		in_free(c);
+}
+
+static void in_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct inconn *c = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		LOG_DEBUG("peer", "connection from %s closed (%s)", c->addr,
+			  what & BEV_EVENT_TIMEOUT ? "idle"
+			  : what & BEV_EVENT_EOF   ? "end of stream"
+						   : strerror(errno));
+		in_free(c);
+	}
+}
+
+void peer_accept(void *arg, struct bufferevent *bev, const char *addr)
+{
+	struct peer_net *p = arg;
+	struct timeval idle = {IN_IDLE_S, 0};
+	struct inconn *c;
+
+	if (p->n_in >= PEER_MAX_IN || (c = sh_calloc(1, sizeof *c)) == NULL) {
+		p->st.refused++;
+		bufferevent_free(bev);
+		return;
+	}
+	c->p = p;
+	c->bev = bev;
+	snprintf(c->addr, sizeof c->addr, "%s", addr);
+	c->next = p->in;
+	if (p->in != NULL)
+		p->in->prev = c;
+	p->in = c;
+	p->n_in++;
+	nodelay(bev);
+	bufferevent_setcb(bev, in_read, NULL, in_event, c);
+	bufferevent_setwatermark(bev, EV_READ, 0, 0);
+	bufferevent_set_timeouts(bev, &idle, NULL);
+	bufferevent_enable(bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		in_read(bev, c);
+}
+
+/* ------------------------------------------------------------ outbound */
+
+static struct link *link_find(struct peer_net *p, uint64_t id, bool create)
+{
+	struct link *l;
+
+	for (size_t i = 0; i < p->n_links; i++)
+		if (p->links[i].id == id)
+			return &p->links[i];
+	if (!create)
+		return NULL;
+	if (p->n_links == p->cap_links) {
+		size_t cap = p->cap_links ? 2 * p->cap_links : 8;
+
+		if ((l = sh_reallocarray(p->links, cap, sizeof *l)) == NULL)
+			return NULL;
+		/* the callbacks hold the id, not the pointer: moving is safe */
+		p->links = l;
+		p->cap_links = cap;
+	}
+	l = &p->links[p->n_links++];
+	memset(l, 0, sizeof *l);
+	l->id = id;
+	return l;
+}
+
+static void link_down(struct peer_net *p, struct link *l, const char *why)
+{
+	uint64_t now = sh_clock_mono_ms();
+
+	if (l->bev != NULL)
+		bufferevent_free(l->bev);
+	l->bev = NULL;
+	l->connected = false;
+	l->failures++;
+	l->retry_at = now + p->o.backoff_ms;
+	if (now - l->warned_at >= WARN_EVERY_MS || l->warned_at == 0) {
+		LOG_INFO("peer", "link to node %016" PRIx64 " at %s down: %s", l->id, l->addr, why);
+		l->warned_at = now;
+	}
+}
+
+static void link_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct peer_net *p = arg;
+	struct link *l = NULL;
+
+	for (size_t i = 0; i < p->n_links && l == NULL; i++)
+		if (p->links[i].bev == bev)
+			l = &p->links[i];
+	if (l == NULL)
+		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		l->connected = true;
+		l->failures = 0;
+		p->st.connects++;
+		nodelay(bev);
+		return;
+	}
+	if (!l->connected)
+		p->st.connect_failures++;
+	link_down(p, l,
+		  what & BEV_EVENT_EOF ? "closed by the peer"
+		  : errno              ? strerror(errno)
+				       : "connection failed");
+}
+
+static void link_read(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+}
+
+static void link_write(struct bufferevent *bev, void *arg)
+{
+	struct peer_net *p = arg;
+
+	for (size_t i = 0; i < p->n_links; i++)
+		if (p->links[i].bev == bev && p->o.writable != NULL)
+			p->o.writable(p->o.data, p->links[i].id);
+}
+
+static int link_connect(struct peer_net *p, struct link *l)
+{
+	const char *addr = p->o.address(p->o.data, l->id);
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	uint8_t pre[PEER_PREAMBLE];
+
+	if (addr == NULL)
+		return SH_EUNAVAIL;
+	snprintf(l->addr, sizeof l->addr, "%s", addr);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
+		link_down(p, l, "the address is not IP:port");
+		return SH_EUNAVAIL;
+	}
+	if ((l->bev = bufferevent_socket_new(p->o.base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		return SH_ENOMEM;
+	bufferevent_setcb(l->bev, link_read, link_write, link_event, p);
+	bufferevent_setwatermark(l->bev, EV_WRITE, p->o.max_output / 4, 0);
+	memcpy(pre, PEER_MAGIC, 8);
+	le64_put(pre + 8, p->o.self_id);
+	le64_put(pre + 16, p->cluster_id);
+	if (bufferevent_write(l->bev, pre, sizeof pre) != 0 ||
+	    bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss, len) != 0) {
+		p->st.connect_failures++;
+		link_down(p, l, strerror(errno ? errno : ECONNREFUSED));
+		return SH_EUNAVAIL;
+	}
+	bufferevent_enable(l->bev, EV_READ);
+	return 0;
+}
+
+static void release_all(const struct peer_part *parts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].release != NULL)
+			parts[i].release(parts[i].data, parts[i].len, parts[i].arg);
+}
+
+static int frame_out(struct peer_net *p, struct link *l, enum peer_kind kind,
+		     const struct peer_part *parts, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(l->bev);
+	uint8_t hdr[FRAME_HDR];
+	size_t len = 1;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		len += parts[i].len;
+	le32_put(hdr, (uint32_t)len);
+	hdr[4] = (uint8_t)kind;
+	if (evbuffer_add(out, hdr, sizeof hdr) != 0)
+		return SH_ENOMEM;
+	for (i = 0; i < n; i++) {
+		int rv = parts[i].release != NULL
+				 ? evbuffer_add_reference(out, parts[i].data, parts[i].len,
+							  parts[i].release, parts[i].arg)
+				 : evbuffer_add(out, parts[i].data, parts[i].len);
+
+		if (rv != 0) {
+			release_all(parts + i, n - i);
+			link_down(p, l, "out of memory");
+			return SH_ENOMEM;
+		}
+	}
+	p->st.frames_sent++;
+	p->st.bytes_sent += 4 + len;
+	return 0;
+}
+
+int peer_send(struct peer_net *p, uint64_t to, enum peer_kind kind, const struct peer_part *parts,
+	      size_t n)
+{
+	struct link *l = link_find(p, to, true);
+	int rv = 0;
+
+	if (l == NULL)
+		rv = SH_ENOMEM;
+	else if (p->cluster_id == 0)
+		rv = SH_EUNAVAIL;
+	else if (l->bev == NULL && sh_clock_mono_ms() < l->retry_at)
+		rv = SH_EUNAVAIL;
+	else if (l->bev == NULL)
+		rv = link_connect(p, l);
+	if (rv == 0 && evbuffer_get_length(bufferevent_get_output(l->bev)) > p->o.max_output)
+		rv = SH_EBUSY;
+	if (rv != 0) {
+		p->st.dropped++;
+		release_all(parts, n);
+		return rv;
+	}
+	return frame_out(p, l, kind, parts, n);
+}
+
+size_t peer_backlog(const struct peer_net *p, uint64_t to)
+{
+	const struct link *l = link_find((struct peer_net *)(uintptr_t)p, to, false);
+
+	return l != NULL && l->bev != NULL ? evbuffer_get_length(bufferevent_get_output(l->bev))
+					   : 0;
+}
+
+void peer_drop(struct peer_net *p, uint64_t to)
+{
+	struct link *l = link_find(p, to, false);
+
+	if (l != NULL && l->bev != NULL) {
+		bufferevent_free(l->bev);
+		l->bev = NULL;
+		l->connected = false;
+	}
+}
+
+/* ------------------------------------------------------------ life */
+
+int peer_net_new(const struct peer_opts *o, struct peer_net **out, struct sh_err *err)
+{
+	struct peer_net *p = sh_calloc(1, sizeof *p);
+
+	if (p == NULL)
+		return sh_err_set(err, SH_ENOMEM, "peer: out of memory");
+	p->o = *o;
+	*out = p;
+	return 0;
+}
+
+void peer_net_free(struct peer_net *p)
+{
+	if (p == NULL)
+		return;
+	while (p->in != NULL)
+		in_free(p->in);
+	for (size_t i = 0; i < p->n_links; i++)
+		if (p->links[i].bev != NULL)
+			bufferevent_free(p->links[i].bev);
+	sh_free(p->links);
+	sh_free(p);
+}
+
+void peer_set_cluster_id(struct peer_net *p, uint64_t cluster_id)
+{
+	p->cluster_id = cluster_id;
+}
+
+void peer_get_stats(const struct peer_net *p, struct peer_stats *st)
+{
+	*st = p->st;
+}
