@@ -255,7 +255,7 @@ static void test_requests(void)
 	tok.index = 1;
 	sr.read = &ro;
 	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__FAILED_PRECONDITION,
-	       "token 7:1 was not issued by this log",
+	       "token 7:1: entry 1 has term 1 in the committed log: the write was lost",
 	       "read_your_writes with a token of another term");
 	ro.token = NULL;
 	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,

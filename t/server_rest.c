@@ -189,7 +189,7 @@ static void test_cluster_metrics(void)
 
 	j = req("GET", "/cluster", NULL, &code);
 	is_int(code, 200, "GET /cluster");
-	is_str(str_at(result(j), "role"), "single", "role single");
+	is_str(str_at(result(j), "role"), "leader", "role leader (a lone voter)");
 	is_int(json_array_size(json_object_get(result(j), "members")), 1, "one member");
 	json_decref(j);
 	j = req("GET", "/cluster/members", NULL, &code);

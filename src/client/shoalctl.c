@@ -864,6 +864,11 @@ static int global_options(struct ctl *x, int argc, char **argv)
 					x->o.consistency = (enum shoal_consistency)k, found = true;
 			if (!found)
 				return usage_error("unknown consistency '%s'", v), -EXIT_USAGE;
+			if (x->o.consistency == SHOAL_CONSISTENCY_READ_YOUR_WRITES)
+				return usage_error("--consistency read_your_writes: shoalctl keeps "
+						   "no write token between runs; use strong to "
+						   "see earlier writes"),
+				       -EXIT_USAGE;
 		} else if (strcmp(a, "--ack") == 0) {
 			for (int k = 1; k < 5; k++)
 				if (strcmp(v, acks[k]) == 0)

@@ -26,6 +26,7 @@
 #include "util/alloc.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 
 static void done_read(struct node *n, struct pread *p, int rv, const char *msg)
 {
@@ -39,19 +40,27 @@ static void done_read(struct node *n, struct pread *p, int rv, const char *msg)
 	sh_free(p);
 }
 
+/* The term of entry index here, 0 when unknown (compacted). */
+static uint64_t term_at(struct node *n, uint64_t index)
+{
+	uint64_t t = raft_term_at(n->raft, index);
+
+	return t != 0 ? t : db_term_at(n->o.db, index);
+}
+
 /* 1: p may run; 0: not yet; SH_EINVAL: its write was lost. */
 static int ready(struct node *n, const struct pread *p)
 {
 	uint64_t t;
 
-	if (p->read_id != 0 || p->index == 0 || db_applied_index(n->o.db) < p->index)
+	if (p->read_id != 0 || p->index == 0)
 		return 0;
-	if (p->level != NODE_READ_YOUR_WRITES)
-		return 1;
-	t = raft_term_at(n->raft, p->index);
-	if (t == 0)
-		t = db_term_at(n->o.db, p->index);
-	return t == 0 || t == p->term ? 1 : SH_EINVAL;
+	if (p->level == NODE_READ_YOUR_WRITES && p->index <= raft_commit_index(n->raft)) {
+		t = term_at(n, p->index);
+		if (t != 0 && t != p->term)
+			return SH_EINVAL; /* committed with another term: never ours */
+	}
+	return db_applied_index(n->o.db) >= p->index;
 }
 
 static void ask(struct node *n, struct pread *p)
@@ -68,11 +77,35 @@ static bool try_run(struct node *n, struct pread *p)
 
 	if (rv == 0)
 		return false;
-	if (rv < 0)
-		done_read(n, p, rv,
-			  "the write of this token was lost: a new leader replaced its entry");
-	else
+	if (rv < 0) {
+		char msg[200];
+
+		snprintf(msg, sizeof msg,
+			 "token %" PRIu64 ":%" PRIu64 ": entry %" PRIu64 " has term %" PRIu64
+			 " in the committed log: the write was lost (another leader's entry "
+			 "replaced it)",
+			 p->term, p->index, p->index, term_at(n, p->index));
+		done_read(n, p, rv, msg);
+	} else
 		done_read(n, p, 0, "");
+	return true;
+}
+
+/* At the leader, a token of its term or before beyond its log names no
+ * entry that can ever commit (dissertation §3.6: the leader's log holds
+ * every committed entry; an entry of an earlier term it lacks is lost). */
+static bool never_issued(struct node *n, struct pread *p)
+{
+	char msg[200];
+
+	if (raft_role(n->raft) != RAFT_LEADER || p->term > raft_term(n->raft) ||
+	    p->index <= raft_last_index(n->raft))
+		return false;
+	snprintf(msg, sizeof msg,
+		 "token %" PRIu64 ":%" PRIu64 " was not issued by this log (the leader's last "
+		 "entry is %" PRIu64 ", term %" PRIu64 ")",
+		 p->term, p->index, raft_last_index(n->raft), raft_term(n->raft));
+	done_read(n, p, SH_EINVAL, msg);
 	return true;
 }
 
@@ -107,6 +140,8 @@ void node_read(struct node *n, enum node_read level, uint64_t token_term, uint64
 		done_read(n, p, 0, "");
 		return;
 	}
+	if (level == NODE_READ_YOUR_WRITES && never_issued(n, p))
+		return;
 	if (p->index != 0 && try_run(n, p))
 		return;
 	p->next = n->reads;

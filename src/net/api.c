@@ -1,7 +1,7 @@
 /*
  * api: see api.h.  This file holds the op life cycle, the method table,
- * the writes and the read_your_writes wait; the reads themselves are in
- * api_read.c.
+ * the writes and the read barriers (both through the node); the reads
+ * themselves are in api_read.c.
  *
  * Invariant: every op started is answered exactly once, through
  * complete(), which records its metrics and calls op->done.
@@ -57,8 +57,6 @@ struct api {
 	struct pool *pool;
 	struct metrics metrics;
 	const struct swim *members; /* NULL: this node alone */
-	struct op *waiting;         /* read_your_writes, not yet applied */
-	struct event *wait_timer;
 	bool stopping;
 };
 
@@ -168,35 +166,44 @@ void *api_new_msg(struct op *op, const ProtobufCMessageDescriptor *desc)
 
 /* ------------------------------------------------------------ writes */
 
-static void on_written(void *arg, int rv, const struct sh_err *err, uint64_t term, uint64_t index,
-		       size_t affected)
+/* A failure from the node: its status, with the leader when known. */
+static void fail_node(struct op *op, const struct node_result *r)
+{
+	op->err = r->err;
+	op->leader = r->leader;
+	if (r->leader_address != NULL)
+		snprintf(op->leader_address, sizeof op->leader_address, "%s", r->leader_address);
+	if (r->rv == SH_EUNAVAIL && r->leader != 0 && r->leader_address && r->leader_address[0])
+		sh_err_set(&op->err, r->rv, "%s (leader: %s)", r->err.msg, r->leader_address);
+	fail_err(op, r->rv);
+}
+
+static void on_written(void *arg, const struct node_result *r)
 {
 	struct op *op = arg;
 	Shoal__WriteResponse *w;
 
-	if (rv != 0) {
-		op->err = *err;
-		fail_err(op, rv);
-		return;
-	}
+	if (r->rv != 0)
+		return fail_node(op, r);
 	w = api_new_msg(op, &shoal__write_response__descriptor);
 	if (w == NULL || (w->token = api_new_msg(op, &shoal__token__descriptor)) == NULL) {
 		sh_err_set(&op->err, SH_ENOMEM, "out of memory");
 		fail_err(op, SH_ENOMEM);
 		return;
 	}
-	w->token->term = term;
-	w->token->index = index;
-	w->affected = affected;
+	w->token->term = r->term;
+	w->token->index = r->index;
+	w->affected = r->affected;
 	op->resp = &w->base;
 	op->status = SHOAL__STATUS_CODE__OK;
 	complete(op);
 }
 
-static int check_ack(const Shoal__WriteOptions *w, struct sh_err *err)
+static int check_ack(struct op *op, const Shoal__WriteOptions *w, struct sh_err *err)
 {
 	if (w != NULL && (w->ack < 0 || w->ack > SHOAL__ACK__ACK_ALL))
 		return sh_err_set(err, SH_EINVAL, "unknown ack level %d", (int)w->ack);
+	op->ack = w != NULL && w->ack != 0 ? (int)w->ack : op->api->o.default_ack;
 	return 0;
 }
 
@@ -219,7 +226,7 @@ static int entry_create(struct op *op, struct entry *e)
 	e->type = WAL_CREATE;
 	if ((rv = coll_check_name(r->name, strlen(r->name), &op->err)) != 0 ||
 	    (rv = metric_of(r->metric, &e->params.metric, &op->err)) != 0 ||
-	    (rv = check_ack(r->write, &op->err)) != 0)
+	    (rv = check_ack(op, r->write, &op->err)) != 0)
 		return rv;
 	memcpy(e->params.name, r->name, strlen(r->name) + 1);
 	e->params.dim = r->dim;
@@ -251,7 +258,7 @@ static int entry_upsert(struct op *op, struct entry *e)
 	}
 	e->points = pts;
 	e->n = r->n_points;
-	return check_ack(r->write, &op->err);
+	return check_ack(op, r->write, &op->err);
 }
 
 static int build_entry(struct op *op, struct entry *e)
@@ -262,7 +269,7 @@ static int build_entry(struct op *op, struct entry *e)
 	case SHOAL__METHOD__METHOD_DROP_COLLECTION:
 		e->type = WAL_DROP;
 		e->collection = ((Shoal__DropCollectionRequest *)(void *)op->req)->name;
-		return check_ack(((Shoal__DropCollectionRequest *)(void *)op->req)->write,
+		return check_ack(op, ((Shoal__DropCollectionRequest *)(void *)op->req)->write,
 				 &op->err);
 	case SHOAL__METHOD__METHOD_UPSERT: return entry_upsert(op, e);
 	case SHOAL__METHOD__METHOD_DELETE: {
@@ -272,21 +279,26 @@ static int build_entry(struct op *op, struct entry *e)
 		e->collection = r->collection;
 		e->ids = r->ids;
 		e->n = r->n_ids;
-		return check_ack(r->write, &op->err);
+		return check_ack(op, r->write, &op->err);
 	}
 	}
 	return sh_err_set(&op->err, SH_EINVAL, "not a write");
 }
 
+static uint64_t deadline_ms(const struct op *op)
+{
+	return op->deadline_ns / 1000000;
+}
+
+/* The entry lives in the op's arena: the node holds it until it answers. */
 static void start_write(struct op *op)
 {
-	struct entry e;
-	int rv = build_entry(op, &e);
+	struct entry *e = arena_calloc(&op->arena, 1, sizeof *e);
+	int rv = e != NULL ? build_entry(op, e) : sh_err_set(&op->err, SH_ENOMEM, "out of memory");
 
-	if (rv == 0)
-		rv = db_submit(op->api->o.db, &e, on_written, op, &op->err);
 	if (rv != 0)
-		fail_err(op, rv);
+		return fail_err(op, rv);
+	node_write(op->api->o.node, e, (enum node_ack)op->ack, deadline_ms(op), on_written, op);
 }
 
 /* ------------------------------------------------------------ reads */
@@ -333,72 +345,37 @@ static const Shoal__ReadOptions *read_options(const struct op *op)
 	return NULL;
 }
 
-static void wait_arm(struct api *a)
+static void on_barrier(void *arg, const struct node_result *r)
 {
-	struct timeval tv = {0, 20000};
+	struct op *op = arg;
 
-	if (a->waiting != NULL && !evtimer_pending(a->wait_timer, NULL))
-		evtimer_add(a->wait_timer, &tv);
+	if (r->rv == SH_EINVAL)
+		return api_fail(op, SHOAL__STATUS_CODE__FAILED_PRECONDITION, "%s", r->err.msg);
+	if (r->rv != 0)
+		return fail_node(op, r);
+	dispatch_read(op);
 }
 
-/* Start a read now, or park it until the applied index reaches its token
- * (DESIGN.md section 7, read_your_writes).  On a single node strong and
- * quorum reads need nothing more: a write is acknowledged only once
- * applied, so everything committed is applied already. */
+/* Run a read once the node says its consistency level holds (DESIGN.md
+ * section 7; node.h). */
 static void start_read(struct op *op)
 {
 	const Shoal__ReadOptions *ro = read_options(op);
 	struct api *a = op->api;
 	int level = ro && ro->consistency ? (int)ro->consistency : a->o.default_consistency;
-	uint64_t last = db_last_index(a->o.db);
 
 	if (level < SHOAL__CONSISTENCY__CONSISTENCY_EVENTUAL ||
 	    level > SHOAL__CONSISTENCY__CONSISTENCY_QUORUM)
 		return api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
 				"unknown consistency level %d", level);
-	if (level != SHOAL__CONSISTENCY__CONSISTENCY_READ_YOUR_WRITES)
+	if (level == SHOAL__CONSISTENCY__CONSISTENCY_EVENTUAL)
 		return dispatch_read(op);
-	if (ro == NULL || ro->token == NULL)
+	if (level == SHOAL__CONSISTENCY__CONSISTENCY_READ_YOUR_WRITES &&
+	    (ro == NULL || ro->token == NULL))
 		return api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
 				"consistency read_your_writes needs the token of a write");
-	if (ro->token->term != API_TERM || ro->token->index > last)
-		return api_fail(op, SHOAL__STATUS_CODE__FAILED_PRECONDITION,
-				"token %" PRIu64 ":%" PRIu64
-				" was not issued by this log (term %d, last index %" PRIu64 ")",
-				ro->token->term, ro->token->index, API_TERM, last);
-	if (store_applied_index(db_store(a->o.db)) >= ro->token->index)
-		return dispatch_read(op);
-	op->wait_index = ro->token->index;
-	op->next = a->waiting;
-	a->waiting = op;
-	wait_arm(a);
-}
-
-void api_db_progress(struct api *a)
-{
-	uint64_t applied = store_applied_index(db_store(a->o.db)), now = sh_clock_mono_ns();
-	struct op **pp = &a->waiting, *op;
-
-	while ((op = *pp) != NULL) {
-		if (op->wait_index <= applied || now > op->deadline_ns) {
-			*pp = op->next;
-			if (op->wait_index <= applied)
-				dispatch_read(op);
-			else
-				api_fail(op, SHOAL__STATUS_CODE__DEADLINE_EXCEEDED,
-					 "deadline exceeded waiting for index %" PRIu64
-					 " to be applied (applied: %" PRIu64 ")",
-					 op->wait_index, applied);
-		} else {
-			pp = &op->next;
-		}
-	}
-	wait_arm(a);
-}
-
-static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
-{
-	api_db_progress(arg);
+	node_read(a->o.node, (enum node_read)level, ro && ro->token ? ro->token->term : 0,
+		  ro && ro->token ? ro->token->index : 0, deadline_ms(op), on_barrier, op);
 }
 
 /* ------------------------------------------------------------ start */
@@ -419,7 +396,7 @@ void api_start(struct op *op)
 	switch (m->kind) {
 	case K_LOOP:
 		if (op->method == SHOAL__METHOD__METHOD_CLUSTER_STATUS)
-			api_cluster_status(op, &a->o, a->members, db_last_index(a->o.db));
+			api_cluster_status(op, &a->o, a->members);
 		else if ((op->resp = api_new_msg(op, &shoal__ping_response__descriptor)) == NULL)
 			op->status = SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
 		return complete(op);
@@ -445,9 +422,7 @@ int api_new(const struct api_opts *o, struct api **out, struct sh_err *err)
 	a->o.node_name = a->node_name;
 	a->o.client_address = a->client_address;
 	a->o.rest_address = a->rest_address;
-	a->wait_timer = evtimer_new(o->base, on_wait_timer, a);
-	if (a->node_name == NULL || a->client_address == NULL || a->rest_address == NULL ||
-	    a->wait_timer == NULL) {
+	if (a->node_name == NULL || a->client_address == NULL || a->rest_address == NULL) {
 		api_free(a);
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	}
@@ -461,13 +436,7 @@ int api_new(const struct api_opts *o, struct api **out, struct sh_err *err)
 
 void api_quiesce(struct api *a)
 {
-	struct op *op;
-
 	a->stopping = true;
-	while ((op = a->waiting) != NULL) {
-		a->waiting = op->next;
-		api_fail(op, SHOAL__STATUS_CODE__UNAVAILABLE, "the node is stopping");
-	}
 	pool_free(a->pool);
 	a->pool = NULL;
 }
@@ -478,8 +447,6 @@ void api_free(struct api *a)
 		return;
 	if (a->pool != NULL)
 		api_quiesce(a);
-	if (a->wait_timer != NULL)
-		event_free(a->wait_timer);
 	sh_free(a->node_name);
 	sh_free(a->client_address);
 	sh_free(a->rest_address);

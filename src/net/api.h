@@ -10,10 +10,11 @@
  * the arena), else op->err.msg says why.  The frontend then encodes the
  * reply and frees the op with api_op_free().
  *
- * Ping and cluster status are answered on the loop; writes go to the
- * storage's write path (db_submit) and are answered from its completion;
- * reads run on the search pool.  Reads at read_your_writes wait (on the
- * loop, without blocking it) until the applied index reaches their token.
+ * Ping and cluster status are answered on the loop; writes go to the node
+ * (cluster/node.h: the leader's log, forwarded from a follower) and are
+ * answered once their ack level holds; reads wait for the node's barrier
+ * of their consistency level (on the loop, without blocking it), then run
+ * on the search pool.
  *
  * Threads: everything here on the loop thread, except the read functions
  * (api_read.c) that the pool runs.
@@ -26,6 +27,7 @@
 
 #include <event2/event.h>
 
+#include "cluster/node.h"
 #include "cluster/swim.h"
 #include "net/metrics.h"
 #include "net/pool.h"
@@ -37,7 +39,6 @@
 #define API_MAX_K      10000
 #define API_MAX_LIMIT  10000
 #define API_MAX_METHOD SHOAL__METHOD__METHOD_CLUSTER_STATUS
-#define API_TERM       1 /* a single node writes in term 1 until elections exist */
 
 struct api_opts {
 	struct event_base *base;
@@ -50,6 +51,7 @@ struct api_opts {
 	uint32_t request_timeout_ms; /* default deadline */
 	int default_consistency;     /* Shoal__Consistency, not DEFAULT */
 	int default_ack;             /* Shoal__Ack, not DEFAULT */
+	struct node *node;           /* replication: writes and read barriers */
 };
 
 struct api;
@@ -67,9 +69,10 @@ struct op {
 	void *owner; /* the frontend's */
 	uint64_t id; /* the frontend's */
 	struct pool_job job;
-	struct op *next; /* waiting for an applied index */
-	uint64_t wait_index;
-	struct arena arena; /* last: it holds the inline block */
+	int ack;                 /* a write's Shoal__Ack */
+	uint64_t leader;         /* UNAVAILABLE: the leader, when known */
+	char leader_address[80]; /* ... and its client address */
+	struct arena arena;      /* last: it holds the inline block */
 };
 
 int api_new(const struct api_opts *o, struct api **out, struct sh_err *err);
@@ -93,9 +96,6 @@ void api_start(struct op *op);
 /* Answer op with an error now (op->done runs). */
 void api_fail(struct op *op, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* The storage made progress (call after db_process): wake the reads
- * waiting for an applied index. */
-void api_db_progress(struct api *a);
 
 /* SH_E* code -> Shoal__StatusCode; and the status's name ("NOT_FOUND"). */
 int api_status_of(int sh_code);
@@ -113,7 +113,6 @@ void api_read_run(struct op *op);
  * The api does not own it; unset it before freeing it. */
 void api_set_membership(struct api *a, const struct swim *s);
 /* Cluster status, on the loop (api_cluster.c). */
-void api_cluster_status(struct op *op, const struct api_opts *o, const struct swim *members,
-			uint64_t last_index);
+void api_cluster_status(struct op *op, const struct api_opts *o, const struct swim *members);
 
 #endif

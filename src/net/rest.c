@@ -61,6 +61,22 @@ static void send_error(struct evhttp_request *req, int status, const char *msg)
 
 /* ------------------------------------------------------------ ops */
 
+/* An op's error, with the leader when the node knows it (UNAVAILABLE). */
+static void send_op_error(struct evhttp_request *req, const struct op *op)
+{
+	int status = op->status ? op->status : SHOAL__STATUS_CODE__INTERNAL;
+	json_t *j =
+		json_pack("{s:s,s:s}", "status", api_status_name(status), "message", op->err.msg);
+	char id[17];
+
+	if (j != NULL && op->leader != 0) {
+		snprintf(id, sizeof id, "%016" PRIx64, op->leader);
+		json_object_set_new(j, "leader_id", json_string(id));
+		json_object_set_new(j, "leader_address", json_string(op->leader_address));
+	}
+	send_json(req, http_code(status), j);
+}
+
 static void on_op_done(struct op *op)
 {
 	struct evhttp_request *req = op->owner;
@@ -68,8 +84,7 @@ static void on_op_done(struct op *op)
 	bool not_found;
 
 	if (op->status != SHOAL__STATUS_CODE__OK || op->resp == NULL) {
-		send_error(req, op->status ? op->status : SHOAL__STATUS_CODE__INTERNAL,
-			   op->err.msg);
+		send_op_error(req, op);
 	} else if ((result = rest_result(op, (enum rest_route)op->id, &not_found)) == NULL) {
 		char msg[128];
 

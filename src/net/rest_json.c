@@ -536,7 +536,33 @@ static json_t *member_json(const Shoal__Member *m)
 	json_object_set_new(o, "applied_index", json_integer((json_int_t)m->applied_index));
 	json_object_set_new(o, "commit_index", json_integer((json_int_t)m->commit_index));
 	json_object_set_new(o, "lag", json_integer((json_int_t)m->lag));
+	json_object_set_new(o, "match_index", json_integer((json_int_t)m->match_index));
+	json_object_set_new(o, "lag_ms", json_integer((json_int_t)m->lag_ms));
 	return o;
+}
+
+static json_t *ids_json(const uint64_t *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, hex_id(v[i]));
+	return a;
+}
+
+/* The replication fields of a cluster status. */
+static void raft_json(json_t *o, const Shoal__ClusterStatusResponse *s)
+{
+	json_object_set_new(o, "cluster_id", hex_id(s->cluster_id));
+	json_object_set_new(o, "leader_address", json_string(s->leader_address));
+	json_object_set_new(o, "durable_index", json_integer((json_int_t)s->durable_index));
+	json_object_set_new(o, "first_index", json_integer((json_int_t)s->first_index));
+	json_object_set_new(o, "snapshot_index", json_integer((json_int_t)s->snapshot_index));
+	json_object_set_new(o, "pending_writes", json_integer((json_int_t)s->pending_writes));
+	json_object_set_new(o, "elections", json_integer((json_int_t)s->elections));
+	json_object_set_new(o, "leader_changes", json_integer((json_int_t)s->leader_changes));
+	json_object_set_new(o, "voters", ids_json(s->voters, s->n_voters));
+	json_object_set_new(o, "learners", ids_json(s->learners, s->n_learners));
 }
 
 static json_t *members_json(const Shoal__ClusterStatusResponse *s)
@@ -550,7 +576,6 @@ static json_t *members_json(const Shoal__ClusterStatusResponse *s)
 
 static json_t *cluster_json(const Shoal__ClusterStatusResponse *s)
 {
-	json_t *voters = json_array();
 	json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:s}", "node_name",
 			      s->node_name, "role", s->role, "term", (json_int_t)s->term,
 			      "commit_index", (json_int_t)s->commit_index, "applied_index",
@@ -558,12 +583,10 @@ static json_t *cluster_json(const Shoal__ClusterStatusResponse *s)
 			      "digest", s->digest, "collections", (json_int_t)s->collections,
 			      "points", (json_int_t)s->points, "version", s->version);
 
-	for (size_t i = 0; i < s->n_voters; i++)
-		json_array_append_new(voters, hex_id(s->voters[i]));
 	json_object_set_new(o, "node_id", hex_id(s->node_id));
 	json_object_set_new(o, "leader_id", hex_id(s->leader_id));
+	raft_json(o, s);
 	json_object_set_new(o, "members", members_json(s));
-	json_object_set_new(o, "voters", voters);
 	return o;
 }
 

@@ -129,7 +129,8 @@ static void put_message(struct evbuffer *out, const ProtobufCMessage *m, size_t 
 	evbuffer_commit_space(out, &v, 1);
 }
 
-static void send_status(struct conn *c, uint64_t id, uint16_t method, int status, const char *msg)
+static void send_status(struct conn *c, uint64_t id, uint16_t method, int status, const char *msg,
+			const struct op *op)
 {
 	Shoal__Status st;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -138,6 +139,10 @@ static void send_status(struct conn *c, uint64_t id, uint16_t method, int status
 	shoal__status__init(&st);
 	st.code = (Shoal__StatusCode)status;
 	st.message = (char *)(uintptr_t)msg;
+	if (op != NULL && op->leader != 0) {
+		st.leader_id = op->leader;
+		st.leader_address = (char *)(uintptr_t)op->leader_address;
+	}
 	len = shoal__status__get_packed_size(&st);
 	put_header(out, id, method, status, len);
 	put_message(out, &st.base, len);
@@ -150,7 +155,8 @@ static void send_reply(struct conn *c, struct op *op)
 
 	if (op->status != SHOAL__STATUS_CODE__OK || op->resp == NULL) {
 		send_status(c, op->id, op->method,
-			    op->status ? op->status : SHOAL__STATUS_CODE__INTERNAL, op->err.msg);
+			    op->status ? op->status : SHOAL__STATUS_CODE__INTERNAL, op->err.msg,
+			    op);
 		return;
 	}
 	len = protobuf_c_message_get_packed_size(op->resp);
@@ -161,7 +167,8 @@ static void send_reply(struct conn *c, struct op *op)
 			 "the reply of %zu bytes is over limits.max_frame_bytes (%zu): ask for "
 			 "fewer points, or without vectors or payloads",
 			 len, c->srv->o.max_frame_bytes);
-		send_status(c, op->id, op->method, SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED, msg);
+		send_status(c, op->id, op->method, SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED, msg,
+			    NULL);
 		return;
 	}
 	put_header(out, op->id, op->method, SHOAL__STATUS_CODE__OK, len);
@@ -218,7 +225,7 @@ static void ping(struct conn *c, const struct frame_hdr *h)
 {
 	if (api_stopping(c->srv->o.api)) {
 		send_status(c, h->id, h->method, SHOAL__STATUS_CODE__UNAVAILABLE,
-			    "the node is stopping");
+			    "the node is stopping", NULL);
 		return;
 	}
 	put_header(bufferevent_get_output(c->bev), h->id, h->method, SHOAL__STATUS_CODE__OK, 0);
@@ -238,12 +245,13 @@ static bool handle_frame(struct conn *c, const struct frame_hdr *h, const uint8_
 
 	if (h->flags & FRAME_F_RESPONSE) {
 		send_status(c, h->id, h->method, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
-			    "a request frame has the RESPONSE flag set");
+			    "a request frame has the RESPONSE flag set", NULL);
 		return false;
 	}
 	if ((h->flags & FRAME_F_METADATA) &&
 	    frame_split_metadata(body, h->len, &meta, &meta_len, &req, &req_len, &err) != 0) {
-		send_status(c, h->id, h->method, SHOAL__STATUS_CODE__INVALID_ARGUMENT, err.msg);
+		send_status(c, h->id, h->method, SHOAL__STATUS_CODE__INVALID_ARGUMENT, err.msg,
+			    NULL);
 		return false;
 	}
 	if (h->method == SHOAL__METHOD__METHOD_PING && meta == NULL) {
@@ -252,12 +260,13 @@ static bool handle_frame(struct conn *c, const struct frame_hdr *h, const uint8_
 	}
 	if (desc == NULL) {
 		snprintf(err.msg, sizeof err.msg, "unknown method %u", h->method);
-		send_status(c, h->id, h->method, SHOAL__STATUS_CODE__INVALID_ARGUMENT, err.msg);
+		send_status(c, h->id, h->method, SHOAL__STATUS_CODE__INVALID_ARGUMENT, err.msg,
+			    NULL);
 		return true;
 	}
 	if ((op = api_op_new(c->srv->o.api, h->method, METRICS_BINARY, 0)) == NULL) {
 		send_status(c, h->id, h->method, SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED,
-			    "out of memory");
+			    "out of memory", NULL);
 		return true;
 	}
 	op->done = on_op_done;
@@ -299,7 +308,7 @@ static int next_frame(struct conn *c, struct evbuffer *in)
 		send_status(c, h.id, h.method,
 			    rv == SH_ETOOBIG ? SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED
 					     : SHOAL__STATUS_CODE__INVALID_ARGUMENT,
-			    err.msg);
+			    err.msg, NULL);
 		return -1;
 	}
 	if (have < FRAME_HDR_SIZE + (size_t)h.len)

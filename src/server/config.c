@@ -78,8 +78,24 @@ static const struct cfg_row rows[] = {
 	 "Port for the REST API and /metrics; 0 means base_port * 10 + 3."},
 	{"cluster.seeds", CFG_LIST, OFF(seeds), "", 3, 300, NULL, check_hostport, 0,
 	 "Cluster listeners (host:port) to join at start and periodically; empty starts alone."},
-	{"cluster.bootstrap_expect", CFG_INT, OFF(bootstrap_expect), "1", 1, 64, NULL, NULL, CFG_INACTIVE,
-	 "Nodes that must see each other before a new cluster elects its first leader (same on every node)."},
+	{"cluster.bootstrap_expect", CFG_INT, OFF(bootstrap_expect), "0", 0, 63, NULL, NULL, 0,
+	 "Voters a new cluster starts with, once that many nodes see each other (same on every founding node); 0: 1 without seeds, else join an existing cluster."},
+	{"cluster.max_voters", CFG_INT, OFF(max_voters), "5", 1, 63, NULL, NULL, 0,
+	 "Learners caught up are promoted to voters while there are fewer voters than this."},
+	{"cluster.remove_dead_after_ms", CFG_INT, OFF(remove_dead_after_ms), "300000", 0, 604800000, NULL, NULL, 0,
+	 "The leader removes a voter or learner dead this long, while a majority of the other voters is alive; 0: never."},
+	{"raft.election_timeout_ms", CFG_INT, OFF(election_timeout_ms), "1000", 20, 60000, NULL, NULL, 0,
+	 "Followers that hear no leader for a random time in [this, twice this) start an election."},
+	{"raft.heartbeat_ms", CFG_INT, OFF(heartbeat_ms), "100", 5, 30000, NULL, NULL, 0,
+	 "The leader's heartbeat interval; below half the election timeout."},
+	{"raft.max_batch_entries", CFG_INT, OFF(max_batch_entries), "4096", 1, 1000000, NULL, NULL, 0,
+	 "Log entries in one AppendEntries to a follower."},
+	{"raft.max_batch_bytes", CFG_SIZE, OFF(max_batch_bytes), "4MiB", 4 * KiB, 256 * MiB, NULL, NULL, 0,
+	 "Bytes of entries in one AppendEntries (one entry larger than this goes alone)."},
+	{"raft.max_inflight_batches", CFG_INT, OFF(max_inflight_batches), "64", 1, 100000, NULL, NULL, 0,
+	 "AppendEntries sent to one follower and not yet answered."},
+	{"raft.max_inflight_bytes", CFG_SIZE, OFF(max_inflight_bytes), "64MiB", 64 * KiB, 4 * GiB, NULL, NULL, 0,
+	 "Bytes of entries sent to one follower and not yet answered (flow control)."},
 	{"log.level", CFG_ENUM, OFF(log_level), "info", 0, 0, log_levels, NULL, CFG_RUNTIME,
 	 "Least severe level written: debug, info, warn or error."},
 	{"log.file", CFG_STRING, OFF(log_file), "", 0, 4000, NULL, NULL, CFG_RUNTIME,
@@ -92,6 +108,8 @@ static const struct cfg_row rows[] = {
 	 "Size past which the log starts a new segment file."},
 	{"storage.snapshot_entries", CFG_INT, OFF(snapshot_entries), "100000", 0, 1000000000, NULL, NULL, 0,
 	 "Take a snapshot (and drop the log before it) after this many entries; 0: not by count."},
+	{"storage.log_keep", CFG_INT, OFF(log_keep), "10000", 0, 100000000, NULL, NULL, 0,
+	 "Log entries kept behind a snapshot, so that a follower a little behind catches up from the log."},
 	{"storage.snapshot_bytes", CFG_SIZE, OFF(snapshot_bytes), "1GiB", 0, 1024 * GiB, NULL, NULL, 0,
 	 "Take a snapshot after this many bytes of log; 0: not by size."},
 	{"search.threads", CFG_INT, OFF(search_threads), "0", 0, 1024, NULL, NULL, 0,
@@ -693,6 +711,12 @@ int sh_config_validate(struct sh_config *cfg, struct sh_err *err)
 				  "config: membership.probe_timeout_ms (%" PRId64
 				  ") must be below membership.probe_interval_ms (%" PRId64 ")",
 				  cfg->probe_timeout_ms, cfg->probe_interval_ms);
+	if (cfg->heartbeat_ms * 2 > cfg->election_timeout_ms)
+		return sh_err_set(err, SH_EINVAL,
+				  "config: raft.heartbeat_ms (%" PRId64
+				  ") must be at most half of raft.election_timeout_ms (%" PRId64
+				  ")",
+				  cfg->heartbeat_ms, cfg->election_timeout_ms);
 	if (cfg->cluster_port == cfg->client_port || cfg->cluster_port == cfg->rest_port ||
 	    cfg->client_port == cfg->rest_port)
 		return sh_err_set(err, SH_EINVAL,

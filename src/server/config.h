@@ -52,6 +52,15 @@ struct sh_config {
 	/* [cluster] */
 	struct sh_strlist seeds;
 	int64_t bootstrap_expect;
+	int64_t max_voters;
+	int64_t remove_dead_after_ms;
+	int64_t election_timeout_ms;
+	int64_t heartbeat_ms;
+	int64_t max_batch_entries;
+	uint64_t max_batch_bytes;
+	int64_t max_inflight_batches;
+	uint64_t max_inflight_bytes;
+	int64_t log_keep;
 	/* [log] */
 	int log_level;
 	char *log_file;

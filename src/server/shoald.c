@@ -20,6 +20,7 @@
  */
 #include "build.h"
 
+#include "cluster/node.h"
 #include "cluster/swim_net.h"
 #include "net/api.h"
 #include "net/rest.h"
@@ -27,6 +28,7 @@
 #include "server/config.h"
 #include "storage/datadir.h"
 #include "storage/db.h"
+#include "storage/hardstate.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -54,7 +56,9 @@ struct shoald {
 	size_t n_flags;
 	struct sh_config cfg;
 	struct sh_datadir *datadir;
+	struct hardstate *hs;
 	struct db *db;
+	struct node *node;
 	struct event_base *base;
 	struct event *signals[4];
 	struct event *db_event;
@@ -273,8 +277,8 @@ static void on_db(evutil_socket_t fd, short what, void *arg)
 	struct sh_err err;
 
 	db_process(d->db);
-	if (d->api != NULL)
-		api_db_progress(d->api);
+	if (d->node != NULL)
+		node_db_progress(d->node);
 	if (db_failed(d->db, &err)) {
 		LOG_ERROR("server", "stopping: %s", err.msg);
 		d->exit_status = EXIT_START;
@@ -297,11 +301,15 @@ static int open_storage(struct shoald *d, struct sh_err *err)
 		.snapshot_entries = (uint64_t)d->cfg.snapshot_entries,
 		.snapshot_bytes = d->cfg.snapshot_bytes,
 		.max_payload_bytes = d->cfg.max_payload_bytes,
-		.term = 1,
+		.log_keep = (uint64_t)d->cfg.log_keep,
+		.raft = true,
 	};
-	int rv = db_open(&o, &d->db, NULL, err);
+	int rv = hardstate_open(d->datadir, &d->hs, err);
 
 	if (rv != 0)
+		return rv;
+	o.replay_upto = hardstate_commit(d->hs);
+	if ((rv = db_open(&o, &d->db, NULL, err)) != 0)
 		return rv;
 	d->db_event = event_new(d->base, db_fd(d->db), EV_READ | EV_PERSIST, on_db, d);
 	if (d->db_event == NULL || event_add(d->db_event, NULL) != 0)
@@ -335,6 +343,46 @@ static void membership_config(const struct sh_config *c, struct swim_config *sc)
 	sc->gossip_to_dead_ms = 30 * sc->probe_interval_ms;
 }
 
+static void on_swim_event(void *arg, const struct swim_event *ev)
+{
+	struct shoald *d = arg;
+
+	if (d->node != NULL)
+		node_swim_event(d->node, ev);
+}
+
+/* Raft over the storage, talking on the cluster port. */
+static int start_node(struct shoald *d, struct sh_err *err)
+{
+	const struct sh_config *c = &d->cfg;
+	struct node_opts o = {
+		.base = d->base,
+		.db = d->db,
+		.datadir = d->datadir,
+		.hs = d->hs,
+		.id = sh_datadir_node_id(d->datadir),
+		.name = c->node_name,
+		.bootstrap_expect = (unsigned)c->bootstrap_expect,
+		.max_voters = (unsigned)c->max_voters,
+		.remove_dead_after_ms = (uint32_t)c->remove_dead_after_ms,
+		.max_frame = c->max_frame_bytes + 4096,
+		.max_output = c->max_inflight_bytes + c->max_frame_bytes,
+		.cache_bytes = 64u << 20,
+		.forward_timeout_ms = (uint32_t)c->request_timeout_ms,
+	};
+
+	if (o.bootstrap_expect == 0 && c->seeds.n == 0)
+		o.bootstrap_expect = 1; /* no seeds: a cluster of its own */
+	raft_opts_default(&o.raft, o.id);
+	o.raft.election_timeout_ms = (uint32_t)c->election_timeout_ms;
+	o.raft.heartbeat_ms = (uint32_t)c->heartbeat_ms;
+	o.raft.max_batch_entries = (uint32_t)c->max_batch_entries;
+	o.raft.max_batch_bytes = (uint32_t)c->max_batch_bytes;
+	o.raft.max_inflight = (uint32_t)c->max_inflight_batches;
+	o.raft.max_inflight_bytes = c->max_inflight_bytes;
+	return node_new(&o, &d->node, err);
+}
+
 static int start_membership(struct shoald *d, struct sh_err *err)
 {
 	const struct sh_config *c = &d->cfg;
@@ -354,9 +402,14 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 		host_port(addr[i], sizeof addr[i], c->advertise_address, ports[i]);
 		self.addr[i] = addr[i];
 	}
+	o.on_event = on_swim_event;
+	o.data = d;
+	o.on_stream = node_accept;
+	o.stream_data = d->node;
 	if (swim_net_start(d->base, &o, &d->swim, err) != 0)
 		return err->code;
 	api_set_membership(d->api, swim_net_swim(d->swim));
+	node_start(d->node, d->swim);
 	LOG_INFO("swim", "membership on %s (UDP and TCP), %zu seed(s), profile %s",
 		 addr[SWIM_ADDR_CLUSTER], c->seeds.n,
 		 c->profile == SH_PROFILE_LOCAL ? "local" : "lan");
@@ -378,6 +431,7 @@ static int start_api(struct shoald *d, struct sh_err *err)
 		.request_timeout_ms = (uint32_t)c->request_timeout_ms,
 		.default_consistency = c->consistency + 1,
 		.default_ack = c->ack + 1,
+		.node = d->node,
 	};
 	struct server_opts so = {d->base,
 				 NULL,
@@ -415,6 +469,8 @@ static int start_api(struct shoald *d, struct sh_err *err)
 static void stop_api(struct shoald *d)
 {
 	server_stop_listening(d->server);
+	node_free(d->node); /* its writes and read barriers fail: UNAVAILABLE */
+	d->node = NULL;
 	if (d->api != NULL)
 		api_quiesce(d->api);
 	db_close(d->db);
@@ -432,7 +488,7 @@ static int run(struct shoald *d)
 	struct sh_err err;
 
 	if (sh_datadir_open(d->cfg.data_dir, &d->datadir, &err) != 0 || setup_loop(d, &err) != 0 ||
-	    open_storage(d, &err) != 0 || start_api(d, &err) != 0) {
+	    open_storage(d, &err) != 0 || start_node(d, &err) != 0 || start_api(d, &err) != 0) {
 		LOG_ERROR("server", "cannot start: %s", err.msg);
 		return EXIT_START;
 	}
@@ -445,8 +501,6 @@ static int run(struct shoald *d)
 		LOG_ERROR("server", "cannot start: %s", err.msg);
 		return EXIT_START;
 	}
-	LOG_WARN("server", "replication is not wired into this version yet: this node serves "
-			   "its own data only, whatever the other members hold");
 	if (event_base_dispatch(d->base) < 0) {
 		LOG_ERROR("server", "event loop failed");
 		return EXIT_START;
@@ -471,6 +525,7 @@ static void cleanup(struct shoald *d)
 	db_close(d->db);
 	if (d->base != NULL)
 		event_base_free(d->base);
+	hardstate_close(d->hs);
 	sh_datadir_close(d->datadir);
 	sh_config_free(&d->cfg);
 	for (size_t i = 0; i < d->n_flags; i++)
