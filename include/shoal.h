@@ -230,15 +230,23 @@ int shoal_count(shoal *c, const char *collection, const char *filter, uint64_t *
 
 /* ------------------------------------------------------------ cluster */
 
+#define SHOAL_MAX_VOTERS 64
+
 struct shoal_cluster_status {
 	uint64_t node_id;
 	char node_name[64];
-	char role[16];
+	char role[16]; /* leader, follower, candidate, precandidate, learner,
+			* joining, removed, failed */
 	uint64_t term, leader_id, commit_index, applied_index, last_index;
-	char digest[33];
+	char digest[33]; /* of the applied state at applied_index */
 	uint64_t collections, points;
 	char version[32];
 	size_t members;
+	uint64_t cluster_id, durable_index, first_index, snapshot_index;
+	char leader_address[304]; /* its client address, "" when unknown */
+	uint64_t pending_writes, elections, leader_changes;
+	size_t n_voters, n_learners;
+	uint64_t voters[SHOAL_MAX_VOTERS], learners[SHOAL_MAX_VOTERS];
 };
 
 int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out);
@@ -264,6 +272,8 @@ struct shoal_member {
 	uint64_t state_age_ms; /* how long in its state */
 	int64_t last_heard_ms; /* since a packet from it arrived; 0 for the
 				* server itself, -1 never */
+	uint64_t match_index;  /* asked of the leader: durable on it up to here */
+	uint64_t lag_ms;       /* asked of the leader: since it held the whole log */
 };
 
 /* Every member the server knows, itself first and the others by name.
@@ -271,6 +281,18 @@ struct shoal_member {
 int shoal_cluster_members(shoal *c, struct shoal_member **out, size_t *n);
 /* "alive", "suspect", "dead", "left" or "unknown". */
 const char *shoal_member_state_name(enum shoal_member_state s);
+
+/* Configuration changes, made by the leader (the server forwards them):
+ * add a member as a learner now (the leader also does it by itself, and
+ * promotes caught-up learners up to cluster.max_voters), remove a voter or
+ * learner, hand leadership to a voter (node_id 0: the most caught up). */
+enum shoal_change {
+	SHOAL_CHANGE_ADD = 1,
+	SHOAL_CHANGE_REMOVE = 2,
+	SHOAL_CHANGE_TRANSFER_LEADER = 3,
+};
+int shoal_cluster_change(shoal *c, enum shoal_change kind, uint64_t node_id,
+			 struct shoal_token *tok);
 
 #ifdef __cplusplus
 }

@@ -455,6 +455,28 @@ static int status_call(shoal *c, struct arena *a, Shoal__ClusterStatusResponse *
 	return rv;
 }
 
+static size_t copy_ids(uint64_t *to, const uint64_t *from, size_t n)
+{
+	n = n < SHOAL_MAX_VOTERS ? n : SHOAL_MAX_VOTERS;
+	if (n > 0)
+		memcpy(to, from, n * sizeof *to);
+	return n;
+}
+
+static void copy_raft(struct shoal_cluster_status *o, const Shoal__ClusterStatusResponse *s)
+{
+	o->cluster_id = s->cluster_id;
+	o->durable_index = s->durable_index;
+	o->first_index = s->first_index;
+	o->snapshot_index = s->snapshot_index;
+	snprintf(o->leader_address, sizeof o->leader_address, "%s", s->leader_address);
+	o->pending_writes = s->pending_writes;
+	o->elections = s->elections;
+	o->leader_changes = s->leader_changes;
+	o->n_voters = copy_ids(o->voters, s->voters, s->n_voters);
+	o->n_learners = copy_ids(o->learners, s->learners, s->n_learners);
+}
+
 int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out)
 {
 	Shoal__ClusterStatusResponse *s;
@@ -477,6 +499,7 @@ int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out)
 		out->points = s->points;
 		snprintf(out->version, sizeof out->version, "%s", s->version);
 		out->members = s->n_members;
+		copy_raft(out, s);
 	}
 	arena_free(&a);
 	return rv;
@@ -501,6 +524,8 @@ static void copy_member(struct shoal_member *o, const Shoal__Member *m)
 	o->lag = m->lag;
 	o->state_age_ms = m->state_age_ms;
 	o->last_heard_ms = m->last_heard_ms;
+	o->match_index = m->match_index;
+	o->lag_ms = m->lag_ms;
 }
 
 int shoal_cluster_members(shoal *c, struct shoal_member **out, size_t *n)
@@ -528,4 +553,20 @@ const char *shoal_member_state_name(enum shoal_member_state s)
 	static const char *const names[] = {"unknown", "alive", "suspect", "dead", "left"};
 
 	return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
+}
+
+int shoal_cluster_change(shoal *c, enum shoal_change kind, uint64_t node_id,
+			 struct shoal_token *tok)
+{
+	Shoal__ClusterChangeRequest r;
+	struct arena a;
+	int rv;
+
+	shoal__cluster_change_request__init(&r);
+	arena_init(&a);
+	r.kind = (Shoal__ChangeKind)kind;
+	r.node_id = node_id;
+	rv = write_call(c, SHOAL__METHOD__METHOD_CLUSTER_CHANGE, &r.base, &a, tok, NULL);
+	arena_free(&a);
+	return rv;
 }

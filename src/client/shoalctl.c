@@ -43,6 +43,8 @@ static void usage(FILE *out)
 		"  scroll COLL [--offset ID] [--limit N] [--filter JSON]\n"
 		"  count COLL [--filter JSON]\n"
 		"  status | members\n"
+		"  cluster voters | cluster add NODE | cluster remove NODE\n"
+		"  cluster transfer-leader [NODE] | cluster verify\n"
 		"  bench [see shoalctl(1)]\n"
 		"\n"
 		"  -a, --addr HOST:PORT[,...]  server(s) (default $SHOAL_ADDR or 127.0.0.1:7472)\n"
@@ -104,8 +106,7 @@ int ctl_connect(struct ctl *x)
 	return shoal_open(x->addr, &x->o, &x->c);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+int ctl_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -117,7 +118,7 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static void print_json(json_t *j)
+void ctl_print_json(json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
 
@@ -217,7 +218,7 @@ static json_t *info_json(const struct shoal_collection_info *i)
 static void print_info(struct ctl *x, const struct shoal_collection_info *i)
 {
 	if (x->json)
-		print_json(info_json(i));
+		ctl_print_json(info_json(i));
 	else
 		printf("%-24s dim %-6u %-6s m %-3u ef_construction %-4u points %-10" PRIu64
 		       " memory %" PRIu64 "\n",
@@ -229,9 +230,9 @@ static void print_token(struct ctl *x, const char *what, const struct shoal_toke
 			long long affected)
 {
 	if (x->json)
-		print_json(json_pack("{s:{s:I,s:I},s:I}", "token", "term", (json_int_t)t->term,
-				     "index", (json_int_t)t->index, "affected",
-				     (json_int_t)affected));
+		ctl_print_json(json_pack("{s:{s:I,s:I},s:I}", "token", "term", (json_int_t)t->term,
+					 "index", (json_int_t)t->index, "affected",
+					 (json_int_t)affected));
 	else if (affected >= 0)
 		printf("%s: %lld (token %" PRIu64 ":%" PRIu64 ")\n", what, affected, t->term,
 		       t->index);
@@ -256,17 +257,18 @@ static int cmd_create(struct ctl *x, int argc, char **argv)
 		if ((ch == 'd' && parse_u64(optarg, &dim)) ||
 		    (ch == 'm' && parse_u64(optarg, &m)) ||
 		    (ch == 'e' && parse_u64(optarg, &efc)) || ch == '?')
-			return usage_error("collection create: bad option %s", argv[optind - 1]);
+			return ctl_usage_error("collection create: bad option %s",
+					       argv[optind - 1]);
 		if (ch == 'M' && strcmp(optarg, "l2") != 0 && strcmp(optarg, "cosine") != 0 &&
 		    strcmp(optarg, "dot") != 0)
-			return usage_error("unknown metric '%s' (l2, cosine or dot)", optarg);
+			return ctl_usage_error("unknown metric '%s' (l2, cosine or dot)", optarg);
 		if (ch == 'M')
 			metric = optarg[0] == 'c'   ? SHOAL_METRIC_COSINE
 				 : optarg[0] == 'd' ? SHOAL_METRIC_DOT
 						    : SHOAL_METRIC_L2;
 	}
 	if (optind != argc - 1 || dim == 0)
-		return usage_error("%s", "collection create NAME --dim N [...]");
+		return ctl_usage_error("%s", "collection create NAME --dim N [...]");
 	if ((rv = ctl_connect(x)) == SHOAL_OK)
 		rv = shoal_create_collection(x->c, argv[optind], (uint32_t)dim, metric, (uint32_t)m,
 					     (uint32_t)efc, &t);
@@ -284,7 +286,7 @@ static int cmd_collection(struct ctl *x, int argc, char **argv)
 	int rv;
 
 	if (argc < 2)
-		return usage_error("%s", "collection create|drop|list|info");
+		return ctl_usage_error("%s", "collection create|drop|list|info");
 	if (strcmp(argv[1], "create") == 0)
 		return cmd_create(x, argc - 1, argv + 1);
 	if ((rv = ctl_connect(x)) != SHOAL_OK)
@@ -297,7 +299,7 @@ static int cmd_collection(struct ctl *x, int argc, char **argv)
 
 			for (size_t i = 0; i < n; i++)
 				json_array_append_new(a, info_json(&v[i]));
-			print_json(json_pack("{s:o}", "collections", a));
+			ctl_print_json(json_pack("{s:o}", "collections", a));
 		} else {
 			for (size_t i = 0; i < n; i++)
 				print_info(x, &v[i]);
@@ -306,7 +308,7 @@ static int cmd_collection(struct ctl *x, int argc, char **argv)
 		return 0;
 	}
 	if (argc != 3)
-		return usage_error("collection %s NAME", argv[1]);
+		return ctl_usage_error("collection %s NAME", argv[1]);
 	if (strcmp(argv[1], "drop") == 0) {
 		if ((rv = shoal_drop_collection(x->c, argv[2], &t)) != SHOAL_OK)
 			return ctl_fail(x, rv, "collection drop");
@@ -319,7 +321,7 @@ static int cmd_collection(struct ctl *x, int argc, char **argv)
 		print_info(x, &one);
 		return 0;
 	}
-	return usage_error("unknown collection command '%s'", argv[1]);
+	return ctl_usage_error("unknown collection command '%s'", argv[1]);
 }
 
 /* ------------------------------------------------------------ upsert */
@@ -507,12 +509,12 @@ static int cmd_upsert(struct ctl *x, int argc, char **argv)
 		case 'D': bad = parse_u64(optarg, &u.depth) || u.depth == 0; break;
 		}
 		if (bad)
-			return usage_error("upsert: bad option %s", argv[optind - 1]);
+			return ctl_usage_error("upsert: bad option %s", argv[optind - 1]);
 	}
 	modes = (u.jsonl != NULL) + (u.fvecs != NULL) + (u.vector != NULL);
 	if (optind != argc - 1 || modes != 1 || (u.vector != NULL && !u.have_id))
-		return usage_error("%s", "upsert COLL (--id ID --vector V | --jsonl FILE | "
-					 "--fvecs FILE)");
+		return ctl_usage_error("%s", "upsert COLL (--id ID --vector V | --jsonl FILE | "
+					     "--fvecs FILE)");
 	if ((rv = ctl_connect(x)) != SHOAL_OK)
 		return ctl_fail(x, rv, "connect");
 	rv = u.vector  ? upsert_one(x, argv[optind], &u, &t, &acked)
@@ -558,7 +560,7 @@ static void print_records(struct ctl *x, const struct shoal_results *r, bool dis
 		for (size_t i = 0; i < r->n; i++)
 			json_array_append_new(a, record_json(&r->v[i], distance));
 		json_object_set_new(extra, "points", a);
-		print_json(extra);
+		ctl_print_json(extra);
 		return;
 	}
 	json_decref(extra);
@@ -582,7 +584,7 @@ static int read_ids(int argc, char **argv, uint64_t **ids, size_t *n)
 		return -1;
 	for (int i = 0; i < argc; i++)
 		if (parse_u64(argv[i], &(*ids)[(*n)++]) != 0)
-			return usage_error("'%s' is not an id", argv[i]), -1;
+			return ctl_usage_error("'%s' is not an id", argv[i]), -1;
 	return 0;
 }
 
@@ -623,7 +625,7 @@ static int read_options(int argc, char **argv, struct readopts *r)
 		case 'l': bad = parse_u64(optarg, &r->limit); break;
 		}
 		if (bad)
-			return usage_error("bad option %s", argv[optind - 1]);
+			return ctl_usage_error("bad option %s", argv[optind - 1]);
 	}
 	return 0;
 }
@@ -640,7 +642,7 @@ static int cmd_get(struct ctl *x, int argc, char **argv, bool del)
 	if (read_options(argc, argv, &ro) != 0)
 		return EXIT_USAGE;
 	if (optind >= argc - 1)
-		return usage_error("%s COLL ID...", del ? "delete" : "get");
+		return ctl_usage_error("%s COLL ID...", del ? "delete" : "get");
 	if (read_ids(argc - optind - 1, argv + optind + 1, &ids, &n) != 0) {
 		free(ids);
 		return EXIT_USAGE;
@@ -675,9 +677,9 @@ static int cmd_search(struct ctl *x, int argc, char **argv)
 	if (read_options(argc, argv, &ro) != 0)
 		return EXIT_USAGE;
 	if (optind != argc - 1 || ro.vector == NULL)
-		return usage_error("%s", "search COLL --vector X,Y,... [-k K] [...]");
+		return ctl_usage_error("%s", "search COLL --vector X,Y,... [-k K] [...]");
 	if (parse_vector(ro.vector, &v, &q.dim) != 0)
-		return usage_error("--vector: '%s' is not a list of numbers", ro.vector);
+		return ctl_usage_error("--vector: '%s' is not a list of numbers", ro.vector);
 	q.vector = v;
 	q.k = (uint32_t)ro.k;
 	q.ef = (uint32_t)ro.ef;
@@ -702,7 +704,8 @@ static int cmd_scroll(struct ctl *x, int argc, char **argv)
 	if (read_options(argc, argv, &ro) != 0)
 		return EXIT_USAGE;
 	if (optind != argc - 1)
-		return usage_error("%s", "scroll COLL [--offset ID] [--limit N] [--filter JSON]");
+		return ctl_usage_error("%s",
+				       "scroll COLL [--offset ID] [--limit N] [--filter JSON]");
 	if ((rv = ctl_connect(x)) == SHOAL_OK)
 		rv = shoal_scroll(x->c, argv[optind], ro.offset, (uint32_t)ro.limit, ro.filter,
 				  ro.flags, &r);
@@ -726,44 +729,78 @@ static int cmd_count(struct ctl *x, int argc, char **argv)
 	if (read_options(argc, argv, &ro) != 0)
 		return EXIT_USAGE;
 	if (optind != argc - 1)
-		return usage_error("%s", "count COLL [--filter JSON]");
+		return ctl_usage_error("%s", "count COLL [--filter JSON]");
 	if ((rv = ctl_connect(x)) == SHOAL_OK)
 		rv = shoal_count(x->c, argv[optind], ro.filter, &n);
 	if (rv != SHOAL_OK)
 		return ctl_fail(x, rv, "count");
 	if (x->json)
-		print_json(json_pack("{s:I}", "count", (json_int_t)n));
+		ctl_print_json(json_pack("{s:I}", "count", (json_int_t)n));
 	else
 		printf("%" PRIu64 "\n", n);
 	return 0;
 }
 
+static json_t *ids_json(const uint64_t *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		char id[17];
+
+		snprintf(id, sizeof id, "%016" PRIx64, v[i]);
+		json_array_append_new(a, json_string(id));
+	}
+	return a;
+}
+
+static void status_json(const struct shoal_cluster_status *s)
+{
+	char id[17], leader[17], cluster[17];
+	json_t *j;
+
+	snprintf(id, sizeof id, "%016" PRIx64, s->node_id);
+	snprintf(leader, sizeof leader, "%016" PRIx64, s->leader_id);
+	snprintf(cluster, sizeof cluster, "%016" PRIx64, s->cluster_id);
+	j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:s}", "node_id", id, "node_name",
+		      s->node_name, "role", s->role, "term", (json_int_t)s->term, "commit_index",
+		      (json_int_t)s->commit_index, "applied_index", (json_int_t)s->applied_index,
+		      "last_index", (json_int_t)s->last_index, "digest", s->digest, "collections",
+		      (json_int_t)s->collections, "points", (json_int_t)s->points, "version",
+		      s->version);
+	json_object_set_new(j, "leader_id", json_string(leader));
+	json_object_set_new(j, "leader_address", json_string(s->leader_address));
+	json_object_set_new(j, "cluster_id", json_string(cluster));
+	json_object_set_new(j, "durable_index", json_integer((json_int_t)s->durable_index));
+	json_object_set_new(j, "snapshot_index", json_integer((json_int_t)s->snapshot_index));
+	json_object_set_new(j, "voters", ids_json(s->voters, s->n_voters));
+	json_object_set_new(j, "learners", ids_json(s->learners, s->n_learners));
+	ctl_print_json(j);
+}
+
 static int cmd_status(struct ctl *x)
 {
 	struct shoal_cluster_status s;
-	char id[17];
 	int rv;
 
 	if ((rv = ctl_connect(x)) == SHOAL_OK)
 		rv = shoal_cluster_status(x->c, &s);
 	if (rv != SHOAL_OK)
 		return ctl_fail(x, rv, "status");
-	snprintf(id, sizeof id, "%016" PRIx64, s.node_id);
 	if (x->json)
-		print_json(json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:s}", "node_id", id,
-				     "node_name", s.node_name, "role", s.role, "term",
-				     (json_int_t)s.term, "commit_index", (json_int_t)s.commit_index,
-				     "applied_index", (json_int_t)s.applied_index, "last_index",
-				     (json_int_t)s.last_index, "digest", s.digest, "collections",
-				     (json_int_t)s.collections, "points", (json_int_t)s.points,
-				     "version", s.version));
+		status_json(&s);
 	else
 		printf("node %s (%016" PRIx64 "), role %s, term %" PRIu64 "\n"
-		       "log: last index %" PRIu64 ", commit %" PRIu64 ", applied %" PRIu64 "\n"
+		       "leader %016" PRIx64 " at %s, cluster %016" PRIx64 ", %zu voter(s), %zu "
+		       "learner(s)\n"
+		       "log: last index %" PRIu64 ", durable %" PRIu64 ", commit %" PRIu64
+		       ", applied %" PRIu64 ", snapshot %" PRIu64 "\n"
 		       "state: %" PRIu64 " collections, %" PRIu64 " points, digest %s\n"
 		       "version %s, %zu member(s)\n",
-		       s.node_name, s.node_id, s.role, s.term, s.last_index, s.commit_index,
-		       s.applied_index, s.collections, s.points, s.digest, s.version, s.members);
+		       s.node_name, s.node_id, s.role, s.term, s.leader_id,
+		       s.leader_address[0] ? s.leader_address : "-", s.cluster_id, s.n_voters,
+		       s.n_learners, s.last_index, s.durable_index, s.commit_index, s.applied_index,
+		       s.snapshot_index, s.collections, s.points, s.digest, s.version, s.members);
 	return 0;
 }
 
@@ -808,7 +845,7 @@ static int cmd_members(struct ctl *x)
 
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(a, member_json(&m[i]));
-		print_json(json_pack("{s:o}", "members", a));
+		ctl_print_json(json_pack("{s:o}", "members", a));
 	} else {
 		printf("%-16s %-16s %-7s %5s %9s %9s  %-21s %-21s %s\n", "NAME", "ID", "STATE",
 		       "INC", "HEARD", "SINCE", "CLUSTER", "CLIENT", "REST");
@@ -849,34 +886,36 @@ static int global_options(struct ctl *x, int argc, char **argv)
 		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
 			return printf("shoalctl (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION), -1;
 		if (v == NULL)
-			return usage_error("%s needs a value", a), -EXIT_USAGE;
+			return ctl_usage_error("%s needs a value", a), -EXIT_USAGE;
 		i++;
 		if (strcmp(a, "-a") == 0 || strcmp(a, "--addr") == 0) {
 			x->addr = v;
 		} else if (strcmp(a, "-t") == 0 || strcmp(a, "--timeout") == 0) {
 			x->o.timeout_ms = atoi(v);
 			if (x->o.timeout_ms <= 0)
-				return usage_error("--timeout: '%s' is not a positive integer", v),
+				return ctl_usage_error("--timeout: '%s' is not a positive integer",
+						       v),
 				       -EXIT_USAGE;
 		} else if (strcmp(a, "--consistency") == 0) {
 			for (int k = 1; k < 5; k++)
 				if (strcmp(v, levels[k]) == 0)
 					x->o.consistency = (enum shoal_consistency)k, found = true;
 			if (!found)
-				return usage_error("unknown consistency '%s'", v), -EXIT_USAGE;
+				return ctl_usage_error("unknown consistency '%s'", v), -EXIT_USAGE;
 			if (x->o.consistency == SHOAL_CONSISTENCY_READ_YOUR_WRITES)
-				return usage_error("--consistency read_your_writes: shoalctl keeps "
-						   "no write token between runs; use strong to "
-						   "see earlier writes"),
+				return ctl_usage_error(
+					       "--consistency read_your_writes: shoalctl keeps "
+					       "no write token between runs; use strong to "
+					       "see earlier writes"),
 				       -EXIT_USAGE;
 		} else if (strcmp(a, "--ack") == 0) {
 			for (int k = 1; k < 5; k++)
 				if (strcmp(v, acks[k]) == 0)
 					x->o.ack = (enum shoal_ack)k, found = true;
 			if (!found)
-				return usage_error("unknown ack '%s'", v), -EXIT_USAGE;
+				return ctl_usage_error("unknown ack '%s'", v), -EXIT_USAGE;
 		} else {
-			return usage_error("unknown option '%s'", a), -EXIT_USAGE;
+			return ctl_usage_error("unknown option '%s'", a), -EXIT_USAGE;
 		}
 	}
 	return i;
@@ -906,7 +945,9 @@ static int run(struct ctl *x, int argc, char **argv)
 		return cmd_members(x);
 	if (strcmp(cmd, "bench") == 0)
 		return cmd_bench(x, argc, argv);
-	return usage_error("unknown command '%s'", cmd);
+	if (strcmp(cmd, "cluster") == 0)
+		return cmd_cluster(x, argc, argv);
+	return ctl_usage_error("unknown command '%s'", cmd);
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
 /*
  * shoalctl: the command-line client (doc/shoalctl.1).  shoalctl.c parses
- * the command line and runs the commands; shoalctl_bench.c is `bench`.
+ * the command line and runs the commands; shoalctl_bench.c is `bench`,
+ * shoalctl_cluster.c is `cluster`.
  * Single-threaded except `bench`, which runs one thread per connection.
  */
 #ifndef SHOAL_CLIENT_SHOALCTL_H
@@ -9,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "shoal.h"
 
@@ -33,6 +36,10 @@ int ctl_exit_code(int status);
 int ctl_fail(struct ctl *x, int status, const char *what);
 /* Open the connection if not yet; returns a shoal status. */
 int ctl_connect(struct ctl *x);
+/* "shoalctl: MESSAGE (see shoalctl --help)" on stderr; returns EXIT_USAGE. */
+int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print j compactly on a line of its own and drop the reference. */
+void ctl_print_json(json_t *j);
 
 /* A progress line on stderr when it is a terminal: done of total, rate,
  * ETA.  progress_end prints the final line and a newline. */
@@ -51,5 +58,7 @@ double ctl_now(void);
 int fvecs_read(const char *path, size_t max_n, float **out, size_t *n, size_t *dim);
 
 int cmd_bench(struct ctl *x, int argc, char **argv);
+/* shoalctl_cluster.c: cluster voters|add|remove|transfer-leader|verify */
+int cmd_cluster(struct ctl *x, int argc, char **argv);
 
 #endif

@@ -328,6 +328,23 @@ uint64_t na_lag_ms(struct node *n, uint64_t peer)
 
 /* ------------------------------------------------------------ asked for */
 
+/* The voter other than this node that holds the most of the log. */
+static uint64_t most_caught_up(struct node *n)
+{
+	const struct raft_conf *c = raft_conf(n->raft);
+	uint64_t best = 0, best_match = 0;
+
+	for (unsigned i = 0; i < c->n_voters; i++) {
+		uint64_t id = c->voters[i], m = raft_match(n->raft, id);
+
+		if (id != n->o.id && node_alive(n, id) && (best == 0 || m > best_match)) {
+			best = id;
+			best_match = m;
+		}
+	}
+	return best;
+}
+
 int na_change(struct node *n, struct pwrite *w, struct sh_err *err)
 {
 	const struct raft_conf *c = raft_conf(n->raft);
@@ -345,7 +362,9 @@ int na_change(struct node *n, struct pwrite *w, struct sh_err *err)
 		return add_learner(n, id, &w->index, &w->term, err);
 	case NODE_REMOVE: return remove_member(n, id, "remove", &w->index, &w->term, err);
 	case NODE_TRANSFER:
-		if (raft_transfer(n->raft, node_now(), id) != 0)
+		if (id == 0)
+			id = most_caught_up(n);
+		if (id == 0 || raft_transfer(n->raft, node_now(), id) != 0)
 			return sh_err_set(err, SH_EINVAL,
 					  "cannot hand leadership to %016" PRIx64 " (not a voter?)",
 					  id);

@@ -13,6 +13,14 @@
  * answers SnapAck installed, and the leader resumes normal replication
  * after the snapshot.  Any failure answers SnapAck with the error: the
  * leader drops the transfer, and the core asks again later.
+ *
+ * The follower takes a snapshot from any node of its cluster (the peer
+ * link checked the cluster id), not only from the leader it knows: a
+ * restarted follower may not have heard from the leader yet, which sends
+ * it no AppendEntries while the transfer runs, and a snapshot holds only
+ * applied, so committed, entries: installing one beyond the applied index
+ * is safe whoever sends it.  One transfer at a time; a new one (offset 0)
+ * replaces it.
  */
 #include "build.h"
 
@@ -284,10 +292,6 @@ void ns_recv_chunk(struct node *n, uint64_t from, const uint8_t *buf, size_t len
 	if (m == NULL) {
 		LOG_WARN("raft", "from %016" PRIx64 ": a snapshot chunk does not decode", from);
 		return;
-	}
-	if (from != raft_leader(n->raft)) {
-		shoal__cluster__snap_chunk__free_unpacked(m, NULL);
-		return; /* only from the leader this node follows */
 	}
 	if (take_chunk(n, from, m, &err) != 0) {
 		LOG_WARN("raft", "snapshot %" PRIu64 " from %016" PRIx64 ": %s", m->index, from,

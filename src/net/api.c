@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum kind { K_NONE, K_LOOP, K_WRITE, K_READ };
+enum kind { K_NONE, K_LOOP, K_WRITE, K_READ, K_CHANGE };
 
 struct method {
 	const char *name;
@@ -49,6 +49,9 @@ static const struct method methods[API_MAX_METHOD + 1] = {
 	[SHOAL__METHOD__METHOD_CLUSTER_STATUS] = {"cluster_status",
 						  &shoal__cluster_status_request__descriptor,
 						  K_LOOP},
+	[SHOAL__METHOD__METHOD_CLUSTER_CHANGE] = {"cluster_change",
+						  &shoal__cluster_change_request__descriptor,
+						  K_CHANGE},
 };
 
 struct api {
@@ -301,6 +304,22 @@ static void start_write(struct op *op)
 	node_write(op->api->o.node, e, (enum node_ack)op->ack, deadline_ms(op), on_written, op);
 }
 
+/* A configuration change, made by the leader; answered as a write. */
+static void start_change(struct op *op)
+{
+	const Shoal__ClusterChangeRequest *r = (const void *)op->req;
+
+	if (r->kind < SHOAL__CHANGE_KIND__CHANGE_ADD ||
+	    r->kind > SHOAL__CHANGE_KIND__CHANGE_TRANSFER_LEADER)
+		return api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT, "unknown change %d",
+				(int)r->kind);
+	if (r->node_id == 0 && r->kind != SHOAL__CHANGE_KIND__CHANGE_TRANSFER_LEADER)
+		return api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
+				"a change needs a node id");
+	node_change(op->api->o.node, (enum node_change)r->kind, r->node_id, deadline_ms(op),
+		    on_written, op);
+}
+
 /* ------------------------------------------------------------ reads */
 
 static void read_run(struct pool_job *j)
@@ -401,6 +420,7 @@ void api_start(struct op *op)
 			op->status = SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
 		return complete(op);
 	case K_WRITE: return start_write(op);
+	case K_CHANGE: return start_change(op);
 	case K_READ: return start_read(op);
 	default: break;
 	}

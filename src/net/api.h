@@ -38,7 +38,7 @@
 
 #define API_MAX_K      10000
 #define API_MAX_LIMIT  10000
-#define API_MAX_METHOD SHOAL__METHOD__METHOD_CLUSTER_STATUS
+#define API_MAX_METHOD SHOAL__METHOD__METHOD_CLUSTER_CHANGE
 
 struct api_opts {
 	struct event_base *base;
