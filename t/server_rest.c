@@ -191,6 +191,12 @@ static void test_cluster_metrics(void)
 	is_int(code, 200, "GET /cluster");
 	is_str(str_at(result(j), "role"), "leader", "role leader (a lone voter)");
 	is_int(json_array_size(json_object_get(result(j), "members")), 1, "one member");
+	is_int(json_array_size(json_object_get(result(j), "voters")), 1, "one voter");
+	ok(strcmp(str_at(result(j), "leader_id"), str_at(result(j), "node_id")) == 0,
+	   "it is its own leader");
+	ok(strlen(str_at(result(j), "cluster_id")) == 16 &&
+		   strcmp(str_at(result(j), "cluster_id"), "0000000000000000") != 0,
+	   "with a cluster id");
 	json_decref(j);
 	j = req("GET", "/cluster/members", NULL, &code);
 	is_int(code, 200, "GET /cluster/members");
@@ -220,6 +226,9 @@ static void test_cluster_metrics(void)
 	like(text, "shoal_collection_points{collection=\"docs\"} 39", "points per collection");
 	like(text, "shoal_memory_allocated_bytes", "allocator memory");
 	like(text, "shoal_applied_index", "apply position");
+	like(text, "shoal_raft_role{role=\"leader\"} 1", "raft role: a lone voter leads");
+	like(text, "shoal_raft_commit_index ", "commit index");
+	like(text, "shoal_raft_follower_lag_entries{node=", "lag per member, at the leader");
 	free(text);
 	expect("DELETE", "/collections/docs", NULL, 200, "OK", NULL);
 	expect("GET", "/collections/docs", NULL, 404, "NOT_FOUND", NULL);

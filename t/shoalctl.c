@@ -111,6 +111,13 @@ static void test_commands(void)
 	is_int(ctl("--json members"), 0, "members --json");
 	like(out, "\"state\":\"alive\"", "as JSON");
 	is_int(ctl("members extra"), 2, "members takes no argument: exit 2");
+	is_int(ctl("cluster voters"), 0, "cluster voters");
+	like(out, " leader ", "this node, the leader");
+	is_int(ctl("cluster verify"), 0, "cluster verify");
+	like(out, "1 replicas agree at index ", "one replica agrees with itself");
+	is_int(ctl("cluster remove nobody"), 3, "cluster remove of an unknown member: exit 3");
+	is_int(ctl("cluster transfer-leader"), 5, "transfer-leader with no other voter: exit 5");
+	is_int(ctl("cluster frob"), 2, "an unknown cluster command: exit 2");
 	is_int(ctl("--consistency read_your_writes count c"), 2,
 	       "read_your_writes: shoalctl has no token of an earlier run: exit 2");
 	like(out, "use strong", "  says what to use instead");

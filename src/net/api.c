@@ -483,6 +483,11 @@ struct db *api_db(struct api *a)
 	return a->o.db;
 }
 
+struct node *api_node(struct api *a)
+{
+	return a->o.node;
+}
+
 void api_set_membership(struct api *a, const struct swim *s)
 {
 	a->members = s;

@@ -103,6 +103,7 @@ const char *api_status_name(int status);
 
 struct metrics *api_metrics(struct api *a);
 struct db *api_db(struct api *a);
+struct node *api_node(struct api *a);
 /* Set when the node is stopping: new requests are answered UNAVAILABLE. */
 void api_set_stopping(struct api *a);
 bool api_stopping(const struct api *a);

@@ -183,6 +183,43 @@ static void metrics_extra(struct rest *r, struct evbuffer *out)
 			    store_applied_index(db_store(db)), db_snapshots(db));
 }
 
+/* Replication (doc/replication.md, "Status and verification"). */
+static void metrics_raft(struct rest *r, struct evbuffer *out)
+{
+	static const char *const roles[] = {"leader",  "follower", "candidate", "precandidate",
+					    "learner", "joining",  "removed",   "failed"};
+	struct node_status st;
+
+	node_status(api_node(r->o.api), &st);
+	evbuffer_add_printf(out, "# TYPE shoal_raft_role gauge\n");
+	for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+		evbuffer_add_printf(out, "shoal_raft_role{role=\"%s\"} %d\n", roles[i],
+				    strcmp(st.role, roles[i]) == 0);
+	evbuffer_add_printf(
+		out,
+		"# TYPE shoal_raft_term gauge\nshoal_raft_term %" PRIu64 "\n"
+		"# TYPE shoal_raft_commit_index gauge\nshoal_raft_commit_index %" PRIu64 "\n"
+		"# TYPE shoal_raft_durable_index gauge\nshoal_raft_durable_index %" PRIu64 "\n"
+		"# TYPE shoal_raft_voters gauge\nshoal_raft_voters %u\n"
+		"# TYPE shoal_raft_learners gauge\nshoal_raft_learners %u\n"
+		"# TYPE shoal_raft_pending_writes gauge\nshoal_raft_pending_writes %" PRIu64 "\n"
+		"# TYPE shoal_raft_elections_total counter\nshoal_raft_elections_total %" PRIu64
+		"\n"
+		"# TYPE shoal_raft_leader_changes_total counter\n"
+		"shoal_raft_leader_changes_total %" PRIu64 "\n",
+		st.term, st.commit_index, st.durable_index, st.n_voters, st.n_learners,
+		st.pending_writes, st.elections, st.leader_changes);
+	if (st.n_peers > 0)
+		evbuffer_add_printf(out, "# TYPE shoal_raft_follower_lag_entries gauge\n"
+					 "# TYPE shoal_raft_follower_lag_ms gauge\n");
+	for (size_t i = 0; i < st.n_peers; i++)
+		evbuffer_add_printf(
+			out,
+			"shoal_raft_follower_lag_entries{node=\"%016" PRIx64 "\"} %" PRIu64
+			"\nshoal_raft_follower_lag_ms{node=\"%016" PRIx64 "\"} %" PRIu64 "\n",
+			st.peers[i].id, st.peers[i].lag, st.peers[i].id, st.peers[i].lag_ms);
+}
+
 static void send_metrics(struct rest *r, struct evhttp_request *req)
 {
 	struct evbuffer *out = evbuffer_new();
@@ -191,6 +228,7 @@ static void send_metrics(struct rest *r, struct evhttp_request *req)
 		return send_error(req, SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED, "out of memory");
 	metrics_render(api_metrics(r->o.api), api_method_name, api_status_name, out);
 	metrics_extra(r, out);
+	metrics_raft(r, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", out);
