@@ -6,7 +6,7 @@
  * durability, commit of the current term only, heartbeats, CheckQuorum, no
  * disruption from a node that still hears its leader, SWIM's dead leader,
  * ReadIndex and leases, configuration changes one at a time, leadership
- * transfer. */
+ * transfer, an acknowledgement owed that a heartbeat must not cancel. */
 #include "build.h"
 
 #include "cluster/raft.h"
@@ -217,6 +217,38 @@ static void test_heartbeats(void)
 	is_int(raft_next_deadline(node[1]), 1203, "and again 100 ms later");
 }
 
+/* A heartbeat that reaches a follower after new entries and before they are
+ * durable names the older point the leader knows of; the follower must still
+ * acknowledge the entries once durable (it once waited for the leader to
+ * send them again, a second later). */
+static void test_ack_after_heartbeat(void)
+{
+	uint64_t index, term, hb;
+
+	boot(0);
+	raft_tick(node[1], 1000);
+	settle(1000, 0);
+	nq = 0;
+	is_int(raft_propose(node[1], 1001, RAFT_ENTRY_DATA, 10, &index, &term), 0, "propose");
+	written[1] = index;
+	raft_persisted(node[1], 1001, index);
+	raft_flush(node[1], 1001);
+	deliver(1001, 0); /* appended on both followers, not durable */
+	deliver(1001, 0); /* their answers: not yet */
+	is_int(raft_acked(node[1], index), 1, "only the leader holds it durably");
+	hb = raft_next_deadline(node[1]);
+	raft_tick(node[1], hb);
+	ok(nq >= 2 && q[0].m.n == 0 && q[0].m.prev_index < index,
+	   "heartbeats naming an older point");
+	deliver(hb, 0); /* they reach the followers before their disks finish */
+	deliver(hb, 0);
+	raft_persisted(node[2], hb + 1, written[2]);
+	raft_persisted(node[3], hb + 1, written[3]);
+	deliver(hb + 1, 0);
+	is_int(raft_acked(node[1], index), 3, "the followers acknowledge it once durable");
+	is_int(raft_commit_index(node[1]), index, "committed without a resend");
+}
+
 static void test_no_disruption(void)
 {
 	struct raft_msg v = {
@@ -332,6 +364,7 @@ int main(void)
 	test_reads();
 	test_conf_changes();
 	test_transfer();
+	test_ack_after_heartbeat();
 	for (int i = 1; i <= N; i++)
 		raft_free(node[i]);
 	return done_testing();

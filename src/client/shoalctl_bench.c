@@ -27,6 +27,7 @@
 struct bopts {
 	const char *dataset, *queries, *coll, *mode;
 	size_t n, nq, requests, concurrency, depth, k, ef, batch;
+	size_t per_request; /* upsert mode: points in one request */
 	double search_ratio;
 	int load; /* 1 always, 0 when missing, -1 never */
 	bool recall;
@@ -200,6 +201,7 @@ struct worker {
 	int status;
 	char msg[256];
 	bool exact;
+	struct worker *base; /* ws[0]: this worker's index is this - base */
 };
 
 static void on_search(void *arg, size_t i, int status, const struct shoal_results *r,
@@ -247,36 +249,79 @@ static int run_search(struct worker *w, shoal *c, bool exact)
 	return rv;
 }
 
+/* Depth 1: one request at a time, each one timed. */
+static int upsert_each(struct worker *w, shoal *c, const struct shoal_point *pts, size_t k)
+{
+	int rv = SHOAL_OK;
+
+	for (size_t i = 0; i < w->count && rv == SHOAL_OK; i++) {
+		double t0 = ctl_now();
+
+		rv = shoal_upsert(c, w->o->coll, pts + i * k, k, NULL);
+		if (rv == SHOAL_OK)
+			w->lat[w->done++] = (uint64_t)((ctl_now() - t0) * 1e9);
+	}
+	return rv;
+}
+
 static int run_upsert(struct worker *w, shoal *c)
 {
-	struct shoal_point *pts = calloc(w->count + 1, sizeof *pts);
+	size_t k = w->o->per_request, np = w->count * k;
+	struct shoal_point *pts = calloc(np + 1, sizeof *pts);
 	size_t acked = 0;
 	double t0 = ctl_now();
 	int rv;
 
 	if (pts == NULL)
 		return SHOAL_RESOURCE_EXHAUSTED;
-	for (size_t i = 0; i < w->count; i++) {
-		size_t p = (w->first + i) % w->d->n;
+	for (size_t i = 0; i < np; i++) {
+		size_t p = (w->first * k + i) % w->d->n;
 
-		pts[i] = (struct shoal_point){p, w->d->base + p * w->d->dim, (uint32_t)w->d->dim,
-					      NULL, 0};
+		pts[i] = (struct shoal_point){w->first * k + i, w->d->base + p * w->d->dim,
+					      (uint32_t)w->d->dim, NULL, 0};
 	}
-	rv = shoal_upsert_pipelined(c, w->o->coll, pts, w->count, 1, w->o->depth, NULL, NULL,
-				    &acked, NULL);
+	if (w->o->depth == 1) {
+		rv = upsert_each(w, c, pts, k);
+		free(pts);
+		return rv;
+	}
+	rv = shoal_upsert_pipelined(c, w->o->coll, pts, np, k, w->o->depth, NULL, NULL, &acked,
+				    NULL);
 	/* per-request latency is not reported by the pipelined upsert: use the mean */
-	for (size_t i = 0; i < acked; i++)
-		w->lat[w->done++] = (uint64_t)((ctl_now() - t0) * 1e9 /
-					       (double)(acked ? acked : 1) * (double)w->o->depth);
+	for (size_t i = 0; i < acked / k; i++)
+		w->lat[w->done++] =
+			(uint64_t)((ctl_now() - t0) * 1e9 / (double)(acked ? acked / k : 1) *
+				   (double)w->o->depth);
 	free(pts);
 	return rv;
+}
+
+/* The address list rotated by i: connection i starts at address i mod n,
+ * so the connections spread over the nodes given. */
+static void rotate_addr(const char *addr, size_t i, char *out, size_t size)
+{
+	size_t n = 1, skip;
+	const char *p = addr;
+
+	for (const char *q = addr; *q; q++)
+		n += *q == ',';
+	for (skip = i % n; skip > 0; skip--)
+		p = strchr(p, ',') + 1;
+	if (p == addr)
+		snprintf(out, size, "%s", addr);
+	else
+		snprintf(out, size, "%s,%.*s", p, (int)(p - addr - 1), addr);
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	char addr[4096];
 	shoal *c;
-	int rv = shoal_open(w->x->addr, &w->x->o, &c);
+	int rv;
+
+	rotate_addr(w->x->addr, (size_t)(w - w->base), addr, sizeof addr);
+	rv = shoal_open(addr, &w->x->o, &c);
 
 	if (rv == SHOAL_OK)
 		rv = w->kind == 0   ? run_search(w, c, w->exact)
@@ -308,8 +353,10 @@ static double run_workers(struct worker *ws, size_t nw)
 {
 	double t0 = ctl_now();
 
-	for (size_t i = 0; i < nw; i++)
+	for (size_t i = 0; i < nw; i++) {
+		ws[i].base = ws;
 		pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
+	}
 	for (size_t i = 0; i < nw; i++)
 		pthread_join(ws[i].th, NULL);
 	for (size_t i = 0; i < nw; i++)
@@ -388,6 +435,8 @@ static void report(struct ctl *x, const struct bopts *o, const char *kind, struc
 		       pct(all, n, 0.999), o->concurrency, o->depth, errors);
 		if (rec >= 0)
 			printf("  recall@%zu %.4f (ef %zu)", o->k, rec, o->ef);
+		if (strcmp(kind, "upsert") == 0 && o->per_request > 1)
+			printf("  %.0f points/s", (double)(n * o->per_request) / secs);
 		putchar('\n');
 	}
 	free(all);
@@ -412,12 +461,14 @@ static int bench_options(int argc, char **argv, struct bopts *o)
 					     {"no-load", 0, NULL, 'N'},
 					     {"no-recall", 0, NULL, 'R'},
 					     {"batch", 1, NULL, 'b'},
+					     {"per-request", 1, NULL, 'P'},
 					     {"metric", 1, NULL, 'm'},
 					     {NULL, 0, NULL, 0}};
 	int ch;
 
 	*o = (struct bopts){"fashion", NULL, "bench", "search", 0,   1000, 0,    4,
 			    1,         10,   64,      256,      0.9, 0,    true, SHOAL_METRIC_L2};
+	o->per_request = 1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
 		switch (ch) {
@@ -433,6 +484,7 @@ static int bench_options(int argc, char **argv, struct bopts *o)
 		case 'e': o->ef = strtoull(optarg, NULL, 10); break;
 		case 'k': o->k = strtoull(optarg, NULL, 10); break;
 		case 'b': o->batch = strtoull(optarg, NULL, 10); break;
+		case 'P': o->per_request = strtoull(optarg, NULL, 10); break;
 		case 's': o->search_ratio = strtod(optarg, NULL); break;
 		case 'L': o->load = 1; break;
 		case 'N': o->load = -1; break;
@@ -446,6 +498,7 @@ static int bench_options(int argc, char **argv, struct bopts *o)
 		}
 	}
 	if (o->concurrency < 1 || o->depth < 1 || o->k < 1 || o->nq < 1 || o->batch < 1 ||
+	    o->per_request < 1 ||
 	    (strcmp(o->mode, "search") && strcmp(o->mode, "upsert") && strcmp(o->mode, "ping") &&
 	     strcmp(o->mode, "mix"))) {
 		fprintf(stderr, "shoalctl: bench: bad options (see shoalctl(1), BENCH)\n");

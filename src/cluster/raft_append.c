@@ -320,10 +320,29 @@ static int take_entries(struct raft *r, const struct raft_msg *m)
 	return 0;
 }
 
+/* The log agrees with this leader's up to `last`.  What an earlier
+ * message of the same leader and term showed stays true (its log only
+ * grows within a term, and our entries up to there match it), so a
+ * heartbeat naming an older point never lowers the hint: lowering it
+ * would drop the acknowledgement owed once those entries are durable.
+ * A new leader or term starts over. */
+static void raise_match_hint(struct raft *r, uint64_t leader, uint64_t last)
+{
+	if (r->hint_term != r->term || r->hint_leader != leader) {
+		r->hint_term = r->term;
+		r->hint_leader = leader;
+		r->match_hint = 0;
+	}
+	if (last > r->match_hint)
+		r->match_hint = last;
+	if (r->match_hint > log_last(r))
+		r->match_hint = log_last(r);
+	if (r->match_hint < r->snap_index)
+		r->match_hint = r->snap_index;
+}
+
 void recv_append(struct raft *r, uint64_t now, const struct raft_msg *m)
 {
-	uint64_t last;
-
 	if (m->term < r->term) {
 		refuse(r, m, 0); /* our term in the reply makes a stale leader step down */
 		return;
@@ -343,8 +362,7 @@ void recv_append(struct raft *r, uint64_t now, const struct raft_msg *m)
 	}
 	if (take_entries(r, m) != 0)
 		return; /* out of memory: no answer, the leader will send again */
-	last = m->prev_index + m->n;
-	r->match_hint = last > r->snap_index ? last : r->snap_index;
+	raise_match_hint(r, m->from, m->prev_index + m->n);
 	set_commit(r, m->commit < r->match_hint ? m->commit : r->match_hint);
 	r->ack_due = true;
 	r->ack_sent_at = m->sent_at;

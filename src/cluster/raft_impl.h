@@ -86,8 +86,9 @@ struct raft {
 	uint64_t transfer_until;
 
 	/* follower */
-	uint64_t match_hint; /* last index known to agree with the leader's log */
-	bool ack_due;        /* an AppendEntries response waits for durability */
+	uint64_t match_hint;             /* last index known to agree with the leader's log */
+	uint64_t hint_term, hint_leader; /* ... the leader and term it is of */
+	bool ack_due;                    /* an AppendEntries response waits for durability */
 	uint64_t ack_sent_at;
 
 	/* reads */

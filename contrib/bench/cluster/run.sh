@@ -1,0 +1,155 @@
+#!/bin/sh
+# run.sh: the replication benchmark of doc/benchmarks.md ("Replication"):
+# a 3-node shoal cluster on 127.0.0.1 (fsync always, the defaults
+# otherwise), measured the way contrib/bench/etcd/run.sh measures etcd.
+#
+#   contrib/bench/cluster/run.sh [BUILD_DIR]     (default build/release)
+#
+#   1. writes at ack quorum, one 128-dim float vector (512 bytes) per
+#      request, a new id each, C connections with one request in flight
+#      each, spread over the three nodes (followers forward to the leader):
+#      C = 1, 16, 64; requests/s, p50, p99;
+#   2. batched upserts (1000 points a request, 4 connections x depth 4):
+#      points acknowledged per second, then how long until every replica
+#      has applied (indexed) them all: the rate at which writes become
+#      searchable everywhere;
+#   3. failover, 10 rounds: a writer sends one write every 10 ms or so
+#      through every node; kill -9 of the leader; the time from the kill to
+#      the first acknowledged write sent after it; the node is restarted
+#      and caught up before the next round;
+#   4. catch-up: a follower is killed, 100,000 single-point writes go in,
+#      the follower restarts; the time until it has applied them all.
+#
+# Every wait is bounded; only the processes this script started are
+# signalled, by PID; every node listens on 127.0.0.1.
+set -eu
+
+BUILD=${1:-build/release}
+SHOALD=$BUILD/src/server/shoald
+CTL=$BUILD/src/client/shoalctl
+[ -x "$SHOALD" ] && [ -x "$CTL" ] || {
+	echo "run.sh: no shoald/shoalctl in $BUILD (build first)" >&2
+	exit 2
+}
+DIR=$(mktemp -d /tmp/shoal-bench.XXXXXX)
+BASE=${BENCH_BASE_PORT:-811}
+N=3
+PIDS=""
+
+now_ms() { date +%s%3N; }
+
+cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$DIR"
+}
+trap cleanup EXIT INT TERM
+
+client() { echo "127.0.0.1:$((($BASE + $1) * 10 + 2))"; }
+ALL="$(client 1),$(client 2),$(client 3)"
+
+start() {
+	"$SHOALD" --node-name "n$1" --node-data-dir "$DIR/d$1" --listen-base-port $((BASE + $1)) \
+		--membership-profile local --cluster-bootstrap-expect $N \
+		--cluster-seeds "127.0.0.1:$(((BASE + 1) * 10 + 1))" >>"$DIR/n$1.log" 2>&1 &
+	eval "pid$1=$!"
+	PIDS="$PIDS $!"
+}
+
+field() { # field NODE KEY: a number or string of NODE's GET /cluster
+	curl -s "http://127.0.0.1:$((($BASE + $1) * 10 + 3))/cluster" |
+		sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"]*\).*/\1/p" | head -1
+}
+
+leader_node() { # the node (1..3) that leads, as node 1..3 sees it
+	for i in 1 2 3; do
+		r=$(field "$i" role 2>/dev/null || true)
+		[ "$r" = leader ] && { echo "$i"; return 0; }
+	done
+	return 1
+}
+
+wait_leader() {
+	for _ in $(seq 1 200); do
+		leader_node >/dev/null && return 0
+		sleep 0.05
+	done
+	echo "run.sh: no leader" >&2
+	exit 1
+}
+
+# all_applied: every node has applied the leader's last index (60 s max).
+all_applied() {
+	l=$(leader_node) || return 1
+	last=$(field "$l" last_index)
+	for _ in $(seq 1 1200); do
+		ok=1
+		for i in 1 2 3; do
+			a=$(field "$i" applied_index 2>/dev/null || echo 0)
+			[ "${a:-0}" -ge "$last" ] || ok=0
+		done
+		[ $ok = 1 ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# 128-dim random vectors (512 bytes each) as .fvecs
+perl -e 'srand(7); for (1..10000) { print pack("l<", 128), pack("f<128", map { rand() } 1..128) }' \
+	>"$DIR/v128.fvecs"
+
+for i in 1 2 3; do start "$i"; done
+wait_leader
+echo "# shoal $("$SHOALD" --version | head -1), 3 nodes on 127.0.0.1, fsync always"
+echo "# machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+"$CTL" --addr "$ALL" collection create bench --dim 128 >/dev/null
+
+echo "## 1. writes at ack quorum, 1 point (512 B) per request, depth 1, spread over the nodes"
+for c in 1 16 64; do
+	"$CTL" --addr "$ALL" --ack quorum bench --mode upsert --dataset "$DIR/v128.fvecs" \
+		--collection bench --no-load --concurrency "$c" --depth 1 \
+		--requests $((c == 1 ? 3000 : c * 400))
+done
+all_applied || echo "replicas did not catch up"
+
+echo "## 2. batched: 1000 points a request, 4 connections x depth 4"
+t0=$(now_ms)
+"$CTL" --addr "$ALL" --ack quorum bench --mode upsert --dataset "$DIR/v128.fvecs" \
+	--collection bench --no-load --concurrency 4 --depth 4 --per-request 1000 --requests 200
+t1=$(now_ms)
+all_applied || echo "replicas did not catch up"
+t2=$(now_ms)
+echo "searchable on every replica $((t2 - t1)) ms after the last ack:" \
+	"$((200000 * 1000 / (t2 - t0))) points/s from the first write to all applied"
+
+echo "## 3. failover: kill -9 of the leader to the first acknowledged write sent after it"
+for r in $(seq 1 10); do
+	l=$(leader_node)
+	eval "victim=\$pid$l"
+	kill -9 "$victim"
+	t0=$(now_ms)
+	n=0
+	until "$CTL" --addr "$ALL" --timeout 200 --ack quorum upsert bench --id $((900000000 + r * 1000 + n)) \
+		--vector "$(seq -s, 1 128)" >/dev/null 2>&1; do
+		n=$((n + 1))
+		[ $n -lt 2000 ] || { echo "no write within 2000 tries"; exit 1; }
+	done
+	t1=$(now_ms)
+	echo "round $r: $((t1 - t0)) ms ($n failed tries)"
+	start "$l"
+	wait_leader
+	all_applied || echo "round $r: the restarted node did not catch up"
+done
+
+echo "## 4. catch-up of a restarted follower after 100,000 entries"
+l=$(leader_node)
+f=$((l % 3 + 1))
+eval "victim=\$pid$f"
+kill -9 "$victim"
+"$CTL" --addr "$(client "$l")" --ack quorum bench --mode upsert --dataset "$DIR/v128.fvecs" \
+	--collection bench --no-load --concurrency 4 --depth 16 --requests 100000
+t0=$(now_ms)
+start "$f"
+all_applied || echo "did not catch up within 60 s"
+t1=$(now_ms)
+echo "catch-up: $((t1 - t0)) ms from the restart to all 100,000 entries applied" \
+	"(snapshot index on the follower: $(field "$f" snapshot_index))"
