@@ -869,9 +869,12 @@ struct raft_world *rw_new(uint64_t seed, int n, int n_voters, const struct raft_
 	return w;
 }
 
+static void workloads_free(struct raft_world *w);
+
 void rw_free(struct raft_world *w)
 {
 	sim_free(w->sim);
+	workloads_free(w);
 	sh_free(w->leader_of_term);
 	sh_free(w->applied_digest);
 	sh_free(w->committed_term);
@@ -1011,6 +1014,7 @@ int rw_conf(struct raft_world *w, const struct raft_conf *c)
 struct workload {
 	struct raft_world *w;
 	uint64_t period, until;
+	struct workload *next;
 };
 
 static void work(struct sim *sim, void *arg)
@@ -1024,15 +1028,24 @@ static void work(struct sim *sim, void *arg)
 	rw_read(w, r);
 	if (sim_now(sim) + wl->period < wl->until)
 		sim_at(sim, sim_now(sim) + wl->period, work, wl);
-	else
+}
+
+static void workloads_free(struct raft_world *w)
+{
+	while (w->workloads != NULL) {
+		struct workload *wl = w->workloads;
+
+		w->workloads = wl->next;
 		sh_free(wl);
+	}
 }
 
 void rw_workload(struct raft_world *w, uint64_t period_us, uint64_t until)
 {
 	struct workload *wl = sh_malloc(sizeof *wl);
 
-	*wl = (struct workload){w, period_us, until};
+	*wl = (struct workload){w, period_us, until, w->workloads};
+	w->workloads = wl; /* a run may end before it does */
 	sim_at(w->sim, sim_now(w->sim) + period_us, work, wl);
 }
 

@@ -59,6 +59,7 @@ struct raft_world {
 	 * it sends entries as leader (hazard / 4); restarted 5-200 ms later */
 	double hazard;
 	struct raft_conf conf0;
+	struct workload *workloads; /* rw_workload's, freed with the world */
 
 	/* global records for the invariants */
 	uint64_t *leader_of_term; /* node id, by term; cap terms */

@@ -1,0 +1,417 @@
+#!/bin/sh
+# Raft with real processes (issue 7).  shoald nodes on 127.0.0.1 (profile
+# local) form a cluster with cluster.bootstrap_expect and elect one leader;
+# t/cluster_writer upserts one point per request at ack quorum, spread over
+# every node's client address (followers forward), and records each
+# acknowledged id, while the test
+#   - kill -9s the leader, waits for a new one, restarts the killed node
+#     from its data dir (three rounds, three nodes);
+#   - SIGSTOPs the leader until the others elect a new one, then SIGCONTs
+#     it: it steps down and catches up (two rounds);
+#   - kill -9s the leader of a five-node cluster once;
+#   - cuts the leader of three nodes, each in its own network namespace,
+#     off the others: it accepts no quorum write and serves no strong read,
+#     while the majority elects a leader and accepts writes; then heals.
+# After each part every node holds every acknowledged id (asked one node
+# at a time at consistency strong) and all reach the same applied index
+# and digest (GET /cluster).  Failover times go to the diagnostics.
+. "${top_srcdir:-.}/t/tap.sh"
+. "${top_srcdir:-.}/t/lib.sh"
+
+SHOALCTL=$top_builddir/src/client/shoalctl
+WRITER=$top_builddir/t/cluster_writer
+T=$((20 * SCALE)) # seconds to wait for one observation
+COLL=c
+
+now_ms() { date +%s%3N; }
+
+# Nodes: node I listens on $host_I (127.0.0.1 unless set) at base port
+# base + I, or at 747 when each node has its own namespace
+# ${NS_PREFIX}nI (then the commands that reach it run in that namespace).
+NS_PREFIX=
+host() { eval "echo \${host_$1:-127.0.0.1}"; }
+bport() { if [ -n "$NS_PREFIX" ]; then echo 747; else echo $((base + $1)); fi; }
+client_addr() { echo "$(host "$1"):$(($(bport "$1") * 10 + 2))"; }
+# at NODE CMD...: run CMD where NODE can be reached (its namespace, if any).
+at() {
+	n=$1; shift
+	if [ -n "$NS_PREFIX" ]; then ip netns exec "${NS_PREFIX}n$n" "$@"; else "$@"; fi
+}
+
+# cluster_json NODE: its GET /cluster (without the members list).
+cluster_json() {
+	at "$1" curl -s --max-time 2 "http://$(host "$1"):$(($(bport "$1") * 10 + 3))/cluster" |
+		sed 's/,"members":\[.*//'
+}
+# jf JSON KEY: a string or number field of a cluster_json.
+jf() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",]*\).*/\1/p"; }
+voters() { printf '%s' "$1" | sed -n 's/.*"voters":\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | grep -c .; }
+
+# start_node I: start node I of the current cluster ($N nodes, bootstrap
+# expect $N, seed node 0); a restart reuses its data dir.
+start_node() {
+	if [ -n "$NS_PREFIX" ]; then
+		ip netns exec "${NS_PREFIX}n$1" "$SHOALD" --node-name "$PFX$1" \
+			--node-data-dir "$TESTDIR/$PFX$1" --listen-address "$(host "$1")" \
+			--listen-base-port 747 --membership-profile local \
+			--cluster-seeds "$(host 0):7471" --cluster-bootstrap-expect "$N" \
+			>>"$TESTDIR/$PFX$1.out" 2>>"$TESTDIR/$PFX$1.log" &
+		pid=$!
+		(i=0; while [ $i -lt "$WATCHDOG" ] && kill -0 "$pid"; do sleep 1; i=$((i + 1)); done
+		 kill -9 "$pid") >/dev/null 2>&1 &
+		started_pids="$started_pids $pid $!"
+		eval "log_$1=\$TESTDIR/$PFX$1.log"
+	else
+		# Each start has its own log: n1.log, then n1.1.log, n1.2.log, ...
+		eval "k=\${starts_$PFX$1:-0}"
+		lg=$TESTDIR/$PFX$1.log
+		[ "$k" -gt 0 ] && lg=$TESTDIR/$PFX$1.$k.log
+		eval "starts_$PFX$1=$((k + 1)); log_$1=\$lg"
+		start_shoald "$lg" --node-name "$PFX$1" \
+			--node-data-dir "$TESTDIR/$PFX$1" --listen-base-port $((base + $1)) \
+			--membership-profile local --cluster-seeds "127.0.0.1:$((base * 10 + 1))" \
+			--cluster-bootstrap-expect "$N"
+	fi
+	eval "pid_$1=\$pid"
+}
+
+nodes_all() { seq 0 $((N - 1)) | tr '\n' ' '; }
+
+# wait_leader NODES [OLD_ID]: every node of NODES answers, one of them is
+# leader, all name it, and it is not OLD_ID; sets $leader (node number)
+# and $leader_id.  Fails after T seconds.
+wait_leader() {
+	deadline=$(($(date +%s) + T))
+	while :; do
+		leader='' leader_id='' agree=yes lids=''
+		for i in $1; do
+			j=$(cluster_json "$i")
+			lid=$(jf "$j" leader_id)
+			[ -n "$lid" ] || { agree=no; break; }
+			lids="$lids $lid"
+			if [ "$(jf "$j" role)" = leader ]; then
+				[ -n "$leader" ] && agree=no
+				leader=$i leader_id=$(jf "$j" node_id)
+			fi
+		done
+		if [ $agree = yes ] && [ -n "$leader" ] && [ "$leader_id" != "${2:-}" ]; then
+			for lid in $lids; do [ "$lid" = "$leader_id" ] || agree=no; done
+			[ $agree = yes ] && return 0
+		fi
+		[ "$(date +%s)" -ge $deadline ] && { leader=; return 1; }
+		sleep 0.05
+	done
+}
+
+# node_line NODE: "applied commit last digest points role term" of NODE.
+node_line() {
+	j=$(cluster_json "$1")
+	echo "$(jf "$j" applied_index) $(jf "$j" commit_index) $(jf "$j" last_index)" \
+		"$(jf "$j" digest) $(jf "$j" points) $(jf "$j" role) $(jf "$j" term)"
+}
+
+# wait_converged NODES: all NODES report the same applied, commit and last
+# index, digest and point count (and applied = commit), twice in a row
+# 100 ms apart; sets $conv.  Fails after T seconds, printing what differs.
+wait_converged() {
+	deadline=$(($(date +%s) + T))
+	prev=
+	while :; do
+		conv='' same=yes lines=''
+		for i in $1; do
+			l=$(node_line "$i")
+			lines="$lines
+$PFX$i: $l"
+			k=$(echo "$l" | cut -d' ' -f1-5)
+			set -- "$1" $l # $2 applied, $3 commit
+			[ -n "$2" ] && [ "$2" = "$3" ] || same=no
+			if [ -z "$conv" ]; then conv=$k; elif [ "$conv" != "$k" ]; then same=no; fi
+		done
+		if [ $same = yes ]; then
+			[ "$prev" = "$conv" ] && return 0
+			prev=$conv
+		else
+			prev=
+		fi
+		[ "$(date +%s)" -ge $deadline ] && { diag "not converged:$lines"; return 1; }
+		sleep 0.1
+	done
+}
+
+# start_writer NODES FIRST_ID [NS_NODE]: a writer over the client addresses
+# of NODES, ids from FIRST_ID, run in NS_NODE's namespace if given.
+start_writer() {
+	addrs=
+	for i in $1; do addrs="$addrs${addrs:+,}$(client_addr "$i")"; done
+	wdir=$TESTDIR/w$2
+	mkdir -p "$wdir"
+	if [ -n "${3:-}" ]; then
+		at "$3" "$WRITER" write "$addrs" $COLL "$wdir/acks" --first-id "$2" \
+			--stop "$wdir/stop" --max-seconds $((100 * SCALE)) >"$wdir/out" 2>"$wdir/err" &
+	else
+		"$WRITER" write "$addrs" $COLL "$wdir/acks" --first-id "$2" \
+			--stop "$wdir/stop" --max-seconds $((100 * SCALE)) >"$wdir/out" 2>"$wdir/err" &
+	fi
+	wpid=$!
+	started_pids="$started_pids $wpid"
+}
+
+# stop_writer: stop it (it finishes its request in flight) and report.
+stop_writer() {
+	touch "$wdir/stop"
+	wait_exit "$wpid" 15000
+	ok $? "the writer stops" || return 1
+	summary=$(cat "$wdir/out")
+	diag "writer: $summary"
+	f=$(sed -n 's/.*node [0-9]*: \([A-Z_]*\): .*/\1/p' "$wdir/err" | sort | uniq -c |
+		tr '\n' ' ' | tr -s ' ')
+	[ -n "$f" ] && diag "writer failures by status:$f"
+	grep "took" "$wdir/err" | head -n 5 | while read -r l; do diag "slow: $l"; done
+	acked=$(echo "$summary" | sed -n 's/^acked \([0-9]*\) .*/\1/p')
+	ok $([ "${acked:-0}" -ge 20 ]; echo $?) "the writer had ${acked:-0} writes acknowledged (>= 20)"
+}
+
+# check_acked NODES WHAT: every acknowledged id of the last writer is on
+# every node of NODES, asked one at a time at consistency strong.
+check_acked() {
+	bad=
+	for i in $1; do
+		out=$(at "$i" "$WRITER" check "$(client_addr "$i")" $COLL "$wdir/acks" 2>&1) ||
+			{ bad="$bad $PFX$i"; diag "$PFX$i: $out"; }
+	done
+	is "$bad" "" "$2: every acknowledged id ($(wc -l <"$wdir/acks")) is on every node"
+}
+
+# check_converged NODES WHAT
+check_converged() {
+	t0=$(now_ms)
+	wait_converged "$1"
+	ok $? "$2: all nodes reach the same applied index and digest" &&
+		diag "converged in $(($(now_ms) - t0)) ms: applied/commit/last/digest/points $conv"
+	first=$(echo "$1" | cut -d' ' -f1)
+	out=$(at "$first" "$SHOALCTL" --addr "$(client_addr "$first")" --timeout 10000 \
+		cluster verify 2>&1)
+	ok $? "$2: shoalctl cluster verify agrees" || diag "$out"
+}
+
+# kill_leader_round NODES ROUND SIGNAL: find the leader, SIGNAL it (KILL or
+# STOP), wait for a new leader among the others; then restart (KILL) or
+# SIGCONT (STOP) it and wait until it follows the new leader.
+kill_leader_round() {
+	wait_leader "$1" || { ok 1 "round $2: a leader before the $3"; return 1; }
+	old=$leader old_id=$leader_id
+	others=$(echo "$1" | tr ' ' '\n' | grep -vx "$old" | tr '\n' ' ' | sed 's/ $//')
+	eval "victim=\$pid_$old"
+	t0=$(now_ms)
+	kill -"$3" "$victim"
+	wait_leader "$others" "$old_id"
+	ok $? "round $2: SIG$3 of leader $PFX$old: $others elect a new leader" || return 1
+	ms=$(($(now_ms) - t0))
+	failovers="$failovers $ms"
+	diag "round $2: SIG$3 of $PFX$old -> $PFX$leader leads after $ms ms"
+	sleep 0.5 # writes go on without it
+	if [ "$3" = KILL ]; then
+		wait_exit "$victim" 2000
+		start_node "$old"
+	else
+		kill -CONT "$victim"
+	fi
+	t0=$(now_ms)
+	new_id=$leader_id
+	wait_leader "$1"
+	ok $? "round $2: $PFX$old is back and all $(echo "$1" | wc -w) nodes follow one leader" ||
+		return 1
+	if [ "$3" = STOP ]; then
+		is "$leader_id" "$new_id" "round $2: the stopped leader stepped down (it follows the new one)"
+		eval "lg=\$log_$old"
+		like "$(tail -n 30 "$lg")" "raft: leader for term" \
+			"round $2: $PFX$old logs the new leader"
+	fi
+	diag "round $2: $PFX$old back and following after $(($(now_ms) - t0)) ms"
+}
+
+stop_cluster() {
+	for i in $(nodes_all); do eval "kill -TERM \$pid_$i"; done
+	st=0
+	for i in $(nodes_all); do eval "wait_exit \$pid_$i 10000" || st=1; done
+	ok $st "the $N nodes stop on SIGTERM"
+}
+
+# ==================================================================== 3 nodes
+N=3
+PFX=n
+free_base_port 8 || bail_out "no free ports"
+diag "base ports $base..$((base + 7))"
+t0=$(now_ms)
+for i in 0 1 2; do start_node $i; done
+wait_leader "0 1 2"
+ok $? "three nodes with bootstrap_expect 3 elect one leader, all agree on it" ||
+	bail_out "no leader: $(tail -n 5 "$TESTDIR"/n*.log)"
+diag "leader $PFX$leader ($leader_id) elected $(($(now_ms) - t0)) ms after start"
+nv=
+for i in 0 1 2; do nv="$nv $(voters "$(cluster_json $i)")"; done
+is "$nv" " 3 3 3" "each node lists 3 voters"
+is "$(grep -c 'raft: elected leader for term' "$TESTDIR/n$leader.log")" 1 \
+	"the leader logs its election"
+
+out=$("$SHOALCTL" --addr "$(client_addr 0),$(client_addr 1),$(client_addr 2)" --ack quorum \
+	collection create $COLL --dim 3 2>&1)
+ok $? "collection create at ack quorum" || diag "$out"
+
+# Steady state: no fault, no acknowledgement should wait anywhere near an
+# election timeout (1 s).
+start_writer "0 1 2" 1000000
+sleep 3
+stop_writer
+max_ms=$(echo "$summary" | sed -n 's/.* max_ms \([0-9]*\).*/\1/p')
+ok $([ "${max_ms:-99999}" -lt $((500 * SCALE)) ]; echo $?) \
+	"without faults every quorum write is acknowledged within 500 ms (slowest ${max_ms:-?} ms)"
+check_acked "0 1 2" "steady state"
+is "$(cut -d' ' -f2 "$wdir/acks" | sort -u | tr '\n' ' ')" "0 1 2 " \
+	"steady state: writes sent to each node were acknowledged (followers forward)"
+
+# kill -9 of the leader, three rounds -------------------------------------
+failovers=
+start_writer "0 1 2" 2000000
+for r in 1 2 3; do
+	sleep 1
+	kill_leader_round "0 1 2" "$r" KILL || break
+done
+sleep 0.5
+stop_writer
+diag "kill -9 failover times (ms):$failovers"
+check_converged "0 1 2" "after kill -9 rounds"
+check_acked "0 1 2" "after kill -9 rounds"
+
+# SIGSTOP of the leader, two rounds ----------------------------------------
+failovers=
+start_writer "0 1 2" 3000000
+for r in 1 2; do
+	sleep 1
+	kill_leader_round "0 1 2" "$r" STOP || break
+done
+sleep 0.5
+stop_writer
+diag "SIGSTOP failover times (ms):$failovers"
+check_converged "0 1 2" "after SIGSTOP rounds"
+check_acked "0 1 2" "after SIGSTOP rounds"
+stop_cluster
+
+# ==================================================================== 5 nodes
+N=5
+PFX=f
+base=$((base + 3))
+t0=$(now_ms)
+for i in 0 1 2 3 4; do start_node $i; done
+wait_leader "0 1 2 3 4"
+ok $? "five nodes with bootstrap_expect 5 elect one leader, all agree on it" ||
+	bail_out "no leader: $(tail -n 5 "$TESTDIR"/f*.log)"
+diag "leader $PFX$leader elected $(($(now_ms) - t0)) ms after start"
+nv=
+for i in 0 1 2 3 4; do nv="$nv $(voters "$(cluster_json $i)")"; done
+is "$nv" " 5 5 5 5 5" "each node lists 5 voters"
+"$SHOALCTL" --addr "$(client_addr 0),$(client_addr 1)" --ack quorum \
+	collection create $COLL --dim 3 >/dev/null 2>&1
+ok $? "collection create at ack quorum"
+failovers=
+start_writer "0 1 2 3 4" 4000000
+sleep 1
+kill_leader_round "0 1 2 3 4" 1 KILL
+sleep 0.5
+stop_writer
+diag "five nodes, kill -9 failover time (ms):$failovers"
+check_converged "0 1 2 3 4" "five nodes after kill -9"
+check_acked "0 1 2 3 4" "five nodes after kill -9"
+stop_cluster
+
+# ==================================================================== partition
+# Three namespaces ${NS}n0..n2, each with one veth into a bridge in ${NS}h;
+# the leader's port on the bridge goes down, then up again.
+NS=shoalt$$
+netns_cleanup() {
+	for n in h n0 n1 n2; do ip netns del "$NS$n" 2>/dev/null; done
+}
+trap 'cleanup; netns_cleanup' EXIT
+trap 'exit 1' HUP INT TERM # so that the namespaces go too
+
+netns_setup() {
+	[ "$(id -u)" = 0 ] || { why="not root"; return 1; }
+	ip netns add "${NS}h" 2>/dev/null || { why="ip netns add failed"; return 1; }
+	why="setting up the namespaces failed"
+	ip -n "${NS}h" link set lo up && ip -n "${NS}h" link add br0 type bridge &&
+		ip -n "${NS}h" link set br0 up || return 1
+	for i in 0 1 2; do
+		ip netns add "${NS}n$i" &&
+			ip -n "${NS}h" link add "v$i" type veth peer name eth0 netns "${NS}n$i" &&
+			ip -n "${NS}h" link set "v$i" master br0 up &&
+			ip -n "${NS}n$i" link set lo up &&
+			ip -n "${NS}n$i" addr add "10.77.77.$((i + 1))/24" dev eth0 &&
+			ip -n "${NS}n$i" link set eth0 up || return 1
+		eval "host_$i=10.77.77.$((i + 1))"
+	done
+}
+
+if ! netns_setup; then
+	netns_cleanup
+	skip "partition in network namespaces: $why"
+	done_testing
+fi
+
+N=3
+PFX=p
+NS_PREFIX=$NS
+for i in 0 1 2; do start_node $i; done
+wait_leader "0 1 2"
+ok $? "partition: three nodes in their own namespaces elect a leader" ||
+	bail_out "no leader: $(tail -n 5 "$TESTDIR"/p*.log)"
+at 0 "$SHOALCTL" --addr "$(client_addr 0)" --ack quorum collection create $COLL --dim 3 \
+	>/dev/null 2>&1
+ok $? "partition: collection create at ack quorum"
+
+old=$leader old_id=$leader_id
+maj=$(echo "0 1 2" | tr ' ' '\n' | grep -vx "$old" | tr '\n' ' ' | sed 's/ $//')
+m0=$(echo "$maj" | cut -d' ' -f1)
+start_writer "0 1 2" 5000000 "$m0"
+sleep 1
+t0=$(now_ms)
+ip -n "${NS}h" link set "v$old" down
+wait_leader "$maj" "$old_id"
+ok $? "partition: with the leader $PFX$old cut off, $maj elect a new leader" &&
+	diag "partition: $PFX$leader leads the majority after $(($(now_ms) - t0)) ms"
+
+sleep 1 # an election timeout more: the cut-off leader has noticed
+diag "partition: cut-off $PFX$old: applied/commit/last/digest/points/role/term $(node_line "$old")"
+at "$m0" "$SHOALCTL" --addr "$(client_addr "$m0")" --ack quorum --timeout 3000 \
+	upsert $COLL --id 77 --vector 7,7,7 >/dev/null 2>&1
+is "$?" 0 "partition: the majority accepts a quorum write"
+out=$(at "$old" "$SHOALCTL" --addr "$(client_addr "$old")" --ack quorum --timeout 2000 \
+	upsert $COLL --id 78 --vector 8,8,8 2>&1)
+st=$?
+ok $([ $st = 6 ] || [ $st = 7 ]; echo $?) \
+	"partition: the cut-off node accepts no quorum write (exit $st: unavailable or timeout)" ||
+	diag "$out"
+out=$(at "$old" "$SHOALCTL" --addr "$(client_addr "$old")" --consistency strong --timeout 2000 \
+	get $COLL 77 2>&1)
+st=$?
+ok $([ $st = 6 ] || [ $st = 7 ]; echo $?) \
+	"partition: nor a strong read of the majority's write (exit $st; 3 would be a stale read)" ||
+	diag "$out"
+sleep 1
+ip -n "${NS}h" link set "v$old" up
+t0=$(now_ms)
+wait_leader "0 1 2"
+ok $? "partition healed: all three follow one leader" &&
+	diag "partition healed: $PFX$old follows $PFX$leader after $(($(now_ms) - t0)) ms"
+stop_writer
+check_converged "0 1 2" "partition healed"
+echo "77 x" >>"$wdir/acks"
+check_acked "0 1 2" "partition healed"
+missing78=
+for i in 0 1 2; do
+	at "$i" "$SHOALCTL" --addr "$(client_addr "$i")" --consistency strong get $COLL 78 \
+		>/dev/null 2>&1
+	[ $? = 3 ] || missing78="$missing78 $PFX$i"
+done
+is "$missing78" "" "partition healed: the write refused on the cut-off side was not applied"
+
+done_testing
