@@ -778,6 +778,22 @@ static void status_json(const struct shoal_cluster_status *s)
 	ctl_print_json(j);
 }
 
+/* At the leader: each other voter's and learner's progress. */
+static void print_followers(struct ctl *x)
+{
+	struct shoal_member *m = NULL;
+	size_t n = 0;
+
+	if (shoal_cluster_members(x->c, &m, &n) != SHOAL_OK)
+		return;
+	for (size_t i = 1; i < n; i++)
+		if (m[i].role[0] != '\0')
+			printf("%s %s: match %" PRIu64 ", lag %" PRIu64 " entries, %" PRIu64
+			       " ms\n",
+			       m[i].role, m[i].name, m[i].match_index, m[i].lag, m[i].lag_ms);
+	shoal_free(m);
+}
+
 static int cmd_status(struct ctl *x)
 {
 	struct shoal_cluster_status s;
@@ -801,6 +817,8 @@ static int cmd_status(struct ctl *x)
 		       s.leader_address[0] ? s.leader_address : "-", s.cluster_id, s.n_voters,
 		       s.n_learners, s.last_index, s.durable_index, s.commit_index, s.applied_index,
 		       s.snapshot_index, s.collections, s.points, s.digest, s.version, s.members);
+	if (!x->json && strcmp(s.role, "leader") == 0)
+		print_followers(x);
 	return 0;
 }
 

@@ -168,31 +168,13 @@ static void maybe_snapshot(struct db *db)
 
 /* ------------------------------------------------------------ installing */
 
-static int load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_t term,
-		   struct sh_err *err)
-{
-	return store_load(read, rctx, index, term, arg, err);
-}
-
-/* The voter configuration the installed state holds, for the owner. */
-static void copy_voters(struct db *db, struct install *in)
-{
-	size_t len;
-	const unsigned char *v = store_voters(db->store, &len);
-
-	if (len > 0 && (in->voters = sh_malloc(len)) != NULL) {
-		memcpy(in->voters, v, len);
-		in->voters_len = len;
-	}
-}
-
 /* Replace the applied state by the snapshot at in->index. */
 static void do_install(struct db *db, struct install *in)
 {
 	struct store *fresh = NULL;
 	uint64_t t0 = sh_clock_mono_ms();
 
-	in->rv = snap_read(db->snap_dir, in->index, load_fn, &fresh, &in->err);
+	in->rv = snap_read(db->snap_dir, in->index, db_load_fn, &fresh, &in->err);
 	if (in->rv == 0 && store_applied_index(fresh) <= store_applied_index(db->store)) {
 		in->rv = sh_err_set(&in->err, SH_EINVAL,
 				    "snapshot at %" PRIu64
@@ -204,7 +186,7 @@ static void do_install(struct db *db, struct install *in)
 		return;
 	in->term = store_applied_term(fresh);
 	store_adopt(db->store, fresh);
-	copy_voters(db, in);
+	db_copy_voters(db, &in->voters, &in->voters_len); /* none on ENOMEM */
 	atomic_store(&db->last_snap, in->index);
 	db->since_entries = db->since_bytes = 0;
 	if ((in->rv = snap_prune(db->snap_dir, in->index, &in->err)) != 0)

@@ -103,4 +103,11 @@ void db_wake_owner(struct db *db);
 /* Free everything db holds; threads must be stopped (db.c). */
 void db_free(struct db *db);
 
+/* db_open.c, shared with the install of db_apply.c: snap_read's loader
+ * into a struct store **arg, and a copy of the store's voter
+ * configuration (*out NULL when it has none; SH_ENOMEM). */
+int db_load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_t term,
+	       struct sh_err *err);
+int db_copy_voters(struct db *db, unsigned char **out, size_t *len);
+
 #endif

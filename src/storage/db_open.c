@@ -33,23 +33,24 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-static int load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_t term,
-		   struct sh_err *err)
+int db_load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_t term,
+	       struct sh_err *err)
 {
 	return store_load(read, rctx, index, term, arg, err);
 }
 
-static int copy_voters(struct db *db, struct sh_err *err)
+int db_copy_voters(struct db *db, unsigned char **out, size_t *len)
 {
-	size_t len;
-	const unsigned char *v = store_voters(db->store, &len);
+	const unsigned char *v = store_voters(db->store, len);
 
-	if (len == 0)
+	*out = NULL;
+	if (*len == 0)
 		return 0;
-	if ((db->boot_voters = sh_malloc(len)) == NULL)
-		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	memcpy(db->boot_voters, v, len);
-	db->boot_voters_len = len;
+	if ((*out = sh_malloc(*len)) == NULL) {
+		*len = 0;
+		return SH_ENOMEM;
+	}
+	memcpy(*out, v, *len);
 	return 0;
 }
 
@@ -62,12 +63,12 @@ static int load_snapshot(struct db *db, struct db_recovery *rec, struct sh_err *
 		return rv;
 	if (index == 0)
 		return store_new(&db->store, err);
-	if ((rv = snap_read(db->snap_dir, index, load_fn, &db->store, err)) != 0)
+	if ((rv = snap_read(db->snap_dir, index, db_load_fn, &db->store, err)) != 0)
 		return rv;
 	rec->snap_index = db->boot_snap_index = index;
 	rec->snap_term = db->boot_snap_term = store_applied_term(db->store);
-	if ((rv = copy_voters(db, err)) != 0)
-		return rv;
+	if (db_copy_voters(db, &db->boot_voters, &db->boot_voters_len) != 0)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	atomic_store(&db->last_snap, index);
 	return snap_prune(db->snap_dir, index, err);
 }
