@@ -9,6 +9,8 @@
 #   - SIGSTOPs the leader until the others elect a new one, then SIGCONTs
 #     it: it steps down and catches up (two rounds);
 #   - kill -9s the leader of a five-node cluster once;
+#   - keeps a follower down while the others write and compact their logs:
+#     back, it gets the leader's snapshot;
 #   - cuts the leader of three nodes, each in its own network namespace,
 #     off the others: it accepts no quorum write and serves no strong read,
 #     while the majority elects a leader and accepts writes; then heals.
@@ -47,6 +49,8 @@ cluster_json() {
 jf() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",]*\).*/\1/p"; }
 voters() { printf '%s' "$1" | sed -n 's/.*"voters":\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | grep -c .; }
 
+# EXTRA: more shoald options for the nodes of the current cluster.
+EXTRA=
 # start_node I: start node I of the current cluster ($N nodes, bootstrap
 # expect $N, seed node 0); a restart reuses its data dir.
 start_node() {
@@ -70,7 +74,7 @@ start_node() {
 		start_shoald "$lg" --node-name "$PFX$1" \
 			--node-data-dir "$TESTDIR/$PFX$1" --listen-base-port $((base + $1)) \
 			--membership-profile local --cluster-seeds "127.0.0.1:$((base * 10 + 1))" \
-			--cluster-bootstrap-expect "$N"
+			--cluster-bootstrap-expect "$N" $EXTRA
 	fi
 	eval "pid_$1=\$pid"
 }
@@ -323,6 +327,37 @@ diag "five nodes, kill -9 failover time (ms):$failovers"
 check_converged "0 1 2 3 4" "five nodes after kill -9"
 check_acked "0 1 2 3 4" "five nodes after kill -9"
 stop_cluster
+
+# ==================================================================== snapshot
+# A follower down while the others write and compact their logs: on its
+# return its next entry is gone, and the leader streams it the snapshot.
+N=3
+PFX=s
+EXTRA="--storage-snapshot-entries 300 --storage-log-keep 10 --storage-segment-bytes 64KiB"
+for i in 0 1 2; do start_node $i; done
+wait_leader "0 1 2" || bail_out "snapshot part: no leader"
+lag=$(((leader + 1) % 3))
+others=$(echo "0 1 2" | tr ' ' '\n' | grep -vx "$lag" | tr '\n' ' ')
+"$SHOALCTL" --addr "$(client_addr "$leader")" --ack quorum collection create $COLL --dim 3 \
+	>/dev/null 2>&1
+eval "kill -9 \$pid_$lag"
+eval "wait_exit \$pid_$lag 2000"
+awk 'BEGIN { for (i = 1; i <= 3000; i++) printf "{\"id\": %d, \"vector\": [%d, 1, 2]}\n", i, i }' \
+	>"$TESTDIR/snap.jsonl"
+out=$("$SHOALCTL" --addr "$(client_addr "$leader")" --ack quorum upsert $COLL \
+	--jsonl "$TESTDIR/snap.jsonl" --batch 1 --depth 16 2>&1)
+ok $? "snapshot part: 3000 writes acknowledged while $PFX$lag is down" || diag "$out"
+start_node "$lag"
+t0=$(now_ms)
+check_converged "0 1 2" "snapshot part"
+diag "$PFX$lag caught up in $(($(now_ms) - t0)) ms"
+eval "lg=\$log_$lag"
+like "$(cat "$lg")" "installed the leader's snapshot at index" \
+	"snapshot part: the returning follower installed the leader's snapshot"
+n=$(at "$lag" "$SHOALCTL" --addr "$(client_addr "$lag")" --consistency strong count $COLL 2>&1)
+is "$n" 3000 "snapshot part: it holds every point"
+stop_cluster
+EXTRA=
 
 # ==================================================================== partition
 # Three namespaces ${NS}n0..n2, each with one veth into a bridge in ${NS}h;
