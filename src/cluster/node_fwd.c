@@ -191,6 +191,9 @@ static int decode_write(struct pwrite *w, const Shoal__Cluster__Forward *m, stru
 	}
 	if (m->body.len > UINT32_MAX)
 		return sh_err_set(err, SH_EINVAL, "a forwarded entry of %zu bytes", m->body.len);
+	if (m->type < WAL_CREATE || m->type > WAL_DELETE)
+		return sh_err_set(err, SH_EINVAL, "a forwarded entry of type %u is not a write",
+				  m->type); /* no-ops and configurations are the leader's */
 	if ((rv = entry_decode(&r, &w->entry, err)) != 0)
 		return rv;
 	w->e = &w->entry;
