@@ -548,8 +548,13 @@ void raft_peer_dead(struct raft *r, uint64_t now, uint64_t id)
 	if (r->role == RAFT_LEADER || id != r->leader || id == RAFT_NONE)
 		return;
 	r->leader_dead = true;
+	/* elect soon, not a timeout later; but membership tells every
+	 * follower at about the same moment, and followers that all stand at
+	 * once split the vote and wait a whole timeout again: spread them
+	 * over two heartbeats */
 	if (raft_is_voter(r, r->id))
-		r->election_at = now; /* elect at the next tick, not a timeout later */
+		r->election_at =
+			now + r->io.random(r->io.data) % (2 * (uint64_t)r->o.heartbeat_ms + 1);
 }
 
 /* ------------------------------------------------------------ snapshots */

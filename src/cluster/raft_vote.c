@@ -35,6 +35,20 @@ static unsigned grants(const struct raft *r)
 	return n;
 }
 
+/* A pre-vote round that fails is tried again after a quarter to half an
+ * election timeout, not a whole one: a voter refuses (ignores) it while it
+ * heard the leader less than an election timeout ago (§9.6), which after a
+ * leader's crash holds a little longer on a follower the leader reached
+ * last; waiting a whole randomized timeout again made a failover take up
+ * to three.  A pre-vote changes no term, so trying sooner disrupts
+ * nothing; the election itself keeps the full randomized timeout. */
+static void retry_soon(struct raft *r, uint64_t now)
+{
+	uint64_t q = r->o.election_timeout_ms / 4 ? r->o.election_timeout_ms / 4 : 1;
+
+	r->election_at = now + q + r->io.random(r->io.data) % q;
+}
+
 void start_election(struct raft *r, uint64_t now, bool prevote, bool transfer)
 {
 	const struct raft_conf *c = conf_now(r);
@@ -54,6 +68,8 @@ void start_election(struct raft *r, uint64_t now, bool prevote, bool transfer)
 	m.term = prevote ? r->term + 1 : r->term;
 	add_grant(r, r->id);
 	reset_election_timer(r, now);
+	if (prevote)
+		retry_soon(r, now);
 	emit_role(r);
 	if (grants(r) >= quorum(r)) { /* a single voter */
 		if (prevote)
