@@ -4,6 +4,7 @@
 # otherwise), measured the way contrib/bench/etcd/run.sh measures etcd.
 #
 #   contrib/bench/cluster/run.sh [BUILD_DIR]     (default build/release)
+#   BENCH_PARTS="1 2" contrib/bench/cluster/run.sh ...   only those parts
 #
 #   0. catch-up, on the fresh cluster: a follower is killed, 100,000
 #      single-point writes go in (8-dim vectors, so that HNSW insertion
@@ -37,7 +38,9 @@ CTL=$BUILD/src/client/shoalctl
 DIR=$(mktemp -d /tmp/shoal-bench.XXXXXX)
 BASE=${BENCH_BASE_PORT:-811}
 N=3
+PARTS=${BENCH_PARTS:-0 1 2 3}
 PIDS=""
+want() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 now_ms() { date +%s%3N; }
 
@@ -109,55 +112,62 @@ echo "# shoal $("$SHOALD" --version | head -1), 3 nodes on 127.0.0.1, fsync alwa
 echo "# machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
 "$CTL" --addr "$ALL" collection create bench --dim 128 >/dev/null
 
-echo "## 0. catch-up of a restarted follower after 100,000 entries"
-l=$(leader_node)
-f=$((l % 3 + 1))
-eval "victim=\$pid$f"
-kill -9 "$victim"
-"$CTL" --addr "$(client "$l")" collection create small --dim 8 >/dev/null
-"$CTL" --addr "$(client "$l")" --ack quorum bench --mode upsert --dataset "$DIR/v8.fvecs" \
-	--collection small --no-load --concurrency 4 --depth 16 --requests 100000
-t0=$(now_ms)
-start "$f"
-all_applied 600 || echo "did not catch up within 600 s"
-t1=$(now_ms)
-echo "catch-up: $((t1 - t0)) ms from the restart to all 100,000 entries applied" \
-	"(snapshot index on the follower: $(field "$f" snapshot_index))"
-
-echo "## 1. failover: kill -9 of the leader to the first acknowledged write sent after it"
-for r in $(seq 1 10); do
+if want 0; then
+	echo "## 0. catch-up of a restarted follower after 100,000 entries"
 	l=$(leader_node)
-	eval "victim=\$pid$l"
+	f=$((l % 3 + 1))
+	eval "victim=\$pid$f"
 	kill -9 "$victim"
+	"$CTL" --addr "$(client "$l")" collection create small --dim 8 >/dev/null
+	"$CTL" --addr "$(client "$l")" --ack quorum bench --mode upsert --dataset "$DIR/v8.fvecs" \
+		--collection small --no-load --concurrency 4 --depth 16 --requests 100000
 	t0=$(now_ms)
-	n=0
-	until "$CTL" --addr "$ALL" --timeout 200 --ack quorum upsert bench --id $((900000000 + r * 1000 + n)) \
-		--vector "$(seq -s, 1 128)" >/dev/null 2>&1; do
-		n=$((n + 1))
-		[ $n -lt 2000 ] || { echo "no write within 2000 tries"; exit 1; }
-	done
+	start "$f"
+	all_applied 600 || echo "did not catch up within 600 s"
 	t1=$(now_ms)
-	echo "round $r: $((t1 - t0)) ms ($n failed tries)"
-	start "$l"
-	wait_leader
-	all_applied || echo "round $r: the restarted node did not catch up"
-done
+	echo "catch-up: $((t1 - t0)) ms from the restart to all 100,000 entries applied" \
+		"(snapshot index on the follower: $(field "$f" snapshot_index))"
+fi
 
-echo "## 2. writes at ack quorum, 1 point (512 B) per request, depth 1, spread over the nodes"
-for c in 1 16 64; do
+if want 1; then
+	echo "## 1. failover: kill -9 of the leader to the first acknowledged write sent after it"
+	for r in $(seq 1 10); do
+		l=$(leader_node)
+		eval "victim=\$pid$l"
+		kill -9 "$victim"
+		t0=$(now_ms)
+		n=0
+		until "$CTL" --addr "$ALL" --timeout 200 --ack quorum upsert bench --id $((900000000 + r * 1000 + n)) \
+			--vector "$(seq -s, 1 128)" >/dev/null 2>&1; do
+			n=$((n + 1))
+			[ $n -lt 2000 ] || { echo "no write within 2000 tries"; exit 1; }
+		done
+		t1=$(now_ms)
+		echo "round $r: $((t1 - t0)) ms ($n failed tries)"
+		start "$l"
+		wait_leader
+		all_applied || echo "round $r: the restarted node did not catch up"
+	done
+fi
+
+if want 2; then
+	echo "## 2. writes at ack quorum, 1 point (512 B) per request, depth 1, spread over the nodes"
+	for c in 1 16 64; do
+		"$CTL" --addr "$ALL" --ack quorum bench --mode upsert --dataset "$DIR/v128.fvecs" \
+			--collection bench --no-load --concurrency "$c" --depth 1 \
+			--requests $((c == 1 ? 3000 : c * 400))
+	done
+	all_applied 300 || echo "replicas did not catch up"
+fi
+
+if want 3; then
+	echo "## 3. batched: 1000 points a request, 4 connections x depth 4"
+	t0=$(now_ms)
 	"$CTL" --addr "$ALL" --ack quorum bench --mode upsert --dataset "$DIR/v128.fvecs" \
-		--collection bench --no-load --concurrency "$c" --depth 1 \
-		--requests $((c == 1 ? 3000 : c * 400))
-done
-all_applied 300 || echo "replicas did not catch up"
-
-echo "## 3. batched: 1000 points a request, 4 connections x depth 4"
-t0=$(now_ms)
-"$CTL" --addr "$ALL" --ack quorum bench --mode upsert --dataset "$DIR/v128.fvecs" \
-	--collection bench --no-load --concurrency 4 --depth 4 --per-request 1000 --requests 100
-t1=$(now_ms)
-all_applied 600 || echo "replicas did not catch up"
-t2=$(now_ms)
-echo "searchable on every replica $((t2 - t1)) ms after the last ack:" \
-	"$((100000 * 1000 / (t2 - t0))) points/s from the first write to all applied"
-
+		--collection bench --no-load --concurrency 4 --depth 4 --per-request 1000 --requests 100
+	t1=$(now_ms)
+	all_applied 600 || echo "replicas did not catch up"
+	t2=$(now_ms)
+	echo "searchable on every replica $((t2 - t1)) ms after the last ack:" \
+		"$((100000 * 1000 / (t2 - t0))) points/s from the first write to all applied"
+fi
