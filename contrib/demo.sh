@@ -62,14 +62,16 @@ ctl collection create sample --dim 16
 echo "\$ shoalctl upsert sample --jsonl $demo/sample.jsonl"
 ctl upsert sample --jsonl "$demo/sample.jsonl"
 q=$(sed -n 1p "$demo/sample.jsonl" | sed 's/.*"vector": \[\([^]]*\)\].*/\1/')
-echo "\$ shoalctl search sample --vector <point 0> -k 5"
-ctl search sample --vector "$q" -k 5
-echo "\$ shoalctl search sample --vector <point 0> -k 5 --filter '{\"must\": [{\"key\": \"color\", \"match\": {\"value\": \"blue\"}}, {\"key\": \"price\", \"range\": {\"lt\": 50}}]}'"
-ctl search sample --vector "$q" -k 5 \
+# strong: see every write acknowledged before (an acknowledged write is
+# searchable once applied, which may come a moment later)
+echo "\$ shoalctl --consistency strong search sample --vector <point 0> -k 5"
+ctl --consistency strong search sample --vector "$q" -k 5
+echo "\$ shoalctl --consistency strong search sample --vector <point 0> -k 5 --filter '{\"must\": [{\"key\": \"color\", \"match\": {\"value\": \"blue\"}}, {\"key\": \"price\", \"range\": {\"lt\": 50}}]}'"
+ctl --consistency strong search sample --vector "$q" -k 5 \
 	--filter '{"must": [{"key": "color", "match": {"value": "blue"}}, {"key": "price", "range": {"lt": 50}}]}'
 echo "\$ curl -s -X POST 127.0.0.1:${base}3/collections/sample/points/count -d '{\"filter\": ...}'"
 if command -v curl >/dev/null; then
-	curl -s -X POST "127.0.0.1:${base}3/collections/sample/points/count" \
+	curl -s -X POST "127.0.0.1:${base}3/collections/sample/points/count?consistency=strong" \
 		-d '{"filter": {"must": [{"key": "cluster", "match": {"any": [1, 2]}}]}}'
 fi
 if [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
