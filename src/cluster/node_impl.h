@@ -152,6 +152,8 @@ void node_fail(struct node *n, const struct sh_err *why);
 
 /* node_log.c: the in-memory log */
 int nlog_add(struct node *n, struct wal_buf *b);
+/* Keep b's records here, then write them (db_append); SH_E* with err. */
+int nlog_append_buf(struct node *n, struct wal_buf *b, struct sh_err *err);
 void nlog_truncate(struct node *n, uint64_t from);
 void nlog_trim(struct node *n); /* drop what is durable beyond the budget */
 void nlog_clear(struct node *n);

@@ -109,13 +109,19 @@ void nlog_trim(struct node *n)
 
 /* ------------------------------------------------------------ appending */
 
-/* Write b to the log and keep it here. */
-static int append_buf(struct node *n, struct wal_buf *b, struct sh_err *err)
+/* Keep b here and write it to the log.  In that order: once submitted,
+ * the log writer stamps the records' headers, so this thread reads them
+ * first. */
+int nlog_append_buf(struct node *n, struct wal_buf *b, struct sh_err *err)
 {
-	int rv = db_append(n->o.db, b, err);
+	int rv;
 
-	if (rv == 0 && nlog_add(n, b) != 0)
-		rv = sh_err_set(err, SH_ENOMEM, "out of memory");
+	if (nlog_add(n, b) != 0) {
+		nlog_truncate(n, b->first);
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	}
+	if ((rv = db_append(n->o.db, b, err)) != 0)
+		nlog_truncate(n, b->first);
 	return rv;
 }
 
@@ -132,7 +138,7 @@ int nlog_append_own(struct node *n, uint64_t term, uint64_t index, uint8_t type,
 	}
 	if (len > 0)
 		memcpy(p, body, len);
-	rv = append_buf(n, b, err);
+	rv = nlog_append_buf(n, b, err);
 	wal_buf_unref(b);
 	return rv;
 }
@@ -163,7 +169,7 @@ void nlog_append_rx(struct node *n, uint64_t first, size_t count)
 		if (e->size > 0)
 			memcpy(p, m->bodies[k + i], e->size);
 	}
-	if (append_buf(n, b, &err) != 0)
+	if (nlog_append_buf(n, b, &err) != 0)
 		node_fail(n, &err);
 	wal_buf_unref(b);
 }

@@ -138,8 +138,8 @@ static int propose(struct node *n, struct pwrite *w, struct sh_err *err)
 				i, index);
 	else if (rv != 0)
 		sh_err_set(err, rv, "this node is handing leadership over");
-	if (rv == 0 && (rv = db_append(n->o.db, b, err)) == 0 && nlog_add(n, b) != 0)
-		rv = sh_err_set(err, SH_ENOMEM, "out of memory");
+	if (rv == 0)
+		rv = nlog_append_buf(n, b, err);
 	wal_buf_unref(b);
 	if (rv == 0) {
 		w->term = term;
