@@ -82,6 +82,7 @@ struct snap_out {
 	struct snap_chunks *chunks;
 	uint64_t offset;
 	bool done_sending;
+	uint64_t progress_at; /* a chunk last queued (ms) */
 };
 
 struct snap_in {

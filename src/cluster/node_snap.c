@@ -99,17 +99,28 @@ static void pump(struct node *n, struct snap_out *o)
 		}
 		o->offset = offset + len;
 		o->done_sending = len == 0;
+		o->progress_at = node_now();
 	}
 }
 
 void ns_needed(struct node *n, uint64_t peer)
 {
 	uint64_t index = db_snapshot_index(n->o.db);
-	struct snap_out *o = NULL;
+	struct snap_out *o = out_find(n, peer);
 	struct sh_err err;
 
-	if (out_find(n, peer) != NULL || raft_role(n->raft) != RAFT_LEADER)
+	if (raft_role(n->raft) != RAFT_LEADER)
 		return;
+	if (o != NULL && node_now() - o->progress_at < n->o.raft.election_timeout_ms)
+		return; /* under way */
+	if (o != NULL) {
+		/* asked again with no answer: chunks were lost with a broken
+		 * link, or its queue never drained; start over */
+		LOG_INFO("raft", "snapshot %" PRIu64 " to %016" PRIx64 ": no answer, sending again",
+			 o->index, peer);
+		out_close(o);
+	}
+	o = NULL;
 	for (size_t i = 0; i < NODE_MAX_SNAP_OUT && o == NULL; i++)
 		if (n->snap_out[i].chunks == NULL)
 			o = &n->snap_out[i];
@@ -123,6 +134,7 @@ void ns_needed(struct node *n, uint64_t peer)
 	o->peer = peer;
 	o->index = index;
 	o->term = snap_chunks_term(o->chunks);
+	o->progress_at = node_now();
 	LOG_INFO("raft", "sending snapshot %" PRIu64 " to %016" PRIx64 " (its next entry is gone)",
 		 index, peer);
 	pump(n, o);
