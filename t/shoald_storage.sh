@@ -58,8 +58,14 @@ like "$(cat "$TESTDIR/c.log")" \
 	"naming the file and the offset"
 cp "$TESTDIR/seg.orig" "$TESTDIR/b/wal/$seg"
 
-# cut the last segment inside its last record: a torn tail
+# cut the last segment inside its last record: a torn tail.  A last
+# segment that holds no record yet (the writer was killed just after it
+# started one) goes first, as if the crash had come before it.
 last_seg=$(ls "$TESTDIR/b/wal" | tail -1)
+while [ "$(wc -c <"$TESTDIR/b/wal/$last_seg")" -le 80 ] && [ "$(ls "$TESTDIR/b/wal" | wc -l)" -gt 1 ]; do
+	rm "$TESTDIR/b/wal/$last_seg"
+	last_seg=$(ls "$TESTDIR/b/wal" | tail -1)
+done
 size=$(wc -c <"$TESTDIR/b/wal/$last_seg")
 truncate -s $((size - 7)) "$TESTDIR/b/wal/$last_seg"
 start_shoald "$TESTDIR/d.log" --node-data-dir "$TESTDIR/b" --node-name b
