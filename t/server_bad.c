@@ -375,10 +375,8 @@ int main(void)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	srv_tmpdir(dir, sizeof dir);
-	/* reads right after writes: at strong, they see them (a write is
-	 * acknowledged once committed, searchable once applied) */
 	snprintf(s.dir, sizeof s.dir, "%s", dir);
-	if (srv_start_args(&s, (const char *const[]){"--api-consistency", "strong", NULL}) != 0)
+	if (srv_start_strong(&s) != 0)
 		bail_out("shoald does not start");
 	test_framing();
 	test_requests();

@@ -156,8 +156,8 @@ int main(void)
 	srv_tmpdir(dir, sizeof dir);
 	snprintf(s.dir, sizeof s.dir, "%s/data", dir);
 	/* every shoalctl is a process of its own, without the token of the
-	 * write before: reads are strong, so they see it */
-	if (srv_start_args(&s, (const char *const[]){"--api-consistency", "strong", NULL}) != 0)
+	 * write before */
+	if (srv_start_strong(&s) != 0)
 		bail_out("shoald does not start");
 	write_inputs();
 	test_commands();

@@ -170,6 +170,14 @@ static __attribute__((unused)) int srv_start(struct srv *s, const char *dir)
 	return srv_start_args(s, NULL);
 }
 
+/* A server whose reads default to strong, for tests that read right after
+ * they write without a token: a write is acknowledged once committed and
+ * searchable once applied, and a strong read waits for that.  s->dir set. */
+static __attribute__((unused)) int srv_start_strong(struct srv *s)
+{
+	return srv_start_args(s, (const char *const[]){"--api-consistency", "strong", NULL});
+}
+
 /* Stop with sig (SIGTERM: wait for a clean exit; SIGKILL); exit status. */
 static __attribute__((unused)) int srv_stop(struct srv *s, int sig)
 {

@@ -376,6 +376,20 @@ static void peer_recv(void *data, uint64_t from, enum peer_kind kind, const uint
 	node_flush(n);
 }
 
+int node_send_msg(struct node *n, uint64_t to, enum peer_kind kind, const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = sh_malloc(len ? len : 1);
+	int rv;
+
+	if (buf == NULL)
+		return SH_ENOMEM;
+	protobuf_c_message_pack(m, buf);
+	rv = peer_send(n->peers, to, kind, &(struct peer_part){buf, len, NULL, NULL}, 1);
+	sh_free(buf);
+	return rv;
+}
+
 static void peer_writable(void *data, uint64_t to)
 {
 	ns_writable(data, to);
@@ -656,6 +670,10 @@ void node_change(struct node *n, enum node_change what, uint64_t id, uint64_t de
 	nw_submit(n, w);
 	node_flush(n);
 }
+
+const char *const node_role_names[] = {"leader",       "follower", "candidate",
+				       "precandidate", "learner",  "joining",
+				       "removed",      "failed",   NULL};
 
 static const char *role_name(struct node *n)
 {

@@ -117,8 +117,11 @@ struct node_peer_status {
 	uint64_t lag_ms; /* since it last held the leader's whole log */
 };
 
+/* Every role node_status reports, NULL-terminated. */
+extern const char *const node_role_names[];
+
 struct node_status {
-	const char *role; /* leader, follower, candidate, learner, joining, failed */
+	const char *role; /* one of node_role_names */
 	uint64_t term, leader, cluster_id;
 	uint64_t first_index, last_index, durable_index, commit_index, applied_index;
 	uint64_t snapshot_index;

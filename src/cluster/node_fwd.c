@@ -45,20 +45,6 @@ static int encode_entry(const struct entry *e, struct wal_buf **b, struct wal_re
 	return 0;
 }
 
-static int send_forward(struct node *n, uint64_t to, Shoal__Cluster__Forward *f)
-{
-	size_t len = shoal__cluster__forward__get_packed_size(f);
-	uint8_t *buf = sh_malloc(len ? len : 1);
-	int rv;
-
-	if (buf == NULL)
-		return SH_ENOMEM;
-	shoal__cluster__forward__pack(f, buf);
-	rv = peer_send(n->peers, to, PEER_FORWARD, &(struct peer_part){buf, len, NULL, NULL}, 1);
-	sh_free(buf);
-	return rv;
-}
-
 int nf_send(struct node *n, struct pwrite *w)
 {
 	Shoal__Cluster__Forward f = SHOAL__CLUSTER__FORWARD__INIT;
@@ -82,7 +68,7 @@ int nf_send(struct node *n, struct pwrite *w)
 		f.type = r.type;
 		f.body = (ProtobufCBinaryData){r.len, (uint8_t *)(uintptr_t)r.body};
 	}
-	rv = send_forward(n, leader, &f);
+	rv = node_send_msg(n, leader, PEER_FORWARD, &f.base);
 	wal_buf_unref(b);
 	if (rv != 0)
 		return rv;
@@ -122,18 +108,6 @@ void nf_reply(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
 
 /* ------------------------------------------------------------ leader */
 
-static void send_reply(struct node *n, uint64_t to, Shoal__Cluster__ForwardReply *r)
-{
-	size_t len = shoal__cluster__forward_reply__get_packed_size(r);
-	uint8_t *buf = sh_malloc(len ? len : 1);
-
-	if (buf == NULL)
-		return; /* the follower's deadline ends it */
-	shoal__cluster__forward_reply__pack(r, buf);
-	peer_send(n->peers, to, PEER_FORWARDED, &(struct peer_part){buf, len, NULL, NULL}, 1);
-	sh_free(buf);
-}
-
 static void reply_error(struct node *n, uint64_t to, uint64_t id, bool not_leader, int code,
 			const char *msg)
 {
@@ -144,7 +118,7 @@ static void reply_error(struct node *n, uint64_t to, uint64_t id, bool not_leade
 	r.message = (char *)(uintptr_t)msg;
 	r.not_leader = not_leader;
 	r.leader = raft_leader(n->raft);
-	send_reply(n, to, &r);
+	node_send_msg(n, to, PEER_FORWARDED, &r.base);
 }
 
 static void fwd_unlink(struct fwd_in *f)
@@ -170,7 +144,7 @@ static void fwd_done(void *arg, const struct node_result *res)
 		r.index = res->index;
 		r.affected = res->affected;
 		r.leader = res->leader;
-		send_reply(f->n, f->from, &r);
+		node_send_msg(f->n, f->from, PEER_FORWARDED, &r.base);
 		fwd_unlink(f);
 	}
 	sh_free(f);

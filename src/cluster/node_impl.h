@@ -15,6 +15,8 @@
 #include "storage/wal.h"
 #include "util/rand.h"
 
+#include <protobuf-c/protobuf-c.h>
+
 #include <event2/event.h>
 
 /* One entry of the in-memory log: where its record lies. */
@@ -148,6 +150,9 @@ void node_set_cluster_id(struct node *n, uint64_t id);
 /* Bootstrap: write the first entry (index 1, term 1, configuration c) and
  * restart the core on it. */
 int node_boot_conf(struct node *n, const struct raft_conf *c, struct sh_err *err);
+/* Pack m and queue it to node `to` as one frame of `kind` (peer_send's
+ * result, or SH_ENOMEM). */
+int node_send_msg(struct node *n, uint64_t to, enum peer_kind kind, const ProtobufCMessage *m);
 /* The storage failed: stop taking part in replication. */
 void node_fail(struct node *n, const struct sh_err *why);
 

@@ -55,22 +55,13 @@ static int send_chunk(struct node *n, struct snap_out *o, const void *data, size
 		      uint64_t offset)
 {
 	Shoal__Cluster__SnapChunk m = SHOAL__CLUSTER__SNAP_CHUNK__INIT;
-	size_t plen;
-	uint8_t *buf;
-	int rv;
 
 	m.index = o->index;
 	m.term = o->term;
 	m.offset = offset;
 	m.data = (ProtobufCBinaryData){len, (uint8_t *)(uintptr_t)data};
 	m.last = len == 0;
-	plen = shoal__cluster__snap_chunk__get_packed_size(&m);
-	if ((buf = sh_malloc(plen ? plen : 1)) == NULL)
-		return SH_ENOMEM;
-	shoal__cluster__snap_chunk__pack(&m, buf);
-	rv = peer_send(n->peers, o->peer, PEER_SNAP, &(struct peer_part){buf, plen, NULL, NULL}, 1);
-	sh_free(buf);
-	return rv;
+	return node_send_msg(n, o->peer, PEER_SNAP, &m.base);
 }
 
 /* Send chunks while the link has room. */
@@ -184,19 +175,12 @@ static void send_ack(struct node *n, uint64_t to, uint64_t index, bool installed
 		     const struct sh_err *err)
 {
 	Shoal__Cluster__SnapAck m = SHOAL__CLUSTER__SNAP_ACK__INIT;
-	size_t len;
-	uint8_t *buf;
 
 	m.index = index;
 	m.installed = installed;
 	m.code = err != NULL ? err->code : 0;
 	m.message = (char *)(uintptr_t)(err != NULL ? err->msg : "");
-	len = shoal__cluster__snap_ack__get_packed_size(&m);
-	if ((buf = sh_malloc(len ? len : 1)) == NULL)
-		return;
-	shoal__cluster__snap_ack__pack(&m, buf);
-	peer_send(n->peers, to, PEER_SNAP_ACK, &(struct peer_part){buf, len, NULL, NULL}, 1);
-	sh_free(buf);
+	node_send_msg(n, to, PEER_SNAP_ACK, &m.base);
 }
 
 static void in_drop(struct node *n)

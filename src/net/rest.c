@@ -186,15 +186,13 @@ static void metrics_extra(struct rest *r, struct evbuffer *out)
 /* Replication (doc/replication.md, "Status and verification"). */
 static void metrics_raft(struct rest *r, struct evbuffer *out)
 {
-	static const char *const roles[] = {"leader",  "follower", "candidate", "precandidate",
-					    "learner", "joining",  "removed",   "failed"};
 	struct node_status st;
 
 	node_status(api_node(r->o.api), &st);
 	evbuffer_add_printf(out, "# TYPE shoal_raft_role gauge\n");
-	for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
-		evbuffer_add_printf(out, "shoal_raft_role{role=\"%s\"} %d\n", roles[i],
-				    strcmp(st.role, roles[i]) == 0);
+	for (const char *const *role = node_role_names; *role != NULL; role++)
+		evbuffer_add_printf(out, "shoal_raft_role{role=\"%s\"} %d\n", *role,
+				    strcmp(st.role, *role) == 0);
 	evbuffer_add_printf(
 		out,
 		"# TYPE shoal_raft_term gauge\nshoal_raft_term %" PRIu64 "\n"
