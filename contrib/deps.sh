@@ -6,15 +6,23 @@
 #   deps.sh            build and test
 #   deps.sh --fuzzing  also clang and its libFuzzer runtime
 #   deps.sh --bench    also what the benchmarks compare with (redis)
+#   deps.sh --ui       also Debian's chromium, for t/ui.sh (the status page
+#                      in a headless browser; the test skips without it)
 set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config xz-utils curl
 libevent-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libjemalloc-dev
-clang-format"
+libsystemd-dev clang-format"
+# node and npm (for t/qdrant_js.sh) may come from elsewhere than Debian (the
+# NodeSource package bundles npm and conflicts with Debian's npm package):
+# install Debian's only when the commands are missing.
+command -v node >/dev/null || PKGS="$PKGS nodejs"
+command -v npm >/dev/null || PKGS="$PKGS npm"
 for arg in "$@"; do
 	case "$arg" in
 	--fuzzing) PKGS="$PKGS clang libclang-rt-14-dev" ;;
 	--bench) PKGS="$PKGS redis-server redis-tools dataset-fashion-mnist" ;;
+	--ui) PKGS="$PKGS chromium" ;;
 	*) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
 	esac
 done

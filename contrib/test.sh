@@ -31,19 +31,16 @@ for arg in "$@"; do
 done
 
 if [ $flavor = fuzzing ]; then "$src/contrib/deps.sh" --fuzzing; else "$src/contrib/deps.sh"; fi
+# chromium for t/ui.sh: worth trying, not worth failing for (the test skips
+# with the reason when it is missing)
+if [ $flavor = werror ] && ! command -v chromium >/dev/null; then
+	"$src/contrib/deps.sh" --ui || echo "test.sh: chromium could not be installed; t/ui.sh will skip"
+fi
 jobs=$(nproc 2>/dev/null || echo 2)
 
-cd "$src"
-if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
-	./autogen.sh >/dev/null
-fi
-build="$src/build/$flavor"
-mkdir -p "$build"
-cd "$build"
-if [ ! -f Makefile ] || [ "$src/configure" -nt Makefile ]; then
-	"$src/configure" -q $cfg
-fi
-make -j"$jobs" >/dev/null
+. "$src/contrib/lib.sh"
+# shellcheck disable=SC2086
+shoal_build "$flavor" $cfg
 
 rc=0
 target=check

@@ -24,8 +24,13 @@
  * a short back-off).  Reads are always retried; a write is retried only
  * when it was certainly not applied (it could not be sent, or the server
  * answered UNAVAILABLE) — a write whose connection broke after it was sent
- * fails with SHOAL_UNAVAILABLE and a message saying that it may have been
- * applied (upserts and deletes can simply be sent again).
+ * fails with SHOAL_OUTCOME_UNKNOWN and a message saying that it may have
+ * been applied (upserts and deletes can simply be sent again).
+ *
+ * Outcomes of writes (doc/consistency.md, "Outcomes").  SHOAL_UNAVAILABLE
+ * and the argument errors mean the write was not applied and never will
+ * be; SHOAL_DEADLINE_EXCEEDED and SHOAL_OUTCOME_UNKNOWN mean it may or may
+ * not be applied (read it back, or send it again).
  *
  * Ownership.  Inputs are copied or used only during the call.  Outputs:
  *   - struct shoal_results filled by shoal_get/search/scroll owns its
@@ -61,6 +66,7 @@ enum shoal_status {
 	SHOAL_RESOURCE_EXHAUSTED = 7,
 	SHOAL_UNAUTHENTICATED = 8,
 	SHOAL_INTERNAL = 9,
+	SHOAL_OUTCOME_UNKNOWN = 10, /* a write that may or may not be applied */
 };
 
 enum shoal_metric {
@@ -119,6 +125,21 @@ struct shoal_token {
 };
 /* The token of the handle's last acknowledged write (0:0 before any). */
 struct shoal_token shoal_last_token(const shoal *c);
+/* Make tok the handle's last token, which its read_your_writes reads carry
+ * until its next write: a session spread over several handles (one per
+ * node, a pool) hands each the token of its latest write. */
+void shoal_set_token(shoal *c, struct shoal_token tok);
+
+/* Where the answering node stood when the handle's last read (get, search,
+ * scroll, count, list, describe) ran: its applied index, the commit index
+ * it knew, how many committed entries it had not applied yet (lag) and
+ * how long the oldest of them had waited (lag_ms).  An eventual read is
+ * stale by at most that, as far as that node knew.  All 0 before any read
+ * (or from a server that does not send it). */
+struct shoal_read_state {
+	uint64_t applied_index, commit_index, lag, lag_ms;
+};
+struct shoal_read_state shoal_read_state(const shoal *c);
 
 int shoal_ping(shoal *c);
 
@@ -131,6 +152,10 @@ struct shoal_collection_info {
 	uint32_t m, ef_construction;
 	uint64_t count;        /* live points */
 	uint64_t memory_bytes; /* index, id tree and payloads */
+	/* the write path: of count, points in the HNSW graph and points
+	 * waiting for it (searched exactly meanwhile); the oldest one's age */
+	uint64_t points_indexed, points_fresh, oldest_fresh_ms;
+	uint64_t indexed_total; /* entries moved into the graph since start */
 };
 
 /* m, ef_construction 0: the server's defaults (16, 200). */
@@ -247,6 +272,13 @@ struct shoal_cluster_status {
 	uint64_t pending_writes, elections, leader_changes;
 	size_t n_voters, n_learners;
 	uint64_t voters[SHOAL_MAX_VOTERS], learners[SHOAL_MAX_VOTERS];
+	/* readiness (doc/protocol.md, "Health and readiness") */
+	bool ready;
+	char ready_reason[192]; /* why not ready; "" when ready */
+	uint64_t lag, lag_ms;   /* behind the commit index it knows */
+	/* disk full: read-only (writes refused, reads served) for disk_full_ms */
+	bool disk_full;
+	uint64_t disk_full_ms, disk_full_episodes;
 };
 
 int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out);
@@ -293,6 +325,30 @@ enum shoal_change {
 };
 int shoal_cluster_change(shoal *c, enum shoal_change kind, uint64_t node_id,
 			 struct shoal_token *tok);
+
+/* ------------------------------------------------------------ backup */
+
+/* A backup (doc/protocol.md, "Snapshots"): the node asked takes a
+ * snapshot of its applied state now and sends the file, which
+ * write(arg, data, len) gets in order, piece by piece (a nonzero return
+ * stops: SHOAL_INTERNAL).  Every piece is checked before write sees it —
+ * the header, each frame's CRC-32C bound to its position, the end frame
+ * with the total length — so a transfer that completes wrote a sound
+ * snapshot file (doc/storage-format.md, "Snapshots"), which `shoald
+ * --restore` takes.  progress (may be NULL) gets the bytes so far and the
+ * file's size after each piece.  The first reply waits for the snapshot
+ * to be written: give the handle a timeout that allows for it. */
+struct shoal_snapshot_info {
+	uint64_t index, term; /* the last entry it covers */
+	uint64_t size;        /* bytes of the file */
+	uint64_t node_id;     /* the node that wrote it */
+	uint64_t cluster_id;  /* ... and its cluster */
+	char digest[33];      /* the state digest it holds ("" if not found) */
+};
+typedef int (*shoal_write_fn)(void *arg, const void *data, size_t len);
+typedef void (*shoal_snapshot_progress_fn)(void *arg, uint64_t done, uint64_t total);
+int shoal_snapshot(shoal *c, shoal_write_fn write, void *arg, shoal_snapshot_progress_fn progress,
+		   struct shoal_snapshot_info *info);
 
 #ifdef __cplusplus
 }

@@ -19,184 +19,9 @@
 # and digest (GET /cluster).  Failover times go to the diagnostics.
 . "${top_srcdir:-.}/t/tap.sh"
 . "${top_srcdir:-.}/t/lib.sh"
+. "${top_srcdir:-.}/t/cluster_lib.sh"
 
-SHOALCTL=$top_builddir/src/client/shoalctl
-WRITER=$top_builddir/t/cluster_writer
-T=$((20 * SCALE)) # seconds to wait for one observation
 COLL=c
-
-now_ms() { date +%s%3N; }
-
-# Nodes: node I listens on $host_I (127.0.0.1 unless set) at base port
-# base + I, or at 747 when each node has its own namespace
-# ${NS_PREFIX}nI (then the commands that reach it run in that namespace).
-NS_PREFIX=
-host() { eval "echo \${host_$1:-127.0.0.1}"; }
-bport() { if [ -n "$NS_PREFIX" ]; then echo 747; else echo $((base + $1)); fi; }
-client_addr() { echo "$(host "$1"):$(($(bport "$1") * 10 + 2))"; }
-# at NODE CMD...: run CMD where NODE can be reached (its namespace, if any).
-at() {
-	n=$1; shift
-	if [ -n "$NS_PREFIX" ]; then ip netns exec "${NS_PREFIX}n$n" "$@"; else "$@"; fi
-}
-
-# cluster_json NODE: its GET /cluster (without the members list).
-cluster_json() {
-	at "$1" curl -s --max-time 2 "http://$(host "$1"):$(($(bport "$1") * 10 + 3))/cluster" |
-		sed 's/,"members":\[.*//'
-}
-# jf JSON KEY: a string or number field of a cluster_json.
-jf() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",]*\).*/\1/p"; }
-voters() { printf '%s' "$1" | sed -n 's/.*"voters":\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | grep -c .; }
-
-# EXTRA: more shoald options for the nodes of the current cluster.
-EXTRA=
-# start_node I: start node I of the current cluster ($N nodes, bootstrap
-# expect $N, seed node 0); a restart reuses its data dir.
-start_node() {
-	if [ -n "$NS_PREFIX" ]; then
-		ip netns exec "${NS_PREFIX}n$1" "$SHOALD" --node-name "$PFX$1" \
-			--node-data-dir "$TESTDIR/$PFX$1" --listen-address "$(host "$1")" \
-			--listen-base-port 747 --membership-profile local \
-			--cluster-seeds "$(host 0):7471" --cluster-bootstrap-expect "$N" \
-			>>"$TESTDIR/$PFX$1.out" 2>>"$TESTDIR/$PFX$1.log" &
-		pid=$!
-		(i=0; while [ $i -lt "$WATCHDOG" ] && kill -0 "$pid"; do sleep 1; i=$((i + 1)); done
-		 kill -9 "$pid") >/dev/null 2>&1 &
-		started_pids="$started_pids $pid $!"
-		eval "log_$1=\$TESTDIR/$PFX$1.log"
-	else
-		# Each start has its own log: n1.log, then n1.1.log, n1.2.log, ...
-		eval "k=\${starts_$PFX$1:-0}"
-		lg=$TESTDIR/$PFX$1.log
-		[ "$k" -gt 0 ] && lg=$TESTDIR/$PFX$1.$k.log
-		eval "starts_$PFX$1=$((k + 1)); log_$1=\$lg"
-		start_shoald "$lg" --node-name "$PFX$1" \
-			--node-data-dir "$TESTDIR/$PFX$1" --listen-base-port $((base + $1)) \
-			--membership-profile local --cluster-seeds "127.0.0.1:$((base * 10 + 1))" \
-			--cluster-bootstrap-expect "$N" $EXTRA
-	fi
-	eval "pid_$1=\$pid"
-}
-
-nodes_all() { seq 0 $((N - 1)) | tr '\n' ' '; }
-
-# wait_leader NODES [OLD_ID]: every node of NODES answers, one of them is
-# leader, all name it, and it is not OLD_ID; sets $leader (node number)
-# and $leader_id.  Fails after T seconds.
-wait_leader() {
-	deadline=$(($(date +%s) + T))
-	while :; do
-		leader='' leader_id='' agree=yes lids=''
-		for i in $1; do
-			j=$(cluster_json "$i")
-			lid=$(jf "$j" leader_id)
-			[ -n "$lid" ] || { agree=no; break; }
-			lids="$lids $lid"
-			if [ "$(jf "$j" role)" = leader ]; then
-				[ -n "$leader" ] && agree=no
-				leader=$i leader_id=$(jf "$j" node_id)
-			fi
-		done
-		if [ $agree = yes ] && [ -n "$leader" ] && [ "$leader_id" != "${2:-}" ]; then
-			for lid in $lids; do [ "$lid" = "$leader_id" ] || agree=no; done
-			[ $agree = yes ] && return 0
-		fi
-		[ "$(date +%s)" -ge $deadline ] && { leader=; return 1; }
-		sleep 0.05
-	done
-}
-
-# node_line NODE: "applied commit last digest points role term" of NODE.
-node_line() {
-	j=$(cluster_json "$1")
-	echo "$(jf "$j" applied_index) $(jf "$j" commit_index) $(jf "$j" last_index)" \
-		"$(jf "$j" digest) $(jf "$j" points) $(jf "$j" role) $(jf "$j" term)"
-}
-
-# wait_converged NODES: all NODES report the same applied, commit and last
-# index, digest and point count (and applied = commit), twice in a row
-# 100 ms apart; sets $conv.  Fails after T seconds, printing what differs.
-wait_converged() {
-	deadline=$(($(date +%s) + T))
-	prev=
-	while :; do
-		conv='' same=yes lines=''
-		for i in $1; do
-			l=$(node_line "$i")
-			lines="$lines
-$PFX$i: $l"
-			k=$(echo "$l" | cut -d' ' -f1-5)
-			set -- "$1" $l # $2 applied, $3 commit
-			[ -n "$2" ] && [ "$2" = "$3" ] || same=no
-			if [ -z "$conv" ]; then conv=$k; elif [ "$conv" != "$k" ]; then same=no; fi
-		done
-		if [ $same = yes ]; then
-			[ "$prev" = "$conv" ] && return 0
-			prev=$conv
-		else
-			prev=
-		fi
-		[ "$(date +%s)" -ge $deadline ] && { diag "not converged:$lines"; return 1; }
-		sleep 0.1
-	done
-}
-
-# start_writer NODES FIRST_ID [NS_NODE]: a writer over the client addresses
-# of NODES, ids from FIRST_ID, run in NS_NODE's namespace if given.
-start_writer() {
-	addrs=
-	for i in $1; do addrs="$addrs${addrs:+,}$(client_addr "$i")"; done
-	wdir=$TESTDIR/w$2
-	mkdir -p "$wdir"
-	if [ -n "${3:-}" ]; then
-		at "$3" "$WRITER" write "$addrs" $COLL "$wdir/acks" --first-id "$2" \
-			--stop "$wdir/stop" --max-seconds $((100 * SCALE)) >"$wdir/out" 2>"$wdir/err" &
-	else
-		"$WRITER" write "$addrs" $COLL "$wdir/acks" --first-id "$2" \
-			--stop "$wdir/stop" --max-seconds $((100 * SCALE)) >"$wdir/out" 2>"$wdir/err" &
-	fi
-	wpid=$!
-	started_pids="$started_pids $wpid"
-}
-
-# stop_writer: stop it (it finishes its request in flight) and report.
-stop_writer() {
-	touch "$wdir/stop"
-	wait_exit "$wpid" 15000
-	ok $? "the writer stops" || return 1
-	summary=$(cat "$wdir/out")
-	diag "writer: $summary"
-	f=$(sed -n 's/.*node [0-9]*: \([A-Z_]*\): .*/\1/p' "$wdir/err" | sort | uniq -c |
-		tr '\n' ' ' | tr -s ' ')
-	[ -n "$f" ] && diag "writer failures by status:$f"
-	grep "took" "$wdir/err" | head -n 5 | while read -r l; do diag "slow: $l"; done
-	acked=$(echo "$summary" | sed -n 's/^acked \([0-9]*\) .*/\1/p')
-	ok $([ "${acked:-0}" -ge 20 ]; echo $?) "the writer had ${acked:-0} writes acknowledged (>= 20)"
-}
-
-# check_acked NODES WHAT: every acknowledged id of the last writer is on
-# every node of NODES, asked one at a time at consistency strong.
-check_acked() {
-	bad=
-	for i in $1; do
-		out=$(at "$i" "$WRITER" check "$(client_addr "$i")" $COLL "$wdir/acks" 2>&1) ||
-			{ bad="$bad $PFX$i"; diag "$PFX$i: $out"; }
-	done
-	is "$bad" "" "$2: every acknowledged id ($(wc -l <"$wdir/acks")) is on every node"
-}
-
-# check_converged NODES WHAT
-check_converged() {
-	t0=$(now_ms)
-	wait_converged "$1"
-	ok $? "$2: all nodes reach the same applied index and digest" &&
-		diag "converged in $(($(now_ms) - t0)) ms: applied/commit/last/digest/points $conv"
-	first=$(echo "$1" | cut -d' ' -f1)
-	out=$(at "$first" "$SHOALCTL" --addr "$(client_addr "$first")" --timeout 10000 \
-		cluster verify 2>&1)
-	ok $? "$2: shoalctl cluster verify agrees" || diag "$out"
-}
 
 # kill_leader_round NODES ROUND SIGNAL: find the leader, SIGNAL it (KILL or
 # STOP), wait for a new leader among the others; then restart (KILL) or
@@ -232,13 +57,6 @@ kill_leader_round() {
 			"round $2: $PFX$old logs the new leader"
 	fi
 	diag "round $2: $PFX$old back and following after $(($(now_ms) - t0)) ms"
-}
-
-stop_cluster() {
-	for i in $(nodes_all); do eval "kill -TERM \$pid_$i"; done
-	st=0
-	for i in $(nodes_all); do eval "wait_exit \$pid_$i 10000" || st=1; done
-	ok $st "the $N nodes stop on SIGTERM"
 }
 
 # ==================================================================== 3 nodes
@@ -360,33 +178,9 @@ stop_cluster
 EXTRA=
 
 # ==================================================================== partition
-# Three namespaces ${NS}n0..n2, each with one veth into a bridge in ${NS}h;
-# the leader's port on the bridge goes down, then up again.
-NS=shoalt$$
-netns_cleanup() {
-	for n in h n0 n1 n2; do ip netns del "$NS$n" 2>/dev/null; done
-}
-trap 'cleanup; netns_cleanup' EXIT
-trap 'exit 1' HUP INT TERM # so that the namespaces go too
-
-netns_setup() {
-	[ "$(id -u)" = 0 ] || { why="not root"; return 1; }
-	ip netns add "${NS}h" 2>/dev/null || { why="ip netns add failed"; return 1; }
-	why="setting up the namespaces failed"
-	ip -n "${NS}h" link set lo up && ip -n "${NS}h" link add br0 type bridge &&
-		ip -n "${NS}h" link set br0 up || return 1
-	for i in 0 1 2; do
-		ip netns add "${NS}n$i" &&
-			ip -n "${NS}h" link add "v$i" type veth peer name eth0 netns "${NS}n$i" &&
-			ip -n "${NS}h" link set "v$i" master br0 up &&
-			ip -n "${NS}n$i" link set lo up &&
-			ip -n "${NS}n$i" addr add "10.77.77.$((i + 1))/24" dev eth0 &&
-			ip -n "${NS}n$i" link set eth0 up || return 1
-		eval "host_$i=10.77.77.$((i + 1))"
-	done
-}
-
-if ! netns_setup; then
+# Three namespaces ${NS}n0..n2 routed by the hub ${NS}h (t/cluster_lib.sh);
+# the leader's link to the hub goes down, then up again.
+if ! netns_setup 3; then
 	netns_cleanup
 	skip "partition in network namespaces: $why"
 	done_testing

@@ -3,8 +3,8 @@
 # find each other from one seed; kill -9 of one is reported dead by the
 # others; SIGSTOP of one until the others declare it dead, then SIGCONT:
 # it refutes and is alive again; the killed node restarted from its data
-# dir rejoins with a higher incarnation; SIGTERM leaves gracefully (left,
-# not dead).  State is read from each node's log lines, and from
+# dir rejoins with a higher incarnation; SIGTERM with
+# cluster.leave_on_terminate leaves gracefully (left, not dead).  State is read from each node's log lines, and from
 # `shoalctl members` and GET /cluster/members, which must agree with them.
 . "${top_srcdir:-.}/t/tap.sh"
 . "${top_srcdir:-.}/t/lib.sh"
@@ -15,9 +15,12 @@ free_base_port $N || bail_out "no free ports"
 seed=127.0.0.1:$((base * 10 + 1))
 diag "base ports $base..$((base + N - 1)), seed $seed"
 
+# Every node leaves on SIGTERM (cluster.leave_on_terminate; by default a
+# stopped node stays a member and is seen dead).
 start_node() {
 	start_shoald "$TESTDIR/n$1.log" --node-name "n$1" --node-data-dir "$TESTDIR/d$1" \
 		--listen-base-port $((base + $1)) --membership-profile local \
+		--cluster-leave-on-terminate true \
 		--cluster-seeds "$seed"
 	eval "pid$1=\$pid"
 }

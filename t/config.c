@@ -256,13 +256,13 @@ static void test_sample_and_man(void)
 	toml_free(root);
 	is_int(missing, 0, "etc/shoald.toml sets every key of the table");
 	is_int(differ, 0, "etc/shoald.toml shows every default as it is");
-	snprintf(path, sizeof path, "%s/doc/shoald.toml.5", srcdir());
+	snprintf(path, sizeof path, "%s/doc/shoald.toml.5.in", srcdir());
 	if ((f = fopen(path, "r")) != NULL) {
 		n = fread(man, 1, sizeof man - 1, f);
 		fclose(f);
 	}
 	man[n] = '\0';
-	ok(n > 0, "doc/shoald.toml.5 is readable");
+	ok(n > 0, "doc/shoald.toml.5.in is readable");
 	for (size_t i = 0; i < sh_config_key_count(); i++) {
 		const char *key = sh_config_key(i), *dot = strchr(key, '.');
 		char head[128], want[128];
@@ -275,11 +275,11 @@ static void test_sample_and_man(void)
 		next = sect ? strstr(sect + 1, ".SS ") : NULL;
 		hit = sect ? strstr(sect, want) : NULL;
 		if (hit == NULL || (next != NULL && hit > next)) {
-			diag("doc/shoald.toml.5 does not document %s", key);
+			diag("doc/shoald.toml.5.in does not document %s", key);
 			undocumented++;
 		}
 	}
-	is_int(undocumented, 0, "doc/shoald.toml.5 documents every key");
+	is_int(undocumented, 0, "doc/shoald.toml.5.in documents every key");
 	sh_config_free(&sample);
 	sh_config_free(&def);
 }

@@ -4,10 +4,15 @@
  * prefix dropped, snapshot + replay giving bit-identical search results and
  * digest to the node that never restarted, damaged snapshots refused with
  * file and offset, snapshot chunks, a log that starts after the snapshot
- * (refused) or ends before it (reset). */
+ * (refused) or ends before it (reset); the raft mode (entries applied once
+ * committed and durable, truncation, install of a snapshot, reset).  Each
+ * runs twice: with the db's threads and in manual mode (db_run on this
+ * thread); and in manual mode nothing is written, durable or applied until
+ * db_run. */
 #include "build.h"
 
 #include "storage/db.h"
+#include "storage/diskio.h"
 #include "storage/snapshot.h"
 #include "tap.h"
 #include "util/alloc.h"
@@ -16,13 +21,15 @@
 #include "storage_util.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 
 #define DIM 16
 
-static const char *root;
+static char root[480];
 static char dir[600];
+static bool manual; /* the mode of this round */
 
 static struct db_opts opts(const char *name)
 {
@@ -32,7 +39,37 @@ static struct db_opts opts(const char *name)
 				.fsync = WAL_FSYNC_ALWAYS,
 				.segment_bytes = WAL_MIN_SEG,
 				.max_payload_bytes = 1024,
-				.term = 1};
+				.term = 1,
+				.manual = manual};
+}
+
+/* Manual mode: run everything queued and take the completions, until
+ * idle.  Returns whether there was anything. */
+static bool drain(struct db *db)
+{
+	unsigned what;
+	bool any = false;
+
+	while ((what = db_pending(db)) != 0) {
+		db_run(db, what);
+		db_process(db);
+		any = true;
+	}
+	return any;
+}
+
+/* Take what the db did: wait for its eventfd (threads) or run it
+ * (manual).  False when nothing came. */
+static bool settle(struct db *db, int ms)
+{
+	struct pollfd p = {db_fd(db), POLLIN, 0};
+
+	if (manual)
+		return drain(db);
+	if (poll(&p, 1, ms) <= 0)
+		return false;
+	db_process(db);
+	return true;
 }
 
 static struct db *open_ok(const struct db_opts *o, struct db_recovery *rec)
@@ -183,13 +220,8 @@ static void count_done(void *arg, int rv, const struct sh_err *err, uint64_t ter
 
 static void wait_all(struct db *db, struct tally *t, size_t n)
 {
-	while (t->done < n) {
-		struct pollfd p = {db_fd(db), POLLIN, 0};
-
-		if (poll(&p, 1, 10000) <= 0)
-			break;
-		db_process(db);
-	}
+	while (t->done < n && settle(db, 10000))
+		;
 }
 
 static void test_pipelined(void)
@@ -482,17 +514,391 @@ static void test_log_shorter_than_snapshot(void)
 	sh_log_close();
 }
 
+/* A failed flush fails the write that waited for it and the storage for
+ * good, in standalone mode too: a later flush could succeed without the
+ * pages the kernel dropped. */
+static void test_flush_fails(void)
+{
+	struct db_opts o = opts("flushfail");
+	struct db_recovery rec;
+	struct db *db = open_ok(&o, NULL);
+	float v[DIM];
+	char pl[64];
+	struct coll_point p;
+	struct entry e = {.type = WAL_UPSERT, .collection = "c", .points = &p, .n = 1};
+	struct sh_err err;
+
+	create(db, "c");
+	upsert_range(db, 0, 10, 0);
+	point(100, 0, v, pl, &p);
+	diskio_fail_after(0, EIO);
+	is_int(db_write(db, &e, NULL, NULL, &err), SH_EIO, "the write whose flush fails fails");
+	diskio_fail_after(-1, 0);
+	like(err.msg, "fdatasync failed: Input/output error", "saying so");
+	ok(db_failed(db, &err), "the storage failed");
+	is_int(db_write(db, &e, NULL, NULL, &err), SH_ESHUTDOWN, "later writes are refused");
+	db_close(db);
+	db = open_ok(&o, &rec);
+	ok(rec.points == 10 || rec.points == 11, "a restart finds the 10 acknowledged points (%zu)",
+	   rec.points);
+	db_close(db);
+}
+
+/* ------------------------------------------------------------ raft mode */
+
+#define WAIT_FOR(db, cond)                                                                         \
+	do {                                                                                       \
+		for (int i_ = 0; i_ < 1000 && !(cond); i_++)                                       \
+			settle((db), 10);                                                          \
+	} while (0)
+
+/* Prepare e as (term, index) and append it. */
+static void raft_append(struct db *db, const struct entry *e, uint64_t term, uint64_t index)
+{
+	struct wal_buf *b;
+	struct sh_err err;
+
+	if (db_prepare(db, e, term, index, &b, NULL, &err) != 0 || db_append(db, b, &err) != 0)
+		bail_out("append %" PRIu64 ": %s", index, err.msg);
+	wal_buf_unref(b);
+}
+
+static struct entry create_entry(const char *name)
+{
+	struct entry e = {.type = WAL_CREATE};
+
+	snprintf(e.params.name, sizeof e.params.name, "%s", name);
+	e.params.dim = DIM;
+	e.params.metric = SH_METRIC_L2;
+	e.params.m = 8;
+	e.params.ef_construction = 40;
+	return e;
+}
+
+static struct entry upsert_entry(uint64_t id, unsigned gen, float *v, char *pl,
+				 struct coll_point *p)
+{
+	point(id, gen, v, pl, p);
+	return (struct entry){.type = WAL_UPSERT, .collection = "c", .points = p, .n = 1};
+}
+
+static void test_raft(void)
+{
+	struct db_opts o = opts("raft");
+	struct entry cr = create_entry("c"), e;
+	struct tally t = {.in_order = 1};
+	struct db_recovery rec;
+	float v[4][DIM];
+	char pl[4][64];
+	struct coll_point p[4];
+	struct sh_err err;
+	struct db *db;
+
+	o.raft = true;
+	db = open_ok(&o, NULL);
+	raft_append(db, &cr, 1, 1);
+	db_commit(db, 1); /* entries are checked against the applied state */
+	WAIT_FOR(db, db_applied_index(db) == 1);
+	for (uint64_t i = 2; i <= 4; i++) {
+		e = upsert_entry(i, 0, v[i - 1], pl[i - 1], &p[i - 1]);
+		raft_append(db, &e, 1, i);
+	}
+	db_watch(db, 3, count_done, &t, &err);
+	db_watch(db, 4, count_done, &t, &err);
+	WAIT_FOR(db, db_durable_index(db) == 4);
+	is_int(db_durable_index(db), 4, "raft: 4 entries durable");
+	is_int(db_applied_index(db), 1, "none applied before they are committed");
+	db_commit(db, 2);
+	WAIT_FOR(db, db_applied_index(db) == 2);
+	is_int(db_applied_index(db), 2, "committed up to 2: applied up to 2");
+	db_truncate(db, 2);
+	settle(db, 10);
+	is_int(t.done, 2, "the watches on the entries cut complete");
+	is_int(t.rv_last, SH_EUNAVAIL, "as replaced");
+	e = upsert_entry(3, 1, v[2], pl[2], &p[2]);
+	raft_append(db, &e, 2, 3);
+	db_commit(db, 3);
+	WAIT_FOR(db, db_applied_index(db) == 3);
+	is_int(db_applied_index(db), 3, "the new entry 3 applied once committed");
+	is_int(db_term_at(db, 3), 2, "with its term");
+	is_int(db_last_index(db), 3, "the log ends there");
+	db_close(db);
+	o.replay_upto = 2;
+	db = open_ok(&o, &rec);
+	is_int(rec.last_index, 3, "reopen: the log holds 3 entries");
+	is_int(db_applied_index(db), 2, "applied up to the commit hint only");
+	db_commit(db, 3);
+	WAIT_FOR(db, db_applied_index(db) == 3);
+	is_int(db_applied_index(db), 3, "and the rest once committed");
+	db_close(db);
+}
+
+static void copy_snapshot(const char *from_dir, uint64_t index, const char *to_dir)
+{
+	struct snap_chunks *c;
+	struct snap_recv *r;
+	struct sh_err err;
+	const void *data;
+	size_t len;
+	uint64_t off;
+
+	if (snap_chunks_open(from_dir, index, &c, &err) != 0 ||
+	    snap_recv_open(to_dir, index, snap_chunks_term(c), &r, &err) != 0)
+		bail_out("snapshot transfer: %s", err.msg);
+	while (snap_chunks_next(c, &data, &len, &off, &err) == 0 && len > 0)
+		if (snap_recv_chunk(r, off, data, len, &err) != 0)
+			bail_out("chunk: %s", err.msg);
+	snap_chunks_close(c);
+	if (snap_recv_finish(r, &err) != 0)
+		bail_out("finish: %s", err.msg);
+}
+
+struct installed {
+	bool done;
+	int rv;
+	uint64_t index;
+	char msg[SH_ERRMSG_SIZE];
+};
+
+static void on_installed(void *arg, int rv, const struct sh_err *err, uint64_t term, uint64_t index,
+			 size_t affected)
+{
+	struct installed *in = arg;
+
+	(void)term;
+	(void)affected;
+	in->done = true;
+	in->rv = rv;
+	in->index = index;
+	snprintf(in->msg, sizeof in->msg, "%s", rv ? err->msg : "");
+}
+
+/* A leader's snapshot (a standalone db: create + 3 upserts, snapshot at 4)
+ * installed in a raft follower that holds one entry, then the log reset
+ * after it and written on. */
+static void test_install(void)
+{
+	struct db_opts lo = opts("leader"), fo;
+	struct entry cr = create_entry("c"), e;
+	struct installed in = {0};
+	struct digest d;
+	struct sh_err err;
+	struct db *leader, *db;
+	char from[800], to[800];
+	float v[DIM];
+	char pl[64];
+	struct coll_point p;
+
+	leader = open_ok(&lo, NULL);
+	create(leader, "c");
+	for (uint64_t b = 0; b < 3; b++)
+		upsert_range(leader, b * 100, 100, 0);
+	if (db_snapshot(leader, &err) != 0)
+		bail_out("snapshot: %s", err.msg);
+	d = store_digest(db_store(leader));
+	snprintf(from, sizeof from, "%s", db_snap_dir(leader));
+	fo = opts("follower");
+	fo.raft = true;
+	db = open_ok(&fo, NULL);
+	raft_append(db, &cr, 1, 1);
+	snprintf(to, sizeof to, "%s", db_snap_dir(db));
+	copy_snapshot(from, 4, to);
+	db_close(leader);
+	is_int(db_install(db, 4, on_installed, &in, &err), 0, "install requested");
+	WAIT_FOR(db, in.done);
+	is_int(in.rv, 0, "the snapshot at 4 is installed: %s", in.msg);
+	is_int(db_applied_index(db), 4, "applied index 4");
+	ok(digest_equal(store_digest(db_store(db)), d), "with the leader's digest");
+	db_reset(db, 5);
+	e = upsert_entry(1000, 0, v, pl, &p);
+	raft_append(db, &e, 1, 5);
+	db_commit(db, 5);
+	WAIT_FOR(db, db_applied_index(db) == 5);
+	is_int(db_applied_index(db), 5, "the log goes on after it");
+	is_int(store_points(db_store(db)), 301, "with the new point");
+	db_close(db);
+	db = open_ok(&fo, NULL);
+	is_int(db_snapshot_index(db), 4, "reopen: from the installed snapshot");
+	db_close(db);
+}
+
+/* Content that frames soundly but is not a state: a collection count
+ * and then nothing. */
+static int save_garbage(void *arg, hnsw_write_fn write, void *wctx, struct sh_err *err)
+{
+	unsigned char junk[64] = {1};
+
+	(void)arg;
+	(void)err;
+	return write(wctx, junk, sizeof junk);
+}
+
+/* A received snapshot whose content does not load: the install fails, the
+ * node goes on with its state, and the data dir is as it was — a restart
+ * starts from it (the bad snapshot must not be the newest INDEX.snap). */
+static void test_install_bad(void)
+{
+	struct db_opts lo = opts("badleader"), fo;
+	struct entry cr = create_entry("c");
+	struct installed in = {0};
+	struct db_recovery rec;
+	struct sh_err err;
+	struct db *db;
+	char from[800], to[800];
+	uint64_t latest = 0;
+
+	snprintf(from, sizeof from, "%s/snap", dir);
+	mkdir(from, 0750);
+	if (snap_write(from, 7, 1, save_garbage, NULL, NULL, &err) != 0)
+		bail_out("snap_write: %s", err.msg);
+	(void)lo;
+	fo = opts("badfollower");
+	fo.raft = true;
+	db = open_ok(&fo, NULL);
+	raft_append(db, &cr, 1, 1);
+	db_commit(db, 1);
+	WAIT_FOR(db, db_applied_index(db) == 1);
+	snprintf(to, sizeof to, "%s", db_snap_dir(db));
+	copy_snapshot(from, 7, to);
+	is_int(db_install(db, 7, on_installed, &in, &err), 0,
+	       "install of a bad snapshot requested");
+	WAIT_FOR(db, in.done);
+	is_int(in.rv, SH_ECORRUPT, "it fails to load");
+	like(in.msg, "snapshot: '", "naming the file: %s", in.msg);
+	ok(!db_failed(db, NULL), "the node goes on");
+	is_int(db_applied_index(db), 1, "with its own state");
+	is_int(snap_latest(to, &latest, &err), 0, "the snapshot dir");
+	is_int(latest, 0, "holds no snapshot: the bad one was not kept");
+	db_close(db);
+	fo.replay_upto = 1;
+	if (!is_int(db_open(&fo, &db, &rec, &err), 0, "a restart works: %s", err.msg))
+		return;
+	is_int(rec.snap_index, 0, "from the log alone");
+	is_int(db_applied_index(db), 1, "at index 1");
+	db_close(db);
+}
+
+/* ------------------------------------------------------------ manual mode */
+
+static long long seg_bytes(void)
+{
+	char seg[800];
+
+	snprintf(seg, sizeof seg, "%s/wal/%016x.seg", dir, 1);
+	return file_size(seg);
+}
+
+/* Manual mode: a write is not written, durable or applied, nor its
+ * callback run, until the owner runs each step. */
+static void test_manual_nothing_until_run(void)
+{
+	struct db_opts o;
+	struct entry cr = create_entry("c");
+	struct tally t = {.in_order = 1};
+	struct sh_err err;
+	struct db *db;
+
+	manual = true;
+	o = opts("manual-steps");
+	db = open_ok(&o, NULL);
+	is_int(db_fd(db), -1, "manual mode: no eventfd");
+	is_int(db_pending(db), 0, "nothing pending after open");
+	is_int(db_submit(db, &cr, count_done, &t, &err), 0, "a write submitted");
+	is_int(db_pending(db), DB_WORK_WRITE, "a write op pending");
+	db_process(db);
+	db_run(db, DB_WORK_APPLY);
+	db_process(db);
+	is_int(seg_bytes(), WAL_SEG_HDR, "nothing written to the log");
+	is_int(db_durable_index(db), 0, "nothing durable");
+	db_run(db, DB_WORK_WRITE);
+	ok(seg_bytes() > WAL_SEG_HDR, "db_run(WRITE) writes it");
+	is_int(db_durable_index(db), 0, "durable once db_process takes it");
+	is_int(db_pending(db), DB_WORK_DONE, "which is pending");
+	db_process(db);
+	is_int(db_durable_index(db), 1, "durable now");
+	is_int(db_applied_index(db), 0, "not applied");
+	is_int(db_pending(db), DB_WORK_APPLY, "applying is pending");
+	db_run(db, DB_WORK_WRITE);
+	is_int(db_applied_index(db), 0, "db_run(WRITE) does not apply");
+	db_run(db, DB_WORK_APPLY);
+	is_int(db_applied_index(db), 1, "db_run(APPLY) applies");
+	is_int(store_collections(db_store(db)), 1, "the collection exists");
+	is_int(t.done, 0, "the callback waits for db_process");
+	db_process(db);
+	is_int(t.done, 1, "and runs in it");
+	is_int(t.ok, 1, "successfully");
+	is_int(db_pending(db), 0, "idle");
+	is_int(db_snapshot(db, &err), 0, "db_snapshot runs inline");
+	is_int(db_snapshot_index(db), 1, "a snapshot at 1");
+	db_close(db);
+	manual = false;
+}
+
+/* Manual mode, raft: entries become durable, and then applied once
+ * committed, each at its db_run; a truncation is a write op too. */
+static void test_manual_raft_gating(void)
+{
+	struct db_opts o;
+	struct entry cr = create_entry("c"), e;
+	float v[DIM];
+	char pl[64];
+	struct coll_point p;
+	struct db *db;
+
+	manual = true;
+	o = opts("manual-raft");
+	o.raft = true;
+	db = open_ok(&o, NULL);
+	raft_append(db, &cr, 1, 1);
+	db_commit(db, 1);
+	is_int(db_pending(db), DB_WORK_WRITE, "committed but not written: only a write pending");
+	drain(db);
+	is_int(db_applied_index(db), 1, "applied once written");
+	e = upsert_entry(1, 0, v, pl, &p);
+	raft_append(db, &e, 1, 2);
+	db_commit(db, 2);
+	drain(db);
+	is_int(db_applied_index(db), 2, "entry 2 too");
+	raft_append(db, &e, 1, 3);
+	db_run(db, DB_WORK_WRITE);
+	db_process(db);
+	is_int(db_durable_index(db), 3, "entry 3 durable");
+	is_int(db_pending(db), 0, "but not committed: nothing to apply");
+	db_truncate(db, 2);
+	is_int(db_durable_index(db), 2, "truncated");
+	is_int(db_pending(db), DB_WORK_WRITE, "the cut is a write op");
+	drain(db);
+	is_int(db_last_index(db), 2, "the log ends at 2");
+	db_close(db);
+	manual = false;
+}
+
 int main(void)
 {
-	root = make_tmpdir("db");
-	test_write_restart();
-	test_pipelined();
-	test_snapshot_replay_identical();
-	test_auto_snapshots();
-	test_snapshot_bytes();
-	test_damaged_snapshot();
-	test_chunks();
-	test_log_shorter_than_snapshot();
-	rm_rf(root);
+	const char *top = make_tmpdir("db");
+
+	for (int round = 0; round < 2; round++) {
+		manual = round == 1;
+		diag("---- %s", manual ? "manual mode (db_run on this thread)" : "with threads");
+		if (snprintf(root, sizeof root, "%.400s/%s", top, manual ? "manual" : "threads") <
+		    0)
+			bail_out("no room");
+		mkdir(root, 0750);
+		test_write_restart();
+		test_pipelined();
+		test_snapshot_replay_identical();
+		test_auto_snapshots();
+		test_snapshot_bytes();
+		test_damaged_snapshot();
+		test_chunks();
+		test_log_shorter_than_snapshot();
+		test_flush_fails();
+		test_raft();
+		test_install();
+		test_install_bad();
+	}
+	test_manual_nothing_until_run();
+	test_manual_raft_gating();
+	rm_rf(top);
 	return done_testing();
 }

@@ -141,6 +141,21 @@ int main(void)
 	is_double(dist_normalize(v, 3), 5.0, 1e-6, "normalize returns the length");
 	is_double(v[0] * v[0] + v[2] * v[2], 1.0, 1e-6, "and leaves a unit vector");
 	is_double(dist_normalize(z, 2), 0.0, 0.0, "a zero vector has length 0");
+	{
+		/* issue 11, item 6: in float, a subnormal length has an infinite
+		 * inverse (Inf and NaN), and a length over 1.8e19 squares to
+		 * infinity (all zeros) */
+		float tiny[2] = {1e-40f, 1e-40f}, big[2] = {3e38f, 3e38f};
+
+		dist_normalize(tiny, 2);
+		ok(isfinite(tiny[0]) && fabsf(tiny[0] - 0.70710678f) < 1e-6f,
+		   "a vector of subnormal length normalizes to a finite unit vector (%g)",
+		   (double)tiny[0]);
+		dist_normalize(big, 2);
+		ok(fabsf(big[0] - 0.70710678f) < 1e-6f,
+		   "a vector whose squared length overflows float normalizes too (%g)",
+		   (double)big[0]);
+	}
 	is_int(sh_metric_parse("cosine"), SH_METRIC_COSINE, "parse cosine");
 	is_int(sh_metric_parse("manhattan"), -1, "unknown metric");
 	sh_free(fa);

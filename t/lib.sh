@@ -16,8 +16,20 @@ WATCHDOG=$((120 * SCALE))
 TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/shoal-t-XXXXXX") || exit 1
 started_pids=
 
+# Only processes still ours are killed: a recorded PID whose process
+# ended long ago may name another process by now (PIDs wrap at 32768 on a
+# busy machine: SIGKILLed strangers were seen ending other tests without
+# their plan line).  A child of this shell (alive, or a zombie not yet
+# waited for) keeps its PID: its parent in /proc/PID/stat is this shell.
+kill_ours() {
+	for p in $started_pids; do
+		st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		set -- ${st##*) }
+		[ "$2" = "$$" ] && kill -9 "$p" 2>/dev/null
+	done
+}
 cleanup() {
-	for p in $started_pids; do kill -9 "$p" 2>/dev/null; done
+	kill_ours
 	if [ -n "${KEEP_TESTDIR:-}" ]; then echo "# kept $TESTDIR"; else rm -rf "$TESTDIR"; fi
 }
 trap cleanup EXIT
@@ -30,9 +42,14 @@ start_shoald() {
 	node_base=$("$top_builddir/t/freeport") || node_base=747
 	"$SHOALD" --listen-base-port "$node_base" "$@" >"$log.out" 2>"$log" &
 	pid=$!
-	(i=0; while [ $i -lt "$WATCHDOG" ] && kill -0 "$pid"; do sleep 1; i=$((i + 1)); done
-	 kill -9 "$pid") >/dev/null 2>&1 &
-	started_pids="$started_pids $pid $!"
+	watch_pid "$pid"
+}
+
+# watch_pid PID: kill PID at exit, and with SIGKILL after $WATCHDOG seconds.
+watch_pid() {
+	(i=0; while [ $i -lt "$WATCHDOG" ] && kill -0 "$1"; do sleep 1; i=$((i + 1)); done
+	 [ $i -ge "$WATCHDOG" ] && kill -9 "$1") >/dev/null 2>&1 &
+	started_pids="$started_pids $1 $!"
 }
 
 # wait_for FILE PATTERN SECONDS: wait until FILE contains PATTERN.

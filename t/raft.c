@@ -275,19 +275,32 @@ static void test_check_quorum(void)
 	   (unsigned long long)t);
 }
 
+/* SWIM's verdict that the leader is dead makes a follower stand at once —
+ * but only once it has not heard the leader for an election timeout
+ * itself: a voter that heard the leader within one refuses votes anyway
+ * (the lease), and one that still hears it (gossip fails, the peer link
+ * works) has no reason to stand. */
 static void test_dead_leader(void)
 {
+	uint64_t d;
+
 	boot(0);
 	raft_tick(node[1], 1000);
 	settle(1000, 0);
 	is_int(raft_leader(node[2]), 1, "node 2 follows node 1");
+	d = raft_next_deadline(node[2]);
 	raft_peer_dead(node[2], 1200, 1);
-	is_int(raft_next_deadline(node[2]), 1200, "SWIM says the leader is dead: elect now");
-	raft_peer_dead(node[3], 1200, 1);
+	is_int(raft_next_deadline(node[2]), d,
+	       "SWIM says the leader is dead 200 ms after node 2 heard it: no election yet");
+	raft_peer_dead(node[2], 1999, 1);
+	is_int(raft_next_deadline(node[2]), d, "nor 999 ms after");
+	raft_peer_dead(node[2], 2000, 1);
+	raft_peer_dead(node[3], 2000, 1);
+	is_int(raft_next_deadline(node[2]), 2000, "a timeout after: elect now");
 	nq = 0;
-	raft_tick(node[2], 1200);
-	is_int(raft_role(node[2]), RAFT_PRECANDIDATE, "node 2 starts a pre-vote at once");
-	settle(1201, 1);
+	raft_tick(node[2], 2000);
+	is_int(raft_role(node[2]), RAFT_PRECANDIDATE, "node 2 starts a pre-vote");
+	settle(2001, 1);
 	is_int(raft_role(node[2]), RAFT_LEADER, "and wins without the dead node");
 	is_int(raft_term(node[2]), 2, "in term 2");
 }
@@ -353,6 +366,178 @@ static void test_transfer(void)
 	is_int(raft_role(node[1]), RAFT_FOLLOWER, "node 1 follows");
 }
 
+/* Issue 12: a node whose disk is full goes standby — as leader it hands
+ * over to the voter with the longest log; it then stands in no election
+ * and ignores TimeoutNow; once off it campaigns again. */
+static void test_standby(void)
+{
+	boot(0);
+	raft_tick(node[1], 1000);
+	settle(1000, 0);
+	raft_set_standby(node[1], 1100, true);
+	ok(raft_standby(node[1]), "node 1 is standby");
+	settle(1100, 0);
+	ok(raft_role(node[1]) == RAFT_FOLLOWER && raft_role(node[2]) == RAFT_LEADER,
+	   "the standby leader handed over (to node 2, the first of the longest logs)");
+	is_int(raft_term(node[2]), 2, "in the next term");
+	raft_set_standby(node[2], 1200, true);
+	raft_set_standby(node[3], 1200, true);
+	settle(1200, 0);
+	ok(raft_role(node[2]) == RAFT_LEADER, "with every other voter standby, it stays leader");
+	raft_set_standby(node[2], 1300, false);
+	raft_set_standby(node[3], 1300, false);
+	deliver(1300, 2); /* the leader's heartbeats are lost */
+	raft_tick(node[1], 5000);
+	settle(5000, 0);
+	ok(raft_role(node[1]) == RAFT_FOLLOWER,
+	   "a standby voter whose leader is silent never stands");
+	ok(raft_role(node[2]) == RAFT_LEADER || raft_role(node[3]) == RAFT_LEADER,
+	   "another voter leads");
+	raft_set_standby(node[1], 5100, false);
+	ok(!raft_standby(node[1]), "off again");
+}
+
+/* Item 5 of issue 10: the leader hears itself; it refuses (pre-)votes
+ * like a follower that hears it, or a follower whose messages reach it but
+ * not the reverse could depose it. */
+static void test_leader_refuses_votes(void)
+{
+	struct raft_msg pv = {.type = RAFT_MSG_VOTE,
+			      .term = 2,
+			      .from = 3,
+			      .prevote = true,
+			      .last_index = 1,
+			      .last_term = 1};
+	struct raft_msg v = pv;
+
+	boot(0);
+	raft_tick(node[1], 1000);
+	settle(1000, 0);
+	pv.last_index = v.last_index = raft_last_index(node[1]);
+	nq = 0;
+	raft_recv(node[1], 2500, &pv);
+	ok(nq == 0 || !q[0].m.granted, "the leader does not grant a pre-vote");
+	v.prevote = false;
+	nq = 0;
+	raft_recv(node[1], 2500, &v);
+	ok(nq == 0 || !q[0].m.granted, "nor a vote");
+	is_int(raft_role(node[1]), RAFT_LEADER, "and keeps leading");
+	is_int(raft_term(node[1]), 1, "in its term");
+}
+
+/* Item 4: the lease holds only while a voter that acknowledged the leader
+ * refuses votes for an election timeout; membership's verdict may make a
+ * follower stand sooner, never lift that refusal. */
+static void test_swim_keeps_refusal(void)
+{
+	struct raft_msg pv = {
+		.type = RAFT_MSG_VOTE, .term = 2, .from = 3, .prevote = true, .last_term = 1};
+
+	boot(0);
+	raft_tick(node[1], 1000);
+	settle(1000, 0);
+	raft_tick(node[1], raft_next_deadline(node[1]));
+	settle(1100, 0); /* node 2 heard the leader at 1100 */
+	pv.last_index = raft_last_index(node[1]);
+	raft_peer_dead(node[2], 1110, 1);
+	nq = 0;
+	raft_recv(node[2], 1120, &pv);
+	ok(nq == 0 || !q[0].m.granted,
+	   "a follower that heard the leader 20 ms ago refuses a pre-vote, whatever SWIM says");
+	raft_tick(node[2], 1130);
+	is_int(raft_role(node[2]), RAFT_FOLLOWER,
+	       "and does not stand itself while it hears the leader");
+}
+
+/* Item 4: a voter that restarts forgets the leader it acknowledged; it
+ * refuses votes for an election timeout after it starts. */
+static void test_restart_refuses(void)
+{
+	struct raft_opts o;
+	struct raft_io io = {(void *)(uintptr_t)2,
+			     io_send,
+			     io_hs,
+			     io_truncate,
+			     io_append,
+			     io_noop,
+			     io_commit,
+			     io_event,
+			     io_random};
+	struct raft_boot b = {.term = 1, .vote = 1, .snap_conf = &conf3};
+	struct raft_msg pv = {
+		.type = RAFT_MSG_VOTE, .term = 2, .from = 3, .prevote = true, .last_term = 1};
+
+	boot(0);
+	raft_tick(node[1], 1000);
+	settle(1000, 0);
+	pv.last_index = raft_last_index(node[1]);
+	raft_free(node[2]);
+	raft_opts_default(&o, 2);
+	if (raft_new(&o, &io, &b, 1200, &node[2], NULL) != 0)
+		bail_out("raft_new");
+	nq = 0;
+	raft_recv(node[2], 1210, &pv);
+	ok(nq == 0 || !q[0].m.granted, "a restarted voter refuses a pre-vote at once");
+	nq = 0;
+	raft_recv(node[2], 1200 + 1000, &pv);
+	ok(nq == 1 && q[0].m.granted, "and grants it an election timeout later");
+}
+
+/* Item 4: voters grant a transfer's votes whatever their lease promise;
+ * when a transfer fails, acknowledgements from before its end no longer
+ * make a lease (the target may have won). */
+static void test_transfer_lease(void)
+{
+	uint64_t t;
+
+	boot(0);
+	raft_tick(node[1], 1000);
+	settle(1000, 0);
+	is_int(raft_transfer(node[1], 1100, 3), 0, "transfer to node 3");
+	nq = 0; /* the TimeoutNow is lost */
+	for (t = 1100; (t = raft_next_deadline(node[1])) < 2100;) {
+		raft_tick(node[1], t);
+		settle(t, 3); /* node 2 keeps acknowledging */
+	}
+	raft_tick(node[1], 2100);
+	is_int(raft_role(node[1]), RAFT_LEADER, "the transfer failed: node 1 leads again");
+	ok(!raft_lease_valid(node[1], 2100), "without a lease from acks before the transfer ended");
+	settle(2100, 3);
+	ok(raft_lease_valid(node[1], 2100), "a new round of acks makes one again");
+}
+
+/* Item 9: when appending a received batch runs out of memory halfway, the
+ * core's log must not end up longer than the driver's (which was told
+ * nothing): both keep what they had, and the leader sends again. */
+static void test_append_oom(void)
+{
+	struct raft_conf c4 = {{1, 2, 3}, 3, {4}, 1};
+	struct raft_entry_meta e[4] = {{1, RAFT_ENTRY_DATA, 8, NULL},
+				       {1, RAFT_ENTRY_DATA, 8, NULL},
+				       {1, RAFT_ENTRY_CONFIG, 8, &c4},
+				       {1, RAFT_ENTRY_DATA, 8, NULL}};
+	struct raft_msg m = {.type = RAFT_MSG_APPEND, .term = 1, .from = 1, .n = 4, .entries = e};
+	uint64_t before;
+
+	boot(0);
+	raft_tick(node[1], 1000);
+	settle(1000, 0);
+	before = raft_last_index(node[2]);
+	m.prev_index = before;
+	m.prev_term = raft_term_at(node[2], before);
+	m.commit = raft_commit_index(node[1]);
+	nq = 0;
+	sh_alloc_fail_after(0); /* the configuration's copy fails */
+	raft_recv(node[2], 1100, &m);
+	sh_alloc_fail_after(-1);
+	is_int(written[2], before, "the driver appended nothing");
+	is_int(raft_last_index(node[2]), written[2], "nor did the core keep a part of the batch");
+	nq = 0;
+	raft_recv(node[2], 1101, &m);
+	is_int(raft_last_index(node[2]), before + 4, "sent again, the batch is appended");
+	is_int(written[2], before + 4, "by both");
+}
+
 int main(void)
 {
 	test_election();
@@ -364,7 +549,13 @@ int main(void)
 	test_reads();
 	test_conf_changes();
 	test_transfer();
+	test_standby();
 	test_ack_after_heartbeat();
+	test_leader_refuses_votes();
+	test_swim_keeps_refusal();
+	test_restart_refuses();
+	test_transfer_lease();
+	test_append_oom();
 	for (int i = 1; i <= N; i++)
 		raft_free(node[i]);
 	return done_testing();

@@ -2,10 +2,12 @@
  * the right status and message while the server keeps serving others —
  * oversized length prefix, garbage bytes, a frame cut in half then the
  * connection closed, a protobuf that does not decode, an unknown method,
- * bad metadata, wrong dimension, NaN, unknown collection, a bad payload, a
- * filter of the wrong shape, k = 0 or huge, a token of another term, 1,000
- * idle connections, the connection cap, idle and slow-frame timeouts, and
- * a client that never reads its replies. */
+ * bad metadata, wrong dimension, NaN, a vector whose distances would
+ * overflow, unknown collection, a bad payload, a filter of the wrong
+ * shape, k = 0 or huge, ef over the cap, a token of another term, 1,000
+ * idle connections, the connection cap, idle and slow-frame timeouts, a
+ * client that never reads its replies, and snapshot sessions asked out of
+ * order (unknown, wrong offset, a piece asked twice, too many at once). */
 #include "build.h"
 
 #include "net/frame.h"
@@ -176,6 +178,7 @@ static void test_requests(void)
 	Shoal__ReadOptions ro;
 	Shoal__Token tok;
 	float v3[3] = {1, 2, 3}, v2[2] = {1, 2}, vn[3] = {1, NAN, 3};
+	float vhuge[3] = {3e38f, 3e38f, 0}; /* finite, but distances overflow */
 	char bad[] = "bad", big[] = "big", nope[] = "nope", x[] = "x";
 	char partial[] = "{\"a\":", array[] = "[1,2]";
 
@@ -207,6 +210,9 @@ static void test_requests(void)
 	p.n_vector = 3;
 	expect(fd, SHOAL__METHOD__METHOD_UPSERT, &up.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
 	       "vector value 1 is NaN", "NaN in a vector");
+	p.vector = vhuge;
+	expect(fd, SHOAL__METHOD__METHOD_UPSERT, &up.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
+	       "vector norm 4.24e+38 is over the limit of 1e+18", "a vector too long");
 	p.vector = v3;
 	p.payload.data = (uint8_t *)partial;
 	p.payload.len = 5;
@@ -226,6 +232,9 @@ static void test_requests(void)
 	sr.k = 3;
 	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
 	       "query vector value 1 is NaN", "NaN in a query");
+	sr.vector = vhuge;
+	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
+	       "query vector norm 4.24e+38 is over the limit of 1e+18", "a query too long");
 	sr.vector = v3;
 	sr.k = 0;
 	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
@@ -237,6 +246,9 @@ static void test_requests(void)
 	sr.ef = 2;
 	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
 	       "ef = 2 is outside k..", "ef < k");
+	sr.ef = 10001;
+	expect(fd, SHOAL__METHOD__METHOD_SEARCH, &sr.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
+	       "ef = 10001 is outside k..10000", "ef over the cap");
 	sr.ef = 0;
 	f.must = &cp;
 	f.n_must = 1;
@@ -363,6 +375,96 @@ static void test_limits(void)
 	unlink(t.log);
 }
 
+/* ------------------------------------------------------------ snapshots */
+
+static Shoal__SnapshotResponse *snap_ask(int fd, uint64_t session, uint64_t offset)
+{
+	Shoal__SnapshotRequest q = SHOAL__SNAPSHOT_REQUEST__INIT;
+	struct reply r;
+
+	q.session = session;
+	q.offset = offset;
+	if (send_msg(fd, SHOAL__METHOD__METHOD_SNAPSHOT, &q.base) != 0 || read_reply(fd, &r) != 0)
+		return NULL;
+	if (r.h.status != 0) {
+		diag("snapshot request (session %" PRIu64 ", offset %" PRIu64 "): status %u: %s",
+		     session, offset, (unsigned)r.h.status, r.msg);
+		return NULL;
+	}
+	return shoal__snapshot_response__unpack(NULL, r.h.len, r.body);
+}
+
+/* Open n sessions (again after a refusal, a few times: a snapshot the node
+ * takes by itself may hold the one asked for); how many opened. */
+static int snap_open(int fd, int n)
+{
+	Shoal__SnapshotResponse *a;
+	int opened = 0;
+
+	for (int tries = 0; opened < n && tries < 20 * n; tries++) {
+		if ((a = snap_ask(fd, 0, 0)) != NULL) {
+			shoal__snapshot_response__free_unpacked(a, NULL);
+			opened++;
+		} else {
+			usleep(50 * 1000);
+		}
+	}
+	return opened;
+}
+
+static void test_snapshot_sessions(void)
+{
+	int fd = raw_connect(s.client_port);
+	Shoal__SnapshotRequest q = SHOAL__SNAPSHOT_REQUEST__INIT;
+	Shoal__SnapshotResponse *a, *b = NULL, *c = NULL;
+	uint64_t session, offset;
+	int pieces = 1;
+
+	q.session = 12345;
+	expect(fd, SHOAL__METHOD__METHOD_SNAPSHOT, &q.base, SHOAL__STATUS_CODE__NOT_FOUND,
+	       "no snapshot session", "snapshot: an unknown session");
+	q.session = 0;
+	q.offset = 5;
+	expect(fd, SHOAL__METHOD__METHOD_SNAPSHOT, &q.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
+	       "starts at offset 0", "snapshot: a new session not at offset 0");
+	a = snap_ask(fd, 0, 0);
+	ok(a != NULL && a->session != 0 && a->offset == 0 && a->data.len == 40 && !a->last &&
+		   a->index > 0 && a->size > 40,
+	   "snapshot: a session starts with the 40-byte header");
+	if (a == NULL)
+		return;
+	session = a->session;
+	b = snap_ask(fd, session, 40);
+	c = snap_ask(fd, session, 40);
+	ok(b != NULL && c != NULL && b->offset == 40 && b->data.len == c->data.len &&
+		   memcmp(b->data.data, c->data.data, b->data.len) == 0,
+	   "snapshot: the piece just served is served again when asked again");
+	offset = b ? 40 + b->data.len : 0;
+	q.session = session;
+	q.offset = 7;
+	expect(fd, SHOAL__METHOD__METHOD_SNAPSHOT, &q.base, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
+	       "the next piece is at offset", "snapshot: a wrong offset");
+	shoal__snapshot_response__free_unpacked(b, NULL);
+	while ((b = snap_ask(fd, session, offset)) != NULL && !b->last && pieces++ < 1000) {
+		offset += b->data.len;
+		shoal__snapshot_response__free_unpacked(b, NULL);
+	}
+	ok(b != NULL && b->last && b->offset == a->size && offset == a->size,
+	   "snapshot: the session ends after %d pieces, at the file's size", pieces);
+	q.offset = offset;
+	expect(fd, SHOAL__METHOD__METHOD_SNAPSHOT, &q.base, SHOAL__STATUS_CODE__NOT_FOUND,
+	       "no snapshot session", "snapshot: the session is closed at its end");
+	shoal__snapshot_response__free_unpacked(a, NULL);
+	shoal__snapshot_response__free_unpacked(b, NULL);
+	shoal__snapshot_response__free_unpacked(c, NULL);
+	is_int(snap_open(fd, 4), 4, "snapshot: four sessions open at once");
+	q.session = 0;
+	q.offset = 0;
+	expect(fd, SHOAL__METHOD__METHOD_SNAPSHOT, &q.base, SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED,
+	       "snapshot downloads are under way", "snapshot: a fifth session while four are open");
+	close(fd);
+}
+
 int main(void)
 {
 	char dir[256];
@@ -382,6 +484,7 @@ int main(void)
 	test_requests();
 	test_idle_connections();
 	test_limits();
+	test_snapshot_sessions();
 	ok(srv_alive(&s), "the first server is still running");
 	is_int(srv_stop(&s, SIGTERM), 0, "SIGTERM: clean exit");
 	srv_rmdir(dir);

@@ -73,6 +73,14 @@ static void test_points(shoal *c)
 	is_int(acked, N, "all acknowledged");
 	is_int(shoal_count(c, "c", NULL, &count), SHOAL_OK, "count");
 	is_int(count, N, "count is %d", N);
+	{
+		struct shoal_read_state rs = shoal_read_state(c);
+
+		ok(rs.applied_index >= 2 && rs.commit_index >= rs.applied_index,
+		   "a read reply carries the node's applied (%" PRIu64 ") and commit index",
+		   rs.applied_index);
+		is_int(rs.lag, rs.commit_index - rs.applied_index, "  and its lag in entries");
+	}
 	is_int(shoal_get(c, "c", ids, 3, SHOAL_WITH_PAYLOAD | SHOAL_WITH_VECTOR, &r), SHOAL_OK,
 	       "get 3 ids, one absent");
 	ok(r.n == 2 && r.v[0].id == 5 && r.v[1].id == 7, "the two found, in order");

@@ -78,6 +78,16 @@ static void test_commands(void)
 	is_int(ctl(args), 0, "upsert from .fvecs");
 	like(out, "upserted: 200", "200 points");
 	ok(strchr(out, '\r') == NULL, "no progress bar when stderr is not a terminal");
+	ok(strstr(out, "progress") == NULL, "  and no progress line for a load this short");
+	snprintf(args, sizeof args,
+		 "upsert c --fvecs '%s/in.fvecs' --start-id 1000 --batch 50 --depth 1 "
+		 "--progress-every 0",
+		 dir);
+	is_int(ctl(args), 0, "upsert from .fvecs, a progress line at every batch");
+	like(out, "shoalctl: progress: 50 / 200 points  ",
+	     "  lines while it loads, off a terminal");
+	like(out, "shoalctl: progress: 200 / 200 points  100.0%", "  and a last one");
+	ok(strchr(out, '\r') == NULL, "  whole lines, no carriage return");
 	snprintf(args, sizeof args, "upsert c --jsonl '%s/bad.jsonl'", dir);
 	is_int(ctl(args), 2, "a malformed JSON line: exit 2");
 	like(out, "line 2", "names the line");
@@ -104,6 +114,9 @@ static void test_commands(void)
 	like(out, "{\"collections\":[{\"name\":\"c\"", "as JSON");
 	is_int(ctl("status"), 0, "status");
 	like(out, "role leader", "a lone voter leads");
+	like(out, "\nready: yes, lag 0 entries, 0 ms\n", "ready, without lag");
+	is_int(ctl("--json status"), 0, "status --json");
+	like(out, "\"ready\":true", "  ready");
 	is_int(ctl("members"), 0, "members");
 	like(out, "NAME ", "a table with a header");
 	like(out, " alive ", "this node alive");
@@ -123,6 +136,21 @@ static void test_commands(void)
 	like(out, "use strong", "  says what to use instead");
 	is_int(ctl("search nope --vector 1"), 3, "an unknown collection: exit 3");
 	is_int(ctl("frobnicate"), 2, "an unknown command: exit 2");
+	{
+		static const char *const cmds[] = {"collection", "upsert",  "get",   "delete",
+						   "search",     "scroll",  "count", "status",
+						   "members",    "cluster", "bench"};
+
+		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+			snprintf(args, sizeof args, "%s --help", cmds[i]);
+			is_int(ctl(args), 0, "shoalctl %s --help: exit 0", cmds[i]);
+			like(out, "usage: shoalctl [OPTIONS] ", "  prints its usage");
+		}
+		is_int(ctl("search c --vector 1,2,3 -h"), 0, "-h after other arguments too");
+		is_int(ctl("help cluster"), 0, "shoalctl help cluster");
+		like(out, "6 a voter", "  says what the exit codes of verify are");
+		is_int(ctl("help frobnicate"), 2, "help for an unknown command: exit 2");
+	}
 	is_int(ctl("--consistency sometimes status"), 2, "a bad option value: exit 2");
 	is_int(ctl("--addr 127.0.0.1:1 --timeout 500 status"), 6, "no server: exit 6");
 	like(out, "UNAVAILABLE", "unavailable");

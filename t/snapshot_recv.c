@@ -1,7 +1,8 @@
 /* Tests of the snapshot receiver (snap_recv_*): a real snapshot (a store
  * with two collections, a few MiB: several frames) streamed chunk by chunk
  * from snap_chunks_* into another directory gives a byte-identical file
- * that snap_read loads with the same digest; a flipped byte, a skipped,
+ * (INDEX.recv, INDEX.snap once accepted) that snap_read_received loads
+ * with the same digest; a flipped byte, a skipped,
  * repeated or swapped chunk, a header of another index or term, a chunk
  * after the end frame, one too big or empty, and a finish before the end
  * frame are refused with the exact message, a refused chunk changing
@@ -147,7 +148,7 @@ static size_t feed(struct snap_recv *r, size_t from, size_t to, struct sh_err *e
 	return to;
 }
 
-/* DIR/INDEX.snap holds exactly the source's bytes. */
+/* DIR/INDEX.recv holds exactly the source's bytes. */
 static bool same_file(const char *dir)
 {
 	char path[800];
@@ -155,7 +156,7 @@ static bool same_file(const char *dir)
 	FILE *f;
 	bool same;
 
-	snap_path(path, sizeof path, dir, INDEX);
+	snap_recv_path(path, sizeof path, dir, INDEX);
 	f = fopen(path, "r");
 	same = f != NULL && fread(got, 1, (size_t)size + 1, f) == (size_t)size &&
 	       memcmp(got, whole, (size_t)size) == 0;
@@ -169,7 +170,7 @@ static long long tmp_size(const char *dir, uint64_t index)
 {
 	char path[800];
 
-	snap_path(path, sizeof path, dir, index);
+	snap_recv_path(path, sizeof path, dir, index);
 	strcat(path, ".tmp");
 	return file_size(path);
 }
@@ -183,16 +184,20 @@ static void test_stream(void)
 	uint64_t latest = 0;
 
 	is_int(snap_recv_open(dir, INDEX, TERM, &r, &err), 0, "open a receiver in a new dir");
-	is_int(tmp_size(dir, INDEX), 0, "it creates INDEX.snap.tmp");
+	is_int(tmp_size(dir, INDEX), 0, "it creates INDEX.recv.tmp");
 	is_int(feed(r, 0, nch, &err), nch, "every chunk accepted: %s", err.msg);
 	is_int(snap_recv_offset(r), size, "all bytes received");
 	ok(snap_recv_done(r), "the end frame is in");
 	is_int(snap_recv_finish(r, &err), 0, "finish: %s", err.msg);
 	is_int(tmp_size(dir, INDEX), -1, "the .tmp is gone");
-	ok(same_file(dir), "the file is byte-identical to the leader's");
+	ok(same_file(dir), "the file (INDEX.recv) is byte-identical to the leader's");
+	is_int(snap_read_received(dir, INDEX, load_fn, &st, &err), 0,
+	       "snap_read_received loads it: %s", err.msg);
+	is_int(snap_prune(dir, INDEX, &err), 0, "snap_prune");
+	ok(same_file(dir), "leaves it alone");
+	is_int(snap_accept_received(dir, INDEX, &err), 0, "accepted: %s", err.msg);
 	is_int(snap_latest(dir, &latest, &err), 0, "snap_latest");
-	is_int(latest, INDEX, "finds it");
-	is_int(snap_read(dir, INDEX, load_fn, &st, &err), 0, "snap_read loads it: %s", err.msg);
+	is_int(latest, INDEX, "finds it now");
 	ok(st != NULL && digest_equal(store_digest(st), want), "with the same digest");
 	ok(st != NULL && store_applied_index(st) == INDEX && store_applied_term(st) == TERM,
 	   "at the same index and term");
@@ -208,7 +213,7 @@ static void test_damaged_chunk(void)
 	unsigned char *bad = sh_malloc(ch[2].len);
 	char want_msg[1000], path[800];
 
-	snap_path(path, sizeof path, dir, INDEX);
+	snap_recv_path(path, sizeof path, dir, INDEX);
 	snap_recv_open(dir, INDEX, TERM, &r, &err);
 	feed(r, 0, 2, &err);
 	memcpy(bad, ch[2].p, ch[2].len);
@@ -299,7 +304,7 @@ static void test_finish_abort(void)
 	struct sh_err err = {0};
 	char path[800];
 
-	snap_path(path, sizeof path, dir, INDEX);
+	snap_recv_path(path, sizeof path, dir, INDEX);
 	snap_recv_open(dir, INDEX, TERM, &r, &err);
 	feed(r, 0, nch - 1, &err);
 	ok(!snap_recv_done(r), "all but the end frame: not done");
@@ -336,7 +341,57 @@ static void test_crash_leftover(void)
 	is_int(latest, 0, "finds no snapshot");
 	is_int(tmp_size(dir, INDEX), -1, "and deletes the .tmp");
 	like(log_text(), "left by an interrupted snapshot", "saying so");
+	{
+		char recv[800];
+		FILE *f;
+
+		snap_recv_path(recv, sizeof recv, dir, INDEX);
+		f = fopen(recv, "w");
+		if (f != NULL)
+			fclose(f);
+		is_int(snap_latest(dir, &latest, &err), 0, "a received snapshot never installed");
+		is_int(file_size(recv), -1, "is deleted at start too");
+		like(log_text(), "left by an interrupted install", "saying so");
+	}
 	sh_log_close();
+}
+
+/* Pruning old snapshots (what the apply thread does after each snapshot)
+ * while a snapshot is being received leaves the receiver's file alone. */
+static void test_prune_while_receiving(void)
+{
+	const char *dir = subdir("prune");
+	struct snap_recv *r;
+	struct sh_err err = {0};
+
+	snap_recv_open(dir, INDEX, TERM, &r, &err);
+	feed(r, 0, 3, &err);
+	is_int(snap_prune(dir, INDEX - 1, &err), 0, "snap_prune meanwhile");
+	is_int(feed(r, 3, nch, &err), nch, "the receiver goes on: %s", err.msg);
+	is_int(snap_recv_finish(r, &err), 0, "and finishes: %s", err.msg);
+}
+
+/* The total a receiver takes is bounded: by a maximum, and by the room it
+ * must leave on the file system. */
+static void test_limit(void)
+{
+	const char *dir = subdir("limit");
+	struct snap_recv *r;
+	struct sh_err err = {0};
+	size_t at;
+
+	snap_recv_open(dir, INDEX, TERM, &r, &err);
+	snap_recv_limit(r, 2 * SNAP_CHUNK_MAX, 0);
+	at = feed(r, 0, nch, &err);
+	ok(at > 1 && at < nch, "a receiver limited to 2 MiB refuses chunk %zu", at);
+	is_int(err.code, SH_ETOOBIG, "as too big");
+	like(err.msg, "bytes is over the limit of 2097168 bytes", "saying so: %s", err.msg);
+	snap_recv_abort(r);
+	snap_recv_open(dir, INDEX, TERM, &r, &err);
+	snap_recv_limit(r, 0, UINT64_MAX / 2);
+	is_int(feed(r, 0, nch, &err), 0, "one that must leave more room than there is");
+	like(err.msg, "bytes free on the file system", "refuses the header: %s", err.msg);
+	snap_recv_abort(r);
 }
 
 int main(void)
@@ -350,6 +405,8 @@ int main(void)
 	test_header();
 	test_finish_abort();
 	test_crash_leftover();
+	test_prune_while_receiving();
+	test_limit();
 	for (size_t i = 0; i < nch; i++)
 		sh_free(ch[i].p);
 	sh_free(ch);

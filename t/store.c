@@ -204,7 +204,8 @@ static void test_bad_input(void)
 {
 	struct store *s = make_store();
 	float good[4] = {1, 2, 3, 4}, nan4[4] = {1, 2, NAN, 4}, inf4[4] = {INFINITY, 0, 0, 0};
-	float three[3] = {1, 2, 3}, zero[4] = {0};
+	float three[3] = {1, 2, 3}, zero[4] = {0}, tiny[4] = {1e-40f, 1e-40f, 0, 0};
+	float huge[4] = {3e38f, 3e38f, 0, 0}, atmax[4] = {6e17f, 8e17f, 0, 0};
 	struct coll_point p[3] = {
 		{1, good, 4, NULL, 0}, {2, good, 4, NULL, 0}, {3, good, 4, NULL, 0}};
 	struct entry e = upsert("c", p, 3), cr;
@@ -247,6 +248,20 @@ static void test_bad_input(void)
 	p[0] = (struct coll_point){1, zero, 4, NULL, 0};
 	refused(s, &e, SH_EINVAL, "point 0 (id 1): a zero vector has no direction (metric cosine)",
 		"zero vector under cosine");
+	/* issue 11, item 6: values that are finite but make distances
+	 * overflow, or a direction too small to normalize */
+	p[0] = (struct coll_point){1, tiny, 4, NULL, 0};
+	refused(s, &e, SH_EINVAL,
+		"point 0 (id 1): vector norm 1.41e-40 is under the limit of 1e-18 for metric "
+		"cosine",
+		"a subnormal vector under cosine");
+	e.collection = "c";
+	p[0] = (struct coll_point){1, huge, 4, NULL, 0};
+	refused(s, &e, SH_EINVAL, "point 0 (id 1): vector norm 4.24e+38 is over the limit of 1e+18",
+		"a vector whose distances overflow");
+	p[0] = (struct coll_point){1, atmax, 4, NULL, 0};
+	is_int(apply(s, &e, NULL, &err), 0, "a vector of norm 1e18 is accepted %s", err.msg);
+	e.collection = "cos";
 	is_int(coll_payload_canon(msg, strlen(msg), 100, &canon, &len, &err), 0,
 	       "canonical payload");
 	is_str(canon, "{\"a\":[1,2],\"b\":1}", "compact, keys sorted");
@@ -259,7 +274,7 @@ static void test_bad_input(void)
 	is_int(coll_payload_canon("\"x\"", 3, 100, &canon, &len, &err), SH_EINVAL,
 	       "a string is not an object");
 	is_str(err.msg, "payload must be a JSON object, not a string", "says what it is");
-	is_int(store_applied_index(s), 13, "refused entries still advance the applied index");
+	is_int(store_applied_index(s), 16, "refused entries still advance the applied index");
 	store_free(s);
 }
 
@@ -466,8 +481,61 @@ static void test_adopt(void)
 	store_free(s);
 }
 
+/* Out of memory while applying (decoding the entry, parsing a payload,
+ * storing the points) never passes for a rejection, which every other
+ * replica would not make: each failing allocation, swept from the first,
+ * makes store_apply fail with SH_ENOMEM and *fatal (the node stops); once
+ * none fails, the state is the reference's. */
+static void test_apply_oom(void)
+{
+	static float v[3][4] = {{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 1, 2, 3}};
+	struct coll_point p[3] = {{1, v[0], 4, "{\"a\":[1,2,{\"b\":\"x\"}]}", 21},
+				  {2, v[1], 4, NULL, 0},
+				  {3, v[2], 4, "{\"c\":1.5}", 9}};
+	struct entry cr = create("c", 4, SH_METRIC_L2), up = upsert("c", p, 3);
+	struct wal_buf *b = wal_buf_new(0);
+	struct digest want;
+	struct sh_err err;
+	struct wal_rec r;
+	struct store *s;
+	size_t pos = 0;
+	long n, fatal_n = 0, wrong = 0;
+	bool fatal;
+	int rv;
+
+	store_new(&s, &err);
+	apply(s, &cr, NULL, &err);
+	apply(s, &up, NULL, &err);
+	want = store_digest(s);
+	store_free(s);
+	if (entry_encode(&up, b, 1, 2, &err) != 0)
+		bail_out("encode: %s", err.msg);
+	wal_buf_next(b, &pos, &r);
+	for (n = 0; n < 1000; n++) {
+		store_new(&s, &err);
+		apply(s, &cr, NULL, &err);
+		sh_alloc_fail_after(n);
+		rv = store_apply(s, &r, NULL, &fatal, &err);
+		sh_alloc_fail_after(-1);
+		if (rv == 0) {
+			ok(digest_equal(store_digest(s), want),
+			   "no allocation failed after %ld: the reference state", n);
+			store_free(s);
+			break;
+		}
+		fatal_n += fatal && rv == SH_ENOMEM;
+		if (!(fatal && rv == SH_ENOMEM) && wrong++ == 0)
+			diag("allocation %ld failed: rv %d, fatal %d: %s", n, rv, fatal, err.msg);
+		store_free(s);
+	}
+	ok(n > 3 && wrong == 0, "each of the %ld allocations failing stops the node (%ld did)", n,
+	   fatal_n);
+	wal_buf_unref(b);
+}
+
 int main(void)
 {
+	sh_alloc_hook_libs(); /* jansson through sh_malloc, as in shoald */
 	test_names();
 	test_entry_roundtrip();
 	test_basic();
@@ -475,5 +543,6 @@ int main(void)
 	test_digest_is_state();
 	test_save_load();
 	test_adopt();
+	test_apply_oom();
 	return done_testing();
 }

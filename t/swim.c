@@ -413,8 +413,103 @@ static void test_cluster_id(void)
 	swim_get_stats(nodes[0].s, &st);
 	is_int(st.refused, 1, "a refuses a node of another cluster");
 	ok(saw_id(0, SWIM_EV_REFUSED, 0x2222), "and reports it");
+	ok(saw_id(2, SWIM_EV_REFUSED, 0x1111), "the refused node is told, and reports it too");
 	is_int(swim_member_count(nodes[0].s), 2, "which does not become a member");
 	is_int(swim_cluster_id(nodes[2].s), 0x2222, "the other node keeps its id");
+	teardown();
+}
+
+/* Two nodes with one id (a copied data dir): each sees the other announce
+ * its id from another address and says so, instead of refuting for ever. */
+static void test_id_conflict(void)
+{
+	struct swim_config cfg;
+	struct swim_self self = {.id = id_of(0), .name = "c", .addr = {nodes[2].addr}};
+	struct swim_io io = {&nodes[2], t_send, t_event, t_random};
+	uint64_t inc;
+
+	swim_config_default(&cfg);
+	setup(&cfg, 1000);
+	swim_free(nodes[2].s);
+	self.addr[0] = nodes[2].addr;
+	if (swim_new(&cfg, &self, &io, 1000, &nodes[2].s, NULL) != 0)
+		bail_out("swim_new");
+	swim_join(nodes[1].s, 1000, (const char *[]){nodes[0].addr}, 1, NULL);
+	settle(1000, 0);
+	swim_join(nodes[2].s, 1001, (const char *[]){nodes[0].addr}, 1, NULL);
+	settle(1001, 0);
+	ok(saw_id(2, SWIM_EV_CONFLICT, 0), "the newcomer sees another node with its id");
+	ok(saw_id(0, SWIM_EV_CONFLICT, 0), "and so does the node it copied");
+	inc = swim_self_member(nodes[0].s)->incarnation;
+	run_all(1002, 3000, 0);
+	is_int(swim_self_member(nodes[0].s)->incarnation, inc,
+	       "neither refutes the other for ever");
+	teardown();
+}
+
+/* A node restarts at a new address while the others still hold its old
+ * record alive: nothing answers to its id there, so the record is stale —
+ * no conflict, the node refutes it and the others take the new address. */
+static void test_stale_self(void)
+{
+	struct swim_config cfg;
+	struct swim_self self = {.id = id_of(2), .name = "c"};
+	struct swim_io io = {&nodes[2], t_send, t_event, t_random};
+	const struct swim_member *m;
+
+	swim_config_default(&cfg);
+	setup(&cfg, 1000);
+	swim_join(nodes[1].s, 1000, (const char *[]){nodes[0].addr}, 1, NULL);
+	swim_join(nodes[2].s, 1000, (const char *[]){nodes[0].addr}, 1, NULL);
+	settle(1000, 0);
+	swim_free(nodes[2].s);
+	clear_out(&nodes[2]);
+	nodes[2].n_ev = 0;
+	snprintf(nodes[2].addr, sizeof nodes[2].addr, "10.0.0.9:7471");
+	self.addr[0] = nodes[2].addr;
+	if (swim_new(&cfg, &self, &io, 1001, &nodes[2].s, NULL) != 0)
+		bail_out("swim_new");
+	swim_join(nodes[2].s, 1001, (const char *[]){nodes[0].addr}, 1, NULL);
+	settle(1001, 0);
+	ok(swim_self_member(nodes[2].s)->incarnation == 0,
+	   "a restarted node does not refute its old record before checking it");
+	run_all(1002, 1002 + cfg.probe_timeout_ms + 10, 0);
+	ok(!saw_id(2, SWIM_EV_CONFLICT, 0), "nothing answers at its old address: no conflict");
+	ok(swim_self_member(nodes[2].s)->incarnation > 0, "it refutes the stale record");
+	run_all(1002 + cfg.probe_timeout_ms + 10, 1002 + 3 * cfg.probe_interval_ms, 0);
+	m = swim_member_find(nodes[0].s, id_of(2));
+	ok(m != NULL && strcmp(m->addr[0], "10.0.0.9:7471") == 0,
+	   "and the others take its new address");
+	teardown();
+}
+
+/* A copy of b (b's id at another address) joins through a: a keeps b's
+ * record and reports the copy; the copy is told it is one; b is left
+ * alone (its incarnation and address stay). */
+static void test_copy_reported(void)
+{
+	struct swim_config cfg;
+	struct swim_self self = {.id = id_of(1), .name = "b"};
+	struct swim_io io = {&nodes[2], t_send, t_event, t_random};
+	const struct swim_member *m;
+	uint64_t inc;
+
+	swim_config_default(&cfg);
+	setup(&cfg, 1000);
+	swim_join(nodes[1].s, 1000, (const char *[]){nodes[0].addr}, 1, NULL);
+	settle(1000, 0);
+	inc = swim_self_member(nodes[1].s)->incarnation;
+	swim_free(nodes[2].s);
+	self.addr[0] = nodes[2].addr;
+	if (swim_new(&cfg, &self, &io, 1001, &nodes[2].s, NULL) != 0)
+		bail_out("swim_new");
+	swim_join(nodes[2].s, 1001, (const char *[]){nodes[0].addr}, 1, NULL);
+	run_all(1001, 1001 + cfg.probe_timeout_ms + 10, 0);
+	ok(saw(0, SWIM_EV_CONFLICT, 1), "the seed reports a second node with b's id");
+	ok(saw_id(2, SWIM_EV_CONFLICT, 0), "the copy learns that b answers to its id");
+	m = swim_member_find(nodes[0].s, id_of(1));
+	ok(m != NULL && strcmp(m->addr[0], nodes[1].addr) == 0, "the seed keeps b's address");
+	is_int(swim_self_member(nodes[1].s)->incarnation, inc, "b did not have to refute");
 	teardown();
 }
 
@@ -444,6 +539,9 @@ int main(void)
 	test_refute();
 	test_leave_and_meta();
 	test_cluster_id();
+	test_id_conflict();
+	test_stale_self();
+	test_copy_reported();
 	test_garbage();
 	return done_testing();
 }

@@ -37,8 +37,6 @@ like() {
 
 pass() { ok 0 "$1"; }
 
-skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n # SKIP $1"; }
-
 bail_out() { echo "Bail out! $*"; exit 255; }
 
 done_testing() {

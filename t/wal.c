@@ -6,14 +6,18 @@
  * tail torn before an fsync, zeros after the end, a missing segment. */
 #include "build.h"
 
+#include "storage/diskio.h"
 #include "storage/le.h"
 #include "storage/wal.h"
 #include "storage/wal_impl.h"
 #include "tap.h"
+#include "util/alloc.h"
 #include "util/crc32c.h"
 
 #include "storage_util.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -82,6 +86,11 @@ static int check_range(struct wal *w, uint64_t from, uint64_t to, size_t body)
 
 		if (wal_read(w, next, 1000, 1 << 20, &b, NULL) != 0)
 			return 0;
+		if (b->len == 0) {
+			diag("record %" PRIu64 " reads as nothing", next);
+			wal_buf_unref(b);
+			return 0;
+		}
 		while (wal_buf_next(b, &pos, &r)) {
 			fill_body(want, body, r.index);
 			if (r.index != next || r.len != body || memcmp(r.body, want, body) != 0) {
@@ -311,6 +320,51 @@ static void test_writer_policies(void)
 	wal_close(w);
 }
 
+/* Manual mode: nothing is written until wal_writer_run, which writes every
+ * queued append with one write and one fdatasync (group commit). */
+static void test_writer_manual(void)
+{
+	struct wal_writer_opts o = {WAL_FSYNC_ALWAYS, 0, -1, true};
+	struct wal_op ops[50];
+	struct wal_buf *bufs[50];
+	struct wal_writer *ww;
+	struct wal_op *op;
+	struct sh_err err;
+	struct wal *w;
+	size_t n_done = 0, in_order = 1;
+
+	fresh("manual");
+	w = open_ok(1 << 20, NULL);
+	is_int(wal_writer_start(w, &o, &ww, &err), 0, "start a manual writer");
+	ok(!wal_writer_pending(ww), "nothing pending");
+	for (int i = 0; i < 50; i++) {
+		bufs[i] = batch(1, (uint64_t)i * 2 + 1, 2, 16);
+		ops[i] = (struct wal_op){.type = WAL_OP_APPEND, .buf = bufs[i], .notify = true};
+		wal_writer_submit(ww, &ops[i]);
+	}
+	ok(wal_writer_pending(ww), "50 appends pending");
+	is_int(wal_last_index(w), 0, "nothing written before wal_writer_run");
+	ok(wal_writer_done(ww) == NULL, "nothing done");
+	wal_writer_run(ww);
+	ok(!wal_writer_pending(ww), "wal_writer_run ran them all");
+	is_int(wal_synced_index(w), 100, "written and flushed");
+	is_int(wal_writer_syncs(ww), 1, "with one fdatasync");
+	is_int(wal_writer_durable(ww), 100, "durable up to 100");
+	while ((op = wal_writer_done(ww)) != NULL) {
+		in_order &= op == &ops[n_done] && op->rv == 0;
+		n_done++;
+	}
+	ok(n_done == 50 && in_order, "all 50 on the done list, in order");
+	for (int i = 0; i < 50; i++)
+		wal_buf_unref(bufs[i]);
+	bufs[0] = batch(1, 101, 1, 16);
+	is_int(wal_writer_append(ww, bufs[0], &err), 0, "the blocking append runs it inline");
+	wal_buf_unref(bufs[0]);
+	is_int(wal_synced_index(w), 101, "durable");
+	wal_writer_stop(ww);
+	wal_close(w);
+}
+
 /* ------------------------------------------------------------ damaged files */
 
 /* Offset of record index (1-based, 3 batches of 4 x 100-byte bodies per
@@ -428,7 +482,7 @@ static void test_out_of_order(void)
 	ok(f != NULL && fseek(f, rec_off(12), SEEK_SET) == 0 && fread(rec, 1, REC, f) == REC,
 	   "read record 12");
 	le64_put(rec + 16, 13); /* claim index 13, with a matching CRC */
-	le32_put(rec + 4, rec_crc(rec, BODY));
+	le32_put(rec + 4, wal__rec_crc(rec, BODY));
 	fseek(f, rec_off(12), SEEK_SET);
 	fwrite(rec, 1, REC, f);
 	fclose(f);
@@ -556,6 +610,189 @@ static void test_bad_header_and_gap(void)
 	}
 }
 
+/* Records read back are checked again (their CRC, length and index): a
+ * byte that went bad on disk after the log was opened (the page cache
+ * dropped, the page read again) is found by the reader, not applied or
+ * sent to a follower. */
+static void test_read_checks(void)
+{
+	struct wal_buf *b = NULL;
+	struct sh_err err;
+	struct wal *w;
+	char want[900];
+
+	make_log("read-crc");
+	w = open_ok(1 << 20, NULL);
+	flip_byte(seg_path(1), rec_off(5) + WAL_REC_HDR + 10, 0x08);
+	is_int(wal_read(w, 1, 100, 1 << 20, &b, &err), SH_ECORRUPT,
+	       "a record whose body went bad is refused");
+	snprintf(want, sizeof want,
+		 "wal: segment '%s/0000000000000001.seg': record 5 at offset %lld: checksum "
+		 "mismatch (stored ",
+		 dir, rec_off(5));
+	like(err.msg, want, "naming the segment, the record and its offset: %s", err.msg);
+	is_int(wal_read(w, 6, 2, 1 << 20, &b, &err), 0, "the records after it read");
+	wal_buf_unref(b);
+	flip_byte(seg_path(1), rec_off(8), 0x01);
+	is_int(wal_read(w, 7, 100, 1 << 20, &b, &err), SH_ECORRUPT, "a bad length is refused");
+	like(err.msg, "record 8 at offset", "at record 8: %s", err.msg);
+	flip_byte(seg_path(1), rec_off(8), 0x01);
+	flip_byte(seg_path(1), rec_off(10) + 16, 0x02);
+	is_int(wal_read(w, 9, 100, 1 << 20, &b, &err), SH_ECORRUPT, "a bad index is refused");
+	like(err.msg, "record 10 at offset", "at record 10: %s", err.msg);
+	wal_close(w);
+}
+
+/* ------------------------------------------------------------ failed flushes */
+
+/* Append n records of body bytes from the next index without a flush. */
+static int append_nosync(struct wal *w, size_t n, size_t body, struct sh_err *err)
+{
+	struct wal_buf *b = batch(1, wal_last_index(w) + 1, n, body);
+	int rv = wal_append(w, &b, 1, err);
+
+	wal_buf_unref(b);
+	return rv;
+}
+
+/* A flush that fails when an append rolls to a new segment is for good:
+ * the next append does not flush again and go on as if nothing happened. */
+static void test_flush_fails_on_roll(void)
+{
+	struct sh_err err;
+	struct wal *w;
+
+	fresh("roll-flush");
+	w = open_ok(WAL_MIN_SEG, NULL);
+	for (int i = 0; i < 6; i++)
+		append(w, 1, 10, 1000);
+	is_int(append_nosync(w, 10, 1000, &err), 0, "the active segment is full, not flushed");
+	diskio_fail_after(0, EIO);
+	is_int(append_nosync(w, 10, 1000, &err), SH_EIO, "the flush before the roll fails");
+	diskio_fail_after(-1, 0);
+	like(err.msg, "fdatasync failed: Input/output error", "and says so");
+	is_int(append_nosync(w, 10, 1000, &err), SH_EIO, "the next append fails too");
+	like(err.msg, "an earlier flush failed, restart the node", "because of it");
+	is_int(wal_sync(w, &err), SH_EIO, "and so does a flush");
+	is_int(wal_synced_index(w), 60, "the log is known flushed up to 60 only");
+	ok(wal_broken(w, NULL), "the log says it is broken");
+	wal_close(w);
+	w = open_ok(WAL_MIN_SEG, NULL);
+	is_int(wal_last_index(w), 70, "reopened: the records written are there");
+	is_int(append_nosync(w, 10, 1000, &err), 0, "and it takes appends again");
+	wal_close(w);
+}
+
+static long long seg1_size(void)
+{
+	return file_size(seg_path(1));
+}
+
+static int count_segs(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d != NULL && (e = readdir(d)) != NULL)
+		n += strstr(e->d_name, ".seg") != NULL;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/* Truncating into the first of several segments, with the first or the
+ * second flush failing: the later segments' deletion is flushed (the
+ * directory) before the first segment is cut, the synced index comes down
+ * to the truncation point, the failure is for good, and a reopen finds a
+ * log without a gap. */
+static void test_truncate_flush_fails(void)
+{
+	for (int k = 0; k < 3; k++) {
+		struct sh_err err;
+		struct wal *w;
+		long long size;
+		uint64_t last1;
+		int rv;
+
+		fresh(k == 0 ? "trunc-flush0" : k == 1 ? "trunc-flush1" : "trunc-flush2");
+		w = open_ok(WAL_MIN_SEG, NULL);
+		for (int i = 0; i < 30; i++)
+			append(w, 1, 10, 1000);
+		size = seg1_size();
+		ok(count_segs() >= 4, "%d segments", count_segs());
+		diskio_fail_after(k == 2 ? 0 : k, EIO);
+		rv = k == 2 ? wal_truncate(w, 295, &err) : wal_truncate(w, 15, &err);
+		diskio_fail_after(-1, 0);
+		if (k == 2) {
+			/* within the active segment: the one flush is the file's */
+			is_int(rv, SH_EIO, "truncating the active segment, its flush fails");
+			is_int(wal_synced_index(w), 295, "the synced index comes down to 295");
+			is_int(append_nosync(w, 1, 1000, &err), SH_EIO, "later appends fail");
+			wal_close(w);
+			continue;
+		}
+		is_int(rv, SH_EIO, "flush %d of the truncation fails", k);
+		ok(wal_synced_index(w) <= 15, "flush %d failed: synced index %" PRIu64 " <= 15", k,
+		   wal_synced_index(w));
+		if (k == 0)
+			is_int(seg1_size(), size,
+			       "the directory flush failed: segment 1 is not cut");
+		else
+			ok(seg1_size() < size, "the directory flush held: segment 1 is cut");
+		is_int(count_segs(), 1, "the later segments are gone");
+		is_int(append_nosync(w, 1, 1000, &err), SH_EIO, "an append fails after it");
+		like(err.msg, "an earlier flush failed", "because of it");
+		wal_close(w);
+		w = open_ok(WAL_MIN_SEG, NULL);
+		last1 = wal_last_index(w);
+		ok(k == 0 ? last1 > 15 && last1 < 100 : last1 == 15,
+		   "reopened: one segment, ending at %" PRIu64, last1);
+		is_int(append_nosync(w, 1, 1000, &err), 0, "and appends work again");
+		wal_close(w);
+	}
+}
+
+/* Out of memory while an append publishes its records' offsets: the
+ * append fails and leaves nothing behind — the next append goes where this
+ * one would have, and every record reads back. */
+static void test_append_oom(void)
+{
+	struct sh_err err;
+	struct wal *w;
+	int failed = 0, rv = 0;
+
+	fresh("append-oom");
+	w = open_ok(1 << 20, NULL);
+	append(w, 1, 1020, 16); /* the offset table grows at 1024 */
+	for (long n = 0; n < 40; n++) {
+		uint64_t last = wal_last_index(w);
+		struct wal_buf *b = batch(1, last + 1, 10, 16);
+
+		sh_alloc_fail_after(n);
+		rv = wal_append(w, &b, 1, &err);
+		sh_alloc_fail_after(-1);
+		wal_buf_unref(b);
+		if (rv != 0) {
+			failed++;
+			if (rv != SH_ENOMEM || wal_last_index(w) != last) {
+				diag("allocation %ld failed: %s, the log ends at %" PRIu64, n,
+				     err.msg, wal_last_index(w));
+				break;
+			}
+		}
+	}
+	ok(failed > 0 && (rv == 0 || rv == SH_ENOMEM), "%d appends failed for lack of memory",
+	   failed);
+	is_int(wal_last_index(w), 1020 + 10 * (40 - failed), "each added nothing");
+	ok(check_range(w, 1, wal_last_index(w), 16), "every record reads back");
+	wal_close(w);
+	w = open_ok(1 << 20, NULL);
+	is_int(wal_last_index(w), 1020 + 10 * (40 - failed), "reopened: the same log");
+	ok(check_range(w, 1, wal_last_index(w), 16), "intact");
+	wal_close(w);
+}
+
 int main(void)
 {
 	root = make_tmpdir("wal");
@@ -564,6 +801,7 @@ int main(void)
 	test_segments();
 	test_writer_group_commit();
 	test_writer_policies();
+	test_writer_manual();
 	test_tail_flip();
 	test_middle_flip();
 	test_unsynced_tear();
@@ -571,6 +809,10 @@ int main(void)
 	test_cut_and_zeros();
 	test_older_segment();
 	test_bad_header_and_gap();
+	test_flush_fails_on_roll();
+	test_truncate_flush_fails();
+	test_append_oom();
+	test_read_checks();
 	sh_log_close();
 	rm_rf(root);
 	return done_testing();

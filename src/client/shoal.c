@@ -58,9 +58,10 @@ const char *shoal_status_name(int status)
 					    "DEADLINE_EXCEEDED",
 					    "RESOURCE_EXHAUSTED",
 					    "UNAUTHENTICATED",
-					    "INTERNAL"};
+					    "INTERNAL",
+					    "OUTCOME_UNKNOWN"};
 
-	return status >= 0 && status < 10 ? names[status] : "UNKNOWN";
+	return status >= 0 && status < 11 ? names[status] : "UNKNOWN";
 }
 
 void shoal_free(void *p)
@@ -405,7 +406,7 @@ int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, 
 
 			snprintf(c->msg + l, sizeof c->msg - l,
 				 " (after the write was sent: it may have been applied)");
-			return rv;
+			return SHOAL_OUTCOME_UNKNOWN;
 		}
 		cl_disconnect(c); /* an UNAVAILABLE server: try the next one */
 	}
@@ -496,7 +497,25 @@ void shoal_set_ack(shoal *c, enum shoal_ack level)
 	c->o.ack = level;
 }
 
+void cl_read_state(shoal *c, const Shoal__ReadState *rs)
+{
+	c->read_state = (struct shoal_read_state){0, 0, 0, 0};
+	if (rs != NULL)
+		c->read_state = (struct shoal_read_state){rs->applied_index, rs->commit_index,
+							  rs->lag, rs->lag_ms};
+}
+
+struct shoal_read_state shoal_read_state(const shoal *c)
+{
+	return c->read_state;
+}
+
 struct shoal_token shoal_last_token(const shoal *c)
 {
 	return c->last;
+}
+
+void shoal_set_token(shoal *c, struct shoal_token tok)
+{
+	c->last = tok;
 }

@@ -19,6 +19,7 @@ struct shoal {
 	struct shoal_options o;
 	uint64_t next_id;
 	struct shoal_token last;
+	struct shoal_read_state read_state; /* of the last read reply */
 	char msg[512];
 };
 
@@ -38,6 +39,8 @@ int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked);
 int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg);
 int cl_wait(shoal *c, bool want_write, uint64_t deadline_ns);
 int cl_status(shoal *c, int status, const uint8_t *body, size_t len);
+/* Keep a read reply's ReadState (NULL: none sent). */
+void cl_read_state(shoal *c, const Shoal__ReadState *rs);
 /* One request with retries (doc: shoal.h "Retries"); *resp in a. */
 int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, struct arena *a,
 	    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp);

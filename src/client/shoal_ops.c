@@ -140,6 +140,10 @@ static void copy_info(struct shoal_collection_info *o, const Shoal__CollectionIn
 	o->ef_construction = i->ef_construction;
 	o->count = i->count;
 	o->memory_bytes = i->memory_bytes;
+	o->points_indexed = i->points_indexed;
+	o->points_fresh = i->points_fresh;
+	o->oldest_fresh_ms = i->oldest_fresh_ms;
+	o->indexed_total = i->indexed_total;
 }
 
 int shoal_list_collections(shoal *c, struct shoal_collection_info **out, size_t *n)
@@ -159,6 +163,7 @@ int shoal_list_collections(shoal *c, struct shoal_collection_info **out, size_t 
 		     &shoal__list_collections_response__descriptor, &m);
 	if (rv == SHOAL_OK) {
 		l = (Shoal__ListCollectionsResponse *)m;
+		cl_read_state(c, l->read_state);
 		*out = sh_calloc(l->n_collections + 1, sizeof **out);
 		if (*out == NULL)
 			rv = NOMEM(c);
@@ -183,8 +188,10 @@ int shoal_describe_collection(shoal *c, const char *name, struct shoal_collectio
 	r.read = read_opts(c, &a);
 	rv = cl_call(c, SHOAL__METHOD__METHOD_DESCRIBE_COLLECTION, &r.base, false, &a,
 		     &shoal__collection_info__descriptor, &m);
-	if (rv == SHOAL_OK)
+	if (rv == SHOAL_OK) {
 		copy_info(out, (Shoal__CollectionInfo *)m);
+		cl_read_state(c, ((Shoal__CollectionInfo *)m)->read_state);
+	}
 	arena_free(&a);
 	return rv;
 }
@@ -349,6 +356,7 @@ int shoal_get(shoal *c, const char *collection, const uint64_t *ids, size_t n, i
 		     &shoal__points_response__descriptor, &m);
 	if (rv == SHOAL_OK) {
 		p = (Shoal__PointsResponse *)m;
+		cl_read_state(c, p->read_state);
 		rv = from_points(c, p->points, p->n_points, out);
 	}
 	arena_free(&a);
@@ -384,8 +392,10 @@ int shoal_search(shoal *c, const char *collection, const struct shoal_search *q,
 	if ((rv = build_search(c, &r, collection, q, &a)) == SHOAL_OK)
 		rv = cl_call(c, SHOAL__METHOD__METHOD_SEARCH, &r.base, false, &a,
 			     &shoal__search_response__descriptor, &m);
-	if (rv == SHOAL_OK)
+	if (rv == SHOAL_OK) {
+		cl_read_state(c, ((Shoal__SearchResponse *)m)->read_state);
 		rv = from_search(c, (Shoal__SearchResponse *)m, out);
+	}
 	arena_free(&a);
 	return rv;
 }
@@ -413,6 +423,7 @@ int shoal_scroll(shoal *c, const char *collection, uint64_t offset, uint32_t lim
 			     &shoal__scroll_response__descriptor, &m);
 	if (rv == SHOAL_OK) {
 		s = (Shoal__ScrollResponse *)m;
+		cl_read_state(c, s->read_state);
 		if ((rv = from_points(c, s->points, s->n_points, out)) == SHOAL_OK) {
 			out->has_next = s->has_next;
 			out->next_offset = s->next_offset;
@@ -436,8 +447,10 @@ int shoal_count(shoal *c, const char *collection, const char *filter, uint64_t *
 	if ((rv = filter_of(c, filter, &a, &r.filter)) == SHOAL_OK)
 		rv = cl_call(c, SHOAL__METHOD__METHOD_COUNT, &r.base, false, &a,
 			     &shoal__count_response__descriptor, &m);
-	if (rv == SHOAL_OK)
+	if (rv == SHOAL_OK) {
 		*count = ((Shoal__CountResponse *)m)->count;
+		cl_read_state(c, ((Shoal__CountResponse *)m)->read_state);
+	}
 	arena_free(&a);
 	return rv;
 }
@@ -475,6 +488,13 @@ static void copy_raft(struct shoal_cluster_status *o, const Shoal__ClusterStatus
 	o->leader_changes = s->leader_changes;
 	o->n_voters = copy_ids(o->voters, s->voters, s->n_voters);
 	o->n_learners = copy_ids(o->learners, s->learners, s->n_learners);
+	o->ready = s->ready;
+	snprintf(o->ready_reason, sizeof o->ready_reason, "%s", s->ready_reason);
+	o->lag = s->lag;
+	o->lag_ms = s->lag_ms;
+	o->disk_full = s->disk_full;
+	o->disk_full_ms = s->disk_full_ms;
+	o->disk_full_episodes = s->disk_full_episodes;
 }
 
 int shoal_cluster_status(shoal *c, struct shoal_cluster_status *out)

@@ -45,7 +45,9 @@ static void usage(FILE *out)
 		"  status | members\n"
 		"  cluster voters | cluster add NODE | cluster remove NODE\n"
 		"  cluster transfer-leader [NODE] | cluster verify\n"
+		"  snapshot save FILE|-\n"
 		"  bench [see shoalctl(1)]\n"
+		"  help COMMAND | COMMAND --help     the usage of one command\n"
 		"\n"
 		"  -a, --addr HOST:PORT[,...]  server(s) (default $SHOAL_ADDR or 127.0.0.1:7472)\n"
 		"  -t, --timeout MS            per-request timeout (default 30000)\n"
@@ -53,8 +55,88 @@ static void usage(FILE *out)
 		"  --ack LEVEL                 leader, one, quorum, all\n"
 		"  --json                      machine-readable output\n"
 		"\n"
-		"Exit status: 0 ok, 1 other failure, 2 usage or input error, 3 not found,\n"
-		"4 already exists, 5 invalid argument, 6 unavailable, 7 timeout.\n");
+		"Exit status: 0 ok, 1 other failure (cluster verify: digests differ), 2 usage\n"
+		"or input error, 3 not found, 4 already exists, 5 invalid argument,\n"
+		"6 unavailable (cluster verify: a voter down), 7 timeout.\n");
+}
+
+/* `shoalctl COMMAND --help` and `shoalctl help COMMAND`: each command's
+ * usage (doc/shoalctl.1 says more). */
+static const struct {
+	const char *cmd, *text;
+} helps[] = {
+	{"collection",
+	 "usage: shoalctl [OPTIONS] collection create NAME --dim N [--metric l2|cosine|dot]\n"
+	 "                                    [--m M] [--ef-construction E]\n"
+	 "       shoalctl [OPTIONS] collection drop NAME | list | info NAME\n"
+	 "Create, drop, list (with point counts and memory) or describe collections.\n"},
+	{"upsert",
+	 "usage: shoalctl [OPTIONS] upsert COLL --id ID --vector X,Y,... [--payload JSON]\n"
+	 "       shoalctl [OPTIONS] upsert COLL --jsonl FILE|- | --fvecs FILE [--start-id N]\n"
+	 "                          [--limit N] [--batch B] [--depth D] [--progress-every S]\n"
+	 "Insert or replace points: one from arguments, or a bulk load from JSON lines\n"
+	 "({\"id\": 1, \"vector\": [...], \"payload\": {...}} per line) or an .fvecs file, in\n"
+	 "requests of B points (256) with D in flight (8).  Progress goes to stderr: a\n"
+	 "line that redraws itself on a terminal, else a line every S seconds (10; 0:\n"
+	 "after every batch).\n"},
+	{"get", "usage: shoalctl [OPTIONS] get COLL ID... [--with-vector] [--no-payload]\n"
+		"Print the points found; exit 3 when any id is missing.\n"},
+	{"delete", "usage: shoalctl [OPTIONS] delete COLL ID...\n"
+		   "Delete points; prints how many existed.\n"},
+	{"search",
+	 "usage: shoalctl [OPTIONS] search COLL --vector X,Y,... [-k K] [--ef E]\n"
+	 "                          [--filter JSON] [--exact] [--with-vector] [--no-payload]\n"
+	 "The K nearest points (10), id, distance and payload per line.\n"},
+	{"scroll",
+	 "usage: shoalctl [OPTIONS] scroll COLL [--offset ID] [--limit N] [--filter JSON]\n"
+	 "A page of points in id order, then the offset of the next page.\n"},
+	{"count", "usage: shoalctl [OPTIONS] count COLL [--filter JSON]\n"
+		  "Count the points, or those matching the filter.\n"},
+	{"status", "usage: shoalctl [OPTIONS] status\n"
+		   "The node asked: role, term, leader, indexes, readiness, state; asked of\n"
+		   "the leader, also each follower's progress.\n"},
+	{"members", "usage: shoalctl [OPTIONS] members\n"
+		    "Every member the node knows through membership, with its SWIM state.\n"},
+	{"cluster", "usage: shoalctl [OPTIONS] cluster voters | add NODE | remove NODE\n"
+		    "                          | transfer-leader [NODE] | verify\n"
+		    "The voter configuration and the replicas.  verify compares every voter's\n"
+		    "and learner's digest at one applied index: exit 0 agree, 1 differ, 6 a voter\n"
+		    "or learner down, 7 no common index within --timeout.\n"},
+	{"snapshot",
+	 "usage: shoalctl [OPTIONS] snapshot save FILE|-\n"
+	 "Back up the node asked (any node, a follower too): it takes a snapshot of its\n"
+	 "applied state now and sends it, checked piece by piece, to FILE (written\n"
+	 "whole or not at all) or to standard output.  shoald --restore FILE seeds a new\n"
+	 "data dir from it.  The first reply waits for the snapshot to be written: give a\n"
+	 "large state a longer --timeout.\n"},
+	{"bench",
+	 "usage: shoalctl [OPTIONS] bench [--dataset fashion|FILE.fvecs] [--queries FILE]\n"
+	 "                          [--n N] [--nq N] [--collection C] [--load|--no-load]\n"
+	 "                          [--mode search|upsert|ping|mix] [--search-ratio R]\n"
+	 "                          [--concurrency C] [--depth D] [--requests N]\n"
+	 "                          [-k K] [--ef E] [--no-recall]\n"
+	 "A load generator: requests per second, latency percentiles, recall@k.\n"},
+};
+
+/* 0 after printing the help of cmd; EXIT_USAGE for an unknown command. */
+static int command_help(const char *cmd)
+{
+	for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
+		if (strcmp(cmd, helps[i].cmd) == 0) {
+			fputs(helps[i].text, stdout);
+			printf("See shoalctl --help for the OPTIONS, shoalctl(1) for the "
+			       "details.\n");
+			return 0;
+		}
+	return ctl_usage_error("no help for unknown command '%s'", cmd);
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -76,7 +158,8 @@ int ctl_exit_code(int status)
 	case SHOAL_INVALID_ARGUMENT:
 	case SHOAL_FAILED_PRECONDITION: return EXIT_INVALID;
 	case SHOAL_UNAVAILABLE: return EXIT_UNAVAILABLE;
-	case SHOAL_DEADLINE_EXCEEDED: return EXIT_TIMEOUT;
+	case SHOAL_DEADLINE_EXCEEDED:
+	case SHOAL_OUTCOME_UNKNOWN: return EXIT_TIMEOUT;
 	default: return EXIT_FAILED;
 	}
 }
@@ -167,52 +250,64 @@ static const char *metric_name(enum shoal_metric m)
 
 /* ------------------------------------------------------------ progress */
 
-void progress_start(struct progress *p, size_t total, const char *what)
+void progress_start(struct progress *p, size_t total, const char *what, double every)
 {
 	p->tty = isatty(2) == 1;
 	p->total = total;
 	p->t0 = p->last = ctl_now();
 	p->what = what;
+	p->every = p->tty ? 0.2 : every;
+	p->lines = 0;
 }
 
-static void progress_print(struct progress *p, size_t done, const char *end)
+/* On a terminal one line redrawn in place ("\r"); elsewhere (a log, a
+ * pipe) whole lines, "shoalctl: progress: ...". */
+static void progress_print(struct progress *p, size_t done, bool last)
 {
 	double el = ctl_now() - p->t0, rate = el > 0 ? (double)done / el : 0;
 	double eta = rate > 0 && p->total > done ? (double)(p->total - done) / rate : 0;
+	const char *head = p->tty ? "\r" : "shoalctl: progress: ";
+	const char *end = p->tty && !last ? "" : "\n";
 
 	if (p->total > 0)
-		fprintf(stderr, "\r%zu / %zu %s  %5.1f%%  %.0f/s  ETA %d:%02d   %s", done, p->total,
-			p->what, 100.0 * (double)done / (double)p->total, rate, (int)eta / 60,
-			(int)eta % 60, end);
+		fprintf(stderr, "%s%zu / %zu %s  %5.1f%%  %.0f/s  ETA %d:%02d   %s", head, done,
+			p->total, p->what, 100.0 * (double)done / (double)p->total, rate,
+			(int)eta / 60, (int)eta % 60, end);
 	else
-		fprintf(stderr, "\r%zu %s  %.0f/s   %s", done, p->what, rate, end);
+		fprintf(stderr, "%s%zu %s  %.0f/s   %s", head, done, p->what, rate, end);
+	p->lines++;
 }
 
 void progress_update(struct progress *p, size_t done)
 {
 	double now = ctl_now();
 
-	if (!p->tty || now - p->last < 0.2)
+	if (now - p->last < p->every)
 		return;
 	p->last = now;
-	progress_print(p, done, "");
+	progress_print(p, done, false);
 }
 
+/* The final line: on a terminal always, elsewhere when lines were printed
+ * (a load shorter than one interval stays quiet). */
 void progress_end(struct progress *p, size_t done)
 {
-	if (p->tty)
-		progress_print(p, done, "\n");
+	if (p->tty || p->lines > 0)
+		progress_print(p, done, true);
 }
 
 /* ------------------------------------------------------------ collection */
 
 static json_t *info_json(const struct shoal_collection_info *i)
 {
-	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I}", "name", i->name, "dim",
+	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", i->name, "dim",
 			 (json_int_t)i->dim, "metric", metric_name(i->metric), "m",
 			 (json_int_t)i->m, "ef_construction", (json_int_t)i->ef_construction,
-			 "count", (json_int_t)i->count, "memory_bytes",
-			 (json_int_t)i->memory_bytes);
+			 "count", (json_int_t)i->count, "memory_bytes", (json_int_t)i->memory_bytes,
+			 "points_indexed", (json_int_t)i->points_indexed, "points_fresh",
+			 (json_int_t)i->points_fresh, "oldest_fresh_ms",
+			 (json_int_t)i->oldest_fresh_ms, "indexed_total",
+			 (json_int_t)i->indexed_total);
 }
 
 static void print_info(struct ctl *x, const struct shoal_collection_info *i)
@@ -221,9 +316,9 @@ static void print_info(struct ctl *x, const struct shoal_collection_info *i)
 		ctl_print_json(info_json(i));
 	else
 		printf("%-24s dim %-6u %-6s m %-3u ef_construction %-4u points %-10" PRIu64
-		       " memory %" PRIu64 "\n",
+		       " memory %-12" PRIu64 " fresh %" PRIu64 " (oldest %" PRIu64 " ms)\n",
 		       i->name, i->dim, metric_name(i->metric), i->m, i->ef_construction, i->count,
-		       i->memory_bytes);
+		       i->memory_bytes, i->points_fresh, i->oldest_fresh_ms);
 }
 
 static void print_token(struct ctl *x, const char *what, const struct shoal_token *t,
@@ -329,6 +424,7 @@ static int cmd_collection(struct ctl *x, int argc, char **argv)
 struct upopts {
 	const char *jsonl, *fvecs, *payload, *vector;
 	uint64_t id, start_id, limit, batch, depth;
+	double every; /* progress lines off a terminal, seconds */
 	bool have_id;
 };
 
@@ -353,6 +449,7 @@ static int send_points(struct ctl *x, const char *coll, const struct shoal_point
 				    t);
 	*acked += got;
 	p->last = sub.last;
+	p->lines = sub.lines;
 	return rv;
 }
 
@@ -373,7 +470,7 @@ static int upsert_fvecs(struct ctl *x, const char *coll, const struct upopts *u,
 	}
 	for (size_t i = 0; i < n; i++)
 		pts[i] = (struct shoal_point){u->start_id + i, v + i * dim, (uint32_t)dim, NULL, 0};
-	progress_start(&p, n, "points");
+	progress_start(&p, n, "points", u->every);
 	rv = send_points(x, coll, pts, n, u, &p, 0, acked, t);
 	progress_end(&p, *acked);
 	free(pts);
@@ -438,7 +535,7 @@ static int upsert_jsonl(struct ctl *x, const char *coll, const struct upopts *u,
 		fprintf(stderr, "shoalctl: %s: %s\n", u->jsonl, strerror(errno));
 		return -EXIT_USAGE;
 	}
-	progress_start(&p, 0, "points");
+	progress_start(&p, 0, "points", u->every);
 	while (rv == SHOAL_OK && getline(&line, &cap, f) > 0) {
 		lineno++;
 		if (line[strspn(line, " \t\r\n")] == '\0')
@@ -483,12 +580,14 @@ static int upsert_one(struct ctl *x, const char *coll, const struct upopts *u,
 
 static int cmd_upsert(struct ctl *x, int argc, char **argv)
 {
-	static const struct option opts[] = {{"jsonl", 1, NULL, 'j'},   {"fvecs", 1, NULL, 'f'},
-					     {"id", 1, NULL, 'i'},      {"vector", 1, NULL, 'v'},
-					     {"payload", 1, NULL, 'p'}, {"start-id", 1, NULL, 's'},
-					     {"limit", 1, NULL, 'l'},   {"batch", 1, NULL, 'b'},
-					     {"depth", 1, NULL, 'D'},   {NULL, 0, NULL, 0}};
-	struct upopts u = {.batch = 256, .depth = 8};
+	static const struct option opts[] = {
+		{"jsonl", 1, NULL, 'j'},   {"fvecs", 1, NULL, 'f'},
+		{"id", 1, NULL, 'i'},      {"vector", 1, NULL, 'v'},
+		{"payload", 1, NULL, 'p'}, {"start-id", 1, NULL, 's'},
+		{"limit", 1, NULL, 'l'},   {"batch", 1, NULL, 'b'},
+		{"depth", 1, NULL, 'D'},   {"progress-every", 1, NULL, 'E'},
+		{NULL, 0, NULL, 0}};
+	struct upopts u = {.batch = 256, .depth = 8, .every = 10};
 	struct shoal_token t = {0, 0};
 	size_t acked = 0;
 	int ch, rv, modes;
@@ -507,6 +606,13 @@ static int cmd_upsert(struct ctl *x, int argc, char **argv)
 		case 'l': bad = parse_u64(optarg, &u.limit); break;
 		case 'b': bad = parse_u64(optarg, &u.batch) || u.batch == 0; break;
 		case 'D': bad = parse_u64(optarg, &u.depth) || u.depth == 0; break;
+		case 'E': {
+			char *end;
+
+			u.every = strtod(optarg, &end);
+			bad = end == optarg || *end != '\0' || !(u.every >= 0);
+			break;
+		}
 		}
 		if (bad)
 			return ctl_usage_error("upsert: bad option %s", argv[optind - 1]);
@@ -775,6 +881,12 @@ static void status_json(const struct shoal_cluster_status *s)
 	json_object_set_new(j, "snapshot_index", json_integer((json_int_t)s->snapshot_index));
 	json_object_set_new(j, "voters", ids_json(s->voters, s->n_voters));
 	json_object_set_new(j, "learners", ids_json(s->learners, s->n_learners));
+	json_object_set_new(j, "ready", json_boolean(s->ready));
+	json_object_set_new(j, "ready_reason", json_string(s->ready_reason));
+	json_object_set_new(j, "lag", json_integer((json_int_t)s->lag));
+	json_object_set_new(j, "lag_ms", json_integer((json_int_t)s->lag_ms));
+	json_object_set_new(j, "disk_full", json_boolean(s->disk_full));
+	json_object_set_new(j, "disk_full_ms", json_integer((json_int_t)s->disk_full_ms));
 	ctl_print_json(j);
 }
 
@@ -812,11 +924,18 @@ static int cmd_status(struct ctl *x)
 		       "log: last index %" PRIu64 ", durable %" PRIu64 ", commit %" PRIu64
 		       ", applied %" PRIu64 ", snapshot %" PRIu64 "\n"
 		       "state: %" PRIu64 " collections, %" PRIu64 " points, digest %s\n"
+		       "ready: %s%s%s%s, lag %" PRIu64 " entries, %" PRIu64 " ms\n"
 		       "version %s, %zu member(s)\n",
 		       s.node_name, s.node_id, s.role, s.term, s.leader_id,
 		       s.leader_address[0] ? s.leader_address : "-", s.cluster_id, s.n_voters,
 		       s.n_learners, s.last_index, s.durable_index, s.commit_index, s.applied_index,
-		       s.snapshot_index, s.collections, s.points, s.digest, s.version, s.members);
+		       s.snapshot_index, s.collections, s.points, s.digest, s.ready ? "yes" : "no",
+		       s.ready ? "" : " (", s.ready_reason, s.ready ? "" : ")", s.lag, s.lag_ms,
+		       s.version, s.members);
+	if (!x->json && s.disk_full)
+		printf("ALARM: disk full for %" PRIu64 " ms: this node is read-only (writes "
+		       "refused, reads served) until its log can grow again\n",
+		       s.disk_full_ms);
 	if (!x->json && strcmp(s.role, "leader") == 0)
 		print_followers(x);
 	return 0;
@@ -943,6 +1062,10 @@ static int run(struct ctl *x, int argc, char **argv)
 {
 	const char *cmd = argv[0];
 
+	if (strcmp(cmd, "help") == 0)
+		return argc == 2 ? command_help(argv[1]) : (usage(stdout), 0);
+	if (wants_help(argc, argv))
+		return command_help(cmd);
 	if (strcmp(cmd, "collection") == 0)
 		return cmd_collection(x, argc, argv);
 	if (strcmp(cmd, "upsert") == 0)
@@ -965,6 +1088,8 @@ static int run(struct ctl *x, int argc, char **argv)
 		return cmd_bench(x, argc, argv);
 	if (strcmp(cmd, "cluster") == 0)
 		return cmd_cluster(x, argc, argv);
+	if (strcmp(cmd, "snapshot") == 0)
+		return cmd_snapshot(x, argc, argv);
 	return ctl_usage_error("unknown command '%s'", cmd);
 }
 

@@ -1,7 +1,7 @@
 /*
  * shoalctl: the command-line client (doc/shoalctl.1).  shoalctl.c parses
  * the command line and runs the commands; shoalctl_bench.c is `bench`,
- * shoalctl_cluster.c is `cluster`.
+ * shoalctl_cluster.c is `cluster`, shoalctl_snap.c `snapshot`.
  * Single-threaded except `bench`, which runs one thread per connection.
  */
 #ifndef SHOAL_CLIENT_SHOALCTL_H
@@ -41,15 +41,18 @@ int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print j compactly on a line of its own and drop the reference. */
 void ctl_print_json(json_t *j);
 
-/* A progress line on stderr when it is a terminal: done of total, rate,
- * ETA.  progress_end prints the final line and a newline. */
+/* Progress on stderr: done of total, rate, ETA.  On a terminal one line
+ * redrawn five times a second; elsewhere a line every `every` seconds (0:
+ * at every update), so that a log shows a long load moving.  progress_end
+ * prints the final line (off a terminal only if others were printed). */
 struct progress {
 	bool tty;
 	size_t total;
-	double t0, last;
+	double t0, last, every;
 	const char *what;
+	unsigned lines;
 };
-void progress_start(struct progress *p, size_t total, const char *what);
+void progress_start(struct progress *p, size_t total, const char *what, double every);
 void progress_update(struct progress *p, size_t done);
 void progress_end(struct progress *p, size_t done);
 double ctl_now(void);
@@ -60,5 +63,7 @@ int fvecs_read(const char *path, size_t max_n, float **out, size_t *n, size_t *d
 int cmd_bench(struct ctl *x, int argc, char **argv);
 /* shoalctl_cluster.c: cluster voters|add|remove|transfer-leader|verify */
 int cmd_cluster(struct ctl *x, int argc, char **argv);
+/* shoalctl_snap.c: snapshot save FILE */
+int cmd_snapshot(struct ctl *x, int argc, char **argv);
 
 #endif

@@ -189,7 +189,7 @@ static int load_collection(struct ctl *x, const struct bopts *o, const struct bd
 		return SHOAL_RESOURCE_EXHAUSTED;
 	for (size_t i = 0; i < d->n; i++)
 		pts[i] = (struct shoal_point){i, d->base + i * d->dim, (uint32_t)d->dim, NULL, 0};
-	progress_start(&p, d->n, "points loaded");
+	progress_start(&p, d->n, "points loaded", 10);
 	double t0 = ctl_now();
 	rv = shoal_upsert_pipelined(x->c, o->coll, pts, d->n, o->batch, 8, on_load, &p, &acked,
 				    NULL);

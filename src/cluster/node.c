@@ -14,7 +14,6 @@
 
 #include "cluster/node_impl.h"
 
-#include "cluster/swim_net.h"
 #include "storage/db.h"
 #include "storage/hardstate.h"
 #include "util/alloc.h"
@@ -23,8 +22,6 @@
 
 #include <inttypes.h>
 #include <string.h>
-
-#include <event2/bufferevent.h>
 
 #define TICK_MS       20
 #define HINT_EVERY_MS 1000
@@ -67,9 +64,9 @@ static const char *member_name(struct node *n, uint64_t id)
 	return m != NULL && m->name != NULL ? m->name : "?";
 }
 
-static const char *peer_address(void *data, uint64_t id)
+const char *node_peer_address(struct node *n, uint64_t id)
 {
-	const struct swim_member *m = node_member(data, id);
+	const struct swim_member *m = node_member(n, id);
 
 	return m != NULL && m->addr[SWIM_ADDR_CLUSTER][0] ? m->addr[SWIM_ADDR_CLUSTER] : NULL;
 }
@@ -81,14 +78,33 @@ void node_set_cluster_id(struct node *n, uint64_t id)
 	if (n->cluster_id == id)
 		return;
 	if (sh_datadir_set_cluster_id(n->o.datadir, id, &err) != 0) {
-		LOG_ERROR("raft", "cannot store the cluster id: %s", err.msg);
+		node_fail(n, &err); /* a node must not act for a cluster it may forget */
 		return;
 	}
 	n->cluster_id = id;
-	peer_set_cluster_id(n->peers, id);
-	if (n->swim_net != NULL)
-		swim_set_cluster_id(swim_net_swim(n->swim_net), id);
+	n->o.env.set_cluster_id(n->o.env.data, id);
+	if (n->swim != NULL)
+		swim_set_cluster_id(n->swim, id);
 	LOG_INFO("raft", "this node belongs to cluster %016" PRIx64, id);
+}
+
+/* The term of entry index here.  An applied entry's is the applied
+ * state's term history's (which snapshots carry, so it answers for
+ * compacted entries too, and which a snapshot just installed has changed
+ * before the log files are cut — the log may still hold the replaced
+ * entry); a later one's, the Raft core's log's.  0 for an index beyond
+ * what this node holds. */
+uint64_t node_term_at(struct node *n, uint64_t index)
+{
+	uint64_t t = 0;
+
+	if (index <= db_applied_index(n->o.db))
+		t = store_term_at(db_store(n->o.db), index);
+	if (t == 0)
+		t = raft_term_at(n->raft, index);
+	if (t == 0 && index > db_applied_index(n->o.db))
+		t = db_term_at(n->o.db, index);
+	return t;
 }
 
 /* ------------------------------------------------------------ events */
@@ -125,8 +141,8 @@ static void on_role(struct node *n)
 	}
 	n->last_leader = leader;
 	n->last_role = role;
-	nw_on_role(n);
-	ns_on_role(n);
+	node_write_on_role(n);
+	node_snap_on_role(n);
 }
 
 static void run_event(struct node *n, const struct raft_event *ev)
@@ -134,10 +150,10 @@ static void run_event(struct node *n, const struct raft_event *ev)
 	switch (ev->type) {
 	case RAFT_EV_ROLE: on_role(n); break;
 	case RAFT_EV_READ_READY:
-	case RAFT_EV_READ_FAILED: nr_on_event(n, ev); break;
-	case RAFT_EV_SNAPSHOT_NEEDED: ns_needed(n, ev->peer); break;
-	case RAFT_EV_CONF: na_on_progress(n, 0); break;
-	case RAFT_EV_PROGRESS: na_on_progress(n, ev->peer); break;
+	case RAFT_EV_READ_FAILED: node_read_on_event(n, ev); break;
+	case RAFT_EV_SNAPSHOT_NEEDED: node_snap_needed(n, ev->peer); break;
+	case RAFT_EV_CONF: node_auto_on_progress(n, 0); break;
+	case RAFT_EV_PROGRESS: node_auto_on_progress(n, ev->peer); break;
 	}
 }
 
@@ -150,15 +166,20 @@ static void io_send(void *data, uint64_t to, const struct raft_msg *m)
 	size_t len;
 	struct sh_err err;
 
+	/* A failed node says nothing more: the hard state that a vote or an
+	 * acknowledgement rests on may not be durable (issue 10 item 6). */
+	if (n->failed)
+		return;
 	if (m->type == RAFT_MSG_APPEND && m->n > 0) {
-		nlog_send_append(n, to, m);
+		node_log_send_append(n, to, m);
 		return;
 	}
 	if (raft_wire_header(m, n->cluster_id, &hdr, &len, &err) != 0) {
 		LOG_ERROR("raft", "cannot encode a %s: %s", raft_msg_name(m->type), err.msg);
 		return;
 	}
-	peer_send(n->peers, to, PEER_RAFT, &(struct peer_part){hdr + 4, len - 4, NULL, NULL}, 1);
+	n->o.env.send(n->o.env.data, to, PEER_RAFT,
+		      &(struct peer_part){hdr + 4, len - 4, NULL, NULL}, 1);
 	sh_free(hdr);
 }
 
@@ -176,15 +197,15 @@ static void io_truncate(void *data, uint64_t from)
 	struct node *n = data;
 
 	db_truncate(n->o.db, from - 1);
-	nlog_truncate(n, from);
+	node_log_truncate(n, from);
 	if (n->ddl_upto >= from)
 		n->ddl_upto = from - 1;
-	nw_on_truncate(n, from);
+	node_write_on_truncate(n, from);
 }
 
 static void io_append(void *data, uint64_t first, size_t count)
 {
-	nlog_append_rx(data, first, count);
+	node_log_append_rx(data, first, count);
 }
 
 static void io_append_noop(void *data, uint64_t index, uint64_t term)
@@ -192,7 +213,7 @@ static void io_append_noop(void *data, uint64_t index, uint64_t term)
 	struct node *n = data;
 	struct sh_err err;
 
-	if (nlog_append_own(n, term, index, WAL_NOOP, NULL, 0, &err) != 0)
+	if (node_log_append_own(n, term, index, WAL_NOOP, NULL, 0, &err) != 0)
 		node_fail(n, &err);
 }
 
@@ -226,18 +247,17 @@ static uint64_t io_random(void *data)
 
 void node_schedule(struct node *n)
 {
-	uint64_t d, now = node_now();
-	struct timeval tv;
+	uint64_t at;
 
 	if (n->raft == NULL || n->failed)
 		return;
-	d = raft_next_deadline(n->raft);
-	if (d == UINT64_MAX)
-		return;
-	d = d > now ? d - now : 0;
-	tv.tv_sec = (time_t)(d / 1000);
-	tv.tv_usec = (suseconds_t)(d % 1000) * 1000;
-	evtimer_add(n->timer, &tv);
+	at = raft_next_deadline(n->raft);
+	if (n->tick_at < at)
+		at = n->tick_at;
+	if (at != n->wake_at) {
+		n->wake_at = at;
+		n->o.env.wake_at(n->o.env.data, at);
+	}
 }
 
 void node_flush(struct node *n)
@@ -254,22 +274,10 @@ void node_flush(struct node *n)
 		n->n_evq = 0;
 		if (n->progress) {
 			n->progress = false;
-			nw_on_progress(n);
+			node_write_on_progress(n);
 		}
 	}
 	node_schedule(n);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct node *n = arg;
-
-	(void)fd;
-	(void)what;
-	if (n->failed)
-		return;
-	raft_tick(n->raft, node_now());
-	node_flush(n);
 }
 
 /* A commit hint now and then (unsynced): a restart applies up to it at once. */
@@ -286,20 +294,36 @@ static void save_hint(struct node *n, uint64_t now)
 		LOG_WARN("raft", "cannot save the commit hint: %s", err.msg);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* Housekeeping, every TICK_MS: deadlines, the commit hint, the cache,
+ * the leader's management round. */
+static void tick(struct node *n, uint64_t now)
 {
-	struct node *n = arg;
-	uint64_t now = node_now();
-
-	(void)fd;
-	(void)what;
-	nw_expire(n, now);
-	nr_expire(n, now);
+	node_write_expire(n, now);
+	node_read_expire(n, now);
 	if (n->failed)
 		return;
 	save_hint(n, now);
-	nlog_trim(n);
-	na_tick(n, now);
+	node_full_tick(n, now);
+	if (n->failed)
+		return;
+	node_log_trim(n);
+	node_auto_tick(n, now);
+}
+
+void node_wake(struct node *n)
+{
+	uint64_t now = node_now();
+
+	n->wake_at = UINT64_MAX;
+	if (n->failed || n->raft == NULL)
+		return;
+	if (now >= n->tick_at) {
+		n->tick_at = now + TICK_MS;
+		tick(n, now);
+		if (n->failed)
+			return;
+	}
+	raft_tick(n->raft, now);
 	node_flush(n);
 }
 
@@ -314,12 +338,13 @@ void node_db_progress(struct node *n)
 		node_fail(n, &err);
 		return;
 	}
+	node_full_check(n);
 	raft_persisted(n->raft, node_now(), db_durable_index(n->o.db));
 	first = db_first_index(n->o.db);
 	if (first > 1)
 		raft_compacted(n->raft, first - 1);
-	nw_on_applied(n);
-	nr_on_applied(n);
+	node_write_on_applied(n);
+	node_read_on_applied(n);
 	n->progress = true;
 	node_flush(n);
 }
@@ -333,10 +358,9 @@ void node_fail(struct node *n, const struct sh_err *why)
 		  "storage failed, this node stops taking part in replication until it is "
 		  "restarted: %s",
 		  why->msg);
-	evtimer_del(n->timer);
-	nw_free_all(n);
-	nr_free_all(n);
-	ns_free_all(n);
+	node_write_free_all(n);
+	node_read_free_all(n);
+	node_snap_free_all(n);
 }
 
 /* ------------------------------------------------------------ peer frames */
@@ -348,7 +372,7 @@ static void recv_raft(struct node *n, uint64_t from, const uint8_t *buf, size_t 
 
 	if (raft_wire_decode(buf, len, n->o.max_frame, &m, &err) != 0) {
 		LOG_WARN("raft", "from %016" PRIx64 ": %s", from, err.msg);
-		peer_drop(n->peers, from);
+		n->o.env.drop(n->o.env.data, from);
 		return;
 	}
 	if (m.msg.from == from && m.cluster_id == n->cluster_id) {
@@ -359,19 +383,17 @@ static void recv_raft(struct node *n, uint64_t from, const uint8_t *buf, size_t 
 	raft_wire_free(&m);
 }
 
-static void peer_recv(void *data, uint64_t from, enum peer_kind kind, const uint8_t *buf,
-		      size_t len)
+void node_peer_recv(struct node *n, uint64_t from, enum peer_kind kind, const uint8_t *buf,
+		    size_t len)
 {
-	struct node *n = data;
-
 	if (n->failed || n->raft == NULL)
 		return;
 	switch (kind) {
 	case PEER_RAFT: recv_raft(n, from, buf, len); break;
-	case PEER_FORWARD: nf_recv(n, from, buf, len); break;
-	case PEER_FORWARDED: nf_reply(n, from, buf, len); break;
-	case PEER_SNAP: ns_recv_chunk(n, from, buf, len); break;
-	case PEER_SNAP_ACK: ns_recv_ack(n, from, buf, len); break;
+	case PEER_FORWARD: node_fwd_recv(n, from, buf, len); break;
+	case PEER_FORWARDED: node_fwd_reply(n, from, buf, len); break;
+	case PEER_SNAP: node_snap_recv_chunk(n, from, buf, len); break;
+	case PEER_SNAP_ACK: node_snap_recv_ack(n, from, buf, len); break;
 	}
 	node_flush(n);
 }
@@ -385,21 +407,15 @@ int node_send_msg(struct node *n, uint64_t to, enum peer_kind kind, const Protob
 	if (buf == NULL)
 		return SH_ENOMEM;
 	protobuf_c_message_pack(m, buf);
-	rv = peer_send(n->peers, to, kind, &(struct peer_part){buf, len, NULL, NULL}, 1);
+	rv = n->o.env.send(n->o.env.data, to, kind, &(struct peer_part){buf, len, NULL, NULL}, 1);
 	sh_free(buf);
 	return rv;
 }
 
-static void peer_writable(void *data, uint64_t to)
+void node_peer_writable(struct node *n, uint64_t to)
 {
-	ns_writable(data, to);
-}
-
-void node_accept(void *arg, struct bufferevent *bev, const char *addr)
-{
-	struct node *n = arg;
-
-	peer_accept(n->peers, bev, addr);
+	if (!n->failed && n->raft != NULL)
+		node_snap_writable(n, to);
 }
 
 /* ------------------------------------------------------------ boot */
@@ -518,21 +534,33 @@ static int start_raft(struct node *n, struct sh_err *err)
 	return rv;
 }
 
+/* The first entry of a new cluster: index 1, term 1 — or, over a snapshot
+ * restored from a backup (shoald --restore, which holds no voters), the
+ * entry after it in the snapshot's term, which every founder restored from
+ * the same file writes alike. */
 int node_boot_conf(struct node *n, const struct raft_conf *c, struct sh_err *err)
 {
+	uint64_t snap_index, snap_term;
+	const unsigned char *v;
+	size_t vlen;
 	struct raft_entry_meta meta = {1, RAFT_ENTRY_CONFIG, 0, c};
-	struct raft_boot b = {.term = hardstate_term(n->o.hs),
-			      .vote = hardstate_vote(n->o.hs),
-			      .last_index = 1,
-			      .entries = &meta};
+	struct raft_boot b = {.term = hardstate_term(n->o.hs), .vote = hardstate_vote(n->o.hs)};
 	uint8_t *body;
 	size_t len;
 	int rv;
 
+	db_boot_snapshot(n->o.db, &snap_index, &snap_term, &v, &vlen);
+	b.snap_index = snap_index;
+	b.snap_term = snap_term;
+	b.last_index = snap_index + 1;
+	b.entries = &meta;
+	b.commit = snap_index;
+	if (snap_term > meta.term)
+		meta.term = snap_term;
 	if ((rv = raft_conf_encode(c, &body, &len, err)) != 0)
 		return rv;
 	meta.size = (uint32_t)len;
-	rv = nlog_append_own(n, 1, 1, WAL_VOTERS, body, len, err);
+	rv = node_log_append_own(n, meta.term, b.last_index, WAL_VOTERS, body, len, err);
 	sh_free(body);
 	if (rv != 0)
 		return rv;
@@ -547,30 +575,20 @@ int node_boot_conf(struct node *n, const struct raft_conf *c, struct sh_err *err
 
 /* ------------------------------------------------------------ life */
 
-static int make_links(struct node *n, struct sh_err *err)
+static int seed_rand(struct node *n, struct sh_err *err)
 {
-	struct peer_opts po = {.base = n->o.base,
-			       .self_id = n->o.id,
-			       .max_frame = n->o.max_frame,
-			       .max_output = n->o.max_output,
-			       .backoff_ms = n->o.raft.heartbeat_ms,
-			       .recv = peer_recv,
-			       .address = peer_address,
-			       .writable = peer_writable,
-			       .data = n};
-	struct timeval tick = {0, TICK_MS * 1000};
-	uint64_t seed;
+	uint64_t seed = n->o.seed;
 	int rv;
 
-	if ((rv = sh_rand_os(&seed)) != 0)
+	if (seed == 0 && (rv = sh_rand_os(&seed)) != 0)
 		return sh_err_set(err, rv, "raft: no entropy for the random generator");
 	sh_rand_seed(&n->rand, seed);
-	if ((rv = peer_net_new(&po, &n->peers, err)) != 0)
-		return rv;
-	n->timer = evtimer_new(n->o.base, on_timer, n);
-	n->tick = event_new(n->o.base, -1, EV_PERSIST, on_tick, n);
-	if (n->timer == NULL || n->tick == NULL || event_add(n->tick, &tick) != 0)
-		return sh_err_set(err, SH_ENOMEM, "raft: cannot create timers");
+	/* read and forward ids from a random point: an answer to a read or a
+	 * write this node sent before it restarted never answers one it sends
+	 * now (issue 10 item 8; for forwards, whole-node simulator seed
+	 * 109398: a new write was given an old one's token) */
+	n->next_read_id = sh_rand_u64(&n->rand) >> 2;
+	n->next_fwd_id = sh_rand_u64(&n->rand) >> 2;
 	return 0;
 }
 
@@ -586,25 +604,26 @@ int node_new(const struct node_opts *o, struct node **out, struct sh_err *err)
 	n->o = *o;
 	n->o.name = n->name;
 	n->wait_gate_tail = &n->wait_gate;
-	if ((rv = make_links(n, err)) != 0 || (rv = start_raft(n, err)) != 0) {
+	n->wake_at = UINT64_MAX;
+	n->tick_at = node_now() + TICK_MS;
+	if ((rv = seed_rand(n, err)) != 0 || (rv = start_raft(n, err)) != 0) {
 		node_free(n);
 		return sh_err_wrap(err, rv, "raft");
 	}
 	n->cluster_id = sh_datadir_cluster_id(o->datadir);
-	peer_set_cluster_id(n->peers, n->cluster_id);
+	n->o.env.set_cluster_id(n->o.env.data, n->cluster_id);
 	n->last_role = raft_role(n->raft);
 	*out = n;
 	return 0;
 }
 
-void node_start(struct node *n, struct swim_net *sw)
+void node_start(struct node *n, struct swim *members)
 {
-	n->swim_net = sw;
-	n->swim = swim_net_swim(sw);
+	n->swim = members;
 	if (n->cluster_id != 0)
-		swim_set_cluster_id(swim_net_swim(sw), n->cluster_id);
+		swim_set_cluster_id(members, n->cluster_id);
 	n->started = true;
-	na_start(n);
+	node_auto_start(n);
 	node_flush(n);
 }
 
@@ -616,9 +635,9 @@ void node_swim_event(struct node *n, const struct swim_event *ev)
 		node_set_cluster_id(n, ev->cluster_id);
 	if ((ev->type == SWIM_EV_DEAD || ev->type == SWIM_EV_LEFT) && ev->member != NULL) {
 		raft_peer_dead(n->raft, node_now(), ev->member->id);
-		peer_drop(n->peers, ev->member->id);
+		n->o.env.drop(n->o.env.data, ev->member->id);
 	}
-	na_swim_event(n, ev);
+	node_auto_swim_event(n, ev);
 	node_flush(n);
 }
 
@@ -626,16 +645,11 @@ void node_free(struct node *n)
 {
 	if (n == NULL)
 		return;
-	nw_free_all(n);
-	nf_free_all(n);
-	nr_free_all(n);
-	ns_free_all(n);
-	if (n->timer != NULL)
-		event_free(n->timer);
-	if (n->tick != NULL)
-		event_free(n->tick);
-	peer_net_free(n->peers);
-	nlog_clear(n);
+	node_write_free_all(n);
+	node_fwd_free_all(n);
+	node_read_free_all(n);
+	node_snap_free_all(n);
+	node_log_clear(n);
 	raft_free(n->raft);
 	sh_free(n->evq);
 	sh_free(n->parts);
@@ -651,7 +665,7 @@ void node_change(struct node *n, enum node_change what, uint64_t id, uint64_t de
 	struct pwrite *w = sh_calloc(1, sizeof *w);
 
 	if (w == NULL) {
-		nw_result(n, done, arg, SH_ENOMEM, NULL, 0, 0, 0);
+		node_write_result(n, done, arg, SH_ENOMEM, NULL, 0, 0, 0);
 		return;
 	}
 	*w = (struct pwrite){.n = n,
@@ -663,11 +677,12 @@ void node_change(struct node *n, enum node_change what, uint64_t id, uint64_t de
 			     .change_id = id};
 	if (n->failed) {
 		sh_free(w);
-		nw_result(n, done, arg, SH_ESHUTDOWN,
-			  &(struct sh_err){SH_ESHUTDOWN, "this node's storage failed"}, 0, 0, 0);
+		node_write_result(n, done, arg, SH_ESHUTDOWN,
+				  &(struct sh_err){SH_ESHUTDOWN, "this node's storage failed"}, 0,
+				  0, 0);
 		return;
 	}
-	nw_submit(n, w);
+	node_write_submit(n, w);
 	node_flush(n);
 }
 
@@ -704,8 +719,13 @@ static void peers_status(struct node *n, struct node_status *st)
 		p->voter = voter;
 		p->match = id == n->o.id ? raft_durable_index(n->raft) : raft_match(n->raft, id);
 		p->lag = last > p->match ? last - p->match : 0;
-		p->lag_ms = id == n->o.id ? 0 : na_lag_ms(n, id);
+		p->lag_ms = id == n->o.id ? 0 : node_auto_lag_ms(n, id);
 	}
+}
+
+bool node_lease_valid(struct node *n)
+{
+	return !n->failed && n->raft != NULL && raft_lease_valid(n->raft, node_now());
 }
 
 void node_status(struct node *n, struct node_status *st)
@@ -721,6 +741,7 @@ void node_status(struct node *n, struct node_status *st)
 	st->last_index = raft_last_index(n->raft);
 	st->durable_index = raft_durable_index(n->raft);
 	st->commit_index = raft_commit_index(n->raft);
+	st->leader_commit = raft_leader_commit(n->raft);
 	st->applied_index = db_applied_index(n->o.db);
 	st->snapshot_index = db_snapshot_index(n->o.db);
 	st->n_voters = c->n_voters;
@@ -733,4 +754,7 @@ void node_status(struct node *n, struct node_status *st)
 	st->forwarded_writes = n->n_forwarded;
 	st->elections = n->elections;
 	st->leader_changes = n->leader_changes;
+	st->disk_full = n->full;
+	st->disk_full_ms = n->full ? node_now() - n->full_since : 0;
+	st->disk_full_episodes = n->full_episodes;
 }

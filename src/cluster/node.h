@@ -18,8 +18,15 @@
  * and always returns its token (term, index).  It becomes searchable when
  * a node has applied it; the read barriers wait for that.
  *
- * Runs on the loop thread; not thread-safe.  The db, datadir, hard state
- * and swim_net outlive the node.
+ * The node does no I/O of its own beyond the storage: its world — the peer
+ * links, one timer and the clock — comes through struct node_env, which
+ * node_net.h implements over libevent and TCP for shoald and the
+ * simulator (t/sim/node_world.c) implements on simulated time and network.
+ * Time is read with sh_clock_mono_ms() (util/clock.h), which the
+ * simulator replaces with each node's own clock.
+ *
+ * Runs on one thread (the loop's); not thread-safe.  The db, datadir,
+ * hard state and membership outlive the node.
  */
 #ifndef SHOAL_CLUSTER_NODE_H
 #define SHOAL_CLUSTER_NODE_H
@@ -28,23 +35,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/peer.h"
 #include "cluster/raft.h"
 #include "cluster/swim.h"
 #include "storage/entry.h"
 #include "util/err.h"
 
-struct event_base;
-struct bufferevent;
 struct db;
 struct sh_datadir;
 struct hardstate;
-struct swim_net;
 
 enum node_ack { NODE_ACK_LEADER = 1, NODE_ACK_ONE, NODE_ACK_QUORUM, NODE_ACK_ALL };
 enum node_read { NODE_EVENTUAL = 1, NODE_READ_YOUR_WRITES, NODE_STRONG, NODE_QUORUM };
 
+/* A node's world.  Frames sent to a peer arrive (or not: a link may drop
+ * what it holds when it fails) in order; inputs come back through
+ * node_peer_recv(), node_peer_writable() and node_wake(). */
+struct node_env {
+	void *data;
+	/* Queue one frame to node `to`, as peer_send() (peer.h) does. */
+	int (*send)(void *data, uint64_t to, enum peer_kind kind, const struct peer_part *parts,
+		    size_t n);
+	/* Bytes queued to `to` and not yet sent. */
+	size_t (*backlog)(void *data, uint64_t to);
+	/* Close the link to `to` (it reconnects at the next send). */
+	void (*drop)(void *data, uint64_t to);
+	/* This node now belongs to cluster id: links of other clusters are
+	 * refused from now on. */
+	void (*set_cluster_id)(void *data, uint64_t id);
+	/* Call node_wake() at monotonic time at_ms (or soon after); replaces
+	 * the wish made before. */
+	void (*wake_at)(void *data, uint64_t at_ms);
+};
+
 struct node_opts {
-	struct event_base *base;
+	struct node_env env;
 	struct db *db;
 	struct sh_datadir *datadir;
 	struct hardstate *hs;
@@ -58,6 +83,7 @@ struct node_opts {
 	size_t max_output;             /* bytes queued to one peer */
 	size_t cache_bytes;            /* recent log entries kept in memory */
 	uint32_t forward_timeout_ms;   /* longest wait for a forwarded write */
+	uint64_t seed;                 /* of the node's random numbers; 0: from the OS */
 };
 
 /* What a write or a read barrier came to. */
@@ -76,15 +102,24 @@ typedef void (*node_done_fn)(void *arg, const struct node_result *r);
 struct node;
 
 int node_new(const struct node_opts *o, struct node **out, struct sh_err *err);
-/* Membership is up: take its view and events (call once). */
-void node_start(struct node *n, struct swim_net *sw);
+/* Membership is up: take its view and events (call once).  The node
+ * reads the members and sets the cluster id it learns (swim_set_cluster_id). */
+void node_start(struct node *n, struct swim *members);
 /* Stop: pending writes and reads complete with SH_ESHUTDOWN. */
 void node_free(struct node *n);
 
-/* Inputs from the loop. */
+/* Inputs from the world. */
 void node_swim_event(struct node *n, const struct swim_event *ev);
-void node_accept(void *n, struct bufferevent *bev, const char *addr);
 void node_db_progress(struct node *n); /* after db_process() */
+/* A frame from node `from` (buf valid during the call). */
+void node_peer_recv(struct node *n, uint64_t from, enum peer_kind kind, const uint8_t *buf,
+		    size_t len);
+/* The queue to `to` drained (below a quarter of max_output). */
+void node_peer_writable(struct node *n, uint64_t to);
+/* The time asked for with env.wake_at came. */
+void node_wake(struct node *n);
+/* The cluster address of node id from membership (NULL when unknown). */
+const char *node_peer_address(struct node *n, uint64_t id);
 
 /* Make e a log entry and call done once `ack` holds, or it fails, or the
  * deadline (monotonic ms) passes.  done may run before this returns. */
@@ -124,6 +159,7 @@ struct node_status {
 	const char *role; /* one of node_role_names */
 	uint64_t term, leader, cluster_id;
 	uint64_t first_index, last_index, durable_index, commit_index, applied_index;
+	uint64_t leader_commit; /* raft_leader_commit: >= commit_index */
 	uint64_t snapshot_index;
 	unsigned n_voters, n_learners;
 	uint64_t voters[RAFT_MAX_NODES], learners[RAFT_MAX_NODES];
@@ -131,9 +167,16 @@ struct node_status {
 	struct node_peer_status peers[RAFT_MAX_NODES];
 	uint64_t pending_writes, forwarded_writes;
 	uint64_t elections, leader_changes;
+	/* the disk is full: read-only for disk_full_ms; how often it was
+	 * (doc/operations.md, "Disk full") */
+	bool disk_full;
+	uint64_t disk_full_ms, disk_full_episodes;
 };
 
 void node_status(struct node *n, struct node_status *st);
+/* Does this node lead inside its lease now (strong reads without a round
+ * trip; doc/consistency.md)? */
+bool node_lease_valid(struct node *n);
 /* The client address of node id from membership ("" when unknown). */
 const char *node_client_address(struct node *n, uint64_t id);
 

@@ -11,7 +11,7 @@
  * once, having done nothing, and the follower dispatches the write again
  * (to the leader it knows by then, or to wait for one).  When the leader
  * changes before it answered, the outcome is unknown and the write fails
- * with UNAVAILABLE saying so (node_write.c).
+ * with SH_EUNKNOWN (OUTCOME_UNKNOWN) saying so (node_write.c).
  */
 #include "build.h"
 
@@ -45,7 +45,7 @@ static int encode_entry(const struct entry *e, struct wal_buf **b, struct wal_re
 	return 0;
 }
 
-int nf_send(struct node *n, struct pwrite *w)
+int node_fwd_send(struct node *n, struct pwrite *w)
 {
 	Shoal__Cluster__Forward f = SHOAL__CLUSTER__FORWARD__INIT;
 	uint64_t now = node_now(), leader = raft_leader(n->raft);
@@ -74,11 +74,11 @@ int nf_send(struct node *n, struct pwrite *w)
 		return rv;
 	w->fwd_id = f.id;
 	w->fwd_to = leader;
-	nw_push_forwarded(n, w);
+	node_write_push_forwarded(n, w);
 	return 0;
 }
 
-void nf_reply(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
+void node_fwd_reply(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
 {
 	Shoal__Cluster__ForwardReply *m = shoal__cluster__forward_reply__unpack(NULL, len, buf);
 	struct pwrite *w;
@@ -89,19 +89,25 @@ void nf_reply(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
 			 from);
 		return;
 	}
-	w = nw_take_forwarded(n, m->id);
+	w = node_write_take_forwarded(n, m->id);
 	if (w != NULL && w->fwd_to != from) {
-		nw_push_forwarded(n, w); /* not the one we asked */
+		node_write_push_forwarded(n, w); /* not the one we asked */
 		w = NULL;
 	}
 	if (w != NULL && m->not_leader) {
-		nw_wait(n, w); /* nothing was done: again once a leader is known */
+		node_write_wait(n, w); /* nothing was done: again once a leader is known */
 	} else if (w != NULL) {
+		int code = m->code <= 0 && m->code >= SH_EUNKNOWN ? m->code : SH_EUNKNOWN;
+
 		w->term = m->term;
 		w->index = m->index;
 		w->affected = (size_t)m->affected;
-		sh_err_set(&err, m->code, "%s", m->message ? m->message : "");
-		nw_finish(n, w, m->code, &err);
+		if (code != m->code)
+			sh_err_set(&err, code, "the leader answered with an unknown code %d: %s",
+				   m->code, m->message ? m->message : "");
+		else
+			sh_err_set(&err, code, "%s", m->message ? m->message : "");
+		node_write_finish(n, w, code, &err);
 	}
 	shoal__cluster__forward_reply__free_unpacked(m, NULL);
 }
@@ -165,7 +171,7 @@ static int decode_write(struct pwrite *w, const Shoal__Cluster__Forward *m, stru
 	}
 	if (m->body.len > UINT32_MAX)
 		return sh_err_set(err, SH_EINVAL, "a forwarded entry of %zu bytes", m->body.len);
-	if (m->type < WAL_CREATE || m->type > WAL_DELETE)
+	if (m->type < WAL_CREATE || m->type > WAL_SET_PAYLOAD)
 		return sh_err_set(err, SH_EINVAL, "a forwarded entry of type %u is not a write",
 				  m->type); /* no-ops and configurations are the leader's */
 	if ((rv = entry_decode(&r, &w->entry, err)) != 0)
@@ -210,7 +216,7 @@ static struct pwrite *new_fwd_write(struct node *n, uint64_t from, const Shoal__
 	return w;
 }
 
-void nf_recv(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
+void node_fwd_recv(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
 {
 	Shoal__Cluster__Forward *m = shoal__cluster__forward__unpack(NULL, len, buf);
 	struct pwrite *w;
@@ -225,12 +231,12 @@ void nf_recv(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
 	else if ((w = new_fwd_write(n, from, m, &err)) == NULL)
 		reply_error(n, from, m->id, false, err.code, err.msg);
 	else
-		nw_submit(n, w);
+		node_write_submit(n, w);
 	shoal__cluster__forward__free_unpacked(m, NULL);
 }
 
 /* The node is going: forwarded writes still running here answer nobody. */
-void nf_free_all(struct node *n)
+void node_fwd_free_all(struct node *n)
 {
 	while (n->fwd_in != NULL) {
 		struct fwd_in *f = n->fwd_in;

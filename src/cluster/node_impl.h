@@ -17,8 +17,6 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#include <event2/event.h>
-
 /* One entry of the in-memory log: where its record lies. */
 struct nslot {
 	struct wal_buf *b; /* one reference per slot */
@@ -100,13 +98,14 @@ struct node {
 	struct node_opts o;
 	char *name;
 	struct raft *raft;
-	struct peer_net *peers;
-	struct swim_net *swim_net;
-	const struct swim *swim;
+	struct swim *swim; /* membership, once started */
 	struct sh_rand rand;
-	struct event *timer, *tick;
+	uint64_t tick_at; /* the next housekeeping round (ms) */
+	uint64_t wake_at; /* asked of env.wake_at */
 	uint64_t cluster_id;
-	bool failed;  /* the storage failed: replication stopped */
+	bool failed; /* the storage failed: replication stopped */
+	bool full;   /* the log cannot grow: read-only (node_full.c) */
+	uint64_t full_since, full_retry, full_episodes;
 	bool started; /* node_start ran */
 	/* the Raft driver */
 	const struct raft_wire_msg *rx; /* the message being received */
@@ -133,18 +132,22 @@ struct node {
 	/* voters, learners, followers' lag */
 	uint64_t caught_up_at[RAFT_MAX_NODES];
 	uint64_t caught_up_id[RAFT_MAX_NODES];
-	uint64_t auto_at;    /* next management round (ms) */
-	uint64_t boot_since; /* bootstrap: enough members alive since (ms) */
-	uint64_t change_at;  /* the last configuration change proposed (ms) */
+	uint64_t auto_at;           /* next management round (ms) */
+	uint64_t boot_since;        /* bootstrap: enough members alive since (ms) */
+	struct raft_conf boot_conf; /* bootstrap: the founders promised */
+	bool boot_told;             /* "not a founder" logged */
+	uint64_t boot_gossiped;     /* the promise in our membership metadata */
+	uint64_t change_at;         /* the last configuration change proposed (ms) */
 	uint64_t elections, leader_changes, last_leader;
 	enum raft_role last_role;
 };
 
 /* node.c */
 uint64_t node_now(void);
-void node_schedule(struct node *n); /* re-arm the Raft timer */
+void node_schedule(struct node *n); /* ask the world to wake us in time */
 void node_flush(struct node *n);    /* raft_flush, then re-arm */
 const struct swim_member *node_member(struct node *n, uint64_t id);
+uint64_t node_term_at(struct node *n, uint64_t index);
 bool node_alive(struct node *n, uint64_t id);
 void node_set_cluster_id(struct node *n, uint64_t id);
 /* Bootstrap: write the first entry (index 1, term 1, configuration c) and
@@ -157,75 +160,85 @@ int node_send_msg(struct node *n, uint64_t to, enum peer_kind kind, const Protob
 void node_fail(struct node *n, const struct sh_err *why);
 
 /* node_log.c: the in-memory log */
-int nlog_add(struct node *n, struct wal_buf *b);
+int node_log_add(struct node *n, struct wal_buf *b);
 /* Keep b's records here, then write them (db_append); SH_E* with err. */
-int nlog_append_buf(struct node *n, struct wal_buf *b, struct sh_err *err);
-void nlog_truncate(struct node *n, uint64_t from);
-void nlog_trim(struct node *n); /* drop what is durable beyond the budget */
-void nlog_clear(struct node *n);
+int node_log_append_buf(struct node *n, struct wal_buf *b, struct sh_err *err);
+void node_log_truncate(struct node *n, uint64_t from);
+void node_log_trim(struct node *n); /* drop what is durable beyond the budget */
+void node_log_clear(struct node *n);
+/* The last entry in memory (0: none). */
+uint64_t node_log_last(const struct node *n);
+/* Memory the entries after the written log take (node_full.c). */
+size_t node_log_unwritten_bytes(struct node *n);
+/* Write the entries from..node_log_last() again (from: db_last_index + 1). */
+int node_log_rewrite(struct node *n, uint64_t from, struct sh_err *err);
 /* Send an AppendEntries the core asked for, with the entries' bodies. */
-void nlog_send_append(struct node *n, uint64_t to, const struct raft_msg *m);
+void node_log_send_append(struct node *n, uint64_t to, const struct raft_msg *m);
 /* Append what the core accepted from the message being received. */
-void nlog_append_rx(struct node *n, uint64_t first, size_t n_entries);
+void node_log_append_rx(struct node *n, uint64_t first, size_t n_entries);
 /* Append a record this node makes itself (a no-op, a configuration). */
-int nlog_append_own(struct node *n, uint64_t term, uint64_t index, uint8_t type, const void *body,
-		    size_t len, struct sh_err *err);
+int node_log_append_own(struct node *n, uint64_t term, uint64_t index, uint8_t type,
+			const void *body, size_t len, struct sh_err *err);
+
+/* node_full.c: a full disk */
+void node_full_check(struct node *n); /* after every db_process */
+void node_full_tick(struct node *n, uint64_t now);
 
 /* node_write.c */
-void nw_on_role(struct node *n);
-void nw_on_progress(struct node *n); /* durability, commit or acks moved */
-void nw_on_truncate(struct node *n, uint64_t from);
-void nw_on_applied(struct node *n); /* the DDL gate may open */
-void nw_expire(struct node *n, uint64_t now);
-void nw_free_all(struct node *n);
+void node_write_on_role(struct node *n);
+void node_write_on_progress(struct node *n); /* durability, commit or acks moved */
+void node_write_on_truncate(struct node *n, uint64_t from);
+void node_write_on_applied(struct node *n); /* the DDL gate may open */
+void node_write_expire(struct node *n, uint64_t now);
+void node_write_free_all(struct node *n);
 /* Count w as pending and dispatch it. */
-void nw_submit(struct node *n, struct pwrite *w);
+void node_write_submit(struct node *n, struct pwrite *w);
 /* Send w where it can go now: lead, forward, or wait for a leader. */
-void nw_dispatch(struct node *n, struct pwrite *w);
+void node_write_dispatch(struct node *n, struct pwrite *w);
 /* Put w back to wait for a leader (dispatched again at the next tick). */
-void nw_wait(struct node *n, struct pwrite *w);
+void node_write_wait(struct node *n, struct pwrite *w);
 /* Complete w (on no list) and free it. */
-void nw_finish(struct node *n, struct pwrite *w, int rv, const struct sh_err *err);
+void node_write_finish(struct node *n, struct pwrite *w, int rv, const struct sh_err *err);
 /* Put w on the forwarded list. */
-void nw_push_forwarded(struct node *n, struct pwrite *w);
+void node_write_push_forwarded(struct node *n, struct pwrite *w);
 /* Take the forwarded write with this id off its list (NULL if gone). */
-struct pwrite *nw_take_forwarded(struct node *n, uint64_t id);
+struct pwrite *node_write_take_forwarded(struct node *n, uint64_t id);
 /* Propose a configuration change, at the leader. */
-int nw_propose_conf(struct node *n, const struct raft_conf *c, uint64_t *index, uint64_t *term,
-		    struct sh_err *err);
-void nw_result(struct node *n, node_done_fn done, void *arg, int rv, const struct sh_err *err,
-	       uint64_t term, uint64_t index, size_t affected);
+int node_write_propose_conf(struct node *n, const struct raft_conf *c, uint64_t *index,
+			    uint64_t *term, struct sh_err *err);
+void node_write_result(struct node *n, node_done_fn done, void *arg, int rv,
+		       const struct sh_err *err, uint64_t term, uint64_t index, size_t affected);
 
 /* node_fwd.c: writes and changes between a follower and the leader */
-int nf_send(struct node *n, struct pwrite *w); /* 0: forwarded; else wait */
-void nf_recv(struct node *n, uint64_t from, const uint8_t *buf, size_t len);
-void nf_reply(struct node *n, uint64_t from, const uint8_t *buf, size_t len);
-void nf_free_all(struct node *n);
+int node_fwd_send(struct node *n, struct pwrite *w); /* 0: forwarded; else wait */
+void node_fwd_recv(struct node *n, uint64_t from, const uint8_t *buf, size_t len);
+void node_fwd_reply(struct node *n, uint64_t from, const uint8_t *buf, size_t len);
+void node_fwd_free_all(struct node *n);
 
 /* node_read.c */
-void nr_on_event(struct node *n, const struct raft_event *ev);
-void nr_on_applied(struct node *n);
-void nr_expire(struct node *n, uint64_t now);
-void nr_free_all(struct node *n);
+void node_read_on_event(struct node *n, const struct raft_event *ev);
+void node_read_on_applied(struct node *n);
+void node_read_expire(struct node *n, uint64_t now);
+void node_read_free_all(struct node *n);
 
 /* node_snap.c */
-void ns_needed(struct node *n, uint64_t peer);
-void ns_writable(struct node *n, uint64_t peer);
-void ns_recv_chunk(struct node *n, uint64_t from, const uint8_t *buf, size_t len);
-void ns_recv_ack(struct node *n, uint64_t from, const uint8_t *buf, size_t len);
-void ns_on_role(struct node *n);
-void ns_free_all(struct node *n);
+void node_snap_needed(struct node *n, uint64_t peer);
+void node_snap_writable(struct node *n, uint64_t peer);
+void node_snap_recv_chunk(struct node *n, uint64_t from, const uint8_t *buf, size_t len);
+void node_snap_recv_ack(struct node *n, uint64_t from, const uint8_t *buf, size_t len);
+void node_snap_on_role(struct node *n);
+void node_snap_free_all(struct node *n);
 
 /* node_auto.c */
-void na_start(struct node *n);
-void na_tick(struct node *n, uint64_t now);
-void na_swim_event(struct node *n, const struct swim_event *ev);
+void node_auto_start(struct node *n);
+void node_auto_tick(struct node *n, uint64_t now);
+void node_auto_swim_event(struct node *n, const struct swim_event *ev);
 /* At the leader: make the change w asks for: 0 with w->term and index set
  * (a configuration entry to commit), 1 when done without an entry, or
  * SH_E* with err. */
-int na_change(struct node *n, struct pwrite *w, struct sh_err *err);
-void na_on_progress(struct node *n, uint64_t peer);
+int node_auto_change(struct node *n, struct pwrite *w, struct sh_err *err);
+void node_auto_on_progress(struct node *n, uint64_t peer);
 /* Leader: how long since peer last held the leader's whole log. */
-uint64_t na_lag_ms(struct node *n, uint64_t peer);
+uint64_t node_auto_lag_ms(struct node *n, uint64_t peer);
 
 #endif

@@ -51,7 +51,7 @@ static int grow(struct nlog *l)
 	return 0;
 }
 
-void nlog_clear(struct node *n)
+void node_log_clear(struct node *n)
 {
 	struct nlog *l = &n->log;
 
@@ -62,7 +62,7 @@ void nlog_clear(struct node *n)
 }
 
 /* Keep the records of b, which follow the log (or restart it). */
-int nlog_add(struct node *n, struct wal_buf *b)
+int node_log_add(struct node *n, struct wal_buf *b)
 {
 	struct nlog *l = &n->log;
 	struct wal_rec r;
@@ -72,7 +72,7 @@ int nlog_add(struct node *n, struct wal_buf *b)
 		if (r.type == WAL_CREATE || r.type == WAL_DROP)
 			n->ddl_upto = r.index;
 		if (l->n > 0 && r.index != l->first + l->n)
-			nlog_truncate(n, l->first);
+			node_log_truncate(n, l->first);
 		if (l->n == 0)
 			l->first = r.index;
 		if (l->n == l->cap && grow(l) != 0)
@@ -84,7 +84,7 @@ int nlog_add(struct node *n, struct wal_buf *b)
 	return 0;
 }
 
-void nlog_truncate(struct node *n, uint64_t from)
+void node_log_truncate(struct node *n, uint64_t from)
 {
 	struct nlog *l = &n->log;
 
@@ -94,7 +94,7 @@ void nlog_truncate(struct node *n, uint64_t from)
 		l->first = from;
 }
 
-void nlog_trim(struct node *n)
+void node_log_trim(struct node *n)
 {
 	struct nlog *l = &n->log;
 	uint64_t durable = db_durable_index(n->o.db);
@@ -112,21 +112,83 @@ void nlog_trim(struct node *n)
 /* Keep b here and write it to the log.  In that order: once submitted,
  * the log writer stamps the records' headers, so this thread reads them
  * first. */
-int nlog_append_buf(struct node *n, struct wal_buf *b, struct sh_err *err)
+int node_log_append_buf(struct node *n, struct wal_buf *b, struct sh_err *err)
 {
 	int rv;
 
-	if (nlog_add(n, b) != 0) {
-		nlog_truncate(n, b->first);
+	if (node_log_add(n, b) != 0) {
+		node_log_truncate(n, b->first);
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	}
+	if (n->full)
+		return 0; /* kept here until there is room (node_full.c) */
 	if ((rv = db_append(n->o.db, b, err)) != 0)
-		nlog_truncate(n, b->first);
+		node_log_truncate(n, b->first);
 	return rv;
 }
 
-int nlog_append_own(struct node *n, uint64_t term, uint64_t index, uint8_t type, const void *body,
-		    size_t len, struct sh_err *err)
+uint64_t node_log_last(const struct node *n)
+{
+	return n->log.n > 0 ? n->log.first + n->log.n - 1 : 0;
+}
+
+size_t node_log_unwritten_bytes(struct node *n)
+{
+	struct nlog *l = &n->log;
+	uint64_t written = db_last_index(n->o.db);
+	size_t bytes = 0;
+
+	for (size_t i = l->n; i > 0 && l->first + i - 1 > written; i--)
+		bytes += SLOT_BYTES(slot(l, i - 1)->len);
+	return bytes;
+}
+
+/* Records from..last of the memory log, copied into one buffer. */
+static struct wal_buf *copy_records(struct nlog *l, uint64_t from, uint64_t last)
+{
+	size_t total = 0;
+	struct wal_buf *b;
+
+	for (uint64_t i = from; i <= last; i++)
+		total += WAL_REC_HDR + slot(l, i - l->first)->len;
+	if ((b = wal_buf_new(total)) == NULL)
+		return NULL;
+	for (uint64_t i = from; i <= last; i++) {
+		struct nslot *s = slot(l, i - l->first);
+		unsigned char *p = wal_buf_add(b, s->term, i, s->type, s->len);
+
+		if (p == NULL) {
+			wal_buf_unref(b);
+			return NULL;
+		}
+		if (s->len > 0)
+			memcpy(p, s->b->data + s->off, s->len);
+	}
+	return b;
+}
+
+int node_log_rewrite(struct node *n, uint64_t from, struct sh_err *err)
+{
+	struct nlog *l = &n->log;
+	uint64_t last = node_log_last(n);
+	struct wal_buf *b;
+	int rv;
+
+	if (from > last)
+		return 0;
+	if (l->n == 0 || from < l->first)
+		return sh_err_set(err, SH_EINVAL,
+				  "entry %" PRIu64 " is not durable and not in memory either",
+				  from);
+	if ((b = copy_records(l, from, last)) == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	rv = db_append(n->o.db, b, err);
+	wal_buf_unref(b);
+	return rv;
+}
+
+int node_log_append_own(struct node *n, uint64_t term, uint64_t index, uint8_t type,
+			const void *body, size_t len, struct sh_err *err)
 {
 	struct wal_buf *b = wal_buf_new(WAL_REC_HDR + len);
 	unsigned char *p;
@@ -138,12 +200,12 @@ int nlog_append_own(struct node *n, uint64_t term, uint64_t index, uint8_t type,
 	}
 	if (len > 0)
 		memcpy(p, body, len);
-	rv = nlog_append_buf(n, b, err);
+	rv = node_log_append_buf(n, b, err);
 	wal_buf_unref(b);
 	return rv;
 }
 
-void nlog_append_rx(struct node *n, uint64_t first, size_t count)
+void node_log_append_rx(struct node *n, uint64_t first, size_t count)
 {
 	const struct raft_wire_msg *m = n->rx;
 	uint64_t k = first - (m->msg.prev_index + 1);
@@ -169,7 +231,7 @@ void nlog_append_rx(struct node *n, uint64_t first, size_t count)
 		if (e->size > 0)
 			memcpy(p, m->bodies[k + i], e->size);
 	}
-	if (nlog_append_buf(n, b, &err) != 0)
+	if (node_log_append_buf(n, b, &err) != 0)
 		node_fail(n, &err);
 	wal_buf_unref(b);
 }
@@ -255,7 +317,7 @@ static void release_parts(struct node *n, size_t from, size_t to)
 			n->parts[i].release(n->parts[i].data, n->parts[i].len, n->parts[i].arg);
 }
 
-void nlog_send_append(struct node *n, uint64_t to, const struct raft_msg *m)
+void node_log_send_append(struct node *n, uint64_t to, const struct raft_msg *m)
 {
 	struct sh_err err = {0};
 	uint8_t *hdr = NULL;
@@ -279,6 +341,6 @@ void nlog_send_append(struct node *n, uint64_t to, const struct raft_msg *m)
 		return;
 	}
 	n->parts[0] = (struct peer_part){hdr + 4, len - 4, NULL, NULL};
-	peer_send(n->peers, to, PEER_RAFT, n->parts, got + 1);
+	n->o.env.send(n->o.env.data, to, PEER_RAFT, n->parts, got + 1);
 	sh_free(hdr);
 }

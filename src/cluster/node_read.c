@@ -40,14 +40,6 @@ static void done_read(struct node *n, struct pread *p, int rv, const char *msg)
 	sh_free(p);
 }
 
-/* The term of entry index here, 0 when unknown (compacted). */
-static uint64_t term_at(struct node *n, uint64_t index)
-{
-	uint64_t t = raft_term_at(n->raft, index);
-
-	return t != 0 ? t : db_term_at(n->o.db, index);
-}
-
 /* 1: p may run; 0: not yet; SH_EINVAL: its write was lost. */
 static int ready(struct node *n, const struct pread *p)
 {
@@ -56,9 +48,10 @@ static int ready(struct node *n, const struct pread *p)
 	if (p->read_id != 0 || p->index == 0)
 		return 0;
 	if (p->level == NODE_READ_YOUR_WRITES && p->index <= raft_commit_index(n->raft)) {
-		t = term_at(n, p->index);
-		if (t != 0 && t != p->term)
-			return SH_EINVAL; /* committed with another term: never ours */
+		t = node_term_at(n, p->index);
+		if (t != p->term)
+			return t != 0 ? SH_EINVAL /* committed with another term: never ours */
+				      : 0;        /* not applied here yet: wait */
 	}
 	return db_applied_index(n->o.db) >= p->index;
 }
@@ -84,21 +77,24 @@ static bool try_run(struct node *n, struct pread *p)
 			 "token %" PRIu64 ":%" PRIu64 ": entry %" PRIu64 " has term %" PRIu64
 			 " in the committed log: the write was lost (another leader's entry "
 			 "replaced it)",
-			 p->term, p->index, p->index, term_at(n, p->index));
+			 p->term, p->index, p->index, node_term_at(n, p->index));
 		done_read(n, p, rv, msg);
 	} else
 		done_read(n, p, 0, "");
 	return true;
 }
 
-/* At the leader, a token of its term or before beyond its log names no
- * entry that can ever commit (dissertation §3.6: the leader's log holds
- * every committed entry; an entry of an earlier term it lacks is lost). */
+/* At the leader, a token of its own term beyond its log was never issued:
+ * this leader made every entry of its term.  A token of an earlier term
+ * beyond its log may still name an entry that commits — another node may
+ * hold it and win a later election (Raft paper, figure 8) — so such a
+ * read waits until the commit index passes the token's index and the
+ * entry there tells (ready()). */
 static bool never_issued(struct node *n, struct pread *p)
 {
 	char msg[200];
 
-	if (raft_role(n->raft) != RAFT_LEADER || p->term > raft_term(n->raft) ||
+	if (raft_role(n->raft) != RAFT_LEADER || p->term != raft_term(n->raft) ||
 	    p->index <= raft_last_index(n->raft))
 		return false;
 	snprintf(msg, sizeof msg,
@@ -152,7 +148,7 @@ void node_read(struct node *n, enum node_read level, uint64_t token_term, uint64
 	}
 }
 
-void nr_on_event(struct node *n, const struct raft_event *ev)
+void node_read_on_event(struct node *n, const struct raft_event *ev)
 {
 	for (struct pread *p = n->reads; p != NULL; p = p->next) {
 		if (p->read_id != ev->read_id)
@@ -170,7 +166,7 @@ void nr_on_event(struct node *n, const struct raft_event *ev)
 	}
 }
 
-void nr_on_applied(struct node *n)
+void node_read_on_applied(struct node *n)
 {
 	struct pread **q = &n->reads, *p;
 
@@ -184,7 +180,7 @@ void nr_on_applied(struct node *n)
 	}
 }
 
-void nr_expire(struct node *n, uint64_t now)
+void node_read_expire(struct node *n, uint64_t now)
 {
 	struct pread **q = &n->reads, *p;
 
@@ -204,7 +200,7 @@ void nr_expire(struct node *n, uint64_t now)
 	}
 }
 
-void nr_free_all(struct node *n)
+void node_read_free_all(struct node *n)
 {
 	while (n->reads != NULL) {
 		struct pread *p = n->reads;

@@ -69,7 +69,7 @@ static void pump(struct node *n, struct snap_out *o)
 {
 	struct sh_err err;
 
-	while (!o->done_sending && peer_backlog(n->peers, o->peer) < n->o.max_output / 2) {
+	while (!o->done_sending && n->o.env.backlog(n->o.env.data, o->peer) < n->o.max_output / 2) {
 		const void *data;
 		size_t len;
 		uint64_t offset;
@@ -94,7 +94,7 @@ static void pump(struct node *n, struct snap_out *o)
 	}
 }
 
-void ns_needed(struct node *n, uint64_t peer)
+void node_snap_needed(struct node *n, uint64_t peer)
 {
 	uint64_t index = db_snapshot_index(n->o.db);
 	struct snap_out *o = out_find(n, peer);
@@ -131,7 +131,7 @@ void ns_needed(struct node *n, uint64_t peer)
 	pump(n, o);
 }
 
-void ns_writable(struct node *n, uint64_t peer)
+void node_snap_writable(struct node *n, uint64_t peer)
 {
 	struct snap_out *o = out_find(n, peer);
 
@@ -139,7 +139,7 @@ void ns_writable(struct node *n, uint64_t peer)
 		pump(n, o);
 }
 
-void ns_recv_ack(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
+void node_snap_recv_ack(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
 {
 	Shoal__Cluster__SnapAck *m = shoal__cluster__snap_ack__unpack(NULL, len, buf);
 	struct snap_out *o = out_find(n, from);
@@ -160,7 +160,7 @@ void ns_recv_ack(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
 	shoal__cluster__snap_ack__free_unpacked(m, NULL);
 }
 
-void ns_on_role(struct node *n)
+void node_snap_on_role(struct node *n)
 {
 	if (raft_role(n->raft) == RAFT_LEADER)
 		return;
@@ -220,8 +220,12 @@ static void installed(void *arg, int rv, const struct sh_err *err, uint64_t term
 	}
 	if (!raft_snapshot_installed(n->raft, node_now(), in->index, in->term, &conf)) {
 		db_reset(n->o.db, in->index + 1);
-		nlog_clear(n);
+		node_log_clear(n);
 		n->log.first = in->index + 1;
+		/* a create or drop of the dropped log can no longer hold the
+		 * leader's write gate shut (the review's ddl-gate-snapshot) */
+		if (n->ddl_upto > in->index)
+			n->ddl_upto = in->index;
 	}
 	db_commit(n->o.db, in->index);
 	send_ack(n, in->from, in->index, true, NULL);
@@ -258,6 +262,14 @@ static int take_chunk(struct node *n, uint64_t from, const Shoal__Cluster__SnapC
 
 	if (in->installing)
 		return 0; /* the leader resent: the install answers */
+	if (in->r == NULL && m->index <= db_applied_index(n->o.db)) {
+		/* this node already holds that state (it applied it, so it is
+		 * committed and durable here): say so, and the leader goes on
+		 * with the entries after it — refusing made the leader send
+		 * the same snapshot for ever (whole-node simulator) */
+		send_ack(n, from, m->index, true, NULL);
+		return 0;
+	}
 	if (in->r != NULL && (in->from != from || in->index != m->index || m->offset == 0))
 		in_drop(n); /* a new transfer replaces the old */
 	if (in->r == NULL && (rv = start_in(n, from, m, err)) != 0)
@@ -280,7 +292,7 @@ static int take_chunk(struct node *n, uint64_t from, const Shoal__Cluster__SnapC
 	return snap_recv_chunk(in->r, m->offset, m->data.data, m->data.len, err);
 }
 
-void ns_recv_chunk(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
+void node_snap_recv_chunk(struct node *n, uint64_t from, const uint8_t *buf, size_t len)
 {
 	Shoal__Cluster__SnapChunk *m = shoal__cluster__snap_chunk__unpack(NULL, len, buf);
 	struct sh_err err;
@@ -299,7 +311,7 @@ void ns_recv_chunk(struct node *n, uint64_t from, const uint8_t *buf, size_t len
 	shoal__cluster__snap_chunk__free_unpacked(m, NULL);
 }
 
-void ns_free_all(struct node *n)
+void node_snap_free_all(struct node *n)
 {
 	for (size_t i = 0; i < NODE_MAX_SNAP_OUT; i++)
 		if (n->snap_out[i].chunks != NULL)

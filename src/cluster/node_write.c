@@ -14,11 +14,15 @@
  *   proposed     in the log at (term, index), waiting for its ack level;
  *   forwarded    sent to the leader (node_fwd.c), waiting for its answer.
  *
- * A proposed write fails when its entry is truncated (a new leader
- * replaced it: it is not in the log) and, for the levels other than
- * quorum, when this node stops leading before the level held (the outcome
- * is then unknown: it may still commit).  A deadline gives UNAVAILABLE
- * when no leader was found, DEADLINE_EXCEEDED otherwise.
+ * Outcomes (doc/consistency.md, "Outcomes").  A write fails with
+ * SH_EUNAVAIL, SH_ESHUTDOWN or a check's error only when it is certain
+ * never to be applied: it was never proposed nor handed to a leader.  Once
+ * it may be in some log, a failure is SH_EUNKNOWN (or SH_ETIMEDOUT at its
+ * deadline): its entry was replaced here by a new leader's (another node
+ * may still hold it and commit it: Raft paper, figure 8), this node
+ * stopped leading before the level held, the leader it was forwarded to
+ * changed, or the node stopped.  A deadline gives UNAVAILABLE when no
+ * leader was found, DEADLINE_EXCEEDED otherwise.
  */
 #include "build.h"
 
@@ -30,12 +34,13 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ------------------------------------------------------------ completing */
 
-void nw_result(struct node *n, node_done_fn done, void *arg, int rv, const struct sh_err *err,
-	       uint64_t term, uint64_t index, size_t affected)
+void node_write_result(struct node *n, node_done_fn done, void *arg, int rv,
+		       const struct sh_err *err, uint64_t term, uint64_t index, size_t affected)
 {
 	struct node_result r = {.rv = rv, .term = term, .index = index, .affected = affected};
 
@@ -56,10 +61,10 @@ static void w_free(struct pwrite *w)
 }
 
 /* Complete w (off every list) and free it. */
-void nw_finish(struct node *n, struct pwrite *w, int rv, const struct sh_err *err)
+void node_write_finish(struct node *n, struct pwrite *w, int rv, const struct sh_err *err)
 {
 	n->n_pending--;
-	nw_result(n, w->done, w->arg, rv, err, w->term, w->index, w->affected);
+	node_write_result(n, w->done, w->arg, rv, err, w->term, w->index, w->affected);
 	w_free(w);
 }
 
@@ -73,7 +78,7 @@ static void finishf(struct node *n, struct pwrite *w, int rv, const char *fmt, .
 	va_start(ap, fmt);
 	sh_err_setv(&err, rv, fmt, ap);
 	va_end(ap);
-	nw_finish(n, w, rv, &err);
+	node_write_finish(n, w, rv, &err);
 }
 
 /* Take the whole list *head. */
@@ -95,15 +100,29 @@ static void push_tail(struct pwrite **head, struct pwrite *w)
 
 /* ------------------------------------------------------------ proposing */
 
-static int all_voters_alive(struct node *n, struct sh_err *err)
+/* A voter is down for `ack all` when membership says so or when it has
+ * not answered the leader for three heartbeats (membership takes seconds
+ * to decide; a write should not wait for it). */
+static uint64_t voter_down(struct node *n)
 {
 	const struct raft_conf *c = raft_conf(n->raft);
+	uint64_t quiet = 3 * (uint64_t)n->o.raft.heartbeat_ms, now = node_now();
 
 	for (unsigned i = 0; i < c->n_voters; i++)
-		if (!node_alive(n, c->voters[i]))
-			return sh_err_set(err, SH_EUNAVAIL,
-					  "ack all: voter %016" PRIx64 " is down (use quorum)",
-					  c->voters[i]);
+		if (c->voters[i] != n->o.id &&
+		    (!node_alive(n, c->voters[i]) ||
+		     raft_peer_silence(n->raft, c->voters[i], now) > quiet))
+			return c->voters[i];
+	return 0;
+}
+
+static int all_voters_alive(struct node *n, struct sh_err *err)
+{
+	uint64_t id = voter_down(n);
+
+	if (id != 0)
+		return sh_err_set(err, SH_EUNAVAIL,
+				  "ack all: voter %016" PRIx64 " is down (use quorum)", id);
 	return 0;
 }
 
@@ -127,8 +146,6 @@ static int propose(struct node *n, struct pwrite *w, struct sh_err *err)
 	uint8_t type;
 	int rv;
 
-	if (w->ack == NODE_ACK_ALL && (rv = all_voters_alive(n, err)) != 0)
-		return rv;
 	if ((rv = db_prepare(n->o.db, w->e, term, index, &b, &w->affected, err)) != 0)
 		return rv;
 	record_of(b, &type, &len);
@@ -139,7 +156,7 @@ static int propose(struct node *n, struct pwrite *w, struct sh_err *err)
 	else if (rv != 0)
 		sh_err_set(err, rv, "this node is handing leadership over");
 	if (rv == 0)
-		rv = nlog_append_buf(n, b, err);
+		rv = node_log_append_buf(n, b, err);
 	wal_buf_unref(b);
 	if (rv == 0) {
 		w->term = term;
@@ -148,17 +165,37 @@ static int propose(struct node *n, struct pwrite *w, struct sh_err *err)
 	return rv;
 }
 
+/* A full disk (node_full.c): refused before it is proposed anywhere. */
+static void refuse_full(struct node *n, struct pwrite *w)
+{
+	finishf(n, w, SH_ENOSPC,
+		"this node's disk is full: it is read-only (it serves reads) until there is "
+		"room for its log again");
+}
+
 /* At the leader: propose w, or queue it behind the gate. */
 static void lead(struct node *n, struct pwrite *w)
 {
 	struct sh_err err;
 	int rv;
 
+	if (n->full) { /* writes that waited behind the DDL gate come here too */
+		refuse_full(n, w);
+		return;
+	}
+
 	if (w->change != 0) {
-		if ((rv = na_change(n, w, &err)) == 0)
+		if ((rv = node_auto_change(n, w, &err)) == 0)
 			push_tail(&n->proposed, w);
 		else
-			nw_finish(n, w, rv > 0 ? 0 : rv, &err);
+			node_write_finish(n, w, rv > 0 ? 0 : rv, &err);
+		return;
+	}
+	/* refused at once, not queued: SH_EUNAVAIL from propose means "wait
+	 * for a leader", which made an ack-all write with a voter down wait out
+	 * its deadline (t/cluster_ops.sh) */
+	if (w->ack == NODE_ACK_ALL && (rv = all_voters_alive(n, &err)) != 0) {
+		node_write_finish(n, w, rv, &err);
 		return;
 	}
 	if (n->wait_gate != NULL || db_applied_index(n->o.db) < n->ddl_upto) {
@@ -169,7 +206,7 @@ static void lead(struct node *n, struct pwrite *w)
 		if (rv == SH_EUNAVAIL)
 			push_tail(&n->wait_leader, w);
 		else
-			nw_finish(n, w, rv, &err);
+			node_write_finish(n, w, rv, &err);
 		return;
 	}
 	push_tail(&n->proposed, w);
@@ -177,13 +214,15 @@ static void lead(struct node *n, struct pwrite *w)
 }
 
 /* Send w where it can go now. */
-void nw_dispatch(struct node *n, struct pwrite *w)
+void node_write_dispatch(struct node *n, struct pwrite *w)
 {
 	uint64_t leader = raft_leader(n->raft);
 
-	if (leader == n->o.id && raft_role(n->raft) == RAFT_LEADER)
+	if (n->full)
+		refuse_full(n, w);
+	else if (leader == n->o.id && raft_role(n->raft) == RAFT_LEADER)
 		lead(n, w);
-	else if (leader == RAFT_NONE || nf_send(n, w) != 0)
+	else if (leader == RAFT_NONE || node_fwd_send(n, w) != 0)
 		push_tail(&n->wait_leader, w);
 }
 
@@ -193,7 +232,7 @@ void node_write(struct node *n, const struct entry *e, enum node_ack ack, uint64
 	struct pwrite *w = sh_calloc(1, sizeof *w);
 
 	if (w == NULL) {
-		nw_result(n, done, arg, SH_ENOMEM, NULL, 0, 0, 0);
+		node_write_result(n, done, arg, SH_ENOMEM, NULL, 0, 0, 0);
 		return;
 	}
 	*w = (struct pwrite){
@@ -203,28 +242,28 @@ void node_write(struct node *n, const struct entry *e, enum node_ack ack, uint64
 		finishf(n, w, SH_ESHUTDOWN, "this node's storage failed: it takes no writes");
 		return;
 	}
-	nw_dispatch(n, w);
+	node_write_dispatch(n, w);
 	node_flush(n);
 }
 
-void nw_submit(struct node *n, struct pwrite *w)
+void node_write_submit(struct node *n, struct pwrite *w)
 {
 	n->n_pending++;
-	nw_dispatch(n, w);
+	node_write_dispatch(n, w);
 }
 
-void nw_wait(struct node *n, struct pwrite *w)
+void node_write_wait(struct node *n, struct pwrite *w)
 {
 	push_tail(&n->wait_leader, w);
 }
 
-void nw_push_forwarded(struct node *n, struct pwrite *w)
+void node_write_push_forwarded(struct node *n, struct pwrite *w)
 {
 	push_tail(&n->forwarded, w);
 	n->n_forwarded++;
 }
 
-struct pwrite *nw_take_forwarded(struct node *n, uint64_t id)
+struct pwrite *node_write_take_forwarded(struct node *n, uint64_t id)
 {
 	for (struct pwrite **p = &n->forwarded, *w; (w = *p) != NULL; p = &w->next)
 		if (w->fwd_id == id) {
@@ -248,15 +287,15 @@ static void fail_forwarded(struct node *n)
 		}
 		*p = w->next;
 		n->n_forwarded--;
-		finishf(n, w, SH_EUNAVAIL,
+		finishf(n, w, SH_EUNKNOWN,
 			"the leader %016" PRIx64 " lost its leadership before it answered (the "
 			"write may still be committed)",
 			w->fwd_to);
 	}
 }
 
-int nw_propose_conf(struct node *n, const struct raft_conf *c, uint64_t *index, uint64_t *term,
-		    struct sh_err *err)
+int node_write_propose_conf(struct node *n, const struct raft_conf *c, uint64_t *index,
+			    uint64_t *term, struct sh_err *err)
 {
 	uint8_t *body;
 	size_t len;
@@ -270,7 +309,7 @@ int nw_propose_conf(struct node *n, const struct raft_conf *c, uint64_t *index, 
 	else if (rv != 0)
 		sh_err_set(err, rv, "not the leader, or not a single-server change");
 	else
-		rv = nlog_append_own(n, *term, *index, WAL_VOTERS, body, len, err);
+		rv = node_log_append_own(n, *term, *index, WAL_VOTERS, body, len, err);
 	sh_free(body);
 	return rv;
 }
@@ -281,30 +320,53 @@ int nw_propose_conf(struct node *n, const struct raft_conf *c, uint64_t *index, 
 static int acked(struct node *n, const struct pwrite *w, struct sh_err *err)
 {
 	struct raft *r = n->raft;
-	uint64_t t = raft_term_at(r, w->index);
+	uint64_t t = node_term_at(n, w->index);
 	unsigned voters = raft_conf(r)->n_voters;
 	bool leading = raft_role(r) == RAFT_LEADER && raft_term(r) == w->term;
 
-	if (t != 0 && t != w->term)
+	if (t != 0 && t != w->term && raft_commit_index(r) >= w->index)
 		return sh_err_set(err, SH_EUNAVAIL,
-				  "entry %" PRIu64 " was replaced by a new leader's", w->index);
+				  "the write was lost: entry %" PRIu64
+				  " was committed with term %" PRIu64
+				  ", a new leader's (safe to send again)",
+				  w->index, t);
+	if (t != 0 && t != w->term)
+		return sh_err_set(err, SH_EUNKNOWN,
+				  "entry %" PRIu64
+				  " was replaced here by a new leader's (the write "
+				  "may still be committed from another node's log)",
+				  w->index);
+	if (raft_commit_index(r) >= w->index && t == 0)
+		return sh_err_set(err, SH_EUNKNOWN,
+				  "entry %" PRIu64 " is committed but no longer in this node's log "
+				  "(a snapshot replaced it): whether it is this write is unknown",
+				  w->index);
 	if (raft_commit_index(r) >= w->index)
 		return 1;
 	if (w->ack == NODE_ACK_QUORUM)
 		return 0;
 	if (!leading)
-		return sh_err_set(err, SH_EUNAVAIL,
+		return sh_err_set(err, SH_EUNKNOWN,
 				  "this node stopped leading before the write was acknowledged "
 				  "(it may still be committed)");
 	switch (w->ack) {
 	case NODE_ACK_LEADER: return raft_durable_index(r) >= w->index;
 	case NODE_ACK_ONE: return raft_acked(r, w->index) >= (voters < 2 ? voters : 2);
-	case NODE_ACK_ALL: return raft_acked(r, w->index) >= voters;
+	case NODE_ACK_ALL:
+		if (raft_acked(r, w->index) >= voters)
+			return 1;
+		if (voter_down(n) != 0)
+			return sh_err_set(err, SH_EUNKNOWN,
+					  "ack all: voter %016" PRIx64
+					  " went down before it held the write (it may still be "
+					  "committed at quorum)",
+					  voter_down(n));
+		return 0;
 	default: return 1;
 	}
 }
 
-void nw_on_progress(struct node *n)
+void node_write_on_progress(struct node *n)
 {
 	struct pwrite **p = &n->proposed, *w;
 	struct sh_err err;
@@ -316,11 +378,11 @@ void nw_on_progress(struct node *n)
 			continue;
 		}
 		*p = w->next;
-		nw_finish(n, w, rv > 0 ? 0 : rv, &err);
+		node_write_finish(n, w, rv > 0 ? 0 : rv, &err);
 	}
 }
 
-void nw_on_truncate(struct node *n, uint64_t from)
+void node_write_on_truncate(struct node *n, uint64_t from)
 {
 	struct pwrite **p = &n->proposed, *w;
 
@@ -330,9 +392,10 @@ void nw_on_truncate(struct node *n, uint64_t from)
 			continue;
 		}
 		*p = w->next;
-		finishf(n, w, SH_EUNAVAIL,
+		finishf(n, w, SH_EUNKNOWN,
 			"entry %" PRIu64
-			" was replaced by a new leader's: the write is not in the log",
+			" was replaced here by a new leader's (the write may still be committed "
+			"from another node's log)",
 			w->index);
 	}
 }
@@ -344,11 +407,11 @@ static void redispatch(struct node *n)
 
 	for (struct pwrite *w = l; w != NULL; w = next) {
 		next = w->next;
-		nw_dispatch(n, w);
+		node_write_dispatch(n, w);
 	}
 }
 
-void nw_on_role(struct node *n)
+void node_write_on_role(struct node *n)
 {
 	if (raft_role(n->raft) != RAFT_LEADER) {
 		struct pwrite *g = take(&n->wait_gate), *next;
@@ -365,13 +428,20 @@ void nw_on_role(struct node *n)
 		redispatch(n);
 }
 
-void nw_on_applied(struct node *n)
+/* The gate may open: lead what waited, in order (lead() puts a write back
+ * behind the gate when a create or drop it just proposed closes it again;
+ * taking the whole list first keeps the order, and a write that found
+ * others still waiting no longer goes round the queue for ever). */
+void node_write_on_applied(struct node *n)
 {
-	while (n->wait_gate != NULL && db_applied_index(n->o.db) >= n->ddl_upto &&
-	       raft_role(n->raft) == RAFT_LEADER) {
-		struct pwrite *w = n->wait_gate;
+	struct pwrite *l, *next;
 
-		n->wait_gate = w->next;
+	if (n->wait_gate == NULL || db_applied_index(n->o.db) < n->ddl_upto ||
+	    raft_role(n->raft) != RAFT_LEADER)
+		return;
+	l = take(&n->wait_gate);
+	for (struct pwrite *w = l; w != NULL; w = next) {
+		next = w->next;
 		lead(n, w);
 	}
 }
@@ -397,7 +467,7 @@ static void expire_list(struct node *n, struct pwrite **head, uint64_t now, int 
 	}
 }
 
-void nw_expire(struct node *n, uint64_t now)
+void node_write_expire(struct node *n, uint64_t now)
 {
 	if (n->raft == NULL)
 		return;
@@ -413,16 +483,23 @@ void nw_expire(struct node *n, uint64_t now)
 		redispatch(n);
 }
 
-void nw_free_all(struct node *n)
+void node_write_free_all(struct node *n)
 {
 	struct pwrite **lists[] = {&n->wait_leader, &n->wait_gate, &n->proposed, &n->forwarded};
 
 	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
 		struct pwrite *l = take(lists[i]), *next;
+		bool sent = lists[i] == &n->proposed || lists[i] == &n->forwarded;
 
 		for (struct pwrite *w = l; w != NULL; w = next) {
 			next = w->next;
-			finishf(n, w, SH_ESHUTDOWN, "the node is stopping or its storage failed");
+			if (sent)
+				finishf(n, w, SH_EUNKNOWN,
+					"the node is stopping or its storage failed (the write may "
+					"still be committed)");
+			else
+				finishf(n, w, SH_ESHUTDOWN,
+					"the node is stopping or its storage failed");
 		}
 	}
 }

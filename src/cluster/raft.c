@@ -27,17 +27,17 @@ void raft_opts_default(struct raft_opts *o, uint64_t id)
 
 /* ------------------------------------------------------------ log index */
 
-uint64_t log_last(const struct raft *r)
+uint64_t raft__log_last(const struct raft *r)
 {
 	return r->snap_index + r->n;
 }
 
 /* Term of the entry at index; 0 when the log does not describe it. */
-uint64_t log_term(const struct raft *r, uint64_t index)
+uint64_t raft__log_term(const struct raft *r, uint64_t index)
 {
 	if (index == r->snap_index)
 		return r->snap_term;
-	if (index < r->snap_index || index > log_last(r))
+	if (index < r->snap_index || index > raft__log_last(r))
 		return 0;
 	return r->terms[index - r->snap_index - 1];
 }
@@ -78,8 +78,8 @@ static int conf_push(struct raft *r, uint64_t index, const struct raft_conf *c)
 
 /* Describe entry `index` (= log_last + 1).  A configuration takes effect as
  * soon as it is in the log (dissertation §4.1). */
-int log_push(struct raft *r, uint64_t term, uint8_t type, uint32_t size,
-	     const struct raft_conf *conf, uint64_t index)
+int raft__log_push(struct raft *r, uint64_t term, uint8_t type, uint32_t size,
+		   const struct raft_conf *conf, uint64_t index)
 {
 	if (r->n == r->cap && log_grow(r) != 0)
 		return SH_ENOMEM;
@@ -93,23 +93,23 @@ int log_push(struct raft *r, uint64_t term, uint8_t type, uint32_t size,
 }
 
 /* Forget entries >= from; configurations they held are undone. */
-void log_truncate(struct raft *r, uint64_t from)
+void raft__log_truncate(struct raft *r, uint64_t from)
 {
-	const struct raft_conf *before = conf_now(r);
+	const struct raft_conf *before = raft__conf_now(r);
 	struct raft_conf old = *before;
 
-	if (from <= r->snap_index || from > log_last(r))
+	if (from <= r->snap_index || from > raft__log_last(r))
 		return;
 	r->n = from - r->snap_index - 1;
 	while (r->n_confs > 0 && r->confs[r->n_confs - 1].index >= from)
 		r->n_confs--;
 	if (r->durable >= from)
 		r->durable = from - 1;
-	if (memcmp(&old, conf_now(r), sizeof old) != 0)
-		emit(r, RAFT_EV_CONF, 0, 0, 0);
+	if (memcmp(&old, raft__conf_now(r), sizeof old) != 0)
+		raft__emit(r, RAFT_EV_CONF, 0, 0, 0);
 }
 
-const struct raft_conf *conf_now(const struct raft *r)
+const struct raft_conf *raft__conf_now(const struct raft *r)
 {
 	return r->n_confs > 0 ? &r->confs[r->n_confs - 1].conf : &r->snap_conf;
 }
@@ -130,15 +130,15 @@ bool raft_conf_has(const struct raft_conf *c, uint64_t id)
 	return raft_conf_has_voter(c, id);
 }
 
-unsigned quorum(const struct raft *r)
+unsigned raft__quorum(const struct raft *r)
 {
-	return conf_now(r)->n_voters / 2 + 1;
+	return raft__conf_now(r)->n_voters / 2 + 1;
 }
 
 /* ------------------------------------------------------------ events, roles */
 
-void emit(struct raft *r, enum raft_event_type type, uint64_t peer, uint64_t read_id,
-	  uint64_t index)
+void raft__emit(struct raft *r, enum raft_event_type type, uint64_t peer, uint64_t read_id,
+		uint64_t index)
 {
 	struct raft_event ev = {type, peer, read_id, index};
 
@@ -146,19 +146,19 @@ void emit(struct raft *r, enum raft_event_type type, uint64_t peer, uint64_t rea
 		r->io.event(r->io.data, &ev);
 }
 
-void emit_role(struct raft *r)
+void raft__emit_role(struct raft *r)
 {
-	emit(r, RAFT_EV_ROLE, 0, 0, 0);
+	raft__emit(r, RAFT_EV_ROLE, 0, 0, 0);
 }
 
-void reset_election_timer(struct raft *r, uint64_t now)
+void raft__reset_election_timer(struct raft *r, uint64_t now)
 {
 	uint64_t t = r->o.election_timeout_ms;
 
 	r->election_at = now + t + r->io.random(r->io.data) % t;
 }
 
-void set_term(struct raft *r, uint64_t term, uint64_t vote)
+void raft__set_term(struct raft *r, uint64_t term, uint64_t vote)
 {
 	if (term == r->term && vote == r->vote)
 		return;
@@ -167,14 +167,17 @@ void set_term(struct raft *r, uint64_t term, uint64_t vote)
 	r->io.save_hard_state(r->io.data, term, vote);
 }
 
-void become_follower(struct raft *r, uint64_t now, uint64_t term, uint64_t leader)
+void raft__become_follower(struct raft *r, uint64_t now, uint64_t term, uint64_t leader)
 {
 	bool changed = r->role != RAFT_FOLLOWER || term != r->term || leader != r->leader;
 
-	if (term > r->term)
-		set_term(r, term, RAFT_NONE);
+	if (term > r->term) {
+		raft__set_term(r, term, RAFT_NONE);
+		r->leader_stamp = 0;
+		r->leader_commit = 0;
+	}
 	if (r->role == RAFT_LEADER || leader != r->leader)
-		reads_fail_all(r);
+		raft__reads_fail_all(r);
 	r->role = RAFT_FOLLOWER;
 	r->leader = leader;
 	r->leader_dead = false;
@@ -182,12 +185,12 @@ void become_follower(struct raft *r, uint64_t now, uint64_t term, uint64_t leade
 	r->ack_due = false;
 	if (leader != RAFT_NONE)
 		r->leader_contact = now;
-	reset_election_timer(r, now);
+	raft__reset_election_timer(r, now);
 	if (changed)
-		emit_role(r);
+		raft__emit_role(r);
 }
 
-struct progress *peer_find(struct raft *r, uint64_t id)
+struct raft_progress *raft__peer_find(struct raft *r, uint64_t id)
 {
 	for (unsigned i = 0; i < r->n_peers; i++)
 		if (r->peers[i].id == id)
@@ -195,21 +198,21 @@ struct progress *peer_find(struct raft *r, uint64_t id)
 	return NULL;
 }
 
-static void progress_init(struct raft *r, struct progress *p, uint64_t id, uint64_t now)
+static void progress_init(struct raft *r, struct raft_progress *p, uint64_t id, uint64_t now)
 {
 	memset(p, 0, sizeof *p);
 	p->id = id;
-	p->next = log_last(r) + 1;
+	p->next = raft__log_last(r) + 1;
 	p->probing = true;
 	p->last_resp = now; /* a fresh leader counts everyone as heard from */
 }
 
 /* Leader: one progress per other member of the configuration, keeping what
  * is known about members that stay. */
-void peers_sync(struct raft *r, uint64_t now)
+void raft__peers_sync(struct raft *r, uint64_t now)
 {
-	const struct raft_conf *c = conf_now(r);
-	struct progress *fresh = sh_calloc(RAFT_MAX_NODES * 2, sizeof *fresh);
+	const struct raft_conf *c = raft__conf_now(r);
+	struct raft_progress *fresh = sh_calloc(RAFT_MAX_NODES * 2, sizeof *fresh);
 	unsigned n = 0;
 	uint64_t ids[RAFT_MAX_NODES * 2];
 	unsigned n_ids = 0;
@@ -221,11 +224,11 @@ void peers_sync(struct raft *r, uint64_t now)
 	for (unsigned i = 0; i < c->n_learners; i++)
 		ids[n_ids++] = c->learners[i];
 	for (unsigned i = 0; i < n_ids; i++) {
-		struct progress *old;
+		struct raft_progress *old;
 
 		if (ids[i] == r->id)
 			continue;
-		old = peer_find(r, ids[i]);
+		old = raft__peer_find(r, ids[i]);
 		if (old != NULL)
 			fresh[n] = *old;
 		else
@@ -239,23 +242,23 @@ void peers_sync(struct raft *r, uint64_t now)
 
 /* Dissertation §6.4: a new leader first commits a no-op of its term, which
  * also tells it what is committed. */
-void become_leader(struct raft *r, uint64_t now)
+void raft__become_leader(struct raft *r, uint64_t now)
 {
-	uint64_t index = log_last(r) + 1;
+	uint64_t index = raft__log_last(r) + 1;
 
 	r->role = RAFT_LEADER;
 	r->leader = r->id;
 	r->transfer_to = RAFT_NONE;
 	r->n_peers = 0;
-	peers_sync(r, now);
-	if (log_push(r, r->term, RAFT_ENTRY_NOOP, 0, NULL, index) == 0)
+	raft__peers_sync(r, now);
+	if (raft__log_push(r, r->term, RAFT_ENTRY_NOOP, 0, NULL, index) == 0)
 		r->io.append_noop(r->io.data, index, r->term);
 	r->term_start = index;
 	r->heartbeat_at = now + r->o.heartbeat_ms; /* the flush announces us at once */
 	r->quorum_check_at = now + r->o.election_timeout_ms;
 	r->dirty = true;
-	emit_role(r);
-	maybe_commit(r, now); /* a single voter commits as soon as durable */
+	raft__emit_role(r);
+	raft__maybe_commit(r, now); /* a single voter commits as soon as durable */
 }
 
 /* ------------------------------------------------------------ life cycle */
@@ -267,7 +270,8 @@ static int boot_log(struct raft *r, const struct raft_boot *b)
 	for (uint64_t i = 0; i < n; i++) {
 		const struct raft_entry_meta *e = &b->entries[i];
 
-		if (log_push(r, e->term, e->type, e->size, e->conf, b->snap_index + 1 + i) != 0)
+		if (raft__log_push(r, e->term, e->type, e->size, e->conf, b->snap_index + 1 + i) !=
+		    0)
 			return SH_ENOMEM;
 	}
 	return 0;
@@ -312,7 +316,9 @@ int raft_new(const struct raft_opts *o, const struct raft_io *io, const struct r
 	if (r->commit > r->durable)
 		r->commit = r->durable;
 	r->role = RAFT_FOLLOWER;
-	reset_election_timer(r, now);
+	raft__reset_election_timer(r, now);
+	if (r->term > 0) /* it may have acknowledged a leader it no longer knows */
+		r->refuse_until = now + r->o.election_timeout_ms;
 	if (raft_conf(r)->n_voters == 1 && raft_conf(r)->voters[0] == r->id)
 		r->election_at = now; /* a lone voter has nobody to wait for */
 	*out = r;
@@ -335,10 +341,42 @@ void raft_free(struct raft *r)
 
 /* ------------------------------------------------------------ timers */
 
+/* A standby leader transfers to the voter whose log is longest. */
+static void hand_over(struct raft *r, uint64_t now)
+{
+	struct raft_progress *best = NULL;
+
+	for (unsigned i = 0; i < r->n_peers; i++)
+		if (raft_is_voter(r, r->peers[i].id) &&
+		    (best == NULL || r->peers[i].match > best->match))
+			best = &r->peers[i];
+	if (best != NULL)
+		raft_transfer(r, now, best->id);
+}
+
+void raft_set_standby(struct raft *r, uint64_t now, bool standby)
+{
+	r->standby = standby;
+	if (standby && r->role == RAFT_LEADER && r->transfer_to == RAFT_NONE)
+		hand_over(r, now);
+	else if (standby && r->role != RAFT_LEADER && r->role != RAFT_FOLLOWER)
+		raft__become_follower(r, now, r->term, RAFT_NONE); /* stop campaigning */
+}
+
+bool raft_standby(const struct raft *r)
+{
+	return r->standby;
+}
+
 static void leader_tick(struct raft *r, uint64_t now)
 {
-	if (r->transfer_to != RAFT_NONE && now >= r->transfer_until)
-		r->transfer_to = RAFT_NONE; /* the transfer failed: lead again */
+	if (r->transfer_to != RAFT_NONE && now >= r->transfer_until) {
+		/* the transfer failed: lead again, but the voters may have
+		 * granted the target's votes (a transfer's votes ignore the
+		 * lease), so only acks of messages sent from now on count */
+		r->transfer_to = RAFT_NONE;
+		r->lease_floor = raft__next_stamp(r, now);
+	}
 	if (now >= r->quorum_check_at) {
 		unsigned heard = raft_is_voter(r, r->id) ? 1 : 0;
 
@@ -348,36 +386,38 @@ static void leader_tick(struct raft *r, uint64_t now)
 		r->quorum_check_at = now + r->o.election_timeout_ms;
 		/* CheckQuorum (dissertation §6.2): a leader that has not heard
 		 * from a majority within an election timeout steps down */
-		if (r->o.check_quorum && heard < quorum(r)) {
-			become_follower(r, now, r->term, RAFT_NONE);
+		if (r->o.check_quorum && heard < raft__quorum(r)) {
+			raft__become_follower(r, now, r->term, RAFT_NONE);
 			return;
 		}
 	}
-	check_stalls(r, now);
+	raft__check_stalls(r, now);
+	if (r->standby && r->transfer_to == RAFT_NONE)
+		hand_over(r, now);
 	for (unsigned i = 0; i < r->n_peers; i++) /* a lost snapshot is asked for again */
 		if (r->peers[i].snapshotting &&
 		    now - r->peers[i].snap_at > 2 * (uint64_t)r->o.election_timeout_ms)
 			r->peers[i].snapshotting = false;
 	if (now >= r->heartbeat_at) {
-		broadcast(r, now, true);
+		raft__broadcast(r, now, true);
 		r->heartbeat_at = now + r->o.heartbeat_ms;
 	}
 }
 
 void raft_tick(struct raft *r, uint64_t now)
 {
-	reads_expire(r, now);
+	raft__reads_expire(r, now);
 	if (r->role == RAFT_LEADER) {
 		leader_tick(r, now);
 		return;
 	}
 	if (now < r->election_at)
 		return;
-	if (!raft_is_voter(r, r->id)) {
-		reset_election_timer(r, now); /* learners never campaign */
+	if (!raft_is_voter(r, r->id) || r->standby) {
+		raft__reset_election_timer(r, now); /* learners never campaign */
 		return;
 	}
-	start_election(r, now, r->o.prevote, false);
+	raft__start_election(r, now, r->o.prevote, false);
 }
 
 uint64_t raft_next_deadline(const struct raft *r)
@@ -400,6 +440,21 @@ uint64_t raft_next_deadline(const struct raft *r)
 
 /* ------------------------------------------------------------ inputs */
 
+/* Does this node hear a leader, so that it must refuse votes (§4.2.3,
+ * §9.6)?  The lease (§6.4.1, raft_read.c) rests on it: a voter that
+ * acknowledged the leader refuses votes for an election timeout after.
+ * The leader hears itself; a node that restarted refuses for an election
+ * timeout (it may have acknowledged a leader it forgot); membership's
+ * verdict that the leader is dead only makes a follower stand sooner. */
+static bool hears_leader(const struct raft *r, uint64_t now)
+{
+	if (r->role == RAFT_LEADER || now < r->refuse_until)
+		return true;
+	/* not r->leader: a node that stands forgets its leader, not when it
+	 * last heard one */
+	return r->leader_contact != 0 && now - r->leader_contact < r->o.election_timeout_ms;
+}
+
 /* A message of a newer term: follow it (dissertation §3.3), except for
  * vote requests that would disrupt a live leader (§4.2.3, §9.6). */
 static bool term_check(struct raft *r, uint64_t now, const struct raft_msg *m)
@@ -407,14 +462,18 @@ static bool term_check(struct raft *r, uint64_t now, const struct raft_msg *m)
 	bool is_vote = m->type == RAFT_MSG_VOTE;
 
 	if (m->term > r->term) {
-		if (is_vote && !m->transfer && r->leader != RAFT_NONE && !r->leader_dead &&
-		    now - r->leader_contact < r->o.election_timeout_ms)
+		/* a transfer's vote may pass the refusal, unless this voter heard
+		 * the leader after the transfer's deadline (the leader may lead
+		 * again, on a lease from our acks) */
+		if (is_vote && hears_leader(r, now) &&
+		    (!m->transfer || r->leader_stamp >= m->sent_at))
 			return false; /* we still hear a leader: not disrupted */
 		if (is_vote && m->prevote)
 			return true; /* a pre-vote does not change terms */
 		if (m->type == RAFT_MSG_VOTE_RESP && m->prevote && m->granted)
 			return true; /* granted pre-vote at the future term */
-		become_follower(r, now, m->term, m->type == RAFT_MSG_APPEND ? m->from : RAFT_NONE);
+		raft__become_follower(r, now, m->term,
+				      m->type == RAFT_MSG_APPEND ? m->from : RAFT_NONE);
 	}
 	return true;
 }
@@ -424,30 +483,34 @@ void raft_recv(struct raft *r, uint64_t now, const struct raft_msg *m)
 	if (!term_check(r, now, m))
 		return;
 	switch (m->type) {
-	case RAFT_MSG_VOTE: recv_vote(r, now, m); break;
-	case RAFT_MSG_VOTE_RESP: recv_vote_resp(r, now, m); break;
-	case RAFT_MSG_APPEND: recv_append(r, now, m); break;
-	case RAFT_MSG_APPEND_RESP: recv_append_resp(r, now, m); break;
+	case RAFT_MSG_VOTE: raft__recv_vote(r, now, m); break;
+	case RAFT_MSG_VOTE_RESP: raft__recv_vote_resp(r, now, m); break;
+	case RAFT_MSG_APPEND: raft__recv_append(r, now, m); break;
+	case RAFT_MSG_APPEND_RESP: raft__recv_append_resp(r, now, m); break;
 	case RAFT_MSG_TIMEOUT_NOW:
-		if (m->term == r->term && m->from == r->leader && raft_is_voter(r, r->id))
-			start_election(r, now, false, true);
+		/* not once the leader went on past the transfer's deadline */
+		if (m->term == r->term && m->from == r->leader && raft_is_voter(r, r->id) &&
+		    !r->standby && r->leader_stamp < m->sent_at) {
+			r->transfer_stamp = m->sent_at;
+			raft__start_election(r, now, false, true);
+		}
 		break;
-	case RAFT_MSG_READ_INDEX: recv_read_index(r, now, m); break;
-	case RAFT_MSG_READ_INDEX_RESP: recv_read_index_resp(r, now, m); break;
+	case RAFT_MSG_READ_INDEX: raft__recv_read_index(r, now, m); break;
+	case RAFT_MSG_READ_INDEX_RESP: raft__recv_read_index_resp(r, now, m); break;
 	}
 }
 
 void raft_persisted(struct raft *r, uint64_t now, uint64_t index)
 {
-	if (index > log_last(r))
-		index = log_last(r);
+	if (index > raft__log_last(r))
+		index = raft__log_last(r);
 	if (index <= r->durable)
 		return;
 	r->durable = index;
 	if (r->role == RAFT_LEADER)
-		maybe_commit(r, now);
+		raft__maybe_commit(r, now);
 	else if (r->ack_due)
-		follower_ack(r);
+		raft__follower_ack(r);
 }
 
 void raft_flush(struct raft *r, uint64_t now)
@@ -455,19 +518,19 @@ void raft_flush(struct raft *r, uint64_t now)
 	if (r->role != RAFT_LEADER || !r->dirty)
 		return;
 	r->dirty = false;
-	broadcast(r, now, false);
+	raft__broadcast(r, now, false);
 }
 
 int raft_propose(struct raft *r, uint64_t now, enum raft_entry_type type, uint32_t size,
 		 uint64_t *index, uint64_t *term)
 {
-	uint64_t i = log_last(r) + 1;
+	uint64_t i = raft__log_last(r) + 1;
 
 	if (r->role != RAFT_LEADER || r->transfer_to != RAFT_NONE)
 		return SH_EUNAVAIL;
 	if (type == RAFT_ENTRY_CONFIG)
 		return SH_EINVAL; /* raft_propose_conf */
-	if (log_push(r, r->term, (uint8_t)type, size, NULL, i) != 0)
+	if (raft__log_push(r, r->term, (uint8_t)type, size, NULL, i) != 0)
 		return SH_ENOMEM;
 	*index = i;
 	*term = r->term;
@@ -500,7 +563,7 @@ static unsigned conf_distance(const struct raft_conf *a, const struct raft_conf 
 int raft_propose_conf(struct raft *r, uint64_t now, const struct raft_conf *c, uint32_t size,
 		      uint64_t *index, uint64_t *term)
 {
-	uint64_t i = log_last(r) + 1;
+	uint64_t i = raft__log_last(r) + 1;
 
 	if (r->role != RAFT_LEADER || r->transfer_to != RAFT_NONE)
 		return SH_EUNAVAIL;
@@ -511,21 +574,44 @@ int raft_propose_conf(struct raft *r, uint64_t now, const struct raft_conf *c, u
 	    (r->n_confs > 0 && r->confs[r->n_confs - 1].index > r->commit))
 		return SH_EBUSY;
 	if (c->n_voters < 1 || c->n_voters + c->n_learners > RAFT_MAX_NODES ||
-	    conf_distance(conf_now(r), c) > 1)
+	    conf_distance(raft__conf_now(r), c) > 1)
 		return SH_EINVAL;
-	if (log_push(r, r->term, RAFT_ENTRY_CONFIG, size, c, i) != 0)
+	if (raft__log_push(r, r->term, RAFT_ENTRY_CONFIG, size, c, i) != 0)
 		return SH_ENOMEM;
-	peers_sync(r, now);
-	emit(r, RAFT_EV_CONF, 0, 0, 0);
+	raft__peers_sync(r, now);
+	raft__emit(r, RAFT_EV_CONF, 0, 0, 0);
 	*index = i;
 	*term = r->term;
 	r->dirty = true;
 	return 0;
 }
 
+uint64_t raft_peer_silence(const struct raft *r, uint64_t peer, uint64_t now)
+{
+	const struct raft_progress *p = raft__peer_find((struct raft *)(uintptr_t)r, peer);
+
+	if (r->role != RAFT_LEADER || p == NULL)
+		return UINT64_MAX;
+	return now > p->last_resp ? now - p->last_resp : 0;
+}
+
+/* The deadline travels as a stamp of the leader's clock, which voters
+ * compare with the stamps of the leader's messages they saw: a TimeoutNow
+ * handled after the leader gave the transfer up — and renewed its lease
+ * with acks of later messages — must not make them ignore that lease. */
+void raft__send_timeout_now(struct raft *r, uint64_t to)
+{
+	struct raft_msg m = {.type = RAFT_MSG_TIMEOUT_NOW,
+			     .term = r->term,
+			     .from = r->id,
+			     .sent_at = r->transfer_until << 16};
+
+	r->io.send(r->io.data, to, &m);
+}
+
 int raft_transfer(struct raft *r, uint64_t now, uint64_t to)
 {
-	struct progress *p = peer_find(r, to);
+	struct raft_progress *p = raft__peer_find(r, to);
 
 	if (r->role != RAFT_LEADER)
 		return SH_EUNAVAIL;
@@ -533,12 +619,10 @@ int raft_transfer(struct raft *r, uint64_t now, uint64_t to)
 		return SH_EINVAL;
 	r->transfer_to = to;
 	r->transfer_until = now + r->o.election_timeout_ms;
-	if (p->match == log_last(r)) {
-		struct raft_msg m = {.type = RAFT_MSG_TIMEOUT_NOW, .term = r->term, .from = r->id};
-
-		r->io.send(r->io.data, to, &m);
+	if (p->match == raft__log_last(r)) {
+		raft__send_timeout_now(r, to);
 	} else {
-		send_append(r, now, p, false);
+		raft__send_append(r, now, p, false);
 	}
 	return 0;
 }
@@ -547,6 +631,8 @@ void raft_peer_dead(struct raft *r, uint64_t now, uint64_t id)
 {
 	if (r->role == RAFT_LEADER || id != r->leader || id == RAFT_NONE)
 		return;
+	if (now - r->leader_contact < r->o.election_timeout_ms)
+		return; /* we still hear it (membership's datagrams fail, not our link) */
 	r->leader_dead = true;
 	/* elect soon, not a timeout later; but membership tells every
 	 * follower at about the same moment, and followers that all stand at
@@ -564,9 +650,9 @@ void raft_compacted(struct raft *r, uint64_t index)
 	uint64_t drop, term;
 	size_t keep_conf = 0;
 
-	if (index <= r->snap_index || index > r->commit || index > log_last(r))
+	if (index <= r->snap_index || index > r->commit || index > raft__log_last(r))
 		return;
-	term = log_term(r, index);
+	term = raft__log_term(r, index);
 	drop = index - r->snap_index;
 	/* the configuration at index becomes the snapshot's */
 	for (size_t i = 0; i < r->n_confs; i++)
@@ -590,7 +676,7 @@ void raft_compacted(struct raft *r, uint64_t index)
 
 void raft_snapshot_sent(struct raft *r, uint64_t now, uint64_t peer, uint64_t index)
 {
-	struct progress *p = peer_find(r, peer);
+	struct raft_progress *p = raft__peer_find(r, peer);
 
 	if (r->role != RAFT_LEADER || p == NULL)
 		return;
@@ -606,7 +692,8 @@ void raft_snapshot_sent(struct raft *r, uint64_t now, uint64_t peer, uint64_t in
 bool raft_snapshot_installed(struct raft *r, uint64_t now, uint64_t index, uint64_t term,
 			     const struct raft_conf *conf)
 {
-	bool keep = index <= log_last(r) && index > r->snap_index && log_term(r, index) == term;
+	bool keep = index <= raft__log_last(r) && index > r->snap_index &&
+		    raft__log_term(r, index) == term;
 
 	if (keep) {
 		uint64_t commit = r->commit;
@@ -629,7 +716,7 @@ bool raft_snapshot_installed(struct raft *r, uint64_t now, uint64_t index, uint6
 	r->match_hint = index;
 	if (r->commit < index)
 		r->commit = index;
-	emit(r, RAFT_EV_CONF, 0, 0, 0);
+	raft__emit(r, RAFT_EV_CONF, 0, 0, 0);
 	return false;
 }
 
@@ -655,9 +742,14 @@ uint64_t raft_commit_index(const struct raft *r)
 	return r->commit;
 }
 
+uint64_t raft_leader_commit(const struct raft *r)
+{
+	return r->leader_commit > r->commit ? r->leader_commit : r->commit;
+}
+
 uint64_t raft_last_index(const struct raft *r)
 {
-	return log_last(r);
+	return raft__log_last(r);
 }
 
 uint64_t raft_durable_index(const struct raft *r)
@@ -667,32 +759,32 @@ uint64_t raft_durable_index(const struct raft *r)
 
 uint64_t raft_term_at(const struct raft *r, uint64_t index)
 {
-	return log_term(r, index);
+	return raft__log_term(r, index);
 }
 
 const struct raft_conf *raft_conf(const struct raft *r)
 {
-	return conf_now(r);
+	return raft__conf_now(r);
 }
 
 bool raft_is_voter(const struct raft *r, uint64_t id)
 {
-	return raft_conf_has_voter(conf_now(r), id);
+	return raft_conf_has_voter(raft__conf_now(r), id);
 }
 
 uint64_t raft_match(const struct raft *r, uint64_t peer)
 {
-	const struct progress *p;
+	const struct raft_progress *p;
 
 	if (peer == r->id)
 		return r->durable;
-	p = peer_find((struct raft *)(uintptr_t)r, peer);
+	p = raft__peer_find((struct raft *)(uintptr_t)r, peer);
 	return p != NULL ? p->match : 0;
 }
 
 unsigned raft_acked(const struct raft *r, uint64_t index)
 {
-	const struct raft_conf *c = conf_now(r);
+	const struct raft_conf *c = raft__conf_now(r);
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < c->n_voters; i++)

@@ -55,6 +55,10 @@ struct raft_conf {
 	unsigned n_voters;
 	uint64_t learners[RAFT_MAX_NODES];
 	unsigned n_learners;
+	/* members removed on purpose, that the leader must not add back until
+	 * told to (the driver's: the core carries it along, ignores it) */
+	uint64_t removed[RAFT_MAX_NODES];
+	unsigned n_removed;
 };
 
 /* One entry of an AppendEntries, as the core sees it. */
@@ -199,6 +203,13 @@ bool raft_lease_valid(const struct raft *r, uint64_t now);
 int raft_transfer(struct raft *r, uint64_t now, uint64_t to);
 /* SWIM says `id` is dead: when it is our leader, elect a new one now. */
 void raft_peer_dead(struct raft *r, uint64_t now, uint64_t id);
+/* Standby (this node's log cannot grow: its disk is full): it stands in no
+ * election and ignores TimeoutNow, like a learner, but votes and follows;
+ * as leader it hands leadership to the voter whose log is longest, again
+ * after each transfer that fails, until one takes over (a lone voter stays
+ * leader).  Off again once the log can grow. */
+void raft_set_standby(struct raft *r, uint64_t now, bool standby);
+bool raft_standby(const struct raft *r);
 
 /* The driver took a snapshot covering up to index: forget the log before. */
 void raft_compacted(struct raft *r, uint64_t index);
@@ -219,6 +230,11 @@ enum raft_role raft_role(const struct raft *r);
 uint64_t raft_term(const struct raft *r);
 uint64_t raft_leader(const struct raft *r);
 uint64_t raft_commit_index(const struct raft *r);
+/* The commit index as the cluster knows it: on a follower the highest its
+ * leader of this term sent, which its own log may not reach yet
+ * (raft_commit_index is capped at what the log holds); elsewhere the
+ * commit index. */
+uint64_t raft_leader_commit(const struct raft *r);
 uint64_t raft_last_index(const struct raft *r);
 uint64_t raft_durable_index(const struct raft *r);
 uint64_t raft_term_at(const struct raft *r, uint64_t index); /* 0 when unknown */
@@ -228,6 +244,9 @@ bool raft_is_voter(const struct raft *r, uint64_t id);
 uint64_t raft_match(const struct raft *r, uint64_t peer);
 /* Leader: voters (itself included) holding index durably. */
 unsigned raft_acked(const struct raft *r, uint64_t index);
+/* Leader: how long since peer last answered (ms; UINT64_MAX when it never
+ * did or this node does not lead). */
+uint64_t raft_peer_silence(const struct raft *r, uint64_t peer, uint64_t now);
 
 const char *raft_role_name(enum raft_role role);
 const char *raft_msg_name(enum raft_msg_type t);

@@ -29,13 +29,13 @@ static const struct raft_conf *conf_at(const struct raft *r, uint64_t index)
 	return NULL;
 }
 
-static void inflight_clear(struct progress *p)
+static void inflight_clear(struct raft_progress *p)
 {
 	p->fl_head = p->fl_n = 0;
 	p->inflight_bytes = 0;
 }
 
-static void inflight_push(struct progress *p, uint64_t last, uint64_t bytes, uint64_t now)
+static void inflight_push(struct raft_progress *p, uint64_t last, uint64_t bytes, uint64_t now)
 {
 	unsigned i = (p->fl_head + p->fl_n) % RAFT_MAX_INFLIGHT;
 
@@ -47,7 +47,7 @@ static void inflight_push(struct progress *p, uint64_t last, uint64_t bytes, uin
 }
 
 /* Forget the batches the follower now holds. */
-static void inflight_ack(struct progress *p, uint64_t match)
+static void inflight_ack(struct raft_progress *p, uint64_t match)
 {
 	while (p->fl_n > 0 && p->fl_last[p->fl_head] <= match) {
 		p->inflight_bytes -= p->fl_bytes[p->fl_head];
@@ -56,7 +56,7 @@ static void inflight_ack(struct progress *p, uint64_t match)
 	}
 }
 
-static bool room(const struct raft *r, const struct progress *p)
+static bool room(const struct raft *r, const struct raft_progress *p)
 {
 	if (p->probing)
 		return p->fl_n == 0;
@@ -69,7 +69,7 @@ static size_t batch(struct raft *r, uint64_t first, uint64_t *bytes)
 	size_t n = 0;
 
 	*bytes = 0;
-	for (uint64_t i = first; i <= log_last(r) && n < r->o.max_batch_entries; i++, n++) {
+	for (uint64_t i = first; i <= raft__log_last(r) && n < r->o.max_batch_entries; i++, n++) {
 		size_t k = i - r->snap_index - 1;
 
 		if (n > 0 && *bytes + r->sizes[k] > r->o.max_batch_bytes)
@@ -82,7 +82,7 @@ static size_t batch(struct raft *r, uint64_t first, uint64_t *bytes)
 	return n;
 }
 
-void send_append(struct raft *r, uint64_t now, struct progress *p, bool heartbeat)
+void raft__send_append(struct raft *r, uint64_t now, struct raft_progress *p, bool heartbeat)
 {
 	struct raft_msg m = {
 		.type = RAFT_MSG_APPEND, .term = r->term, .from = r->id, .commit = r->commit};
@@ -93,7 +93,7 @@ void send_append(struct raft *r, uint64_t now, struct progress *p, bool heartbea
 	if (p->next <= r->snap_index) { /* what it needs next was compacted away */
 		p->snapshotting = true;
 		p->snap_at = now;
-		emit(r, RAFT_EV_SNAPSHOT_NEEDED, p->id, 0, 0);
+		raft__emit(r, RAFT_EV_SNAPSHOT_NEEDED, p->id, 0, 0);
 		return;
 	}
 	if (heartbeat && !p->probing && p->match >= r->snap_index) {
@@ -108,9 +108,9 @@ void send_append(struct raft *r, uint64_t now, struct progress *p, bool heartbea
 				return; /* nothing new, not even the commit index */
 		}
 	}
-	m.prev_term = log_term(r, m.prev_index);
+	m.prev_term = raft__log_term(r, m.prev_index);
 	m.entries = r->out;
-	m.sent_at = next_stamp(r, now);
+	m.sent_at = raft__next_stamp(r, now);
 	r->io.send(r->io.data, p->id, &m);
 	p->last_sent = now;
 	p->sent_commit = r->commit;
@@ -125,28 +125,28 @@ void send_append(struct raft *r, uint64_t now, struct progress *p, bool heartbea
 
 /* Heartbeats to every follower, or (not heartbeat) everything that is due
  * and fits their flow control. */
-void broadcast(struct raft *r, uint64_t now, bool heartbeat)
+void raft__broadcast(struct raft *r, uint64_t now, bool heartbeat)
 {
 	for (unsigned i = 0; i < r->n_peers; i++) {
-		struct progress *p = &r->peers[i];
+		struct raft_progress *p = &r->peers[i];
 
 		if (heartbeat) {
 			if (p->probing)
 				inflight_clear(p); /* a lost probe is sent again */
-			send_append(r, now, p, !p->probing);
+			raft__send_append(r, now, p, !p->probing);
 			continue;
 		}
-		broadcast_one(r, now, p);
+		raft__broadcast_one(r, now, p);
 	}
 }
 
 /* Batches lost on the way (a follower that was down, a broken connection,
  * a lossy link) are never acknowledged: when the oldest has waited an
  * election timeout, go back to probing from what the follower holds. */
-void check_stalls(struct raft *r, uint64_t now)
+void raft__check_stalls(struct raft *r, uint64_t now)
 {
 	for (unsigned i = 0; i < r->n_peers; i++) {
-		struct progress *p = &r->peers[i];
+		struct raft_progress *p = &r->peers[i];
 
 		if (p->fl_n == 0 || now - p->fl_time[p->fl_head] < r->o.election_timeout_ms)
 			continue;
@@ -164,7 +164,7 @@ static int cmp_desc(const void *a, const void *b)
 	return (x < y) - (x > y);
 }
 
-void set_commit(struct raft *r, uint64_t index)
+void raft__set_commit(struct raft *r, uint64_t index)
 {
 	if (index <= r->commit)
 		return;
@@ -174,9 +174,9 @@ void set_commit(struct raft *r, uint64_t index)
 
 /* §3.6.2: the highest index a majority of voters hold durably, committed
  * only when it is of the current term. */
-void maybe_commit(struct raft *r, uint64_t now)
+void raft__maybe_commit(struct raft *r, uint64_t now)
 {
-	const struct raft_conf *c = conf_now(r);
+	const struct raft_conf *c = raft__conf_now(r);
 	uint64_t m[RAFT_MAX_NODES], n;
 
 	if (r->role != RAFT_LEADER)
@@ -184,23 +184,23 @@ void maybe_commit(struct raft *r, uint64_t now)
 	for (unsigned i = 0; i < c->n_voters; i++)
 		m[i] = raft_match(r, c->voters[i]);
 	qsort(m, c->n_voters, sizeof *m, cmp_desc);
-	n = m[quorum(r) - 1];
-	if (n > r->commit && log_term(r, n) == r->term) {
-		set_commit(r, n);
+	n = m[raft__quorum(r) - 1];
+	if (n > r->commit && raft__log_term(r, n) == r->term) {
+		raft__set_commit(r, n);
 		r->dirty = true;
 	}
-	reads_check(r, now);
+	raft__reads_check(r, now);
 	/* §4.2.2: a leader that committed its own removal steps down */
 	if (!raft_conf_has_voter(c, r->id) &&
 	    (r->n_confs == 0 || r->confs[r->n_confs - 1].index <= r->commit))
-		become_follower(r, now, r->term, RAFT_NONE);
+		raft__become_follower(r, now, r->term, RAFT_NONE);
 }
 
-static void on_success(struct raft *r, uint64_t now, struct progress *p, uint64_t match)
+static void on_success(struct raft *r, uint64_t now, struct raft_progress *p, uint64_t match)
 {
 	if (match > p->match) {
 		p->match = match;
-		emit(r, RAFT_EV_PROGRESS, p->id, 0, 0);
+		raft__emit(r, RAFT_EV_PROGRESS, p->id, 0, 0);
 	}
 	inflight_ack(p, p->match);
 	if (p->probing) {
@@ -210,32 +210,30 @@ static void on_success(struct raft *r, uint64_t now, struct progress *p, uint64_
 	} else if (p->next <= p->match) {
 		p->next = p->match + 1;
 	}
-	maybe_commit(r, now);
+	raft__maybe_commit(r, now);
 	if (r->role != RAFT_LEADER)
 		return;
-	if (r->transfer_to == p->id && p->match == log_last(r)) {
-		struct raft_msg t = {.type = RAFT_MSG_TIMEOUT_NOW, .term = r->term, .from = r->id};
-
-		r->io.send(r->io.data, p->id, &t);
-	}
-	broadcast_one(r, now, p);
+	if (r->transfer_to == p->id && p->match == raft__log_last(r))
+		raft__send_timeout_now(r, p->id);
+	raft__broadcast_one(r, now, p);
 }
 
-void broadcast_one(struct raft *r, uint64_t now, struct progress *p)
+void raft__broadcast_one(struct raft *r, uint64_t now, struct raft_progress *p)
 {
 	uint64_t before;
 
 	do {
 		before = p->next;
-		send_append(r, now, p, false);
-	} while (!p->probing && p->next > before && p->next <= log_last(r));
+		raft__send_append(r, now, p, false);
+	} while (!p->probing && p->next > before && p->next <= raft__log_last(r));
 }
 
-void recv_append_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
+void raft__recv_append_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
 {
-	struct progress *p;
+	struct raft_progress *p;
 
-	if (r->role != RAFT_LEADER || m->term != r->term || (p = peer_find(r, m->from)) == NULL)
+	if (r->role != RAFT_LEADER || m->term != r->term ||
+	    (p = raft__peer_find(r, m->from)) == NULL)
 		return;
 	p->last_resp = now;
 	if (m->sent_at > p->ack_time && m->sent_at <= r->stamp)
@@ -251,12 +249,12 @@ void recv_append_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
 		p->next = p->match + 1;
 	p->probing = true;
 	inflight_clear(p);
-	send_append(r, now, p, false);
+	raft__send_append(r, now, p, false);
 }
 
 /* ------------------------------------------------------------ follower side */
 
-void follower_ack(struct raft *r)
+void raft__follower_ack(struct raft *r)
 {
 	struct raft_msg m = {.type = RAFT_MSG_APPEND_RESP,
 			     .term = r->term,
@@ -285,9 +283,9 @@ static void refuse(struct raft *r, const struct raft_msg *m, uint64_t hint)
  * the whole run (dissertation §3.5, the optimization at its end). */
 static uint64_t conflict_hint(const struct raft *r, uint64_t prev)
 {
-	uint64_t t = log_term(r, prev), i = prev;
+	uint64_t t = raft__log_term(r, prev), i = prev;
 
-	while (i > r->snap_index + 1 && i > r->commit + 1 && log_term(r, i - 1) == t)
+	while (i > r->snap_index + 1 && i > r->commit + 1 && raft__log_term(r, i - 1) == t)
 		i--;
 	return i;
 }
@@ -297,22 +295,26 @@ static int take_entries(struct raft *r, const struct raft_msg *m)
 {
 	for (size_t k = 0; k < m->n; k++) {
 		uint64_t idx = m->prev_index + 1 + k;
-		uint64_t t = log_term(r, idx);
+		uint64_t t = raft__log_term(r, idx);
 
 		if (idx <= r->snap_index || (t != 0 && t == m->entries[k].term))
 			continue;
-		if (idx <= log_last(r)) {
+		if (idx <= raft__log_last(r)) {
 			if (idx <= r->commit)
 				return SH_ECORRUPT; /* a leader contradicts a commit: a bug */
-			log_truncate(r, idx);
+			raft__log_truncate(r, idx);
 			r->io.truncate(r->io.data, idx);
 		}
 		for (size_t j = k; j < m->n; j++) {
 			const struct raft_entry_meta *e = &m->entries[j];
 
-			if (log_push(r, e->term, e->type, e->size, e->conf,
-				     m->prev_index + 1 + j) != 0)
+			if (raft__log_push(r, e->term, e->type, e->size, e->conf,
+					   m->prev_index + 1 + j) != 0) {
+				/* the driver appends nothing: keep the core's log
+				 * as long as its, the leader sends again */
+				raft__log_truncate(r, idx);
 				return SH_ENOMEM;
+			}
 		}
 		r->io.append(r->io.data, idx, m->n - k);
 		break;
@@ -335,36 +337,40 @@ static void raise_match_hint(struct raft *r, uint64_t leader, uint64_t last)
 	}
 	if (last > r->match_hint)
 		r->match_hint = last;
-	if (r->match_hint > log_last(r))
-		r->match_hint = log_last(r);
+	if (r->match_hint > raft__log_last(r))
+		r->match_hint = raft__log_last(r);
 	if (r->match_hint < r->snap_index)
 		r->match_hint = r->snap_index;
 }
 
-void recv_append(struct raft *r, uint64_t now, const struct raft_msg *m)
+void raft__recv_append(struct raft *r, uint64_t now, const struct raft_msg *m)
 {
 	if (m->term < r->term) {
 		refuse(r, m, 0); /* our term in the reply makes a stale leader step down */
 		return;
 	}
 	if (r->role != RAFT_FOLLOWER || r->leader != m->from)
-		become_follower(r, now, r->term, m->from);
+		raft__become_follower(r, now, r->term, m->from);
 	r->leader_contact = now;
 	r->leader_dead = false;
-	reset_election_timer(r, now);
-	if (m->prev_index > log_last(r)) {
-		refuse(r, m, log_last(r) + 1);
+	if (m->sent_at > r->leader_stamp)
+		r->leader_stamp = m->sent_at;
+	if (m->commit > r->leader_commit)
+		r->leader_commit = m->commit;
+	raft__reset_election_timer(r, now);
+	if (m->prev_index > raft__log_last(r)) {
+		refuse(r, m, raft__log_last(r) + 1);
 		return;
 	}
-	if (m->prev_index >= r->snap_index && log_term(r, m->prev_index) != m->prev_term) {
+	if (m->prev_index >= r->snap_index && raft__log_term(r, m->prev_index) != m->prev_term) {
 		refuse(r, m, conflict_hint(r, m->prev_index));
 		return;
 	}
 	if (take_entries(r, m) != 0)
 		return; /* out of memory: no answer, the leader will send again */
 	raise_match_hint(r, m->from, m->prev_index + m->n);
-	set_commit(r, m->commit < r->match_hint ? m->commit : r->match_hint);
+	raft__set_commit(r, m->commit < r->match_hint ? m->commit : r->match_hint);
 	r->ack_due = true;
 	r->ack_sent_at = m->sent_at;
-	follower_ack(r);
+	raft__follower_ack(r);
 }

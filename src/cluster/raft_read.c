@@ -26,7 +26,7 @@
 #define LEASE_NUM 9 /* the lease lasts 9/10 of the minimum election timeout */
 #define LEASE_DEN 10
 
-uint64_t next_stamp(struct raft *r, uint64_t now)
+uint64_t raft__next_stamp(struct raft *r, uint64_t now)
 {
 	uint64_t s = now << 16;
 
@@ -45,18 +45,19 @@ static int cmp_desc(const void *a, const void *b)
  * acknowledged; 0 when not the leader. */
 static uint64_t quorum_stamp(const struct raft *r)
 {
-	const struct raft_conf *c = conf_now(r);
+	const struct raft_conf *c = raft__conf_now(r);
 	uint64_t t[RAFT_MAX_NODES];
 
 	if (r->role != RAFT_LEADER || c->n_voters == 0)
 		return 0;
 	for (unsigned i = 0; i < c->n_voters; i++) {
-		const struct progress *p = peer_find((struct raft *)(uintptr_t)r, c->voters[i]);
+		const struct raft_progress *p =
+			raft__peer_find((struct raft *)(uintptr_t)r, c->voters[i]);
 
 		t[i] = c->voters[i] == r->id ? UINT64_MAX : p != NULL ? p->ack_time : 0;
 	}
 	qsort(t, c->n_voters, sizeof *t, cmp_desc);
-	return t[quorum(r) - 1];
+	return t[raft__quorum(r) - 1];
 }
 
 bool raft_lease_valid(const struct raft *r, uint64_t now)
@@ -67,14 +68,16 @@ bool raft_lease_valid(const struct raft *r, uint64_t now)
 		return false;
 	if (q == UINT64_MAX)
 		return true; /* a single voter */
+	if (q <= r->lease_floor)
+		return false; /* acks from before a failed transfer ended */
 	return (q >> 16) + (uint64_t)r->o.election_timeout_ms * LEASE_NUM / LEASE_DEN > now;
 }
 
-static int push_read(struct raft *r, const struct pending_read *p)
+static int push_read(struct raft *r, const struct raft_pending_read *p)
 {
 	if (r->n_reads == r->reads_cap) {
 		size_t cap = r->reads_cap ? r->reads_cap * 2 : 16;
-		struct pending_read *v = sh_reallocarray(r->reads, cap, sizeof *v);
+		struct raft_pending_read *v = sh_reallocarray(r->reads, cap, sizeof *v);
 
 		if (v == NULL)
 			return SH_ENOMEM;
@@ -85,7 +88,7 @@ static int push_read(struct raft *r, const struct pending_read *p)
 	return 0;
 }
 
-static void answer(struct raft *r, const struct pending_read *p, uint64_t index)
+static void answer(struct raft *r, const struct raft_pending_read *p, uint64_t index)
 {
 	struct raft_msg m = {.type = RAFT_MSG_READ_INDEX_RESP,
 			     .term = r->term,
@@ -96,40 +99,41 @@ static void answer(struct raft *r, const struct pending_read *p, uint64_t index)
 	if (p->from != RAFT_NONE)
 		r->io.send(r->io.data, p->from, &m);
 	else
-		emit(r, index ? RAFT_EV_READ_READY : RAFT_EV_READ_FAILED, 0, p->id, index);
+		raft__emit(r, index ? RAFT_EV_READ_READY : RAFT_EV_READ_FAILED, 0, p->id, index);
 }
 
 /* Leader: queue a read and ask for a round of heartbeats at once. */
 static void leader_read(struct raft *r, uint64_t now, uint64_t id, uint64_t from)
 {
-	struct pending_read p = {id, from, 0, next_stamp(r, now), 0, false};
+	struct raft_pending_read p = {id, from, 0, raft__next_stamp(r, now), 0, false};
 
 	if (push_read(r, &p) != 0) {
 		answer(r, &p, 0);
 		return;
 	}
 	r->heartbeat_at = now;
-	reads_check(r, now);
+	raft__reads_check(r, now);
 }
 
 void raft_read_index(struct raft *r, uint64_t now, uint64_t read_id)
 {
 	struct raft_msg m = {.type = RAFT_MSG_READ_INDEX, .from = r->id, .read_id = read_id};
-	struct pending_read p = {read_id, RAFT_NONE, 0, 0, now + r->o.election_timeout_ms, true};
+	struct raft_pending_read p = {read_id, RAFT_NONE, 0, 0, now + r->o.election_timeout_ms,
+				      true};
 
 	if (r->role == RAFT_LEADER) {
 		leader_read(r, now, read_id, RAFT_NONE);
 		return;
 	}
 	if (r->leader == RAFT_NONE || push_read(r, &p) != 0) {
-		emit(r, RAFT_EV_READ_FAILED, 0, read_id, 0);
+		raft__emit(r, RAFT_EV_READ_FAILED, 0, read_id, 0);
 		return;
 	}
 	m.term = r->term;
 	r->io.send(r->io.data, r->leader, &m);
 }
 
-void reads_check(struct raft *r, uint64_t now)
+void raft__reads_check(struct raft *r, uint64_t now)
 {
 	uint64_t q = quorum_stamp(r);
 	size_t k = 0;
@@ -137,7 +141,7 @@ void reads_check(struct raft *r, uint64_t now)
 	if (r->role != RAFT_LEADER)
 		return;
 	for (size_t i = 0; i < r->n_reads; i++) {
-		struct pending_read *p = &r->reads[i];
+		struct raft_pending_read *p = &r->reads[i];
 
 		if (r->commit >= r->term_start && p->index == 0)
 			p->index = r->commit;
@@ -149,7 +153,7 @@ void reads_check(struct raft *r, uint64_t now)
 	r->n_reads = k;
 }
 
-void reads_fail_all(struct raft *r)
+void raft__reads_fail_all(struct raft *r)
 {
 	size_t n = r->n_reads;
 
@@ -159,7 +163,7 @@ void reads_fail_all(struct raft *r)
 }
 
 /* Forwarded reads the leader did not answer in time fail. */
-void reads_expire(struct raft *r, uint64_t now)
+void raft__reads_expire(struct raft *r, uint64_t now)
 {
 	size_t k = 0;
 
@@ -172,9 +176,9 @@ void reads_expire(struct raft *r, uint64_t now)
 	r->n_reads = k;
 }
 
-void recv_read_index(struct raft *r, uint64_t now, const struct raft_msg *m)
+void raft__recv_read_index(struct raft *r, uint64_t now, const struct raft_msg *m)
 {
-	struct pending_read p = {m->read_id, m->from, 0, 0, 0, false};
+	struct raft_pending_read p = {m->read_id, m->from, 0, 0, 0, false};
 
 	if (r->role != RAFT_LEADER) {
 		answer(r, &p, 0);
@@ -183,16 +187,16 @@ void recv_read_index(struct raft *r, uint64_t now, const struct raft_msg *m)
 	leader_read(r, now, m->read_id, m->from);
 }
 
-void recv_read_index_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
+void raft__recv_read_index_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
 {
 	size_t k = 0;
 
 	for (size_t i = 0; i < r->n_reads; i++) {
-		struct pending_read *p = &r->reads[i];
+		struct raft_pending_read *p = &r->reads[i];
 
 		if (p->forwarded && p->id == m->read_id)
-			emit(r, m->read_index ? RAFT_EV_READ_READY : RAFT_EV_READ_FAILED, 0, p->id,
-			     m->read_index);
+			raft__emit(r, m->read_index ? RAFT_EV_READ_READY : RAFT_EV_READ_FAILED, 0,
+				   p->id, m->read_index);
 		else
 			r->reads[k++] = *p;
 	}

@@ -12,9 +12,9 @@
 /* §3.6.1: is a log ending at (index, term) at least as up to date as ours? */
 static bool up_to_date(const struct raft *r, uint64_t index, uint64_t term)
 {
-	uint64_t my_term = log_term(r, log_last(r));
+	uint64_t my_term = raft__log_term(r, raft__log_last(r));
 
-	return term > my_term || (term == my_term && index >= log_last(r));
+	return term > my_term || (term == my_term && index >= raft__log_last(r));
 }
 
 static void add_grant(struct raft *r, uint64_t id)
@@ -49,33 +49,38 @@ static void retry_soon(struct raft *r, uint64_t now)
 	r->election_at = now + q + r->io.random(r->io.data) % q;
 }
 
-void start_election(struct raft *r, uint64_t now, bool prevote, bool transfer)
+void raft__start_election(struct raft *r, uint64_t now, bool prevote, bool transfer)
 {
-	const struct raft_conf *c = conf_now(r);
+	const struct raft_conf *c = raft__conf_now(r);
 	struct raft_msg m = {.type = RAFT_MSG_VOTE,
 			     .from = r->id,
 			     .prevote = prevote,
 			     .transfer = transfer,
-			     .last_index = log_last(r)};
+			     .sent_at = transfer ? r->transfer_stamp : 0,
+			     .last_index = raft__log_last(r)};
 
-	m.last_term = log_term(r, m.last_index);
-	reads_fail_all(r);
+	m.last_term = raft__log_term(r, m.last_index);
+	if (r->standby) { /* a pre-vote won before the node went standby */
+		raft__become_follower(r, now, r->term, RAFT_NONE);
+		return;
+	}
+	raft__reads_fail_all(r);
 	r->role = prevote ? RAFT_PRECANDIDATE : RAFT_CANDIDATE;
 	r->leader = RAFT_NONE;
 	r->n_granted = 0;
 	if (!prevote)
-		set_term(r, r->term + 1, r->id);
+		raft__set_term(r, r->term + 1, r->id);
 	m.term = prevote ? r->term + 1 : r->term;
 	add_grant(r, r->id);
-	reset_election_timer(r, now);
+	raft__reset_election_timer(r, now);
 	if (prevote)
 		retry_soon(r, now);
-	emit_role(r);
-	if (grants(r) >= quorum(r)) { /* a single voter */
+	raft__emit_role(r);
+	if (grants(r) >= raft__quorum(r)) { /* a single voter */
 		if (prevote)
-			start_election(r, now, false, transfer);
+			raft__start_election(r, now, false, transfer);
 		else
-			become_leader(r, now);
+			raft__become_leader(r, now);
 		return;
 	}
 	for (unsigned i = 0; i < c->n_voters; i++)
@@ -83,7 +88,7 @@ void start_election(struct raft *r, uint64_t now, bool prevote, bool transfer)
 			r->io.send(r->io.data, c->voters[i], &m);
 }
 
-void recv_vote(struct raft *r, uint64_t now, const struct raft_msg *m)
+void raft__recv_vote(struct raft *r, uint64_t now, const struct raft_msg *m)
 {
 	struct raft_msg reply = {
 		.type = RAFT_MSG_VOTE_RESP, .from = r->id, .prevote = m->prevote, .term = r->term};
@@ -99,14 +104,14 @@ void recv_vote(struct raft *r, uint64_t now, const struct raft_msg *m)
 		reply.granted =
 			ok && m->term == r->term && (r->vote == RAFT_NONE || r->vote == m->from);
 		if (reply.granted) {
-			set_term(r, r->term, m->from); /* durable before the reply */
-			reset_election_timer(r, now);
+			raft__set_term(r, r->term, m->from); /* durable before the reply */
+			raft__reset_election_timer(r, now);
 		}
 	}
 	r->io.send(r->io.data, m->from, &reply);
 }
 
-void recv_vote_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
+void raft__recv_vote_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
 {
 	if (!m->granted)
 		return; /* a newer term in a refusal was handled by term_check */
@@ -114,13 +119,13 @@ void recv_vote_resp(struct raft *r, uint64_t now, const struct raft_msg *m)
 		if (r->role != RAFT_PRECANDIDATE || m->term != r->term + 1)
 			return;
 		add_grant(r, m->from);
-		if (grants(r) >= quorum(r))
-			start_election(r, now, false, false);
+		if (grants(r) >= raft__quorum(r))
+			raft__start_election(r, now, false, false);
 		return;
 	}
 	if (r->role != RAFT_CANDIDATE || m->term != r->term)
 		return;
 	add_grant(r, m->from);
-	if (grants(r) >= quorum(r))
-		become_leader(r, now);
+	if (grants(r) >= raft__quorum(r))
+		raft__become_leader(r, now);
 }

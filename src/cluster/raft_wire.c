@@ -132,6 +132,14 @@ int raft_conf_decode(const uint8_t *buf, size_t len, struct raft_conf *c, struct
 		else
 			c->learners[c->n_learners++] = id;
 	}
+	for (size_t i = 0; i < m->n_removed && rv == 0; i++) {
+		if (m->n_removed > RAFT_MAX_NODES || m->removed[i] == RAFT_NONE ||
+		    seen(c->removed, c->n_removed, m->removed[i]))
+			rv = sh_err_set(err, SH_EINVAL,
+					"raft: removed member %zu: bad or repeated id", i);
+		else
+			c->removed[c->n_removed++] = m->removed[i];
+	}
 out:
 	shoal__log__voter_config__free_unpacked(m, NULL);
 	return rv;
@@ -157,6 +165,8 @@ int raft_conf_encode(const struct raft_conf *c, uint8_t **out, size_t *len, stru
 	m.voters = pv;
 	m.n_learners = c->n_learners;
 	m.learners = pl;
+	m.n_removed = c->n_removed;
+	m.removed = (uint64_t *)(uintptr_t)c->removed;
 	*len = shoal__log__voter_config__get_packed_size(&m);
 	if ((*out = sh_malloc(*len ? *len : 1)) == NULL)
 		return sh_err_set(err, SH_ENOMEM, "raft: out of memory");

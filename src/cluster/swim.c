@@ -19,6 +19,7 @@
 #include "util/alloc.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define REAP_CHECK_MS 60000
@@ -327,13 +328,95 @@ static void set_state(struct member *m, enum swim_state st, uint64_t now)
 	m->pub.state = st;
 }
 
+/* A node elsewhere announces our id: a copied data dir, a cloned machine —
+ * or a record of this very node at the address it had before a restart,
+ * not yet found dead.  Refuting at once would start an incarnation war
+ * with a copy (and make the others take our address for its); ignoring
+ * it would leave a restarted node unreachable.  So ask: a ping to that
+ * address for our id.  An ack means a node there answers to our id: say
+ * so (once per address; the driver decides who stops).  No ack within
+ * probe_timeout_ms: the record is stale, refute it.  Who is the copy: the
+ * node that got the other's record from the others (a member's answer to
+ * its join, gossip) — the cluster knows the other one; the node that got
+ * it from the other node itself (its own announcement) was there first. */
+static void conflict(struct swim *s, uint64_t now, const struct swim_member_rec *r)
+{
+	const char *addr = r->addr[SWIM_ADDR_CLUSTER];
+	struct conflict_check *c = &s->check;
+	struct swim_msg m = {.type = SWIM_PING, .target = s->self->pub.id};
+
+	if (strcmp(s->conflict_addr, addr) == 0 || (c->active && strcmp(c->addr, addr) == 0))
+		return;
+	if (c->active && r->incarnation <= c->incarnation)
+		return; /* one check at a time */
+	*c = (struct conflict_check){.active = true,
+				     .seq = ++s->seq,
+				     .deadline = now + s->cfg.probe_timeout_ms,
+				     .incarnation = r->incarnation,
+				     .other_known = !s->from_copy};
+	snprintf(c->addr, sizeof c->addr, "%s", addr);
+	m.seq = c->seq;
+	swim_send_msgs(s, addr, 0, &m, 1);
+}
+
+bool swim_conflict_ack(struct swim *s, uint32_t seq)
+{
+	struct swim_event ev = {.type = SWIM_EV_CONFLICT, .other_known = s->check.other_known};
+
+	if (!s->check.active || seq != s->check.seq)
+		return false;
+	s->check.active = false;
+	snprintf(s->conflict_addr, sizeof s->conflict_addr, "%s", s->check.addr);
+	ev.addr = s->conflict_addr;
+	if (s->io.event != NULL)
+		s->io.event(s->io.data, &ev);
+	return true;
+}
+
+static void conflict_tick(struct swim *s, uint64_t now)
+{
+	if (!s->check.active || now < s->check.deadline)
+		return;
+	s->check.active = false;
+	if (!s->leaving)
+		swim_refute(s, now, s->check.incarnation);
+}
+
+/* While our id is in question this node does not refute: its record
+ * would replace the other's.  (Once the other is known to answer, the
+ * driver stops one of the two; the one that stays goes on as before.) */
+static bool id_disputed(const struct swim *s)
+{
+	return s->check.active;
+}
+
 static void alive_about_self(struct swim *s, uint64_t now, const struct swim_member_rec *r)
 {
-	if (s->leaving || r->incarnation < s->self->pub.incarnation)
+	if (strcmp(r->addr[SWIM_ADDR_CLUSTER], s->self->addr[SWIM_ADDR_CLUSTER]) != 0)
+		return conflict(s, now, r);
+	if (s->leaving || r->incarnation < s->self->pub.incarnation || id_disputed(s))
 		return;
 	if (r->incarnation == s->self->pub.incarnation && same_content(s->self, r))
 		return;
 	swim_refute(s, now, r->incarnation);
+}
+
+/* Another address announces the id of member m, alive here at its own:
+ * ignored (the incarnation rule keeps m's), and reported once per
+ * (member, address), so that the cluster's logs show a copy that tries
+ * to join. */
+static void other_conflict(struct swim *s, struct member *m, const struct swim_member_rec *r)
+{
+	const char *addr = r->addr[SWIM_ADDR_CLUSTER];
+	struct swim_event ev = {.type = SWIM_EV_CONFLICT, .member = &m->pub, .addr = addr};
+
+	if (m->pub.state > SWIM_SUSPECT || strcmp(addr, m->addr[SWIM_ADDR_CLUSTER]) == 0 ||
+	    (s->other_conflict_id == m->pub.id && strcmp(s->other_conflict_addr, addr) == 0))
+		return;
+	s->other_conflict_id = m->pub.id;
+	snprintf(s->other_conflict_addr, sizeof s->other_conflict_addr, "%s", addr);
+	if (s->io.event != NULL)
+		s->io.event(s->io.data, &ev);
 }
 
 /* Someone suspects this node or declares it dead: refute with a higher
@@ -342,7 +425,7 @@ static void alive_about_self(struct swim *s, uint64_t now, const struct swim_mem
  * announce it again, so that it rides on our reply to that sender. */
 static void about_self(struct swim *s, uint64_t now, uint64_t inc)
 {
-	if (s->leaving)
+	if (s->leaving || id_disputed(s))
 		return;
 	if (inc >= s->self->pub.incarnation)
 		swim_refute(s, now, inc);
@@ -369,7 +452,7 @@ void swim_on_alive(struct swim *s, uint64_t now, const struct swim_member_rec *r
 		return;
 	}
 	if (r->incarnation <= m->pub.incarnation)
-		return;
+		return other_conflict(s, m, r);
 	old = m->pub.state;
 	changed = !same_content(m, r);
 	if (set_content(m, r) != 0)
@@ -554,12 +637,26 @@ static void recv_packet(struct swim *s, uint64_t now, const char *addr, const ui
 	if (heard_from(s, now, p.sender) == NULL)
 		unknown_sender(s, now, addr);
 	/* Updates first, so that a refutation they cause rides on our reply. */
+	s->from_copy = p.sender == s->self->pub.id;
 	for (size_t i = 0; i < p.n_updates; i++)
 		apply_update(s, now, &p.updates[i]);
+	s->from_copy = false;
 	for (size_t i = 0; i < p.n_msgs; i++)
 		swim_probe_recv(s, now, addr, p.sender, &p.msgs[i]);
 out:
 	swim_wire_packet_free(&p);
+}
+
+/* A push-pull request of another cluster (a node given our seeds by
+ * mistake) gets a refusal, at most one per probe interval, so that it can
+ * say in its log why nobody answers it. */
+static void refuse_stream(struct swim *s, uint64_t now, const struct swim_pushpull *pp)
+{
+	if (pp->reply || now < s->next_refusal || pp->sender_addr == NULL ||
+	    pp->sender_addr[0] == '\0')
+		return;
+	s->next_refusal = now + s->cfg.probe_interval_ms;
+	swim_send_refusal(s, pp->sender_addr);
 }
 
 static void recv_stream(struct swim *s, uint64_t now, const char *addr, const uint8_t *buf,
@@ -573,9 +670,18 @@ static void recv_stream(struct swim *s, uint64_t now, const char *addr, const ui
 		s->stats.decode_errors++;
 		return;
 	}
-	if (cluster_ok(s, pp.cluster_id, addr) && !s->leaving) {
+	/* name the node by the address it gives (the stream's own is an
+	 * ephemeral port): untrusted, but only for the log */
+	if (!cluster_ok(s, pp.cluster_id,
+			pp.sender_addr != NULL && pp.sender_addr[0] ? pp.sender_addr : addr)) {
+		refuse_stream(s, now, &pp);
+	} else if (!s->leaving) {
 		heard_from(s, now, pp.sender);
+		/* an answer to our join (or sync) is the others' view, whoever
+		 * sends it; a request from our id is that node's own */
+		s->from_copy = pp.sender == s->self->pub.id && !pp.reply;
 		swim_recv_pushpull(s, now, &pp);
+		s->from_copy = false;
 	}
 	swim_wire_pushpull_free(&pp);
 }
@@ -621,6 +727,7 @@ void swim_tick(struct swim *s, uint64_t now)
 		suspicion_tick(s, now);
 		swim_probe_tick(s, now);
 	}
+	conflict_tick(s, now);
 	swim_gossip_tick(s, now);
 	if (now >= s->next_reap)
 		reap(s, now);
@@ -642,6 +749,8 @@ uint64_t swim_next_deadline(const struct swim *s)
 	}
 	if (swim_probe_deadline(s) < t)
 		t = swim_probe_deadline(s);
+	if (s->check.active && s->check.deadline < t)
+		t = s->check.deadline;
 	return t;
 }
 
@@ -727,7 +836,7 @@ const char *swim_event_name(enum swim_event_type t)
 		[SWIM_EV_ALIVE] = "alive",     [SWIM_EV_DEAD] = "dead",
 		[SWIM_EV_LEFT] = "left",       [SWIM_EV_UPDATED] = "updated",
 		[SWIM_EV_REFUTED] = "refuted", [SWIM_EV_CLUSTER_ID] = "cluster-id",
-		[SWIM_EV_REFUSED] = "refused",
+		[SWIM_EV_REFUSED] = "refused", [SWIM_EV_CONFLICT] = "conflict",
 	};
 	return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }

@@ -89,6 +89,9 @@ enum swim_event_type {
 	SWIM_EV_REFUTED,    /* this node raised its incarnation to refute (member = self) */
 	SWIM_EV_CLUSTER_ID, /* cluster id learned from a seed (cluster_id) */
 	SWIM_EV_REFUSED,    /* a message of another cluster was dropped (addr, cluster_id) */
+	SWIM_EV_CONFLICT,   /* a node at addr answers to this node's id (member NULL;
+			     * other_known), or announces the id of member, alive
+			     * elsewhere */
 };
 
 struct swim_event {
@@ -97,6 +100,10 @@ struct swim_event {
 	uint64_t from;                    /* SUSPECT, DEAD: who declared it */
 	const char *addr;                 /* REFUSED: where it came from */
 	uint64_t cluster_id;              /* CLUSTER_ID, REFUSED */
+	/* CONFLICT about this node: the others (a member answering our join,
+	 * or gossip) hold the other node at addr for our id — this node is the
+	 * newcomer; false: the other node announced itself to us. */
+	bool other_known;
 };
 
 enum swim_transport { SWIM_UDP, SWIM_TCP };

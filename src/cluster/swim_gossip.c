@@ -209,6 +209,23 @@ void swim_leave_broadcast(struct swim *s)
 
 /* ------------------------------------------------------------------ push-pull */
 
+void swim_send_refusal(struct swim *s, const char *addr)
+{
+	struct swim_pushpull pp = {.cluster_id = s->cluster_id,
+				   .sender = s->self->pub.id,
+				   .sender_addr = s->self->addr[SWIM_ADDR_CLUSTER],
+				   .reply = true};
+	uint8_t *buf;
+	size_t len;
+
+	if (swim_wire_encode_pushpull(&pp, &buf, &len, NULL) != 0)
+		return;
+	s->stats.tcp_sent++;
+	s->stats.tcp_bytes_sent += len;
+	s->io.send(s->io.data, SWIM_TCP, addr, buf, len);
+	sh_free(buf);
+}
+
 void swim_send_pushpull(struct swim *s, const char *addr, bool join, bool reply)
 {
 	struct swim_member_rec *recs = sh_calloc(s->n_members, sizeof *recs);
@@ -251,7 +268,10 @@ static void merge(struct swim *s, uint64_t now, const struct swim_pushpull *pp)
 
 void swim_recv_pushpull(struct swim *s, uint64_t now, const struct swim_pushpull *pp)
 {
-	if (pp->reply && pp->join && s->cluster_id == 0 && pp->cluster_id != 0) {
+	/* A node without a cluster learns it from any member's reply: from a
+	 * seed's answer to the join, or later from a periodic exchange (a node
+	 * that joined before its cluster was bootstrapped learns it so). */
+	if (pp->reply && s->cluster_id == 0 && pp->cluster_id != 0) {
 		struct swim_event ev = {.type = SWIM_EV_CLUSTER_ID, .cluster_id = pp->cluster_id};
 
 		s->cluster_id = pp->cluster_id;

@@ -59,10 +59,27 @@ struct probe {
 	uint32_t nacks;
 };
 
+/* Another address announces our id: is a node there, answering to our id
+ * (a copy of this node), or is it a stale record of ours (this node
+ * restarted at a new address)?  A ping to it for our id tells. */
+struct conflict_check {
+	bool active;
+	uint32_t seq;
+	uint64_t deadline; /* no ack by then: stale, refute */
+	uint64_t incarnation;
+	bool other_known; /* the record came from the others, not from it */
+	char addr[SWIM_ADDR_MAX + 1];
+};
+
 struct swim {
 	struct swim_config cfg;
 	struct swim_io io;
 	uint64_t cluster_id;
+	char conflict_addr[SWIM_ADDR_MAX + 1]; /* the last node confirmed with our id */
+	struct conflict_check check;
+	bool from_copy;             /* what is being applied comes from a node with our id */
+	uint64_t other_conflict_id; /* the last member reported ... */
+	char other_conflict_addr[SWIM_ADDR_MAX + 1]; /* ... announced from here too */
 	struct member *self;
 	bool leaving;
 	struct member **members; /* self included */
@@ -85,6 +102,7 @@ struct swim {
 	uint64_t next_gossip;
 	uint64_t next_push_pull;
 	uint64_t next_stranger_pp; /* push-pull with an unknown sender not before */
+	uint64_t next_refusal;     /* a refusal reply not before */
 
 	/* seeds */
 	char *seeds[SWIM_MAX_SEEDS];
@@ -111,6 +129,10 @@ size_t swim_random_members(struct swim *s, uint64_t now, uint64_t exclude, bool 
 			   struct member **out, size_t k);
 bool swim_addr_is_live(const struct swim *s, const char *addr);
 
+/* swim.c: the conflict check (struct conflict_check).  An ack of its
+ * ping: true when seq was the check's. */
+bool swim_conflict_ack(struct swim *s, uint32_t seq);
+
 /* swim_probe.c */
 void swim_probe_tick(struct swim *s, uint64_t now);
 void swim_probe_recv(struct swim *s, uint64_t now, const char *from, uint64_t sender,
@@ -127,6 +149,9 @@ void swim_gossip_tick(struct swim *s, uint64_t now);
 uint64_t swim_gossip_deadline(const struct swim *s);
 void swim_recv_pushpull(struct swim *s, uint64_t now, const struct swim_pushpull *pp);
 void swim_send_pushpull(struct swim *s, const char *addr, bool join, bool reply);
+/* A push-pull reply with our cluster id and no members: how a node of
+ * another cluster learns that it was refused (and can say so). */
+void swim_send_refusal(struct swim *s, const char *addr);
 void swim_bcast_free_all(struct swim *s);
 bool swim_bcast_pending_for(const struct swim *s, uint64_t id);
 void swim_leave_broadcast(struct swim *s);

@@ -400,7 +400,9 @@ static void log_refused(struct swim_net *n, const struct swim_event *ev)
 	LOG_WARN("swim",
 		 "refused %" PRIu64
 		 " message(s) of another cluster: from %s, cluster id %016" PRIx64
-		 ", ours %016" PRIx64,
+		 ", ours %016" PRIx64
+		 " (nodes of two clusters never merge: check cluster.seeds, and that the "
+		 "data dir is this node's own)",
 		 n->refused_unlogged, ev->addr, ev->cluster_id, swim_cluster_id(n->swim));
 	n->refused_log_at = now;
 	n->refused_unlogged = 0;
@@ -425,9 +427,23 @@ static void log_event(struct swim_net *n, const struct swim_event *ev)
 			 m->incarnation);
 		return;
 	case SWIM_EV_CLUSTER_ID:
-		LOG_INFO("swim", "learned cluster id %016" PRIx64 " from a seed", ev->cluster_id);
+		LOG_INFO("swim", "learned cluster id %016" PRIx64 " from a member", ev->cluster_id);
 		return;
 	case SWIM_EV_REFUSED: log_refused(n, ev); return;
+	case SWIM_EV_CONFLICT:
+		if (m != NULL)
+			LOG_WARN("swim",
+				 "a node at %s announces the id %016" PRIx64
+				 " of member %s, alive at %s: ignored (a copied data dir or a "
+				 "cloned machine? each node needs a data dir of its own)",
+				 ev->addr, m->id, m->name, m->addr[SWIM_ADDR_CLUSTER]);
+		else
+			LOG_ERROR("swim",
+				  "the node at %s answers to this node's id %016" PRIx64
+				  ": two nodes share one data dir's identity (a copied data "
+				  "dir?)",
+				  ev->addr, swim_self_member(n->swim)->id);
+		return;
 	default: break;
 	}
 	LOG_INFO("swim", "member %s (id %016" PRIx64 ") at %s %s (incarnation %" PRIu64 ")%s",

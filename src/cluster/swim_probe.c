@@ -220,6 +220,8 @@ static void on_ping_req(struct swim *s, uint64_t now, const char *from, uint64_t
 
 static void on_ack(struct swim *s, const struct swim_msg *m)
 {
+	if (swim_conflict_ack(s, m->seq))
+		return;
 	if (s->probe.active && m->seq == s->probe.seq) {
 		s->probe.active = false;
 		swim_awareness_delta(s, -1);

@@ -410,18 +410,21 @@ const char *dist_isa_name(enum dist_isa isa)
 	return isa <= DIST_AVX512 ? names[isa] : "?";
 }
 
+/* In double: the norm of a float vector and its inverse always fit (from
+ * 1.4e-45 to 8.7e40), where in float a subnormal norm has an infinite
+ * inverse (Inf and NaN after scaling) and a norm over 1.8e19 squares to
+ * infinity (all zeros). */
 float dist_normalize(float *v, size_t dim)
 {
-	double sq = 0;
-	float norm, inv;
+	double sq = 0, norm, inv;
 
 	for (size_t i = 0; i < dim; i++)
 		sq += (double)v[i] * (double)v[i];
-	norm = (float)sqrt(sq);
-	if (!(norm > 0.0f))
+	norm = sqrt(sq);
+	if (!(norm > 0.0))
 		return 0.0f;
-	inv = 1.0f / norm;
+	inv = 1.0 / norm;
 	for (size_t i = 0; i < dim; i++)
-		v[i] *= inv;
-	return norm;
+		v[i] = (float)((double)v[i] * inv);
+	return (float)norm;
 }

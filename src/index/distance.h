@@ -61,7 +61,8 @@ const struct dist_kernels *dist_for_isa(enum dist_isa isa);
 
 const char *dist_isa_name(enum dist_isa isa);
 
-/* Scale v to unit length; returns its original length (0 leaves v as is). */
+/* Scale v to unit length, computing in double; returns its original length
+ * (as a float: infinite over FLT_MAX; 0 leaves v as is). */
 float dist_normalize(float *v, size_t dim);
 
 #endif

@@ -12,11 +12,14 @@
  * hnsw_delete, hnsw_build, hnsw_compact) must be serialized by the caller:
  * one writer at a time, which runs alongside the readers without blocking
  * them.  hnsw_build() is itself one writer that inserts on several threads.
- * Readers never see a partly written point: a point becomes reachable only
+ * Readers never see a partly written point: a point becomes a result only
  * after its vector and links are complete, and a deleted point is never
- * returned once hnsw_delete() has returned.  The memory of removed points is
- * reused only after every search that might still see it has finished
- * (epoch-based reclamation).
+ * returned once hnsw_delete() has returned.  An upsert of an existing id is
+ * atomic for readers: a search running meanwhile finds the point as its
+ * old version or its new one, never neither and never both (by id, by
+ * exact search, and by graph search as far as the graph finds the point at
+ * all).  The memory of removed points is reused only after every search
+ * that might still see it has finished (epoch-based reclamation).
  *
  * Determinism.  Levels come from a xoshiro256** stream seeded by
  * params.seed, so the same seed and the same sequence of single-threaded
@@ -39,10 +42,16 @@
 #define HNSW_MAX_DIM     65536
 #define HNSW_MIN_M       2
 #define HNSW_MAX_M       128
-#define HNSW_MAX_EF      100000
+#define HNSW_MAX_EF      10000            /* ef, k and ef_construction (see hnsw_search) */
 #define HNSW_MAX_POINTS  (UINT32_MAX - 1) /* slots are 32-bit */
 #define HNSW_DEFAULT_M   16
 #define HNSW_DEFAULT_EFC 200
+/* Vectors (points and queries): finite values and a Euclidean norm of at
+ * most HNSW_MAX_NORM, so that no distance overflows float32 in any order of
+ * summation (|a - b|^2 <= 4e36 and |a . b| <= 1e36, against FLT_MAX ~3.4e38);
+ * under cosine, a norm of at least HNSW_MIN_NORM. */
+#define HNSW_MAX_NORM 1e18
+#define HNSW_MIN_NORM 1e-18
 
 enum hnsw_quant {
 	HNSW_QUANT_NONE = 0,
@@ -75,10 +84,17 @@ void hnsw_free(struct hnsw *h);
 
 const struct hnsw_params *hnsw_params(const struct hnsw *h);
 
+/* Is v (dim floats) a valid vector for metric?  SH_EINVAL otherwise, with a
+ * message that begins with what ("vector", "query vector"): NaN or
+ * infinity, a norm over HNSW_MAX_NORM, and for cosine a zero vector or a
+ * norm under HNSW_MIN_NORM. */
+int hnsw_check_vector(const float *v, uint32_t dim, enum sh_metric metric, const char *what,
+		      struct sh_err *err);
+
 /* Insert id, or replace its vector when present (Alg. 1).  The vector must
- * hold dim finite floats: NaN or infinity is SH_EINVAL, and for cosine a
- * zero vector too.  On any error the index is as before (a replaced point
- * keeps its old vector). */
+ * pass hnsw_check_vector (else SH_EINVAL).  Replacing a vector by the very
+ * same one changes nothing.  On any error the index is as before (a replaced point keeps its
+ * old vector). */
 int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err);
 
 /* Insert n points on `threads` threads (0 = one per online CPU).  Ids must
@@ -89,6 +105,15 @@ int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *er
 int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n, unsigned threads,
 	       struct sh_err *err);
 
+/* vec (dim floats) as the index stores it, into out: checked
+ * (hnsw_check_vector) and, for cosine, normalized (dist_normalize).  The
+ * _prepared variants below take vectors prepared so and store them as they
+ * are (normalizing twice could change their last bits). */
+int hnsw_prepare(const struct hnsw *h, const float *in, float *out, struct sh_err *err);
+int hnsw_upsert_prepared(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err);
+int hnsw_build_prepared(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
+			unsigned threads, struct sh_err *err);
+
 /* Remove id: SH_ENOTFOUND when absent.  The point stops being returned at
  * once; its neighbours are re-linked around it, and its slot is reclaimed
  * once no link points to it (hnsw_compact() finishes what is pending). */
@@ -98,9 +123,12 @@ int hnsw_delete(struct hnsw *h, uint64_t id);
  * deletions accumulate). */
 void hnsw_compact(struct hnsw *h);
 
-/* The k nearest points to query (k >= 1, ef >= k, else SH_EINVAL).
- * ef = 0 means max(k, 40).  filter may be NULL.  Writes up to k results,
- * nearest first, and their count to *n_out. */
+/* The k nearest points to query (1 <= k <= ef <= HNSW_MAX_EF, else
+ * SH_EINVAL).  ef = 0 means max(k, 40).  filter may be NULL.  Writes up to k
+ * results, nearest first, each id once, and their count to *n_out.  Without
+ * a filter, a graph search that finds fewer than min(k, count) points falls
+ * back to an exact scan (counted in hnsw_stats.fallbacks): the graph should
+ * never need it. */
 int hnsw_search(const struct hnsw *h, const float *query, size_t k, size_t ef,
 		hnsw_filter_fn filter, void *arg, struct hnsw_result *out, size_t *n_out,
 		struct sh_err *err);
@@ -130,9 +158,18 @@ struct hnsw_stats {
 	size_t memory;
 	bool quantized;          /* int8 codes are trained and used */
 	uint64_t distance_calls; /* since creation, approximate (not synchronized) */
+	uint64_t fallbacks;      /* unfiltered graph searches that fell back to a scan */
 };
 
 void hnsw_stats(const struct hnsw *h, struct hnsw_stats *st);
+
+/* Check the graph's invariants (for tests and debugging; no writer may run):
+ * counts, id map and states agree; every list holds distinct links to
+ * points (live, or deleted and pending repair) of a high enough level, never
+ * to itself; the entry point is a live point of the highest level; and
+ * every live point is reachable from it at level 0.  SH_ECORRUPT with a
+ * message naming the first violation. */
+int hnsw_verify(const struct hnsw *h, struct sh_err *err);
 
 /* Renumber slots so that graph neighbours are near each other in memory
  * (faster searches).  Needs exclusive access: no search and no writer may

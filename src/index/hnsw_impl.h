@@ -1,8 +1,11 @@
 /*
  * hnsw_impl: the index's internal structures, shared by the hnsw*.c files
- * (hnsw.c: life cycle, slots, id map, epochs; hnsw_search.c: Alg. 2 and 5;
- * hnsw_insert.c: Alg. 1 and 4; hnsw_delete.c: deletion and repair;
- * hnsw_io.c: the stream format).  Nothing outside src/index/ includes it.
+ * (hnsw.c: life cycle, slots, lists, id map, epochs, versions;
+ * hnsw_search.c: Alg. 2 and 5; hnsw_insert.c: Alg. 1 and 4; hnsw_delete.c:
+ * deletion and repair; hnsw_reach.c: reachability; hnsw_verify.c: the
+ * invariants; hnsw_io.c: the stream format; hnsw_reorder.c: renumbering).
+ * Nothing outside src/index/ includes it.  Every name it shares carries the
+ * module's prefix (hnsw__ for the internal ones).
  *
  * Memory layout.  A point lives in a slot (uint32).  Per slot, arenas hold
  * fixed-size records: node metadata (id, level, state, lock), level-0 links,
@@ -16,12 +19,38 @@
  * A node of level L > 0 also owns a block of L upper link lists (m each).
  *
  * Link lists hold no count: a list is an array of _Atomic uint32_t of fixed
- * capacity, its entries first, then NO_SLOT up to the end.  Writers change a
- * node's lists holding the node's spinlock and keep the entries compact;
- * readers take no lock and stop at the first NO_SLOT, so they see each entry
- * either before or after a change, never torn, and every slot they see is
- * complete (its records were written before the first link to it).  The
- * entry point (level and slot) is one atomic word.
+ * capacity, its entries first, then HNSW_NO_SLOT up to the end.  Writers
+ * change a node's lists holding the node's spinlock and keep the entries
+ * compact; readers take no lock and stop at the first HNSW_NO_SLOT, so they
+ * see each entry either before or after a change, never torn, and every
+ * slot they see is complete (its records were written before the first link
+ * to it).  The entry point (level and slot) is one atomic word.
+ *
+ * Versions.  A point is written into a new slot in state NEW, linked into
+ * the graph, and only then published (LIVE, in the id map; the entry point
+ * only ever names a published point).  An upsert of an existing id keeps
+ * the old slot a result until the new one is linked, then switches in one
+ * step: new->state = LIVE, old->next = new, the id map entry replaced in
+ * place, inside an odd value of the `switches` sequence count; then the old
+ * slot is deleted as any other.  A reader maps whatever slot it met to the
+ * current version of its point with hnsw__current(): through next to the
+ * newer version, from a NEW slot back to the version it replaces (prev).
+ * So a search meets an updated point as its old version or its new one,
+ * never neither and, after the results are resolved and deduplicated,
+ * never both.  A replaced version counts as a result only for searches
+ * that began before its switch (node.switched): later ones find the new
+ * version, linked before the switch, as any other point, and the old one
+ * only routes, as a deleted point does.
+ *
+ * Reachability.  Every live point is reachable at level 0 from the entry
+ * point (through deleted points not yet repaired, as searches go), and a
+ * search at level 0 starts from the entry point as well as from where the
+ * greedy descent ended, so a search with ef >= count finds every point.
+ * HNSW does not keep that by itself: shrinking a full list (Alg. 4) or
+ * re-linking around a deletion can drop a point's last in-link.  The
+ * writer restores it (hnsw__reconnect) after each write that dropped links
+ * in a small graph, and in larger ones every so many dropped links, after
+ * each batch of repairs and after a build.
  */
 #ifndef SHOAL_INDEX_HNSW_IMPL_H
 #define SHOAL_INDEX_HNSW_IMPL_H
@@ -33,70 +62,83 @@
 #include "index/quant.h"
 #include "util/rand.h"
 
-#define ARENA_SHIFT  10 /* chunk 0 holds 1024 slots */
-#define ARENA_CHUNKS 23 /* chunks 0..22 hold 1024 * (2^23 - 1) > 2^32 slots */
-#define NO_SLOT      UINT32_MAX
-#define EP_EMPTY     UINT64_MAX
-#define MAX_LEVEL    31
-#define QUANT_TRAIN  1024 /* points needed before the int8 quantizer is trained */
+#define HNSW_ARENA_SHIFT     10 /* chunk 0 holds 1024 slots */
+#define HNSW_ARENA_CHUNKS    23 /* chunks 0..22 hold 1024 * (2^23 - 1) > 2^32 slots */
+#define HNSW_NO_SLOT         UINT32_MAX
+#define HNSW_EP_EMPTY        UINT64_MAX
+#define HNSW_MAX_LEVEL       31
+#define HNSW_QUANT_TRAIN     1024 /* points needed before the int8 quantizer is trained */
+#define HNSW_RECONNECT_SMALL 1024
+/* The visited set of a search starts with at most this many entries (256
+ * KiB) and grows on demand; a pooled one larger than that is freed when
+ * its search ends, so idle scratch memory stays small whatever ef was. */
+#define HNSW_VISITED_START_BITS 16
+#define HNSW_VISITED_START      (1u << HNSW_VISITED_START_BITS)
 
-enum slot_state {
-	SLOT_FREE = 0,    /* not in the graph (never used, or reclaimed) */
-	SLOT_LIVE = 1,    /* a point */
-	SLOT_DELETED = 2, /* deleted; links to it may remain until repaired */
-	SLOT_RETIRED = 3, /* deleted and unlinked; reused once no search can hold it */
+enum hnsw_slot_state {
+	HNSW_SLOT_FREE = 0,    /* not in the graph (never used, or reclaimed) */
+	HNSW_SLOT_LIVE = 1,    /* a point */
+	HNSW_SLOT_DELETED = 2, /* deleted; links to it may remain until repaired */
+	HNSW_SLOT_RETIRED = 3, /* deleted and unlinked; reused once no search can hold it */
+	HNSW_SLOT_NEW = 4,     /* written, being linked, not yet published: not a result */
 };
 
-struct arena {
+struct hnsw_arena {
 	size_t stride; /* bytes per record */
-	char *_Atomic chunk[ARENA_CHUNKS];
+	char *_Atomic chunk[HNSW_ARENA_CHUNKS];
 	unsigned chunks; /* allocated so far (writer only) */
 };
 
-/* Node metadata: one per slot. */
-struct node {
+/* Node metadata: one per slot (32 bytes: two per cache line). */
+struct hnsw_node {
 	uint64_t id;
 	_Atomic uint32_t *_Atomic upper; /* levels 1..level, m slots each */
+	_Atomic uint32_t next; /* the version that replaced this one (an upsert), or NO_SLOT */
+	uint32_t prev;         /* the version a NEW slot replaces, or NO_SLOT; set before linking */
+	_Atomic uint32_t switched; /* the (odd) value of h->switches when next was set */
 	_Atomic uint8_t state;
 	uint8_t level;
 	_Atomic uint8_t lock;
 };
 
 /* A candidate: distance and slot. */
-struct cand {
+struct hnsw_cand {
 	float d;
 	uint32_t slot;
 };
 
 /* Per-search scratch, pooled so searches do not allocate. */
-struct scratch {
-	uint32_t *vset; /* slots seen in this search: open addressing, NO_SLOT empty */
+struct hnsw_scratch {
+	uint32_t *vset; /* slots seen in this search: open addressing, HNSW_NO_SLOT empty */
 	unsigned vbits; /* the set holds 1 << vbits entries */
 	size_t vcount;
-	struct cand *cands; /* min-heap of candidates to expand */
+	uint32_t skip;  /* insertion: the slot of the version being replaced, never a neighbour */
+	uint32_t start; /* search: h->switches when it began (hnsw__visible) */
+	struct hnsw_cand *cands; /* min-heap of candidates to expand */
 	size_t ccap;
-	struct cand *res; /* max-heap of the best results so far */
+	struct hnsw_cand *res; /* max-heap of the best results so far */
 	size_t rcap;
-	float *qvec;      /* the query, normalized for cosine */
-	uint8_t *qcode;   /* the query's int8 code */
-	struct cand *sel; /* neighbour selection scratch */
+	float *qvec;           /* the query, normalized for cosine */
+	uint8_t *qcode;        /* the query's int8 code */
+	struct hnsw_cand *sel; /* neighbour selection scratch */
 	size_t selcap;
 	uint32_t *ids; /* unvisited neighbours of one expansion */
 	size_t idcap;
 };
 
-struct scratch_pool {
+struct hnsw_scratch_pool {
 	pthread_mutex_t lock;
-	struct scratch **free;
+	struct hnsw_scratch **free;
 	size_t n, cap;
 };
 
 /* id -> slot, open addressing with linear probing; entries hold only the
- * slot (the id is read from the node), NO_SLOT when empty. */
-struct idmap {
+ * slot (the id is read from the node), HNSW_NO_SLOT when empty. */
+struct hnsw_idmap {
 	uint32_t *slots;
-	size_t cap; /* a power of two */
-	size_t n;
+	size_t cap;      /* a power of two */
+	size_t n;        /* entries */
+	size_t reserved; /* room promised to inserts in flight (write_lock) */
 };
 
 struct hnsw {
@@ -108,16 +150,18 @@ struct hnsw {
 	bool negate;  /* distance = bias - kern() (dot, cosine) */
 	float bias;
 
-	struct arena nodes, links, vecs, codes;
-	_Atomic uint32_t n_slots; /* slots handed out so far (high-water mark) */
-	_Atomic uint64_t ep;      /* level << 32 | slot, or EP_EMPTY */
-	_Atomic size_t count;     /* live points */
-	_Atomic size_t dead;      /* DELETED + RETIRED slots: a search may meet one */
+	struct hnsw_arena nodes, links, vecs, codes;
+	_Atomic uint32_t n_slots;  /* slots handed out so far (high-water mark) */
+	_Atomic uint64_t ep;       /* level << 32 | slot, or HNSW_EP_EMPTY */
+	_Atomic size_t count;      /* live points */
+	_Atomic size_t dead;       /* DELETED + RETIRED slots: a search may meet one */
+	_Atomic uint64_t switches; /* odd while an upsert switches versions (module comment) */
+	_Atomic size_t dropped;    /* links dropped from lists since the last hnsw__reconnect */
 	struct sh_rand rng;
 	pthread_mutex_t write_lock; /* parallel build: slot allocation, entry point */
 
 	pthread_rwlock_t map_lock; /* readers: hnsw_get; the writer: changes */
-	struct idmap map;
+	struct hnsw_idmap map;
 
 	/* slots deleted but maybe still linked; repaired in batches */
 	uint32_t *pending;
@@ -133,216 +177,302 @@ struct hnsw {
 	struct quant quant;
 	_Atomic bool quant_ready;
 
-	struct scratch_pool pool;
+	struct hnsw_scratch_pool pool;
 	_Atomic size_t upper_bytes; /* memory of upper link blocks */
 	_Atomic uint64_t dist_calls;
+	_Atomic uint64_t fallbacks; /* graph searches that fell back to a scan */
+};
+
+/* Which points a traversal may take as results (besides a filter). */
+enum hnsw__accept {
+	HNSW__ACCEPT_ALL,    /* any: nothing hidden can be met, or hnsw__current sorts it out */
+	HNSW__ACCEPT_QUERY,  /* points that have a current version (hnsw__visible) */
+	HNSW__ACCEPT_INSERT, /* neighbours for an insert: LIVE or NEW, and not s->skip */
 };
 
 /* ------------------------------------------------------------ records */
 
 /* Readers change only synchronization state (epoch counters, the scratch
  * pool, statistics) of an index they otherwise treat as const. */
-static inline struct hnsw *mut(const struct hnsw *h)
+static inline struct hnsw *hnsw__mut(const struct hnsw *h)
 {
 	return (struct hnsw *)(uintptr_t)h;
 }
 
-static inline struct node *node_mut(const struct node *n)
+static inline struct hnsw_node *hnsw__node_mut(const struct hnsw_node *n)
 {
-	return (struct node *)(uintptr_t)n;
+	return (struct hnsw_node *)(uintptr_t)n;
 }
 
-/* Chunk k holds slots [(2^k - 1) << ARENA_SHIFT, (2^(k+1) - 1) << ARENA_SHIFT). */
-static inline unsigned arena_chunk_of(uint32_t slot, uint32_t *off)
+/* Chunk k holds slots [(2^k - 1) << HNSW_ARENA_SHIFT, (2^(k+1) - 1) << HNSW_ARENA_SHIFT). */
+static inline unsigned hnsw__arena_chunk_of(uint32_t slot, uint32_t *off)
 {
-	uint64_t t = ((uint64_t)slot >> ARENA_SHIFT) + 1;
+	uint64_t t = ((uint64_t)slot >> HNSW_ARENA_SHIFT) + 1;
 	unsigned k = 63u - (unsigned)__builtin_clzll(t);
 
-	*off = slot - (uint32_t)(((1ull << k) - 1) << ARENA_SHIFT);
+	*off = slot - (uint32_t)(((1ull << k) - 1) << HNSW_ARENA_SHIFT);
 	return k;
 }
 
-static inline void *arena_at(const struct arena *a, uint32_t slot)
+static inline void *hnsw__arena_at(const struct hnsw_arena *a, uint32_t slot)
 {
 	uint32_t off;
-	unsigned k = arena_chunk_of(slot, &off);
+	unsigned k = hnsw__arena_chunk_of(slot, &off);
 	char *c = atomic_load_explicit(&a->chunk[k], memory_order_acquire);
 
 	return c + (size_t)off * a->stride;
 }
 
-static inline struct node *node_at(const struct hnsw *h, uint32_t slot)
+static inline struct hnsw_node *hnsw__node_at(const struct hnsw *h, uint32_t slot)
 {
-	return arena_at(&h->nodes, slot);
+	return hnsw__arena_at(&h->nodes, slot);
 }
 
-static inline const float *vec_at(const struct hnsw *h, uint32_t slot)
+static inline const float *hnsw__vec_at(const struct hnsw *h, uint32_t slot)
 {
-	return arena_at(&h->vecs, slot);
+	return hnsw__arena_at(&h->vecs, slot);
 }
 
-static inline const uint8_t *code_at(const struct hnsw *h, uint32_t slot)
+static inline const uint8_t *hnsw__code_at(const struct hnsw *h, uint32_t slot)
 {
-	return arena_at(&h->codes, slot);
+	return hnsw__arena_at(&h->codes, slot);
 }
 
-/* The link list of slot at level: max_links(level) entries, NO_SLOT after
+/* The link list of slot at level: hnsw__max_links(level) entries, HNSW_NO_SLOT after
  * the last one. */
-static inline _Atomic uint32_t *links_at(const struct hnsw *h, uint32_t slot, int level)
+static inline _Atomic uint32_t *hnsw__links_at(const struct hnsw *h, uint32_t slot, int level)
 {
 	_Atomic uint32_t *up;
 
 	if (level == 0)
-		return arena_at(&h->links, slot);
-	up = atomic_load_explicit(&node_at(h, slot)->upper, memory_order_acquire);
+		return hnsw__arena_at(&h->links, slot);
+	up = atomic_load_explicit(&hnsw__node_at(h, slot)->upper, memory_order_acquire);
 	return up + (size_t)(level - 1) * h->p.m;
 }
 
-static inline uint32_t link_get(_Atomic uint32_t *l, uint32_t i)
+static inline uint32_t hnsw__link_get(_Atomic uint32_t *l, uint32_t i)
 {
 	return atomic_load_explicit(&l[i], memory_order_acquire);
 }
 
-static inline uint32_t max_links(const struct hnsw *h, int level)
+static inline uint32_t hnsw__max_links(const struct hnsw *h, int level)
 {
 	return level == 0 ? h->m0 : h->p.m;
 }
 
 /* Entries in a list (writer side: the list does not change under it). */
-static inline uint32_t links_len(_Atomic uint32_t *l, uint32_t cap)
+static inline uint32_t hnsw__links_len(_Atomic uint32_t *l, uint32_t cap)
 {
 	uint32_t n = 0;
 
-	while (n < cap && atomic_load_explicit(&l[n], memory_order_relaxed) != NO_SLOT)
+	while (n < cap && atomic_load_explicit(&l[n], memory_order_relaxed) != HNSW_NO_SLOT)
 		n++;
 	return n;
 }
 
-/* Replace a list (holding its node's lock): the new entries, then NO_SLOT
+/* Replace a list (holding its node's lock): the new entries, then HNSW_NO_SLOT
  * over what remains of the old ones. */
-static inline void links_set(_Atomic uint32_t *l, uint32_t cap, const uint32_t *ids, uint32_t n)
+static inline void hnsw__links_set(_Atomic uint32_t *l, uint32_t cap, const uint32_t *ids,
+				   uint32_t n)
 {
-	uint32_t old = links_len(l, cap);
+	uint32_t old = hnsw__links_len(l, cap);
 
 	for (uint32_t i = 0; i < n; i++)
 		atomic_store_explicit(&l[i], ids[i], memory_order_release);
 	for (uint32_t i = n; i < old; i++)
-		atomic_store_explicit(&l[i], NO_SLOT, memory_order_release);
+		atomic_store_explicit(&l[i], HNSW_NO_SLOT, memory_order_release);
 }
 
-static inline float dist_vec(const struct hnsw *h, const float *a, const float *b)
+/* Replace slot nb's list at level by ids[0..n) (nb's lock held), keeping
+ * every entry that stays where it is and writing the new ones into the
+ * places of those that go: a search reading the list meanwhile sees every
+ * entry that stays (only when the list gets shorter do entries move, from
+ * its end into the gaps). */
+void hnsw__links_write(struct hnsw *h, uint32_t nb, int level, const uint32_t *ids, uint32_t n);
+
+static inline float hnsw__dist_vec(const struct hnsw *h, const float *a, const float *b)
 {
 	float d = h->kern(a, b, h->p.dim);
 
 	return h->negate ? h->bias - d : d;
 }
 
-static inline float dist_slot(const struct hnsw *h, const float *q, uint32_t slot)
+static inline float hnsw__dist_slot(const struct hnsw *h, const float *q, uint32_t slot)
 {
-	return dist_vec(h, q, vec_at(h, slot));
+	return hnsw__dist_vec(h, q, hnsw__vec_at(h, slot));
 }
 
-static inline void node_lock(struct node *n)
+static inline void hnsw__node_lock(struct hnsw_node *n)
 {
 	while (atomic_exchange_explicit(&n->lock, 1, memory_order_acquire))
 		while (atomic_load_explicit(&n->lock, memory_order_relaxed))
 			__builtin_ia32_pause();
 }
 
-static inline void node_unlock(struct node *n)
+static inline void hnsw__node_unlock(struct hnsw_node *n)
 {
 	atomic_store_explicit(&n->lock, 0, memory_order_release);
 }
 
-static inline uint64_t ep_pack(int level, uint32_t slot)
+/* May a search that began at switches = start take n's point as a result,
+ * to be resolved by hnsw__current?  A published point; a NEW slot that
+ * replaces a version (it stands for that version until the switch); a
+ * version replaced since the search began (its successor stands for it).
+ * Not a deleted point, a version replaced before, nor a new id in flight. */
+static inline bool hnsw__visible(const struct hnsw_node *n, uint32_t start)
+{
+	struct hnsw_node *w = hnsw__node_mut(n);
+	uint8_t st = atomic_load_explicit(&w->state, memory_order_acquire);
+
+	if (st == HNSW_SLOT_LIVE)
+		return true;
+	if (st == HNSW_SLOT_NEW)
+		return n->prev != HNSW_NO_SLOT;
+	if (atomic_load_explicit(&w->next, memory_order_acquire) == HNSW_NO_SLOT)
+		return false;
+	return (int32_t)(atomic_load_explicit(&w->switched, memory_order_acquire) - start) >= 0;
+}
+
+/* Is n its point's current version (hnsw__current would stay on it)? */
+static inline bool hnsw__is_current(const struct hnsw_node *n)
+{
+	struct hnsw_node *w = hnsw__node_mut(n);
+
+	return atomic_load_explicit(&w->next, memory_order_acquire) == HNSW_NO_SLOT &&
+	       atomic_load_explicit(&w->state, memory_order_acquire) == HNSW_SLOT_LIVE;
+}
+
+static inline uint64_t hnsw__ep_pack(int level, uint32_t slot)
 {
 	return (uint64_t)level << 32 | slot;
 }
 
 /* ------------------------------------------------------------ hnsw.c */
 
-int arena_reserve(struct arena *a, uint32_t slots);
+int hnsw__arena_reserve(struct hnsw_arena *a, uint32_t slots);
 /* Bytes of records for slots [0, n). */
-size_t arena_used(const struct arena *a, uint32_t n);
+size_t hnsw__arena_used(const struct hnsw_arena *a, uint32_t n);
 /* A slot for a new point: a free one, or the next; its records reset. */
-int slot_alloc(struct hnsw *h, uint32_t *slot);
+int hnsw__slot_alloc(struct hnsw *h, uint32_t *slot);
 /* Reset slot's metadata and level-0 list (FREE, no links). */
-void slot_init(struct hnsw *h, uint32_t slot);
+void hnsw__slot_init(struct hnsw *h, uint32_t slot);
 /* Give back a slot that was never linked (a failed insert). */
-void slot_unclaim(struct hnsw *h, uint32_t slot);
-void slot_release_upper(struct hnsw *h, struct node *n);
-/* Map the id of slot's node (already written) to slot. */
-int idmap_put(struct hnsw *h, uint32_t slot);
-uint32_t idmap_get(const struct hnsw *h, uint64_t id);
-void idmap_del(struct hnsw *h, uint64_t id);
+void hnsw__slot_unclaim(struct hnsw *h, uint32_t slot);
+void hnsw__slot_release_upper(struct hnsw *h, struct hnsw_node *n);
+/* Promise room in the id map for one more id (write_lock held), so that
+ * publishing an insert cannot fail; hnsw__idmap_unreserve gives it back. */
+int hnsw__idmap_reserve(struct hnsw *h);
+void hnsw__idmap_unreserve(struct hnsw *h);
+/* Map the id of slot's node (already written) to slot, in reserved room or
+ * growing the map (which may fail). */
+int hnsw__idmap_put(struct hnsw *h, uint32_t slot, bool reserved);
+/* Point old's id at new instead, in place (no moment without an entry). */
+void hnsw__idmap_replace(struct hnsw *h, uint32_t old, uint32_t new);
+uint32_t hnsw__idmap_get(const struct hnsw *h, uint64_t id);
+void hnsw__idmap_del(struct hnsw *h, uint64_t id);
 /* Validate and prepare a vector (copy, normalize for cosine) into out. */
-int prepare_vector(const struct hnsw *h, const float *in, float *out, struct sh_err *err);
-void epoch_enter(const struct hnsw *h, int *parity);
-void epoch_exit(const struct hnsw *h, int parity);
-void epoch_retire(struct hnsw *h, uint32_t slot);
-void epoch_try_reclaim(struct hnsw *h);
+int hnsw__prepare_vector(const struct hnsw *h, const float *in, float *out, struct sh_err *err);
+void hnsw__epoch_enter(const struct hnsw *h, int *parity);
+void hnsw__epoch_exit(const struct hnsw *h, int parity);
+void hnsw__epoch_retire(struct hnsw *h, uint32_t slot);
+void hnsw__epoch_try_reclaim(struct hnsw *h);
+/* The slot of the current version of slot's point, or NO_SLOT when the
+ * point is deleted (or not yet published): follows next to newer versions
+ * and goes from a NEW slot back to the version it replaces.  Readers call
+ * it inside an epoch; every slot on the way is safe to read (a version is
+ * retired only after the one that replaced it was published). */
+uint32_t hnsw__current(const struct hnsw *h, uint32_t slot);
 
 /* ------------------------------------------------------------ hnsw_search.c */
 
-struct scratch *scratch_get(const struct hnsw *h);
+struct hnsw_scratch *hnsw__scratch_get(const struct hnsw *h);
 /* Start a new traversal: an empty visited set. */
-void scratch_begin(struct scratch *s);
+void hnsw__scratch_begin(struct hnsw_scratch *s);
 /* Grow the visited set (it is over half full); false when out of memory. */
-bool scratch_grow_visited(struct scratch *s);
+bool hnsw__scratch_grow_visited(struct hnsw_scratch *s);
 
 /* Mark slot visited; true when it was not yet.  A per-search hash set rather
  * than a tag per slot: it stays in L1 whatever the size of the index (16 KiB
  * at ef 40), where tags for a million points take 2 MiB of random access. */
-static inline bool visit(struct scratch *s, uint32_t slot)
+static inline bool hnsw__visit(struct hnsw_scratch *s, uint32_t slot)
 {
 	size_t mask = ((size_t)1 << s->vbits) - 1;
 	size_t i = (size_t)((slot * 0x9e3779b1u) >> (32 - s->vbits));
 	uint32_t v;
 
-	while ((v = s->vset[i]) != NO_SLOT) {
+	while ((v = s->vset[i]) != HNSW_NO_SLOT) {
 		if (v == slot)
 			return false;
 		i = (i + 1) & mask;
 	}
 	s->vset[i] = slot;
-	if (++s->vcount * 2 > mask && !scratch_grow_visited(s))
+	if (++s->vcount * 2 > mask && !hnsw__scratch_grow_visited(s))
 		return false; /* out of memory: treat as seen, which stays correct */
 	return true;
 }
 /* Room for n entries in s->sel. */
-int scratch_sel(struct scratch *s, size_t n);
-void scratch_put(const struct hnsw *h, struct scratch *s);
-void scratch_free(struct scratch *s);
-int scratch_fit(struct scratch *s, size_t ef, size_t dim, size_t m0);
+int hnsw__scratch_sel(struct hnsw_scratch *s, size_t n);
+void hnsw__scratch_put(const struct hnsw *h, struct hnsw_scratch *s);
+void hnsw__scratch_free(struct hnsw_scratch *s);
+/* Room for a search of width ef in h.  The visited set starts at what such
+ * a search usually sees (ef * m0), at most HNSW_VISITED_START entries and
+ * twice the slots of h, and grows on demand (hnsw__visit). */
+int hnsw__scratch_fit(const struct hnsw *h, struct hnsw_scratch *s, size_t ef);
 /* Alg. 2 at one level from ep; fills s->res (a max-heap) with up to ef
- * entries, *n_res their number.  accept (may be NULL) decides which points
- * may be results; other points are still traversed. */
-size_t search_layer(const struct hnsw *h, struct scratch *s, const float *q, uint32_t ep,
-		    float ep_d, size_t ef, int level, hnsw_filter_fn filter, void *arg,
-		    bool live_only);
+ * entries and returns their number.  mode and filter (may be NULL) decide
+ * which points may be results; other points are still traversed. */
+size_t hnsw__search_layer(const struct hnsw *h, struct hnsw_scratch *s, const float *q, uint32_t ep,
+			  float ep_d, size_t ef, int level, hnsw_filter_fn filter, void *arg,
+			  enum hnsw__accept mode);
 /* Greedy descent from level top to level stop + 1 (Alg. 5, ef = 1) for the
  * float vector in s->qvec. */
-uint32_t greedy_descend(const struct hnsw *h, const struct scratch *s, uint32_t ep, int top,
-			int stop, float *ep_d);
-void heap_push_max(struct cand *heap, size_t *n, struct cand c);
-struct cand heap_pop_max(struct cand *heap, size_t *n);
+uint32_t hnsw__greedy_descend(const struct hnsw *h, const struct hnsw_scratch *s, uint32_t ep,
+			      int top, int stop, float *ep_d);
 
 /* ------------------------------------------------------------ hnsw_insert.c */
 
 /* Insert the vector prepared in s->qvec (Alg. 1).  Thread-safe against other
- * insert_point calls (hnsw_build).  When id is present: SH_EEXIST, or with
- * replace its point is replaced (atomically: on failure it stays). */
-int insert_point(struct hnsw *h, uint64_t id, int level, bool replace, struct scratch *s);
-int random_level(struct hnsw *h);
+ * hnsw__insert_point calls (hnsw_build), which never replace.  When id is
+ * present: SH_EEXIST, or with replace its point is replaced by a new
+ * version, atomically for readers (module comment); on failure it stays. */
+int hnsw__insert_point(struct hnsw *h, uint64_t id, int level, bool replace,
+		       struct hnsw_scratch *s);
+int hnsw__random_level(struct hnsw *h);
 /* Alg. 4: keep from cands[0..n) (sorted nearest first, distances to base)
  * at most max entries that are closer to base than to any kept one. */
-size_t select_heuristic(const struct hnsw *h, struct cand *cands, size_t n, size_t max);
-void sort_cands(struct cand *c, size_t n);
+size_t hnsw__select_heuristic(const struct hnsw *h, struct hnsw_cand *cands, size_t n, size_t max);
+/* The same, with cands[0..kept) kept already (not checked, not sorted) and
+ * cands[kept..n) sorted; then up to fill entries in all: the nearest of
+ * those Alg. 4 pruned (its keepPrunedConnections, bounded), so that a list
+ * repaired around deleted points keeps as many links as it had.  The
+ * entries chosen end up in cands[0..returned). */
+size_t hnsw__select_fill(const struct hnsw *h, struct hnsw_cand *cands, size_t kept, size_t n,
+			 size_t max, size_t fill);
+void hnsw__sort_cands(struct hnsw_cand *c, size_t n);
 
 /* ------------------------------------------------------------ hnsw_delete.c */
 
-/* Mark slot deleted, re-link its neighbours, queue it for repair. */
-void delete_slot(struct hnsw *h, uint32_t slot);
-void repair_pending(struct hnsw *h);
+/* Mark slot deleted, re-link its neighbours, queue it for repair.  The id
+ * map and the count are the caller's (an upsert keeps both). */
+void hnsw__delete_slot(struct hnsw *h, uint32_t slot);
+void hnsw__repair_pending(struct hnsw *h);
+
+/* ------------------------------------------------------------ hnsw_reach.c */
+
+/* Make every live point reachable from the entry point at level 0 again
+ * (module comment, "Reachability"): breadth-first from it, and each live
+ * point not reached gets in-links from its nearest reached points.  The
+ * writer only; out of memory, it does nothing (retried later). */
+void hnsw__reconnect(struct hnsw *h);
+/* The same from ep (packed level and slot), an entry point about to be
+ * stored: so that searches never start from one that does not reach every
+ * point (the old one still routes meanwhile).  With live_only, through live
+ * points only: afterwards every live point is reachable without the deleted
+ * ones, which can then be retired. */
+void hnsw__reconnect_at(struct hnsw *h, uint64_t ep, bool live_only);
+/* After a write: hnsw__reconnect if links were dropped, at once in a
+ * graph of up to HNSW_RECONNECT_SMALL points, else once they add up to an
+ * eighth of the count (amortized: a few link reads per dropped link). */
+void hnsw__maybe_reconnect(struct hnsw *h);
 
 #endif

@@ -10,10 +10,16 @@
  * (section 4) reports as not helping on most data.
  *
  * Concurrency: a point's record and links are written before any other
- * point links to it.  Changing another point's list takes its spinlock.
- * write_lock serializes slot allocation, the id map and the entry point; an
- * insert that raises the top level holds it throughout, as in hnswlib, so
- * that the entry point never names a half-linked point.
+ * point links to it, and it becomes a result (published) only once it is
+ * linked at every level.  Changing another point's list takes its spinlock.
+ * write_lock serializes slot allocation, the id map, publishing and the
+ * entry point; an insert that raises the top level holds it throughout, as
+ * in hnswlib, so that the entry point never names a half-linked point.
+ *
+ * An upsert of an existing id inserts the new version as a point of its
+ * own while the old one stays a result, switches the two in one step
+ * (publish), and only then deletes the old version (hnsw_impl.h,
+ * "Versions"), so that searches running meanwhile find one or the other.
  */
 #include "build.h"
 
@@ -27,22 +33,22 @@
 #include <unistd.h>
 
 /* Paper section 4.1: l = floor(-ln(unif(0..1)) * mL). */
-int random_level(struct hnsw *h)
+int hnsw__random_level(struct hnsw *h)
 {
 	double u = 1.0 - sh_rand_double(&h->rng); /* (0, 1] */
 	double l = floor(-log(u) * h->ml);
 
-	return l > MAX_LEVEL ? MAX_LEVEL : (int)l;
+	return l > HNSW_MAX_LEVEL ? HNSW_MAX_LEVEL : (int)l;
 }
 
-static inline bool cand_less(struct cand a, struct cand b)
+static inline bool cand_less(struct hnsw_cand a, struct hnsw_cand b)
 {
 	return a.d < b.d || (a.d == b.d && a.slot < b.slot); /* a fixed order for ties */
 }
 
-static void sift_down(struct cand *c, size_t n, size_t i)
+static void sift_down(struct hnsw_cand *c, size_t n, size_t i)
 {
-	struct cand x = c[i];
+	struct hnsw_cand x = c[i];
 
 	for (;;) {
 		size_t l = 2 * i + 1, m;
@@ -60,13 +66,13 @@ static void sift_down(struct cand *c, size_t n, size_t i)
 
 /* Nearest first.  Insertion sort for short lists, heapsort for long ones
  * (up to ef_construction + 1); no comparator calls. */
-void sort_cands(struct cand *c, size_t n)
+void hnsw__sort_cands(struct hnsw_cand *c, size_t n)
 {
 	if (n > 32) {
 		for (size_t i = n / 2; i-- > 0;)
 			sift_down(c, n, i);
 		for (size_t end = n - 1; end > 0; end--) {
-			struct cand t = c[0];
+			struct hnsw_cand t = c[0];
 
 			c[0] = c[end];
 			c[end] = t;
@@ -75,7 +81,7 @@ void sort_cands(struct cand *c, size_t n)
 		return;
 	}
 	for (size_t i = 1; i < n; i++) {
-		struct cand x = c[i];
+		struct hnsw_cand x = c[i];
 		size_t j = i;
 
 		while (j > 0 && cand_less(x, c[j - 1])) {
@@ -88,45 +94,67 @@ void sort_cands(struct cand *c, size_t n)
 
 /* Alg. 4: walk the candidates nearest first and keep one only when it is
  * nearer to the base point than to every point kept so far. */
-size_t select_heuristic(const struct hnsw *h, struct cand *cands, size_t n, size_t max)
+size_t hnsw__select_heuristic(const struct hnsw *h, struct hnsw_cand *cands, size_t n, size_t max)
 {
 	size_t kept = 0;
 
 	if (n <= max)
 		return n;
 	for (size_t i = 0; i < n && kept < max; i++) {
-		const float *v = vec_at(h, cands[i].slot);
+		const float *v = hnsw__vec_at(h, cands[i].slot);
 		bool good = true;
 
 		for (size_t j = 0; j < kept && good; j++)
-			good = dist_vec(h, v, vec_at(h, cands[j].slot)) >= cands[i].d;
+			good = hnsw__dist_vec(h, v, hnsw__vec_at(h, cands[j].slot)) >= cands[i].d;
 		if (good)
 			cands[kept++] = cands[i];
 	}
 	return kept;
 }
 
-static void write_links(_Atomic uint32_t *l, uint32_t cap, const struct cand *c, size_t n)
+size_t hnsw__select_fill(const struct hnsw *h, struct hnsw_cand *cands, size_t kept, size_t n,
+			 size_t max, size_t fill)
+{
+	if (n <= max)
+		return n;
+	for (size_t i = kept; i < n && kept < max; i++) {
+		const float *v = hnsw__vec_at(h, cands[i].slot);
+		struct hnsw_cand c = cands[i];
+		bool good = true;
+
+		for (size_t j = 0; j < kept && good; j++)
+			good = hnsw__dist_vec(h, v, hnsw__vec_at(h, cands[j].slot)) >= c.d;
+		if (!good)
+			continue;
+		/* move it to the kept ones, the pruned ones keep their order */
+		memmove(&cands[kept + 1], &cands[kept], (i - kept) * sizeof *cands);
+		cands[kept++] = c;
+	}
+	return kept >= fill ? kept : (fill < n ? fill : n);
+}
+
+static void write_links(_Atomic uint32_t *l, uint32_t cap, const struct hnsw_cand *c, size_t n)
 {
 	uint32_t ids[2 * HNSW_MAX_M];
 
 	for (size_t i = 0; i < n; i++)
 		ids[i] = c[i].slot;
-	links_set(l, cap, ids, (uint32_t)n);
+	hnsw__links_set(l, cap, ids, (uint32_t)n);
 }
 
 /* Add a link nb -> slot at level; a full list is shrunk by Alg. 4 over its
- * links and the new one. */
+ * links and the new one (the links it drops are counted: hnsw_reach.c). */
 static void link_back(struct hnsw *h, uint32_t nb, uint32_t slot, int level)
 {
-	struct node *n = node_at(h, nb);
-	_Atomic uint32_t *l = links_at(h, nb, level);
-	struct cand c[2 * HNSW_MAX_M + 1];
-	uint32_t cnt, max = max_links(h, level);
-	const float *v = vec_at(h, nb);
+	struct hnsw_node *n = hnsw__node_at(h, nb);
+	_Atomic uint32_t *l = hnsw__links_at(h, nb, level);
+	struct hnsw_cand c[2 * HNSW_MAX_M + 1];
+	uint32_t cnt, max = hnsw__max_links(h, level), ids[2 * HNSW_MAX_M + 1];
+	const float *v = hnsw__vec_at(h, nb);
+	size_t kept;
 
-	node_lock(n);
-	cnt = links_len(l, max);
+	hnsw__node_lock(n);
+	cnt = hnsw__links_len(l, max);
 	for (uint32_t i = 0; i < cnt; i++)
 		if (atomic_load_explicit(&l[i], memory_order_relaxed) == slot)
 			goto out;
@@ -136,127 +164,169 @@ static void link_back(struct hnsw *h, uint32_t nb, uint32_t slot, int level)
 	}
 	for (uint32_t i = 0; i < cnt; i++) {
 		c[i].slot = atomic_load_explicit(&l[i], memory_order_relaxed);
-		c[i].d = dist_vec(h, v, vec_at(h, c[i].slot));
+		c[i].d = hnsw__dist_vec(h, v, hnsw__vec_at(h, c[i].slot));
 	}
-	c[cnt] = (struct cand){dist_vec(h, v, vec_at(h, slot)), slot};
-	sort_cands(c, cnt + 1);
-	write_links(l, max, c, select_heuristic(h, c, cnt + 1, max));
+	c[cnt] = (struct hnsw_cand){hnsw__dist_vec(h, v, hnsw__vec_at(h, slot)), slot};
+	hnsw__sort_cands(c, cnt + 1);
+	kept = hnsw__select_heuristic(h, c, cnt + 1, max);
+	atomic_fetch_add_explicit(&h->dropped, cnt + 1 - kept, memory_order_relaxed);
+	for (size_t i = 0; i < kept; i++)
+		ids[i] = c[i].slot;
+	hnsw__links_write(h, nb, level, ids, (uint32_t)kept); /* in place: searches run */
 out:
-	node_unlock(n);
+	hnsw__node_unlock(n);
 }
 
 /* Alg. 1 lines 5-16 at one level: choose neighbours among the ef_construction
  * nearest, link both ways; returns the nearest found (the next entry). */
-static struct cand link_level(struct hnsw *h, struct scratch *s, uint32_t slot, struct cand ep,
-			      int level)
+static struct hnsw_cand link_level(struct hnsw *h, struct hnsw_scratch *s, uint32_t slot,
+				   struct hnsw_cand ep, int level)
 {
-	struct node *n = node_at(h, slot);
-	size_t nr = search_layer(h, s, s->qvec, ep.slot, ep.d, h->p.ef_construction, level, NULL,
-				 NULL, atomic_load(&h->dead) > 0);
-	struct cand next;
+	struct hnsw_node *n = hnsw__node_at(h, slot);
+	enum hnsw__accept mode = s->skip != HNSW_NO_SLOT || atomic_load(&h->dead) > 0
+					 ? HNSW__ACCEPT_INSERT
+					 : HNSW__ACCEPT_ALL;
+	size_t nr = hnsw__search_layer(h, s, s->qvec, ep.slot, ep.d, h->p.ef_construction, level,
+				       NULL, NULL, mode);
+	struct hnsw_cand next;
 	size_t kept;
 
 	if (nr == 0)
 		return ep; /* nothing live reachable here: keep descending from ep */
 	memcpy(s->sel, s->res, nr * sizeof *s->sel);
-	sort_cands(s->sel, nr);
+	hnsw__sort_cands(s->sel, nr);
 	next = s->sel[0];
-	kept = select_heuristic(h, s->sel, nr, h->p.m);
-	node_lock(n);
-	write_links(links_at(h, slot, level), max_links(h, level), s->sel, kept);
-	node_unlock(n);
+	kept = hnsw__select_heuristic(h, s->sel, nr, h->p.m);
+	hnsw__node_lock(n);
+	write_links(hnsw__links_at(h, slot, level), hnsw__max_links(h, level), s->sel, kept);
+	hnsw__node_unlock(n);
 	for (size_t i = 0; i < kept; i++)
 		link_back(h, s->sel[i].slot, slot, level);
 	return next;
 }
 
-/* Write the point's record; the point is not reachable yet. */
-static int write_record(struct hnsw *h, uint32_t slot, uint64_t id, int level, const float *v)
+/* Write the point's record, in state NEW: it is not reachable yet, and
+ * not a result until published.  old: the version it replaces, or NO_SLOT. */
+static int write_record(struct hnsw *h, uint32_t slot, uint64_t id, int level, const float *v,
+			uint32_t old)
 {
-	struct node *n = node_at(h, slot);
+	struct hnsw_node *n = hnsw__node_at(h, slot);
 	size_t up = (size_t)level * h->p.m * sizeof(uint32_t);
 
 	n->id = id;
 	n->level = (uint8_t)level;
+	n->prev = old;
 	if (level > 0) {
 		_Atomic uint32_t *u = sh_malloc(up);
 
 		if (u == NULL)
 			return SH_ENOMEM;
 		for (size_t i = 0; i < (size_t)level * h->p.m; i++)
-			atomic_init(&u[i], NO_SLOT);
+			atomic_init(&u[i], HNSW_NO_SLOT);
 		atomic_store_explicit(&n->upper, u, memory_order_release);
 		atomic_fetch_add(&h->upper_bytes, up);
 	}
-	memcpy(arena_at(&h->vecs, slot), v, h->p.dim * sizeof(float));
+	memcpy(hnsw__arena_at(&h->vecs, slot), v, h->p.dim * sizeof(float));
 	if (atomic_load_explicit(&h->quant_ready, memory_order_acquire))
-		quant_encode(&h->quant, v, h->p.dim, arena_at(&h->codes, slot));
-	atomic_store_explicit(&n->state, SLOT_LIVE, memory_order_release);
+		quant_encode(&h->quant, v, h->p.dim, hnsw__arena_at(&h->codes, slot));
+	atomic_store_explicit(&n->state, HNSW_SLOT_NEW, memory_order_release);
 	return 0;
 }
 
-/* Under write_lock: a slot for a new id, its record, and its map entry. */
-/* Under write_lock: a slot for id, its record, and its map entry.  With
- * replace, id's current point is deleted once the new record is complete:
- * a failure before that leaves it untouched, and the map entry it frees
- * means the map needs no room to grow. */
-static int claim_slot(struct hnsw *h, uint64_t id, int level, const float *v, bool replace,
+/* Under write_lock: room in the id map for a new id, a slot, and the
+ * point's record.  A failure leaves everything as it was (a replaced
+ * version untouched). */
+static int claim_slot(struct hnsw *h, uint64_t id, int level, const float *v, uint32_t old,
 		      uint32_t *slot)
 {
-	uint32_t old = idmap_get(h, id);
 	int rv;
 
-	if (old != NO_SLOT && !replace)
-		return SH_EEXIST;
-	if ((rv = slot_alloc(h, slot)) != 0)
+	if (old == HNSW_NO_SLOT && (rv = hnsw__idmap_reserve(h)) != 0)
 		return rv;
-	if ((rv = write_record(h, *slot, id, level, v)) != 0) {
-		slot_unclaim(h, *slot);
-		return rv;
-	}
-	if (old != NO_SLOT)
-		delete_slot(h, old);
-	if ((rv = idmap_put(h, *slot)) != 0) {
-		slot_unclaim(h, *slot);
-		return rv;
-	}
-	return 0;
+	rv = hnsw__slot_alloc(h, slot);
+	if (rv == 0 && (rv = write_record(h, *slot, id, level, v, old)) != 0)
+		hnsw__slot_unclaim(h, *slot);
+	if (rv != 0 && old == HNSW_NO_SLOT)
+		hnsw__idmap_unreserve(h);
+	return rv;
 }
 
-int insert_point(struct hnsw *h, uint64_t id, int level, bool replace, struct scratch *s)
+/* Under write_lock: make the linked point in slot a result.  A new id gets
+ * its (reserved) map entry and is counted; a new version takes old's place
+ * in one step for readers: inside an odd `switches`, it becomes LIVE and
+ * old names it as its successor (old is deleted by the caller). */
+static void publish(struct hnsw *h, uint32_t slot, uint32_t old)
 {
-	uint32_t slot;
+	struct hnsw_node *n = hnsw__node_at(h, slot);
+
+	if (old == HNSW_NO_SLOT) {
+		atomic_store_explicit(&n->state, HNSW_SLOT_LIVE, memory_order_release);
+		hnsw__idmap_put(h, slot, true); /* reserved room: cannot fail */
+		atomic_fetch_add(&h->count, 1);
+		return;
+	}
+	atomic_store_explicit(&hnsw__node_at(h, old)->switched,
+			      (uint32_t)atomic_fetch_add(&h->switches, 1) + 1,
+			      memory_order_release);
+	atomic_store_explicit(&n->state, HNSW_SLOT_LIVE, memory_order_release);
+	atomic_store_explicit(&hnsw__node_at(h, old)->next, slot, memory_order_release);
+	hnsw__idmap_replace(h, old, slot);
+	atomic_fetch_add(&h->switches, 1);
+}
+
+/* Alg. 1 lines 1-16: descend from the entry point ep and link slot at
+ * each of its levels, never to old (the version it replaces). */
+static void link_point(struct hnsw *h, struct hnsw_scratch *s, uint32_t slot, uint32_t old,
+		       int level, uint64_t ep)
+{
+	int top = (int)(ep >> 32);
+	struct hnsw_cand cur = {0, (uint32_t)ep};
+
+	s->skip = old;
+	cur.d = hnsw__dist_slot(h, s->qvec, cur.slot);
+	cur.slot = hnsw__greedy_descend(h, s, cur.slot, top, level, &cur.d);
+	for (int lc = level < top ? level : top; lc >= 0; lc--)
+		cur = link_level(h, s, slot, cur, lc);
+	s->skip = HNSW_NO_SLOT;
+}
+
+int hnsw__insert_point(struct hnsw *h, uint64_t id, int level, bool replace, struct hnsw_scratch *s)
+{
+	uint32_t slot = HNSW_NO_SLOT, old;
 	uint64_t ep;
-	int top, rv;
+	int rv;
 	bool hold;
-	struct cand cur;
 
 	pthread_mutex_lock(&h->write_lock);
-	if ((rv = claim_slot(h, id, level, s->qvec, replace, &slot)) != 0) {
+	old = hnsw__idmap_get(h, id);
+	rv = old != HNSW_NO_SLOT && !replace ? SH_EEXIST
+					     : claim_slot(h, id, level, s->qvec, old, &slot);
+	ep = atomic_load(&h->ep);
+	if (rv != 0 || ep == HNSW_EP_EMPTY) { /* the first point is its own entry */
+		if (rv == 0) {
+			publish(h, slot, old);
+			atomic_store(&h->ep, hnsw__ep_pack(level, slot));
+		}
 		pthread_mutex_unlock(&h->write_lock);
 		return rv;
 	}
-	ep = atomic_load(&h->ep);
-	if (ep == EP_EMPTY) {
-		atomic_store(&h->ep, ep_pack(level, slot));
-		atomic_fetch_add(&h->count, 1);
-		pthread_mutex_unlock(&h->write_lock);
-		return 0;
-	}
-	top = (int)(ep >> 32);
-	hold = level > top;
+	hold = level > (int)(ep >> 32);
 	if (!hold)
 		pthread_mutex_unlock(&h->write_lock);
-	cur.slot = (uint32_t)ep;
-	cur.d = dist_slot(h, s->qvec, cur.slot);
-	cur.slot = greedy_descend(h, s, cur.slot, top, level, &cur.d);
-	for (int lc = level < top ? level : top; lc >= 0; lc--)
-		cur = link_level(h, s, slot, cur, lc);
-	if (hold) {
-		atomic_store(&h->ep, ep_pack(level, slot));
-		pthread_mutex_unlock(&h->write_lock);
+	link_point(h, s, slot, old, level, ep);
+	if (!hold)
+		pthread_mutex_lock(&h->write_lock);
+	publish(h, slot, old);
+	if (hold) { /* replace: the single writer, which can walk the graph */
+		if (replace)
+			hnsw__reconnect_at(h, hnsw__ep_pack(level, slot), false);
+		else
+			atomic_fetch_add(&h->dropped, 1); /* the build reconnects at its end */
+		atomic_store(&h->ep, hnsw__ep_pack(level, slot));
 	}
-	atomic_fetch_add(&h->count, 1);
+	pthread_mutex_unlock(&h->write_lock);
+	if (old != HNSW_NO_SLOT)
+		hnsw__delete_slot(h, old); /* the single writer: no insert runs alongside */
 	return 0;
 }
 
@@ -278,15 +348,15 @@ static void quant_setup(struct hnsw *h)
 	for (size_t i = 0; i < want; i++) {
 		uint32_t slot = (uint32_t)sh_rand_below(&r, slots);
 
-		if (atomic_load(&node_at(h, slot)->state) == SLOT_LIVE)
-			sample[n++] = vec_at(h, slot)[sh_rand_below(&r, h->p.dim)];
+		if (atomic_load(&hnsw__node_at(h, slot)->state) == HNSW_SLOT_LIVE)
+			sample[n++] = hnsw__vec_at(h, slot)[sh_rand_below(&r, h->p.dim)];
 	}
 	if (n > 0) {
 		quant_train(&h->quant, sample, n, h->p.metric != SH_METRIC_L2);
 		for (uint32_t s = 0; s < slots; s++)
-			if (atomic_load(&node_at(h, s)->state) != SLOT_FREE)
-				quant_encode(&h->quant, vec_at(h, s), h->p.dim,
-					     arena_at(&h->codes, s));
+			if (atomic_load(&hnsw__node_at(h, s)->state) != HNSW_SLOT_FREE)
+				quant_encode(&h->quant, hnsw__vec_at(h, s), h->p.dim,
+					     hnsw__arena_at(&h->codes, s));
 		atomic_store_explicit(&h->quant_ready, true, memory_order_release);
 	}
 	sh_free(sample);
@@ -295,38 +365,74 @@ static void quant_setup(struct hnsw *h)
 static void maybe_train(struct hnsw *h)
 {
 	if (h->p.quant == HNSW_QUANT_INT8 && !atomic_load(&h->quant_ready) &&
-	    atomic_load(&h->count) >= QUANT_TRAIN)
+	    atomic_load(&h->count) >= HNSW_QUANT_TRAIN)
 		quant_setup(h);
 }
 
 /* ------------------------------------------------------------ public */
 
-int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err)
+/* vec into out as the index stores it: prepared here, or by the caller
+ * (hnsw_prepare) and copied as it is. */
+static int take_vector(const struct hnsw *h, const float *vec, bool prepared, float *out,
+		       struct sh_err *err)
 {
-	struct scratch *s = scratch_get(h);
 	int rv;
 
-	if (s == NULL || scratch_fit(s, h->p.ef_construction, h->p.dim, h->m0) != 0) {
-		scratch_put(h, s);
+	if (!prepared)
+		return hnsw__prepare_vector(h, vec, out, err);
+	if ((rv = hnsw_check_vector(vec, h->p.dim, h->p.metric, "vector", err)) == 0)
+		memcpy(out, vec, h->p.dim * sizeof *out);
+	return rv;
+}
+
+int hnsw_prepare(const struct hnsw *h, const float *in, float *out, struct sh_err *err)
+{
+	return hnsw__prepare_vector(h, in, out, err);
+}
+
+static int upsert(struct hnsw *h, uint64_t id, const float *vec, bool prepared, struct sh_err *err)
+{
+	struct hnsw_scratch *s = hnsw__scratch_get(h);
+	uint32_t old;
+	int rv;
+
+	if (s == NULL || hnsw__scratch_fit(h, s, h->p.ef_construction) != 0) {
+		hnsw__scratch_put(h, s);
 		return sh_err_set(err, SH_ENOMEM, "hnsw: out of memory");
 	}
-	if ((rv = prepare_vector(h, vec, s->qvec, err)) != 0)
+	if ((rv = take_vector(h, vec, prepared, s->qvec, err)) != 0)
 		goto out;
-	rv = insert_point(h, id, random_level(h), true, s);
+	old = hnsw__idmap_get(h, id);
+	if (old != HNSW_NO_SLOT &&
+	    memcmp(hnsw__vec_at(h, old), s->qvec, h->p.dim * sizeof(float)) == 0)
+		goto out; /* the same vector (a payload update): nothing changes */
+	rv = hnsw__insert_point(h, id, hnsw__random_level(h), true, s);
 	if (rv != 0)
 		sh_err_set(err, rv, "hnsw: cannot insert point %llu: %s", (unsigned long long)id,
 			   sh_strerror(rv));
+	hnsw__maybe_reconnect(h);
 	maybe_train(h);
-	epoch_try_reclaim(h);
+	hnsw__epoch_try_reclaim(h);
 out:
-	scratch_put(h, s);
+	hnsw__scratch_put(h, s);
 	return rv;
+}
+
+int hnsw_upsert(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err)
+{
+	return upsert(h, id, vec, false, err);
+}
+
+int hnsw_upsert_prepared(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err)
+{
+	return upsert(h, id, vec, true, err);
 }
 
 struct build_job {
 	struct hnsw *h;
 	const uint64_t *ids;
 	const float *vecs;
+	bool prepared;
 	const uint8_t *levels;
 	size_t n;
 	_Atomic size_t next;
@@ -339,19 +445,19 @@ static void *build_worker(void *arg)
 {
 	struct build_job *j = arg;
 	struct hnsw *h = j->h;
-	struct scratch *s = scratch_get(h);
+	struct hnsw_scratch *s = hnsw__scratch_get(h);
 	size_t i;
 
 	while (s != NULL && atomic_load(&j->rv) == 0 &&
 	       (i = atomic_fetch_add(&j->next, 1)) < j->n) {
-		int rv = scratch_fit(s, h->p.ef_construction, h->p.dim, h->m0);
+		int rv = hnsw__scratch_fit(h, s, h->p.ef_construction);
 		struct sh_err e;
 
 		if (rv == 0)
-			rv = prepare_vector(h, j->vecs + i * h->p.dim, s->qvec, &e);
+			rv = take_vector(h, j->vecs + i * h->p.dim, j->prepared, s->qvec, &e);
 		else
 			sh_err_set(&e, rv, "out of memory");
-		if (rv == 0 && (rv = insert_point(h, j->ids[i], j->levels[i], false, s)) != 0)
+		if (rv == 0 && (rv = hnsw__insert_point(h, j->ids[i], j->levels[i], false, s)) != 0)
 			sh_err_set(&e, rv, "%s",
 				   rv == SH_EEXIST ? "id already present" : sh_strerror(rv));
 		if (rv != 0) {
@@ -365,7 +471,7 @@ static void *build_worker(void *arg)
 	}
 	if (s == NULL)
 		atomic_store(&j->rv, SH_ENOMEM);
-	scratch_put(h, s);
+	hnsw__scratch_put(h, s);
 	return NULL;
 }
 
@@ -382,10 +488,10 @@ static unsigned build_threads(unsigned threads, size_t n)
 	return threads;
 }
 
-static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
-		      unsigned threads, struct sh_err *err)
+static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, bool prepared,
+		      size_t n, unsigned threads, struct sh_err *err)
 {
-	struct build_job j = {.h = h, .ids = ids, .vecs = vecs, .n = n};
+	struct build_job j = {.h = h, .ids = ids, .vecs = vecs, .prepared = prepared, .n = n};
 	uint8_t *levels = sh_malloc(n ? n : 1);
 	pthread_t tids[256];
 	unsigned t, started = 0;
@@ -393,7 +499,7 @@ static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, si
 	if (levels == NULL)
 		return sh_err_set(err, SH_ENOMEM, "hnsw: out of memory");
 	for (size_t i = 0; i < n; i++)
-		levels[i] = (uint8_t)random_level(h); /* drawn in order: deterministic */
+		levels[i] = (uint8_t)hnsw__random_level(h); /* drawn in order: deterministic */
 	j.levels = levels;
 	threads = build_threads(threads, n);
 	for (t = 1; t < threads; t++)
@@ -411,7 +517,7 @@ static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, si
 	return 0;
 }
 
-static void adopt_arena(struct arena *to, struct arena *from)
+static void adopt_arena(struct hnsw_arena *to, struct hnsw_arena *from)
 {
 	for (unsigned k = 0; k < from->chunks; k++)
 		atomic_store_explicit(&to->chunk[k], atomic_load(&from->chunk[k]),
@@ -425,7 +531,7 @@ static void adopt_arena(struct arena *to, struct arena *from)
  * last.  Frees `from`. */
 static void adopt(struct hnsw *to, struct hnsw *from)
 {
-	struct idmap map;
+	struct hnsw_idmap map;
 
 	adopt_arena(&to->nodes, &from->nodes);
 	adopt_arena(&to->links, &from->links);
@@ -451,17 +557,33 @@ static void adopt(struct hnsw *to, struct hnsw *from)
 /* Into an empty index, the points are inserted into a private index, which
  * is then renumbered for memory locality (hnsw_reorder.c) and published all
  * at once; otherwise they are inserted in place. */
-int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n, unsigned threads,
-	       struct sh_err *err)
+static int build(struct hnsw *h, const uint64_t *ids, const float *vecs, bool prepared, size_t n,
+		 unsigned threads, struct sh_err *err)
 {
 	struct hnsw *tmp = NULL;
 	int rv;
 
-	if (atomic_load(&h->n_slots) != 0 || hnsw_new(&h->p, &tmp, NULL) != 0)
-		return build_into(h, ids, vecs, n, threads, err);
+	if (atomic_load(&h->n_slots) != 0 || hnsw_new(&h->p, &tmp, NULL) != 0) {
+		rv = build_into(h, ids, vecs, prepared, n, threads, err);
+		hnsw__reconnect(h);
+		return rv;
+	}
 	tmp->rng = h->rng;
-	rv = build_into(tmp, ids, vecs, n, threads, err);
+	rv = build_into(tmp, ids, vecs, prepared, n, threads, err);
+	hnsw__reconnect(tmp);
 	hnsw_reorder(tmp); /* out of memory: the order stays as built */
 	adopt(h, tmp);
 	return rv;
+}
+
+int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n, unsigned threads,
+	       struct sh_err *err)
+{
+	return build(h, ids, vecs, false, n, threads, err);
+}
+
+int hnsw_build_prepared(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
+			unsigned threads, struct sh_err *err)
+{
+	return build(h, ids, vecs, true, n, threads, err);
 }

@@ -70,11 +70,11 @@ static void out_put(struct out *o, const void *p, size_t len)
 
 static void put_list(struct out *o, _Atomic uint32_t *l, uint32_t cap)
 {
-	uint32_t cnt = links_len(l, cap);
+	uint32_t cnt = hnsw__links_len(l, cap);
 
 	out_put(o, &cnt, sizeof cnt);
 	for (uint32_t i = 0; i < cnt; i++) {
-		uint32_t e = link_get(l, i);
+		uint32_t e = hnsw__link_get(l, i);
 
 		out_put(o, &e, sizeof e);
 	}
@@ -82,19 +82,19 @@ static void put_list(struct out *o, _Atomic uint32_t *l, uint32_t cap)
 
 static void put_slot(struct out *o, const struct hnsw *h, uint32_t slot)
 {
-	struct node *n = node_at(h, slot);
+	struct hnsw_node *n = hnsw__node_at(h, slot);
 	uint8_t state = atomic_load(&n->state);
 
-	if (state == SLOT_RETIRED)
-		state = SLOT_FREE; /* unreferenced: reusable after loading */
+	if (state == HNSW_SLOT_RETIRED)
+		state = HNSW_SLOT_FREE; /* unreferenced: reusable after loading */
 	out_put(o, &state, 1);
-	if (state == SLOT_FREE)
+	if (state == HNSW_SLOT_FREE)
 		return;
 	out_put(o, &n->id, sizeof n->id);
 	out_put(o, &n->level, 1);
 	for (int level = 0; level <= n->level; level++)
-		put_list(o, links_at(h, slot, level), max_links(h, level));
-	out_put(o, vec_at(h, slot), h->p.dim * sizeof(float));
+		put_list(o, hnsw__links_at(h, slot, level), hnsw__max_links(h, level));
+	out_put(o, hnsw__vec_at(h, slot), h->p.dim * sizeof(float));
 }
 
 int hnsw_save(const struct hnsw *h, hnsw_write_fn write, void *ctx, struct sh_err *err)
@@ -114,14 +114,14 @@ int hnsw_save(const struct hnsw *h, hnsw_write_fn write, void *ctx, struct sh_er
 	hd.m = h->p.m;
 	hd.ef_construction = h->p.ef_construction;
 	hd.quant = (uint32_t)h->p.quant;
-	hd.n_slots = atomic_load(&mut(h)->n_slots);
+	hd.n_slots = atomic_load(&hnsw__mut(h)->n_slots);
 	hd.seed = h->p.seed;
 	hd.count = hnsw_count(h);
-	hd.ep = atomic_load(&mut(h)->ep);
+	hd.ep = atomic_load(&hnsw__mut(h)->ep);
 	memcpy(hd.rng, h->rng.s, sizeof hd.rng);
 	hd.q_lo = h->quant.lo;
 	hd.q_scale = h->quant.scale;
-	hd.q_ready = atomic_load(&mut(h)->quant_ready);
+	hd.q_ready = atomic_load(&hnsw__mut(h)->quant_ready);
 	out_put(o, &hd, sizeof hd);
 	for (uint32_t s = 0; s < hd.n_slots; s++)
 		put_slot(o, h, s);
@@ -201,7 +201,7 @@ static int read_list(struct in *r, struct hnsw *h, _Atomic uint32_t *l, int leve
 
 	if ((rv = in_get(r, &cnt, sizeof cnt, "a link count")) != 0)
 		return rv;
-	if (cnt > max_links(h, level))
+	if (cnt > hnsw__max_links(h, level))
 		return bad(r, "%u links at level %d", cnt, level);
 	for (uint32_t i = 0; i < cnt; i++) {
 		if ((rv = in_get(r, &e, sizeof e, "a link")) != 0)
@@ -213,7 +213,7 @@ static int read_list(struct in *r, struct hnsw *h, _Atomic uint32_t *l, int leve
 	return 0;
 }
 
-static int read_upper(struct in *r, struct hnsw *h, struct node *nd)
+static int read_upper(struct in *r, struct hnsw *h, struct hnsw_node *nd)
 {
 	size_t words = (size_t)nd->level * h->p.m;
 	_Atomic uint32_t *u = sh_malloc(words * sizeof *u);
@@ -221,7 +221,7 @@ static int read_upper(struct in *r, struct hnsw *h, struct node *nd)
 	if (u == NULL)
 		return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
 	for (size_t i = 0; i < words; i++)
-		atomic_init(&u[i], NO_SLOT);
+		atomic_init(&u[i], HNSW_NO_SLOT);
 	atomic_store(&nd->upper, u);
 	atomic_fetch_add(&h->upper_bytes, words * sizeof *u);
 	return 0;
@@ -229,36 +229,39 @@ static int read_upper(struct in *r, struct hnsw *h, struct node *nd)
 
 static int read_slot(struct in *r, struct hnsw *h, uint32_t slot, uint32_t n)
 {
-	struct node *nd;
+	struct hnsw_node *nd;
 	uint8_t state, level;
 	uint64_t id;
 	int rv;
 
 	if ((rv = in_get(r, &state, 1, "a slot")) != 0)
 		return rv;
-	if (arena_reserve(&h->nodes, slot + 1) != 0 || arena_reserve(&h->links, slot + 1) != 0 ||
-	    arena_reserve(&h->vecs, slot + 1) != 0 || arena_reserve(&h->codes, slot + 1) != 0)
+	if (hnsw__arena_reserve(&h->nodes, slot + 1) != 0 ||
+	    hnsw__arena_reserve(&h->links, slot + 1) != 0 ||
+	    hnsw__arena_reserve(&h->vecs, slot + 1) != 0 ||
+	    hnsw__arena_reserve(&h->codes, slot + 1) != 0)
 		return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
-	slot_init(h, slot);
+	hnsw__slot_init(h, slot);
 	atomic_store(&h->n_slots, slot + 1);
-	nd = node_at(h, slot);
-	if (state == SLOT_FREE)
+	nd = hnsw__node_at(h, slot);
+	if (state == HNSW_SLOT_FREE)
 		return 0;
-	if (state != SLOT_LIVE && state != SLOT_DELETED)
+	if (state != HNSW_SLOT_LIVE && state != HNSW_SLOT_DELETED)
 		return bad(r, "slot %u has state %u", slot, state);
 	if ((rv = in_get(r, &id, sizeof id, "an id")) != 0 ||
 	    (rv = in_get(r, &level, 1, "a level")))
 		return rv;
-	if (level > MAX_LEVEL)
+	if (level > HNSW_MAX_LEVEL)
 		return bad(r, "slot %u has level %u", slot, level);
 	nd->id = id;
 	nd->level = level;
 	if (level > 0 && (rv = read_upper(r, h, nd)) != 0)
 		return rv;
 	for (int l = 0; l <= level; l++)
-		if ((rv = read_list(r, h, links_at(h, slot, l), l, n)) != 0)
+		if ((rv = read_list(r, h, hnsw__links_at(h, slot, l), l, n)) != 0)
 			return rv;
-	if ((rv = in_get(r, arena_at(&h->vecs, slot), h->p.dim * sizeof(float), "a vector")) != 0)
+	if ((rv = in_get(r, hnsw__arena_at(&h->vecs, slot), h->p.dim * sizeof(float),
+			 "a vector")) != 0)
 		return rv;
 	atomic_store(&nd->state, state);
 	return 0;
@@ -270,19 +273,20 @@ static int check_links(struct in *r, struct hnsw *h)
 	uint32_t n = atomic_load(&h->n_slots);
 
 	for (uint32_t s = 0; s < n; s++) {
-		struct node *nd = node_at(h, s);
+		struct hnsw_node *nd = hnsw__node_at(h, s);
 
-		if (atomic_load(&nd->state) == SLOT_FREE)
+		if (atomic_load(&nd->state) == HNSW_SLOT_FREE)
 			continue;
 		for (int l = 0; l <= nd->level; l++) {
-			_Atomic uint32_t *lst = links_at(h, s, l);
+			_Atomic uint32_t *lst = hnsw__links_at(h, s, l);
 			uint32_t e;
 
-			for (uint32_t i = 0;
-			     i < max_links(h, l) && (e = link_get(lst, i)) != NO_SLOT; i++) {
-				struct node *t = node_at(h, e);
+			for (uint32_t i = 0; i < hnsw__max_links(h, l) &&
+					     (e = hnsw__link_get(lst, i)) != HNSW_NO_SLOT;
+			     i++) {
+				struct hnsw_node *t = hnsw__node_at(h, e);
 
-				if (atomic_load(&t->state) == SLOT_FREE || t->level < l)
+				if (atomic_load(&t->state) == HNSW_SLOT_FREE || t->level < l)
 					return bad(r, "slot %u links to an invalid slot %u", s, e);
 			}
 		}
@@ -298,17 +302,17 @@ static int rebuild(struct in *r, struct hnsw *h, const struct hdr *hd)
 	size_t live = 0;
 
 	for (uint32_t s = 0; s < n; s++) {
-		uint8_t st = atomic_load(&node_at(h, s)->state);
+		uint8_t st = atomic_load(&hnsw__node_at(h, s)->state);
 
-		if (st == SLOT_LIVE) {
-			if (idmap_get(h, node_at(h, s)->id) != NO_SLOT)
+		if (st == HNSW_SLOT_LIVE) {
+			if (hnsw__idmap_get(h, hnsw__node_at(h, s)->id) != HNSW_NO_SLOT)
 				return bad(r, "id %llu appears twice (slot %u)",
-					   (unsigned long long)node_at(h, s)->id, s);
-			if (idmap_put(h, s) != 0)
+					   (unsigned long long)hnsw__node_at(h, s)->id, s);
+			if (hnsw__idmap_put(h, s, false) != 0)
 				return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
 			live++;
-		} else if (st == SLOT_FREE) {
-			slot_unclaim(h, s);
+		} else if (st == HNSW_SLOT_FREE) {
+			hnsw__slot_unclaim(h, s);
 		} else {
 			h->n_pending++; /* counted now, queued below */
 			atomic_fetch_add(&h->dead, 1);
@@ -318,12 +322,13 @@ static int rebuild(struct in *r, struct hnsw *h, const struct hdr *hd)
 		return bad(r, "header says %llu points, the stream holds %zu",
 			   (unsigned long long)hd->count, live);
 	atomic_store(&h->count, live);
-	if (hd->ep != EP_EMPTY && ((uint32_t)hd->ep >= n ||
-				   atomic_load(&node_at(h, (uint32_t)hd->ep)->state) != SLOT_LIVE ||
-				   node_at(h, (uint32_t)hd->ep)->level != (hd->ep >> 32)))
+	if (hd->ep != HNSW_EP_EMPTY &&
+	    ((uint32_t)hd->ep >= n ||
+	     atomic_load(&hnsw__node_at(h, (uint32_t)hd->ep)->state) != HNSW_SLOT_LIVE ||
+	     hnsw__node_at(h, (uint32_t)hd->ep)->level != (hd->ep >> 32)))
 		return bad(r, "entry point %u is not a point of level %u", (uint32_t)hd->ep,
 			   (uint32_t)(hd->ep >> 32));
-	if (hd->ep == EP_EMPTY && live > 0)
+	if (hd->ep == HNSW_EP_EMPTY && live > 0)
 		return bad(r, "%zu points but no entry point", live);
 	atomic_store(&h->ep, hd->ep);
 	return 0;
@@ -339,7 +344,7 @@ static int queue_deleted(struct hnsw *h)
 		return SH_ENOMEM;
 	h->pending_cap = h->n_pending ? h->n_pending : 1;
 	for (uint32_t s = 0; s < n; s++)
-		if (atomic_load(&node_at(h, s)->state) == SLOT_DELETED)
+		if (atomic_load(&hnsw__node_at(h, s)->state) == HNSW_SLOT_DELETED)
 			h->pending[k++] = s;
 	return 0;
 }
@@ -365,9 +370,9 @@ static int load_body(struct in *r, struct hnsw *h, const struct hdr *hd)
 		h->quant = (struct quant){hd->q_lo, hd->q_scale, 1.0f / hd->q_scale,
 					  h->p.metric != SH_METRIC_L2};
 		for (uint32_t s = 0; s < hd->n_slots; s++)
-			if (atomic_load(&node_at(h, s)->state) != SLOT_FREE)
-				quant_encode(&h->quant, vec_at(h, s), h->p.dim,
-					     arena_at(&h->codes, s));
+			if (atomic_load(&hnsw__node_at(h, s)->state) != HNSW_SLOT_FREE)
+				quant_encode(&h->quant, hnsw__vec_at(h, s), h->p.dim,
+					     hnsw__arena_at(&h->codes, s));
 		atomic_store(&h->quant_ready, true);
 	}
 	return 0;

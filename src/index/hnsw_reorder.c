@@ -26,22 +26,23 @@ static int bfs_order(struct hnsw *h, uint32_t n, uint32_t *order, uint32_t *newp
 	uint32_t head = 0, tail = 0, e;
 
 	memset(newpos, 0xff, (size_t)n * sizeof *newpos);
-	for (uint32_t start = ep == EP_EMPTY ? 0 : (uint32_t)ep, k = 0; k <= n; k++) {
+	for (uint32_t start = ep == HNSW_EP_EMPTY ? 0 : (uint32_t)ep, k = 0; k <= n; k++) {
 		uint32_t root = k == 0 ? start : k - 1;
 		uint8_t st;
 
-		if (root >= n || newpos[root] != NO_SLOT)
+		if (root >= n || newpos[root] != HNSW_NO_SLOT)
 			continue;
-		st = atomic_load(&node_at(h, root)->state);
-		if (st != SLOT_LIVE && st != SLOT_DELETED)
+		st = atomic_load(&hnsw__node_at(h, root)->state);
+		if (st != HNSW_SLOT_LIVE && st != HNSW_SLOT_DELETED)
 			continue;
 		newpos[root] = tail;
 		order[tail++] = root;
 		while (head < tail) {
-			_Atomic uint32_t *l = links_at(h, order[head++], 0);
+			_Atomic uint32_t *l = hnsw__links_at(h, order[head++], 0);
 
-			for (uint32_t i = 0; i < h->m0 && (e = link_get(l, i)) != NO_SLOT; i++) {
-				if (newpos[e] != NO_SLOT)
+			for (uint32_t i = 0;
+			     i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++) {
+				if (newpos[e] != HNSW_NO_SLOT)
 					continue;
 				newpos[e] = tail;
 				order[tail++] = e;
@@ -49,7 +50,7 @@ static int bfs_order(struct hnsw *h, uint32_t n, uint32_t *order, uint32_t *newp
 		}
 	}
 	for (uint32_t s = 0; s < n; s++) /* free slots keep relative order at the end */
-		if (newpos[s] == NO_SLOT) {
+		if (newpos[s] == HNSW_NO_SLOT) {
 			newpos[s] = tail;
 			order[tail++] = s;
 		}
@@ -59,7 +60,7 @@ static int bfs_order(struct hnsw *h, uint32_t n, uint32_t *order, uint32_t *newp
 /* Permute one arena in place by following the cycles of order (new slot j
  * takes the record of old slot order[j]): no second copy of the records,
  * one record of scratch.  done is a bitmap of n bits, cleared here. */
-static void permute_arena(struct arena *a, uint32_t n, const uint32_t *order, uint64_t *done,
+static void permute_arena(struct hnsw_arena *a, uint32_t n, const uint32_t *order, uint64_t *done,
 			  char *tmp)
 {
 	if (a->stride == 0)
@@ -70,16 +71,16 @@ static void permute_arena(struct arena *a, uint32_t n, const uint32_t *order, ui
 
 		if (done[start / 64] >> (start % 64) & 1)
 			continue;
-		memcpy(tmp, arena_at(a, start), a->stride);
+		memcpy(tmp, hnsw__arena_at(a, start), a->stride);
 		for (;;) {
 			uint32_t src = order[j];
 
 			done[j / 64] |= 1ull << (j % 64);
 			if (src == start) {
-				memcpy(arena_at(a, j), tmp, a->stride);
+				memcpy(hnsw__arena_at(a, j), tmp, a->stride);
 				break;
 			}
-			memcpy(arena_at(a, j), arena_at(a, src), a->stride);
+			memcpy(hnsw__arena_at(a, j), hnsw__arena_at(a, src), a->stride);
 			j = src;
 		}
 	}
@@ -87,7 +88,7 @@ static void permute_arena(struct arena *a, uint32_t n, const uint32_t *order, ui
 
 static int permute(struct hnsw *h, uint32_t n, const uint32_t *order)
 {
-	struct arena *arenas[4] = {&h->nodes, &h->links, &h->vecs, &h->codes};
+	struct hnsw_arena *arenas[4] = {&h->nodes, &h->links, &h->vecs, &h->codes};
 	uint64_t *done = sh_malloc(((size_t)n + 63) / 64 * sizeof *done + 8);
 	char *tmp = sh_malloc(h->vecs.stride > h->links.stride ? h->vecs.stride : h->links.stride);
 
@@ -107,7 +108,7 @@ static void remap_list(_Atomic uint32_t *l, uint32_t cap, const uint32_t *newpos
 {
 	uint32_t e;
 
-	for (uint32_t i = 0; i < cap && (e = atomic_load(&l[i])) != NO_SLOT; i++)
+	for (uint32_t i = 0; i < cap && (e = atomic_load(&l[i])) != HNSW_NO_SLOT; i++)
 		atomic_store(&l[i], newpos[e]);
 }
 
@@ -130,20 +131,24 @@ int hnsw_reorder(struct hnsw *h)
 	if (permute(h, n, order) != 0)
 		goto out;
 	for (uint32_t s = 0; s < n; s++) {
-		struct node *nd = node_at(h, s);
+		struct hnsw_node *nd = hnsw__node_at(h, s);
+		uint32_t next = atomic_load(&nd->next);
 
-		remap_list(links_at(h, s, 0), h->m0, newpos);
+		if (next != HNSW_NO_SLOT) /* a replaced version pending deletion */
+			atomic_store(&nd->next, newpos[next]);
+		nd->prev = HNSW_NO_SLOT; /* only a NEW slot uses it, and none exists here */
+		remap_list(hnsw__links_at(h, s, 0), h->m0, newpos);
 		for (int l = 1; l <= nd->level && atomic_load(&nd->upper) != NULL; l++)
-			remap_list(links_at(h, s, l), h->p.m, newpos);
+			remap_list(hnsw__links_at(h, s, l), h->p.m, newpos);
 	}
 	for (size_t i = 0; i < h->map.cap; i++)
-		if (h->map.slots[i] != NO_SLOT)
+		if (h->map.slots[i] != HNSW_NO_SLOT)
 			h->map.slots[i] = newpos[h->map.slots[i]];
 	remap_slots(h->pending, h->n_pending, newpos);
 	remap_slots(h->free_slots, h->n_free, newpos);
 	remap_slots(h->limbo[0], h->n_limbo[0], newpos);
 	remap_slots(h->limbo[1], h->n_limbo[1], newpos);
-	if (ep != EP_EMPTY)
+	if (ep != HNSW_EP_EMPTY)
 		atomic_store(&h->ep, (ep & ~(uint64_t)UINT32_MAX) | newpos[(uint32_t)ep]);
 	rv = 0;
 out:

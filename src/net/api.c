@@ -4,7 +4,7 @@
  * themselves are in api_read.c.
  *
  * Invariant: every op started is answered exactly once, through
- * complete(), which records its metrics and calls op->done.
+ * api_complete(), which records its metrics and calls op->done.
  */
 #include "build.h"
 
@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum kind { K_NONE, K_LOOP, K_WRITE, K_READ, K_CHANGE };
+enum kind { K_NONE, K_LOOP, K_WRITE, K_READ, K_CHANGE, K_SNAP };
 
 struct method {
 	const char *name;
@@ -52,6 +52,10 @@ static const struct method methods[API_MAX_METHOD + 1] = {
 	[SHOAL__METHOD__METHOD_CLUSTER_CHANGE] = {"cluster_change",
 						  &shoal__cluster_change_request__descriptor,
 						  K_CHANGE},
+	[SHOAL__METHOD__METHOD_SET_PAYLOAD] = {"set_payload",
+					       &shoal__set_payload_request__descriptor, K_WRITE},
+	[SHOAL__METHOD__METHOD_SNAPSHOT] = {"snapshot", &shoal__snapshot_request__descriptor,
+					    K_SNAP},
 };
 
 struct api {
@@ -61,6 +65,9 @@ struct api {
 	struct metrics metrics;
 	const struct swim *members; /* NULL: this node alone */
 	bool stopping;
+	struct health health;
+	struct event *tick; /* samples the node for health every 100 ms */
+	struct api_snaps *snaps;
 };
 
 /* ------------------------------------------------------------ status */
@@ -79,6 +86,7 @@ int api_status_of(int code)
 	case SH_ESHUTDOWN:
 	case SH_EBUSY: return SHOAL__STATUS_CODE__UNAVAILABLE;
 	case SH_ETIMEDOUT: return SHOAL__STATUS_CODE__DEADLINE_EXCEEDED;
+	case SH_EUNKNOWN: return SHOAL__STATUS_CODE__OUTCOME_UNKNOWN;
 	case SH_ENOMEM:
 	case SH_ENOSPC: return SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
 	default: return SHOAL__STATUS_CODE__INTERNAL;
@@ -130,13 +138,24 @@ void api_op_free(struct op *op)
 	sh_free(op);
 }
 
-static void complete(struct op *op)
+void api_complete(struct op *op)
 {
 	struct api *a = op->api;
 
 	metrics_record(&a->metrics, op->frontend, op->method, op->status,
 		       sh_clock_mono_ns() - op->start_ns);
 	op->done(op);
+}
+
+int api_op_error(struct op *op, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sh_err_setv(&op->err, code, fmt, ap);
+	va_end(ap);
+	op->status = api_status_of(code);
+	return code;
 }
 
 void api_fail(struct op *op, int status, const char *fmt, ...)
@@ -148,14 +167,14 @@ void api_fail(struct op *op, int status, const char *fmt, ...)
 	va_end(ap);
 	op->status = status;
 	op->resp = NULL;
-	complete(op);
+	api_complete(op);
 }
 
 static void fail_err(struct op *op, int code)
 {
 	op->status = api_status_of(code);
 	op->resp = NULL;
-	complete(op);
+	api_complete(op);
 }
 
 void *api_new_msg(struct op *op, const ProtobufCMessageDescriptor *desc)
@@ -199,7 +218,7 @@ static void on_written(void *arg, const struct node_result *r)
 	w->affected = r->affected;
 	op->resp = &w->base;
 	op->status = SHOAL__STATUS_CODE__OK;
-	complete(op);
+	api_complete(op);
 }
 
 static int check_ack(struct op *op, const Shoal__WriteOptions *w, struct sh_err *err)
@@ -264,6 +283,33 @@ static int entry_upsert(struct op *op, struct entry *e)
 	return check_ack(op, r->write, &op->err);
 }
 
+/* Qdrant's payload operations (proto/shoal.proto, SetPayloadRequest). */
+static int entry_payload(struct op *op, struct entry *e)
+{
+	Shoal__SetPayloadRequest *r = (void *)op->req;
+	struct payload_change *ch = &e->change;
+
+	e->type = WAL_SET_PAYLOAD;
+	e->collection = r->collection;
+	e->ids = r->ids;
+	e->n = r->n_ids;
+	if ((unsigned)r->op > PAYLOAD_OP_MAX)
+		return sh_err_set(&op->err, SH_EINVAL, "unknown payload operation %d", (int)r->op);
+	if ((r->op == SHOAL__PAYLOAD_OP__PAYLOAD_SET ||
+	     r->op == SHOAL__PAYLOAD_OP__PAYLOAD_OVERWRITE) &&
+	    r->payload.len == 0)
+		return sh_err_set(&op->err, SH_EINVAL, "payload: required (a JSON object)");
+	ch->op = (enum payload_op)r->op;
+	ch->payload = (const char *)r->payload.data;
+	ch->payload_len = r->payload.len;
+	ch->key = r->key;
+	ch->keys = (const char *const *)r->keys;
+	ch->n_keys = r->n_keys;
+	ch->keep = (const char *const *)r->keep;
+	ch->n_keep = r->n_keep;
+	return check_ack(op, r->write, &op->err);
+}
+
 static int build_entry(struct op *op, struct entry *e)
 {
 	memset(e, 0, sizeof *e);
@@ -284,6 +330,7 @@ static int build_entry(struct op *op, struct entry *e)
 		e->n = r->n_ids;
 		return check_ack(op, r->write, &op->err);
 	}
+	case SHOAL__METHOD__METHOD_SET_PAYLOAD: return entry_payload(op, e);
 	}
 	return sh_err_set(&op->err, SH_EINVAL, "not a write");
 }
@@ -335,13 +382,43 @@ static void read_run(struct pool_job *j)
 	api_read_run(op);
 }
 
+/* The node's position when the read was dispatched, in the reply. */
+static void add_read_state(struct op *op)
+{
+	Shoal__ReadState *rs = api_new_msg(op, &shoal__read_state__descriptor);
+	void *r = op->resp;
+
+	if (rs == NULL || r == NULL || op->status != SHOAL__STATUS_CODE__OK)
+		return;
+	rs->applied_index = op->rs.applied_index;
+	rs->commit_index = op->rs.commit_index;
+	rs->lag = op->rs.lag;
+	rs->lag_ms = op->rs.lag_ms;
+	switch (op->method) {
+	case SHOAL__METHOD__METHOD_LIST_COLLECTIONS:
+		((Shoal__ListCollectionsResponse *)r)->read_state = rs;
+		break;
+	case SHOAL__METHOD__METHOD_DESCRIBE_COLLECTION:
+		((Shoal__CollectionInfo *)r)->read_state = rs;
+		break;
+	case SHOAL__METHOD__METHOD_GET: ((Shoal__PointsResponse *)r)->read_state = rs; break;
+	case SHOAL__METHOD__METHOD_COUNT: ((Shoal__CountResponse *)r)->read_state = rs; break;
+	case SHOAL__METHOD__METHOD_SCROLL: ((Shoal__ScrollResponse *)r)->read_state = rs; break;
+	case SHOAL__METHOD__METHOD_SEARCH: ((Shoal__SearchResponse *)r)->read_state = rs; break;
+	}
+}
+
 static void read_done(struct pool_job *j)
 {
-	complete((struct op *)((char *)j - offsetof(struct op, job)));
+	struct op *op = (struct op *)((char *)j - offsetof(struct op, job));
+
+	add_read_state(op);
+	api_complete(op);
 }
 
 static void dispatch_read(struct op *op)
 {
+	api_health(op->api, &op->rs);
 	op->job.run = read_run;
 	op->job.done = read_done;
 	pool_submit(op->api->pool, &op->job);
@@ -418,15 +495,55 @@ void api_start(struct op *op)
 			api_cluster_status(op, &a->o, a->members);
 		else if ((op->resp = api_new_msg(op, &shoal__ping_response__descriptor)) == NULL)
 			op->status = SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
-		return complete(op);
+		return api_complete(op);
 	case K_WRITE: return start_write(op);
 	case K_CHANGE: return start_change(op);
 	case K_READ: return start_read(op);
+	case K_SNAP: return api_snap_start(op, a->snaps, a->pool);
 	default: break;
 	}
 }
 
 /* ------------------------------------------------------------ life */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	struct node_status st;
+
+	if (a->o.node == NULL)
+		return;
+	node_status(a->o.node, &st);
+	health_sample(&a->health, sh_clock_mono_ms(), &st);
+}
+
+void api_health(struct api *a, struct health_view *v)
+{
+	struct node_status st;
+
+	if (a->o.node == NULL) {
+		memset(v, 0, sizeof *v);
+		v->ready = !a->stopping;
+		snprintf(v->reason, sizeof v->reason, "%s",
+			 a->stopping ? "the node is stopping" : "");
+		return;
+	}
+	node_status(a->o.node, &st);
+	health_view(&a->health, sh_clock_mono_ms(), &st, a->stopping, v);
+}
+
+static int start_tick(struct api *a, struct sh_err *err)
+{
+	struct timeval tv = {0, 100 * 1000};
+
+	health_init(&a->health, &a->o.health);
+	if (a->o.base == NULL) /* inline (the simulator): sampled when asked */
+		return 0;
+	a->tick = event_new(a->o.base, -1, EV_PERSIST, on_tick, a);
+	if (a->tick == NULL || event_add(a->tick, &tv) != 0)
+		return sh_err_set(err, SH_ENOMEM, "api: cannot start the health timer");
+	return 0;
+}
 
 int api_new(const struct api_opts *o, struct api **out, struct sh_err *err)
 {
@@ -446,7 +563,12 @@ int api_new(const struct api_opts *o, struct api **out, struct sh_err *err)
 		api_free(a);
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	}
-	if ((rv = pool_new(o->base, o->search_threads, &a->pool, err)) != 0) {
+	if (api_snaps_new(&a->snaps, sh_clock_mono_ns() ^ o->node_id) != 0) {
+		api_free(a);
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	}
+	if ((rv = pool_new(o->base, o->search_threads, &a->pool, err)) != 0 ||
+	    (rv = start_tick(a, err)) != 0) {
 		api_free(a);
 		return rv;
 	}
@@ -457,6 +579,8 @@ int api_new(const struct api_opts *o, struct api **out, struct sh_err *err)
 void api_quiesce(struct api *a)
 {
 	a->stopping = true;
+	if (a->tick != NULL)
+		event_del(a->tick);
 	pool_free(a->pool);
 	a->pool = NULL;
 }
@@ -467,6 +591,9 @@ void api_free(struct api *a)
 		return;
 	if (a->pool != NULL)
 		api_quiesce(a);
+	if (a->tick != NULL)
+		event_free(a->tick);
+	api_snaps_free(a->snaps);
 	sh_free(a->node_name);
 	sh_free(a->client_address);
 	sh_free(a->rest_address);
@@ -488,9 +615,26 @@ struct node *api_node(struct api *a)
 	return a->o.node;
 }
 
+void api_ids(struct api *a, uint64_t *node_id, uint64_t *cluster_id)
+{
+	struct node_status st;
+
+	*node_id = a->o.node_id;
+	*cluster_id = 0;
+	if (a->o.node != NULL) {
+		node_status(a->o.node, &st);
+		*cluster_id = st.cluster_id;
+	}
+}
+
 void api_set_membership(struct api *a, const struct swim *s)
 {
 	a->members = s;
+}
+
+const struct swim *api_membership(const struct api *a)
+{
+	return a->members;
 }
 
 void api_set_stopping(struct api *a)

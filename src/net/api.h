@@ -29,6 +29,7 @@
 
 #include "cluster/node.h"
 #include "cluster/swim.h"
+#include "net/health.h"
 #include "net/metrics.h"
 #include "net/pool.h"
 #include "proto/shoal.pb-c.h"
@@ -38,10 +39,10 @@
 
 #define API_MAX_K      10000
 #define API_MAX_LIMIT  10000
-#define API_MAX_METHOD SHOAL__METHOD__METHOD_CLUSTER_CHANGE
+#define API_MAX_METHOD SHOAL__METHOD__METHOD_SNAPSHOT
 
 struct api_opts {
-	struct event_base *base;
+	struct event_base *base; /* NULL: no loop (the simulator runs pool jobs inline) */
 	struct db *db;
 	uint64_t node_id;
 	const char *node_name;
@@ -52,6 +53,7 @@ struct api_opts {
 	int default_consistency;     /* Shoal__Consistency, not DEFAULT */
 	int default_ack;             /* Shoal__Ack, not DEFAULT */
 	struct node *node;           /* replication: writes and read barriers */
+	struct health_opts health;   /* readiness (health.h) */
 };
 
 struct api;
@@ -72,6 +74,8 @@ struct op {
 	int ack;                 /* a write's Shoal__Ack */
 	uint64_t leader;         /* UNAVAILABLE: the leader, when known */
 	char leader_address[80]; /* ... and its client address */
+	struct health_view rs;   /* a read: the node when it was dispatched */
+	void *ctx;               /* the method's own (a snapshot's session) */
 	struct arena arena;      /* last: it holds the inline block */
 };
 
@@ -96,6 +100,10 @@ void api_start(struct op *op);
 /* Answer op with an error now (op->done runs). */
 void api_fail(struct op *op, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Note an error of SH_E* code on op, its message and status, for the
+ * answer it gets later (a job on a worker); returns code. */
+int api_op_error(struct op *op, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* SH_E* code -> Shoal__StatusCode; and the status's name ("NOT_FOUND"). */
 int api_status_of(int sh_code);
@@ -107,13 +115,30 @@ struct node *api_node(struct api *a);
 /* Set when the node is stopping: new requests are answered UNAVAILABLE. */
 void api_set_stopping(struct api *a);
 bool api_stopping(const struct api *a);
+/* Readiness and lag now (health.h); sampled every 100 ms meanwhile. */
+void api_health(struct api *a, struct health_view *v);
 
 /* The read methods, run on a pool worker (api_read.c). */
 void api_read_run(struct op *op);
 /* The membership view cluster status reports (NULL: this node alone).
  * The api does not own it; unset it before freeing it. */
 void api_set_membership(struct api *a, const struct swim *s);
+const struct swim *api_membership(const struct api *a);
 /* Cluster status, on the loop (api_cluster.c). */
 void api_cluster_status(struct op *op, const struct api_opts *o, const struct swim *members);
+/* Record op's metrics and call op->done: how every op ends. */
+void api_complete(struct op *op);
+/* This node's id and its cluster's (0: none yet). */
+void api_ids(struct api *a, uint64_t *node_id, uint64_t *cluster_id);
+
+/* Backups, METHOD_SNAPSHOT (api_snap.c): the sessions of one api. */
+#define API_SNAP_SESSIONS 4
+#define API_SNAP_IDLE_MS  60000
+struct api_snaps;
+/* seed: where session ids start (random, so that they differ across restarts). */
+int api_snaps_new(struct api_snaps **out, uint64_t seed);
+void api_snaps_free(struct api_snaps *ss);
+/* Start a snapshot request (op->req a SnapshotRequest); its jobs run on pool. */
+void api_snap_start(struct op *op, struct api_snaps *ss, struct pool *pool);
 
 #endif

@@ -6,7 +6,8 @@
  * every member the membership layer knows, itself first and the others by
  * name, each with its SWIM view (state, incarnation, addresses, how long
  * since last heard) and its place in the configuration; a leader adds
- * each follower's match index and lag.
+ * each follower's match index and lag.  And whether the node is ready
+ * (health.h), with its own lag behind the commit index it knows.
  */
 #include "build.h"
 
@@ -200,6 +201,9 @@ static void node_fields(struct op *op, Shoal__ClusterStatusResponse *s,
 	s->pending_writes = ns->pending_writes;
 	s->elections = ns->elections;
 	s->leader_changes = ns->leader_changes;
+	s->disk_full = ns->disk_full;
+	s->disk_full_ms = ns->disk_full_ms;
+	s->disk_full_episodes = ns->disk_full_episodes;
 	s->voters = copy_ids(op, ns->voters, ns->n_voters);
 	s->n_voters = ns->n_voters;
 	s->learners = copy_ids(op, ns->learners, ns->n_learners);
@@ -212,6 +216,7 @@ void api_cluster_status(struct op *op, const struct api_opts *o, const struct sw
 		api_new_msg(op, &shoal__cluster_status_response__descriptor);
 	struct store *st = db_store(o->db);
 	struct node_status *ns = arena_calloc(&op->arena, 1, sizeof *ns);
+	struct health_view hv;
 	struct digest d;
 	char hex[33];
 
@@ -229,9 +234,14 @@ void api_cluster_status(struct op *op, const struct api_opts *o, const struct sw
 	s->collections = store_collections(st);
 	s->points = store_points(st);
 	s->version = astr(op, PACKAGE_VERSION);
-	if (s->node_name == NULL || s->role == NULL || s->digest == NULL || s->version == NULL ||
-	    s->voters == NULL || s->learners == NULL || s->leader_address == NULL ||
-	    add_members(op, o, s, members, ns) != 0) {
+	api_health(op->api, &hv);
+	s->ready = hv.ready;
+	s->ready_reason = astr(op, hv.reason);
+	s->lag = hv.lag;
+	s->lag_ms = hv.lag_ms;
+	if (s->node_name == NULL || s->ready_reason == NULL || s->role == NULL ||
+	    s->digest == NULL || s->version == NULL || s->voters == NULL || s->learners == NULL ||
+	    s->leader_address == NULL || add_members(op, o, s, members, ns) != 0) {
 		nomem(op);
 		return;
 	}

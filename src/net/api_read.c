@@ -25,22 +25,9 @@
 #define SAMPLE_WINDOW  32
 #define SCROLL_CHUNK   256
 
-static int fail(struct op *op, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(struct op *op, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	sh_err_setv(&op->err, code, fmt, ap);
-	va_end(ap);
-	op->status = api_status_of(code);
-	return code;
-}
-
 static int nomem(struct op *op)
 {
-	return fail(op, SH_ENOMEM, "out of memory");
+	return api_op_error(op, SH_ENOMEM, "out of memory");
 }
 
 static void ok(struct op *op, void *resp)
@@ -54,7 +41,7 @@ static struct coll *find(struct op *op, const char *name)
 	struct coll *c = store_get(db_store(api_db(op->api)), name);
 
 	if (c == NULL)
-		fail(op, SH_ENOTFOUND, "collection '%s' not found", name);
+		api_op_error(op, SH_ENOTFOUND, "collection '%s' not found", name);
 	return c;
 }
 
@@ -69,6 +56,7 @@ static Shoal__CollectionInfo *info_of(struct op *op, const struct coll *c)
 {
 	const struct coll_params *p = coll_params(c);
 	Shoal__CollectionInfo *i = api_new_msg(op, &shoal__collection_info__descriptor);
+	struct coll_index_stats st;
 
 	if (i == NULL || (i->name = arena_strndup(&op->arena, p->name, strlen(p->name))) == NULL)
 		return NULL;
@@ -78,6 +66,11 @@ static Shoal__CollectionInfo *info_of(struct op *op, const struct coll *c)
 	i->ef_construction = p->ef_construction;
 	i->count = coll_count(c);
 	i->memory_bytes = coll_memory(c);
+	coll_index_stats(c, &st);
+	i->points_indexed = st.indexed;
+	i->points_fresh = st.fresh;
+	i->oldest_fresh_ms = st.oldest_fresh_ms;
+	i->indexed_total = st.indexed_total;
 	return i;
 }
 
@@ -174,7 +167,7 @@ static bool match_id(uint64_t id, void *arg)
 
 	if (coll_get(x->c, id, NULL, &text, &len) != 0)
 		return false;
-	m = filter_match_text(x->f, text, len);
+	m = filter_match_point_text(x->f, id, text, len);
 	sh_free(text);
 	x->evaluated++;
 	x->matched += m;
@@ -221,20 +214,19 @@ static double selectivity(const struct coll *c, const struct filter *f, size_t n
 static int check_query(struct op *op, const struct coll *c, const Shoal__SearchRequest *r)
 {
 	uint32_t dim = coll_params(c)->dim;
+	struct sh_err e;
 
 	if (r->n_vector != dim)
-		return fail(op, SH_EINVAL,
-			    "query vector has %zu values, the dimension of '%s' is %u", r->n_vector,
-			    coll_name(c), dim);
-	for (size_t i = 0; i < r->n_vector; i++)
-		if (!isfinite(r->vector[i]))
-			return fail(op, SH_EINVAL, "query vector value %zu is %s", i,
-				    isnan(r->vector[i]) ? "NaN" : "infinite");
+		return api_op_error(op, SH_EINVAL,
+				    "query vector has %zu values, the dimension of '%s' is %u",
+				    r->n_vector, coll_name(c), dim);
+	if (hnsw_check_vector(r->vector, dim, coll_params(c)->metric, "query vector", &e) != 0)
+		return api_op_error(op, SH_EINVAL, "%s", e.msg);
 	if (r->k < 1 || r->k > API_MAX_K)
-		return fail(op, SH_EINVAL, "k = %u is outside 1..%d", r->k, API_MAX_K);
+		return api_op_error(op, SH_EINVAL, "k = %u is outside 1..%d", r->k, API_MAX_K);
 	if (r->ef != 0 && (r->ef < r->k || r->ef > HNSW_MAX_EF))
-		return fail(op, SH_EINVAL, "ef = %u is outside k..%d (k = %u)", r->ef, HNSW_MAX_EF,
-			    r->k);
+		return api_op_error(op, SH_EINVAL, "ef = %u is outside k..%d (k = %u)", r->ef,
+				    HNSW_MAX_EF, r->k);
 	return 0;
 }
 
@@ -311,6 +303,7 @@ static void read_search(struct op *op)
 		else if (run_search(op, c, r, f, res, &n, &exact) == 0 &&
 			 fill_scored(op, c, r, res, n, resp) == 0) {
 			resp->exact = exact;
+			resp->metric = metric_to_pb(coll_params(c)->metric);
 			ok(op, resp);
 		}
 	}
@@ -331,8 +324,9 @@ static void read_scroll(struct op *op)
 	bool more = true;
 	int rv = 0;
 
-	if (limit > API_MAX_LIMIT) {
-		fail(op, SH_EINVAL, "limit = %zu is over %d", limit, API_MAX_LIMIT);
+	/* one over: the REST API asks for the next page's first point too */
+	if (limit > API_MAX_LIMIT + 1) {
+		api_op_error(op, SH_EINVAL, "limit = %zu is over %d", limit, API_MAX_LIMIT);
 		return;
 	}
 	if ((c = find(op, r->collection)) == NULL)
@@ -456,6 +450,6 @@ void api_read_run(struct op *op)
 	case SHOAL__METHOD__METHOD_COUNT: read_count(op); break;
 	case SHOAL__METHOD__METHOD_LIST_COLLECTIONS: read_list(op); break;
 	case SHOAL__METHOD__METHOD_DESCRIBE_COLLECTION: read_describe(op); break;
-	default: fail(op, SH_EINVAL, "method %u is not a read", op->method);
+	default: api_op_error(op, SH_EINVAL, "method %u is not a read", op->method);
 	}
 }

@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto/shoal.pb-c.h"
 #include "util/err.h"
@@ -23,6 +24,8 @@
 #define FILTER_MAX_DEPTH      8
 #define FILTER_MAX_VALUES     1024
 #define FILTER_MAX_KEY        256
+#define FILTER_MAX_IDS        100000
+#define FILTER_NO_ID          UINT64_MAX /* has_id matches no point */
 
 struct filter;
 
@@ -31,7 +34,10 @@ struct filter;
 int filter_compile(const Shoal__Filter *f, struct filter **out, struct sh_err *err);
 void filter_free(struct filter *f);
 
-/* payload may be NULL (the point has none). */
+/* Point id with its payload (NULL: it has none); filter_match* without
+ * an id are for FILTER_NO_ID. */
+bool filter_match_point(const struct filter *f, uint64_t id, const json_t *payload);
+bool filter_match_point_text(const struct filter *f, uint64_t id, const char *text, size_t len);
 bool filter_match(const struct filter *f, const json_t *payload);
 bool filter_match_text(const struct filter *f, const char *text, size_t len);
 

@@ -24,8 +24,25 @@ int japi_filter(const json_t *j, struct arena *a, const char *where, Shoal__Filt
 /* Filter from JSON text. */
 int japi_filter_text(const char *text, size_t len, struct arena *a, Shoal__Filter **out,
 		     struct sh_err *err);
-/* An id: a non-negative integer, or a string of decimal digits. */
+/* An id: a non-negative integer, a string of decimal digits, or a UUID
+ * (mapped by japi_uuid_id). */
 int japi_id(const json_t *j, const char *where, uint64_t *out, struct sh_err *err);
+/* The same; a UUID's canonical form (JAPI_UUID_LEN characters, lower case,
+ * hyphenated) also into uuid when not NULL ("" for other ids). */
+int japi_point_id(const json_t *j, const char *where, uint64_t *out, char *uuid,
+		  struct sh_err *err);
+
+/* UUIDs (doc/qdrant.md, "Point ids").  A UUID names the point whose id is
+ * japi_uuid_id() of its 16 bytes: FNV-1a 64 of the bytes, then
+ * MurmurHash3's fmix64, with the top bit set — ids from JAPI_UUID_SPACE on
+ * are the UUIDs' (JSON integers end below it).  The form stays fixed: ids
+ * are stored. */
+#define JAPI_UUID_LEN   36
+#define JAPI_UUID_SPACE (UINT64_C(1) << 63)
+/* Hyphenated, 32 hex digits, "urn:uuid:..." or "{...}"; 0 or -1. */
+int japi_uuid_parse(const char *s, unsigned char out[16]);
+void japi_uuid_format(const unsigned char u[16], char out[JAPI_UUID_LEN + 1]);
+uint64_t japi_uuid_id(const unsigned char u[16]);
 /* An array of numbers as floats (values are checked by the storage). */
 int japi_vector(const json_t *j, struct arena *a, const char *where, float **out, size_t *n,
 		struct sh_err *err);

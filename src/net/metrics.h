@@ -14,7 +14,7 @@
 
 #define METRICS_BINARY   0
 #define METRICS_REST     1
-#define METRICS_METHODS  13 /* method numbers 0..12 */
+#define METRICS_METHODS  16 /* method numbers 0..15 */
 #define METRICS_STATUSES 10
 #define METRICS_BUCKETS  16
 

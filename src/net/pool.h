@@ -10,6 +10,10 @@
  *
  * Threads: pool_submit, pool_free and the done callbacks on the loop
  * thread; run on a worker.
+ *
+ * Without a loop (base NULL: the deterministic simulator) there are no
+ * workers: pool_submit runs the job and its done callback at once, on the
+ * caller's thread.
  */
 #ifndef SHOAL_NET_POOL_H
 #define SHOAL_NET_POOL_H
@@ -28,6 +32,7 @@ struct pool_job {
 
 struct pool;
 
+/* threads 0 means 1; base NULL: inline, no threads (see above). */
 int pool_new(struct event_base *base, unsigned threads, struct pool **out, struct sh_err *err);
 /* Run the queued jobs, stop the workers, call the pending done callbacks. */
 void pool_free(struct pool *p);

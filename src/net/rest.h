@@ -2,7 +2,8 @@
  * rest: the REST API on libevent's evhttp (doc/protocol.md, "REST"):
  * JSON requests turned into the binary protocol's request messages and
  * handed to the api (api.h), whose replies are turned back into JSON; plus
- * GET /metrics (Prometheus text) and GET /healthz.
+ * GET /metrics (Prometheus text), the health checks GET /livez (alias
+ * /healthz) and /readyz, and the status page GET /ui.
  *
  * evhttp reads a whole request (body at most max_body_bytes) before the
  * handler runs; the handler parses and starts the op and returns; the reply

@@ -84,6 +84,8 @@ static const struct cfg_row rows[] = {
 	 "Learners caught up are promoted to voters while there are fewer voters than this."},
 	{"cluster.remove_dead_after_ms", CFG_INT, OFF(remove_dead_after_ms), "300000", 0, 604800000, NULL, NULL, 0,
 	 "The leader removes a voter or learner dead this long, while a majority of the other voters is alive; 0: never."},
+	{"cluster.leave_on_terminate", CFG_BOOL, OFF(leave_on_terminate), "false", 0, 0, NULL, NULL, CFG_RUNTIME,
+	 "SIGTERM makes the node leave the cluster (the leader removes it from the voters) before it stops; false: a stopped node stays a voter, as a rolling restart needs."},
 	{"raft.election_timeout_ms", CFG_INT, OFF(election_timeout_ms), "1000", 20, 60000, NULL, NULL, 0,
 	 "Followers that hear no leader for a random time in [this, twice this) start an election."},
 	{"raft.heartbeat_ms", CFG_INT, OFF(heartbeat_ms), "100", 5, 30000, NULL, NULL, 0,
@@ -114,6 +116,12 @@ static const struct cfg_row rows[] = {
 	 "Take a snapshot after this many bytes of log; 0: not by size."},
 	{"search.threads", CFG_INT, OFF(search_threads), "0", 0, 1024, NULL, NULL, 0,
 	 "Threads that run searches; 0 means one per online CPU."},
+	{"index.background", CFG_BOOL, OFF(index_background), "true", 0, 0, NULL, NULL, 0,
+	 "Applied points are searchable at once (scanned exactly) and inserted into the HNSW graph in the background; false: apply inserts them into the graph itself before it goes on (a slower apply)."},
+	{"index.threads", CFG_INT, OFF(index_threads), "0", 0, 256, NULL, NULL, 0,
+	 "Threads that insert a batch of new points into a graph at once; 0 means one per online CPU."},
+	{"index.max_fresh_bytes", CFG_SIZE, OFF(max_fresh_bytes), "256MiB", 0, 1024 * GiB, NULL, NULL, 0,
+	 "Bound of a collection's points waiting for the graph (about 4 x dim + 40 bytes each); over it apply waits for the indexer (back-pressure); 0: no bound."},
 	{"limits.max_frame_bytes", CFG_SIZE, OFF(max_frame_bytes), "16MiB", 4 * KiB, 1 * GiB, NULL, NULL, 0,
 	 "Largest request or reply frame on the client and peer protocols, and largest REST body (bytes, or with KiB/MiB/GiB)."},
 	{"limits.max_payload_bytes", CFG_SIZE, OFF(max_payload_bytes), "64KiB", 2, 64 * MiB, NULL, NULL, 0,
@@ -158,6 +166,10 @@ static const struct cfg_row rows[] = {
 	 "Read consistency of requests that do not choose: eventual, read_your_writes, strong or quorum."},
 	{"api.ack", CFG_ENUM, OFF(ack), "quorum", 0, 0, ack_levels, NULL, 0,
 	 "When writes that do not choose are acknowledged: leader, one, quorum or all."},
+	{"health.ready_max_lag_entries", CFG_INT, OFF(ready_max_lag_entries), "1000", 0, 1000000000, NULL, NULL, 0,
+	 "Ready (/readyz 200) only while the applied index is at most this many entries behind the commit index the node knows."},
+	{"health.ready_max_lag_ms", CFG_INT, OFF(ready_max_lag_ms), "5000", 0, 3600000, NULL, NULL, 0,
+	 "... and no committed entry has waited longer than this to be applied (milliseconds)."},
 };
 /* clang-format on */
 
@@ -697,6 +709,8 @@ static int resolve_auto(struct sh_config *cfg, struct sh_err *err)
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	if (cfg->search_threads == 0)
 		cfg->search_threads = cpus > 0 ? cpus : 1;
+	if (cfg->index_threads == 0)
+		cfg->index_threads = cpus > 0 ? cpus : 1;
 	return 0;
 }
 

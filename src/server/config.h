@@ -54,6 +54,7 @@ struct sh_config {
 	int64_t bootstrap_expect;
 	int64_t max_voters;
 	int64_t remove_dead_after_ms;
+	bool leave_on_terminate;
 	int64_t election_timeout_ms;
 	int64_t heartbeat_ms;
 	int64_t max_batch_entries;
@@ -72,6 +73,9 @@ struct sh_config {
 	uint64_t snapshot_bytes;
 	/* [search] */
 	int64_t search_threads;
+	bool index_background;
+	int64_t index_threads;
+	uint64_t max_fresh_bytes;
 	/* [limits] */
 	uint64_t max_frame_bytes;
 	uint64_t max_payload_bytes;
@@ -100,6 +104,9 @@ struct sh_config {
 	/* [api] */
 	int consistency; /* index into eventual, read_your_writes, strong, quorum */
 	int ack;         /* index into leader, one, quorum, all */
+	/* [health] */
+	int64_t ready_max_lag_entries;
+	int64_t ready_max_lag_ms;
 };
 
 /* Fill cfg with every default. */
@@ -122,8 +129,8 @@ bool sh_config_is_flag(const char *flag);
 /* Checks across keys, after everything is loaded.  Resolves the automatic
  * values in place: an empty node.name becomes the host name, a zero port
  * becomes base_port * 10 + 1 (cluster), 2 (client) or 3 (REST), an empty
- * advertise_address becomes listen.address, search.threads 0 becomes the
- * number of online CPUs, and membership.profile = "local" replaces the
+ * advertise_address becomes listen.address, search.threads and
+ * index.threads 0 become the number of online CPUs, and membership.profile = "local" replaces the
  * membership keys that the file and the flags did not set with its faster
  * values. */
 int sh_config_validate(struct sh_config *cfg, struct sh_err *err);

@@ -12,24 +12,33 @@
  * completes the writes in flight and closes, then the connections go.
  * SIGUSR1 logs the membership traffic counters.  SIGHUP re-reads the
  * configuration file (keys marked "reloaded on SIGHUP" take effect, others
- * are reported as needing a restart) and reopens the log file.  Only main()
- * decides to exit.
+ * are reported as needing a restart) and reopens the log file.  Under
+ * systemd (Type=notify) it says READY=1 once it serves, its role and
+ * readiness in STATUS= lines, and STOPPING=1 (server/notify.h).  Only
+ * main() decides to exit.
  *
- * Exit status: 0 after a clean stop or a good --check-config; 1 when the node
- * cannot start (data dir, ...); 2 for a command-line or configuration error.
+ * --restore FILE seeds a new data dir from a backup and exits (restore.h).
+ *
+ * Exit status: 0 after a clean stop, a good --check-config or a restore; 1
+ * when the node cannot start (data dir, ...) or the restore fails; 2 for a
+ * command-line or configuration error.
  */
 #include "build.h"
 
 #include "cluster/node.h"
+#include "cluster/node_net.h"
 #include "cluster/swim_net.h"
 #include "net/api.h"
 #include "net/rest.h"
 #include "net/server.h"
 #include "server/config.h"
+#include "server/notify.h"
+#include "server/restore.h"
 #include "storage/datadir.h"
 #include "storage/db.h"
 #include "storage/hardstate.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <inttypes.h>
@@ -51,6 +60,7 @@ struct flag {
 
 struct shoald {
 	const char *config_path;
+	const char *restore; /* --restore FILE */
 	bool check_only;
 	struct flag *flags;
 	size_t n_flags;
@@ -59,6 +69,7 @@ struct shoald {
 	struct hardstate *hs;
 	struct db *db;
 	struct node *node;
+	struct node_net *net; /* the node's peer links and timer */
 	struct event_base *base;
 	struct event *signals[4];
 	struct event *db_event;
@@ -67,6 +78,7 @@ struct shoald {
 	struct rest *rest;
 	int exit_status;
 	struct swim_net *swim;
+	struct sh_notify *notify; /* READY=1, STATUS=, STOPPING=1 to systemd */
 	bool stopping;
 };
 
@@ -74,12 +86,15 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: shoald [--config FILE] [--KEY VALUE ...]\n"
 		     "       shoald --check-config [FILE] [--KEY VALUE ...]\n"
+		     "       shoald --restore FILE [--config FILE] [--KEY VALUE ...]\n"
 		     "       shoald --help | --help-config | --version\n"
 		     "\n"
 		     "  -c, --config FILE      read settings from this TOML file (default: none;\n"
 		     "                         every key has a default)\n"
 		     "  --check-config [FILE]  validate the configuration and exit\n"
 		     "  --help-config          list every configuration key and its flag\n"
+		     "  --restore FILE         seed a new (missing or empty) data dir from a\n"
+		     "                         backup (shoalctl snapshot save) and exit\n"
 		     "  --KEY VALUE            set a key, e.g. --log-level debug, --node-name n1,\n"
 		     "                         --listen-base-port=748 (overrides the file)\n"
 		     "  -V, --version          print the version\n"
@@ -141,6 +156,15 @@ static int parse_one(struct shoald *d, int argc, char **argv, int *i)
 		return -1;
 	}
 	used = take_value(argc, argv, *i, &name, &value, buf, sizeof buf);
+	if (strcmp(name, "--restore") == 0) {
+		if (value == NULL) {
+			fprintf(stderr, "shoald: --restore needs a file\n");
+			return EXIT_USAGE;
+		}
+		*i += used - 1;
+		d->restore = value;
+		return -1;
+	}
 	if (strcmp(name, "-c") == 0 || strcmp(name, "--config") == 0 || sh_config_is_flag(name)) {
 		if (value == NULL) {
 			fprintf(stderr, "shoald: %s needs a value\n", name);
@@ -212,9 +236,11 @@ static void on_reload(struct shoald *d)
 
 	LOG_INFO("server", "SIGHUP: reloading configuration%s%s", d->config_path ? " from " : "",
 		 d->config_path ? d->config_path : "");
+	sh_notify_reloading(d->notify);
 	if (load_config(d, &fresh, LOAD_RELOAD, &err) != 0) {
 		LOG_ERROR("server", "reload failed, keeping the running configuration: %s",
 			  err.msg);
+		sh_notify_reloaded(d->notify);
 		return;
 	}
 	restart = sh_config_apply_runtime(&d->cfg, &fresh);
@@ -223,6 +249,7 @@ static void on_reload(struct shoald *d)
 		LOG_ERROR("server", "reopening the log: %s", err.msg);
 	LOG_INFO("server", "configuration reloaded%s",
 		 restart ? "; some changes need a restart" : "");
+	sh_notify_reloaded(d->notify);
 }
 
 static void on_left(void *arg)
@@ -245,8 +272,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 			swim_net_log_traffic(d->swim);
 		return;
 	}
-	LOG_INFO("server", "%s received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	if (d->swim != NULL && !d->stopping) {
+	LOG_INFO("server", "%s received: stopping%s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		 d->cfg.leave_on_terminate
+			 ? " (leaving the cluster first)"
+			 : " (still a voter: cluster.leave_on_terminate is false)");
+	sh_notify_stopping(d->notify);
+	if (d->swim != NULL && !d->stopping && d->cfg.leave_on_terminate) {
 		d->stopping = true;
 		swim_net_leave(d->swim, on_left, d);
 		return;
@@ -303,6 +334,8 @@ static int open_storage(struct shoald *d, struct sh_err *err)
 		.max_payload_bytes = d->cfg.max_payload_bytes,
 		.log_keep = (uint64_t)d->cfg.log_keep,
 		.raft = true,
+		.index_threads = d->cfg.index_background ? (unsigned)d->cfg.index_threads : 0,
+		.max_fresh_bytes = (size_t)d->cfg.max_fresh_bytes,
 	};
 	int rv = hardstate_open(d->datadir, &d->hs, err);
 
@@ -343,10 +376,33 @@ static void membership_config(const struct sh_config *c, struct swim_config *sc)
 	sc->gossip_to_dead_ms = 30 * sc->probe_interval_ms;
 }
 
+/* Two nodes with one id (a copied data dir, a cloned machine): the one
+ * that learned of the other from the cluster is the copy, and refuses to
+ * go on; the one the cluster knows keeps running and warns. */
+static void on_conflict(struct shoald *d, const struct swim_event *ev)
+{
+	if (!ev->other_known) {
+		LOG_WARN("server",
+			 "a copy of this node (node id %016" PRIx64
+			 ") at %s tried to join; the cluster keeps this one, the copy stops",
+			 sh_datadir_node_id(d->datadir), ev->addr);
+		return;
+	}
+	LOG_ERROR("server",
+		  "another node (at %s) already uses node id %016" PRIx64
+		  " in this cluster: this one stops. Give it a data dir of its own (or delete "
+		  "its node.id to make it a new node)",
+		  ev->addr, sh_datadir_node_id(d->datadir));
+	d->exit_status = EXIT_START;
+	event_base_loopbreak(d->base);
+}
+
 static void on_swim_event(void *arg, const struct swim_event *ev)
 {
 	struct shoald *d = arg;
 
+	if (ev->type == SWIM_EV_CONFLICT && ev->member == NULL)
+		on_conflict(d, ev);
 	if (d->node != NULL)
 		node_swim_event(d->node, ev);
 }
@@ -355,8 +411,13 @@ static void on_swim_event(void *arg, const struct swim_event *ev)
 static int start_node(struct shoald *d, struct sh_err *err)
 {
 	const struct sh_config *c = &d->cfg;
+	int rv;
+	struct node_net_opts no = {.base = d->base,
+				   .self_id = sh_datadir_node_id(d->datadir),
+				   .max_frame = c->max_frame_bytes + 4096,
+				   .max_output = c->max_inflight_bytes + c->max_frame_bytes,
+				   .backoff_ms = (uint32_t)c->heartbeat_ms};
 	struct node_opts o = {
-		.base = d->base,
 		.db = d->db,
 		.datadir = d->datadir,
 		.hs = d->hs,
@@ -380,7 +441,13 @@ static int start_node(struct shoald *d, struct sh_err *err)
 	o.raft.max_batch_bytes = (uint32_t)c->max_batch_bytes;
 	o.raft.max_inflight = (uint32_t)c->max_inflight_batches;
 	o.raft.max_inflight_bytes = c->max_inflight_bytes;
-	return node_new(&o, &d->node, err);
+	if ((rv = node_net_new(&no, &d->net, err)) != 0)
+		return rv;
+	o.env = node_net_env(d->net);
+	if ((rv = node_new(&o, &d->node, err)) != 0)
+		return rv;
+	node_net_bind(d->net, d->node);
+	return 0;
 }
 
 static int start_membership(struct shoald *d, struct sh_err *err)
@@ -389,7 +456,11 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 	char addr[SWIM_N_ADDRS][80];
 	int64_t ports[SWIM_N_ADDRS] = {c->cluster_port, c->client_port, c->rest_port};
 	struct swim_config sc;
-	struct swim_self self = {.id = sh_datadir_node_id(d->datadir), .name = c->node_name};
+	/* with its cluster id from the start: a node of another cluster
+	 * started with our seeds must be refused before anyone sees it */
+	struct swim_self self = {.id = sh_datadir_node_id(d->datadir),
+				 .name = c->node_name,
+				 .cluster_id = sh_datadir_cluster_id(d->datadir)};
 	struct swim_net_opts o = {.cfg = &sc,
 				  .self = &self,
 				  .bind_addr = c->listen_address,
@@ -404,12 +475,12 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 	}
 	o.on_event = on_swim_event;
 	o.data = d;
-	o.on_stream = node_accept;
-	o.stream_data = d->node;
+	o.on_stream = node_net_accept;
+	o.stream_data = d->net;
 	if (swim_net_start(d->base, &o, &d->swim, err) != 0)
 		return err->code;
 	api_set_membership(d->api, swim_net_swim(d->swim));
-	node_start(d->node, d->swim);
+	node_start(d->node, swim_net_swim(d->swim));
 	LOG_INFO("swim", "membership on %s (UDP and TCP), %zu seed(s), profile %s",
 		 addr[SWIM_ADDR_CLUSTER], c->seeds.n,
 		 c->profile == SH_PROFILE_LOCAL ? "local" : "lan");
@@ -432,6 +503,7 @@ static int start_api(struct shoald *d, struct sh_err *err)
 		.default_consistency = c->consistency + 1,
 		.default_ack = c->ack + 1,
 		.node = d->node,
+		.health = {(uint64_t)c->ready_max_lag_entries, (uint64_t)c->ready_max_lag_ms},
 	};
 	struct server_opts so = {d->base,
 				 NULL,
@@ -471,6 +543,8 @@ static void stop_api(struct shoald *d)
 	server_stop_listening(d->server);
 	node_free(d->node); /* its writes and read barriers fail: UNAVAILABLE */
 	d->node = NULL;
+	if (d->net != NULL)
+		node_net_bind(d->net, NULL);
 	if (d->api != NULL)
 		api_quiesce(d->api);
 	db_close(d->db);
@@ -501,10 +575,13 @@ static int run(struct shoald *d)
 		LOG_ERROR("server", "cannot start: %s", err.msg);
 		return EXIT_START;
 	}
+	d->notify = sh_notify_new(d->base, d->api);
+	sh_notify_ready(d->notify);
 	if (event_base_dispatch(d->base) < 0) {
 		LOG_ERROR("server", "event loop failed");
 		return EXIT_START;
 	}
+	sh_notify_stopping(d->notify);
 	stop_api(d);
 	LOG_INFO("server", "stopped");
 	return d->exit_status;
@@ -512,11 +589,15 @@ static int run(struct shoald *d)
 
 static void cleanup(struct shoald *d)
 {
+	sh_notify_free(d->notify);
+	d->notify = NULL;
 	if (d->api != NULL)
 		api_set_membership(d->api, NULL);
 	swim_net_free(d->swim);
 	d->swim = NULL;
 	stop_api(d);
+	node_net_free(d->net);
+	d->net = NULL;
 	for (int i = 0; i < 4; i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
@@ -553,6 +634,12 @@ int main(int argc, char **argv)
 	if (d.check_only) {
 		printf("configuration ok: %s\n", d.config_path ? d.config_path : "(defaults)");
 		rv = 0;
+		goto out;
+	}
+	if (d.restore != NULL) {
+		rv = restore_run(d.restore, d.cfg.data_dir, &err) == 0 ? 0 : EXIT_START;
+		if (rv != 0)
+			LOG_ERROR("server", "%s", err.msg);
 		goto out;
 	}
 	rv = run(&d);

@@ -1,15 +1,18 @@
 /*
- * collection: see collection.h.  Snapshot I/O is in collection_io.c.
+ * collection: see collection.h.  Snapshot I/O is in collection_io.c;
+ * searches and the indexer's step in collection_fresh.c.
  *
- * Invariant: the index and the id tree hold the same ids; the digest is the
- * collection's hash plus the hash of every point in the tree.  Both change
- * together under the write lock.
+ * Invariant: every id of the tree is either a vector in the fresh set or,
+ * without an entry there, a point of the graph; every graph id not in the
+ * tree has a tombstone in the fresh set.  The digest is the collection's
+ * hash plus the hash of every point in the tree.
  */
 #include "build.h"
 
 #include "storage/collection_impl.h"
 
 #include "util/alloc.h"
+#include "util/clock.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -76,12 +79,21 @@ static const char *json_kind(const json_t *j)
 	}
 }
 
-/* Parse and require an object; *out the parsed value. */
+/* Parse and require an object; *out the parsed value.  json_loadb()
+ * returns NULL for text that is not JSON and when memory ran out; only the
+ * first is a property of the payload (the same on every replica), so the
+ * second is SH_ENOMEM, told apart by jansson's error code or by an
+ * allocation that failed on this thread meanwhile (jansson allocates
+ * through sh_malloc, sh_alloc_hook_libs). */
 static int parse_object(const char *json, size_t len, json_t **out, struct sh_err *err)
 {
 	json_error_t je;
+	unsigned long failures = sh_alloc_thread_failures();
 	json_t *j = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 
+	if (j == NULL && (json_error_code(&je) == json_error_out_of_memory ||
+			  sh_alloc_thread_failures() != failures))
+		return sh_err_set(err, SH_ENOMEM, "out of memory while parsing a payload");
 	if (j == NULL)
 		return sh_err_set(err, SH_EINVAL,
 				  "payload is not valid JSON: %s (line %d, column %d)", je.text,
@@ -125,28 +137,20 @@ int coll_payload_canon(const char *json, size_t len, size_t limit, char **out, s
 static int check_point(const struct coll *c, const struct coll_point *pt, struct sh_err *err)
 {
 	json_t *j;
-	double norm = 0;
+	int rv;
 
 	if (pt->dim != c->p.dim)
 		return sh_err_set(err, SH_EINVAL,
 				  "vector has %" PRIu32
 				  " values, the collection's dimension is %" PRIu32,
 				  pt->dim, c->p.dim);
-	for (uint32_t i = 0; i < pt->dim; i++) {
-		if (!isfinite(pt->vec[i]))
-			return sh_err_set(err, SH_EINVAL, "vector value %" PRIu32 " is %s", i,
-					  isnan(pt->vec[i]) ? "NaN" : "infinite");
-		norm += (double)pt->vec[i] * (double)pt->vec[i];
-	}
-	if (c->p.metric == SH_METRIC_COSINE && norm == 0)
-		return sh_err_set(err, SH_EINVAL, "a zero vector has no direction (metric cosine)");
+	if ((rv = hnsw_check_vector(pt->vec, pt->dim, c->p.metric, "vector", err)) != 0)
+		return rv;
 	if (pt->payload_len > COLL_MAX_PAYLOAD)
 		return sh_err_set(err, SH_ETOOBIG, "payload of %zu bytes is over the limit of %u",
 				  pt->payload_len, COLL_MAX_PAYLOAD);
 	if (pt->payload_len > 0) {
-		int rv = parse_object(pt->payload, pt->payload_len, &j, err);
-
-		if (rv != 0)
+		if ((rv = parse_object(pt->payload, pt->payload_len, &j, err)) != 0)
 			return rv;
 		json_decref(j);
 	}
@@ -178,6 +182,18 @@ struct blob *blob_new(const char *data, size_t len)
 	return b;
 }
 
+static void init_locks(struct coll *c)
+{
+	pthread_rwlockattr_t a;
+
+	pthread_rwlock_init(&c->lock, NULL);
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&c->fresh_lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	pthread_mutex_init(&c->graph_lock, NULL);
+}
+
 int coll_make(const struct coll_params *p, struct hnsw *h, struct coll **out, struct sh_err *err)
 {
 	struct hnsw_params hp = {p->dim,  p->metric,      p->m, p->ef_construction,
@@ -192,13 +208,21 @@ int coll_make(const struct coll_params *p, struct hnsw *h, struct coll **out, st
 	}
 	c->p = *p;
 	c->h = h;
+	if ((c->fresh = fresh_new(p->dim, p->metric)) == NULL) {
+		idtree_free(c->tree);
+		sh_free(c);
+		hnsw_free(h);
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	}
 	if (h == NULL && (rv = hnsw_new(&hp, &c->h, err)) != 0) {
+		fresh_free(c->fresh);
 		idtree_free(c->tree);
 		sh_free(c);
 		return rv;
 	}
 	atomic_init(&c->refs, 1);
-	pthread_rwlock_init(&c->lock, NULL);
+	atomic_init(&c->graph_bytes, hnsw_memory(c->h)); /* then the indexer's (graph_lock) */
+	init_locks(c);
 	c->digest = digest_collection(p->name, p->dim, (uint32_t)p->metric, p->m,
 				      p->ef_construction, p->seed);
 	*out = c;
@@ -231,7 +255,10 @@ void coll_unref(struct coll *c)
 		sh_free(((struct pv *)v)->payload);
 	idtree_free(c->tree);
 	hnsw_free(c->h);
+	fresh_free(c->fresh);
 	pthread_rwlock_destroy(&c->lock);
+	pthread_rwlock_destroy(&c->fresh_lock);
+	pthread_mutex_destroy(&c->graph_lock);
 	sh_free(c);
 }
 
@@ -265,72 +292,167 @@ static void forget(struct coll *c, uint64_t id)
 	sh_free(old.payload);
 }
 
-static int upsert_one(struct coll *c, const struct coll_point *pt, struct sh_err *err)
+void coll__fresh_sizes(struct coll *c)
+{
+	atomic_store(&c->fresh_n, fresh_count(c->fresh));
+	atomic_store(&c->fresh_bytes, fresh_used_bytes(c->fresh));
+	atomic_store(&c->fresh_memory, fresh_bytes(c->fresh));
+}
+
+/* Does the graph hold id with this very (prepared) vector and the fresh
+ * set nothing for it?  Then an upsert changes its payload only, and the
+ * graph stays.  (Only apply adds fresh entries, and the indexer touches no
+ * graph point without one, so the answer holds until apply changes it.)
+ * fresh_lock held; tmp: dim floats. */
+static bool graph_has(struct coll *c, uint64_t id, const float *vec, float *tmp)
+{
+	return fresh_find(c->fresh, id) == FRESH_NONE && hnsw_get(c->h, id, tmp) == 0 &&
+	       memcmp(tmp, vec, c->p.dim * sizeof *tmp) == 0;
+}
+
+/* Apply changes a point under both locks (collection_impl.h). */
+static void lock_both(struct coll *c)
+{
+	pthread_rwlock_wrlock(&c->fresh_lock);
+	pthread_rwlock_wrlock(&c->lock);
+}
+
+static void unlock_both(struct coll *c)
+{
+	coll__fresh_sizes(c);
+	pthread_rwlock_unlock(&c->lock);
+	pthread_rwlock_unlock(&c->fresh_lock);
+}
+
+/* The tree's part of an upsert, into v (idtree_put's). */
+static void put_point(struct coll *c, const struct coll_point *pt, struct digest hash,
+		      struct blob *b, struct pv *v, bool existed)
+{
+	if (existed) {
+		digest_sub(&c->digest, v->hash);
+		if (v->payload != NULL)
+			c->payload_bytes -= v->payload->len;
+		sh_free(v->payload);
+	}
+	*v = (struct pv){hash, b};
+	digest_add(&c->digest, hash);
+	c->payload_bytes += pt->payload_len;
+	atomic_store(&c->count, idtree_count(c->tree));
+}
+
+/* tmp: 2 * dim floats. */
+static int upsert_one(struct coll *c, const struct coll_point *pt, float *tmp, struct sh_err *err)
 {
 	struct digest hash =
 		digest_point(c->p.name, pt->id, pt->vec, pt->dim, pt->payload, pt->payload_len);
+	float *prep = tmp + c->p.dim;
 	struct blob *b = NULL;
 	struct pv *v;
 	bool existed;
 	int rv;
 
+	if ((rv = hnsw_prepare(c->h, pt->vec, prep, err)) != 0)
+		return rv; /* checked before (coll_check_points): cannot happen */
 	if (pt->payload_len > 0 && (b = blob_new(pt->payload, pt->payload_len)) == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	pthread_rwlock_wrlock(&c->lock);
-	if ((rv = idtree_put(c->tree, pt->id, (void **)&v, &existed)) != 0) {
-		sh_err_set(err, rv, "out of memory");
-	} else if ((rv = hnsw_upsert(c->h, pt->id, pt->vec, err)) != 0) {
-		if (!existed || !hnsw_contains(c->h, pt->id))
-			forget(c, pt->id);
-	} else {
-		if (existed) {
-			digest_sub(&c->digest, v->hash);
-			if (v->payload != NULL)
-				c->payload_bytes -= v->payload->len;
-			sh_free(v->payload);
-		}
-		*v = (struct pv){hash, b};
-		digest_add(&c->digest, hash);
-		c->payload_bytes += pt->payload_len;
+	lock_both(c);
+	/* the tree's room first: a failure then changes nothing */
+	if ((rv = idtree_put(c->tree, pt->id, (void **)&v, &existed)) == 0 &&
+	    !graph_has(c, pt->id, prep, tmp) &&
+	    (rv = fresh_put(c->fresh, pt->id, prep, sh_clock_mono_ms())) != 0 && !existed)
+		idtree_del(c->tree, pt->id, NULL); /* the new, zeroed entry */
+	if (rv == 0) {
+		put_point(c, pt, hash, b, v, existed);
 		b = NULL;
 	}
-	pthread_rwlock_unlock(&c->lock);
+	unlock_both(c);
 	sh_free(b);
-	return rv;
+	return rv != 0 ? sh_err_set(err, rv, "out of memory") : 0;
 }
 
 int coll_upsert(struct coll *c, const struct coll_point *pts, size_t n, struct sh_err *err)
 {
-	for (size_t i = 0; i < n; i++) {
-		int rv = upsert_one(c, &pts[i], err);
+	float *tmp = sh_malloc(2 * (size_t)c->p.dim * sizeof *tmp);
+	int rv = 0;
 
+	if (tmp == NULL)
+		return sh_err_set(err, SH_ENOMEM, "collection '%s': out of memory", c->p.name);
+	for (size_t i = 0; i < n && rv == 0; i++)
+		if ((rv = upsert_one(c, &pts[i], tmp, err)) != 0)
+			sh_err_wrap(err, rv, "collection '%s': point %" PRIu64, c->p.name,
+				    pts[i].id);
+	sh_free(tmp);
+	return rv;
+}
+
+int coll_delete(struct coll *c, const uint64_t *ids, size_t n, size_t *deleted)
+{
+	*deleted = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rv = 0;
+
+		lock_both(c);
+		if (idtree_get(c->tree, ids[i]) != NULL) {
+			/* the graph may hold it (or be getting it): a tombstone hides it */
+			if ((rv = fresh_put(c->fresh, ids[i], NULL, sh_clock_mono_ms())) == 0) {
+				forget(c, ids[i]);
+				atomic_store(&c->count, idtree_count(c->tree));
+				++*deleted;
+			}
+		}
+		unlock_both(c);
 		if (rv != 0)
-			return sh_err_wrap(err, rv, "collection '%s': point %" PRIu64, c->p.name,
-					   pts[i].id);
+			return rv;
 	}
 	return 0;
 }
 
-size_t coll_delete(struct coll *c, const uint64_t *ids, size_t n)
+int coll_set_payload(struct coll *c, uint64_t id, const char *text, size_t len)
 {
-	size_t deleted = 0;
+	float *vec = sh_malloc((size_t)c->p.dim * sizeof *vec);
+	struct blob *b = len > 0 ? blob_new(text, len) : NULL;
+	struct pv *v;
+	bool existed;
+	int rv = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		pthread_rwlock_wrlock(&c->lock);
-		if (hnsw_delete(c->h, ids[i]) == 0) {
-			forget(c, ids[i]);
-			deleted++;
-		}
-		pthread_rwlock_unlock(&c->lock);
+	if (vec == NULL || (len > 0 && b == NULL)) {
+		sh_free(vec);
+		sh_free(b);
+		return SH_ENOMEM;
 	}
-	return deleted;
+	pthread_rwlock_rdlock(&c->fresh_lock);
+	rv = coll__vector(c, id, vec);
+	pthread_rwlock_unlock(&c->fresh_lock);
+	if (rv != 0) {
+		sh_free(vec);
+		sh_free(b);
+		return SH_ENOTFOUND;
+	}
+	pthread_rwlock_wrlock(&c->lock);
+	if (idtree_get(c->tree, id) == NULL) {
+		rv = SH_ENOTFOUND;
+	} else if ((rv = idtree_put(c->tree, id, (void **)&v, &existed)) == 0) {
+		digest_sub(&c->digest, v->hash);
+		if (v->payload != NULL)
+			c->payload_bytes -= v->payload->len;
+		sh_free(v->payload);
+		v->hash = digest_point(c->p.name, id, vec, c->p.dim, text, len);
+		v->payload = b;
+		digest_add(&c->digest, v->hash);
+		c->payload_bytes += len;
+		b = NULL;
+	}
+	pthread_rwlock_unlock(&c->lock);
+	sh_free(b);
+	sh_free(vec);
+	return rv;
 }
 
 /* ------------------------------------------------------------ reads */
 
 size_t coll_count(const struct coll *c)
 {
-	return hnsw_count(c->h);
+	return atomic_load(&c->count);
 }
 
 size_t coll_memory(const struct coll *c)
@@ -338,8 +460,8 @@ size_t coll_memory(const struct coll *c)
 	size_t m;
 
 	pthread_rwlock_rdlock(&mut(c)->lock);
-	m = sizeof *c + hnsw_memory(c->h) + idtree_memory(c->tree) + c->payload_bytes +
-	    idtree_count(c->tree) * sizeof(struct blob);
+	m = sizeof *c + atomic_load(&c->graph_bytes) + idtree_memory(c->tree) + c->payload_bytes +
+	    idtree_count(c->tree) * sizeof(struct blob) + atomic_load(&c->fresh_memory);
 	pthread_rwlock_unlock(&mut(c)->lock);
 	return m;
 }
@@ -354,27 +476,43 @@ struct digest coll_digest(const struct coll *c)
 	return d;
 }
 
+/* The tree's part of coll_get (lock held). */
+static int get_payload(const struct coll *c, uint64_t id, char **payload, size_t *payload_len)
+{
+	const struct pv *v = idtree_get(c->tree, id);
+
+	if (v == NULL)
+		return SH_ENOTFOUND;
+	if (payload == NULL)
+		return 0;
+	*payload = NULL;
+	*payload_len = 0;
+	if (v->payload == NULL)
+		return 0;
+	if ((*payload = sh_strndup(v->payload->data, v->payload->len)) == NULL)
+		return SH_ENOMEM;
+	*payload_len = v->payload->len;
+	return 0;
+}
+
+/* With a vector, under fresh_lock and `lock` together, as apply writes:
+ * vector and payload are one write's.  Without, under `lock` only (a
+ * search's filter calls it holding fresh_lock). */
 int coll_get(const struct coll *c, uint64_t id, float *vec, char **payload, size_t *payload_len)
 {
-	const struct pv *v;
-	int rv = 0;
+	int rv;
 
+	if (vec != NULL)
+		pthread_rwlock_rdlock(&mut(c)->fresh_lock);
 	pthread_rwlock_rdlock(&mut(c)->lock);
-	v = idtree_get(c->tree, id);
-	if (v == NULL)
-		rv = SH_ENOTFOUND;
-	else if (vec != NULL)
-		rv = hnsw_get(c->h, id, vec);
-	if (rv == 0 && payload != NULL) {
+	if ((rv = get_payload(c, id, payload, payload_len)) == 0 && vec != NULL &&
+	    (rv = coll__vector(c, id, vec)) != 0 && payload != NULL) {
+		sh_free(*payload);
 		*payload = NULL;
-		*payload_len = 0;
-		if (v->payload != NULL &&
-		    (*payload = sh_strndup(v->payload->data, v->payload->len)) == NULL)
-			rv = SH_ENOMEM;
-		else if (v->payload != NULL)
-			*payload_len = v->payload->len;
 	}
 	pthread_rwlock_unlock(&mut(c)->lock);
+	if (vec != NULL)
+		pthread_rwlock_unlock(&mut(c)->fresh_lock);
 	return rv;
 }
 
@@ -399,21 +537,4 @@ void coll_scroll(const struct coll *c, uint64_t from, size_t limit, uint64_t *id
 		ids[(*n)++] = id;
 	}
 	pthread_rwlock_unlock(&mut(c)->lock);
-}
-
-int coll_search(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
-		struct hnsw_result *out, size_t *n, struct sh_err *err)
-{
-	if (exact)
-		return hnsw_search_exact(c->h, query, k, NULL, NULL, out, n, err);
-	return hnsw_search(c->h, query, k, ef, NULL, NULL, out, n, err);
-}
-
-int coll_search_filter(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
-		       hnsw_filter_fn filter, void *arg, struct hnsw_result *out, size_t *n,
-		       struct sh_err *err)
-{
-	if (exact)
-		return hnsw_search_exact(c->h, query, k, filter, arg, out, n, err);
-	return hnsw_search(c->h, query, k, ef, filter, arg, out, n, err);
 }

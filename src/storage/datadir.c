@@ -5,6 +5,7 @@
 
 #include "storage/datadir.h"
 
+#include "storage/diskio.h"
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/rand.h"
@@ -22,6 +23,7 @@
 #define NODE_ID_FILE "node.id"
 #define LOCK_FILE    "LOCK"
 #define CLUSTER_FILE "cluster.id"
+#define PROMISE_FILE "founders.id"
 
 struct sh_datadir {
 	char *path;
@@ -29,6 +31,7 @@ struct sh_datadir {
 	int lock_fd;
 	uint64_t node_id;
 	uint64_t cluster_id;
+	uint64_t founders; /* the founder set promised at bootstrap, 0: none */
 };
 
 /* mkdir -p, 0750 for what it creates. */
@@ -93,14 +96,14 @@ int sh_datadir_write_file(struct sh_datadir *d, const char *name, const void *bu
 	fd = openat(d->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return sh_err_sys(err, errno, "cannot create '%s/%s'", d->path, tmp);
-	if (write(fd, buf, len) != (ssize_t)len || fsync(fd) != 0)
+	if (write(fd, buf, len) != (ssize_t)len || diskio_fsync(fd) != 0)
 		rv = sh_err_sys(err, errno ? errno : EIO, "cannot write '%s/%s'", d->path, tmp);
 	if (close(fd) != 0 && rv == 0)
 		rv = sh_err_sys(err, errno, "cannot write '%s/%s'", d->path, tmp);
 	if (rv == 0 && renameat(d->dir_fd, tmp, d->dir_fd, name) != 0)
 		rv = sh_err_sys(err, errno, "cannot rename '%s' to '%s' in '%s'", tmp, name,
 				d->path);
-	if (rv == 0 && fsync(d->dir_fd) != 0)
+	if (rv == 0 && diskio_fsync(d->dir_fd) != 0)
 		rv = sh_err_sys(err, errno, "cannot fsync directory '%s'", d->path);
 	if (rv != 0)
 		unlinkat(d->dir_fd, tmp, 0);
@@ -197,7 +200,8 @@ int sh_datadir_open(const char *path, struct sh_datadir **out, struct sh_err *er
 		goto err;
 	}
 	if ((rv = take_lock(d, err)) != 0 || (rv = load_node_id(d, err)) != 0 ||
-	    (rv = read_hex(d, CLUSTER_FILE, &d->cluster_id, err)) != 0)
+	    (rv = read_hex(d, CLUSTER_FILE, &d->cluster_id, err)) != 0 ||
+	    (rv = read_hex(d, PROMISE_FILE, &d->founders, err)) != 0)
 		goto err;
 	*out = d;
 	return 0;
@@ -236,6 +240,24 @@ int sh_datadir_fd(const struct sh_datadir *d)
 uint64_t sh_datadir_cluster_id(const struct sh_datadir *d)
 {
 	return d->cluster_id;
+}
+
+uint64_t sh_datadir_founders(const struct sh_datadir *d)
+{
+	return d->founders;
+}
+
+int sh_datadir_set_founders(struct sh_datadir *d, uint64_t id, struct sh_err *err)
+{
+	int rv;
+
+	if (id == 0 || d->founders != 0)
+		return sh_err_set(err, SH_EINVAL,
+				  "datadir: the founders are promised once, nonzero");
+	if ((rv = write_hex(d, PROMISE_FILE, id, err)) != 0)
+		return rv;
+	d->founders = id;
+	return 0;
 }
 
 int sh_datadir_set_cluster_id(struct sh_datadir *d, uint64_t id, struct sh_err *err)

@@ -13,14 +13,19 @@
  * the new generation completes, everything before it is settled.
  *
  * Standalone: the apply limit is the durable index, and a write is a watch
- * on its entry.  Raft: the apply limit is min(commit, durable).  A failed
- * write in raft mode fails the storage for good (Raft's log must be what
- * the core believes it is); in standalone mode the writes from the failed
- * one on fail and later writes may succeed (disk full, then room again).
+ * on its entry.  Raft: the apply limit is min(commit, durable).  In
+ * standalone mode the writes from a failed one on fail and later writes
+ * may succeed (disk full, then room again).  In raft mode an append that
+ * found no room (SH_ENOSPC) cuts the log back to before it as well, but
+ * its entries stay the core's: db_full() says so until an append succeeds
+ * again, and the owner writes them again (node_full.c); any other failed
+ * write fails the storage for good (Raft's log must be what the core
+ * believes it is), and so does a failed flush (wal_broken) in both modes.
  */
 #include "build.h"
 
 #include "storage/db_impl.h"
+#include "storage/indexer.h"
 
 #include "util/alloc.h"
 #include "util/log.h"
@@ -35,7 +40,9 @@ void db_wake_owner(struct db *db)
 {
 	uint64_t one = 1;
 
-	if (write(db->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+	if (db->efd < 0)
+		atomic_store(&db->woken, true);
+	else if (write(db->efd, &one, sizeof one) < 0 && errno != EAGAIN)
 		LOG_ERROR("storage", "cannot signal the event loop: %s", strerror(errno));
 }
 
@@ -56,6 +63,18 @@ bool db_failed(const struct db *db, struct sh_err *err)
 	if (failed && err != NULL)
 		*err = db->fail_err;
 	return failed;
+}
+
+bool db_full(const struct db *db, struct sh_err *err)
+{
+	if (db->full && err != NULL)
+		*err = db->full_err;
+	return db->full;
+}
+
+void db_full_clear(struct db *db)
+{
+	db->full = false;
 }
 
 /* ------------------------------------------------------------ watches */
@@ -114,6 +133,11 @@ static void watch_fail(struct watch *list, int rv, const char *why)
 			sh_err_set(&w->err, rv, "entry %" PRIu64 ": %s", w->index, why);
 		run_watch(w);
 	}
+}
+
+void db_drop_watch(struct db *db, uint64_t index, int rv, const char *why)
+{
+	watch_fail(watch_take(db, index, index), rv, why);
 }
 
 int db_watch(struct db *db, uint64_t index, db_done_fn done, void *arg, struct sh_err *err)
@@ -187,17 +211,62 @@ static void standalone_failed(struct db *db, struct pend *p)
 	}
 }
 
+/* A raft append found no room: the log ends before it (the log writer
+ * cut it back), so it goes on from its first entry, which the owner
+ * appends again (db_full); nothing from there on is durable, whatever a
+ * truncation queued after it says.  Appends submitted after it speak of a
+ * log that no longer is: a new generation, in which they settle nothing. */
+static void raft_full(struct db *db, struct pend *p)
+{
+	uint64_t first = p->op.buf->first;
+
+	db->gen++;
+	db->next_index = first;
+	if (db->durable >= first)
+		db->durable = first - 1;
+	if (!db->full)
+		LOG_WARN("storage",
+			 "the log cannot grow (%s): entries from %" PRIu64
+			 " are kept in memory and written again once there is room",
+			 p->op.err.msg, first);
+	db->full = true;
+	db->full_err = p->op.err;
+}
+
+/* Raft: a failed append that fails nothing for good — one that found no
+ * room, or one that no longer followed the log because an earlier one
+ * failed (of an older generation, and beyond where the log now ends). */
+static bool raft_benign(struct db *db, const struct pend *p)
+{
+	if (p->op.type != WAL_OP_APPEND || wal_broken(db->wal, NULL))
+		return false;
+	if (p->op.rv == SH_ENOSPC)
+		return true;
+	return p->op.rv == SH_EINVAL && p->gen != db->gen && p->op.buf->first >= db->next_index;
+}
+
 static void op_done(struct db *db, struct pend *p)
 {
 	struct wal_op *op = &p->op;
 
 	db->outstanding--;
-	if (op->rv != 0 && db->o.raft)
-		db_fail(db, &op->err);
-	else if (op->rv != 0)
+	if (op->rv != 0 && db->o.raft && raft_benign(db, p)) {
+		/* of this generation, or of an older one whose entries the log
+		 * still counts on: a truncation after it kept them (hostile
+		 * review: durable passed the log's end, a false ack) */
+		if (op->rv == SH_ENOSPC && op->buf->first < db->next_index)
+			raft_full(db, p);
+	} else if (op->rv != 0 && (db->o.raft || wal_broken(db->wal, NULL))) {
+		db_fail(db, &op->err); /* raft: any other failure; both: a failed flush */
+	}
+	if (op->rv != 0 && !db->o.raft)
 		standalone_failed(db, p);
-	else if (p->gen == db->gen && op_end(op) > db->durable)
+	else if (op->rv == 0 && p->gen == db->gen && op_end(op) > db->durable)
 		db->durable = op_end(op);
+	if (op->rv == 0 && p->gen == db->gen && op->type == WAL_OP_APPEND && db->full) {
+		LOG_INFO("storage", "the log grows again (from %" PRIu64 ")", op->buf->first);
+		db->full = false;
+	}
 	if (op->type == WAL_OP_APPEND)
 		wal_buf_unref(op->buf);
 	sh_free(p);
@@ -262,7 +331,9 @@ void db_process(struct db *db)
 {
 	uint64_t v;
 
-	if (read(db->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+	if (db->efd < 0)
+		atomic_store(&db->woken, false);
+	else if (read(db->efd, &v, sizeof v) < 0 && errno != EAGAIN)
 		LOG_ERROR("storage", "eventfd: %s", strerror(errno));
 	take_written(db);
 	set_limit(db);
@@ -404,6 +475,13 @@ uint64_t db_applied_index(const struct db *db)
 	return store_applied_index(db->store);
 }
 
+void db_index_stats(const struct db *db, struct indexer_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	if (db->ix != NULL)
+		indexer_stats(db->ix, st);
+}
+
 uint64_t db_snapshots(const struct db *db)
 {
 	return atomic_load(&((struct db *)(uintptr_t)db)->snapshots);
@@ -431,6 +509,9 @@ const char *db_snap_dir(const struct db *db)
 void db_free(struct db *db)
 {
 	wal_close(db->wal);
+	if (db->store != NULL)
+		store_set_indexer(db->store, NULL);
+	indexer_free(db->ix);
 	store_free(db->store);
 	if (db->efd >= 0)
 		close(db->efd);
@@ -456,9 +537,9 @@ void db_close(struct db *db)
 		db->ww = NULL;
 		set_limit(db);
 	}
-	db_stop_applier(db); /* standalone: applies up to the limit first */
-	if (db->efd >= 0)
-		take_applied(db);
+	indexer_stop(db->ix); /* apply must not wait for the graph now */
+	db_stop_applier(db);  /* standalone: applies up to the limit first */
+	take_applied(db);
 	watch_fail(watch_take(db, 0, UINT64_MAX), SH_ESHUTDOWN, "not applied: the storage closed");
 	db_free(db);
 }

@@ -35,6 +35,26 @@
  * db_snapshot (and db_read, which reads the log, normally from the page
  * cache).
  *
+ * Manual mode (o.manual; the deterministic simulator, t/sim): no log
+ * writer thread, no apply thread, no eventfd (db_fd() is -1).  The work
+ * those threads would do waits until the owner runs it on its own thread:
+ * db_pending() says what is queued, db_run() does it — the same code the
+ * threads run, so every call above means what it means with threads — and
+ * db_process() then takes the completions as usual.  Until db_run(),
+ * nothing submitted is written (let alone durable) and nothing is applied.
+ * A simulator's step is typically
+ *
+ *	while ((w = db_pending(db)) != 0) {
+ *		db_run(db, w);
+ *		db_process(db);
+ *	}
+ *
+ * or one db_run of one kind at a time, to interleave the disk and the apply
+ * thread with everything else in its own order.  The blocking wrappers
+ * (db_write, db_snapshot) run the work inline.  Nothing in manual mode
+ * reads the clock or a random source except the `interval` fsync policy
+ * (and the durations in log lines).
+ *
  * Ownership.  Callers own their entries; db_submit copies what it needs.
  */
 #ifndef SHOAL_STORAGE_DB_H
@@ -62,6 +82,19 @@ struct db_opts {
 	uint64_t term;        /* standalone: of new entries; 0 means 1 */
 	bool raft;            /* the caller owns the log (see above) */
 	uint64_t replay_upto; /* raft: apply at open up to here (a commit hint) */
+	bool manual;          /* no threads: the owner calls db_run (see above) */
+	/* Background indexing (doc/write-path.md): threads inserting into the
+	 * graphs, 0 to index on the apply thread right after each write
+	 * (always so in manual mode); the bound of a collection's fresh set
+	 * in bytes (0: none), over which apply waits. */
+	unsigned index_threads;
+	size_t max_fresh_bytes;
+	/* Optional, for the simulator's checks: called for every entry
+	 * applied (replays included), right after it, on the thread that
+	 * applies, with the store holding the state after it; rv is its
+	 * outcome (0, or the rejection every replica makes). */
+	void (*on_apply)(void *arg, const struct store *st, const struct wal_rec *r, int rv);
+	void *on_apply_arg;
 };
 
 /* What db_open found. */
@@ -94,6 +127,25 @@ int db_fd(const struct db *db);
 /* Take what the threads finished: durability, applied entries, their
  * callbacks.  Never blocks. */
 void db_process(struct db *db);
+
+/* ------------------------------------------------------------ manual mode */
+
+/* Work queued, for db_pending and db_run. */
+enum {
+	DB_WORK_WRITE = 1u << 0, /* log writer ops (appends, truncations, resets) */
+	DB_WORK_APPLY = 1u << 1, /* entries up to the apply limit, an install, a snapshot */
+	DB_WORK_DONE = 1u << 2,  /* completions for db_process (the eventfd's part) */
+};
+
+/* What is queued now (DB_WORK_* bits; 0 when idle).  Manual mode only. */
+unsigned db_pending(const struct db *db);
+/* Do the work of the kinds in `what` on this thread, as the threads would:
+ * DB_WORK_WRITE every queued writer op (group commit: the appends written
+ * together, then one fdatasync under `always`); DB_WORK_APPLY apply up to
+ * the limit (with the snapshot that falls due), a requested install, an
+ * on-demand snapshot.  Completions wait for db_process().  Manual mode
+ * only. */
+void db_run(struct db *db, unsigned what);
 
 /* ------------------------------------------------------------ standalone */
 
@@ -131,10 +183,13 @@ int db_read(struct db *db, uint64_t from, size_t max_records, size_t max_bytes,
 /* The term of entry index when it is in the log, else 0. */
 uint64_t db_term_at(struct db *db, uint64_t index);
 
-/* Install the snapshot DIR/snap/INDEX.snap, received from the leader, as
- * the applied state (index beyond the applied index); done(arg, rv, err,
- * term, index, 0) from db_process once it is in place.  The log is left
- * alone: cut it with db_reset() when it does not hold entry index. */
+/* Install the snapshot received from the leader at index (by snap_recv_*
+ * into db_snap_dir(): DIR/snap/INDEX.recv) as the applied state (index
+ * beyond the applied index); done(arg, rv, err, term, index, 0) from
+ * db_process once it is in place.  It becomes DIR/snap/INDEX.snap only
+ * once it loaded; one that fails (rv != 0) is deleted and changes
+ * nothing.  The log is left alone: cut it with db_reset() when it does not
+ * hold entry index. */
 int db_install(struct db *db, uint64_t index, db_done_fn done, void *arg, struct sh_err *err);
 /* The voter configuration (VoterConfig body, len 0: none) of the last
  * snapshot installed; valid until the next install completes. */
@@ -151,6 +206,14 @@ int db_snapshot(struct db *db, struct sh_err *err);
  * applying, in raft mode any failed write): writes are refused and the node
  * must restart. */
 bool db_failed(const struct db *db, struct sh_err *err);
+/* Raft: the last append found no room (SH_ENOSPC, in err): the log ends
+ * before it (db_last_index), and its entries and every one after are the
+ * owner's to append again; false again once an append succeeds.  Owner's
+ * thread. */
+bool db_full(const struct db *db, struct sh_err *err);
+/* Raft: the owner has nothing left to append again: let the next append
+ * find out whether there is room. */
+void db_full_clear(struct db *db);
 
 struct store *db_store(struct db *db);
 /* The log: first index still held, last index appended (queued to the
@@ -162,6 +225,9 @@ uint64_t db_durable_index(const struct db *db);
 uint64_t db_applied_index(const struct db *db);
 /* Snapshots written since open, and the latest one's index (0: none). */
 uint64_t db_snapshots(const struct db *db);
+struct indexer_stats;
+/* The background indexer's counters (all 0 when indexing is inline). */
+void db_index_stats(const struct db *db, struct indexer_stats *st);
 uint64_t db_snapshot_index(const struct db *db);
 const char *db_snap_dir(const struct db *db);
 /* The snapshot db_open loaded (index 0: none): its term and the voter

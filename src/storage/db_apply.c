@@ -7,6 +7,9 @@
  * Entries up to the apply limit are committed and durable here, so the
  * owner never truncates them: reading them while the log writer appends
  * and cuts later entries is safe.
+ *
+ * In manual mode there is no thread: db_run() calls work() on the owner's
+ * thread, the same function the thread loops on (db.h, "Manual mode").
  */
 #include "build.h"
 
@@ -57,15 +60,17 @@ static void watches_done(struct db *db, uint64_t index, uint64_t term, int rv,
 	pthread_mutex_unlock(&db->lock);
 }
 
-int db_apply_buf(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t *rejected)
+int db_apply_buf(struct db *db, const struct wal_buf *b, size_t *pos, uint64_t upto,
+		 uint64_t *rejected)
 {
 	struct wal_rec rec;
 	struct sh_err why;
-	size_t pos = 0, affected;
+	size_t at = *pos, affected;
 	bool fatal;
 	int rv;
 
-	while (wal_buf_next(b, &pos, &rec) && rec.index <= upto) {
+	while (wal_buf_next(b, &at, &rec) && rec.index <= upto) {
+		*pos = at;
 		if (rec.index <= store_applied_index(db->store))
 			continue; /* covered by an installed snapshot */
 		affected = 0;
@@ -79,6 +84,8 @@ int db_apply_buf(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t
 			if (rejected != NULL)
 				(*rejected)++;
 		}
+		if (db->o.on_apply != NULL)
+			db->o.on_apply(db->o.on_apply_arg, db->store, &rec, rv);
 		watches_done(db, rec.index, rec.term, rv, &why, affected);
 		db->since_entries++;
 		db->since_bytes += WAL_REC_HDR + rec.len;
@@ -86,13 +93,17 @@ int db_apply_buf(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t
 	return 0;
 }
 
-/* Apply entries applied+1 .. upto, reading them from the log. */
+/* Apply entries applied+1 .. upto, reading them from the log; a long run
+ * (a restart or a follower catching up on many committed entries) says
+ * how far it got, at most once a second. */
 static void apply_range(struct db *db, uint64_t upto)
 {
-	uint64_t from;
+	uint64_t from, first = store_applied_index(db->store) + 1;
 	struct wal_buf *b;
 	struct sh_err err;
+	struct db_progress p;
 
+	db_progress_start(&p, "applying committed entries", upto - first + 1, db->store);
 	while ((from = store_applied_index(db->store) + 1) <= upto && !atomic_load(&db->failed) &&
 	       !atomic_load(&db->stopping)) {
 		uint64_t n = upto - from + 1;
@@ -103,7 +114,7 @@ static void apply_range(struct db *db, uint64_t upto)
 			db_fail(db, &err);
 			break;
 		}
-		db_apply_buf(db, b, upto, NULL);
+		db_apply_sliced(db, b, upto, NULL, &p, first);
 		wal_buf_unref(b);
 		db_wake_owner(db);
 	}
@@ -133,6 +144,9 @@ static int take_snapshot(struct db *db, struct sh_err *err)
 	uint64_t index = store_applied_index(db->store), t0 = sh_clock_mono_ms(), bytes = 0;
 	int rv;
 
+	if (atomic_load(&db->failed)) /* the state may not be the log's: never keep it */
+		return sh_err_set(err, SH_EIO,
+				  "the storage failed: no snapshot of a state that may be wrong");
 	if (index == 0 || index == atomic_load(&db->last_snap))
 		return 0;
 	if ((rv = snap_write(db->snap_dir, index, store_applied_term(db->store), save_store,
@@ -168,25 +182,42 @@ static void maybe_snapshot(struct db *db)
 
 /* ------------------------------------------------------------ installing */
 
-/* Replace the applied state by the snapshot at in->index. */
+/* Load the received snapshot at in->index (with a copy of its voter
+ * configuration for the owner) and, only once that all worked and it is
+ * beyond the applied state, make it the node's newest snapshot (a
+ * snapshot that does not load must not be the one the next start reads:
+ * a failed install leaves the data dir as it was).  *fresh the state. */
+static int load_received(struct db *db, struct install *in, struct store **fresh)
+{
+	int rv = snap_read_received(db->snap_dir, in->index, db_load_fn, fresh, &in->err);
+
+	if (rv == 0 && store_applied_index(*fresh) <= store_applied_index(db->store))
+		rv = sh_err_set(&in->err, SH_EINVAL,
+				"snapshot at %" PRIu64 " is not beyond the applied index %" PRIu64,
+				in->index, store_applied_index(db->store));
+	if (rv == 0 && db_copy_voters(*fresh, &in->voters, &in->voters_len) != 0)
+		rv = sh_err_set(&in->err, SH_ENOMEM, "snapshot at %" PRIu64 ": out of memory",
+				in->index);
+	if (rv == 0)
+		rv = snap_accept_received(db->snap_dir, in->index, &in->err);
+	if (rv != 0) {
+		snap_drop_received(db->snap_dir, in->index);
+		store_free(*fresh);
+		*fresh = NULL;
+	}
+	return rv;
+}
+
+/* Replace the applied state by the snapshot received at in->index. */
 static void do_install(struct db *db, struct install *in)
 {
 	struct store *fresh = NULL;
 	uint64_t t0 = sh_clock_mono_ms();
 
-	in->rv = snap_read(db->snap_dir, in->index, db_load_fn, &fresh, &in->err);
-	if (in->rv == 0 && store_applied_index(fresh) <= store_applied_index(db->store)) {
-		in->rv = sh_err_set(&in->err, SH_EINVAL,
-				    "snapshot at %" PRIu64
-				    " is not beyond the applied index %" PRIu64,
-				    in->index, store_applied_index(db->store));
-		store_free(fresh);
-	}
-	if (in->rv != 0)
+	if ((in->rv = load_received(db, in, &fresh)) != 0)
 		return;
 	in->term = store_applied_term(fresh);
 	store_adopt(db->store, fresh);
-	db_copy_voters(db, &in->voters, &in->voters_len); /* none on ENOMEM */
 	atomic_store(&db->last_snap, in->index);
 	db->since_entries = db->since_bytes = 0;
 	if ((in->rv = snap_prune(db->snap_dir, in->index, &in->err)) != 0)
@@ -253,15 +284,27 @@ static void *apply_main(void *arg)
 
 int db_start(struct db *db, struct sh_err *err)
 {
-	struct wal_writer_opts wo = {db->o.fsync, db->o.fsync_interval_ms, db->efd};
+	struct wal_writer_opts wo = {db->o.fsync, db->o.fsync_interval_ms, db->efd, db->o.manual};
 	int rv;
 
 	if ((rv = wal_writer_start(db->wal, &wo, &db->ww, err)) != 0)
 		return rv;
+	if (db->o.manual) {
+		db->applier_started = true; /* its work runs in db_run */
+		return 0;
+	}
 	if (pthread_create(&db->applier, NULL, apply_main, db) != 0)
 		return sh_err_set(err, SH_EIO, "cannot start the apply thread");
 	db->applier_started = true;
 	return 0;
+}
+
+void db_run_apply(struct db *db)
+{
+	pthread_mutex_lock(&db->lock);
+	while (work(db))
+		;
+	pthread_mutex_unlock(&db->lock);
 }
 
 void db_stop_applier(struct db *db)
@@ -270,10 +313,49 @@ void db_stop_applier(struct db *db)
 		return;
 	if (db->o.raft) /* committed entries stay in the log, applied after restart */
 		atomic_store(&db->stopping, true);
+	if (db->o.manual) { /* what the thread would do before it stops */
+		db_run_apply(db);
+		db->applier_started = false;
+		return;
+	}
 	pthread_mutex_lock(&db->lock);
 	db->stop = true;
 	pthread_cond_signal(&db->cond);
 	pthread_mutex_unlock(&db->lock);
 	pthread_join(db->applier, NULL);
 	db->applier_started = false;
+}
+
+/* ------------------------------------------------------------ manual mode */
+
+unsigned db_pending(const struct db *cdb)
+{
+	struct db *db = (struct db *)(uintptr_t)cdb;
+	unsigned what = 0;
+
+	if (!db->o.manual) /* the threads do it all (and own the writer's state) */
+		return 0;
+	if (db->ww != NULL && wal_writer_pending(db->ww))
+		what |= DB_WORK_WRITE;
+	pthread_mutex_lock(&db->lock);
+	if (db->install != NULL || db->snap_wanted ||
+	    (db->limit > store_applied_index(db->store) && !atomic_load(&db->failed) &&
+	     !atomic_load(&db->stopping)))
+		what |= DB_WORK_APPLY;
+	pthread_mutex_unlock(&db->lock);
+	if (atomic_load(&db->woken))
+		what |= DB_WORK_DONE;
+	return what;
+}
+
+void db_run(struct db *db, unsigned what)
+{
+	if (!db->o.manual)
+		return;
+	if ((what & DB_WORK_WRITE) && db->ww != NULL && wal_writer_pending(db->ww)) {
+		wal_writer_run(db->ww);
+		db_wake_owner(db); /* the writer's completions, as its eventfd would */
+	}
+	if (what & DB_WORK_APPLY)
+		db_run_apply(db);
 }

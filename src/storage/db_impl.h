@@ -53,7 +53,9 @@ struct db {
 	struct wal *wal;
 	struct wal_writer *ww;
 	struct store *store;
-	int efd;
+	struct indexer *ix; /* NULL: inline indexing (manual mode, index_threads 0) */
+	int efd;            /* -1 in manual mode */
+	_Atomic bool woken; /* manual mode: what efd would say (db_process to run) */
 	/* the snapshot loaded at open: index, term, voter configuration */
 	uint64_t boot_snap_index, boot_snap_term;
 	unsigned char *boot_voters;
@@ -65,6 +67,8 @@ struct db {
 	uint64_t durable;    /* the log is durable up to here (this generation) */
 	uint64_t commit;     /* raft: committed up to here */
 	size_t outstanding;  /* writer ops in flight */
+	bool full;           /* raft: an append found no room (db_full) */
+	struct sh_err full_err;
 	/* shared, under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* to the apply thread */
@@ -90,13 +94,39 @@ struct db {
 	struct sh_err fail_err; /* written once, before failed is set */
 };
 
-/* Start the log writer and the apply thread (db_apply.c). */
+/* Start the log writer and the apply thread (db_apply.c; manual mode:
+ * the writer without its thread, no apply thread). */
 int db_start(struct db *db, struct sh_err *err);
-/* Stop the apply thread (db_apply.c). */
+/* Stop the apply thread (db_apply.c; manual mode: do what it would have
+ * done before stopping). */
 void db_stop_applier(struct db *db);
-/* Apply the records of b up to `upto` to the store, completing watches
+/* Manual mode: the apply thread's work, until none is left (db_apply.c). */
+void db_run_apply(struct db *db);
+/* Apply the records of b from *pos (0: its start) up to `upto` to the
+ * store, completing watches; *pos is left at the first record not applied
  * (lock not held; db_apply.c).  Returns a fatal error's code, else 0. */
-int db_apply_buf(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t *rejected);
+int db_apply_buf(struct db *db, const struct wal_buf *b, size_t *pos, uint64_t upto,
+		 uint64_t *rejected);
+
+/* Progress of a long recovery or catch-up, in entries (db_open.c): a line
+ * "WHAT: D of T entries (P%), N points indexed, R entries/s, about S s
+ * left" at most once a second, none in the first second. */
+struct db_progress {
+	const char *what;
+	const char *unit; /* "entries", "MiB" */
+	uint64_t scale;   /* done and total are divided by it in the line */
+	uint64_t t0, next, total;
+	const struct store *st; /* points indexed so far; NULL: not counted */
+};
+void db_progress_start(struct db_progress *p, const char *what, uint64_t total,
+		       const struct store *st);
+void db_progress_note(struct db_progress *p, uint64_t done);
+/* db_apply_buf of b up to upto, REPLAY_SLICE entries at a time, with a
+ * progress note after each slice (done: entries from `first`). */
+int db_apply_sliced(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t *rejected,
+		    struct db_progress *p, uint64_t first);
+/* Complete the watches on entry index with rv and why, now (db.c). */
+void db_drop_watch(struct db *db, uint64_t index, int rv, const char *why);
 /* Mark the storage failed for good (db.c). */
 void db_fail(struct db *db, const struct sh_err *why);
 void db_wake_owner(struct db *db);
@@ -104,10 +134,10 @@ void db_wake_owner(struct db *db);
 void db_free(struct db *db);
 
 /* db_open.c, shared with the install of db_apply.c: snap_read's loader
- * into a struct store **arg, and a copy of the store's voter
- * configuration (*out NULL when it has none; SH_ENOMEM). */
+ * into a struct store **arg, and a copy of a store's voter configuration
+ * (*out NULL when it has none; SH_ENOMEM). */
 int db_load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_t term,
 	       struct sh_err *err);
-int db_copy_voters(struct db *db, unsigned char **out, size_t *len);
+int db_copy_voters(const struct store *s, unsigned char **out, size_t *len);
 
 #endif

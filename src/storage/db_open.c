@@ -2,11 +2,14 @@
  * db_open: opening the storage — the latest snapshot, the log verified and
  * replayed after it, then the threads started (doc/storage-format.md,
  * "Recovery").  Runs on the owner's thread before anything else uses the
- * db.
+ * db.  A long recovery says what it does: a line when it starts loading
+ * the snapshot and replaying the log, then progress at most every
+ * PROGRESS_MS (done, total, rate, time left; the points indexed so far).
  */
 #include "build.h"
 
 #include "storage/db_impl.h"
+#include "storage/indexer.h"
 
 #include "storage/snapshot.h"
 #include "util/alloc.h"
@@ -22,6 +25,82 @@
 
 #define REPLAY_RECORDS 4096
 #define REPLAY_BYTES   (64u << 20)
+#define REPLAY_SLICE   8    /* entries applied between two looks at the clock */
+#define PROGRESS_MS    1000 /* at most one progress line per second */
+
+/* ------------------------------------------------------------ progress */
+
+void db_progress_start(struct db_progress *p, const char *what, uint64_t total,
+		       const struct store *st)
+{
+	*p = (struct db_progress){what, "entries", 1, sh_clock_mono_ms(), 0, total, st};
+	p->next = p->t0 + PROGRESS_MS;
+}
+
+void db_progress_note(struct db_progress *p, uint64_t done)
+{
+	uint64_t now = sh_clock_mono_ms(), el = now - p->t0, rate, left;
+	char points[48] = "";
+
+	if (now < p->next || el == 0)
+		return;
+	p->next = now + PROGRESS_MS;
+	rate = done * 1000 / el;
+	left = rate > 0 && p->total > done ? (p->total - done) / rate : 0;
+	if (p->st != NULL)
+		snprintf(points, sizeof points, ", %zu points indexed", store_points(p->st));
+	LOG_INFO("storage",
+		 "%s: %" PRIu64 " of %" PRIu64 " %s (%" PRIu64 "%%)%s, %" PRIu64
+		 " %s/s, about %" PRIu64 " s left",
+		 p->what, done / p->scale, p->total / p->scale, p->unit,
+		 p->total ? done * 100 / p->total : 100, points, rate / p->scale, p->unit, left);
+}
+
+int db_apply_sliced(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t *rejected,
+		    struct db_progress *p, uint64_t first)
+{
+	uint64_t to = store_applied_index(db->store);
+	size_t pos = 0;
+	int rv;
+
+	/* a stop (raft: the rest stays unapplied) need not wait for the
+	 * whole batch: a catch-up of big entries took 20 s to stop */
+	while (to < b->last && to < upto && !atomic_load(&db->stopping)) {
+		to = to + REPLAY_SLICE < upto ? to + REPLAY_SLICE : upto;
+		if ((rv = db_apply_buf(db, b, &pos, to, rejected)) != 0)
+			return rv;
+		db_progress_note(p, store_applied_index(db->store) - first + 1);
+	}
+	return 0;
+}
+
+/* snap_read's reader, counting the bytes of content read. */
+struct counted {
+	hnsw_read_fn read;
+	void *rctx;
+	uint64_t bytes;
+	struct db_progress *p;
+	struct store **out;
+};
+
+static int counted_read(void *ctx, void *buf, size_t len)
+{
+	struct counted *c = ctx;
+
+	c->bytes += len;
+	db_progress_note(c->p, c->bytes);
+	return c->read(c->rctx, buf, len);
+}
+
+static int boot_load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_t term,
+			struct sh_err *err)
+{
+	struct counted *c = arg;
+
+	c->read = read;
+	c->rctx = rctx;
+	return store_load(counted_read, c, index, term, c->out, err);
+}
 
 static char *join(const char *dir, const char *name)
 {
@@ -39,9 +118,9 @@ int db_load_fn(void *arg, hnsw_read_fn read, void *rctx, uint64_t index, uint64_
 	return store_load(read, rctx, index, term, arg, err);
 }
 
-int db_copy_voters(struct db *db, unsigned char **out, size_t *len)
+int db_copy_voters(const struct store *s, unsigned char **out, size_t *len)
 {
-	const unsigned char *v = store_voters(db->store, len);
+	const unsigned char *v = store_voters(s, len);
 
 	*out = NULL;
 	if (*len == 0)
@@ -54,6 +133,23 @@ int db_copy_voters(struct db *db, unsigned char **out, size_t *len)
 	return 0;
 }
 
+/* snap_read into db->store, saying how far it got. */
+static int load_with_progress(struct db *db, uint64_t index, struct sh_err *err)
+{
+	char path[4200], what[64];
+	struct stat sb;
+	struct db_progress p;
+	struct counted c = {.p = &p, .out = &db->store};
+
+	snap_path(path, sizeof path, db->snap_dir, index);
+	snprintf(what, sizeof what, "loading the snapshot at index %" PRIu64, index);
+	db_progress_start(&p, what, stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0, NULL);
+	p.unit = "MiB";
+	p.scale = 1u << 20;
+	LOG_INFO("storage", "%s (%" PRIu64 " MiB)", what, p.total >> 20);
+	return snap_read(db->snap_dir, index, boot_load_fn, &c, err);
+}
+
 static int load_snapshot(struct db *db, struct db_recovery *rec, struct sh_err *err)
 {
 	uint64_t index;
@@ -63,11 +159,11 @@ static int load_snapshot(struct db *db, struct db_recovery *rec, struct sh_err *
 		return rv;
 	if (index == 0)
 		return store_new(&db->store, err);
-	if ((rv = snap_read(db->snap_dir, index, db_load_fn, &db->store, err)) != 0)
+	if ((rv = load_with_progress(db, index, err)) != 0)
 		return rv;
 	rec->snap_index = db->boot_snap_index = index;
 	rec->snap_term = db->boot_snap_term = store_applied_term(db->store);
-	if (db_copy_voters(db, &db->boot_voters, &db->boot_voters_len) != 0)
+	if (db_copy_voters(db->store, &db->boot_voters, &db->boot_voters_len) != 0)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	atomic_store(&db->last_snap, index);
 	return snap_prune(db->snap_dir, index, err);
@@ -77,6 +173,14 @@ static int load_snapshot(struct db *db, struct db_recovery *rec, struct sh_err *
 static int replay(struct db *db, uint64_t from, uint64_t last, struct db_recovery *rec,
 		  struct sh_err *err)
 {
+	const uint64_t first = from;
+	struct db_progress p;
+
+	db_progress_start(&p, "replaying the log", last - from + 1, db->store);
+	if (from <= last)
+		LOG_INFO("storage",
+			 "replaying %" PRIu64 " entries of the log (%" PRIu64 "..%" PRIu64 ")",
+			 last - from + 1, from, last);
 	while (from <= last) {
 		struct wal_buf *b;
 		uint64_t n = last - from + 1 < REPLAY_RECORDS ? last - from + 1 : REPLAY_RECORDS;
@@ -84,7 +188,7 @@ static int replay(struct db *db, uint64_t from, uint64_t last, struct db_recover
 
 		if (rv != 0)
 			return sh_err_wrap(err, rv, "replay");
-		if ((rv = db_apply_buf(db, b, last, &rec->rejected)) != 0) {
+		if ((rv = db_apply_sliced(db, b, last, &rec->rejected, &p, first)) != 0) {
 			db_failed(db, err);
 			wal_buf_unref(b);
 			return sh_err_wrap(err, rv, "replay");
@@ -140,7 +244,7 @@ static int alloc_db(const struct db_opts *o, struct db **out, struct sh_err *err
 	if (db == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	db->o = *o;
-	db->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	db->efd = o->manual ? -1 : eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&db->lock, NULL);
 	pthread_cond_init(&db->cond, NULL);
 	pthread_cond_init(&db->snap_cond, NULL);
@@ -148,7 +252,7 @@ static int alloc_db(const struct db_opts *o, struct db **out, struct sh_err *err
 	db->wal_dir = join(o->dir, "wal");
 	db->snap_dir = join(o->dir, "snap");
 	*out = db;
-	if (db->efd < 0)
+	if (db->efd < 0 && !o->manual)
 		return sh_err_sys(err, errno, "cannot create an eventfd");
 	if (mkdir(o->dir, 0750) != 0 && errno != EEXIST)
 		return sh_err_sys(err, errno, "cannot create directory '%s'", o->dir);
@@ -170,6 +274,20 @@ static void log_recovery(const struct db_recovery *rec)
 		 rec->points, hex, rec->ms);
 }
 
+/* Background indexing (storage/indexer.h) unless manual or inline. */
+static int start_indexer(struct db *db, struct sh_err *err)
+{
+	struct indexer_opts io = {db->o.index_threads, db->o.max_fresh_bytes};
+	int rv;
+
+	if (db->o.manual || db->o.index_threads == 0)
+		return 0;
+	if ((rv = indexer_new(&io, &db->ix, err)) != 0)
+		return rv;
+	store_set_indexer(db->store, db->ix);
+	return 0;
+}
+
 int db_open(const struct db_opts *o, struct db **out, struct db_recovery *rec, struct sh_err *err)
 {
 	struct wal_opts wo = {o->segment_bytes};
@@ -182,7 +300,7 @@ int db_open(const struct db_opts *o, struct db **out, struct db_recovery *rec, s
 	rec = rec != NULL ? rec : &dummy;
 	memset(rec, 0, sizeof *rec);
 	if ((rv = alloc_db(o, &db, err)) != 0 || db == NULL ||
-	    (rv = load_snapshot(db, rec, err)) != 0 ||
+	    (rv = load_snapshot(db, rec, err)) != 0 || (rv = start_indexer(db, err)) != 0 ||
 	    (rv = wal_open(db->wal_dir, &wo, &db->wal, &info, err)) != 0 ||
 	    (rv = reconcile(db, rec, err)) != 0)
 		goto fail;

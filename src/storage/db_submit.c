@@ -56,7 +56,8 @@ static size_t estimate(struct db *db, const struct entry *e)
 
 	if (e->type == WAL_UPSERT)
 		return e->n;
-	if (e->type != WAL_DELETE || (c = store_get(db->store, e->collection)) == NULL)
+	if ((e->type != WAL_DELETE && e->type != WAL_SET_PAYLOAD) ||
+	    (c = store_get(db->store, e->collection)) == NULL)
 		return 0;
 	for (size_t i = 0; i < e->n; i++)
 		n += coll_get(c, e->ids[i], NULL, NULL, NULL) == 0;
@@ -69,6 +70,7 @@ int db_prepare(struct db *db, const struct entry *in, uint64_t term, uint64_t in
 {
 	struct entry e = *in;
 	struct coll_point *pts = NULL;
+	char *text = NULL;
 	int rv = 0;
 
 	*out = NULL;
@@ -84,6 +86,13 @@ int db_prepare(struct db *db, const struct entry *in, uint64_t term, uint64_t in
 		rv = canon_points(db, &e, &pts, err);
 		e.points = pts;
 	}
+	if (e.type == WAL_SET_PAYLOAD && e.change.payload_len > 0) {
+		rv = coll_payload_canon(e.change.payload, e.change.payload_len,
+					db->o.max_payload_bytes, &text, &e.change.payload_len, err);
+		e.change.payload = text;
+		if (rv != 0)
+			sh_err_wrap(err, rv, "collection '%s'", e.collection);
+	}
 	if (rv == 0)
 		rv = store_check(db->store, &e, err);
 	if (rv == 0 && affected != NULL)
@@ -95,6 +104,7 @@ int db_prepare(struct db *db, const struct entry *in, uint64_t term, uint64_t in
 		*out = NULL;
 	}
 	free_points(pts, e.type == WAL_UPSERT ? e.n : 0);
+	sh_free(text);
 	return rv;
 }
 
@@ -141,19 +151,40 @@ static void wake_waiter(void *arg, int rv, const struct sh_err *err, uint64_t te
 	w->affected = affected;
 }
 
+/* Wait for the threads to finish something (manual mode: do it), then
+ * take it.  Once the storage failed, or (manual mode) nothing is left to
+ * run, the entry at index will not complete: its watch fails now, so
+ * that nothing refers to the waiter after db_write returns. */
+static int wait_step(struct db *db, uint64_t index, struct sh_err *err)
+{
+	struct pollfd p = {db->efd, POLLIN, 0};
+	unsigned what = 0;
+
+	if (db_failed(db, NULL)) {
+		db_process(db); /* what was applied before the failure */
+		db_drop_watch(db, index, SH_ESHUTDOWN, "not applied: the storage failed");
+	} else if (db->o.manual && (what = db_pending(db)) == 0) {
+		db_drop_watch(db, index, SH_EIO, "not applied: nothing left to run");
+	} else if (db->o.manual) {
+		db_run(db, what);
+		db_process(db);
+	} else if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+		return sh_err_sys(err, errno, "poll");
+	} else {
+		db_process(db);
+	}
+	return 0;
+}
+
 int db_write(struct db *db, const struct entry *e, uint64_t *index, size_t *affected,
 	     struct sh_err *err)
 {
 	struct waiter w = {0};
+	uint64_t at = db->next_index;
 	int rv = db_submit(db, e, wake_waiter, &w, err);
 
-	while (rv == 0 && !w.done) {
-		struct pollfd p = {db->efd, POLLIN, 0};
-
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
-			return sh_err_sys(err, errno, "poll");
-		db_process(db);
-	}
+	while (rv == 0 && !w.done)
+		rv = wait_step(db, at, err);
 	if (rv != 0)
 		return rv;
 	if (w.rv != 0 && err != NULL)
@@ -173,6 +204,11 @@ int db_snapshot(struct db *db, struct sh_err *err)
 	db->snap_wanted = true;
 	db->snap_done = false;
 	pthread_cond_signal(&db->cond);
+	if (db->o.manual) {
+		pthread_mutex_unlock(&db->lock);
+		db_run_apply(db);
+		pthread_mutex_lock(&db->lock);
+	}
 	while (!db->snap_done)
 		pthread_cond_wait(&db->snap_cond, &db->lock);
 	rv = db->snap_rv;

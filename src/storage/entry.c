@@ -2,6 +2,15 @@
  * entry: see entry.h.  The protobuf-c structs are filled to point at the
  * caller's data (nothing is copied before packing), and decoding uses
  * sh_malloc through a protobuf-c allocator.
+ *
+ * protobuf_c_message_unpack() returns NULL both for a body that does not
+ * decode and when an allocation failed.  The first is a property of the
+ * entry, the same on every replica; the second is not, and must never be
+ * taken for it (the replica would skip an entry the others apply).  So
+ * each decode has its own allocator, which notes a failed allocation.
+ * protobuf-c sizes its allocations from what the body holds (at most a
+ * small multiple of the body's length), so a failure is a lack of memory,
+ * not a property of the input.
  */
 #include "build.h"
 
@@ -11,13 +20,22 @@
 #include "util/alloc.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+/* The allocator's data, when there is any: whether an allocation failed. */
+struct pb_state {
+	bool failed;
+};
+
 static void *pb_alloc(void *data, size_t size)
 {
-	(void)data;
-	return sh_malloc(size);
+	void *p = sh_malloc(size);
+
+	if (p == NULL && data != NULL)
+		((struct pb_state *)data)->failed = true;
+	return p;
 }
 
 static void pb_free(void *data, void *ptr)
@@ -30,8 +48,9 @@ static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
 
 const char *entry_type_name(enum wal_type t)
 {
-	static const char *const names[] = {
-		"none", "no-op", "voter configuration", "create", "drop", "upsert", "delete"};
+	static const char *const names[] = {"none",   "no-op",      "voter configuration",
+					    "create", "drop",       "upsert",
+					    "delete", "set payload"};
 
 	return (unsigned)t <= WAL_TYPE_MAX ? names[t] : "unknown";
 }
@@ -118,6 +137,26 @@ out:
 	return rv;
 }
 
+static int encode_payload(const struct entry *e, struct wal_buf *b, uint64_t term, uint64_t index,
+			  struct sh_err *err)
+{
+	Shoal__Log__SetPayload m = SHOAL__LOG__SET_PAYLOAD__INIT;
+	const struct payload_change *ch = &e->change;
+
+	m.collection = str(e->collection);
+	m.op = (Shoal__Log__PayloadOp)ch->op;
+	m.n_ids = e->n;
+	m.ids = (uint64_t *)(uintptr_t)e->ids;
+	m.payload.len = ch->payload_len;
+	m.payload.data = (uint8_t *)(uintptr_t)ch->payload;
+	m.key = str(ch->key);
+	m.n_keys = ch->n_keys;
+	m.keys = (char **)(uintptr_t)ch->keys;
+	m.n_keep = ch->n_keep;
+	m.keep = (char **)(uintptr_t)ch->keep;
+	return pack(&m.base, b, term, index, WAL_SET_PAYLOAD, err);
+}
+
 int entry_encode(const struct entry *e, struct wal_buf *b, uint64_t term, uint64_t index,
 		 struct sh_err *err)
 {
@@ -146,6 +185,7 @@ int entry_encode(const struct entry *e, struct wal_buf *b, uint64_t term, uint64
 		de.n_ids = e->n;
 		de.ids = (uint64_t *)(uintptr_t)e->ids;
 		return pack(&de.base, b, term, index, WAL_DELETE, err);
+	case WAL_SET_PAYLOAD: return encode_payload(e, b, term, index, err);
 	}
 	return sh_err_set(err, SH_EINVAL, "unknown entry type %d", (int)e->type);
 }
@@ -192,6 +232,24 @@ static int decode_voters(Shoal__Log__VoterConfig *m, struct entry *e, struct dec
 	return 0;
 }
 
+static void decode_payload(const Shoal__Log__SetPayload *m, struct entry *e)
+{
+	struct payload_change *ch = &e->change;
+
+	e->collection = m->collection;
+	e->ids = m->ids;
+	e->n = m->n_ids;
+	/* an unknown op (a newer writer) is refused by store_check */
+	ch->op = (enum payload_op)m->op;
+	ch->payload = (const char *)m->payload.data;
+	ch->payload_len = m->payload.len;
+	ch->key = m->key;
+	ch->keys = (const char *const *)m->keys;
+	ch->n_keys = m->n_keys;
+	ch->keep = (const char *const *)m->keep;
+	ch->n_keep = m->n_keep;
+}
+
 static int fill(struct entry *e, struct decoded *d)
 {
 	Shoal__Log__CreateCollection *cr;
@@ -217,6 +275,7 @@ static int fill(struct entry *e, struct decoded *d)
 		e->ids = ((Shoal__Log__DeletePoints *)d->msg)->ids;
 		e->n = ((Shoal__Log__DeletePoints *)d->msg)->n_ids;
 		return 0;
+	case WAL_SET_PAYLOAD: decode_payload((Shoal__Log__SetPayload *)d->msg, e); return 0;
 	}
 	return SH_EINVAL;
 }
@@ -230,13 +289,36 @@ static const ProtobufCMessageDescriptor *descriptor(uint8_t type)
 	case WAL_DROP: return &shoal__log__drop_collection__descriptor;
 	case WAL_UPSERT: return &shoal__log__upsert_points__descriptor;
 	case WAL_DELETE: return &shoal__log__delete_points__descriptor;
+	case WAL_SET_PAYLOAD: return &shoal__log__set_payload__descriptor;
 	}
 	return NULL;
 }
 
-int entry_decode(const struct wal_rec *r, struct entry *e, struct sh_err *err)
+static int decode(const struct wal_rec *r, struct entry *e, struct decoded *d, struct sh_err *err)
 {
 	const ProtobufCMessageDescriptor *desc = descriptor(r->type);
+	struct pb_state st = {false};
+	ProtobufCAllocator a = {pb_alloc, pb_free, &st};
+	int rv;
+
+	if (desc == NULL)
+		return sh_err_set(err, SH_EINVAL, "entry %" PRIu64 ": unknown type %u", r->index,
+				  r->type);
+	d->msg = protobuf_c_message_unpack(desc, &a, r->len, r->body);
+	if (d->msg == NULL && st.failed)
+		return sh_err_set(err, SH_ENOMEM, "entry %" PRIu64 " (%s): out of memory", r->index,
+				  entry_type_name(e->type));
+	if (d->msg == NULL)
+		return sh_err_set(err, SH_EINVAL,
+				  "entry %" PRIu64 " (%s): the body does not decode", r->index,
+				  entry_type_name(e->type));
+	if ((rv = fill(e, d)) != 0)
+		return sh_err_set(err, rv, "entry %" PRIu64 ": out of memory", r->index);
+	return 0;
+}
+
+int entry_decode(const struct wal_rec *r, struct entry *e, struct sh_err *err)
+{
 	struct decoded *d = sh_calloc(1, sizeof *d);
 	int rv;
 
@@ -245,17 +327,9 @@ int entry_decode(const struct wal_rec *r, struct entry *e, struct sh_err *err)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	e->type = (enum wal_type)r->type;
 	e->decoded = d;
-	if (desc == NULL)
-		return sh_err_set(err, SH_EINVAL, "entry %" PRIu64 ": unknown type %u", r->index,
-				  r->type);
-	d->msg = protobuf_c_message_unpack(desc, &pb_allocator, r->len, r->body);
-	if (d->msg == NULL)
-		return sh_err_set(err, SH_EINVAL,
-				  "entry %" PRIu64 " (%s): the body does not decode", r->index,
-				  entry_type_name(e->type));
-	if ((rv = fill(e, d)) != 0)
-		return sh_err_set(err, rv, "entry %" PRIu64 ": out of memory", r->index);
-	return 0;
+	if ((rv = decode(r, e, d, err)) != 0)
+		entry_release(e); /* nothing to free after a failure */
+	return rv;
 }
 
 void entry_release(struct entry *e)

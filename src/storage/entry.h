@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "storage/collection.h"
+#include "storage/payload.h"
 #include "storage/wal.h"
 #include "util/err.h"
 
@@ -27,7 +28,8 @@ struct entry {
 	const char *collection;           /* DROP, UPSERT, DELETE */
 	struct coll_params params;        /* CREATE */
 	const struct coll_point *points;  /* UPSERT: n points */
-	const uint64_t *ids;              /* DELETE: n ids */
+	const uint64_t *ids;              /* DELETE, SET_PAYLOAD: n ids */
+	struct payload_change change;     /* SET_PAYLOAD */
 	const struct entry_voter *voters; /* VOTERS: n voters */
 	size_t n;
 	void *decoded; /* entry_decode: the message and arrays behind the pointers */
@@ -36,8 +38,10 @@ struct entry {
 /* Append e as record (term, index) to b. */
 int entry_encode(const struct entry *e, struct wal_buf *b, uint64_t term, uint64_t index,
 		 struct sh_err *err);
-/* Decode record r into e (SH_EINVAL when the body does not decode); free
- * with entry_release. */
+/* Decode record r into e (SH_EINVAL when the body does not decode,
+ * SH_ENOMEM — never SH_EINVAL — when memory ran out).  After success free
+ * e with entry_release; after a failure nothing is held (entry_release is
+ * harmless then). */
 int entry_decode(const struct wal_rec *r, struct entry *e, struct sh_err *err);
 void entry_release(struct entry *e);
 

@@ -11,6 +11,7 @@
 
 #include "storage/hardstate.h"
 
+#include "storage/diskio.h"
 #include "storage/le.h"
 #include "util/alloc.h"
 #include "util/crc32c.h"
@@ -127,9 +128,13 @@ static int load(struct hardstate *h, struct sh_err *err)
 		return sh_err_sys(err, k < 0 ? errno : EIO, "cannot read '%s'", h->path);
 	if ((rv = pick(h, buf, err)) != 0)
 		return rv;
-	/* What we read may sit only in the page cache (the process that wrote
-	 * it died before flushing): make it durable before writing beside it. */
-	if (fdatasync(h->fd) != 0)
+	/* What we read may sit only in the page cache: the process that wrote
+	 * it died before flushing, or its flush failed — and then Linux marked
+	 * the pages clean, a flush now would not write them, a power loss would
+	 * lose a vote we act on.  Write it again, then flush. */
+	if ((k = pwrite(h->fd, buf, sizeof buf, 0)) != (ssize_t)sizeof buf)
+		return sh_err_sys(err, k < 0 ? errno : EIO, "cannot write '%s' again", h->path);
+	if (diskio_fdatasync(h->fd) != 0)
 		return sh_err_sys(err, errno, "cannot fdatasync '%s'", h->path);
 	return 0;
 }
@@ -247,7 +252,7 @@ static int overwrite(struct hardstate *h, const struct rec *r, bool sync, struct
 	if ((k = pwrite(h->fd, buf, sizeof buf, at)) != (ssize_t)sizeof buf)
 		return sh_err_sys(err, k < 0 ? errno : EIO, "cannot write slot %d of '%s'", slot,
 				  h->path);
-	if (sync && fdatasync(h->fd) != 0) {
+	if (sync && diskio_fdatasync(h->fd) != 0) {
 		h->broken = true;
 		return sh_err_sys(err, errno, "cannot fdatasync '%s'", h->path);
 	}

@@ -12,6 +12,7 @@
 
 #include "storage/snapshot.h"
 
+#include "storage/diskio.h"
 #include "storage/hexname.h"
 #include "storage/le.h"
 #include "storage/snapshot_impl.h"
@@ -32,6 +33,11 @@
 void snap_path(char *buf, size_t size, const char *dir, uint64_t index)
 {
 	snprintf(buf, size, "%s/%016" PRIx64 ".snap", dir, index);
+}
+
+void snap_recv_path(char *buf, size_t size, const char *dir, uint64_t index)
+{
+	snprintf(buf, size, "%s/%016" PRIx64 ".recv", dir, index);
 }
 
 uint32_t snap_frame_crc(uint64_t seq, const void *data, size_t len)
@@ -56,8 +62,9 @@ const char *snap_header_check(const unsigned char *h)
 		return "not a snapshot (bad magic)";
 	if (le32_get(h + 36) != sh_crc32c(0, h, 36))
 		return "header checksum mismatch";
-	if (le32_get(h + 8) != 1)
-		return "unknown format version";
+	if (le32_get(h + 8) < SNAP_VERSION_MIN || le32_get(h + 8) > SNAP_VERSION)
+		return "unknown format version (versions 2 and 3 are read; 1, before the term "
+		       "history, is not)";
 	return NULL;
 }
 
@@ -76,7 +83,7 @@ int snap_fsync_dir(const char *dir, struct sh_err *err)
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rv = 0;
 
-	if (fd < 0 || fsync(fd) != 0)
+	if (fd < 0 || diskio_fsync(fd) != 0)
 		rv = sh_err_sys(err, errno, "cannot fsync directory '%s'", dir);
 	if (fd >= 0)
 		close(fd);
@@ -145,7 +152,7 @@ static void sw_header(struct sw *w, uint64_t index, uint64_t term)
 	unsigned char h[SNAP_HDR] = {0};
 
 	memcpy(h, SNAP_MAGIC, 8);
-	le32_put(h + 8, 1);
+	le32_put(h + 8, SNAP_VERSION);
 	le64_put(h + 16, term);
 	le64_put(h + 24, index);
 	le32_put(h + 36, sh_crc32c(0, h, 36));
@@ -161,7 +168,7 @@ static void sw_end(struct sw *w)
 	le32_put(e + 4, snap_end_crc(w->seq, w->total));
 	if (w->errnum == 0)
 		w->errnum = write_all(w->fd, e, sizeof e);
-	if (w->errnum == 0 && fdatasync(w->fd) != 0)
+	if (w->errnum == 0 && diskio_fdatasync(w->fd) != 0)
 		w->errnum = errno;
 }
 
@@ -365,14 +372,14 @@ static int sr_finish(struct sr *r)
 	return 0;
 }
 
-int snap_read(const char *dir, uint64_t index, snap_load_fn fn, void *arg, struct sh_err *err)
+/* snap_read of the file at path. */
+static int read_file(const char *path, uint64_t index, snap_load_fn fn, void *arg,
+		     struct sh_err *err)
 {
-	char path[4200];
 	struct sr r;
 	uint64_t term = 0;
 	int rv;
 
-	snap_path(path, sizeof path, dir, index);
 	if ((rv = fr_open(&r.f, path)) == 0 && (rv = check_header(&r.f, index, &term)) == 0) {
 		r.pos = 0;
 		r.f.len = 0;
@@ -390,10 +397,75 @@ int snap_read(const char *dir, uint64_t index, snap_load_fn fn, void *arg, struc
 	return rv != 0 ? sh_err_wrap(err, rv, "snapshot: '%s'", path) : 0;
 }
 
+int snap_read(const char *dir, uint64_t index, snap_load_fn fn, void *arg, struct sh_err *err)
+{
+	char path[4200];
+
+	snap_path(path, sizeof path, dir, index);
+	return read_file(path, index, fn, arg, err);
+}
+
+int snap_read_path(const char *path, snap_load_fn fn, void *arg, uint64_t *index,
+		   struct sh_err *err)
+{
+	unsigned char h[SNAP_HDR];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), k;
+
+	*index = 0;
+	if (fd < 0)
+		return sh_err_sys(err, errno, "snapshot: cannot open '%s'", path);
+	k = read_exact(fd, h, sizeof h, 0);
+	close(fd);
+	if (k < 0)
+		return sh_err_sys(err, -k, "snapshot: cannot read '%s'", path);
+	if (k == 0 && snap_header_check(h) == NULL)
+		*index = snap_header_index(h);
+	/* a bad header is reported by read_file, which checks it again */
+	return read_file(path, *index, fn, arg, err);
+}
+
+int snap_read_received(const char *dir, uint64_t index, snap_load_fn fn, void *arg,
+		       struct sh_err *err)
+{
+	char path[4200];
+
+	snap_recv_path(path, sizeof path, dir, index);
+	return read_file(path, index, fn, arg, err);
+}
+
+int snap_accept_received(const char *dir, uint64_t index, struct sh_err *err)
+{
+	char from[4200], to[4200];
+
+	snap_recv_path(from, sizeof from, dir, index);
+	snap_path(to, sizeof to, dir, index);
+	if (rename(from, to) != 0)
+		return sh_err_sys(err, errno, "snapshot: cannot rename '%s'", from);
+	return snap_fsync_dir(dir, err);
+}
+
+void snap_drop_received(const char *dir, uint64_t index)
+{
+	char path[4200];
+
+	snap_recv_path(path, sizeof path, dir, index);
+	if (unlink(path) != 0 && errno != ENOENT)
+		LOG_WARN("snapshot", "cannot delete '%s': %s", path, strerror(errno));
+}
+
 /* ------------------------------------------------------------ the directory */
 
-/* Visit dir: delete *.tmp; track the newest; delete those older than
- * keep (when keep != 0). */
+/* A name that ends in suffix. */
+static bool ends_in(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+
+	return n > k && strcmp(name + n - k, suffix) == 0;
+}
+
+/* Visit dir: track the newest snapshot; delete those older than keep
+ * (when keep != 0); at start (keep == 0), delete what a snapshot writer
+ * or receiver left (*.tmp, *.recv). */
 static int scan_dir(const char *dir, uint64_t keep, uint64_t *newest, struct sh_err *err)
 {
 	DIR *d;
@@ -407,19 +479,19 @@ static int scan_dir(const char *dir, uint64_t keep, uint64_t *newest, struct sh_
 		return sh_err_sys(err, errno, "snapshot: cannot list '%s'", dir);
 	*newest = 0;
 	while ((e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
 		uint64_t idx;
-		bool tmp = len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0;
+		bool left =
+			keep == 0 && (ends_in(e->d_name, ".tmp") || ends_in(e->d_name, ".recv"));
 
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-		if (tmp)
-			LOG_INFO("snapshot", "deleting '%s', left by an interrupted snapshot",
-				 path);
-		if (!tmp && !hexname_parse(e->d_name, ".snap", &idx))
+		if (left)
+			LOG_INFO("snapshot", "deleting '%s', left by an interrupted %s", path,
+				 ends_in(e->d_name, ".tmp") ? "snapshot" : "install");
+		if (!left && !hexname_parse(e->d_name, ".snap", &idx))
 			continue;
-		if (!tmp && idx > *newest)
+		if (!left && idx > *newest)
 			*newest = idx;
-		if ((tmp || (keep != 0 && idx < keep)) && unlink(path) != 0)
+		if ((left || (keep != 0 && idx < keep)) && unlink(path) != 0)
 			rv = sh_err_sys(err, errno, "snapshot: cannot delete '%s'", path);
 	}
 	closedir(d);
@@ -434,7 +506,7 @@ int snap_latest(const char *dir, uint64_t *index, struct sh_err *err)
 int snap_prune(const char *dir, uint64_t index, struct sh_err *err)
 {
 	uint64_t newest;
-	int rv = scan_dir(dir, index, &newest, err);
+	int rv = index == 0 ? 0 : scan_dir(dir, index, &newest, err);
 
 	return rv != 0 ? rv : snap_fsync_dir(dir, err);
 }
@@ -473,6 +545,13 @@ int snap_chunks_open(const char *dir, uint64_t index, struct snap_chunks **out, 
 uint64_t snap_chunks_term(const struct snap_chunks *c)
 {
 	return c->term;
+}
+
+uint64_t snap_chunks_size(const struct snap_chunks *c)
+{
+	struct stat st;
+
+	return fstat(c->f.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
 int snap_chunks_next(struct snap_chunks *c, const void **data, size_t *len, uint64_t *offset,

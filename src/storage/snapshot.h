@@ -42,16 +42,25 @@ int snap_write(const char *dir, uint64_t index, uint64_t term, snap_save_fn fn, 
 	       uint64_t *bytes, struct sh_err *err);
 /* Read DIR/INDEX.snap and hand its content to fn, then check that the
  * content ended exactly at the end frame and the end frame at the end of
- * the file. */
+ * the file.  When fn succeeded and that check fails, what fn made is
+ * still the caller's to free. */
 int snap_read(const char *dir, uint64_t index, snap_load_fn fn, void *arg, struct sh_err *err);
+/* snap_read of a snapshot file by any name (a backup), of the index its
+ * header says (*index; 0 when the header is unreadable). */
+int snap_read_path(const char *path, snap_load_fn fn, void *arg, uint64_t *index,
+		   struct sh_err *err);
 
 /* The newest snapshot's index in dir (creating dir when missing); 0 when
- * there is none.  Deletes leftover *.tmp files (logged). */
+ * there is none.  Deletes leftover *.tmp and *.recv files (logged): at
+ * start, nothing is being written or received. */
 int snap_latest(const char *dir, uint64_t *index, struct sh_err *err);
-/* Delete the snapshots older than index. */
+/* Delete the snapshots older than index (never a file being written or
+ * received: those belong to their writer). */
 int snap_prune(const char *dir, uint64_t index, struct sh_err *err);
 /* "DIR/%016x.snap" */
 void snap_path(char *buf, size_t size, const char *dir, uint64_t index);
+/* "DIR/%016x.recv": a snapshot received whole, not installed yet. */
+void snap_recv_path(char *buf, size_t size, const char *dir, uint64_t index);
 
 /* A snapshot as chunks: the header first, then each frame (its 8-byte
  * header and data), the end frame last; every chunk is checked before it
@@ -61,6 +70,8 @@ struct snap_chunks;
 int snap_chunks_open(const char *dir, uint64_t index, struct snap_chunks **out, struct sh_err *err);
 /* The term of the snapshot's last entry (from its header). */
 uint64_t snap_chunks_term(const struct snap_chunks *c);
+/* The size of the file in bytes (0 when it cannot be read). */
+uint64_t snap_chunks_size(const struct snap_chunks *c);
 /* The next chunk (*len 0 after the last), valid until the next call;
  * *offset is where it lies in the file. */
 int snap_chunks_next(struct snap_chunks *c, const void **data, size_t *len, uint64_t *offset,
@@ -68,14 +79,22 @@ int snap_chunks_next(struct snap_chunks *c, const void **data, size_t *len, uint
 void snap_chunks_close(struct snap_chunks *c);
 
 /* The follower's side: a snapshot received as the chunks above, written to
- * DIR/INDEX.snap.tmp as they arrive and renamed to DIR/INDEX.snap when the
- * end frame is in, after which snap_read() loads it.  The receiver owns
- * its temporary file until finish or abort; it copies nothing the caller
- * passes.  One receiver per index at a time, and not alongside snap_write
- * of that index (they share the temporary file name). */
+ * DIR/INDEX.recv.tmp as they arrive and renamed to DIR/INDEX.recv when the
+ * end frame is in.  Its frames are sound then, but what they hold is only
+ * checked by loading it: snap_read_received() does, and only a snapshot
+ * that loaded is made DIR/INDEX.snap, by snap_accept_received() — a
+ * received snapshot that does not load never becomes the newest snapshot
+ * (the node would refuse to start from it).  The receiver owns its
+ * temporary file until finish or abort; it copies nothing the caller
+ * passes.  One receiver per index at a time.  The total received is
+ * bounded (snap_recv_limit): by default every chunk must leave
+ * SNAP_RECV_RESERVE bytes free on the file system, or a twentieth of it
+ * when that is less. */
 struct snap_recv;
 
-/* Create (or truncate) DIR/INDEX.snap.tmp, creating DIR when missing, for
+#define SNAP_RECV_RESERVE (256ull << 20)
+
+/* Create (or truncate) DIR/INDEX.recv.tmp, creating DIR when missing, for
  * the snapshot of (index, term). */
 int snap_recv_open(const char *dir, uint64_t index, uint64_t term, struct snap_recv **out,
 		   struct sh_err *err);
@@ -90,15 +109,30 @@ int snap_recv_open(const char *dir, uint64_t index, uint64_t term, struct snap_r
  * sender may go on with the right one. */
 int snap_recv_chunk(struct snap_recv *r, uint64_t offset, const void *data, size_t len,
 		    struct sh_err *err);
+/* Bound what r accepts: at most max_bytes in all (0: no bound of its
+ * own), and every chunk must leave reserve bytes free on the file system
+ * of DIR (0: none); a chunk over either is refused with SH_ETOOBIG ("a
+ * snapshot of more than N bytes ..."), and the receiver is then of no
+ * more use (abort it).  The default is (0, the smaller of
+ * SNAP_RECV_RESERVE and a twentieth of the file system). */
+void snap_recv_limit(struct snap_recv *r, uint64_t max_bytes, uint64_t reserve);
 /* Bytes received so far: the offset of the next chunk. */
 uint64_t snap_recv_offset(const struct snap_recv *r);
 /* Has the end frame arrived? */
 bool snap_recv_done(const struct snap_recv *r);
-/* Once the end frame is in: fsync the file, rename it to DIR/INDEX.snap
- * and fsync DIR.  SH_EINVAL before the end frame.  Frees r whatever it
+/* Once the end frame is in: fsync the file and rename it to
+ * DIR/INDEX.recv.  SH_EINVAL before the end frame.  Frees r whatever it
  * returns; on failure the temporary file is removed. */
 int snap_recv_finish(struct snap_recv *r, struct sh_err *err);
 /* Stop receiving: remove the temporary file and free r; NULL is a no-op. */
 void snap_recv_abort(struct snap_recv *r);
+
+/* snap_read of the received DIR/INDEX.recv. */
+int snap_read_received(const char *dir, uint64_t index, snap_load_fn fn, void *arg,
+		       struct sh_err *err);
+/* Make the received snapshot DIR/INDEX.snap (rename, fsync DIR). */
+int snap_accept_received(const char *dir, uint64_t index, struct sh_err *err);
+/* Delete DIR/INDEX.recv (a received snapshot that will not be installed). */
+void snap_drop_received(const char *dir, uint64_t index);
 
 #endif

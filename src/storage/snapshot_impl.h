@@ -8,6 +8,11 @@
 #ifndef SHOAL_STORAGE_SNAPSHOT_IMPL_H
 #define SHOAL_STORAGE_SNAPSHOT_IMPL_H
 
+/* The file format (doc/storage-format.md); 2 added the term history, 3
+ * the collections' fresh sets.  Written: SNAP_VERSION; read: 2 and 3. */
+#define SNAP_VERSION     3
+#define SNAP_VERSION_MIN 2
+
 #include <stddef.h>
 #include <stdint.h>
 

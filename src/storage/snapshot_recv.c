@@ -9,12 +9,18 @@
  * snap_read accepts frame by frame, and a refused chunk leaves the
  * receiver as it was.
  *
+ * Names: DIR/INDEX.recv.tmp while receiving, DIR/INDEX.recv once whole
+ * (snapshot.h): never the names snap_write uses, so that a local snapshot
+ * of the same index cannot clobber it, and never a .snap until the install
+ * has loaded it.
+ *
  * Threads: a receiver is used by one thread at a time.
  */
 #include "build.h"
 
 #include "storage/snapshot.h"
 
+#include "storage/diskio.h"
 #include "storage/le.h"
 #include "storage/snapshot_impl.h"
 #include "util/alloc.h"
@@ -25,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct snap_recv {
@@ -35,7 +42,21 @@ struct snap_recv {
 	uint64_t off;        /* bytes received: where the next chunk goes */
 	uint64_t seq, total; /* frames received, their data bytes */
 	bool ended;
+	uint64_t max_bytes, reserve; /* snap_recv_limit */
 };
+
+/* The default reserve: SNAP_RECV_RESERVE, but at most a twentieth of the
+ * file system, so that a small one can still take a snapshot. */
+static uint64_t default_reserve(int fd)
+{
+	struct statvfs st;
+	uint64_t twentieth;
+
+	if (fstatvfs(fd, &st) != 0)
+		return SNAP_RECV_RESERVE;
+	twentieth = (uint64_t)st.f_blocks * st.f_frsize / 20;
+	return twentieth < SNAP_RECV_RESERVE ? twentieth : SNAP_RECV_RESERVE;
+}
 
 int snap_recv_open(const char *dir, uint64_t index, uint64_t term, struct snap_recv **out,
 		   struct sh_err *err)
@@ -49,12 +70,14 @@ int snap_recv_open(const char *dir, uint64_t index, uint64_t term, struct snap_r
 	}
 	r->index = index;
 	r->term = term;
-	snap_path(r->path, sizeof r->path, dir, index);
+	snap_recv_path(r->path, sizeof r->path, dir, index);
 	snprintf(r->tmp, sizeof r->tmp, "%s.tmp", r->path);
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
 		rv = sh_err_sys(err, errno, "snapshot: cannot create directory '%s'", dir);
 	else if ((r->fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
 		rv = sh_err_sys(err, errno, "snapshot: cannot create '%s'", r->tmp);
+	else
+		r->reserve = default_reserve(r->fd);
 	if (rv != 0) {
 		sh_free(r->dir);
 		sh_free(r);
@@ -130,6 +153,35 @@ static int check_chunk(const struct snap_recv *r, uint64_t offset, const void *d
 	return r->off == 0 ? check_header(r, data, len, err) : check_frame(r, data, len, err);
 }
 
+/* Would len more bytes break the bound (snap_recv_limit)? */
+static int check_room(const struct snap_recv *r, size_t len, struct sh_err *err)
+{
+	uint64_t total = r->off + len, avail, reserve = r->reserve;
+	struct statvfs st;
+
+	if (r->max_bytes > 0 && total > r->max_bytes)
+		return sh_err_set(err, SH_ETOOBIG,
+				  "a snapshot of more than %" PRIu64
+				  " bytes is over the limit of %" PRIu64 " bytes",
+				  total - 1, r->max_bytes);
+	if (reserve == 0 || fstatvfs(r->fd, &st) != 0)
+		return 0;
+	avail = (uint64_t)st.f_bavail * st.f_frsize;
+	if (avail < len || avail - len < reserve)
+		return sh_err_set(err, SH_ETOOBIG,
+				  "a snapshot of more than %" PRIu64
+				  " bytes would leave less than %" PRIu64
+				  " bytes free on the file system (%" PRIu64 " free)",
+				  total - 1, reserve, avail);
+	return 0;
+}
+
+void snap_recv_limit(struct snap_recv *r, uint64_t max_bytes, uint64_t reserve)
+{
+	r->max_bytes = max_bytes;
+	r->reserve = reserve;
+}
+
 /* ------------------------------------------------------------ writing */
 
 static int pwrite_all(int fd, const unsigned char *p, size_t len, uint64_t off)
@@ -153,6 +205,8 @@ int snap_recv_chunk(struct snap_recv *r, uint64_t offset, const void *data, size
 {
 	int rv = check_chunk(r, offset, data, len, err), e;
 
+	if (rv == 0)
+		rv = check_room(r, len, err);
 	if (rv != 0)
 		return sh_err_wrap(err, rv, "snapshot: receiving '%s'", r->path);
 	if ((e = pwrite_all(r->fd, data, len, r->off)) != 0)
@@ -204,12 +258,10 @@ int snap_recv_finish(struct snap_recv *r, struct sh_err *err)
 				"snapshot: receiving '%s': finished before the end frame (%" PRIu64
 				" bytes received)",
 				r->path, r->off);
-	else if (ftruncate(r->fd, (off_t)r->off) != 0 || fdatasync(r->fd) != 0)
+	else if (ftruncate(r->fd, (off_t)r->off) != 0 || diskio_fdatasync(r->fd) != 0)
 		rv = sh_err_sys(err, errno, "snapshot: cannot write '%s'", r->tmp);
 	else if (rename(r->tmp, r->path) != 0)
 		rv = sh_err_sys(err, errno, "snapshot: cannot rename '%s'", r->tmp);
-	else
-		rv = snap_fsync_dir(r->dir, err);
 	if (rv != 0)
 		snap_recv_abort(r);
 	else

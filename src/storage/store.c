@@ -11,6 +11,7 @@
 
 #include "storage/store.h"
 
+#include "storage/indexer.h"
 #include "storage/le.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -27,7 +28,20 @@ struct store {
 	_Atomic uint64_t applied, applied_term;
 	unsigned char *voters; /* the last VoterConfig body */
 	size_t voters_len;
+	/* the term history of the applied entries: the first index of every
+	 * term, in order (under lock: the apply thread appends, anyone reads) */
+	struct store_term *terms;
+	size_t n_terms, cap_terms;
+	struct indexer *ix; /* NULL: apply indexes what it wrote (inline) */
 };
+
+struct store_term {
+	uint64_t term, first;
+};
+
+/* The content's first word from format 3 on ("FSH3"; over any count of
+ * collections, the first word of format 2). */
+#define STORE_FRESH_MARK 0x33485346u
 
 int store_new(struct store **out, struct sh_err *err)
 {
@@ -48,6 +62,7 @@ void store_free(struct store *s)
 		coll_unref(s->colls[i]);
 	sh_free(s->colls);
 	sh_free(s->voters);
+	sh_free(s->terms);
 	pthread_rwlock_destroy(&s->lock);
 	sh_free(s);
 }
@@ -154,6 +169,8 @@ static void drop_coll(struct store *s, const char *name)
 		s->n--;
 	}
 	pthread_rwlock_unlock(&s->lock);
+	if (c != NULL)
+		coll_retire(c);
 	coll_unref(c);
 }
 
@@ -199,6 +216,13 @@ uint64_t store_applied_term(const struct store *s)
 	return atomic_load(&mut(s)->applied_term);
 }
 
+void store_forget_voters(struct store *s)
+{
+	sh_free(s->voters);
+	s->voters = NULL;
+	s->voters_len = 0;
+}
+
 const unsigned char *store_voters(const struct store *s, size_t *len)
 {
 	*len = s->voters_len;
@@ -213,7 +237,15 @@ static void swap_content(struct store *a, struct store *b)
 	struct coll **colls = a->colls;
 	size_t n = a->n, cap = a->cap, voters_len = a->voters_len;
 	unsigned char *voters = a->voters;
+	struct store_term *terms = a->terms;
+	size_t n_terms = a->n_terms, cap_terms = a->cap_terms;
 
+	a->terms = b->terms;
+	a->n_terms = b->n_terms;
+	a->cap_terms = b->cap_terms;
+	b->terms = terms;
+	b->n_terms = n_terms;
+	b->cap_terms = cap_terms;
 	a->colls = b->colls;
 	a->n = b->n;
 	a->cap = b->cap;
@@ -235,7 +267,34 @@ void store_adopt(struct store *s, struct store *from)
 	pthread_rwlock_unlock(&s->lock);
 	/* from now holds s's old collections: dropping its references frees
 	 * those that no reader holds. */
+	for (size_t i = 0; i < from->n; i++)
+		coll_retire(from->colls[i]);
 	store_free(from);
+	store_set_indexer(s, s->ix);
+}
+
+/* c's fresh set changed: the indexer takes it from here, or (inline) it is
+ * indexed now.  An inline step that fails (out of memory) leaves entries
+ * fresh, as searchable as indexed ones; the next write tries again. */
+static void index_after(struct store *s, struct coll *c)
+{
+	struct sh_err err;
+	size_t done;
+
+	if (s->ix != NULL) {
+		indexer_kick(s->ix, c);
+		indexer_throttle(s->ix, c);
+	} else if (coll_index(c, SIZE_MAX, 1, &done, &err) != 0) {
+		LOG_WARN("index", "%s", err.msg);
+	}
+}
+
+void store_set_indexer(struct store *s, struct indexer *ix)
+{
+	s->ix = ix;
+	for (size_t i = 0; i < s->n && ix != NULL; i++)
+		if (coll_fresh(s->colls[i]) > 0)
+			indexer_kick(ix, s->colls[i]); /* no wait: a start serves at once */
 }
 
 /* ------------------------------------------------------------ checking */
@@ -292,6 +351,12 @@ int store_check(struct store *s, const struct entry *e, struct sh_err *err)
 			sh_err_wrap(err, rv, "collection '%s'", e->collection);
 		break;
 	case WAL_DELETE: rv = named(s, e->collection, &c, err); break;
+	case WAL_SET_PAYLOAD:
+		if ((unsigned)e->change.op > PAYLOAD_OP_MAX)
+			return sh_err_set(err, SH_EINVAL, "unknown payload change %d",
+					  (int)e->change.op);
+		rv = named(s, e->collection, &c, err);
+		break;
 	default: rv = sh_err_set(err, SH_EINVAL, "unknown entry type %d", (int)e->type);
 	}
 	coll_unref(c);
@@ -310,6 +375,29 @@ static int set_voters(struct store *s, const struct wal_rec *r, struct sh_err *e
 	sh_free(s->voters);
 	s->voters = v;
 	s->voters_len = r->len;
+	return 0;
+}
+
+/* The payload change on every point named that exists (a result over the
+ * hard payload limit leaves that point as it was, on every replica). */
+static int set_payloads(struct coll *c, const struct entry *e, size_t *affected, struct sh_err *err)
+{
+	int rv = 0;
+
+	for (size_t i = 0; i < e->n && rv != SH_ENOMEM; i++) {
+		char *old = NULL, *text = NULL;
+		size_t old_len = 0, len = 0;
+
+		if (coll_get(c, e->ids[i], NULL, &old, &old_len) != 0)
+			continue;
+		rv = payload_apply(&e->change, old, old_len, COLL_MAX_PAYLOAD, &text, &len, err);
+		if (rv == 0 && (rv = coll_set_payload(c, e->ids[i], text, len)) == 0)
+			(*affected)++;
+		sh_free(old);
+		sh_free(text);
+	}
+	if (rv == SH_ENOMEM)
+		return sh_err_set(err, rv, "out of memory");
 	return 0;
 }
 
@@ -332,17 +420,50 @@ static int apply_checked(struct store *s, const struct entry *e, const struct wa
 	case WAL_DROP: drop_coll(s, e->collection); break;
 	case WAL_UPSERT:
 		c = store_get(s, e->collection);
-		rv = coll_upsert(c, e->points, e->n, err);
+		if ((rv = coll_upsert(c, e->points, e->n, err)) == 0)
+			index_after(s, c);
 		*affected = e->n;
 		coll_unref(c);
 		break;
 	case WAL_DELETE:
 		c = store_get(s, e->collection);
-		*affected = coll_delete(c, e->ids, e->n);
+		if ((rv = coll_delete(c, e->ids, e->n, affected)) == 0)
+			index_after(s, c);
+		else
+			sh_err_set(err, rv, "collection '%s': out of memory", e->collection);
+		coll_unref(c);
+		break;
+	case WAL_SET_PAYLOAD:
+		c = store_get(s, e->collection);
+		rv = set_payloads(c, e, affected, err);
 		coll_unref(c);
 		break;
 	}
 	return rv;
+}
+
+/* Entry index is of term: note where a new term begins (the apply thread
+ * alone writes the history; readers take the lock). */
+static int note_term(struct store *s, uint64_t term, uint64_t index)
+{
+	struct store_term *t;
+
+	if (s->n_terms > 0 && s->terms[s->n_terms - 1].term >= term)
+		return 0;
+	pthread_rwlock_wrlock(&s->lock);
+	if (s->n_terms == s->cap_terms) {
+		size_t cap = s->cap_terms ? 2 * s->cap_terms : 16;
+
+		if ((t = sh_reallocarray(s->terms, cap, sizeof *t)) == NULL) {
+			pthread_rwlock_unlock(&s->lock);
+			return SH_ENOMEM;
+		}
+		s->terms = t;
+		s->cap_terms = cap;
+	}
+	s->terms[s->n_terms++] = (struct store_term){term, index};
+	pthread_rwlock_unlock(&s->lock);
+	return 0;
 }
 
 int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool *fatal,
@@ -362,18 +483,51 @@ int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool
 				  "entry %" PRIu64 " applied after %" PRIu64 " (a gap or a repeat)",
 				  r->index, store_applied_index(s));
 	}
-	rv = entry_decode(r, &e, err);
+	if ((rv = entry_decode(r, &e, err)) == 0) {
+		if ((rv = store_check(s, &e, err)) == 0 &&
+		    (rv = apply_checked(s, &e, r, affected, err)) != 0)
+			*fatal = true; /* out of memory half way: the state is not the log's */
+		if (rv != 0)
+			sh_err_wrap(err, rv, "entry %" PRIu64 " (%s)", r->index,
+				    entry_type_name(r->type));
+	}
+	/* Lack of memory, wherever it struck (decoding, checking a payload), is
+	 * never a rejection: every other replica would apply the entry. */
 	if (rv == SH_ENOMEM)
 		*fatal = true;
-	if (rv == 0 && (rv = store_check(s, &e, err)) == 0 &&
-	    (rv = apply_checked(s, &e, r, affected, err)) != 0)
-		*fatal = true;
 	entry_release(&e);
-	if (rv != 0)
-		sh_err_wrap(err, rv, "entry %" PRIu64 " (%s)", r->index, entry_type_name(r->type));
+	/* the term history misses no applied entry, rejected ones included */
+	if (note_term(s, r->term, r->index) != 0) {
+		*fatal = true;
+		rv = sh_err_set(err, SH_ENOMEM, "entry %" PRIu64 ": out of memory", r->index);
+	}
 	atomic_store(&s->applied_term, r->term);
 	atomic_store(&s->applied, r->index);
 	return rv;
+}
+
+uint64_t store_term_at(const struct store *s, uint64_t index)
+{
+	struct store *m = mut(s);
+	uint64_t term = 0;
+	size_t lo = 0, hi;
+
+	if (index == 0 || index > store_applied_index(s))
+		return 0;
+	pthread_rwlock_rdlock(&m->lock);
+	hi = m->n_terms;
+	while (lo < hi) { /* the last term that began at or before index */
+		size_t mid = (lo + hi) / 2;
+
+		if (m->terms[mid].first <= index)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0)
+		term = m->terms[lo - 1].term;
+	pthread_rwlock_unlock(&m->lock);
+	return term;
 }
 
 /* ------------------------------------------------------------ snapshot content */
@@ -383,20 +537,37 @@ static int put(hnsw_write_fn write, void *ctx, const void *p, size_t len)
 	return len > 0 ? write(ctx, p, len) : 0;
 }
 
+static int save_terms(struct store *s, hnsw_write_fn write, void *ctx)
+{
+	unsigned char b[16];
+	int rv;
+
+	le32_put(b, (uint32_t)s->n_terms);
+	if ((rv = put(write, ctx, b, 4)) != 0)
+		return rv;
+	for (size_t i = 0; i < s->n_terms && rv == 0; i++) {
+		le64_put(b, s->terms[i].term);
+		le64_put(b + 8, s->terms[i].first);
+		rv = put(write, ctx, b, 16);
+	}
+	return rv;
+}
+
 int store_save(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *err)
 {
 	unsigned char h[24];
 	struct digest d = store_digest(s);
 	int rv;
 
-	le32_put(h, (uint32_t)s->n);
-	le32_put(h + 4, (uint32_t)s->voters_len);
-	if ((rv = put(write, ctx, h, 8)) != 0 ||
+	le32_put(h, STORE_FRESH_MARK);
+	le32_put(h + 4, (uint32_t)s->n);
+	le32_put(h + 8, (uint32_t)s->voters_len);
+	if ((rv = put(write, ctx, h, 12)) != 0 ||
 	    (rv = put(write, ctx, s->voters, s->voters_len)) != 0)
 		return sh_err_set(err, rv, "write failed: %s", sh_strerror(rv));
 	le64_put(h + 8, d.lo);
 	le64_put(h + 16, d.hi);
-	if ((rv = put(write, ctx, h + 8, 16)) != 0)
+	if ((rv = put(write, ctx, h + 8, 16)) != 0 || (rv = save_terms(s, write, ctx)) != 0)
 		return sh_err_set(err, rv, "write failed: %s", sh_strerror(rv));
 	for (size_t i = 0; i < s->n; i++)
 		if ((rv = coll_save(s->colls[i], write, ctx, err)) != 0)
@@ -404,13 +575,46 @@ int store_save(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *e
 	return 0;
 }
 
-static int load_header(struct store *s, hnsw_read_fn read, void *ctx, uint32_t *n,
+/* The term history: terms and first indexes strictly increasing. */
+static int load_terms(struct store *s, hnsw_read_fn read, void *ctx, struct sh_err *err)
+{
+	unsigned char b[16];
+	uint32_t n;
+
+	if (read(ctx, b, 4) != 0)
+		return sh_err_set(err, SH_ECORRUPT, "cannot read the term history");
+	if ((n = le32_get(b)) > STORE_MAX_TERMS)
+		return sh_err_set(err, SH_ECORRUPT, "absurd size: a history of %" PRIu32 " terms",
+				  n);
+	if (n > 0 && (s->terms = sh_calloc(n, sizeof *s->terms)) == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	s->cap_terms = n;
+	for (uint32_t i = 0; i < n; i++) {
+		if (read(ctx, b, 16) != 0)
+			return sh_err_set(err, SH_ECORRUPT, "cannot read the term history");
+		s->terms[i] = (struct store_term){le64_get(b), le64_get(b + 8)};
+		if (i > 0 && (s->terms[i].term <= s->terms[i - 1].term ||
+			      s->terms[i].first <= s->terms[i - 1].first))
+			return sh_err_set(err, SH_ECORRUPT,
+					  "the term history is out of order at %" PRIu32, i);
+		s->n_terms++;
+	}
+	return 0;
+}
+
+/* Format 3 content opens with STORE_FRESH_MARK (collections carry their
+ * fresh sets); format 2 with the collection count, never that large. */
+static int load_header(struct store *s, hnsw_read_fn read, void *ctx, uint32_t *n, bool *with_fresh,
 		       struct digest *want, struct sh_err *err)
 {
 	unsigned char h[16];
 	uint32_t vlen;
 
-	if (read(ctx, h, 8) != 0)
+	if (read(ctx, h, 4) != 0)
+		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
+	if ((*with_fresh = le32_get(h) == STORE_FRESH_MARK) && read(ctx, h, 4) != 0)
+		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
+	if (read(ctx, h + 4, 4) != 0)
 		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
 	*n = le32_get(h);
 	vlen = le32_get(h + 4);
@@ -426,14 +630,15 @@ static int load_header(struct store *s, hnsw_read_fn read, void *ctx, uint32_t *
 		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
 	want->lo = le64_get(h);
 	want->hi = le64_get(h + 8);
-	return 0;
+	return load_terms(s, read, ctx, err);
 }
 
-static int load_colls(struct store *s, hnsw_read_fn read, void *ctx, uint32_t n, struct sh_err *err)
+static int load_colls(struct store *s, hnsw_read_fn read, void *ctx, uint32_t n, bool with_fresh,
+		      struct sh_err *err)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		struct coll *c;
-		int rv = coll_load(read, ctx, &c, err);
+		int rv = coll_load(read, ctx, with_fresh, &c, err);
 
 		if (rv != 0)
 			return rv;
@@ -450,18 +655,30 @@ static int load_colls(struct store *s, hnsw_read_fn read, void *ctx, uint32_t n,
 	return 0;
 }
 
+/* A load that fails while an allocation failed on this thread ran out of
+ * memory, whatever the layer below made of it (a loader may report it as
+ * damage): the snapshot is not to blame, and trying again may work. */
+static int load_failed(int rv, unsigned long failures, struct sh_err *err)
+{
+	if (rv == SH_ENOMEM || sh_alloc_thread_failures() == failures)
+		return rv;
+	return sh_err_wrap(err, SH_ENOMEM, "out of memory");
+}
+
 int store_load(hnsw_read_fn read, void *ctx, uint64_t index, uint64_t term, struct store **out,
 	       struct sh_err *err)
 {
 	struct store *s;
 	struct digest want, got;
 	uint32_t n = 0;
+	bool with_fresh;
+	unsigned long failures = sh_alloc_thread_failures();
 	int rv;
 
 	if ((rv = store_new(&s, err)) != 0)
 		return rv;
-	if ((rv = load_header(s, read, ctx, &n, &want, err)) != 0 ||
-	    (rv = load_colls(s, read, ctx, n, err)) != 0)
+	if ((rv = load_header(s, read, ctx, &n, &with_fresh, &want, err)) != 0 ||
+	    (rv = load_colls(s, read, ctx, n, with_fresh, err)) != 0)
 		goto fail;
 	got = store_digest(s);
 	if (!digest_equal(want, got)) {
@@ -479,5 +696,5 @@ int store_load(hnsw_read_fn read, void *ctx, uint64_t index, uint64_t term, stru
 	return 0;
 fail:
 	store_free(s);
-	return rv;
+	return load_failed(rv, failures, err);
 }

@@ -27,6 +27,7 @@
 #include "util/err.h"
 
 #define STORE_MAX_COLLECTIONS 100000
+#define STORE_MAX_TERMS       (1u << 24) /* terms in a snapshot's history */
 
 struct store;
 
@@ -49,6 +50,10 @@ int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool
 
 uint64_t store_applied_index(const struct store *s);
 uint64_t store_applied_term(const struct store *s);
+/* The term of applied entry index (the store keeps the first index of
+ * every term it applied, and snapshots carry that history); 0 beyond the
+ * applied index.  Any thread. */
+uint64_t store_term_at(const struct store *s, uint64_t index);
 /* Digest of the whole state: the sum of the collections' digests. */
 struct digest store_digest(const struct store *s);
 
@@ -61,6 +66,9 @@ size_t store_points(const struct store *s);
 /* The last voter configuration applied (VoterConfig body), or len 0;
  * valid until the next store_apply or store_adopt (writer thread only). */
 const unsigned char *store_voters(const struct store *s, size_t *len);
+/* Forget the voter configuration (a backup seeding a new cluster, whose
+ * voters are not the old one's; writer thread only). */
+void store_forget_voters(struct store *s);
 
 /* Replace everything s holds by what from holds — collections, voter
  * configuration, applied index and term, and so the digest — and free
@@ -72,6 +80,14 @@ const unsigned char *store_voters(const struct store *s, size_t *len);
  * collections s held stay alive while readers hold references to them.
  * from must be the caller's alone (no reader may know it).  Cannot fail. */
 void store_adopt(struct store *s, struct store *from);
+
+struct indexer;
+/* Index in the background with ix (storage/indexer.h; the caller keeps
+ * it, and clears it with NULL before freeing it), or with NULL right after
+ * each write on the applying thread — deterministic, as the simulator
+ * needs.  ix queues the collections that hold fresh entries (with NULL
+ * they wait for their next write).  Writer thread. */
+void store_set_indexer(struct store *s, struct indexer *ix);
 
 /* The snapshot content (doc/storage-format.md, "Snapshots").  store_load
  * sets the applied index and term to (index, term). */

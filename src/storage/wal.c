@@ -7,6 +7,7 @@
 
 #include "storage/wal_impl.h"
 
+#include "storage/diskio.h"
 #include "storage/le.h"
 #include "util/alloc.h"
 #include "util/crc32c.h"
@@ -86,7 +87,7 @@ unsigned char *wal_buf_add(struct wal_buf *b, uint64_t term, uint64_t index, uin
 	return p + WAL_REC_HDR;
 }
 
-void rec_header(const unsigned char *p, struct wal_rec *r)
+void wal__rec_header(const unsigned char *p, struct wal_rec *r)
 {
 	r->len = le32_get(p);
 	r->term = le64_get(p + 8);
@@ -100,13 +101,13 @@ bool wal_buf_next(const struct wal_buf *b, size_t *pos, struct wal_rec *r)
 {
 	if (*pos + WAL_REC_HDR > b->len)
 		return false;
-	rec_header(b->data + *pos, r);
+	wal__rec_header(b->data + *pos, r);
 	assert(*pos + WAL_REC_HDR + r->len <= b->len);
 	*pos += WAL_REC_HDR + r->len;
 	return true;
 }
 
-uint32_t rec_crc(const unsigned char *p, size_t len)
+uint32_t wal__rec_crc(const unsigned char *p, size_t len)
 {
 	uint32_t c = sh_crc32c(0, p, 4); /* length */
 
@@ -120,48 +121,99 @@ void wal_buf_seal(struct wal_buf *b)
 		unsigned char *p = b->data + b->sealed;
 		uint32_t len = le32_get(p);
 
-		le32_put(p + 4, rec_crc(p, len));
+		le32_put(p + 4, wal__rec_crc(p, len));
 		b->sealed += WAL_REC_HDR + len;
 	}
 }
 
 /* ------------------------------------------------------------ segments */
 
-void seg_name(char *buf, size_t size, uint64_t first)
+void wal__seg_name(char *buf, size_t size, uint64_t first)
 {
 	snprintf(buf, size, "%016" PRIx64 ".seg", first);
 }
 
-int seg_push(struct seg *s, uint64_t off)
+int wal__seg_reserve(struct wal_seg *s, uint64_t more)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 1024;
-		uint64_t *o = sh_reallocarray(s->offs, cap, sizeof *o);
+	size_t cap = s->cap ? s->cap : 1024;
+	uint64_t *o;
 
-		if (o == NULL)
-			return SH_ENOMEM;
-		s->offs = o;
-		s->cap = cap;
-	}
+	while (cap < s->n + more)
+		cap *= 2;
+	if (cap == s->cap)
+		return 0;
+	if ((o = sh_reallocarray(s->offs, cap, sizeof *o)) == NULL)
+		return SH_ENOMEM;
+	s->offs = o;
+	s->cap = cap;
+	return 0;
+}
+
+int wal__seg_push(struct wal_seg *s, uint64_t off)
+{
+	if (wal__seg_reserve(s, 1) != 0)
+		return SH_ENOMEM;
 	s->offs[s->n++] = off;
 	return 0;
 }
 
-void seg_free(struct seg *s)
+void wal__seg_free(struct wal_seg *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
 	sh_free(s->offs);
 }
 
-static int fsync_dir(struct wal *w, struct sh_err *err)
+/* A flush failed: record it for good (see struct wal in wal_impl.h).
+ * err holds the failure; returns its code. */
+static int flush_failed(struct wal *w, struct sh_err *err)
 {
-	if (fsync(w->dir_fd) != 0)
-		return sh_err_sys(err, errno, "cannot fsync directory '%s'", w->dir);
-	return 0;
+	pthread_mutex_lock(&w->lock);
+	if (w->broken.code == 0)
+		w->broken = *err;
+	pthread_mutex_unlock(&w->lock);
+	LOG_ERROR("wal", "%s; the log refuses every write until the node restarts", err->msg);
+	return err->code;
 }
 
-static int write_header(int fd, uint64_t first)
+/* flush(fd) (diskio_fdatasync or diskio_fsync) of file name in the log's
+ * directory ("": the directory); a failure is sticky. */
+static int flush_fd(struct wal *w, int fd, int (*flush)(int), const char *name, struct sh_err *err)
+{
+	struct sh_err e;
+
+	if (flush(fd) == 0)
+		return 0;
+	if (name[0] == '\0')
+		sh_err_sys(&e, errno, "wal: cannot fsync directory '%s'", w->dir);
+	else
+		sh_err_sys(&e, errno, "wal: segment '%s/%s': fdatasync failed", w->dir, name);
+	if (err != NULL)
+		*err = e;
+	return flush_failed(w, &e);
+}
+
+static int fsync_dir(struct wal *w, struct sh_err *err)
+{
+	return flush_fd(w, w->dir_fd, diskio_fsync, "", err);
+}
+
+bool wal_broken(struct wal *w, struct sh_err *err)
+{
+	bool broken;
+
+	pthread_mutex_lock(&w->lock);
+	broken = w->broken.code != 0;
+	if (broken && err != NULL)
+		sh_err_set(err, w->broken.code,
+			   "wal: an earlier flush failed, restart the node to verify the log (%s)",
+			   w->broken.msg);
+	pthread_mutex_unlock(&w->lock);
+	return broken;
+}
+
+/* The header of a new segment file, written and flushed. */
+static int write_header(struct wal *w, int fd, const char *name, uint64_t first, struct sh_err *err)
 {
 	unsigned char h[WAL_SEG_HDR] = {0};
 
@@ -170,41 +222,55 @@ static int write_header(int fd, uint64_t first)
 	le64_put(h + 16, first);
 	le32_put(h + 28, sh_crc32c(0, h, 28));
 	if (pwrite(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
-		return -1;
-	return fdatasync(fd);
+		return sh_err_sys(err, errno ? errno : EIO, "wal: cannot write '%s/%s'", w->dir,
+				  name);
+	return flush_fd(w, fd, diskio_fdatasync, name, err);
 }
 
-int seg_create(struct wal *w, uint64_t first, struct sh_err *err)
+/* Room in the table for one more segment.  Under the lock: readers and
+ * wal_remove_prefix use the table meanwhile, and realloc moves it. */
+static int grow_table(struct wal *w)
 {
-	struct seg s = {.fd = -1, .first = first, .size = WAL_SEG_HDR};
-	char tmp[40];
-	struct seg *grown;
+	int rv = 0;
 
-	seg_name(s.name, sizeof s.name, first);
-	snprintf(tmp, sizeof tmp, "%s.tmp", s.name);
+	pthread_mutex_lock(&w->lock);
 	if (w->n_segs == w->cap_segs) {
 		size_t cap = w->cap_segs ? w->cap_segs * 2 : 8;
+		struct wal_seg *grown = sh_reallocarray(w->segs, cap, sizeof *grown);
 
-		if ((grown = sh_reallocarray(w->segs, cap, sizeof *grown)) == NULL)
-			return sh_err_set(err, SH_ENOMEM, "out of memory");
-		pthread_mutex_lock(&w->lock);
-		w->segs = grown;
-		w->cap_segs = cap;
-		pthread_mutex_unlock(&w->lock);
+		if (grown == NULL) {
+			rv = SH_ENOMEM;
+		} else {
+			w->segs = grown;
+			w->cap_segs = cap;
+		}
 	}
+	pthread_mutex_unlock(&w->lock);
+	return rv;
+}
+
+int wal__seg_create(struct wal *w, uint64_t first, struct sh_err *err)
+{
+	struct wal_seg s = {.fd = -1, .first = first, .size = WAL_SEG_HDR};
+	char tmp[40];
+	int rv;
+
+	wal__seg_name(s.name, sizeof s.name, first);
+	snprintf(tmp, sizeof tmp, "%s.tmp", s.name);
+	if (grow_table(w) != 0)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	s.fd = openat(w->dir_fd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (s.fd < 0)
 		return sh_err_sys(err, errno, "cannot create '%s/%s'", w->dir, tmp);
-	if (write_header(s.fd, first) != 0 || renameat(w->dir_fd, tmp, w->dir_fd, s.name) != 0) {
-		int e = errno ? errno : EIO;
-
+	if ((rv = write_header(w, s.fd, tmp, first, err)) == 0 &&
+	    renameat(w->dir_fd, tmp, w->dir_fd, s.name) != 0)
+		rv = sh_err_sys(err, errno, "cannot rename '%s/%s'", w->dir, tmp);
+	if (rv == 0)
+		rv = fsync_dir(w, err);
+	if (rv != 0) {
 		close(s.fd);
 		unlinkat(w->dir_fd, tmp, 0);
-		return sh_err_sys(err, e, "cannot create segment '%s/%s'", w->dir, s.name);
-	}
-	if (fsync_dir(w, err) != 0) {
-		close(s.fd);
-		return SH_EIO;
+		return sh_err_wrap(err, rv, "cannot create segment '%s/%s'", w->dir, s.name);
 	}
 	pthread_mutex_lock(&w->lock);
 	w->segs[w->n_segs++] = s;
@@ -232,7 +298,8 @@ uint64_t wal_first_index(struct wal *w)
 
 uint64_t wal_last_index(struct wal *w)
 {
-	return LOCKED(w, w->n_segs ? active(w)->first + active(w)->n - 1 : w->reset_next - 1);
+	return LOCKED(w, w->n_segs ? wal__active(w)->first + wal__active(w)->n - 1
+				   : w->reset_next - 1);
 }
 
 uint64_t wal_last_term(struct wal *w)
@@ -256,7 +323,7 @@ size_t wal_segments(struct wal *w)
 }
 
 /* The segment holding index, or NULL (lock held). */
-static struct seg *find_seg(struct wal *w, uint64_t index)
+static struct wal_seg *find_seg(struct wal *w, uint64_t index)
 {
 	size_t lo = 0, hi = w->n_segs;
 
@@ -276,7 +343,7 @@ static struct seg *find_seg(struct wal *w, uint64_t index)
 int wal_term(struct wal *w, uint64_t index, uint64_t *term, struct sh_err *err)
 {
 	unsigned char h[WAL_REC_HDR];
-	struct seg *s;
+	struct wal_seg *s;
 	int rv = 0;
 
 	pthread_mutex_lock(&w->lock);
@@ -287,6 +354,12 @@ int wal_term(struct wal *w, uint64_t index, uint64_t *term, struct sh_err *err)
 	else if (pread(s->fd, h, sizeof h, (off_t)s->offs[index - s->first]) != (ssize_t)sizeof h)
 		rv = sh_err_sys(err, errno ? errno : EIO, "wal: cannot read '%s/%s'", w->dir,
 				s->name);
+	else if (le64_get(h + 16) != index) /* the CRC needs the body: wal_read checks it */
+		rv = sh_err_set(err, SH_ECORRUPT,
+				"wal: segment '%s/%s': record %" PRIu64 " at offset %" PRIu64
+				": index %" PRIu64 " where %" PRIu64 " belongs",
+				w->dir, s->name, index, s->offs[index - s->first], le64_get(h + 16),
+				index);
 	else
 		*term = le64_get(h + 8);
 	pthread_mutex_unlock(&w->lock);
@@ -296,11 +369,11 @@ int wal_term(struct wal *w, uint64_t index, uint64_t *term, struct sh_err *err)
 /* ------------------------------------------------------------ appending */
 
 /* Check that bufs follow on from next, seal them, and fill in durable;
- * *len the total. */
+ * *len the total bytes, *recs the records. */
 static int stage(struct wal *w, struct wal_buf *const *bufs, size_t n, uint64_t next, size_t *len,
-		 struct sh_err *err)
+		 uint64_t *recs, struct sh_err *err)
 {
-	uint64_t durable = atomic_load(&w->synced);
+	uint64_t durable = atomic_load(&w->synced), first = next;
 
 	*len = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -312,6 +385,7 @@ static int stage(struct wal *w, struct wal_buf *const *bufs, size_t n, uint64_t 
 		next += bufs[i]->n;
 		*len += bufs[i]->len;
 	}
+	*recs = next - first;
 	for (size_t i = 0; i < n; i++) {
 		wal_buf_seal(bufs[i]);
 		for (size_t off = 0; off < bufs[i]->len;) {
@@ -335,11 +409,11 @@ struct act {
 static void act_get(struct wal *w, struct act *a)
 {
 	pthread_mutex_lock(&w->lock);
-	a->fd = active(w)->fd;
-	a->first = active(w)->first;
-	a->n = active(w)->n;
-	a->size = active(w)->size;
-	memcpy(a->name, active(w)->name, sizeof a->name);
+	a->fd = wal__active(w)->fd;
+	a->first = wal__active(w)->first;
+	a->n = wal__active(w)->n;
+	a->size = wal__active(w)->size;
+	memcpy(a->name, wal__active(w)->name, sizeof a->name);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -354,7 +428,7 @@ static int maybe_roll(struct wal *w, struct sh_err *err)
 		return 0;
 	if ((rv = wal_sync(w, err)) != 0)
 		return rv;
-	return seg_create(w, a.first + a.n, err);
+	return wal__seg_create(w, a.first + a.n, err);
 }
 
 /* pwritev all of bufs at off; 0 or an errno. */
@@ -395,16 +469,18 @@ static int write_all(int fd, struct wal_buf *const *bufs, size_t n, uint64_t off
 	return 0;
 }
 
-/* Publish the records of bufs written from base (lock held). */
-static int publish(struct wal *w, struct seg *s, struct wal_buf *const *bufs, size_t n,
-		   uint64_t base)
+/* Publish the records of bufs written from base (lock held; the room
+ * for their offsets was reserved before they were written, so that this
+ * cannot fail half way). */
+static void publish(struct wal *w, struct wal_seg *s, struct wal_buf *const *bufs, size_t n,
+		    uint64_t base)
 {
 	for (size_t i = 0; i < n; i++) {
 		for (size_t off = 0; off < bufs[i]->len;) {
 			const unsigned char *p = bufs[i]->data + off;
 
-			if (seg_push(s, base) != 0)
-				return SH_ENOMEM;
+			assert(s->n < s->cap);
+			s->offs[s->n++] = base;
 			w->last_term = le64_get(p + 8);
 			base += WAL_REC_HDR + le32_get(p);
 			off += WAL_REC_HDR + le32_get(p);
@@ -412,20 +488,27 @@ static int publish(struct wal *w, struct seg *s, struct wal_buf *const *bufs, si
 		w->total += bufs[i]->len;
 	}
 	s->size = base;
-	return 0;
 }
 
 int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_err *err)
 {
 	struct act a;
 	size_t len = 0;
+	uint64_t recs = 0;
 	int rv, e;
 
+	if (wal_broken(w, err))
+		return err != NULL ? err->code : SH_EIO;
 	if ((rv = maybe_roll(w, err)) != 0)
 		return sh_err_wrap(err, rv, "wal");
 	act_get(w, &a);
-	if ((rv = stage(w, bufs, n, a.first + a.n, &len, err)) != 0 || len == 0)
+	if ((rv = stage(w, bufs, n, a.first + a.n, &len, &recs, err)) != 0 || len == 0)
 		return rv;
+	pthread_mutex_lock(&w->lock);
+	rv = wal__seg_reserve(wal__active(w), recs);
+	pthread_mutex_unlock(&w->lock);
+	if (rv != 0)
+		return sh_err_set(err, rv, "wal: out of memory");
 	if ((e = write_all(a.fd, bufs, n, a.size)) != 0) {
 		if (ftruncate(a.fd, (off_t)a.size) != 0)
 			LOG_ERROR("wal", "cannot cut '%s/%s' back to %" PRIu64 " bytes: %s", w->dir,
@@ -434,35 +517,83 @@ int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_e
 				  w->dir, a.name, a.size);
 	}
 	pthread_mutex_lock(&w->lock);
-	rv = publish(w, active(w), bufs, n, a.size);
+	publish(w, wal__active(w), bufs, n, a.size);
 	pthread_mutex_unlock(&w->lock);
-	if (rv != 0)
-		return sh_err_set(err, rv, "wal: out of memory");
 	return 0;
 }
 
 int wal_sync(struct wal *w, struct sh_err *err)
 {
 	struct act a;
+	int rv;
 
+	if (wal_broken(w, err))
+		return err != NULL ? err->code : SH_EIO;
 	act_get(w, &a);
 	if (atomic_load(&w->synced) >= a.first + a.n - 1)
 		return 0;
-	if (fdatasync(a.fd) != 0)
-		return sh_err_sys(err, errno, "wal: segment '%s/%s': fdatasync failed", w->dir,
-				  a.name);
+	if ((rv = flush_fd(w, a.fd, diskio_fdatasync, a.name, err)) != 0)
+		return rv;
 	atomic_store(&w->synced, a.first + a.n - 1);
 	return 0;
 }
 
 /* ------------------------------------------------------------ reading */
 
+/* Check the records read into b from file offset start of segment name:
+ * they must lie back to back and fill it (a damaged length breaks that),
+ * carry the indexes asked for and their CRC.  wal_open verified them, but
+ * the bytes come from the disk again whenever the page cache dropped
+ * them; a reader must never apply, or send a follower, a record that went
+ * bad since (doc/storage-format.md, "Reading the log back"). */
+static int check_read(struct wal *w, const char *name, const struct wal_buf *b, uint64_t start,
+		      struct sh_err *err)
+{
+	size_t pos = 0;
+	uint64_t i = 0;
+	struct wal_rec r;
+	char why[96];
+
+	for (; pos < b->len; pos += WAL_REC_HDR + r.len, i++) {
+		const unsigned char *p = b->data + pos;
+
+		if (b->len - pos < WAL_REC_HDR) {
+			snprintf(why, sizeof why, "record header cut short (a damaged length?)");
+			break;
+		}
+		wal__rec_header(p, &r);
+		if (r.len > b->len - pos - WAL_REC_HDR) {
+			snprintf(why, sizeof why, "body length %" PRIu32 " past the end", r.len);
+			break;
+		}
+		if (r.index != b->first + i) {
+			snprintf(why, sizeof why, "index %" PRIu64 " where %" PRIu64 " belongs",
+				 r.index, b->first + i);
+			break;
+		}
+		if (le32_get(p + 4) != wal__rec_crc(p, r.len)) {
+			snprintf(why, sizeof why,
+				 "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")",
+				 le32_get(p + 4), wal__rec_crc(p, r.len));
+			break;
+		}
+	}
+	if (pos == b->len && i == b->n)
+		return 0;
+	if (pos == b->len)
+		snprintf(why, sizeof why, "%" PRIu64 " records where %zu belong", i, b->n);
+	return sh_err_set(err, SH_ECORRUPT,
+			  "wal: segment '%s/%s': record %" PRIu64 " at offset %" PRIu64 ": %s",
+			  w->dir, name, b->first + i, start + pos, why);
+}
+
 int wal_read(struct wal *w, uint64_t from, size_t max_records, size_t max_bytes,
 	     struct wal_buf **out, struct sh_err *err)
 {
 	struct wal_buf *b = NULL;
-	struct seg *s;
-	uint64_t k, start, end;
+	struct wal_seg *s;
+	uint64_t k, start = 0, end;
+	char name[24] = "";
 	int rv = 0;
 
 	pthread_mutex_lock(&w->lock);
@@ -495,8 +626,11 @@ int wal_read(struct wal *w, uint64_t from, size_t max_records, size_t max_bytes,
 	b->first = from;
 	b->n = k - (from - s->first);
 	b->last = from + b->n - 1;
+	memcpy(name, s->name, sizeof name);
 out:
 	pthread_mutex_unlock(&w->lock);
+	if (rv == 0 && b != NULL)
+		rv = check_read(w, name, b, start, err);
 	if (rv != 0)
 		wal_buf_unref(b);
 	else
@@ -509,30 +643,48 @@ out:
 /* Remove segment i from the disk and the table (lock held). */
 static int drop_seg(struct wal *w, size_t i, struct sh_err *err)
 {
-	struct seg *s = &w->segs[i];
+	struct wal_seg *s = &w->segs[i];
 
 	if (unlinkat(w->dir_fd, s->name, 0) != 0)
 		return sh_err_sys(err, errno, "wal: cannot delete '%s/%s'", w->dir, s->name);
 	w->total -= s->size;
-	seg_free(s);
+	wal__seg_free(s);
 	memmove(s, s + 1, (w->n_segs - i - 1) * sizeof *s);
 	w->n_segs--;
 	return 0;
 }
 
-/* Cut the active segment to its first k records (lock held). */
-static int cut_active(struct wal *w, uint64_t k, struct sh_err *err)
+/* Cut the active segment after index (index + 1 >= its first index):
+ * the file, then the table, then a flush (sticky when it fails). */
+static int cut_active(struct wal *w, uint64_t index, struct sh_err *err)
 {
-	struct seg *s = active(w);
-	uint64_t off = k < s->n ? s->offs[k] : s->size;
+	struct wal_seg *s;
+	uint64_t k, off;
+	char name[24];
+	int fd, rv = 0;
 
-	if (ftruncate(s->fd, (off_t)off) != 0 || fdatasync(s->fd) != 0)
-		return sh_err_sys(err, errno, "wal: cannot truncate '%s/%s' to %" PRIu64, w->dir,
-				  s->name, off);
-	w->total -= s->size - off;
-	s->size = off;
-	s->n = k;
-	return 0;
+	pthread_mutex_lock(&w->lock);
+	s = wal__active(w);
+	k = index + 1 - s->first;
+	fd = s->fd;
+	memcpy(name, s->name, sizeof name);
+	if (k >= s->n) {
+		pthread_mutex_unlock(&w->lock);
+		return 0;
+	}
+	off = s->offs[k];
+	if (ftruncate(fd, (off_t)off) != 0) {
+		rv = sh_err_sys(err, errno, "wal: cannot truncate '%s/%s' to %" PRIu64, w->dir,
+				s->name, off);
+	} else {
+		w->total -= s->size - off;
+		s->size = off;
+		s->n = k;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (rv == 0)
+		rv = flush_fd(w, fd, diskio_fdatasync, name, err);
+	return rv;
 }
 
 /* The term of the last remaining entry after a cut, from its header. */
@@ -547,29 +699,38 @@ static void reload_last_term(struct wal *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* The segments after the one that will hold index + 1 go first, and that
+ * deletion is made durable (the directory fsynced) before the cut: a crash
+ * in between must never leave the cut segment followed by deleted ones
+ * that come back, which would be a gap in the log.  Whatever happens,
+ * `synced` comes down to index: nothing after it is known to be flushed
+ * any more. */
 int wal_truncate(struct wal *w, uint64_t index, struct sh_err *err)
 {
+	size_t dropped = 0;
 	int rv = 0;
 
+	if (wal_broken(w, err))
+		return err != NULL ? err->code : SH_EIO;
 	pthread_mutex_lock(&w->lock);
 	if (index + 1 < w->segs[0].first)
 		rv = sh_err_set(err, SH_EINVAL,
 				"wal: cannot truncate after %" PRIu64
 				": the log starts at %" PRIu64,
 				index, w->segs[0].first);
-	while (rv == 0 && w->n_segs > 1 && active(w)->first > index + 1)
+	while (rv == 0 && w->n_segs > 1 && wal__active(w)->first > index + 1) {
 		rv = drop_seg(w, w->n_segs - 1, err);
-	if (rv == 0 && index + 1 < active(w)->first + active(w)->n)
-		rv = cut_active(w, index + 1 - active(w)->first, err);
+		dropped++;
+	}
 	pthread_mutex_unlock(&w->lock);
-	if (rv == 0)
+	if (rv == 0 && dropped > 0)
 		rv = fsync_dir(w, err);
-	if (rv != 0)
-		return rv;
+	if (rv == 0)
+		rv = cut_active(w, index, err);
 	if (atomic_load(&w->synced) > index)
 		atomic_store(&w->synced, index);
 	reload_last_term(w);
-	return 0;
+	return rv;
 }
 
 int wal_remove_prefix(struct wal *w, uint64_t index, struct sh_err *err)
@@ -578,7 +739,8 @@ int wal_remove_prefix(struct wal *w, uint64_t index, struct sh_err *err)
 	size_t removed = 0;
 
 	pthread_mutex_lock(&w->lock);
-	while (rv == 0 && w->n_segs > 1 && w->segs[0].n > 0 && seg_last(&w->segs[0]) <= index) {
+	while (rv == 0 && w->n_segs > 1 && w->segs[0].n > 0 &&
+	       wal__seg_last(&w->segs[0]) <= index) {
 		rv = drop_seg(w, 0, err);
 		removed++;
 	}
@@ -594,13 +756,15 @@ int wal_reset(struct wal *w, uint64_t next_index, struct sh_err *err)
 {
 	int rv = 0;
 
+	if (wal_broken(w, err))
+		return err != NULL ? err->code : SH_EIO;
 	pthread_mutex_lock(&w->lock);
 	w->reset_next = next_index;
 	while (rv == 0 && w->n_segs > 0)
 		rv = drop_seg(w, w->n_segs - 1, err);
 	pthread_mutex_unlock(&w->lock);
 	if (rv == 0)
-		rv = seg_create(w, next_index, err);
+		rv = wal__seg_create(w, next_index, err);
 	if (rv != 0)
 		return sh_err_wrap(err, rv, "wal: reset");
 	atomic_store(&w->synced, next_index - 1);
@@ -612,12 +776,14 @@ int wal_reset(struct wal *w, uint64_t next_index, struct sh_err *err)
 
 void wal_close(struct wal *w)
 {
+	struct sh_err err;
+
 	if (w == NULL)
 		return;
-	if (w->n_segs > 0 && wal_sync(w, NULL) != 0)
-		LOG_ERROR("wal", "'%s': fdatasync at close failed: %s", w->dir, strerror(errno));
+	if (w->n_segs > 0 && !wal_broken(w, NULL) && wal_sync(w, &err) != 0)
+		LOG_ERROR("wal", "'%s': at close: %s", w->dir, err.msg);
 	for (size_t i = 0; i < w->n_segs; i++)
-		seg_free(&w->segs[i]);
+		wal__seg_free(&w->segs[i]);
 	if (w->dir_fd >= 0)
 		close(w->dir_fd);
 	pthread_mutex_destroy(&w->lock);

@@ -33,7 +33,7 @@
 #define WAL_REC_HDR   40
 #define WAL_MAX_BODY  (1u << 30)
 #define WAL_MIN_SEG   (64u << 10)
-#define WAL_TYPE_MAX  6
+#define WAL_TYPE_MAX  7
 #define WAL_SEG_MAGIC "SHOALWAL"
 
 enum wal_type {
@@ -43,6 +43,7 @@ enum wal_type {
 	WAL_DROP = 4,
 	WAL_UPSERT = 5,
 	WAL_DELETE = 6,
+	WAL_SET_PAYLOAD = 7, /* issue 16: payload changes */
 };
 
 /* ------------------------------------------------------------ batches */
@@ -128,6 +129,10 @@ int wal_term(struct wal *w, uint64_t index, uint64_t *term, struct sh_err *err);
 int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_err *err);
 /* fdatasync the active segment. */
 int wal_sync(struct wal *w, struct sh_err *err);
+/* Has a flush failed?  Then every append, flush, truncation and reset
+ * fails (err: why) until the log is opened again: a failed fsync is never
+ * retried, whichever call made it. */
+bool wal_broken(struct wal *w, struct sh_err *err);
 /* Delete every entry after index (index >= first - 1). */
 int wal_truncate(struct wal *w, uint64_t index, struct sh_err *err);
 /* Delete whole segments whose entries are all <= index, never the active
@@ -169,19 +174,26 @@ struct wal_writer_opts {
 	enum wal_fsync fsync;
 	uint32_t interval_ms; /* WAL_FSYNC_INTERVAL: longest time between flushes */
 	int notify_fd;        /* eventfd written (+1) when ops complete; -1 for none */
+	bool manual;          /* no thread: the caller runs the ops (wal_writer_run) */
 };
 
 struct wal_writer;
 
-/* Start the writer thread on w, which it owns for writing until stopped. */
+/* Start the writer thread on w, which it owns for writing until stopped
+ * (manual: no thread; the caller's thread owns w for writing). */
 int wal_writer_start(struct wal *w, const struct wal_writer_opts *o, struct wal_writer **out,
 		     struct sh_err *err);
 /* Finish every queued op, flush, and join the thread; NULL is a no-op.
  * Ops still on the done list are not reported: drain it first (after
  * wal_writer_quiesce). */
 void wal_writer_stop(struct wal_writer *ww);
-/* Block until every op submitted so far is done. */
+/* Block until every op submitted so far is done (manual: run them). */
 void wal_writer_quiesce(struct wal_writer *ww);
+/* Manual mode only: is anything queued (or, under `interval`, a flush
+ * due)?  And run it, as the thread would: every op queued, appends in
+ * groups of one write and, under `always`, one fdatasync each. */
+bool wal_writer_pending(struct wal_writer *ww);
+void wal_writer_run(struct wal_writer *ww);
 
 /* Queue op (never blocks on the disk).  An APPEND whose first index is not
  * the one the writer expects (because an earlier append failed, or a bug)

@@ -11,6 +11,7 @@
 
 #include "storage/wal_impl.h"
 
+#include "storage/diskio.h"
 #include "storage/hexname.h"
 #include "storage/le.h"
 #include "util/alloc.h"
@@ -31,7 +32,7 @@
 /* What the scan of one segment knows. */
 struct scan {
 	struct wal *w;
-	struct seg *s;
+	struct wal_seg *s;
 	const unsigned char *map;
 	uint64_t size;     /* file size */
 	uint64_t expect;   /* index the next record must have */
@@ -56,7 +57,7 @@ static bool rec_valid(const unsigned char *map, uint64_t size, uint64_t off, str
 			snprintf(why, whysz, "record header cut short");
 		return false;
 	}
-	rec_header(p, r);
+	wal__rec_header(p, r);
 	if (r->len > WAL_MAX_BODY) {
 		if (why)
 			snprintf(why, whysz, "body length %" PRIu32 " over the limit", r->len);
@@ -68,7 +69,7 @@ static bool rec_valid(const unsigned char *map, uint64_t size, uint64_t off, str
 		return false;
 	}
 	crc = le32_get(p + 4);
-	if ((want = rec_crc(p, r->len)) != crc) {
+	if ((want = wal__rec_crc(p, r->len)) != crc) {
 		if (why)
 			snprintf(why, whysz,
 				 "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")",
@@ -139,7 +140,7 @@ static int cut_tail(struct scan *sc, struct sh_err *err)
 {
 	uint64_t cut = sc->size - sc->bad_off;
 
-	if (ftruncate(sc->s->fd, (off_t)sc->bad_off) != 0 || fdatasync(sc->s->fd) != 0)
+	if (ftruncate(sc->s->fd, (off_t)sc->bad_off) != 0 || diskio_fdatasync(sc->s->fd) != 0)
 		return sh_err_sys(err, errno, "segment '%s/%s': cannot cut the torn tail",
 				  sc->w->dir, sc->s->name);
 	LOG_WARN("wal",
@@ -185,7 +186,7 @@ static int scan_records(struct scan *sc, bool last, struct sh_err *err)
 	while (off < sc->size) {
 		if (!rec_ok(sc, off, &r))
 			break;
-		if (seg_push(sc->s, off) != 0)
+		if (wal__seg_push(sc->s, off) != 0)
 			return sh_err_set(err, SH_ENOMEM, "out of memory");
 		sc->expect++;
 		sc->term = r.term;
@@ -230,18 +231,18 @@ static int scan_segment(struct scan *sc, bool last, uint64_t *cut, struct sh_err
 
 static int cmp_seg(const void *a, const void *b)
 {
-	uint64_t x = ((const struct seg *)a)->first, y = ((const struct seg *)b)->first;
+	uint64_t x = ((const struct wal_seg *)a)->first, y = ((const struct wal_seg *)b)->first;
 
 	return x < y ? -1 : x > y;
 }
 
 static int add_found(struct wal *w, const char *name, uint64_t first, struct sh_err *err)
 {
-	struct seg s = {.first = first};
+	struct wal_seg s = {.first = first};
 
 	if (w->n_segs == w->cap_segs) {
 		size_t cap = w->cap_segs ? w->cap_segs * 2 : 8;
-		struct seg *g = sh_reallocarray(w->segs, cap, sizeof *g);
+		struct wal_seg *g = sh_reallocarray(w->segs, cap, sizeof *g);
 
 		if (g == NULL)
 			return sh_err_set(err, SH_ENOMEM, "out of memory");
@@ -313,6 +314,36 @@ static int open_dir(struct wal *w, const char *dir, struct sh_err *err)
 	return 0;
 }
 
+/* After a failed flush Linux marks the failed pages clean: this run reads
+ * them back from the page cache, a flush does not write them, and a power
+ * loss loses records this run took for durable (and may have told a leader
+ * it holds).  Only the last segment can hold such pages: a segment is
+ * flushed before the next one starts, and a failed flush stops every write
+ * until a restart.  Writing its bytes again makes them dirty, so that the
+ * flush that follows puts them on the disk. */
+static int rewrite_last(struct wal *w, struct sh_err *err)
+{
+	struct wal_seg *s = &w->segs[w->n_segs - 1];
+	size_t chunk = 1 << 20;
+	unsigned char *buf = sh_malloc(chunk);
+	int rv = 0;
+
+	if (buf == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	for (uint64_t off = 0; off < s->size && rv == 0; off += chunk) {
+		size_t n = s->size - off < chunk ? (size_t)(s->size - off) : chunk;
+
+		errno = 0;
+		if (pread(s->fd, buf, n, (off_t)off) != (ssize_t)n ||
+		    pwrite(s->fd, buf, n, (off_t)off) != (ssize_t)n)
+			rv = sh_err_sys(err, errno ? errno : EIO,
+					"segment '%s/%s': cannot write it again at offset %" PRIu64,
+					w->dir, s->name, off);
+	}
+	sh_free(buf);
+	return rv;
+}
+
 int wal_open(const char *dir, const struct wal_opts *o, struct wal **out,
 	     struct wal_open_info *info, struct sh_err *err)
 {
@@ -335,10 +366,11 @@ int wal_open(const char *dir, const struct wal_opts *o, struct wal **out,
 	if ((rv = open_dir(w, dir, err)) != 0 || (rv = list_dir(w, info, err)) != 0 ||
 	    (rv = verify(w, info, err)) != 0)
 		goto fail;
-	if (w->n_segs == 0 && (rv = seg_create(w, 1, err)) != 0)
+	if (w->n_segs == 0 && (rv = wal__seg_create(w, 1, err)) != 0)
 		goto fail;
 	atomic_store(&w->synced, 0);
-	if ((rv = wal_sync(w, err)) != 0) /* what an earlier run left unflushed */
+	/* what an earlier run left unflushed, or failed to flush */
+	if ((rv = rewrite_last(w, err)) != 0 || (rv = wal_sync(w, err)) != 0)
 		goto fail;
 	info->segments = w->n_segs;
 	*out = w;

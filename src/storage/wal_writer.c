@@ -16,6 +16,12 @@
  * dropped the pages, so nothing written since can be trusted to be on
  * disk): every later op fails until the node restarts.
  *
+ * Manual mode (o.manual): no thread.  The caller runs the queued ops on
+ * its own thread with wal_writer_run() (wal_writer_pending() says whether
+ * there are any) — the same code the thread runs, one group per call — and
+ * the waiting calls (quiesce, wait, append) run them inline.  Nothing in
+ * it reads the clock but the `interval` policy.
+ *
  * Locks: `lock` guards the queue, the done list and the condition
  * variables; it is never held across I/O.
  */
@@ -46,7 +52,7 @@ struct wal_writer {
 	pthread_cond_t done; /* from the thread: ops completed */
 	struct wal_op *head, *tail;
 	struct wal_op *done_head, *done_tail;
-	bool stop, busy;
+	bool stop, busy, started;
 	/* the thread's own state */
 	uint64_t expect;       /* index the next append must start with */
 	uint64_t last_sync_ms; /* when the last flush ended */
@@ -211,28 +217,55 @@ static void run_ops(struct wal_writer *ww, struct wal_op *list)
 
 /* ------------------------------------------------------------ the thread */
 
-/* Wait for work; under `interval`, wake up to flush when one is due. */
-static void wait_work(struct wal_writer *ww)
+/* Under `interval`: is a flush due now (something written, not flushed,
+ * for interval_ms)?  Lock held or not: the fields are the runner's. */
+static bool interval_due(struct wal_writer *ww)
 {
-	struct timespec ts;
-	uint64_t due;
+	return ww->o.fsync == WAL_FSYNC_INTERVAL && ww->dirty && ww->fatal.code == 0 &&
+	       sh_clock_mono_ms() >= ww->last_sync_ms + ww->o.interval_ms;
+}
 
-	if (ww->o.fsync != WAL_FSYNC_INTERVAL || !ww->dirty) {
-		pthread_cond_wait(&ww->wake, &ww->lock);
-		return;
-	}
-	due = ww->last_sync_ms + ww->o.interval_ms;
-	if (sh_clock_mono_ms() >= due) {
-		struct sh_err err;
+/* Run everything queued: one pass of the thread's loop (lock held on
+ * entry and exit).  False when there was nothing to do. */
+static bool run_queued(struct wal_writer *ww)
+{
+	struct wal_op *list = ww->head;
+	struct sh_err err;
 
+	if (list == NULL) {
+		if (!interval_due(ww))
+			return false;
 		pthread_mutex_unlock(&ww->lock);
 		flush(ww, &err);
 		pthread_mutex_lock(&ww->lock);
+		return true;
+	}
+	ww->head = ww->tail = NULL;
+	ww->busy = true;
+	pthread_mutex_unlock(&ww->lock);
+	run_ops(ww, list);
+	pthread_mutex_lock(&ww->lock);
+	ww->busy = false;
+	pthread_cond_broadcast(&ww->done);
+	return true;
+}
+
+/* Wait for work; under `interval`, wake up when a flush is due. */
+static void wait_work(struct wal_writer *ww)
+{
+	struct timespec ts;
+	uint64_t now = sh_clock_mono_ms(), due = ww->last_sync_ms + ww->o.interval_ms, left;
+
+	if (ww->o.fsync != WAL_FSYNC_INTERVAL || !ww->dirty || ww->fatal.code != 0) {
+		pthread_cond_wait(&ww->wake, &ww->lock);
 		return;
 	}
+	if (now >= due)
+		return; /* run_queued flushes */
+	left = due - now;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)((due - sh_clock_mono_ms()) / 1000);
-	ts.tv_nsec += (long)((due - sh_clock_mono_ms()) % 1000) * 1000000;
+	ts.tv_sec += (time_t)(left / 1000);
+	ts.tv_nsec += (long)(left % 1000) * 1000000;
 	if (ts.tv_nsec >= 1000000000) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
@@ -243,28 +276,35 @@ static void wait_work(struct wal_writer *ww)
 static void *writer_main(void *arg)
 {
 	struct wal_writer *ww = arg;
-	struct wal_op *list;
 
 	sh_log_set_thread_node(NULL);
 	pthread_mutex_lock(&ww->lock);
 	for (;;) {
-		if (ww->head == NULL) {
-			if (ww->stop)
-				break;
-			wait_work(ww);
+		if (run_queued(ww))
 			continue;
-		}
-		list = ww->head;
-		ww->head = ww->tail = NULL;
-		ww->busy = true;
-		pthread_mutex_unlock(&ww->lock);
-		run_ops(ww, list);
-		pthread_mutex_lock(&ww->lock);
-		ww->busy = false;
-		pthread_cond_broadcast(&ww->done);
+		if (ww->stop)
+			break;
+		wait_work(ww);
 	}
 	pthread_mutex_unlock(&ww->lock);
 	return NULL;
+}
+
+bool wal_writer_pending(struct wal_writer *ww)
+{
+	bool pending;
+
+	pthread_mutex_lock(&ww->lock);
+	pending = ww->head != NULL || interval_due(ww);
+	pthread_mutex_unlock(&ww->lock);
+	return pending;
+}
+
+void wal_writer_run(struct wal_writer *ww)
+{
+	pthread_mutex_lock(&ww->lock);
+	run_queued(ww);
+	pthread_mutex_unlock(&ww->lock);
 }
 
 int wal_writer_start(struct wal *w, const struct wal_writer_opts *o, struct wal_writer **out,
@@ -282,13 +322,14 @@ int wal_writer_start(struct wal *w, const struct wal_writer_opts *o, struct wal_
 	pthread_mutex_init(&ww->lock, NULL);
 	pthread_cond_init(&ww->wake, NULL);
 	pthread_cond_init(&ww->done, NULL);
-	if (pthread_create(&ww->thread, NULL, writer_main, ww) != 0) {
+	if (!o->manual && pthread_create(&ww->thread, NULL, writer_main, ww) != 0) {
 		pthread_cond_destroy(&ww->done);
 		pthread_cond_destroy(&ww->wake);
 		pthread_mutex_destroy(&ww->lock);
 		sh_free(ww);
 		return sh_err_set(err, SH_EIO, "wal: cannot start the writer thread");
 	}
+	ww->started = !o->manual;
 	*out = ww;
 	return 0;
 }
@@ -302,8 +343,12 @@ void wal_writer_stop(struct wal_writer *ww)
 	pthread_mutex_lock(&ww->lock);
 	ww->stop = true;
 	pthread_cond_signal(&ww->wake);
+	if (!ww->started)
+		while (run_queued(ww))
+			;
 	pthread_mutex_unlock(&ww->lock);
-	pthread_join(ww->thread, NULL);
+	if (ww->started)
+		pthread_join(ww->thread, NULL);
 	if (ww->dirty && ww->fatal.code == 0 && flush(ww, &err) != 0)
 		LOG_ERROR("wal", "final flush: %s", err.msg);
 	pthread_cond_destroy(&ww->done);
@@ -347,6 +392,8 @@ struct wal_op *wal_writer_done(struct wal_writer *ww)
 void wal_writer_quiesce(struct wal_writer *ww)
 {
 	pthread_mutex_lock(&ww->lock);
+	while (!ww->started && ww->head != NULL)
+		run_queued(ww);
 	while (ww->head != NULL || ww->busy)
 		pthread_cond_wait(&ww->done, &ww->lock);
 	pthread_mutex_unlock(&ww->lock);
@@ -355,6 +402,8 @@ void wal_writer_quiesce(struct wal_writer *ww)
 int wal_writer_wait(struct wal_writer *ww, struct wal_op *op)
 {
 	pthread_mutex_lock(&ww->lock);
+	while (!ww->started && !atomic_load(&op->done) && run_queued(ww))
+		;
 	while (!atomic_load(&op->done))
 		pthread_cond_wait(&ww->done, &ww->lock);
 	pthread_mutex_unlock(&ww->lock);

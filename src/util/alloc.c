@@ -38,6 +38,7 @@
 static _Atomic long fail_countdown = SH_ALLOC_NO_FAULT;
 static _Atomic uint64_t n_allocs;
 static _Atomic uint64_t n_failures;
+static _Thread_local unsigned long thread_failures;
 
 /* Decides whether this allocation is one the test asked to fail. */
 static int injected_failure(void)
@@ -49,9 +50,10 @@ static int injected_failure(void)
 
 static void *account(void *p)
 {
-	if (p == NULL)
+	if (p == NULL) {
 		atomic_fetch_add_explicit(&n_failures, 1, memory_order_relaxed);
-	else
+		thread_failures++;
+	} else
 		atomic_fetch_add_explicit(&n_allocs, 1, memory_order_relaxed);
 	return p;
 }
@@ -197,4 +199,9 @@ const char *sh_alloc_name(void)
 void sh_alloc_fail_after(long n)
 {
 	atomic_store(&fail_countdown, n < 0 ? SH_ALLOC_NO_FAULT : n);
+}
+
+unsigned long sh_alloc_thread_failures(void)
+{
+	return thread_failures;
 }

@@ -53,4 +53,10 @@ const char *sh_alloc_name(void);
  * n < 0 turns injection off. */
 void sh_alloc_fail_after(long n);
 
+/* Allocations that failed on the calling thread so far (injected or not;
+ * those of libraries hooked by sh_alloc_hook_libs too).  Compare two
+ * readings to tell whether a call that returned NULL — a parser, say —
+ * ran out of memory or refused its input. */
+unsigned long sh_alloc_thread_failures(void);
+
 #endif

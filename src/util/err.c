@@ -93,6 +93,7 @@ const char *sh_strerror(int code)
 	case SH_ETOOBIG: return "too big";
 	case SH_ESHUTDOWN: return "shutting down";
 	case SH_EUNSUPPORTED: return "not supported";
+	case SH_EUNKNOWN: return "outcome unknown";
 	default: return "unknown error";
 	}
 }

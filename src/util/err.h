@@ -36,6 +36,7 @@ enum {
 	SH_ETOOBIG = -12,      /* exceeds a configured limit */
 	SH_ESHUTDOWN = -13,    /* the component is stopping */
 	SH_EUNSUPPORTED = -14, /* valid request for something not built */
+	SH_EUNKNOWN = -15,     /* the outcome is unknown: it may or may not have happened */
 };
 
 #define SH_ERRMSG_SIZE 512

@@ -1,6 +1,10 @@
 /*
  * toml: a TOML 1.0.0 parser (https://toml.io/en/v1.0.0); toml.h is the contract.
  *
+ * This file reads the document — tables, keys, strings, arrays, inline
+ * tables — and reports errors; toml_scalar.c reads booleans, numbers and
+ * date-times, toml_get.c has the accessors, toml_impl.h what they share.
+ *
  * One recursive-descent pass over text[0..len) builds the tree.  Before it,
  * the whole input is checked to be UTF-8 (spec "Spec": "A TOML file must be
  * a valid UTF-8 encoded Unicode document"), so the lexers below compare only
@@ -8,8 +12,8 @@
  *
  * Invariants:
  *  - The cursor never passes the end: every look at the input goes through
- *    peek()/peek_at()/looking_at(), which see EOF there.
- *  - line/bol always describe the cursor's line, so here() is exact; every
+ *    toml__peek()/toml__peek_at()/toml__looking_at(), which see EOF there.
+ *  - line/bol always describe the cursor's line, so toml__here() is exact; every
  *    newline, inside strings too, is consumed by newline().
  *  - A node is linked into the tree, or freed by the function that made it,
  *    before anything else can fail; so on any error freeing the root frees
@@ -28,7 +32,7 @@
  */
 #include "build.h"
 
-#include "util/toml.h"
+#include "util/toml_impl.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -44,149 +48,6 @@
 
 #include "util/alloc.h"
 
-#define TOML_EOF     (-1)
-#define INDEX_MIN    16  /* tables from this many keys on get a hash index */
-#define KEY_REPR_MAX 100 /* bytes of a key quoted in an error message */
-#define NOT_FOUND    SIZE_MAX
-
-enum tab_kind {
-	TAB_IMPLICIT, /* only named as an ancestor by [headers]: may be defined once later */
-	TAB_HEADER,   /* defined by a [header] or [[header]] (and the root) */
-	TAB_DOTTED,   /* defined by dotted keys: extended by them and by sub-table headers */
-	TAB_INLINE,   /* an inline table: complete, nothing may be added */
-};
-
-struct kv {
-	char *key;
-	size_t klen;
-	struct toml_value *val;
-};
-
-struct toml_value {
-	enum toml_type type;
-	int line, col;
-	int depth; /* levels below the root; tables and arrays only */
-	union {
-		struct {
-			struct kv *kv;
-			size_t n, cap;
-			uint32_t *index; /* slot -> kv position + 1, 0 free; NULL while small */
-			size_t icap;     /* slots in index, a power of two */
-			enum tab_kind kind;
-		} tab;
-		struct {
-			struct toml_value **v;
-			size_t n, cap;
-			bool aot; /* made by [[headers]], not written as [ ... ] */
-		} arr;
-		struct {
-			char *s;
-			size_t len;
-		} str;
-		int64_t i;
-		double f;
-		bool b;
-		struct toml_datetime dt;
-	} u;
-};
-
-struct pos {
-	int line, col;
-};
-
-struct buf {
-	char *d;
-	size_t n, cap;
-};
-
-struct keypart {
-	char *s; /* owned until moved into a table */
-	size_t len;
-	struct pos pos;
-};
-
-struct key {
-	struct keypart *part;
-	size_t n, cap;
-};
-
-struct parser {
-	const char *p, *end; /* cursor, end of input */
-	const char *bol;     /* first byte of the cursor's line */
-	int line;
-	const char *name;
-	struct sh_err *err;
-	struct toml_value *root;
-	struct toml_value *cur; /* the table of the current [section] */
-	struct buf sb;          /* scratch: string bodies, float digits */
-};
-
-/* ------------------------------------------------------------ characters */
-
-static int peek(const struct parser *ps)
-{
-	return ps->p < ps->end ? (unsigned char)*ps->p : TOML_EOF;
-}
-
-static int peek_at(const struct parser *ps, size_t i)
-{
-	return (size_t)(ps->end - ps->p) > i ? (unsigned char)ps->p[i] : TOML_EOF;
-}
-
-static bool looking_at(const struct parser *ps, const char *s)
-{
-	size_t n = strlen(s);
-
-	return (size_t)(ps->end - ps->p) >= n && memcmp(ps->p, s, n) == 0;
-}
-
-static bool is_digit(int c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_alpha(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-/* Spec "Keys": bare keys are ASCII letters, digits, '_' and '-'. */
-static bool is_bare(int c)
-{
-	return is_alpha(c) || is_digit(c) || c == '_' || c == '-';
-}
-
-/* Characters that may continue a number, date or boolean; used to find the
- * end of a malformed one for the message. */
-static bool is_token(int c)
-{
-	return is_bare(c) || c == '.' || c == '+' || c == ':';
-}
-
-/* Spec "Comment" and "String": control characters other than tab. */
-static bool is_control(int c)
-{
-	return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f;
-}
-
-static int digit_value(int c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return 99;
-}
-
-static struct pos here(const struct parser *ps)
-{
-	struct pos at = {ps->line, (int)(ps->p - ps->bol) + 1};
-
-	return at;
-}
-
 /* ---------------------------------------------------------------- errors */
 
 static int vfail_at(struct parser *ps, struct pos at, int code, const char *fmt, va_list ap)
@@ -199,9 +60,7 @@ static int vfail_at(struct parser *ps, struct pos at, int code, const char *fmt,
 	return sh_err_set(ps->err, code, "%s:%d:%d: %s", ps->name, at.line, at.col, msg);
 }
 
-static int fail_at(struct parser *ps, struct pos at, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail_at(struct parser *ps, struct pos at, const char *fmt, ...)
+int toml__fail_at(struct parser *ps, struct pos at, const char *fmt, ...)
 {
 	va_list ap;
 	int rv;
@@ -212,19 +71,18 @@ static int fail_at(struct parser *ps, struct pos at, const char *fmt, ...)
 	return rv;
 }
 
-static int fail(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(struct parser *ps, const char *fmt, ...)
+int toml__fail(struct parser *ps, const char *fmt, ...)
 {
 	va_list ap;
 	int rv;
 
 	va_start(ap, fmt);
-	rv = vfail_at(ps, here(ps), SH_EINVAL, fmt, ap);
+	rv = vfail_at(ps, toml__here(ps), SH_EINVAL, fmt, ap);
 	va_end(ap);
 	return rv;
 }
 
-static int nomem(struct parser *ps)
+int toml__nomem(struct parser *ps)
 {
 	return sh_err_set(ps->err, SH_ENOMEM, "%s:%d:%d: out of memory", ps->name, ps->line,
 			  (int)(ps->p - ps->bol) + 1);
@@ -286,7 +144,7 @@ static void repr_bytes(struct repr *r, const char *s, size_t n, bool quote)
 		tmp[0] = (char)c;
 		if (quote && (c == '"' || c == '\\'))
 			m = (size_t)snprintf(tmp, sizeof tmp, "\\%c", c);
-		else if (quote && is_control(c))
+		else if (quote && toml__is_control(c))
 			m = (size_t)snprintf(tmp, sizeof tmp, "\\u%04X", c);
 		if (r->len + m > KEY_REPR_MAX || (c >= 0xc0 && r->len + 4 > KEY_REPR_MAX)) {
 			memcpy(r->buf + r->len, "...", 3);
@@ -312,7 +170,7 @@ static const char *key_repr(const struct key *k, size_t upto, char *buf)
 		bool bare = kp->len > 0;
 
 		for (size_t j = 0; j < kp->len; j++)
-			bare = bare && is_bare((unsigned char)kp->s[j]);
+			bare = bare && toml__is_bare((unsigned char)kp->s[j]);
 		if (i > 0)
 			repr_bytes(&r, ".", 1, false);
 		if (!bare)
@@ -335,12 +193,12 @@ static void skip_ws(struct parser *ps)
 /* Consumes LF or CRLF (spec "Spec"); a CR alone is not a newline. */
 static int newline(struct parser *ps)
 {
-	if (peek(ps) == '\r') {
-		if (peek_at(ps, 1) != '\n')
-			return fail(ps, "carriage return not followed by line feed");
+	if (toml__peek(ps) == '\r') {
+		if (toml__peek_at(ps, 1) != '\n')
+			return toml__fail(ps, "carriage return not followed by line feed");
 		ps->p++;
 	}
-	assert(peek(ps) == '\n');
+	assert(toml__peek(ps) == '\n');
 	ps->p++;
 	ps->line++;
 	ps->bol = ps->p;
@@ -352,17 +210,17 @@ static int newline(struct parser *ps)
  * permitted in comments." */
 static int skip_comment(struct parser *ps)
 {
-	assert(peek(ps) == '#');
+	assert(toml__peek(ps) == '#');
 	for (ps->p++;; ps->p++) {
-		int c = peek(ps);
+		int c = toml__peek(ps);
 
-		if (c == TOML_EOF || c == '\n' || (c == '\r' && peek_at(ps, 1) == '\n'))
+		if (c == TOML_EOF || c == '\n' || (c == '\r' && toml__peek_at(ps, 1) == '\n'))
 			return 0;
 		if (c == '\r')
-			return fail(ps, "carriage return not followed by line feed");
-		if (is_control(c))
-			return fail(ps, "control character U+%04X not allowed in comment",
-				    (unsigned)c);
+			return toml__fail(ps, "carriage return not followed by line feed");
+		if (toml__is_control(c))
+			return toml__fail(ps, "control character U+%04X not allowed in comment",
+					  (unsigned)c);
 	}
 }
 
@@ -373,7 +231,7 @@ static int skip_blank(struct parser *ps)
 		int c, rv = 0;
 
 		skip_ws(ps);
-		c = peek(ps);
+		c = toml__peek(ps);
 		if (c == '#')
 			rv = skip_comment(ps);
 		else if (c == '\n' || c == '\r')
@@ -393,15 +251,15 @@ static int end_of_line(struct parser *ps, const char *after)
 	int c, rv;
 
 	skip_ws(ps);
-	if (peek(ps) == '#' && (rv = skip_comment(ps)) != 0)
+	if (toml__peek(ps) == '#' && (rv = skip_comment(ps)) != 0)
 		return rv;
-	c = peek(ps);
+	c = toml__peek(ps);
 	if (c == TOML_EOF)
 		return 0;
 	if (c == '\n' || c == '\r')
 		return newline(ps);
-	return fail(ps, "expected end of line after %s, found %s", after,
-		    describe_here(ps, what, sizeof what));
+	return toml__fail(ps, "expected end of line after %s, found %s", after,
+			  describe_here(ps, what, sizeof what));
 }
 
 /* ------------------------------------------------------------- UTF-8 */
@@ -452,7 +310,7 @@ static int check_utf8(struct parser *ps)
 		else if (*s >= 0x80 && (len = utf8_len(s, (size_t)(e - s), &why)) == 0) {
 			struct pos at = {line, (int)(s - bol) + 1};
 
-			return fail_at(ps, at, "invalid UTF-8: %s (byte 0x%02x)", why, *s);
+			return toml__fail_at(ps, at, "invalid UTF-8: %s (byte 0x%02x)", why, *s);
 		}
 		s += len;
 	}
@@ -461,17 +319,17 @@ static int check_utf8(struct parser *ps)
 
 /* ------------------------------------------------------------ nodes */
 
-static int new_node(struct parser *ps, enum toml_type type, int depth, struct pos at,
-		    struct toml_value **out)
+int toml__new_node(struct parser *ps, enum toml_type type, int depth, struct pos at,
+		   struct toml_value **out)
 {
 	struct toml_value *v;
 
 	*out = NULL;
 	if ((type == TOML_TABLE || type == TOML_ARRAY) && depth > TOML_MAX_DEPTH)
-		return fail_at(ps, at, "nesting deeper than %d levels", TOML_MAX_DEPTH);
+		return toml__fail_at(ps, at, "nesting deeper than %d levels", TOML_MAX_DEPTH);
 	v = sh_calloc(1, sizeof *v);
 	if (v == NULL)
-		return nomem(ps);
+		return toml__nomem(ps);
 	v->type = type;
 	v->depth = depth;
 	v->line = at.line;
@@ -483,7 +341,7 @@ static int new_node(struct parser *ps, enum toml_type type, int depth, struct po
 static int new_table(struct parser *ps, enum tab_kind kind, int depth, struct pos at,
 		     struct toml_value **out)
 {
-	int rv = new_node(ps, TOML_TABLE, depth, at, out);
+	int rv = toml__new_node(ps, TOML_TABLE, depth, at, out);
 
 	if (rv == 0)
 		(*out)->u.tab.kind = kind;
@@ -529,7 +387,7 @@ static bool kv_is(const struct kv *kv, const char *key, size_t klen)
 	return kv->klen == klen && memcmp(kv->key, key, klen) == 0;
 }
 
-static size_t tab_find(const struct toml_value *t, const char *key, size_t klen)
+size_t toml__tab_find(const struct toml_value *t, const char *key, size_t klen)
 {
 	const struct kv *kv = t->u.tab.kv;
 
@@ -552,7 +410,7 @@ static size_t tab_find(const struct toml_value *t, const char *key, size_t klen)
 
 static struct toml_value *lookup(const struct toml_value *t, const struct keypart *kp)
 {
-	size_t i = tab_find(t, kp->s, kp->len);
+	size_t i = toml__tab_find(t, kp->s, kp->len);
 
 	return i == NOT_FOUND ? NULL : t->u.tab.kv[i].val;
 }
@@ -576,7 +434,7 @@ static int tab_reindex(struct parser *ps, struct toml_value *t)
 		icap *= 2;
 	index = sh_calloc(icap, sizeof *index);
 	if (index == NULL)
-		return nomem(ps);
+		return toml__nomem(ps);
 	for (size_t i = 0; i < t->u.tab.n; i++)
 		index_put(index, icap, &t->u.tab.kv[i], (uint32_t)i);
 	sh_free(t->u.tab.index);
@@ -597,7 +455,7 @@ static int tab_add(struct parser *ps, struct toml_value *t, char *key, size_t kl
 
 		kv = sh_reallocarray(kv, cap, sizeof *kv);
 		if (kv == NULL)
-			return nomem(ps);
+			return toml__nomem(ps);
 		t->u.tab.kv = kv;
 		t->u.tab.cap = cap;
 	}
@@ -639,7 +497,7 @@ static int arr_add(struct parser *ps, struct toml_value *a, struct toml_value *v
 		struct toml_value **items = sh_reallocarray(a->u.arr.v, cap, sizeof *items);
 
 		if (items == NULL)
-			return nomem(ps);
+			return toml__nomem(ps);
 		a->u.arr.v = items;
 		a->u.arr.cap = cap;
 	}
@@ -648,7 +506,7 @@ static int arr_add(struct parser *ps, struct toml_value *a, struct toml_value *v
 }
 
 /* Scratch buffer ps->sb. */
-static int buf_add(struct parser *ps, const char *data, size_t n)
+int toml__buf_add(struct parser *ps, const char *data, size_t n)
 {
 	struct buf *b = &ps->sb;
 
@@ -662,7 +520,7 @@ static int buf_add(struct parser *ps, const char *data, size_t n)
 			cap *= 2;
 		d = sh_realloc(b->d, cap);
 		if (d == NULL)
-			return nomem(ps);
+			return toml__nomem(ps);
 		b->d = d;
 		b->cap = cap;
 	}
@@ -701,7 +559,7 @@ static int put_utf8(struct parser *ps, uint32_t cp)
 	}
 	for (size_t i = 1; i < n; i++)
 		b[i] = (char)(0x80 | ((cp >> (6 * (n - 1 - i))) & 0x3f));
-	return buf_add(ps, b, n);
+	return toml__buf_add(ps, b, n);
 }
 
 /* \uXXXX and \UXXXXXXXX.  Spec "String": "Any Unicode character may be
@@ -709,20 +567,21 @@ static int put_utf8(struct parser *ps, uint32_t cp)
  * Unicode scalar values." */
 static int unicode_escape(struct parser *ps, int ndigits)
 {
-	struct pos at = here(ps);
+	struct pos at = toml__here(ps);
 	uint32_t cp = 0;
 
 	for (int i = 0; i < ndigits; i++) {
-		int d = digit_value(peek_at(ps, 2 + (size_t)i));
+		int d = toml__digit_value(toml__peek_at(ps, 2 + (size_t)i));
 
 		if (d > 15)
-			return fail_at(ps, at, "invalid escape: '\\%c' needs %d hexadecimal digits",
-				       ps->p[1], ndigits);
+			return toml__fail_at(ps, at,
+					     "invalid escape: '\\%c' needs %d hexadecimal digits",
+					     ps->p[1], ndigits);
 		cp = cp << 4 | (uint32_t)d;
 	}
 	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return fail_at(ps, at, "invalid escape '%.*s': not a Unicode scalar value",
-			       ndigits + 2, ps->p);
+		return toml__fail_at(ps, at, "invalid escape '%.*s': not a Unicode scalar value",
+				     ndigits + 2, ps->p);
 	ps->p += 2 + ndigits;
 	return put_utf8(ps, cp);
 }
@@ -732,19 +591,19 @@ static int unicode_escape(struct parser *ps, int ndigits)
  * newlines) up to the next non-whitespace character or closing delimiter." */
 static int line_ending_backslash(struct parser *ps)
 {
-	struct pos at = here(ps);
+	struct pos at = toml__here(ps);
 	const char *q = ps->p + 1;
 
 	while (q < ps->end && (*q == ' ' || *q == '\t'))
 		q++;
 	if (q == ps->end || (*q != '\n' && *q != '\r'))
-		return fail_at(ps, at,
-			       "invalid escape '\\%c' in string: only a backslash ending "
-			       "the line may be followed by whitespace",
-			       ps->p[1]);
+		return toml__fail_at(ps, at,
+				     "invalid escape '\\%c' in string: only a backslash ending "
+				     "the line may be followed by whitespace",
+				     ps->p[1]);
 	ps->p = q;
 	for (;;) {
-		int c = peek(ps), rv;
+		int c = toml__peek(ps), rv;
 
 		if (c == ' ' || c == '\t')
 			ps->p++;
@@ -759,22 +618,22 @@ static int line_ending_backslash(struct parser *ps)
 static int escape(struct parser *ps, bool multiline)
 {
 	static const char from[] = "btnfr\"\\", to[] = "\b\t\n\f\r\"\\";
-	int c = peek_at(ps, 1);
+	int c = toml__peek_at(ps, 1);
 	const char *hit = c > 0 ? strchr(from, c) : NULL;
 	char what[40];
 
 	if (hit != NULL) {
 		ps->p += 2;
-		return buf_add(ps, &to[hit - from], 1);
+		return toml__buf_add(ps, &to[hit - from], 1);
 	}
 	if (c == 'u' || c == 'U')
 		return unicode_escape(ps, c == 'u' ? 4 : 8);
 	if (multiline && (c == ' ' || c == '\t' || c == '\n' || c == '\r'))
 		return line_ending_backslash(ps);
 	if (c > 0x20 && c < 0x7f)
-		return fail(ps, "invalid escape '\\%c' in string", c);
-	return fail(ps, "invalid escape in string: '\\' followed by %s",
-		    describe(ps, ps->p + 1, what, sizeof what));
+		return toml__fail(ps, "invalid escape '\\%c' in string", c);
+	return toml__fail(ps, "invalid escape in string: '\\' followed by %s",
+			  describe(ps, ps->p + 1, what, sizeof what));
 }
 
 /* In multi-line strings, one or two quotes may stand anywhere, also just
@@ -784,12 +643,12 @@ static int ml_quotes(struct parser *ps, int q, bool *closed)
 	size_t n = 0;
 	int rv;
 
-	while (peek_at(ps, n) == q)
+	while (toml__peek_at(ps, n) == q)
 		n++;
 	*closed = n >= 3;
 	if (n > 5)
-		return fail(ps, "too many quotes in a row in multi-line string");
-	if ((rv = buf_add(ps, ps->p, *closed ? n - 3 : n)) != 0)
+		return toml__fail(ps, "too many quotes in a row in multi-line string");
+	if ((rv = toml__buf_add(ps, ps->p, *closed ? n - 3 : n)) != 0)
 		return rv;
 	ps->p += n;
 	return 0;
@@ -799,25 +658,25 @@ static int ml_quotes(struct parser *ps, int q, bool *closed)
  * cursor is on the opening delimiter.  Spec "String". */
 static int string_body(struct parser *ps, int q, bool multi)
 {
-	struct pos open = here(ps);
+	struct pos open = toml__here(ps);
 	char what[40];
 	int rv = 0;
 
 	ps->sb.n = 0;
 	ps->p += multi ? 3 : 1;
 	/* "A newline immediately following the opening delimiter will be trimmed." */
-	if (multi && (peek(ps) == '\n' || peek(ps) == '\r') && (rv = newline(ps)) != 0)
+	if (multi && (toml__peek(ps) == '\n' || toml__peek(ps) == '\r') && (rv = newline(ps)) != 0)
 		return rv;
 	for (bool closed = false; !closed && rv == 0;) {
 		const char *run = ps->p;
 		int c;
 
 		while (ps->p < ps->end && *ps->p != q && !(q == '"' && *ps->p == '\\') &&
-		       !is_control((unsigned char)*ps->p))
+		       !toml__is_control((unsigned char)*ps->p))
 			ps->p++;
-		if ((rv = buf_add(ps, run, (size_t)(ps->p - run))) != 0)
+		if ((rv = toml__buf_add(ps, run, (size_t)(ps->p - run))) != 0)
 			return rv;
-		c = peek(ps);
+		c = toml__peek(ps);
 		if (c == q && multi)
 			rv = ml_quotes(ps, q, &closed);
 		else if (c == q)
@@ -827,34 +686,35 @@ static int string_body(struct parser *ps, int q, bool multi)
 		else if (multi && (c == '\n' || c == '\r')) {
 			/* Newlines are kept, normalized to LF as the spec allows. */
 			if ((rv = newline(ps)) == 0)
-				rv = buf_add(ps, "\n", 1);
-		} else if (c == TOML_EOF || c == '\n' || (c == '\r' && peek_at(ps, 1) == '\n'))
-			rv = fail_at(ps, open, "unterminated string");
+				rv = toml__buf_add(ps, "\n", 1);
+		} else if (c == TOML_EOF || c == '\n' ||
+			   (c == '\r' && toml__peek_at(ps, 1) == '\n'))
+			rv = toml__fail_at(ps, open, "unterminated string");
 		else
-			rv = fail(ps, "%s not allowed in string%s",
-				  describe_here(ps, what, sizeof what),
-				  q == '"' ? " (use an escape)" : "");
+			rv = toml__fail(ps, "%s not allowed in string%s",
+					describe_here(ps, what, sizeof what),
+					q == '"' ? " (use an escape)" : "");
 	}
 	return rv;
 }
 
 static int parse_string(struct parser *ps, struct toml_value **out)
 {
-	int q = peek(ps);
-	bool multi = peek_at(ps, 1) == q && peek_at(ps, 2) == q;
-	struct pos at = here(ps);
+	int q = toml__peek(ps);
+	bool multi = toml__peek_at(ps, 1) == q && toml__peek_at(ps, 2) == q;
+	struct pos at = toml__here(ps);
 	struct toml_value *v;
 	int rv;
 
 	if ((rv = string_body(ps, q, multi)) != 0)
 		return rv;
-	if ((rv = new_node(ps, TOML_STRING, 0, at, &v)) != 0)
+	if ((rv = toml__new_node(ps, TOML_STRING, 0, at, &v)) != 0)
 		return rv;
 	v->u.str.s = copy_bytes(ps->sb.d, ps->sb.n);
 	v->u.str.len = ps->sb.n;
 	if (v->u.str.s == NULL) {
 		sh_free(v);
-		return nomem(ps);
+		return toml__nomem(ps);
 	}
 	*out = v;
 	return 0;
@@ -876,13 +736,13 @@ static int key_push(struct parser *ps, struct key *k, const char *s, size_t n, s
 		struct keypart *part = sh_reallocarray(k->part, cap, sizeof *part);
 
 		if (part == NULL)
-			return nomem(ps);
+			return toml__nomem(ps);
 		k->part = part;
 		k->cap = cap;
 	}
 	k->part[k->n].s = copy_bytes(s, n);
 	if (k->part[k->n].s == NULL)
-		return nomem(ps);
+		return toml__nomem(ps);
 	k->part[k->n].len = n;
 	k->part[k->n].pos = at;
 	k->n++;
@@ -891,23 +751,23 @@ static int key_push(struct parser *ps, struct key *k, const char *s, size_t n, s
 
 static int key_part(struct parser *ps, struct key *k)
 {
-	struct pos at = here(ps);
-	int c = peek(ps), rv;
+	struct pos at = toml__here(ps);
+	int c = toml__peek(ps), rv;
 	const char *s = ps->p;
 	char what[40];
 
 	if (c == '"' || c == '\'') {
-		if (peek_at(ps, 1) == c && peek_at(ps, 2) == c)
-			return fail(ps, "multi-line strings cannot be keys");
+		if (toml__peek_at(ps, 1) == c && toml__peek_at(ps, 2) == c)
+			return toml__fail(ps, "multi-line strings cannot be keys");
 		if ((rv = string_body(ps, c, false)) != 0)
 			return rv;
 		return key_push(ps, k, ps->sb.d, ps->sb.n, at);
 	}
-	while (is_bare(peek(ps)))
+	while (toml__is_bare(toml__peek(ps)))
 		ps->p++;
 	if (ps->p == s)
-		return fail(ps, "expected a key%s, found %s", k->n > 0 ? " after '.'" : "",
-			    describe_here(ps, what, sizeof what));
+		return toml__fail(ps, "expected a key%s, found %s", k->n > 0 ? " after '.'" : "",
+				  describe_here(ps, what, sizeof what));
 	return key_push(ps, k, s, (size_t)(ps->p - s), at);
 }
 
@@ -923,7 +783,7 @@ static int parse_key(struct parser *ps, struct key *k)
 		if ((rv = key_part(ps, k)) != 0)
 			return rv;
 		skip_ws(ps);
-		if (peek(ps) != '.')
+		if (toml__peek(ps) != '.')
 			return 0;
 		ps->p++;
 	}
@@ -949,20 +809,20 @@ static int not_extensible(struct parser *ps, struct pos at, const struct key *k,
 
 	key_repr(k, i, name);
 	if (v->type == TOML_TABLE && v->u.tab.kind == TAB_INLINE)
-		return fail_at(ps, at, "inline table '%s' (line %d) cannot be extended", name,
-			       v->line);
+		return toml__fail_at(ps, at, "inline table '%s' (line %d) cannot be extended", name,
+				     v->line);
 	if (v->type == TOML_TABLE && v->u.tab.kind == TAB_HEADER && by_dots)
-		return fail_at(ps, at,
-			       "table '%s' defined by a header (line %d) cannot be "
-			       "extended by dotted keys",
-			       name, v->line);
+		return toml__fail_at(ps, at,
+				     "table '%s' defined by a header (line %d) cannot be "
+				     "extended by dotted keys",
+				     name, v->line);
 	if (v->type == TOML_ARRAY && !v->u.arr.aot)
-		return fail_at(ps, at,
-			       "key '%s' already defined as an array (line %d); "
-			       "static arrays cannot be extended",
-			       name, v->line);
-	return fail_at(ps, at, "key '%s' already defined as %s (line %d)", name, describe_value(v),
-		       v->line);
+		return toml__fail_at(ps, at,
+				     "key '%s' already defined as an array (line %d); "
+				     "static arrays cannot be extended",
+				     name, v->line);
+	return toml__fail_at(ps, at, "key '%s' already defined as %s (line %d)", name,
+			     describe_value(v), v->line);
 }
 
 /* One ancestor of a [header] or [[header]].  Spec "Table": headers create the
@@ -1022,9 +882,9 @@ static int open_table(struct parser *ps, struct key *k, struct pos at)
 		v->line = at.line;
 		v->col = at.col;
 	} else if (v->type == TOML_TABLE && v->u.tab.kind != TAB_INLINE) {
-		return fail_at(ps, at, "table '%s' already defined%s (line %d)",
-			       key_repr(k, last, name),
-			       v->u.tab.kind == TAB_DOTTED ? " by dotted keys" : "", v->line);
+		return toml__fail_at(ps, at, "table '%s' already defined%s (line %d)",
+				     key_repr(k, last, name),
+				     v->u.tab.kind == TAB_DOTTED ? " by dotted keys" : "", v->line);
 	} else {
 		return not_extensible(ps, at, k, last, v, false);
 	}
@@ -1044,7 +904,7 @@ static int open_array_table(struct parser *ps, struct key *k, struct pos at)
 		return rv;
 	a = lookup(t, &k->part[last]);
 	if (a == NULL) {
-		if ((rv = new_node(ps, TOML_ARRAY, t->depth + 1, at, &a)) != 0)
+		if ((rv = toml__new_node(ps, TOML_ARRAY, t->depth + 1, at, &a)) != 0)
 			return rv;
 		a->u.arr.aot = true;
 		if ((rv = attach(ps, t, k, last, a)) != 0)
@@ -1066,17 +926,18 @@ static int open_array_table(struct parser *ps, struct key *k, struct pos at)
  * brackets of [[ ]] (spec ABNF: array-table-open = %x5B.5B ws). */
 static int parse_header(struct parser *ps)
 {
-	struct pos at = here(ps);
-	bool aot = peek_at(ps, 1) == '[';
+	struct pos at = toml__here(ps);
+	bool aot = toml__peek_at(ps, 1) == '[';
 	struct key k = {0};
 	char what[40];
 	int rv;
 
 	ps->p += aot ? 2 : 1;
 	rv = parse_key(ps, &k);
-	if (rv == 0 && (peek(ps) != ']' || (aot && peek_at(ps, 1) != ']')))
-		rv = fail(ps, "expected '%s' to close %s header, found %s", aot ? "]]" : "]",
-			  aot ? "array-of-tables" : "table", describe_here(ps, what, sizeof what));
+	if (rv == 0 && (toml__peek(ps) != ']' || (aot && toml__peek_at(ps, 1) != ']')))
+		rv = toml__fail(ps, "expected '%s' to close %s header, found %s", aot ? "]]" : "]",
+				aot ? "array-of-tables" : "table",
+				describe_here(ps, what, sizeof what));
 	if (rv == 0) {
 		ps->p += aot ? 2 : 1;
 		rv = aot ? open_array_table(ps, &k, at) : open_table(ps, &k, at);
@@ -1125,12 +986,12 @@ static int parse_keyval(struct parser *ps, struct toml_value *t)
 	int rv;
 
 	skip_ws(ps);
-	at = here(ps);
+	at = toml__here(ps);
 	if ((rv = parse_key(ps, &k)) != 0)
 		goto out;
-	if (peek(ps) != '=') {
-		rv = fail(ps, "expected '=' after key '%s', found %s", key_repr(&k, k.n - 1, name),
-			  describe_here(ps, what, sizeof what));
+	if (toml__peek(ps) != '=') {
+		rv = toml__fail(ps, "expected '=' after key '%s', found %s",
+				key_repr(&k, k.n - 1, name), describe_here(ps, what, sizeof what));
 		goto out;
 	}
 	ps->p++;
@@ -1140,8 +1001,8 @@ static int parse_keyval(struct parser *ps, struct toml_value *t)
 	if (rv != 0)
 		goto out;
 	if ((old = lookup(t, &k.part[k.n - 1])) != NULL) {
-		rv = fail_at(ps, at, "duplicate key '%s' (first defined at line %d)",
-			     key_repr(&k, k.n - 1, name), old->line);
+		rv = toml__fail_at(ps, at, "duplicate key '%s' (first defined at line %d)",
+				   key_repr(&k, k.n - 1, name), old->line);
 		goto out;
 	}
 	if ((rv = parse_value(ps, t->depth + 1, &v)) != 0)
@@ -1155,57 +1016,24 @@ out:
 }
 
 /* ---------------------------------------------------------------- values */
-
-/* The error for a malformed scalar that started at `start`: quotes it up to
- * the end of the token at or after the cursor. */
-static int invalid_value(struct parser *ps, const char *start, struct pos at, const char *what)
-{
-	const char *e = ps->p > start ? ps->p : start;
-	int n;
-
-	while (e < ps->end && is_token((unsigned char)*e))
-		e++;
-	n = (int)(e - start) > 60 ? 60 : (int)(e - start);
-	return fail_at(ps, at, "invalid %s '%.*s%s'", what, n, start, e - start > 60 ? "..." : "");
-}
-
-static int parse_bool(struct parser *ps, struct toml_value **out)
-{
-	struct pos at = here(ps);
-	const char *start = ps->p;
-	bool b = looking_at(ps, "true");
-	int rv;
-
-	if (!b && !looking_at(ps, "false"))
-		return invalid_value(ps, start, at, "value");
-	ps->p += b ? 4 : 5;
-	if (is_token(peek(ps))) {
-		ps->p = start;
-		return invalid_value(ps, start, at, "value");
-	}
-	if ((rv = new_node(ps, TOML_BOOL, 0, at, out)) == 0)
-		(*out)->u.b = b;
-	return rv;
-}
-
 /* Spec "Array": any values, separated by commas; whitespace, comments and
  * newlines anywhere between; a trailing comma allowed. */
 static int parse_array(struct parser *ps, int depth, struct toml_value **out)
 {
-	struct pos open = here(ps);
+	struct pos open = toml__here(ps);
 	struct toml_value *a, *v;
 	char what[40];
 	int rv;
 
-	if ((rv = new_node(ps, TOML_ARRAY, depth, open, &a)) != 0)
+	if ((rv = toml__new_node(ps, TOML_ARRAY, depth, open, &a)) != 0)
 		return rv;
 	for (ps->p++;;) {
 		if ((rv = skip_blank(ps)) != 0)
 			break;
-		if (peek(ps) == ']')
+		if (toml__peek(ps) == ']')
 			break;
-		if (peek(ps) == TOML_EOF) {
-			rv = fail_at(ps, open, "unterminated array");
+		if (toml__peek(ps) == TOML_EOF) {
+			rv = toml__fail_at(ps, open, "unterminated array");
 			break;
 		}
 		if ((rv = parse_value(ps, depth + 1, &v)) != 0)
@@ -1216,14 +1044,14 @@ static int parse_array(struct parser *ps, int depth, struct toml_value **out)
 		}
 		if ((rv = skip_blank(ps)) != 0)
 			break;
-		if (peek(ps) == ',') {
+		if (toml__peek(ps) == ',') {
 			ps->p++;
-		} else if (peek(ps) == TOML_EOF) {
-			rv = fail_at(ps, open, "unterminated array");
+		} else if (toml__peek(ps) == TOML_EOF) {
+			rv = toml__fail_at(ps, open, "unterminated array");
 			break;
-		} else if (peek(ps) != ']') {
-			rv = fail(ps, "expected ',' or ']' after array element, found %s",
-				  describe_here(ps, what, sizeof what));
+		} else if (toml__peek(ps) != ']') {
+			rv = toml__fail(ps, "expected ',' or ']' after array element, found %s",
+					describe_here(ps, what, sizeof what));
 			break;
 		}
 	}
@@ -1240,7 +1068,7 @@ static int parse_array(struct parser *ps, int depth, struct toml_value **out)
  * "fully self-contained": nothing can be added once it is closed. */
 static int parse_inline_table(struct parser *ps, int depth, struct toml_value **out)
 {
-	struct pos open = here(ps);
+	struct pos open = toml__here(ps);
 	struct toml_value *t;
 	char what[40];
 	int rv;
@@ -1249,21 +1077,21 @@ static int parse_inline_table(struct parser *ps, int depth, struct toml_value **
 		return rv;
 	ps->p++;
 	skip_ws(ps);
-	while (rv == 0 && peek(ps) != '}') {
+	while (rv == 0 && toml__peek(ps) != '}') {
 		if ((rv = parse_keyval(ps, t)) != 0)
 			break;
 		skip_ws(ps);
-		if (peek(ps) == ',') {
+		if (toml__peek(ps) == ',') {
 			ps->p++;
 			skip_ws(ps);
-			if (peek(ps) == '}')
-				rv = fail(ps, "trailing comma not allowed in inline table");
-		} else if (peek(ps) != '}') {
-			rv = fail(ps, "expected ',' or '}' in inline table, found %s%s",
-				  describe_here(ps, what, sizeof what),
-				  peek(ps) == '\n' || peek(ps) == '\r'
-					  ? " (inline tables must be on one line)"
-					  : "");
+			if (toml__peek(ps) == '}')
+				rv = toml__fail(ps, "trailing comma not allowed in inline table");
+		} else if (toml__peek(ps) != '}') {
+			rv = toml__fail(ps, "expected ',' or '}' in inline table, found %s%s",
+					describe_here(ps, what, sizeof what),
+					toml__peek(ps) == '\n' || toml__peek(ps) == '\r'
+						? " (inline tables must be on one line)"
+						: "");
 		}
 	}
 	if (rv != 0) {
@@ -1275,313 +1103,10 @@ static int parse_inline_table(struct parser *ps, int depth, struct toml_value **
 	return 0;
 }
 
-/* Reads exactly n digits. */
-static bool read_digits(struct parser *ps, int n, int *v)
-{
-	*v = 0;
-	for (int i = 0; i < n; i++) {
-		if (!is_digit(peek_at(ps, (size_t)i)))
-			return false;
-		*v = *v * 10 + (ps->p[i] - '0');
-	}
-	ps->p += n;
-	return true;
-}
-
-static bool read_char(struct parser *ps, int c)
-{
-	if (peek(ps) != c)
-		return false;
-	ps->p++;
-	return true;
-}
-
-/* RFC 3339 partial-time: HH:MM:SS[.fraction]; TOML 1.0 requires seconds. */
-static bool read_time(struct parser *ps, struct toml_datetime *dt)
-{
-	if (!read_digits(ps, 2, &dt->hour) || !read_char(ps, ':') ||
-	    !read_digits(ps, 2, &dt->minute) || !read_char(ps, ':') ||
-	    !read_digits(ps, 2, &dt->second))
-		return false;
-	if (!read_char(ps, '.'))
-		return true;
-	if (!is_digit(peek(ps)))
-		return false;
-	/* Spec "Offset Date-Time": precision beyond what is kept is truncated. */
-	for (; is_digit(peek(ps)); ps->p++) {
-		if (dt->frac_digits < 9) {
-			dt->nanosecond = dt->nanosecond * 10 + (uint32_t)(*ps->p - '0');
-			dt->frac_digits++;
-		}
-	}
-	for (int i = dt->frac_digits; i < 9; i++)
-		dt->nanosecond *= 10;
-	return true;
-}
-
-/* Z or +HH:MM / -HH:MM. */
-static bool read_offset(struct parser *ps, struct toml_datetime *dt, bool *has_offset)
-{
-	int c = peek(ps), h, m;
-
-	*has_offset = c == 'Z' || c == 'z' || c == '+' || c == '-';
-	if (!*has_offset)
-		return true;
-	ps->p++;
-	if (c == 'Z' || c == 'z')
-		return true;
-	if (!read_digits(ps, 2, &h) || !read_char(ps, ':') || !read_digits(ps, 2, &m))
-		return false;
-	if (h > 23 || m > 59)
-		return false;
-	dt->offset_minutes = (c == '-' ? -1 : 1) * (h * 60 + m);
-	return true;
-}
-
-static int days_in_month(int year, int month)
-{
-	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-
-	return month == 2 && leap ? 29 : days[month - 1];
-}
-
-/* RFC 3339 section 5.6 ranges (leap second 60 allowed). */
-static int check_datetime(struct parser *ps, const struct toml_datetime *dt, enum toml_type type,
-			  struct pos at)
-{
-	if (type != TOML_TIME_LOCAL) {
-		if (dt->month < 1 || dt->month > 12)
-			return fail_at(ps, at, "invalid date: month %02d out of range", dt->month);
-		if (dt->day < 1 || dt->day > days_in_month(dt->year, dt->month))
-			return fail_at(ps, at, "invalid date: day %02d out of range for %04d-%02d",
-				       dt->day, dt->year, dt->month);
-	}
-	if (type == TOML_DATE_LOCAL)
-		return 0;
-	if (dt->hour > 23)
-		return fail_at(ps, at, "invalid time: hour %02d out of range", dt->hour);
-	if (dt->minute > 59)
-		return fail_at(ps, at, "invalid time: minute %02d out of range", dt->minute);
-	if (dt->second > 60)
-		return fail_at(ps, at, "invalid time: second %02d out of range", dt->second);
-	return 0;
-}
-
-/* Spec "Offset Date-Time" ... "Local Time"; the cursor is on the first digit
- * of YYYY-MM-DD (has_date) or of HH:MM:SS.  A space may separate date and
- * time (RFC 3339 section 5.6 note), but only when a time follows. */
-static int parse_datetime(struct parser *ps, bool has_date, struct toml_value **out)
-{
-	struct pos at = here(ps);
-	const char *start = ps->p;
-	struct toml_datetime dt = {0};
-	enum toml_type type = has_date ? TOML_DATE_LOCAL : TOML_TIME_LOCAL;
-	bool ok = true, has_offset = false;
-	int c, rv;
-
-	if (has_date) {
-		ok = read_digits(ps, 4, &dt.year) && read_char(ps, '-') &&
-		     read_digits(ps, 2, &dt.month) && read_char(ps, '-') &&
-		     read_digits(ps, 2, &dt.day);
-		c = peek(ps);
-		if (ok && (c == 'T' || c == 't' || (c == ' ' && is_digit(peek_at(ps, 1))))) {
-			ps->p++;
-			type = TOML_DATETIME_LOCAL;
-		}
-	}
-	if (ok && type != TOML_DATE_LOCAL)
-		ok = read_time(ps, &dt);
-	if (ok && type == TOML_DATETIME_LOCAL && (ok = read_offset(ps, &dt, &has_offset)) &&
-	    has_offset)
-		type = TOML_DATETIME;
-	if (!ok || is_token(peek(ps)))
-		return invalid_value(ps, start, at, "date-time");
-	if ((rv = check_datetime(ps, &dt, type, at)) != 0 ||
-	    (rv = new_node(ps, type, 0, at, out)) != 0)
-		return rv;
-	(*out)->u.dt = dt;
-	return 0;
-}
-
-/* Length of DIGIT *( DIGIT / "_" DIGIT ) at s[i..n) in base, or 0 when there
- * is none or an underscore is not "surrounded by at least one digit on each
- * side" (spec "Integer"). */
-static size_t digit_run(const char *s, size_t n, size_t i, int base)
-{
-	size_t j = i;
-
-	if (j >= n || digit_value((unsigned char)s[j]) >= base)
-		return 0;
-	while (j < n) {
-		if (digit_value((unsigned char)s[j]) < base)
-			j++;
-		else if (s[j] == '_' && j + 1 < n && digit_value((unsigned char)s[j + 1]) < base)
-			j++;
-		else if (s[j] == '_')
-			return 0;
-		else
-			break;
-	}
-	return j - i;
-}
-
-/* Accumulates the digits of s[0..n) (underscores skipped) into *v, failing
- * when the magnitude exceeds limit. */
-static bool to_u64(const char *s, size_t n, int base, uint64_t limit, uint64_t *v)
-{
-	*v = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t d;
-
-		if (s[i] == '_')
-			continue;
-		d = (uint64_t)digit_value((unsigned char)s[i]);
-		if (*v > (limit - d) / (uint64_t)base)
-			return false;
-		*v = *v * (uint64_t)base + d;
-	}
-	return true;
-}
-
-static int new_int(struct parser *ps, struct pos at, int64_t i, struct toml_value **out)
-{
-	int rv = new_node(ps, TOML_INTEGER, 0, at, out);
-
-	if (rv == 0)
-		(*out)->u.i = i;
-	return rv;
-}
-
-static int new_float(struct parser *ps, struct pos at, double f, struct toml_value **out)
-{
-	int rv = new_node(ps, TOML_FLOAT, 0, at, out);
-
-	if (rv == 0)
-		(*out)->u.f = f;
-	return rv;
-}
-
-/* 0x, 0o, 0b: spec "Integer": no sign, no uppercase prefix, non-negative
- * and within int64. */
-static int parse_radix(struct parser *ps, const char *s, size_t n, struct pos at,
-		       struct toml_value **out)
-{
-	int base = s[1] == 'x' ? 16 : s[1] == 'o' ? 8 : 2;
-	size_t run = digit_run(s, n, 2, base);
-	uint64_t v;
-
-	if (run == 0 || run + 2 != n)
-		return invalid_value(ps, s, at, "integer");
-	if (!to_u64(s + 2, run, base, INT64_MAX, &v))
-		return fail_at(ps, at, "integer out of range: '%.*s'", (int)n, s);
-	ps->p = s + n;
-	return new_int(ps, at, (int64_t)v, out);
-}
-
-/* Converts a validated decimal float without the C library's notion of a
- * decimal point (which follows the locale): "1_2.5e3" becomes "125e2". */
-static int to_double(struct parser *ps, const char *s, size_t n, size_t frac, size_t exp, double *f)
-{
-	long long e = 0, nfrac = 0;
-	char tail[32];
-	int rv = 0;
-
-	ps->sb.n = 0;
-	for (size_t i = 0; i < n && (exp == 0 || i < exp - 1) && rv == 0; i++) {
-		if (is_digit((unsigned char)s[i]))
-			rv = buf_add(ps, &s[i], 1);
-		nfrac += frac != 0 && i >= frac && is_digit((unsigned char)s[i]);
-	}
-	for (size_t i = exp; exp != 0 && i < n; i++) {
-		if (is_digit((unsigned char)s[i]) && e < 100000)
-			e = e * 10 + (s[i] - '0');
-	}
-	if (exp != 0 && s[exp] == '-')
-		e = -e;
-	snprintf(tail, sizeof tail, "e%lld", e - nfrac);
-	if (rv != 0 || (rv = buf_add(ps, tail, strlen(tail) + 1)) != 0)
-		return rv;
-	*f = strtod(ps->sb.d, NULL);
-	return 0;
-}
-
-/* Decimal integers and floats.  Spec "Integer": "Leading zeros are not
- * allowed"; "Float": an integer part, then a fractional part, an exponent
- * or both, each made of digits. */
-static int parse_decimal(struct parser *ps, const char *s, size_t n, struct pos at,
-			 struct toml_value **out)
-{
-	size_t i = s[0] == '+' || s[0] == '-', run = digit_run(s, n, i, 10);
-	size_t q = i + run, frac = 0, exp = 0;
-	uint64_t mag;
-	double f;
-	int rv;
-
-	if (run == 0)
-		return invalid_value(ps, s, at, "number");
-	if (s[i] == '0' && run > 1)
-		return fail_at(ps, at, "leading zeros not allowed in '%.*s'", (int)n, s);
-	if (q < n && s[q] == '.') {
-		frac = q + 1;
-		if ((run = digit_run(s, n, frac, 10)) == 0)
-			return invalid_value(ps, s, at, "float");
-		q = frac + run;
-	}
-	if (q < n && (s[q] == 'e' || s[q] == 'E')) {
-		exp = ++q;
-		q += q < n && (s[q] == '+' || s[q] == '-');
-		if ((run = digit_run(s, n, q, 10)) == 0)
-			return invalid_value(ps, s, at, "float");
-		q += run;
-	}
-	if (q != n)
-		return invalid_value(ps, s, at, "number");
-	ps->p = s + n;
-	if (frac == 0 && exp == 0) {
-		if (!to_u64(s + i, n - i, 10, (uint64_t)INT64_MAX + (s[0] == '-'), &mag))
-			return fail_at(ps, at, "integer out of range: '%.*s'", (int)n, s);
-		return new_int(ps, at, s[0] == '-' ? (int64_t)(0 - mag) : (int64_t)mag, out);
-	}
-	if ((rv = to_double(ps, s + i, n - i, frac ? frac - i : 0, exp ? exp - i : 0, &f)) != 0)
-		return rv;
-	if (isinf(f))
-		return fail_at(ps, at, "float out of range: '%.*s'", (int)n, s);
-	return new_float(ps, at, s[0] == '-' ? -f : f, out);
-}
-
-/* Integers, floats and the special floats inf and nan (spec "Float"). */
-static int parse_number(struct parser *ps, struct toml_value **out)
-{
-	struct pos at = here(ps);
-	const char *s = ps->p, *e = ps->p;
-	size_t n, i;
-
-	while (e < ps->end && is_token((unsigned char)*e))
-		e++;
-	n = (size_t)(e - s);
-	i = s[0] == '+' || s[0] == '-';
-	if (n - i == 3 && (memcmp(s + i, "inf", 3) == 0 || memcmp(s + i, "nan", 3) == 0)) {
-		double f = s[i] == 'i' ? INFINITY : NAN;
-
-		ps->p = e;
-		return new_float(ps, at, s[0] == '-' ? -f : f, out);
-	}
-	if (n - i >= 2 && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'o' || s[i + 1] == 'b')) {
-		if (i != 0)
-			return fail_at(ps, at,
-				       "sign not allowed on '%.*s': only decimal integers "
-				       "may be signed",
-				       (int)n, s);
-		return parse_radix(ps, s, n, at, out);
-	}
-	return parse_decimal(ps, s, n, at, out);
-}
-
 /* A value; depth is the level it would have in the tree. */
 static int parse_value(struct parser *ps, int depth, struct toml_value **out)
 {
-	int c = peek(ps);
+	int c = toml__peek(ps);
 	char what[40];
 
 	*out = NULL;
@@ -1592,17 +1117,19 @@ static int parse_value(struct parser *ps, int depth, struct toml_value **out)
 	if (c == '{')
 		return parse_inline_table(ps, depth, out);
 	if (c == 't' || c == 'f')
-		return parse_bool(ps, out);
-	if (is_digit(c) && is_digit(peek_at(ps, 1)) && is_digit(peek_at(ps, 2)) &&
-	    is_digit(peek_at(ps, 3)) && peek_at(ps, 4) == '-')
-		return parse_datetime(ps, true, out);
-	if (is_digit(c) && is_digit(peek_at(ps, 1)) && peek_at(ps, 2) == ':')
-		return parse_datetime(ps, false, out);
-	if (is_digit(c) || c == '+' || c == '-' || c == 'i' || c == 'n')
-		return parse_number(ps, out);
-	if (is_token(c))
-		return invalid_value(ps, ps->p, here(ps), "value");
-	return fail(ps, "expected a value, found %s", describe_here(ps, what, sizeof what));
+		return toml__parse_bool(ps, out);
+	if (toml__is_digit(c) && toml__is_digit(toml__peek_at(ps, 1)) &&
+	    toml__is_digit(toml__peek_at(ps, 2)) && toml__is_digit(toml__peek_at(ps, 3)) &&
+	    toml__peek_at(ps, 4) == '-')
+		return toml__parse_datetime(ps, true, out);
+	if (toml__is_digit(c) && toml__is_digit(toml__peek_at(ps, 1)) &&
+	    toml__peek_at(ps, 2) == ':')
+		return toml__parse_datetime(ps, false, out);
+	if (toml__is_digit(c) || c == '+' || c == '-' || c == 'i' || c == 'n')
+		return toml__parse_number(ps, out);
+	if (toml__is_token(c))
+		return toml__invalid_value(ps, ps->p, toml__here(ps), "value");
+	return toml__fail(ps, "expected a value, found %s", describe_here(ps, what, sizeof what));
 }
 
 /* ------------------------------------------------------------- document */
@@ -1615,13 +1142,13 @@ static int parse_document(struct parser *ps)
 
 	/* A byte order mark may open the document (toml-test agrees); it is
 	 * never part of a key. */
-	if (looking_at(ps, "\xef\xbb\xbf"))
+	if (toml__looking_at(ps, "\xef\xbb\xbf"))
 		ps->p += 3;
 	while (rv == 0) {
 		int c;
 
 		skip_ws(ps);
-		c = peek(ps);
+		c = toml__peek(ps);
 		if (c == TOML_EOF)
 			break;
 		if (c == '[')
@@ -1738,145 +1265,4 @@ struct toml_value *toml_parse_file(const char *path, size_t max_bytes, struct sh
 	root = toml_parse(buf, len, path, err);
 	sh_free(buf);
 	return root;
-}
-
-/* ------------------------------------------------------------- accessors */
-
-enum toml_type toml_type(const struct toml_value *v)
-{
-	return v->type;
-}
-
-const char *toml_type_name(enum toml_type t)
-{
-	switch (t) {
-	case TOML_TABLE: return "table";
-	case TOML_ARRAY: return "array";
-	case TOML_STRING: return "string";
-	case TOML_INTEGER: return "integer";
-	case TOML_FLOAT: return "float";
-	case TOML_BOOL: return "boolean";
-	case TOML_DATETIME: return "offset date-time";
-	case TOML_DATETIME_LOCAL: return "local date-time";
-	case TOML_DATE_LOCAL: return "local date";
-	case TOML_TIME_LOCAL: return "local time";
-	}
-	return "unknown";
-}
-
-int toml_line(const struct toml_value *v)
-{
-	return v->line;
-}
-
-int toml_column(const struct toml_value *v)
-{
-	return v->col;
-}
-
-/* The table and array accessors accept NULL and values of other types
- * (size 0, no entries), so that lookups can be chained. */
-size_t toml_table_size(const struct toml_value *t)
-{
-	return t != NULL && t->type == TOML_TABLE ? t->u.tab.n : 0;
-}
-
-const char *toml_table_key(const struct toml_value *t, size_t i, size_t *len)
-{
-	if (i >= toml_table_size(t))
-		return NULL;
-	if (len != NULL)
-		*len = t->u.tab.kv[i].klen;
-	return t->u.tab.kv[i].key;
-}
-
-const struct toml_value *toml_table_value(const struct toml_value *t, size_t i)
-{
-	return i < toml_table_size(t) ? t->u.tab.kv[i].val : NULL;
-}
-
-const struct toml_value *toml_table_get(const struct toml_value *t, const char *key)
-{
-	size_t i;
-
-	if (toml_table_size(t) == 0 || key == NULL)
-		return NULL;
-	i = tab_find(t, key, strlen(key));
-	return i == NOT_FOUND ? NULL : t->u.tab.kv[i].val;
-}
-
-size_t toml_array_size(const struct toml_value *a)
-{
-	return a != NULL && a->type == TOML_ARRAY ? a->u.arr.n : 0;
-}
-
-const struct toml_value *toml_array_at(const struct toml_value *a, size_t i)
-{
-	return i < toml_array_size(a) ? a->u.arr.v[i] : NULL;
-}
-
-const char *toml_string(const struct toml_value *v, size_t *len)
-{
-	assert(v->type == TOML_STRING);
-	if (len != NULL)
-		*len = v->u.str.len;
-	return v->u.str.s;
-}
-
-int64_t toml_int(const struct toml_value *v)
-{
-	assert(v->type == TOML_INTEGER);
-	return v->u.i;
-}
-
-double toml_float(const struct toml_value *v)
-{
-	assert(v->type == TOML_FLOAT);
-	return v->u.f;
-}
-
-bool toml_bool(const struct toml_value *v)
-{
-	assert(v->type == TOML_BOOL);
-	return v->u.b;
-}
-
-const struct toml_datetime *toml_datetime(const struct toml_value *v)
-{
-	assert(v->type >= TOML_DATETIME && v->type <= TOML_TIME_LOCAL);
-	return &v->u.dt;
-}
-
-int toml_datetime_format(const struct toml_value *v, char *buf, size_t size)
-{
-	const struct toml_datetime *d = toml_datetime(v);
-	char tmp[80];
-	size_t n = 0;
-
-	if (v->type != TOML_TIME_LOCAL)
-		n += (size_t)snprintf(tmp, sizeof tmp, "%04d-%02d-%02d%s", d->year % 10000,
-				      d->month % 100, d->day % 100,
-				      v->type == TOML_DATE_LOCAL ? "" : "T");
-	if (v->type != TOML_DATE_LOCAL) {
-		n += (size_t)snprintf(tmp + n, sizeof tmp - n, "%02d:%02d:%02d", d->hour % 100,
-				      d->minute % 100, d->second % 100);
-		if (d->frac_digits > 0) {
-			uint32_t frac = d->nanosecond;
-
-			for (int i = d->frac_digits; i < 9; i++)
-				frac /= 10;
-			n += (size_t)snprintf(tmp + n, sizeof tmp - n, ".%0*u", d->frac_digits % 10,
-					      frac % 1000000000u);
-		}
-	}
-	if (v->type == TOML_DATETIME && d->offset_minutes == 0)
-		n += (size_t)snprintf(tmp + n, sizeof tmp - n, "Z");
-	else if (v->type == TOML_DATETIME)
-		n += (size_t)snprintf(
-			tmp + n, sizeof tmp - n, "%c%02d:%02d", d->offset_minutes < 0 ? '-' : '+',
-			abs(d->offset_minutes) / 60 % 100, abs(d->offset_minutes) % 60);
-	if (n >= size)
-		return -1;
-	memcpy(buf, tmp, n + 1);
-	return (int)n;
 }

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 struct dataset {
-	char name[64];
+	char name[96];
 	size_t dim;
 	size_t n, nq;
 	float *base;    /* n x dim */

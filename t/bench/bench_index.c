@@ -8,7 +8,10 @@
  * thread and QPS on all threads; then the ratios shoal / hnswlib of the QPS
  * at recall 0.95 and 0.99, interpolated between the sweep points around the
  * target, as read off ann-benchmarks' recall/QPS curves.  With --deletes, also the recall after
- * deleting 20% of the points and inserting as many new ones.
+ * deleting 20% of the points and inserting as many new ones.  With --rewrite R, recall and QPS
+ * of an index built one upsert at a time (as a collection is loaded) after each of R full
+ * rewrites (every point upserted again, moving between two disjoint sets of vectors), next to
+ * indexes built fresh on the same set, all in the same run (issue 11).
  *
  * Figures, not assertions: nothing here fails on speed.
  */
@@ -40,6 +43,9 @@ struct opts {
 	unsigned m, efc, threads, reps;
 	size_t efs[MAX_EFS], n_efs;
 	int build_1thread, hnswlib, quant, deletes, reuse;
+	unsigned rewrites;
+	size_t rewrite_n, rw_efs[MAX_EFS], n_rw_efs;
+	int rewrite_only;
 	char cache[512];
 };
 
@@ -487,6 +493,127 @@ static void bench_deletes(const struct dataset *d, const struct opts *o, size_t 
 	sh_free(ids);
 }
 
+/* ------------------------------------------------------------ rewrites */
+
+/* Recall@k and QPS (1 thread) at ef of idx on f's queries (ids are f's
+ * rows). */
+static void measure_set(struct hnsw *idx, const struct dataset *f, size_t ef, double *recall,
+			double *qps)
+{
+	struct hnsw_result res[64];
+	size_t hits = 0;
+	double t0 = now_sec();
+
+	for (size_t q = 0; q < f->nq; q++) {
+		size_t n = 0;
+
+		hnsw_search(idx, f->queries + q * f->dim, f->k, ef, NULL, NULL, res, &n, NULL);
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < f->k; j++)
+				hits += res[i].id == f->truth[q * f->k + j];
+	}
+	*qps = (double)f->nq / (now_sec() - t0);
+	*recall = (double)hits / (double)(f->nq * f->k);
+}
+
+static void rewrite_line(const char *what, struct hnsw *idx, const struct dataset *f,
+			 const struct opts *o)
+{
+	struct hnsw_stats st;
+
+	hnsw_stats(idx, &st);
+	printf("  %-40s", what);
+	for (size_t e = 0; e < o->n_rw_efs; e++) {
+		double recall, qps, best = 0;
+
+		for (unsigned rep = 0; rep < o->reps; rep++) {
+			measure_set(idx, f, o->rw_efs[e], &recall, &qps);
+			best = qps > best ? qps : best;
+		}
+		printf("  ef %zu: %.4f %6.0f QPS", o->rw_efs[e], recall, best);
+	}
+	printf("  (%zu pending)\n", st.deleted);
+	fflush(stdout);
+}
+
+/* Set k of two disjoint sets of n rows of d: rows [k n, (k + 1) n). */
+static void rewrite_set(const struct dataset *d, size_t n, int k, const struct opts *o,
+			struct dataset *f)
+{
+	*f = *d;
+	f->n = n;
+	f->base = d->base + (size_t)k * n * d->dim;
+	f->truth = NULL;
+	snprintf(f->name, sizeof f->name, "%.30s-rows-%zu-%zu", d->name, (size_t)k * n,
+		 (size_t)(k + 1) * n);
+	data_truth(f, d->k, o->cache, o->threads);
+}
+
+/* n upserts of set f, ids 0..n-1, one at a time (as a collection is
+ * loaded and updated); returns upserts/s. */
+static double upsert_set(struct hnsw *idx, const struct dataset *f)
+{
+	double t0 = now_sec();
+
+	for (size_t i = 0; i < f->n; i++)
+		hnsw_upsert(idx, i, f->base + i * f->dim, NULL);
+	return (double)f->n / (now_sec() - t0);
+}
+
+/* Two disjoint sets A and B of n points each.  An index built one upsert
+ * at a time on A is rewritten R times, every point moving to its row of B
+ * in odd passes and back to A in even ones; after each pass its recall and
+ * QPS are measured next to indexes built fresh the same way on the same
+ * set, and to a bulk build of A (renumbered for locality: faster for that
+ * alone), all in this run. */
+static void bench_rewrite(const struct dataset *d, const struct opts *o)
+{
+	struct hnsw_params p = {(uint32_t)d->dim, SH_METRIC_L2, o->m, o->efc, 42, HNSW_QUANT_NONE};
+	size_t n = o->rewrite_n < d->n / 2 ? o->rewrite_n : d->n / 2;
+	struct dataset set[2];
+	struct hnsw *idx = NULL, *fresh[2] = {NULL, NULL}, *bulk = NULL;
+	uint64_t *ids = sh_malloc(n * sizeof *ids);
+	char what[80];
+	double rate, t0;
+
+	rewrite_set(d, n, 0, o, &set[0]);
+	rewrite_set(d, n, 1, o, &set[1]);
+	printf("\n%s: two sets of %zu points (A, B); one upsert at a time; %u full rewrites "
+	       "A -> B -> A ...; recall@%zu and QPS (1 thread, best of %u)\n",
+	       d->name, n, o->rewrites, d->k, o->reps);
+	for (int k = 0; k < 2; k++) {
+		hnsw_new(&p, &fresh[k], NULL);
+		rate = upsert_set(fresh[k], &set[k]);
+		snprintf(what, sizeof what, "%c built fresh (%.0f upserts/s)", "AB"[k], rate);
+		rewrite_line(what, fresh[k], &set[k], o);
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = i;
+	hnsw_new(&p, &bulk, NULL);
+	t0 = now_sec();
+	hnsw_build(bulk, ids, set[0].base, n, o->threads, NULL);
+	snprintf(what, sizeof what, "A bulk build (%.1f s, %u threads)", now_sec() - t0,
+		 o->threads);
+	rewrite_line(what, bulk, &set[0], o);
+	hnsw_new(&p, &idx, NULL);
+	upsert_set(idx, &set[0]);
+	for (unsigned pass = 1; pass <= o->rewrites; pass++) {
+		int k = pass % 2;
+
+		rate = upsert_set(idx, &set[k]);
+		snprintf(what, sizeof what, "%c after rewrite %u (%.0f upserts/s)", "AB"[k], pass,
+			 rate);
+		rewrite_line(what, idx, &set[k], o);
+	}
+	hnsw_free(idx);
+	hnsw_free(bulk);
+	for (int k = 0; k < 2; k++) {
+		hnsw_free(fresh[k]);
+		sh_free(set[k].truth);
+	}
+	sh_free(ids);
+}
+
 /* ------------------------------------------------------------ main */
 
 static void bench_dataset(struct dataset *d, const struct opts *o)
@@ -517,6 +644,10 @@ static void bench_dataset(struct dataset *d, const struct opts *o)
 		s[n++] = &hl;
 	}
 #endif
+	if (o->rewrite_only) {
+		bench_rewrite(d, o);
+		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		idx[i] = build_sys(s[i], d, o, &r[i]);
 	sweep(s, idx, r, n, d, o);
@@ -526,13 +657,15 @@ static void bench_dataset(struct dataset *d, const struct opts *o)
 		s[i]->destroy(idx[i]);
 	if (o->deletes)
 		bench_deletes(d, o, o->efs[o->n_efs / 2]);
+	if (o->rewrites > 0)
+		bench_rewrite(d, o);
 }
 
-static void parse_efs(struct opts *o, char *s)
+static void parse_efs(size_t *efs, size_t *n, char *s)
 {
-	o->n_efs = 0;
-	for (char *t = strtok(s, ","); t != NULL && o->n_efs < MAX_EFS; t = strtok(NULL, ","))
-		o->efs[o->n_efs++] = strtoul(t, NULL, 10);
+	*n = 0;
+	for (char *t = strtok(s, ","); t != NULL && *n < MAX_EFS; t = strtok(NULL, ","))
+		efs[(*n)++] = strtoul(t, NULL, 10);
 }
 
 static void usage(void)
@@ -540,28 +673,20 @@ static void usage(void)
 	puts("usage: bench_index [--datasets fashion,gauss] [--fashion-n N] [--gauss-n N]\n"
 	     "       [--queries N] [--m 16] [--efc 200] [--ef 10,20,...] [--threads T]\n"
 	     "       [--build-1thread] [--no-hnswlib] [--no-quant] [--deletes] [--cache DIR]\n"
-	     "       [--reps 3] [--reuse-index]");
+	     "       [--reps 3] [--reuse-index] [--rewrite R] [--rewrite-n 50000]\n"
+	     "       [--rewrite-ef 20,40,80] [--rewrite-only]");
 }
 
 static void parse(struct opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = {{"datasets", 1, 0, 'd'},
-					   {"fashion-n", 1, 0, 'f'},
-					   {"gauss-n", 1, 0, 'g'},
-					   {"queries", 1, 0, 'q'},
-					   {"m", 1, 0, 'm'},
-					   {"efc", 1, 0, 'c'},
-					   {"ef", 1, 0, 'e'},
-					   {"threads", 1, 0, 't'},
-					   {"build-1thread", 0, 0, '1'},
-					   {"no-hnswlib", 0, 0, 'H'},
-					   {"no-quant", 0, 0, 'Q'},
-					   {"deletes", 0, 0, 'D'},
-					   {"cache", 1, 0, 'C'},
-					   {"reps", 1, 0, 'r'},
-					   {"reuse-index", 0, 0, 'R'},
-					   {"help", 0, 0, 'h'},
-					   {0, 0, 0, 0}};
+	static const struct option lo[] = {
+		{"datasets", 1, 0, 'd'},   {"fashion-n", 1, 0, 'f'}, {"gauss-n", 1, 0, 'g'},
+		{"queries", 1, 0, 'q'},    {"m", 1, 0, 'm'},         {"efc", 1, 0, 'c'},
+		{"ef", 1, 0, 'e'},         {"threads", 1, 0, 't'},   {"build-1thread", 0, 0, '1'},
+		{"no-hnswlib", 0, 0, 'H'}, {"no-quant", 0, 0, 'Q'},  {"deletes", 0, 0, 'D'},
+		{"cache", 1, 0, 'C'},      {"reps", 1, 0, 'r'},      {"reuse-index", 0, 0, 'R'},
+		{"rewrite", 1, 0, 'W'},    {"rewrite-n", 1, 0, 'N'}, {"rewrite-only", 0, 0, 'O'},
+		{"rewrite-ef", 1, 0, 'F'}, {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -572,7 +697,8 @@ static void parse(struct opts *o, int argc, char **argv)
 		case 'q': o->nq = strtoul(optarg, NULL, 10); break;
 		case 'm': o->m = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'c': o->efc = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'e': parse_efs(o, optarg); break;
+		case 'e': parse_efs(o->efs, &o->n_efs, optarg); break;
+		case 'F': parse_efs(o->rw_efs, &o->n_rw_efs, optarg); break;
 		case 't': o->threads = (unsigned)strtoul(optarg, NULL, 10); break;
 		case '1': o->build_1thread = 1; break;
 		case 'H': o->hnswlib = 0; break;
@@ -581,6 +707,9 @@ static void parse(struct opts *o, int argc, char **argv)
 		case 'C': snprintf(o->cache, sizeof o->cache, "%s", optarg); break;
 		case 'r': o->reps = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'R': o->reuse = 1; break;
+		case 'W': o->rewrites = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'N': o->rewrite_n = strtoul(optarg, NULL, 10); break;
+		case 'O': o->rewrite_only = 1; break;
 		default: usage(); exit(c == 'h' ? 0 : 2);
 		}
 	}
@@ -588,14 +717,23 @@ static void parse(struct opts *o, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {
-		"fashion,gauss", 0, 200000, 10000, 16, 200, 0, 3, {0}, 0, 0, 1, 1, 0, 0, "."};
-	char efs[] = "10,20,40,80,120,200,400";
+	struct opts o = {.datasets = "fashion,gauss",
+			 .gauss_n = 200000,
+			 .nq = 10000,
+			 .m = 16,
+			 .efc = 200,
+			 .reps = 3,
+			 .hnswlib = 1,
+			 .quant = 1,
+			 .rewrite_n = 50000,
+			 .cache = "."};
+	char efs[] = "10,20,40,80,120,200,400", rw_efs[] = "20,40,80";
 	struct dataset d;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	sh_alloc_hook_libs();
-	parse_efs(&o, efs);
+	parse_efs(o.efs, &o.n_efs, efs);
+	parse_efs(o.rw_efs, &o.n_rw_efs, rw_efs);
 	o.threads = cpus > 0 ? (unsigned)cpus : 1;
 	parse(&o, argc, argv);
 	printf("bench_index: kernels %s, allocator %s\n", dist_isa_name(dist_best()->isa),

@@ -1,6 +1,6 @@
 /* fuzz_rest_json: the REST API's JSON parsing — a body parsed as every
- * route would parse it (net/rest_json.c), and as a filter (net/japi.h)
- * compiled and evaluated. */
+ * Qdrant route would parse it (net/rest_qbuild.c), and as a filter
+ * (net/japi.h) compiled and evaluated. */
 #include "build.h"
 
 #include "net/filter.h"
@@ -11,6 +11,45 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fresh(struct op *op)
+{
+	memset(op, 0, offsetof(struct op, arena));
+	arena_init(&op->arena);
+}
+
+/* Every builder on body j, as route r would run it. */
+static void builders(struct op *op, json_t *j, enum rest_route r)
+{
+	struct rest_call c = {0};
+	Shoal__Filter *f;
+	struct sh_err err;
+
+	c.route = r;
+	c.body = j;
+	c.id = (char *)(uintptr_t) "17";
+	c.q.token = "1:2";
+	snprintf(c.name, sizeof c.name, "c");
+	fresh(op);
+	switch (r) {
+	case ROUTE_CREATE: rest_build_create(op, &c, &err); break;
+	case ROUTE_UPSERT: rest_build_upsert(op, &c, &err); break;
+	case ROUTE_GET:
+	case ROUTE_GET_ONE: rest_build_get(op, &c, &err); break;
+	case ROUTE_SEARCH: rest_build_search(op, &c, j, false, "body", &err); break;
+	case ROUTE_QUERY: rest_build_search(op, &c, j, true, "body", &err); break;
+	case ROUTE_SCROLL: rest_build_scroll(op, &c, &err); break;
+	case ROUTE_COUNT: rest_build_count(op, &c, &err); break;
+	case ROUTE_DELETE:
+	case ROUTE_SET_PAYLOAD:
+	case ROUTE_OVERWRITE:
+	case ROUTE_DELETE_KEYS:
+	case ROUTE_CLEAR: rest_build_change(op, &c, &f, &err); break;
+	default: break;
+	}
+	json_decref(c.sel);
+	arena_free(&op->arena);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,18 +65,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	if (json_is_object(j))
-		for (int r = ROUTE_LIST; r <= ROUTE_CLUSTER; r++) {
-			struct rest_in in = {(enum rest_route)r, "c", "17", j, NULL, "1:2", NULL};
-
-			memset(op, 0, offsetof(struct op, arena));
-			arena_init(&op->arena);
-			rest_build(op, &in, &err);
-			arena_free(&op->arena);
-		}
-	arena_init(&op->arena);
+		for (int r = ROUTE_ROOT; r < ROUTE_REFUSED; r++)
+			builders(op, j, (enum rest_route)r);
+	fresh(op);
 	if (japi_filter(j, &op->arena, "filter", &pb, &err) == 0 &&
 	    filter_compile(pb, &f, &err) == 0) {
-		filter_match_text(f, payload, strlen(payload));
+		filter_match_point_text(f, 7, payload, strlen(payload));
 		filter_free(f);
 	}
 	arena_free(&op->arena);

@@ -33,7 +33,8 @@ struct ev {
 	enum sim_chan ch;
 	uint8_t *buf;
 	size_t len;
-	uint64_t gen;
+	uint64_t gen; /* EV_TIMER: the timer's generation; EV_DELIVER STREAM: the
+		       * receiver's life when sent */
 	sim_action_fn *fn;
 	void *arg;
 };
@@ -58,6 +59,8 @@ struct snode {
 	struct sh_rand rand;
 	uint64_t timer_gen, timer_at;
 	uint32_t slow_us;
+	uint64_t paused_until;
+	uint64_t lives; /* starts */
 	struct sfile *files;
 	size_t n_files;
 };
@@ -377,6 +380,7 @@ void sim_start(struct sim *sim, int node)
 	if (nd->up)
 		return;
 	sh_rand_seed(&nd->rand, sh_rand_u64(&sim->rand));
+	nd->lives++;
 	sim_tracef(sim, node, "start");
 	nd->inst = sim->proto->start(sim, node, sim->arg);
 	nd->up = nd->inst != NULL;
@@ -431,6 +435,22 @@ void sim_block(struct sim *sim, int from, int to, bool blocked)
 	sim_link(sim, from, to)->blocked = blocked;
 }
 
+void sim_block_chan(struct sim *sim, int from, int to, enum sim_chan ch, bool blocked)
+{
+	sim_link(sim, from, to)->cut[ch] = blocked;
+}
+
+void sim_pause(struct sim *sim, int node, uint64_t until)
+{
+	sim_tracef(sim, node, until ? "pause until %llu" : "resume", (unsigned long long)until);
+	sim->nodes[node].paused_until = until;
+}
+
+uint64_t sim_paused_until(const struct sim *sim, int node)
+{
+	return sim->nodes[node].paused_until > sim->now ? sim->nodes[node].paused_until : 0;
+}
+
 void sim_partition(struct sim *sim, const int *group)
 {
 	for (int i = 0; i < sim->n; i++)
@@ -442,8 +462,11 @@ void sim_partition(struct sim *sim, const int *group)
 void sim_heal(struct sim *sim)
 {
 	for (int i = 0; i < sim->n; i++)
-		for (int j = 0; j < sim->n; j++)
+		for (int j = 0; j < sim->n; j++) {
 			sim_block(sim, i, j, false);
+			sim_block_chan(sim, i, j, SIM_DGRAM, false);
+			sim_block_chan(sim, i, j, SIM_STREAM, false);
+		}
 	sim_tracef(sim, -1, "heal");
 }
 
@@ -476,6 +499,7 @@ static void schedule_delivery(struct sim *sim, int from, int to, enum sim_chan c
 
 	e->from = from;
 	e->ch = ch;
+	e->gen = sim->nodes[to].lives;
 	e->len = len;
 	if ((e->buf = sh_malloc(len ? len : 1)) == NULL)
 		abort();
@@ -490,12 +514,16 @@ void sim_send(struct sim *sim, int from, int to, enum sim_chan ch, const uint8_t
 
 	sim->net.sent[ch]++;
 	sim->net.bytes[ch] += len;
-	if (l->blocked) {
+	if (l->blocked || l->cut[ch]) {
 		sim->net.blocked++;
 		return;
 	}
 	if (ch == SIM_DGRAM && chance(sim, l->loss)) {
 		sim->net.lost++;
+		return;
+	}
+	if (ch == SIM_STREAM && !sim->nodes[to].up) {
+		sim->net.to_down++; /* no connection to a node that is down */
 		return;
 	}
 	t = arrival(sim, l, to);
@@ -657,8 +685,8 @@ static void deliver(struct sim *sim, struct ev *e)
 {
 	struct snode *nd = &sim->nodes[e->node];
 
-	if (!nd->up) {
-		sim->net.to_down++;
+	if (!nd->up || (e->ch == SIM_STREAM && e->gen != nd->lives)) {
+		sim->net.to_down++; /* a stream dies with the process it went to */
 		return;
 	}
 	sim->net.delivered[e->ch]++;
@@ -698,6 +726,22 @@ static void run_checks(struct sim *sim)
 	}
 }
 
+/* A paused node's delivery or timer waits until it resumes (pushed again
+ * in the order they come up, so FIFO order holds). */
+static bool deferred(struct sim *sim, struct ev *e)
+{
+	uint64_t until;
+
+	if (e->kind == EV_ACTION || e->node < 0)
+		return false;
+	until = sim->nodes[e->node].paused_until;
+	if (until <= sim->now)
+		return false;
+	e->time = until;
+	heap_push(sim, e);
+	return true;
+}
+
 /* One event; false when there is none before `limit`. */
 static bool step(struct sim *sim, uint64_t limit)
 {
@@ -707,6 +751,8 @@ static bool step(struct sim *sim, uint64_t limit)
 		return false;
 	e = heap_pop(sim);
 	sim->now = e->time;
+	if (deferred(sim, e))
+		return true;
 	sim->steps++;
 	run_event(sim, e);
 	ev_free(e);

@@ -9,6 +9,10 @@
  * the next event of a priority queue ordered by (time, sequence number), so
  * equal times are broken by the order in which events were scheduled.
  *
+ * Streams are connections: a STREAM message sent to a node that is down,
+ * or in flight when it crashes, is lost (its next life opens new ones);
+ * datagrams in flight reach the next life if it is up by then.
+ *
  * The network: per-link delay (min + uniform jitter), loss, duplication,
  * reordering (an extra random delay for some messages), one-way blocks
  * (partitions are built from them) and slow nodes, whose incoming messages
@@ -69,6 +73,7 @@ struct sim_link {
 	double reorder;     /* probability of an extra delay in [0, reorder_us) */
 	uint32_t reorder_us;
 	bool blocked; /* nothing passes (one-way partition) */
+	bool cut[2];  /* only this channel is blocked (gossip cut, not the peer links) */
 };
 
 struct sim *sim_new(uint64_t seed, int n_nodes, const struct sim_proto *proto, void *arg);
@@ -90,12 +95,18 @@ void sim_start(struct sim *sim, int node);
 void sim_crash(struct sim *sim, int node);
 /* Handle the node's incoming messages up to extra_us (random) late; 0 heals. */
 void sim_slow(struct sim *sim, int node, uint32_t extra_us);
+/* Stop the node until time `until` (SIGSTOP): its deliveries and timers
+ * wait and run, in their order, when it resumes; 0 resumes now. */
+void sim_pause(struct sim *sim, int node, uint64_t until);
+uint64_t sim_paused_until(const struct sim *sim, int node);
 
 /* ---- network */
 void sim_link_set(struct sim *sim, int from, int to, const struct sim_link *l);
 void sim_link_set_all(struct sim *sim, const struct sim_link *l);
 struct sim_link *sim_link(struct sim *sim, int from, int to);
 void sim_block(struct sim *sim, int from, int to, bool blocked);
+/* Block one channel of a link only. */
+void sim_block_chan(struct sim *sim, int from, int to, enum sim_chan ch, bool blocked);
 /* Two-way partition: group[i] is node i's side; links across sides block. */
 void sim_partition(struct sim *sim, const int *group);
 void sim_heal(struct sim *sim);

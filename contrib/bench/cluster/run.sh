@@ -19,10 +19,14 @@
 #      request, a new id each, C connections with one request in flight
 #      each, spread over the three nodes (followers forward to the leader):
 #      C = 1, 16, 64; requests/s, p50, p99;
-#   3. batched upserts (1000 points a request, 4 connections x depth 4):
-#      points acknowledged per second, then how long until every replica
-#      has applied (indexed) them all: the rate at which writes become
-#      searchable everywhere.
+#   3. batched upserts (1000 points a request, 4 connections x depth 4),
+#      a burst of 100,000 points (doc/write-path.md): points acknowledged
+#      per second; per replica, the time from the last acknowledgement
+#      until it has applied everything (then an eventual search there finds
+#      every acknowledged point: the searchable lag of the last, worst,
+#      write) and until its graph holds every point (points_fresh 0);
+#      search latency (REST, k = 10, eventual) on a replica while its
+#      fresh set is full, and at rest.
 #
 # Every wait is bounded; only the processes this script started are
 # signalled, by PID; every node listens on 127.0.0.1.
@@ -160,14 +164,58 @@ if want 2; then
 	all_applied 300 || echo "replicas did not catch up"
 fi
 
+# coll_field NODE KEY: a number of NODE's GET /collections/bench
+coll_field() {
+	curl -s "http://127.0.0.1:$((($BASE + $1) * 10 + 3))/collections/bench" |
+		sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" | head -1
+}
+
+# search_ms NODE N: N REST searches (k 10, eventual) on NODE, one at a
+# time; prints "p50 p99 max" in ms
+search_ms() {
+	for _ in $(seq 1 "$2"); do
+		curl -s -o /dev/null -w '%{time_total}\n' -X POST \
+			"http://127.0.0.1:$((($BASE + $1) * 10 + 3))/collections/bench/points/search" \
+			-d "{\"vector\": [$(seq -s, 1 128)], \"limit\": 10}"
+	done | sort -n | awk '{ v[NR] = $1 * 1000 } END {
+		printf "%.1f %.1f %.1f", v[int(NR * 0.5 + 0.5)], v[int(NR * 0.99 + 0.5)], v[NR] }'
+}
+
+# wait_each KEY_TEST VAR: poll until KEY_TEST N succeeds for every node N,
+# setting VARN to the ms since t1 when it first did (600 s at most)
+wait_each() {
+	for i in 1 2 3; do eval "$2$i="; done
+	for _ in $(seq 1 30000); do
+		done_all=1
+		for i in 1 2 3; do
+			eval "x=\$$2$i"
+			[ -n "$x" ] && continue
+			if $1 "$i"; then eval "$2$i=$(($(now_ms) - t1))"; else done_all=0; fi
+		done
+		[ $done_all = 1 ] && return 0
+		sleep 0.02
+	done
+}
+applied_all() { [ "$(field "$1" applied_index)" -ge "$last" ] 2>/dev/null; }
+indexed_all() { [ "$(coll_field "$1" points_fresh)" = 0 ]; }
+
 if want 3; then
-	echo "## 3. batched: 1000 points a request, 4 connections x depth 4"
+	echo "## 3. batched: 1000 points a request, 4 connections x depth 4 (a burst of 100,000)"
 	t0=$(now_ms)
 	"$CTL" --addr "$ALL" --ack quorum bench --mode upsert --dataset "$DIR/v128.fvecs" \
 		--collection bench --no-load --concurrency 4 --depth 4 --per-request 1000 --requests 100
 	t1=$(now_ms)
-	all_applied 600 || echo "replicas did not catch up"
-	t2=$(now_ms)
-	echo "searchable on every replica $((t2 - t1)) ms after the last ack:" \
-		"$((100000 * 1000 / (t2 - t0))) points/s from the first write to all applied"
+	l=$(leader_node)
+	last=$(field "$l" commit_index)
+	wait_each applied_all applied
+	f=$((l % 3 + 1))
+	fresh=$(coll_field "$f" points_fresh)
+	echo "search on follower n$f with ${fresh:-?} points fresh: p50/p99/max $(search_ms "$f" 50) ms"
+	wait_each indexed_all indexed
+	echo "acknowledged: $((100000 * 1000 / (t1 - t0))) points/s ($((t1 - t0)) ms)"
+	for i in 1 2 3; do
+		eval "echo \"n$i: searchable (applied) \${applied$i:-?} ms after the last ack," \
+			"graph complete \${indexed$i:-?} ms after it\""
+	done
+	echo "search on n$f at rest: p50/p99/max $(search_ms "$f" 50) ms"
 fi

@@ -1,0 +1,50 @@
+/*
+ * diskio: see diskio.h.
+ */
+#include "build.h"
+
+#include "storage/diskio.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+static _Atomic long countdown = -1; /* -1: no fault planned */
+static _Atomic int fault_errno;
+static _Atomic unsigned long flushes;
+
+/* Is this the flush a test asked to fail?  Sets errno when it is. */
+static int injected(void)
+{
+	long n;
+
+	atomic_fetch_add_explicit(&flushes, 1, memory_order_relaxed);
+	if (atomic_load_explicit(&countdown, memory_order_relaxed) < 0)
+		return 0;
+	n = atomic_fetch_sub_explicit(&countdown, 1, memory_order_relaxed);
+	if (n != 0)
+		return 0;
+	errno = atomic_load_explicit(&fault_errno, memory_order_relaxed);
+	return 1;
+}
+
+int diskio_fdatasync(int fd)
+{
+	return injected() ? -1 : fdatasync(fd);
+}
+
+int diskio_fsync(int fd)
+{
+	return injected() ? -1 : fsync(fd);
+}
+
+void diskio_fail_after(long n, int errnum)
+{
+	atomic_store(&fault_errno, errnum ? errnum : EIO);
+	atomic_store(&countdown, n < 0 ? -1 : n);
+}
+
+unsigned long diskio_flushes(void)
+{
+	return atomic_load_explicit(&flushes, memory_order_relaxed);
+}

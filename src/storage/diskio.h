@@ -1,0 +1,26 @@
+/*
+ * diskio: the storage's flushes (fdatasync, fsync) in one place, so that a
+ * test or the simulator can make them fail (STYLE.md, "Debug builds have
+ * test-only hooks"): the storage never calls fdatasync() or fsync()
+ * itself.
+ *
+ * Fault injection is process-wide, like sh_alloc_fail_after(): set it on
+ * the thread that then runs the storage (a manual-mode db, or the wal
+ * directly) so that the count means something.  Thread-safe; the counter
+ * is a relaxed atomic.
+ */
+#ifndef SHOAL_STORAGE_DISKIO_H
+#define SHOAL_STORAGE_DISKIO_H
+
+/* fdatasync(fd) / fsync(fd): 0, or -1 with errno set. */
+int diskio_fdatasync(int fd);
+int diskio_fsync(int fd);
+
+/* Make the flush after n more succeed fail once, with errnum, without
+ * flushing anything (as a kernel that dropped the dirty pages would);
+ * n < 0 turns injection off. */
+void diskio_fail_after(long n, int errnum);
+/* Flushes made so far (every call above, failed or not). */
+unsigned long diskio_flushes(void);
+
+#endif

@@ -1,0 +1,230 @@
+/*
+ * indexer: see indexer.h.
+ *
+ * One thread, at nice 10 (below everything else the node does), takes
+ * collections from a FIFO queue and runs one step
+ * (coll_index, up to INDEXER_BATCH entries) at a time, putting the
+ * collection back at the end while it has more: collections take turns.
+ * hnsw_build spreads a step's new points over `threads` threads.  `mu`
+ * guards the queue and the counters; `work` wakes the thread, `progress`
+ * the apply thread waiting in indexer_throttle.
+ */
+#include "build.h"
+
+#include "storage/indexer.h"
+
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RETRY_MS     100 /* after a failed step (out of memory) */
+#define INDEXER_NICE 10  /* the indexer's threads' nice value (Linux: per thread) */
+
+struct item {
+	struct coll *c;
+	struct item *next;
+};
+
+struct indexer {
+	struct indexer_opts o;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t work, progress;
+	struct item *head, *tail;
+	bool stop;
+	struct indexer_stats st;
+};
+
+static bool queued(const struct indexer *ix, const struct coll *c)
+{
+	for (const struct item *i = ix->head; i != NULL; i = i->next)
+		if (i->c == c)
+			return true;
+	return false;
+}
+
+/* mu held.  Takes over the reference held by `it`'s caller. */
+static void push(struct indexer *ix, struct item *it)
+{
+	it->next = NULL;
+	if (ix->tail != NULL)
+		ix->tail->next = it;
+	else
+		ix->head = it;
+	ix->tail = it;
+	ix->st.queued++;
+	pthread_cond_signal(&ix->work);
+}
+
+void indexer_kick(struct indexer *ix, struct coll *c)
+{
+	struct item *it;
+
+	pthread_mutex_lock(&ix->mu);
+	if (!queued(ix, c) && (it = sh_malloc(sizeof *it)) != NULL) {
+		it->c = coll_ref(c);
+		push(ix, it);
+	} /* out of memory: the next write's kick queues it */
+	pthread_mutex_unlock(&ix->mu);
+}
+
+static void wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* mu held on entry and exit; one step on the head of the queue. */
+static void step(struct indexer *ix)
+{
+	struct item *it = ix->head;
+	struct sh_err err = {0};
+	size_t done;
+	int rv;
+
+	ix->head = it->next;
+	if (ix->head == NULL)
+		ix->tail = NULL;
+	ix->st.queued--;
+	pthread_mutex_unlock(&ix->mu);
+	if (coll_retired(it->c)) /* dropped, or replaced by a snapshot */
+		rv = 0;
+	else
+		rv = coll_index(it->c, INDEXER_BATCH, ix->o.threads, &done, &err);
+	if (rv != 0)
+		LOG_WARN("index", "%s (retrying in %d ms)", err.msg, RETRY_MS);
+	pthread_mutex_lock(&ix->mu);
+	ix->st.steps++;
+	ix->st.errors += rv != 0;
+	pthread_cond_broadcast(&ix->progress);
+	if (coll_fresh(it->c) > 0 && !coll_retired(it->c) && !queued(ix, it->c) && !ix->stop) {
+		push(ix, it);
+	} else {
+		pthread_mutex_unlock(&ix->mu);
+		coll_unref(it->c);
+		sh_free(it);
+		pthread_mutex_lock(&ix->mu);
+	}
+	if (rv != 0 && !ix->stop)
+		wait_ms(&ix->work, &ix->mu, RETRY_MS);
+}
+
+static void *run(void *arg)
+{
+	struct indexer *ix = arg;
+
+	/* Below apply, acknowledgements and searches: indexing is what may
+	 * wait (hnsw_build's threads inherit this). */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), INDEXER_NICE) != 0)
+		LOG_DEBUG("index", "cannot lower the indexer's priority: %s", strerror(errno));
+	pthread_mutex_lock(&ix->mu);
+	while (!ix->stop) {
+		if (ix->head == NULL)
+			pthread_cond_wait(&ix->work, &ix->mu);
+		else
+			step(ix);
+	}
+	pthread_mutex_unlock(&ix->mu);
+	return NULL;
+}
+
+int indexer_new(const struct indexer_opts *o, struct indexer **out, struct sh_err *err)
+{
+	struct indexer *ix = sh_calloc(1, sizeof *ix);
+	pthread_condattr_t ca;
+
+	if (ix == NULL)
+		return sh_err_set(err, SH_ENOMEM, "indexer: out of memory");
+	ix->o = *o;
+	if (ix->o.threads == 0)
+		ix->o.threads = 1;
+	pthread_mutex_init(&ix->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ix->work, &ca);
+	pthread_cond_init(&ix->progress, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&ix->thread, NULL, run, ix) != 0) {
+		pthread_cond_destroy(&ix->work);
+		pthread_cond_destroy(&ix->progress);
+		pthread_mutex_destroy(&ix->mu);
+		sh_free(ix);
+		return sh_err_set(err, SH_ENOMEM, "indexer: cannot start its thread");
+	}
+	*out = ix;
+	return 0;
+}
+
+void indexer_stop(struct indexer *ix)
+{
+	if (ix == NULL)
+		return;
+	pthread_mutex_lock(&ix->mu);
+	ix->stop = true;
+	pthread_cond_broadcast(&ix->work);
+	pthread_cond_broadcast(&ix->progress);
+	pthread_mutex_unlock(&ix->mu);
+}
+
+void indexer_free(struct indexer *ix)
+{
+	struct item *it;
+
+	if (ix == NULL)
+		return;
+	indexer_stop(ix);
+	pthread_join(ix->thread, NULL);
+	while ((it = ix->head) != NULL) {
+		ix->head = it->next;
+		coll_unref(it->c);
+		sh_free(it);
+	}
+	pthread_cond_destroy(&ix->work);
+	pthread_cond_destroy(&ix->progress);
+	pthread_mutex_destroy(&ix->mu);
+	sh_free(ix);
+}
+
+void indexer_throttle(struct indexer *ix, struct coll *c)
+{
+	uint64_t t0;
+
+	if (ix->o.max_fresh_bytes == 0 || coll_fresh_bytes(c) <= ix->o.max_fresh_bytes)
+		return;
+	t0 = sh_clock_mono_ms();
+	pthread_mutex_lock(&ix->mu);
+	ix->st.throttled++;
+	ix->st.throttling = true;
+	while (!ix->stop && coll_fresh_bytes(c) > ix->o.max_fresh_bytes) {
+		struct item *it;
+
+		if (!queued(ix, c) && (it = sh_malloc(sizeof *it)) != NULL) {
+			it->c = coll_ref(c); /* a kick lost to lack of memory */
+			push(ix, it);
+		}
+		wait_ms(&ix->progress, &ix->mu, RETRY_MS);
+	}
+	ix->st.throttling = false;
+	ix->st.throttled_ms += sh_clock_mono_ms() - t0;
+	pthread_mutex_unlock(&ix->mu);
+}
+
+void indexer_stats(struct indexer *ix, struct indexer_stats *st)
+{
+	pthread_mutex_lock(&ix->mu);
+	*st = ix->st;
+	pthread_mutex_unlock(&ix->mu);
+}
