@@ -53,6 +53,10 @@ make -j"$jobs" $target || rc=$?
 if [ $rc -eq 0 ] && [ $distcheck = yes ]; then
 	make -j"$jobs" distcheck >/dev/null || rc=$?
 	[ $rc -eq 0 ] && echo "make distcheck: ok" || echo "make distcheck: FAILED"
+	# The tarball's build is left behind on failure: show what failed there.
+	for log in shoal-*/_build/sub/test-suite.log; do
+		[ $rc -ne 0 ] && [ -f "$log" ] && cat "$log"
+	done
 fi
 
 # Count every test point of every program (automake writes one
