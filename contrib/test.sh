@@ -54,9 +54,11 @@ if [ $rc -eq 0 ] && [ $distcheck = yes ]; then
 	make -j"$jobs" distcheck >/dev/null || rc=$?
 	[ $rc -eq 0 ] && echo "make distcheck: ok" || echo "make distcheck: FAILED"
 	# The tarball's build is left behind on failure: show what failed there.
-	for log in shoal-*/_build/sub/test-suite.log; do
-		[ $rc -ne 0 ] && [ -f "$log" ] && cat "$log"
-	done
+	if [ $rc -ne 0 ]; then
+		for log in shoal-*/_build/sub/test-suite.log; do
+			if [ -f "$log" ]; then cat "$log"; fi
+		done
+	fi
 fi
 
 # Count every test point of every program (automake writes one
