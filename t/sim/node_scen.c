@@ -11,6 +11,8 @@
  */
 #include "build.h"
 
+#include "cluster/node_impl.h"
+#include "proto/cluster.pb-c.h"
 #include "sim/node_world_impl.h"
 #include "sim/simfs.h"
 #include "storage/db_impl.h"
@@ -423,6 +425,51 @@ static void install_ack(struct nworld *w)
 	sim_run_while(w->sim, busy, c, sim_now(w->sim) + 10000 * MS);
 	sim_tracef(w->sim, a, "scenario: the write held by the old leader: %s (status %d)",
 		   hist_outcome_name(c->outcome), c->status);
+}
+
+/* Item 9: a forwarded write's answer carries the leader's code; one the
+ * follower does not know (a newer version's, or a corrupt frame) must end
+ * the write OUTCOME_UNKNOWN (it passed through as INTERNAL, which clients
+ * may take for a failure), never as a failure: the leader may have
+ * committed it.  f forwards a quorum write to l, which commits it;
+ * l's own answer is lost (l -> f blocked) and f gets one with code -999
+ * instead. */
+static void fwd_bad_code(struct nworld *w)
+{
+	int l = wait_caught_up(w, 5000), f, prev;
+	Shoal__Cluster__ForwardReply r = SHOAL__CLUSTER__FORWARD_REPLY__INIT;
+	struct nw_client *c;
+	struct nw_inst *in;
+	uint8_t buf[128];
+	char why[] = "a code from elsewhere";
+
+	if (l < 0)
+		return nw_violation(w, "no leader");
+	f = (l + 1) % w->n;
+	sim_block(w->sim, l, f, true);
+	c = nwc_script_op(w, 1, f, HIST_WRITE, HIST_ACK_QUORUM, 1, 0, 0);
+	if (!run_for(w, 300))
+		return;
+	if ((in = nw_inst(w, f)) == NULL || in->node->forwarded == NULL)
+		return nw_violation(w, "f has no forwarded write waiting");
+	r.id = in->node->forwarded->fwd_id;
+	r.code = -999;
+	r.message = why;
+	prev = nw_enter(w, f);
+	node_peer_recv(in->node, w->nodes[l].id, PEER_FORWARDED, buf,
+		       shoal__cluster__forward_reply__pack(&r, buf));
+	nw_leave(w, prev);
+	nw_after(w, f);
+	sim_run_while(w->sim, busy, c, sim_now(w->sim) + 1000 * MS);
+	sim_tracef(w->sim, f, "scenario: the forwarded write: %s (status %d)",
+		   hist_outcome_name(c->outcome), c->status);
+	if (c->status != SHOAL__STATUS_CODE__OUTCOME_UNKNOWN)
+		return nw_violation(w,
+				    "a forwarded answer with code -999 gave status %d, not "
+				    "OUTCOME_UNKNOWN",
+				    c->status);
+	sim_heal(w->sim);
+	run_for(w, 1000);
 }
 
 /* Item 8's twin for writes: a follower forwards a write and restarts at
@@ -874,6 +921,7 @@ static const struct {
 	nw_script_fn *fn;
 } scripts[] = {
 	{"fwd-id-reuse", fwd_id_reuse},
+	{"fwd-bad-code", fwd_bad_code},
 	{"install-ack", install_ack},
 	{"leader-prevote", leader_prevote},
 	{"swim-dead-lease", swim_dead_lease},
@@ -904,6 +952,7 @@ const struct nworld_scenario nworld_scenarios[] = {
 	{"vote-failed-save", 3, "item 6: no vote reply when the vote was not saved"},
 	{"read-id-reuse", 3, "item 8: read index answers match their request"},
 	{"fwd-id-reuse", 3, "item 8 for writes: forward answers match their request"},
+	{"fwd-bad-code", 3, "item 9: a forwarded answer with an unknown code is UNKNOWN"},
 	{"transfer-stale-timeout-now", 3, "a TimeoutNow handled after its transfer expired"},
 	{"pause-bypass", 3, "a paused node ran clients' operations and sent"},
 	{"pause-control", 3, "pause-bypass without clients (the control)"},
