@@ -109,4 +109,17 @@ kill -TERM "$pid"
 wait_exit "$pid" 1000
 ok $? "and stops on SIGTERM"
 
+# a bad bootstrap.state stops the node with its path and the fault ----------
+mkdir -p "$TESTDIR/boot"
+printf 'shoal-bootstrap 1 1 zz\n' >"$TESTDIR/boot/bootstrap.state"
+out=$(timeout 10 "$SHOALD" --node-data-dir "$TESTDIR/boot" --listen-base-port "$base" \
+	--cluster-bootstrap-expect 3 --cluster-seeds 127.0.0.1:1 2>&1); st=$?
+ok "$([ "$st" -ne 0 ] && [ "$st" -ne 124 ]; echo $?)" "a corrupt bootstrap.state: shoald exits ($st)"
+like "$out" "boot/bootstrap.state: field 2 is not hex" "and names the file and the field"
+printf 'shoal-bootstrap 1 1 5 1 5 0 2 a b\n' >"$TESTDIR/boot/bootstrap.state"
+out=$(timeout 10 "$SHOALD" --node-data-dir "$TESTDIR/boot" --listen-base-port "$base" \
+	--cluster-bootstrap-expect 3 --cluster-seeds 127.0.0.1:1 2>&1); st=$?
+ok "$([ "$st" -ne 0 ] && [ "$st" -ne 124 ]; echo $?)" "a founder set of 2 with bootstrap_expect 3: shoald exits"
+like "$out" "holds a founder set of 2 while cluster.bootstrap_expect is 3" "and says why"
+
 done_testing

@@ -30,23 +30,24 @@
 #endif
 #define SCENARIO_SEEDS 4
 
-static const uint64_t fixed[] = {13,  19,   204,    287,       391,       594,
-				 858, 6322, 109398, 944616545, 872675029, 802192976};
+static const uint64_t fixed[] = {13,   19,     204,       287,       391,       594,    858,
+				 6322, 109398, 944616545, 872675029, 802192976, 2467814};
 
 static int failures;
 
-static void run(uint64_t seed, const char *scenario, int nodes)
+static void run(uint64_t seed, const struct nworld_scenario *sc)
 {
+	const char *scenario = sc != NULL ? sc->name : NULL;
 	struct nworld_opts o;
 	struct nworld_result r;
 	int rc;
 
 	nworld_random_opts(seed, &o);
-	if (scenario != NULL) {
-		o.scenario = scenario;
+	if (sc != NULL) {
+		o.scenario = sc->name;
 		o.faults = 0;
-		o.nodes = nodes;
-		o.bootstrap_expect = (unsigned)nodes;
+		o.nodes = sc->nodes;
+		o.bootstrap_expect = (unsigned)(sc->expect ? sc->expect : sc->nodes);
 	}
 	o.report = NULL;
 	rc = nworld_run(seed, &o, &r);
@@ -73,9 +74,9 @@ int main(void)
 
 	for (const struct nworld_scenario *s = nworld_scenarios; s->name; s++)
 		for (uint64_t seed = 1; seed <= SCENARIO_SEEDS; seed++)
-			run(seed, s->name, s->nodes);
+			run(seed, s);
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-		run(fixed[i], NULL, 0);
+		run(fixed[i], NULL);
 	if (first_env != NULL) {
 		first = strtoull(first_env, NULL, 10);
 	} else if (sh_rand_os(&first) != 0) {
@@ -84,7 +85,7 @@ int main(void)
 	first = first % 1000000000 + 1000;
 	diag("random seeds %" PRIu64 "..%" PRIu64, first, first + n - 1);
 	for (uint64_t s = first; s < first + n; s++)
-		run(s, NULL, 0);
+		run(s, NULL);
 	diag("%d failed, %ld s", failures, (long)(time(NULL) - t0));
 	return done_testing();
 }

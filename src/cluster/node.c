@@ -361,6 +361,7 @@ void node_fail(struct node *n, const struct sh_err *why)
 	node_write_free_all(n);
 	node_read_free_all(n);
 	node_snap_free_all(n);
+	node_boot_failed(n);
 }
 
 /* ------------------------------------------------------------ peer frames */
@@ -611,6 +612,10 @@ int node_new(const struct node_opts *o, struct node **out, struct sh_err *err)
 		return sh_err_wrap(err, rv, "raft");
 	}
 	n->cluster_id = sh_datadir_cluster_id(o->datadir);
+	if ((rv = node_boot_load(n, err)) != 0) {
+		node_free(n);
+		return sh_err_wrap(err, rv, "bootstrap");
+	}
 	n->o.env.set_cluster_id(n->o.env.data, n->cluster_id);
 	n->last_role = raft_role(n->raft);
 	*out = n;

@@ -1,33 +1,8 @@
 /*
- * node_auto: how a cluster forms and how the leader keeps its voters
+ * node_auto: how the leader keeps its voters
  * (DESIGN.md section 8; doc/replication.md, "Voters and learners").
  *
- * Bootstrap.  A node with an empty log and no cluster id, once
- * `bootstrap_expect` members are alive in membership (itself included)
- * and have been for BOOT_STABLE_MS, takes the bootstrap_expect smallest
- * node ids among them as the founders and gossips them as a *candidate*
- * set in its membership metadata (free to change with its view) — unless
- * a member already promised a founder set that includes it: then it
- * adopts that one.  Once every founder of its candidate set proposes the
- * same set, a founder *promises* it: it stores its hash (DIR/founders.id)
- * and gossips it as promised, and never promises another (a restart keeps
- * the promise).  It bootstraps once every founder is alive and promised
- * the same set:
- * it writes the first entry — index 1, term 1, the founders as voters —
- * which every founder writes alike, so their logs agree from the start,
- * and the cluster id is the promise.  A node that is not a founder does
- * nothing but wait to learn the cluster id from membership and be added.
- *
- * Why promises: while gossip still converges, nodes may see different
- * members and pick different founder sets.  A set bootstraps only when all
- * of its members promised it, and a node promises one set ever, so two
- * sets that both bootstrap are disjoint; with bootstrap_expect B, that
- * takes 2B nodes started with it.  Hence the rule (doc/replication.md):
- * fewer than 2 * bootstrap_expect nodes may start with bootstrap_expect —
- * start the others without it, they join.  With bootstrap_expect 1 a node
- * bootstraps alone at once.  A node that learns a cluster id from
- * membership first (bootstrap_expect 0, or a late starter) joins instead:
- * it waits, with an empty log, for the leader to add it.
+ * Bootstrap — how the founders are decided — is node_boot.c.
  *
  * The leader, every AUTO_EVERY_MS, makes at most one configuration change
  * (dissertation §4.1: one server at a time; the core refuses another while
@@ -58,241 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AUTO_EVERY_MS  500
-#define BOOT_STABLE_MS 500
-
-/* ------------------------------------------------------------ bootstrap */
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t cluster_hash(const struct raft_conf *c)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (unsigned i = 0; i < c->n_voters; i++) {
-		h ^= c->voters[i];
-		h *= 0x100000001b3ull;
-		h ^= h >> 29;
-	}
-	return h != 0 ? h : 1;
-}
-
-/* The alive members' ids, sorted; their number. */
-static unsigned alive_ids(struct node *n, uint64_t *ids, unsigned max)
-{
-	unsigned k = 0;
-
-	for (size_t i = 0; n->swim != NULL && i < swim_member_count(n->swim) && k < max; i++) {
-		const struct swim_member *m = swim_member_at(n->swim, i);
-
-		if (m->state == SWIM_ALIVE || m->self)
-			ids[k++] = m->id;
-	}
-	qsort(ids, k, sizeof *ids, cmp_u64);
-	return k;
-}
-
-/* No configuration yet, nothing in the log beyond the snapshot (a new
- * data dir, or one seeded from a backup, whose snapshot holds no voters:
- * shoald --restore), and either no cluster or the one this node promised
- * to found (its id is the promised set's hash): a founder that stored the
- * id and crashed before its first entry was durable, or one that learned
- * the id from another founder before it wrote its own, still writes the
- * first entry — the same on every founder, the promised set — else no
- * founder might hold it and no leader ever be elected (whole-node
- * simulator, seed 872675029). */
-static bool can_bootstrap(struct node *n)
-{
-	uint64_t promised = sh_datadir_founders(n->o.datadir);
-
-	return (n->cluster_id == 0 || (promised != 0 && n->cluster_id == promised)) &&
-	       n->o.bootstrap_expect > 0 && db_last_index(n->o.db) == db_snapshot_index(n->o.db) &&
-	       raft_conf(n->raft)->n_voters == 0;
-}
-
-/* The membership metadata a node gossips while it bootstraps: a version
- * byte, what it says (META_CANDIDATE: the founders by its view, free to
- * change; META_PROMISE: the founders it promised, for ever), the number of
- * founders and their ids (u64 little-endian each). */
-#define META_VERSION      2
-#define META_CANDIDATE    1
-#define META_PROMISE      2
-#define META_MAX_FOUNDERS ((SWIM_META_MAX - 3) / 8)
-
-/* The set member m gossips and what it says of it (0: nothing). */
-static int meta_founders(const struct swim_member *m, struct raft_conf *c)
-{
-	unsigned k;
-
-	memset(c, 0, sizeof *c);
-	if (m->meta_len < 3 || m->meta[0] != META_VERSION || (k = m->meta[2]) == 0 ||
-	    k > META_MAX_FOUNDERS || k > RAFT_MAX_NODES || m->meta_len != 3 + 8 * (size_t)k ||
-	    (m->meta[1] != META_CANDIDATE && m->meta[1] != META_PROMISE))
-		return 0;
-	for (unsigned i = 0; i < k; i++) {
-		uint64_t v = 0;
-
-		for (int b = 7; b >= 0; b--)
-			v = v << 8 | m->meta[3 + 8 * i + (unsigned)b];
-		c->voters[i] = v;
-	}
-	c->n_voters = k;
-	return m->meta[1];
-}
-
-static void gossip_founders(struct node *n, int what, const struct raft_conf *c)
-{
-	uint8_t meta[3 + 8 * META_MAX_FOUNDERS] = {META_VERSION, (uint8_t)what,
-						   (uint8_t)c->n_voters};
-	uint64_t h = cluster_hash(c) ^ (uint64_t)what;
-	struct sh_err err;
-
-	if (n->boot_gossiped == h)
-		return;
-	n->boot_gossiped = h;
-	for (unsigned i = 0; i < c->n_voters; i++)
-		for (int b = 0; b < 8; b++)
-			meta[3 + 8 * i + (unsigned)b] = (uint8_t)(c->voters[i] >> (8 * b));
-	if (swim_set_meta(n->swim, node_now(), meta, 3 + 8 * (size_t)c->n_voters, &err) != 0)
-		LOG_WARN("raft", "cannot gossip the founders: %s", err.msg);
-}
-
-/* The founders by this node's view: the bootstrap_expect smallest ids of
- * members alive for BOOT_STABLE_MS; false while there are not that many. */
-static bool founders(struct node *n, uint64_t now, struct raft_conf *c)
-{
-	uint64_t ids[RAFT_MAX_NODES];
-	unsigned k = alive_ids(n, ids, RAFT_MAX_NODES);
-
-	memset(c, 0, sizeof *c);
-	if (k < n->o.bootstrap_expect) {
-		n->boot_since = 0;
-		return false;
-	}
-	if (n->boot_since == 0)
-		n->boot_since = now;
-	if (n->o.bootstrap_expect > 1 && now - n->boot_since < BOOT_STABLE_MS)
-		return false;
-	c->n_voters = n->o.bootstrap_expect;
-	memcpy(c->voters, ids, c->n_voters * sizeof *ids);
-	return true;
-}
-
-/* A set an alive member promised: with this node in it (want 0), or the
- * one whose hash is want; the one with the smallest founder first. */
-static bool others_promise(struct node *n, uint64_t want, struct raft_conf *out)
-{
-	bool found = false;
-	struct raft_conf c;
-
-	for (size_t i = 0; i < swim_member_count(n->swim); i++) {
-		const struct swim_member *m = swim_member_at(n->swim, i);
-
-		if (m->self || m->state != SWIM_ALIVE || meta_founders(m, &c) != META_PROMISE ||
-		    c.n_voters != n->o.bootstrap_expect)
-			continue;
-		if (want != 0 ? cluster_hash(&c) != want : !raft_conf_has_voter(&c, n->o.id))
-			continue;
-		if (!found || c.voters[0] < out->voters[0]) {
-			*out = c;
-			found = true;
-		}
-	}
-	return found;
-}
-
-/* Promise c, once for ever: stored before it is gossiped. */
-static int promise(struct node *n, const struct raft_conf *c)
-{
-	struct sh_err err;
-
-	if (sh_datadir_set_founders(n->o.datadir, cluster_hash(c), &err) != 0) {
-		node_fail(n, &err);
-		return -1;
-	}
-	n->boot_conf = *c;
-	LOG_INFO("raft", "promised to found a cluster with %u voters; waiting for them to agree",
-		 c->n_voters);
-	return 0;
-}
-
-/* Does every other founder of c gossip c, as a candidate (at least:
- * want_promise false) or as a promise? */
-static bool all_say(struct node *n, const struct raft_conf *c, bool want_promise)
-{
-	struct raft_conf theirs;
-
-	for (unsigned i = 0; i < c->n_voters; i++) {
-		const struct swim_member *m = node_member(n, c->voters[i]);
-		int what;
-
-		if (c->voters[i] == n->o.id)
-			continue;
-		if (m == NULL || m->state != SWIM_ALIVE ||
-		    (what = meta_founders(m, &theirs)) == 0 ||
-		    cluster_hash(&theirs) != cluster_hash(c) ||
-		    (want_promise && what != META_PROMISE))
-			return false;
-	}
-	return true;
-}
-
-/* No promise yet.  Adopt a promise that includes this node; else propose
- * the founders by this node's view as a candidate, and promise them once
- * every one of them proposes the same (views agree, so that nodes rarely
- * promise different sets: a node that did waits for ever). */
-static bool first_promise(struct node *n, uint64_t now)
-{
-	struct raft_conf c;
-
-	if (others_promise(n, 0, &c))
-		return promise(n, &c) == 0;
-	if (!founders(n, now, &c))
-		return false;
-	if (!raft_conf_has_voter(&c, n->o.id)) {
-		if (!n->boot_told)
-			LOG_INFO("raft",
-				 "%u members are up; this node is not among the founders: "
-				 "it joins once the cluster exists",
-				 c.n_voters);
-		n->boot_told = true;
-		return false;
-	}
-	gossip_founders(n, META_CANDIDATE, &c);
-	return all_say(n, &c, false) && promise(n, &c) == 0;
-}
-
-static void bootstrap(struct node *n, uint64_t now)
-{
-	uint64_t promised = sh_datadir_founders(n->o.datadir);
-	struct raft_conf c;
-	struct sh_err err;
-
-	if (promised == 0 && !first_promise(n, now))
-		return;
-	promised = sh_datadir_founders(n->o.datadir);
-	if (cluster_hash(&n->boot_conf) != promised) { /* restarted: find the set again */
-		if ((founders(n, now, &c) && cluster_hash(&c) == promised) ||
-		    others_promise(n, promised, &c))
-			n->boot_conf = c;
-		else
-			return;
-	}
-	gossip_founders(n, META_PROMISE, &n->boot_conf);
-	if (!all_say(n, &n->boot_conf, true))
-		return;
-	if (node_boot_conf(n, &n->boot_conf, &err) != 0) {
-		node_fail(n, &err);
-		return;
-	}
-	LOG_INFO("raft", "bootstrapped a cluster of %u voters", n->boot_conf.n_voters);
-	node_set_cluster_id(n, promised);
-}
+#define AUTO_EVERY_MS 500
 
 /* ------------------------------------------------------------ changes */
 
@@ -496,8 +237,8 @@ void node_auto_tick(struct node *n, uint64_t now)
 {
 	if (!n->started || n->swim == NULL)
 		return;
-	if (can_bootstrap(n)) {
-		bootstrap(n, now);
+	if (node_boot_pending(n)) {
+		node_boot_tick(n, now);
 		return;
 	}
 	if (raft_role(n->raft) != RAFT_LEADER || now < n->auto_at)
@@ -509,8 +250,9 @@ void node_auto_tick(struct node *n, uint64_t now)
 
 void node_auto_start(struct node *n)
 {
-	if (can_bootstrap(n) && n->o.bootstrap_expect == 1)
-		bootstrap(n, node_now());
+	/* alone: promise, accept and learn at once */
+	for (int i = 0; i < 3 && n->o.bootstrap_expect == 1 && node_boot_pending(n); i++)
+		node_boot_tick(n, node_now());
 }
 
 void node_auto_swim_event(struct node *n, const struct swim_event *ev)

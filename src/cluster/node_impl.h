@@ -94,6 +94,26 @@ struct snap_in {
 
 #define NODE_MAX_SNAP_OUT 4
 
+/* A bootstrap ballot: ordered by round, then proposer id; 0 0 is none. */
+struct boot_ballot {
+	uint32_t round;
+	uint64_t id;
+};
+
+/* Bootstrap (node_boot.c): the acceptor's state, kept in
+ * DIR/bootstrap.state, and the proposer's. */
+struct node_boot {
+	struct boot_ballot promised, accepted;
+	struct raft_conf set; /* voters: the set accepted (decided) */
+	bool decided;
+	struct boot_ballot mine; /* the ballot this node proposes */
+	uint64_t mine_at;        /* when it started it (ms) */
+	uint64_t since;          /* B acceptors alive since (ms), 0: not */
+	uint64_t seen;           /* a hash of every acceptor's state */
+	uint64_t moved_at;       /* when it last changed (ms) */
+	bool told;               /* "not a founder" logged */
+};
+
 struct node {
 	struct node_opts o;
 	char *name;
@@ -132,12 +152,9 @@ struct node {
 	/* voters, learners, followers' lag */
 	uint64_t caught_up_at[RAFT_MAX_NODES];
 	uint64_t caught_up_id[RAFT_MAX_NODES];
-	uint64_t auto_at;           /* next management round (ms) */
-	uint64_t boot_since;        /* bootstrap: enough members alive since (ms) */
-	struct raft_conf boot_conf; /* bootstrap: the founders promised */
-	bool boot_told;             /* "not a founder" logged */
-	uint64_t boot_gossiped;     /* the promise in our membership metadata */
-	uint64_t change_at;         /* the last configuration change proposed (ms) */
+	uint64_t auto_at;      /* next management round (ms) */
+	struct node_boot boot; /* bootstrap (node_boot.c) */
+	uint64_t change_at;    /* the last configuration change proposed (ms) */
 	uint64_t elections, leader_changes, last_leader;
 	enum raft_role last_role;
 };
@@ -230,6 +247,13 @@ void node_snap_on_role(struct node *n);
 void node_snap_free_all(struct node *n);
 
 /* node_auto.c */
+/* node_boot.c */
+int node_boot_load(struct node *n, struct sh_err *err);
+bool node_boot_pending(struct node *n); /* no configuration yet: bootstrap runs */
+void node_boot_failed(struct node *n);  /* the storage failed: no part in it */
+void node_boot_tick(struct node *n, uint64_t now);
+uint64_t node_boot_hash(const struct raft_conf *c); /* the cluster id of a founder set */
+
 void node_auto_start(struct node *n);
 void node_auto_tick(struct node *n, uint64_t now);
 void node_auto_swim_event(struct node *n, const struct swim_event *ev);

@@ -78,7 +78,7 @@ static const struct cfg_row rows[] = {
 	 "Port for the REST API and /metrics; 0 means base_port * 10 + 3."},
 	{"cluster.seeds", CFG_LIST, OFF(seeds), "", 3, 300, NULL, check_hostport, 0,
 	 "Cluster listeners (host:port) to join at start and periodically; empty starts alone."},
-	{"cluster.bootstrap_expect", CFG_INT, OFF(bootstrap_expect), "0", 0, 63, NULL, NULL, 0,
+	{"cluster.bootstrap_expect", CFG_INT, OFF(bootstrap_expect), "0", 0, 60, NULL, NULL, 0,
 	 "Voters a new cluster starts with, once that many nodes see each other (same on every founding node); 0: 1 without seeds, else join an existing cluster."},
 	{"cluster.max_voters", CFG_INT, OFF(max_voters), "5", 1, 63, NULL, NULL, 0,
 	 "Learners caught up are promoted to voters while there are fewer voters than this."},

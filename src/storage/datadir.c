@@ -23,7 +23,6 @@
 #define NODE_ID_FILE "node.id"
 #define LOCK_FILE    "LOCK"
 #define CLUSTER_FILE "cluster.id"
-#define PROMISE_FILE "founders.id"
 
 struct sh_datadir {
 	char *path;
@@ -31,7 +30,6 @@ struct sh_datadir {
 	int lock_fd;
 	uint64_t node_id;
 	uint64_t cluster_id;
-	uint64_t founders; /* the founder set promised at bootstrap, 0: none */
 };
 
 /* mkdir -p, 0750 for what it creates. */
@@ -108,6 +106,28 @@ int sh_datadir_write_file(struct sh_datadir *d, const char *name, const void *bu
 	if (rv != 0)
 		unlinkat(d->dir_fd, tmp, 0);
 	return rv;
+}
+
+int sh_datadir_read_file(struct sh_datadir *d, const char *name, char *buf, size_t cap, size_t *len,
+			 struct sh_err *err)
+{
+	ssize_t n;
+	int fd = openat(d->dir_fd, name, O_RDONLY | O_CLOEXEC);
+
+	*len = 0;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return sh_err_sys(err, errno, "cannot open '%s/%s'", d->path, name);
+	n = read(fd, buf, cap);
+	close(fd);
+	if (n < 0)
+		return sh_err_sys(err, errno, "cannot read '%s/%s'", d->path, name);
+	if ((size_t)n == cap)
+		return sh_err_set(err, SH_ECORRUPT, "'%s/%s' is longer than %zu bytes", d->path,
+				  name, cap - 1);
+	*len = (size_t)n;
+	return 0;
 }
 
 /* A file of exactly 16 lowercase hex digits and a newline (node.id,
@@ -200,8 +220,7 @@ int sh_datadir_open(const char *path, struct sh_datadir **out, struct sh_err *er
 		goto err;
 	}
 	if ((rv = take_lock(d, err)) != 0 || (rv = load_node_id(d, err)) != 0 ||
-	    (rv = read_hex(d, CLUSTER_FILE, &d->cluster_id, err)) != 0 ||
-	    (rv = read_hex(d, PROMISE_FILE, &d->founders, err)) != 0)
+	    (rv = read_hex(d, CLUSTER_FILE, &d->cluster_id, err)) != 0)
 		goto err;
 	*out = d;
 	return 0;
@@ -240,24 +259,6 @@ int sh_datadir_fd(const struct sh_datadir *d)
 uint64_t sh_datadir_cluster_id(const struct sh_datadir *d)
 {
 	return d->cluster_id;
-}
-
-uint64_t sh_datadir_founders(const struct sh_datadir *d)
-{
-	return d->founders;
-}
-
-int sh_datadir_set_founders(struct sh_datadir *d, uint64_t id, struct sh_err *err)
-{
-	int rv;
-
-	if (id == 0 || d->founders != 0)
-		return sh_err_set(err, SH_EINVAL,
-				  "datadir: the founders are promised once, nonzero");
-	if ((rv = write_hex(d, PROMISE_FILE, id, err)) != 0)
-		return rv;
-	d->founders = id;
-	return 0;
 }
 
 int sh_datadir_set_cluster_id(struct sh_datadir *d, uint64_t id, struct sh_err *err)

@@ -31,16 +31,15 @@ uint64_t sh_datadir_node_id(const struct sh_datadir *d);
  * or bootstrapped one; set once. */
 uint64_t sh_datadir_cluster_id(const struct sh_datadir *d);
 int sh_datadir_set_cluster_id(struct sh_datadir *d, uint64_t id, struct sh_err *err);
-/* The founder set this node promised to bootstrap with (DIR/founders.id,
- * a hash of the founders' ids; cluster/node_auto.c), 0 when none; set
- * once, so that a promise survives a restart. */
-uint64_t sh_datadir_founders(const struct sh_datadir *d);
-int sh_datadir_set_founders(struct sh_datadir *d, uint64_t id, struct sh_err *err);
 const char *sh_datadir_path(const struct sh_datadir *d);
 /* An O_DIRECTORY descriptor of the directory, for openat() & co. */
 int sh_datadir_fd(const struct sh_datadir *d);
 /* Write a small file atomically: DIR/name.tmp, fsync, rename, fsync DIR. */
 int sh_datadir_write_file(struct sh_datadir *d, const char *name, const void *buf, size_t len,
 			  struct sh_err *err);
+/* Read a small file whole into buf (at most cap - 1 bytes; longer is
+ * SH_ECORRUPT); *len is 0 when the file does not exist. */
+int sh_datadir_read_file(struct sh_datadir *d, const char *name, char *buf, size_t cap, size_t *len,
+			 struct sh_err *err);
 
 #endif

@@ -916,12 +916,134 @@ static void full_handover(struct nworld *w)
 	w->nodes[l].full = false;
 }
 
+/* ------------------------------------------------------------ bootstrap */
+
+static struct node *node_of(struct nworld *w, int i)
+{
+	struct nw_inst *in = nw_inst(w, i);
+
+	return in != NULL ? in->node : NULL;
+}
+
+/* The node with the smallest id (the first proposer); the others in
+ * id order after it in *rest (rest[0] < rest[1]). */
+static int smallest_node(struct nworld *w, int *rest)
+{
+	int ord[NW_MAX_NODES];
+
+	for (int i = 0; i < w->n; i++)
+		ord[i] = i;
+	for (int i = 0; i < w->n; i++)
+		for (int j = i + 1; j < w->n; j++)
+			if (w->nodes[ord[j]].id < w->nodes[ord[i]].id) {
+				int t = ord[i];
+
+				ord[i] = ord[j];
+				ord[j] = t;
+			}
+	for (int i = 1; rest != NULL && i < w->n; i++)
+		rest[i - 1] = ord[i];
+	return ord[0];
+}
+
+static bool proposing(struct nworld *w, int p)
+{
+	struct node *np = node_of(w, p);
+
+	return np != NULL && np->boot.mine.round != 0 &&
+	       memcmp(&np->boot.promised, &np->boot.mine, sizeof np->boot.mine) == 0;
+}
+
+/* Found by review (issue 10): 3 nodes, bootstrap_expect 2.  The proposer
+ * P's accept is renamed into place but the fsync of the directory fails
+ * (its storage fails); P, restarted by kill -9 (the page cache keeps the
+ * rename), loaded the accept and gossiped it without making it durable;
+ * A accepted it and founded {P, A}; a power loss then took the rename
+ * back, and P and C decided another set: two clusters.  A restarted
+ * acceptor now writes its state again, durably, before it gossips. */
+static void boot_rollback(struct nworld *w)
+{
+	int rest[2], p, a, c, k;
+	uint64_t lives;
+
+	run_for(w, 1);
+	p = smallest_node(w, rest);
+	a = rest[0];
+	c = rest[1];
+	if (p != 0)
+		return; /* the script needs n0 to propose (seeds 1, 11, 12 do) */
+	for (int i = 0; i < 3; i++)
+		if (i != c)
+			cut(w, c, i, true, -1);
+	for (k = 0; k < 5000 && !proposing(w, p); k++)
+		if (!run_for(w, 1))
+			return;
+	simfs_fail_dir_fsync(w->nodes[p].dir, 1);
+	for (k = 0; k < 5000 && !w->nodes[p].failed_seen; k++)
+		if (!run_for(w, 1))
+			return;
+	lives = w->nodes[p].lives;
+	for (k = 0; k < 5000 && (w->nodes[p].lives == lives || node_of(w, p) == NULL); k++)
+		if (!run_for(w, 1))
+			return;
+	for (k = 0; k < 5000; k++) {
+		struct node *na = node_of(w, a);
+
+		if (na == NULL || na->boot.accepted.id == w->nodes[p].id || !run_for(w, 1))
+			break;
+	}
+	sim_tracef(w->sim, a, "scenario: A accepted P's ballot: power loss on P");
+	w->nodes[p].machine_crash = true;
+	sim_crash(w->sim, p);
+	cut(w, a, p, true, -1);
+	cut(w, a, c, true, -1);
+	sim_block(w->sim, c, p, false);
+	sim_block(w->sim, p, c, false);
+	run_for(w, 300);
+	sim_start(w->sim, p);
+	run_for(w, 8000);
+}
+
+/* Found by review (issue 10): the smallest acceptor's storage fails and
+ * the process stays up (only a failure of the database stops shoald): its
+ * membership record and bootstrap state stayed alive, so no other node
+ * ever proposed.  A failed acceptor now clears its state from membership,
+ * and the next one proposes after a quiet while. */
+static void boot_failed_proposer(struct nworld *w)
+{
+	int p, k;
+
+	run_for(w, 1);
+	p = smallest_node(w, NULL);
+	for (k = 0; k < 5000 && !proposing(w, p); k++)
+		if (!run_for(w, 1))
+			return;
+	simfs_fail_fsync(w->nodes[p].dir, 1000000);
+	w->nodes[p].disk_fault = true; /* not restarted */
+	for (k = 0; k < 5000 && !w->nodes[p].failed_seen; k++)
+		if (!run_for(w, 1))
+			return;
+	if (!run_for(w, 30000))
+		return;
+	for (int i = 0; i < w->n; i++) {
+		struct node *ni = node_of(w, i);
+
+		if (i != p && ni != NULL && raft_conf(ni->raft)->n_voters == 0)
+			return nw_violation(
+				w, "30 s after the proposer n%d failed, n%d has no cluster", p, i);
+	}
+	simfs_fail_fsync(w->nodes[p].dir, 0);
+	w->nodes[p].disk_fault = false;
+}
+
 static const struct {
 	const char *name;
 	nw_script_fn *fn;
 } scripts[] = {
 	{"fwd-id-reuse", fwd_id_reuse},
 	{"fwd-bad-code", fwd_bad_code},
+	{"boot-rollback", boot_rollback},
+	{"boot-failed-proposer", boot_failed_proposer},
 	{"install-ack", install_ack},
 	{"leader-prevote", leader_prevote},
 	{"swim-dead-lease", swim_dead_lease},
@@ -953,6 +1075,9 @@ const struct nworld_scenario nworld_scenarios[] = {
 	{"read-id-reuse", 3, "item 8: read index answers match their request"},
 	{"fwd-id-reuse", 3, "item 8 for writes: forward answers match their request"},
 	{"fwd-bad-code", 3, "item 9: a forwarded answer with an unknown code is UNKNOWN"},
+	{"boot-rollback", 3, "bootstrap: a reloaded accept is made durable before it is gossiped",
+	 2},
+	{"boot-failed-proposer", 5, "bootstrap: the smallest acceptor's storage fails", 3},
 	{"transfer-stale-timeout-now", 3, "a TimeoutNow handled after its transfer expired"},
 	{"pause-bypass", 3, "a paused node ran clients' operations and sent"},
 	{"pause-control", 3, "pause-bypass without clients (the control)"},

@@ -106,6 +106,7 @@ struct nworld_scenario {
 	const char *name;
 	int nodes;
 	const char *what;
+	int expect; /* bootstrap_expect, 0: nodes */
 };
 extern const struct nworld_scenario nworld_scenarios[];
 

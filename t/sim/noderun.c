@@ -80,10 +80,13 @@ int main(int argc, char **argv)
 			o.scenario = scenario;
 			o.faults = 0;
 			o.nodes = nodes > 0 ? nodes : 3;
-			for (const struct nworld_scenario *sc = nworld_scenarios; sc->name; sc++)
-				if (strcmp(sc->name, scenario) == 0 && nodes == 0)
-					o.nodes = sc->nodes;
 			o.bootstrap_expect = (unsigned)o.nodes;
+			for (const struct nworld_scenario *sc = nworld_scenarios; sc->name; sc++)
+				if (strcmp(sc->name, scenario) == 0 && nodes == 0) {
+					o.nodes = sc->nodes;
+					o.bootstrap_expect =
+						(unsigned)(sc->expect ? sc->expect : sc->nodes);
+				}
 		}
 		o.trace = trace ? stdout : NULL;
 		o.log = log;

@@ -69,6 +69,7 @@ struct ino {
 	uint64_t used;  /* top only: bytes of content under it */
 	uint64_t quota; /* top only */
 	unsigned fail_fsyncs;
+	unsigned fail_dir_fsyncs;
 	bool frozen; /* top only: crashed, until simfs_thaw */
 };
 
@@ -511,6 +512,12 @@ static int do_sync(struct ino *i)
 	struct ino *top = i->top ? i->top : i;
 
 	fs.st.fsyncs++;
+	if (i->dir && top->fail_dir_fsyncs > 0) {
+		top->fail_dir_fsyncs--;
+		fs.st.fsync_failures++;
+		errno = EIO;
+		return -1;
+	}
 	if (top->fail_fsyncs > 0) {
 		top->fail_fsyncs--;
 		fs.st.fsync_failures++;
@@ -653,6 +660,14 @@ void simfs_thaw(const char *dir)
 
 	if (t != NULL)
 		t->frozen = false;
+}
+
+void simfs_fail_dir_fsync(const char *dir, unsigned n)
+{
+	struct ino *t = lookup_dir(dir);
+
+	if (t != NULL)
+		top_or_self(t)->fail_dir_fsyncs = n;
 }
 
 void simfs_fail_fsync(const char *dir, unsigned n)

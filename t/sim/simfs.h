@@ -56,6 +56,9 @@ void simfs_thaw(const char *dir);
 /* The next n fsync/fdatasync calls on files or directories under dir
  * fail with EIO. */
 void simfs_fail_fsync(const char *dir, unsigned n);
+/* The same for fsyncs of directories only (a rename in place, not yet
+ * durable). */
+void simfs_fail_dir_fsync(const char *dir, unsigned n);
 /* Writes that would take the bytes under dir beyond quota fail with
  * ENOSPC (0: no quota). */
 void simfs_set_quota(const char *dir, uint64_t quota);
