@@ -9,6 +9,7 @@
  * half is t/store_threads.c). */
 #include "build.h"
 
+#include "mem_stream.h"
 #include "storage/store.h"
 #include "tap.h"
 #include "util/alloc.h"
@@ -312,35 +313,6 @@ static void test_digest_is_state(void)
 }
 
 /* Snapshot content through memory. */
-struct mem {
-	unsigned char *p;
-	size_t len, cap, pos;
-};
-
-static int mem_write(void *ctx, const void *buf, size_t len)
-{
-	struct mem *m = ctx;
-
-	if (m->len + len > m->cap) {
-		m->cap = (m->len + len) * 2;
-		m->p = sh_realloc(m->p, m->cap);
-	}
-	memcpy(m->p + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
-
-static int mem_read(void *ctx, void *buf, size_t len)
-{
-	struct mem *m = ctx;
-
-	if (m->pos + len > m->len)
-		return SH_ECORRUPT;
-	memcpy(buf, m->p + m->pos, len);
-	m->pos += len;
-	return 0;
-}
-
 static void test_save_load(void)
 {
 	struct store *a = make_store(), *b;
@@ -386,16 +358,16 @@ static void test_save_load(void)
 	coll_unref(cb);
 	store_free(b);
 
-	m.p[m.len - 3] ^= 1; /* inside the store digest... of the last collection */
+	m.buf[m.len - 3] ^= 1; /* inside the store digest... of the last collection */
 	m.pos = 0;
 	is_int(store_load(mem_read, &m, 7, 2, &b, &err), SH_ECORRUPT, "a changed digest");
 	like(err.msg, "collection 'other': digest mismatch: stored", "is found");
-	m.p[m.len - 3] ^= 1;
+	m.buf[m.len - 3] ^= 1;
 	m.pos = 0;
 	m.len -= 20;
 	is_int(store_load(mem_read, &m, 7, 2, &b, &err), SH_ECORRUPT, "a cut content");
 	like(err.msg, "cannot read", "is found");
-	sh_free(m.p);
+	sh_free(m.buf);
 	store_free(a);
 }
 
@@ -426,7 +398,7 @@ static struct store *received_state(struct digest *d)
 		bail_out("save and load: %s", err.msg);
 	*d = store_digest(src);
 	store_free(src);
-	sh_free(m.p);
+	sh_free(m.buf);
 	return out;
 }
 

@@ -9,6 +9,7 @@
  * the threaded part: apply, the indexer and searches at once. */
 #include "build.h"
 
+#include "mem_stream.h"
 #include "storage/collection.h"
 #include "storage/fresh.h"
 #include "storage/indexer.h"
@@ -321,35 +322,6 @@ static void test_merge(enum sh_metric metric)
 }
 
 /* ------------------------------------------------------------ snapshots */
-
-struct mem {
-	unsigned char *buf;
-	size_t len, cap, pos;
-};
-
-static int mem_write(void *ctx, const void *buf, size_t len)
-{
-	struct mem *m = ctx;
-
-	if (m->len + len > m->cap) {
-		m->cap = (m->len + len) * 2;
-		m->buf = sh_realloc(m->buf, m->cap);
-	}
-	memcpy(m->buf + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
-
-static int mem_read(void *ctx, void *buf, size_t len)
-{
-	struct mem *m = ctx;
-
-	if (m->pos + len > m->len)
-		return SH_ECORRUPT;
-	memcpy(buf, m->buf + m->pos, len);
-	m->pos += len;
-	return 0;
-}
 
 static void test_snapshot(void)
 {
