@@ -160,41 +160,38 @@ static int scan_fresh(const struct coll *c, const float *query, size_t k, bool e
 	return 0;
 }
 
+/* The graph, hiding what the fresh set holds, and the fresh set; the
+ * search is registered with its generation throughout, so that the
+ * indexer keeps every fresh entry it hides until it is done. */
 static int both(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
-		uint64_t gen, hnsw_filter_fn filter, void *arg, struct hnsw_result *out, size_t *n,
+		hnsw_filter_fn filter, void *arg, struct hnsw_result *out, size_t *n,
 		struct sh_err *err)
 {
+	uint64_t gen = search_enter(c);
 	struct hide h = {c, gen, filter, arg};
-	struct hnsw_result *fr;
+	struct hnsw_result *fr = NULL;
 	size_t nf = 0;
 	int rv = graph_search(c, query, k, ef, exact, visible, &h, out, n, err);
 
-	if (rv != 0)
-		return rv;
-	if ((fr = sh_malloc(k * sizeof *fr)) == NULL ||
-	    scan_fresh(c, query, k, exact, gen, filter, arg, fr, &nf) != 0 ||
-	    merge(out, n, fr, nf, k) != 0) {
-		sh_free(fr);
-		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	}
+	if (rv == 0 && ((fr = sh_malloc(k * sizeof *fr)) == NULL ||
+			scan_fresh(c, query, k, exact, gen, filter, arg, fr, &nf) != 0 ||
+			merge(out, n, fr, nf, k) != 0))
+		rv = sh_err_set(err, SH_ENOMEM, "out of memory");
 	sh_free(fr);
-	return 0;
+	search_exit(c, gen);
+	return rv;
 }
 
 int coll_search_filter(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
 		       hnsw_filter_fn filter, void *arg, struct hnsw_result *out, size_t *n,
 		       struct sh_err *err)
 {
-	uint64_t gen = search_enter(c);
-	int rv;
-
-	/* an empty fresh set has nothing to hide nor to lose: the graph alone */
+	/* an empty fresh set has nothing to hide nor to lose: the graph
+	 * alone, unregistered (a point written meanwhile is concurrent with
+	 * this search, which may or may not see it) */
 	if (atomic_load(&c->fresh_n) == 0)
-		rv = graph_search(c, query, k, ef, exact, filter, arg, out, n, err);
-	else
-		rv = both(c, query, k, ef, exact, gen, filter, arg, out, n, err);
-	search_exit(c, gen);
-	return rv;
+		return graph_search(c, query, k, ef, exact, filter, arg, out, n, err);
+	return both(c, query, k, ef, exact, filter, arg, out, n, err);
 }
 
 int coll_search(const struct coll *c, const float *query, size_t k, size_t ef, bool exact,
