@@ -118,7 +118,7 @@ static bool hex_field(const char **p, uint64_t *v)
 
 	if (*q++ != ' ')
 		return false;
-	for (*v = 0; isxdigit((unsigned char)q[k]) && k < 17; k++)
+	for (*v = 0; k < 17 && isxdigit((unsigned char)q[k]); k++)
 		*v = *v << 4 | (uint64_t)(isdigit((unsigned char)q[k])
 						  ? q[k] - '0'
 						  : tolower((unsigned char)q[k]) - 'a' + 10);
@@ -152,8 +152,12 @@ static int state_parse(struct node_boot *b, const char *text, size_t len, const 
 					  "%s: founder %u is not 1 to 16 hex digits after a space",
 					  where, i + 1);
 	b->set.n_voters = (unsigned)v[5];
-	if (*p != '\n' || (b->decided && b->set.n_voters == 0) || !set_valid(&b->set))
-		return sh_err_set(err, SH_ECORRUPT, "%s: trailing bytes, or a bad founder set",
+	if (*p != '\n' || !set_valid(&b->set) ||
+	    ballot_zero(b->accepted) != (b->set.n_voters == 0) ||
+	    ballot_cmp(b->accepted, b->promised) > 0 || (b->decided && b->set.n_voters == 0))
+		return sh_err_set(err, SH_ECORRUPT,
+				  "%s: trailing bytes, a bad founder set, or an accepted ballot "
+				  "without a set, with one, or above the promise",
 				  where);
 	return 0;
 }
@@ -181,7 +185,9 @@ static int refuse_old_promise(struct node *n, struct sh_err *err)
 	size_t len;
 	int rv = sh_datadir_read_file(n->o.datadir, BOOT_OLD_FILE, text, sizeof text, &len, err);
 
-	if (rv != 0 || len == 0 || !node_boot_pending(n))
+	if (rv == SH_ENOTFOUND || (rv == 0 && !node_boot_pending(n)))
+		return 0;
+	if (rv != 0)
 		return rv;
 	return sh_err_set(err, SH_EINVAL,
 			  "%s/%s holds a founder promise of an older shoal and this node has "
@@ -197,11 +203,11 @@ int node_boot_load(struct node *n, struct sh_err *err)
 	int rv;
 
 	memset(&n->boot, 0, sizeof n->boot);
-	if ((rv = refuse_old_promise(n, err)) != 0 ||
-	    (rv = sh_datadir_read_file(n->o.datadir, BOOT_FILE, text, sizeof text, &len, err)) !=
-		    0 ||
-	    len == 0)
+	if ((rv = refuse_old_promise(n, err)) != 0)
 		return rv;
+	rv = sh_datadir_read_file(n->o.datadir, BOOT_FILE, text, sizeof text, &len, err);
+	if (rv != 0)
+		return rv == SH_ENOTFOUND ? 0 : rv; /* an empty file is damaged: parsed below */
 	text[len] = '\0';
 	snprintf(where, sizeof where, "%s/%s", sh_datadir_path(n->o.datadir), BOOT_FILE);
 	if ((rv = state_parse(&n->boot, text, len, where, err)) != 0 || !node_boot_pending(n))
@@ -268,7 +274,8 @@ static bool meta_read(struct node *n, const struct swim_member *m, struct ballot
 		out->set.voters[i] = get_le(m->meta + META_HEAD + 8 * i, 8);
 	out->set.n_voters = k;
 	return out->promised.round <= BOOT_MAX_ROUND && out->accepted.round <= BOOT_MAX_ROUND &&
-	       set_valid(&out->set);
+	       ballot_zero(out->accepted) == (k == 0) &&
+	       ballot_cmp(out->accepted, out->promised) <= 0 && set_valid(&out->set);
 }
 
 /* Gossip this node's state (when it changed). */
@@ -300,7 +307,7 @@ void node_boot_failed(struct node *n)
 
 	/* an acceptor whose storage failed takes no part: stop gossiping its
 	 * state, so that the others do not wait for it to propose */
-	if (n->swim != NULL && node_boot_pending(n) &&
+	if (n->swim != NULL && n->o.bootstrap_expect > 0 && raft_conf(n->raft)->n_voters == 0 &&
 	    swim_set_meta(n->swim, node_now(), NULL, 0, &err) != 0)
 		LOG_WARN("raft", "cannot clear the bootstrap state: %s", err.msg);
 }
@@ -311,7 +318,10 @@ static bool is_acceptor(struct node *n, const struct swim_member *m)
 {
 	struct ballot_meta bm;
 
-	return m->self || (m->state == SWIM_ALIVE && meta_read(n, m, &bm));
+	/* a suspect is still up, as far as anyone knows: counting it out
+	 * would restart the proposer's wait at every brief suspicion */
+	return m->self ||
+	       ((m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT) && meta_read(n, m, &bm));
 }
 
 /* The alive acceptors (this node included): their number, this node's

@@ -116,7 +116,7 @@ int sh_datadir_read_file(struct sh_datadir *d, const char *name, char *buf, size
 
 	*len = 0;
 	if (fd < 0 && errno == ENOENT)
-		return 0;
+		return SH_ENOTFOUND;
 	if (fd < 0)
 		return sh_err_sys(err, errno, "cannot open '%s/%s'", d->path, name);
 	n = read(fd, buf, cap);
@@ -222,6 +222,16 @@ int sh_datadir_open(const char *path, struct sh_datadir **out, struct sh_err *er
 	if ((rv = take_lock(d, err)) != 0 || (rv = load_node_id(d, err)) != 0 ||
 	    (rv = read_hex(d, CLUSTER_FILE, &d->cluster_id, err)) != 0)
 		goto err;
+	/* A file renamed into place whose directory fsync failed (or never
+	 * came: the process died) is read from the page cache and acted on —
+	 * raft.state's vote, the cluster id — and a power loss would take the
+	 * rename back (whole-node simulator, boot-chaos-4 seed 1050: a lost
+	 * vote, two leaders in one term).  Make every name here durable
+	 * before the node acts on any of them. */
+	if (diskio_fsync(d->dir_fd) != 0) {
+		rv = sh_err_sys(err, errno, "cannot fsync directory '%s'", path);
+		goto err;
+	}
 	*out = d;
 	return 0;
 err:

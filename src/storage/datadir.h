@@ -38,7 +38,7 @@ int sh_datadir_fd(const struct sh_datadir *d);
 int sh_datadir_write_file(struct sh_datadir *d, const char *name, const void *buf, size_t len,
 			  struct sh_err *err);
 /* Read a small file whole into buf (at most cap - 1 bytes; longer is
- * SH_ECORRUPT); *len is 0 when the file does not exist. */
+ * SH_ECORRUPT); SH_ENOTFOUND, err untouched, when it does not exist. */
 int sh_datadir_read_file(struct sh_datadir *d, const char *name, char *buf, size_t cap, size_t *len,
 			 struct sh_err *err);
 
