@@ -552,7 +552,7 @@ static void test_rewrite_recall(void)
 	float *set[2], *q = sh_malloc(RW_Q * RW_DIM * sizeof *q);
 	uint64_t *truth[2];
 	struct hnsw *fresh[2], *h;
-	double base[2], worst = 1;
+	double base[2], worst = 1, deg[2], thin = 1e9;
 	struct sh_rand r;
 
 	sh_rand_seed(&r, 404);
@@ -570,6 +570,7 @@ static void test_rewrite_recall(void)
 		for (uint64_t i = 0; i < RW_N; i++)
 			hnsw_upsert(fresh[s], i, set[s] + i * RW_DIM, NULL);
 		base[s] = rw_recall(fresh[s], q, truth[s], 16);
+		deg[s] = hnsw_mean_degree0(fresh[s]);
 	}
 	hnsw_new(&p, &h, NULL);
 	for (uint64_t i = 0; i < RW_N; i++)
@@ -580,12 +581,20 @@ static void test_rewrite_recall(void)
 
 		for (uint64_t i = 0; i < RW_N; i++)
 			hnsw_upsert(h, i, set[s] + i * RW_DIM, NULL);
+		hnsw_compact(h); /* the batch repair, as a quiet moment would run it */
 		got = rw_recall(h, q, truth[s], 16);
-		diag("rewrite %d: recall@10 at ef 16 %.4f, built fresh %.4f", pass, got, base[s]);
+		diag("rewrite %d: recall@10 at ef 16 %.4f, built fresh %.4f; level-0 degree %.1f, "
+		     "fresh %.1f",
+		     pass, got, base[s], hnsw_mean_degree0(h), deg[s]);
 		worst = got - base[s] < worst ? got - base[s] : worst;
+		if (hnsw_mean_degree0(h) - deg[s] < thin)
+			thin = hnsw_mean_degree0(h) - deg[s];
 	}
-	ok(worst >= -0.02,
-	   "4 full rewrites keep recall@10 within 0.02 of a fresh build (worst %+.4f)", worst);
+	ok(worst >= 0, "4 full rewrites never lower recall@10 below a fresh build's (worst %+.4f)",
+	   worst);
+	/* repairs that added no back-links thinned the lists pass after pass
+	 * (level-0 degree 14.3 -> 12.1 on 200,000 x 128 after one rewrite) */
+	ok(thin >= 0, "nor the level-0 degree (worst %+.2f)", thin);
 	for (int s = 0; s < 2; s++) {
 		hnsw_free(fresh[s]);
 		sh_free(set[s]);

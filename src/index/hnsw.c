@@ -599,3 +599,20 @@ void hnsw_stats(const struct hnsw *h, struct hnsw_stats *st)
 	st->distance_calls = atomic_load(&hnsw__mut(h)->dist_calls);
 	st->fallbacks = atomic_load(&hnsw__mut(h)->fallbacks);
 }
+
+double hnsw_mean_degree0(const struct hnsw *h)
+{
+	uint32_t n = atomic_load(&hnsw__mut(h)->n_slots), e;
+	size_t live = 0, links = 0;
+
+	for (uint32_t slot = 0; slot < n; slot++) {
+		_Atomic uint32_t *l = hnsw__links_at(h, slot, 0);
+
+		if (atomic_load(&hnsw__node_at(h, slot)->state) != HNSW_SLOT_LIVE)
+			continue;
+		live++;
+		for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
+			links++;
+	}
+	return live ? (double)links / (double)live : 0;
+}

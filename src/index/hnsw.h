@@ -162,6 +162,9 @@ struct hnsw_stats {
 };
 
 void hnsw_stats(const struct hnsw *h, struct hnsw_stats *st);
+/* The mean number of level-0 links of the live points: a walk over every
+ * slot, for tests and benchmarks (the writer, or no writer running). */
+double hnsw_mean_degree0(const struct hnsw *h);
 
 /* Check the graph's invariants (for tests and debugging; no writer may run):
  * counts, id map and states agree; every list holds distinct links to

@@ -21,13 +21,21 @@
  *     once no search can still hold them.
  *
  * Either way a list keeps as many links as it had (Alg. 4, then the nearest
- * of the candidates it pruned: hnsw__select_fill).  Both the search and
- * the fill come from rewriting every point of an index again and again
- * (issue 11): choosing only among old links and the deleted points' links,
- * with Alg. 4 alone, lists thinned out (level-0 degree 19.3 -> 16.3 at m =
- * 16) and recall@10 at ef 20 on 32-d Gaussian data fell from 0.773 to
- * 0.71; now it stays at 0.773-0.778 (t/hnsw.c test_rewrite_recall).  The
- * search costs about an insert per point repaired in a batch.
+ * of the candidates it pruned: hnsw__select_fill), and each point Alg. 4
+ * newly chose (not the fill) gets the back-link an insert would give it,
+ * where its list has room (hnsw__link_back_room: nothing is dropped).  All three come
+ * from rewriting every point of an index again and again (issue 11):
+ * choosing only among old links and the deleted points' links, with Alg. 4
+ * alone, lists thinned out (level-0 degree 19.3 -> 16.3 at m = 16) and
+ * recall@10 at ef 20 on 32-d Gaussian data fell from 0.773 to 0.71; with
+ * the search and the fill but no back-links, the points a repaired list
+ * chose never got back the in-links the deleted points had given them,
+ * and the degree still fell (14.3 -> 12.1 on 200,000 x 128 after one
+ * rewrite, recall@10 at ef 20 0.998 -> 0.995); with them it stays at
+ * about 15.1 and recall at or above a fresh build's, with fewer distance
+ * computations per query (t/hnsw.c test_rewrite_recall; doc/benchmarks.md;
+ * back-linking the fill too overshot to 20.8).  The search costs
+ * about an insert per point repaired in a batch.
  *
  * Searches run alongside: a point must never disappear from them while the
  * writer works.  So a repair never drops a live link at deletion (only
@@ -75,9 +83,9 @@ static bool holds_u32(const uint32_t *v, size_t n, uint32_t x)
  * away, so a search reading the list meanwhile sees every live link, and
  * each deleted one as it was or replaced.  Deleted entries left over (too
  * few candidates) are removed by moving the last entries into their
- * places. */
-static void replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, uint32_t cap,
-			    const uint32_t *ids, size_t n)
+ * places.  Returns how many of ids it wrote. */
+static size_t replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, uint32_t cap,
+			      const uint32_t *ids, size_t n)
 {
 	uint32_t len = hnsw__links_len(l, cap), e;
 	size_t next = 0;
@@ -100,6 +108,7 @@ static void replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, ui
 		atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
 	}
 	hnsw__node_unlock(hnsw__node_at(h, nb));
+	return next;
 }
 
 /* The candidates for nb's list at level into s->sel: its live links first
@@ -139,12 +148,17 @@ static void relink(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, int leve
 	uint32_t cap = hnsw__max_links(h, level), ids[2 * HNSW_MAX_M];
 	_Atomic uint32_t *l = hnsw__links_at(h, nb, level);
 	size_t kept, had = hnsw__links_len(l, cap), nc = gather(h, s, nb, level, 0, &kept), n;
+	size_t chosen, written;
 
 	hnsw__sort_cands(s->sel + kept, nc - kept);
-	n = hnsw__select_fill(h, s->sel, kept, nc, had, had);
+	chosen = kept;
+	n = hnsw__select_fill(h, s->sel, &chosen, nc, had, had);
 	for (size_t i = kept; i < n; i++)
 		ids[i - kept] = s->sel[i].slot;
-	replace_deleted(h, nb, l, cap, ids, n - kept);
+	written = replace_deleted(h, nb, l, cap, ids, n - kept);
+	/* back-links for the new links Alg. 4 chose (not the fill) */
+	for (size_t i = 0; i < written && i < chosen - kept; i++)
+		hnsw__link_back_room(h, ids[i], nb, level);
 }
 
 /* Keep in ids[0..*n) (nb's new level-0 list) every live point whose last
@@ -184,10 +198,11 @@ static void keep_last_links(struct hnsw *h, _Atomic uint32_t *l, uint32_t cap, u
 static void relink_search(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, int level,
 			  uint32_t *indeg)
 {
-	uint32_t cap = hnsw__max_links(h, level), ids[2 * HNSW_MAX_M];
+	uint32_t cap = hnsw__max_links(h, level), ids[2 * HNSW_MAX_M], old[2 * HNSW_MAX_M],
+		 heur[2 * HNSW_MAX_M];
 	_Atomic uint32_t *l = hnsw__links_at(h, nb, level);
 	const float *v = hnsw__vec_at(h, nb);
-	size_t kept, had = hnsw__links_len(l, cap), nc, n, found;
+	size_t kept, had = hnsw__links_len(l, cap), nc, n, found, chosen = 0;
 
 	s->skip = nb; /* the results stay in s->res while the candidates gather */
 	found = hnsw__search_layer(h, s, v, nb, hnsw__dist_vec(h, v, v), h->p.ef_construction,
@@ -195,14 +210,24 @@ static void relink_search(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, i
 	s->skip = HNSW_NO_SLOT;
 	nc = gather(h, s, nb, level, found, &kept);
 	hnsw__sort_cands(s->sel, nc);
-	n = hnsw__select_fill(h, s->sel, 0, nc, cap, had);
+	n = hnsw__select_fill(h, s->sel, &chosen, nc, cap, had);
 	for (size_t i = 0; i < n; i++)
 		ids[i] = s->sel[i].slot;
+	for (size_t i = 0; i < chosen; i++)
+		heur[i] = ids[i];
 	if (level == 0 && indeg != NULL)
 		keep_last_links(h, l, cap, ids, &n, indeg);
+	for (uint32_t i = 0; i < had; i++)
+		old[i] = hnsw__link_get(l, i);
 	hnsw__node_lock(hnsw__node_at(h, nb));
 	hnsw__links_write(h, nb, level, ids, (uint32_t)n);
 	hnsw__node_unlock(hnsw__node_at(h, nb));
+	/* and, for the points Alg. 4 chose (not the fill), the back-link an
+	 * insert would add, where there is room (module comment) */
+	for (size_t i = 0; i < chosen; i++)
+		if (!holds_u32(old, had, heur[i]) && holds_u32(ids, n, heur[i]) &&
+		    hnsw__link_back_room(h, heur[i], nb, level) && level == 0 && indeg != NULL)
+			indeg[nb]++;
 }
 
 static bool links_to(const struct hnsw *h, uint32_t from, int level, uint32_t to)

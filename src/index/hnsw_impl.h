@@ -286,8 +286,12 @@ static inline void hnsw__links_set(_Atomic uint32_t *l, uint32_t cap, const uint
 /* Replace slot nb's list at level by ids[0..n) (nb's lock held), keeping
  * every entry that stays where it is and writing the new ones into the
  * places of those that go: a search reading the list meanwhile sees every
- * entry that stays (only when the list gets shorter do entries move, from
- * its end into the gaps). */
+ * entry that stays — except when the list gets shorter: then entries move
+ * from its end into the gaps, and a search that read a gap before the move
+ * and the end after it misses the moved entry in that one read of the
+ * list (a rarer route, not a lost point: ids and exact search do not read
+ * links, and t/update_threads.c compares ANN misses with a run without
+ * updates). */
 void hnsw__links_write(struct hnsw *h, uint32_t nb, int level, const uint32_t *ids, uint32_t n);
 
 static inline float hnsw__dist_vec(const struct hnsw *h, const float *a, const float *b)
@@ -441,13 +445,17 @@ int hnsw__random_level(struct hnsw *h);
 /* Alg. 4: keep from cands[0..n) (sorted nearest first, distances to base)
  * at most max entries that are closer to base than to any kept one. */
 size_t hnsw__select_heuristic(const struct hnsw *h, struct hnsw_cand *cands, size_t n, size_t max);
-/* The same, with cands[0..kept) kept already (not checked, not sorted) and
- * cands[kept..n) sorted; then up to fill entries in all: the nearest of
- * those Alg. 4 pruned (its keepPrunedConnections, bounded), so that a list
- * repaired around deleted points keeps as many links as it had.  The
- * entries chosen end up in cands[0..returned). */
-size_t hnsw__select_fill(const struct hnsw *h, struct hnsw_cand *cands, size_t kept, size_t n,
+/* The same, with cands[0..*kept) kept already (not checked, not sorted)
+ * and cands[kept..n) sorted; then up to fill entries in all: the nearest
+ * of those Alg. 4 pruned (its keepPrunedConnections, bounded), so that a
+ * list repaired around deleted points keeps as many links as it had.  The
+ * entries chosen end up in cands[0..returned), those Alg. 4 kept in
+ * cands[0..*kept) (the fill after them). */
+size_t hnsw__select_fill(const struct hnsw *h, struct hnsw_cand *cands, size_t *kept, size_t n,
 			 size_t max, size_t fill);
+/* Add the link owner -> slot at level when owner's list has room (nothing
+ * is dropped); whether it was added. */
+bool hnsw__link_back_room(struct hnsw *h, uint32_t owner, uint32_t slot, int level);
 void hnsw__sort_cands(struct hnsw_cand *c, size_t n);
 
 /* ------------------------------------------------------------ hnsw_delete.c */

@@ -112,11 +112,15 @@ size_t hnsw__select_heuristic(const struct hnsw *h, struct hnsw_cand *cands, siz
 	return kept;
 }
 
-size_t hnsw__select_fill(const struct hnsw *h, struct hnsw_cand *cands, size_t kept, size_t n,
+size_t hnsw__select_fill(const struct hnsw *h, struct hnsw_cand *cands, size_t *kept_io, size_t n,
 			 size_t max, size_t fill)
 {
-	if (n <= max)
+	size_t kept = *kept_io;
+
+	if (n <= max) {
+		*kept_io = n;
 		return n;
+	}
 	for (size_t i = kept; i < n && kept < max; i++) {
 		const float *v = hnsw__vec_at(h, cands[i].slot);
 		struct hnsw_cand c = cands[i];
@@ -130,6 +134,7 @@ size_t hnsw__select_fill(const struct hnsw *h, struct hnsw_cand *cands, size_t k
 		memmove(&cands[kept + 1], &cands[kept], (i - kept) * sizeof *cands);
 		cands[kept++] = c;
 	}
+	*kept_io = kept;
 	return kept >= fill ? kept : (fill < n ? fill : n);
 }
 
@@ -175,6 +180,27 @@ static void link_back(struct hnsw *h, uint32_t nb, uint32_t slot, int level)
 	hnsw__links_write(h, nb, level, ids, (uint32_t)kept); /* in place: searches run */
 out:
 	hnsw__node_unlock(n);
+}
+
+bool hnsw__link_back_room(struct hnsw *h, uint32_t nb, uint32_t slot, int level)
+{
+	struct hnsw_node *n = hnsw__node_at(h, nb);
+	_Atomic uint32_t *l = hnsw__links_at(h, nb, level);
+	uint32_t cnt, max = hnsw__max_links(h, level);
+	bool added = false;
+
+	hnsw__node_lock(n);
+	cnt = hnsw__links_len(l, max);
+	for (uint32_t i = 0; i < cnt; i++)
+		if (atomic_load_explicit(&l[i], memory_order_relaxed) == slot)
+			goto out;
+	if (cnt < max) {
+		atomic_store_explicit(&l[cnt], slot, memory_order_release);
+		added = true;
+	}
+out:
+	hnsw__node_unlock(n);
+	return added;
 }
 
 /* Alg. 1 lines 5-16 at one level: choose neighbours among the ef_construction

@@ -496,13 +496,17 @@ static void bench_deletes(const struct dataset *d, const struct opts *o, size_t 
 /* ------------------------------------------------------------ rewrites */
 
 /* Recall@k and QPS (1 thread) at ef of idx on f's queries (ids are f's
- * rows). */
+ * rows); *calls: distance computations per query (a cost the machine's
+ * noise does not move). */
 static void measure_set(struct hnsw *idx, const struct dataset *f, size_t ef, double *recall,
-			double *qps)
+			double *qps, double *calls)
 {
 	struct hnsw_result res[64];
+	struct hnsw_stats st0, st1;
 	size_t hits = 0;
 	double t0 = now_sec();
+
+	hnsw_stats(idx, &st0);
 
 	for (size_t q = 0; q < f->nq; q++) {
 		size_t n = 0;
@@ -514,6 +518,8 @@ static void measure_set(struct hnsw *idx, const struct dataset *f, size_t ef, do
 	}
 	*qps = (double)f->nq / (now_sec() - t0);
 	*recall = (double)hits / (double)(f->nq * f->k);
+	hnsw_stats(idx, &st1);
+	*calls = (double)(st1.distance_calls - st0.distance_calls) / (double)f->nq;
 }
 
 static void rewrite_line(const char *what, struct hnsw *idx, const struct dataset *f,
@@ -524,15 +530,15 @@ static void rewrite_line(const char *what, struct hnsw *idx, const struct datase
 	hnsw_stats(idx, &st);
 	printf("  %-40s", what);
 	for (size_t e = 0; e < o->n_rw_efs; e++) {
-		double recall, qps, best = 0;
+		double recall, qps, calls, best = 0;
 
 		for (unsigned rep = 0; rep < o->reps; rep++) {
-			measure_set(idx, f, o->rw_efs[e], &recall, &qps);
+			measure_set(idx, f, o->rw_efs[e], &recall, &qps, &calls);
 			best = qps > best ? qps : best;
 		}
-		printf("  ef %zu: %.4f %6.0f QPS", o->rw_efs[e], recall, best);
+		printf("  ef %zu: %.4f %6.0f QPS %4.0f dist/q", o->rw_efs[e], recall, best, calls);
 	}
-	printf("  (%zu pending)\n", st.deleted);
+	printf("  (%zu pending, level-0 degree %.1f)\n", st.deleted, hnsw_mean_degree0(idx));
 	fflush(stdout);
 }
 
