@@ -48,6 +48,7 @@
 
 #include "storage/datadir.h"
 #include "storage/db.h"
+#include "storage/le.h"
 #include "util/log.h"
 
 #include <ctype.h>
@@ -239,21 +240,6 @@ static int state_save(struct node *n)
 
 /* ------------------------------------------------------------ metadata */
 
-static void put_le(uint8_t *p, uint64_t v, int bytes)
-{
-	for (int i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes)
-{
-	uint64_t v = 0;
-
-	for (int i = bytes - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Member m's acceptor state, when it gossips one for our B. */
 static bool meta_read(struct node *n, const struct swim_member *m, struct ballot_meta *out)
 {
@@ -266,12 +252,12 @@ static bool meta_read(struct node *n, const struct swim_member *m, struct ballot
 		return false;
 	memset(out, 0, sizeof *out);
 	out->promised =
-		(struct boot_ballot){(uint32_t)get_le(m->meta + 2, 4), get_le(m->meta + 6, 8)};
+		(struct boot_ballot){(uint32_t)le32_get(m->meta + 2), le64_get(m->meta + 6)};
 	out->accepted =
-		(struct boot_ballot){(uint32_t)get_le(m->meta + 14, 4), get_le(m->meta + 18, 8)};
+		(struct boot_ballot){(uint32_t)le32_get(m->meta + 14), le64_get(m->meta + 18)};
 	out->decided = m->meta[26] == 1 && k > 0;
 	for (unsigned i = 0; i < k; i++)
-		out->set.voters[i] = get_le(m->meta + META_HEAD + 8 * i, 8);
+		out->set.voters[i] = le64_get(m->meta + META_HEAD + 8 * i);
 	out->set.n_voters = k;
 	return out->promised.round <= BOOT_MAX_ROUND && out->accepted.round <= BOOT_MAX_ROUND &&
 	       ballot_zero(out->accepted) == (k == 0) &&
@@ -287,14 +273,14 @@ static void meta_gossip(struct node *n)
 	const struct swim_member *self = node_member(n, n->o.id);
 	struct sh_err err;
 
-	put_le(meta + 2, b->promised.round, 4);
-	put_le(meta + 6, b->promised.id, 8);
-	put_le(meta + 14, b->accepted.round, 4);
-	put_le(meta + 18, b->accepted.id, 8);
+	le32_put(meta + 2, b->promised.round);
+	le64_put(meta + 6, b->promised.id);
+	le32_put(meta + 14, b->accepted.round);
+	le64_put(meta + 18, b->accepted.id);
 	meta[26] = b->decided;
 	meta[27] = (uint8_t)b->set.n_voters;
 	for (unsigned i = 0; i < b->set.n_voters; i++)
-		put_le(meta + META_HEAD + 8 * i, b->set.voters[i], 8);
+		le64_put(meta + META_HEAD + 8 * i, b->set.voters[i]);
 	if (self != NULL && self->meta_len == len && memcmp(self->meta, meta, len) == 0)
 		return;
 	if (swim_set_meta(n->swim, node_now(), meta, len, &err) != 0)

@@ -147,6 +147,19 @@ static void write_links(_Atomic uint32_t *l, uint32_t cap, const struct hnsw_can
 	hnsw__links_set(l, cap, ids, (uint32_t)n);
 }
 
+/* slot at the end of list l (cnt entries, room for max; its node's lock
+ * held): 1 added, 0 there already, -1 no room. */
+static int append_link(_Atomic uint32_t *l, uint32_t cnt, uint32_t max, uint32_t slot)
+{
+	for (uint32_t i = 0; i < cnt; i++)
+		if (atomic_load_explicit(&l[i], memory_order_relaxed) == slot)
+			return 0;
+	if (cnt == max)
+		return -1;
+	atomic_store_explicit(&l[cnt], slot, memory_order_release);
+	return 1;
+}
+
 /* Add a link nb -> slot at level; a full list is shrunk by Alg. 4 over its
  * links and the new one (the links it drops are counted: hnsw_reach.c). */
 static void link_back(struct hnsw *h, uint32_t nb, uint32_t slot, int level)
@@ -160,13 +173,8 @@ static void link_back(struct hnsw *h, uint32_t nb, uint32_t slot, int level)
 
 	hnsw__node_lock(n);
 	cnt = hnsw__links_len(l, max);
-	for (uint32_t i = 0; i < cnt; i++)
-		if (atomic_load_explicit(&l[i], memory_order_relaxed) == slot)
-			goto out;
-	if (cnt < max) {
-		atomic_store_explicit(&l[cnt], slot, memory_order_release);
+	if (append_link(l, cnt, max, slot) >= 0)
 		goto out;
-	}
 	for (uint32_t i = 0; i < cnt; i++) {
 		c[i].slot = atomic_load_explicit(&l[i], memory_order_relaxed);
 		c[i].d = hnsw__dist_vec(h, v, hnsw__vec_at(h, c[i].slot));
@@ -182,25 +190,17 @@ out:
 	hnsw__node_unlock(n);
 }
 
-bool hnsw__link_back_room(struct hnsw *h, uint32_t nb, uint32_t slot, int level)
+bool hnsw__link_back_room(struct hnsw *h, uint32_t owner, uint32_t slot, int level)
 {
-	struct hnsw_node *n = hnsw__node_at(h, nb);
-	_Atomic uint32_t *l = hnsw__links_at(h, nb, level);
-	uint32_t cnt, max = hnsw__max_links(h, level);
-	bool added = false;
+	struct hnsw_node *n = hnsw__node_at(h, owner);
+	_Atomic uint32_t *l = hnsw__links_at(h, owner, level);
+	uint32_t max = hnsw__max_links(h, level);
+	int rv;
 
 	hnsw__node_lock(n);
-	cnt = hnsw__links_len(l, max);
-	for (uint32_t i = 0; i < cnt; i++)
-		if (atomic_load_explicit(&l[i], memory_order_relaxed) == slot)
-			goto out;
-	if (cnt < max) {
-		atomic_store_explicit(&l[cnt], slot, memory_order_release);
-		added = true;
-	}
-out:
+	rv = append_link(l, hnsw__links_len(l, max), max, slot);
 	hnsw__node_unlock(n);
-	return added;
+	return rv == 1;
 }
 
 /* Alg. 1 lines 5-16 at one level: choose neighbours among the ef_construction
