@@ -38,9 +38,9 @@
 #define EF      64
 
 #if defined(__SANITIZE_THREAD__)
-#define DEFAULT_SEARCHES                                                                           \
-	102000 /* ThreadSanitizer runs about 10x slower; still >= 100,000 with updates (issue 11)  \
-		*/
+/* ThreadSanitizer runs about 10x slower; still >= 100,000 with updates
+ * (issue 11) */
+#define DEFAULT_SEARCHES 102000
 #else
 #define DEFAULT_SEARCHES 120000
 #endif
