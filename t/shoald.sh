@@ -115,7 +115,7 @@ printf 'shoal-bootstrap 1 1 zz\n' >"$TESTDIR/boot/bootstrap.state"
 out=$(timeout 10 "$SHOALD" --node-data-dir "$TESTDIR/boot" --listen-base-port "$base" \
 	--cluster-bootstrap-expect 3 --cluster-seeds 127.0.0.1:1 2>&1); st=$?
 ok "$([ "$st" -ne 0 ] && [ "$st" -ne 124 ]; echo $?)" "a corrupt bootstrap.state: shoald exits ($st)"
-like "$out" "boot/bootstrap.state: field 2 is not hex" "and names the file and the field"
+like "$out" "boot/bootstrap.state: field 2 is not 1 to 16 hex digits" "and names the file and the field"
 printf 'shoal-bootstrap 1 1 5 1 5 0 2 a b\n' >"$TESTDIR/boot/bootstrap.state"
 out=$(timeout 10 "$SHOALD" --node-data-dir "$TESTDIR/boot" --listen-base-port "$base" \
 	--cluster-bootstrap-expect 3 --cluster-seeds 127.0.0.1:1 2>&1); st=$?
