@@ -123,7 +123,9 @@ void shoal_set_ack(shoal *c, enum shoal_ack level);
 struct shoal_token {
 	uint64_t term, index;
 };
-/* The token of the handle's last acknowledged write (0:0 before any). */
+/* The token of the handle's last acknowledged write (0:0 before any); in a
+ * pipelined upsert, the highest acknowledged so far (a progress callback
+ * may read it). */
 struct shoal_token shoal_last_token(const shoal *c);
 /* Make tok the handle's last token, which its read_your_writes reads carry
  * until its next write: a session spread over several handles (one per

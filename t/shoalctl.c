@@ -175,6 +175,16 @@ static void test_bench(void)
 		 dir);
 	is_int(ctl(args), 0, "bench mix of searches and upserts");
 	like(out, "upsert", "reports the upserts too");
+	snprintf(args, sizeof args,
+		 "bench --dataset '%s/in.fvecs' --collection b --no-load --mode upsert "
+		 "--per-request 10 --depth 4 --requests 100000 --duration 1 --lag %s",
+		 dir, s.addr);
+	is_int(ctl(args), 0, "bench upsert for 1 s with the searchable lag measured");
+	like(out, "searchable after an ack: p50 ", "reports the lag of the replica");
+	like(out, " 0 points missing at the end", "every acknowledged point read back");
+	snprintf(args, sizeof args, "bench --dataset '%s/in.fvecs' --collection b --lag %s", dir,
+		 s.addr);
+	is_int(ctl(args), 2, "--lag with searches: usage error");
 	is_int(ctl("collection drop c"), 0, "collection drop");
 }
 

@@ -140,6 +140,7 @@ static void up_reply(void *arg, size_t i, int status, const uint8_t *body, size_
 	if (w != NULL && w->token != NULL && w->token->index > u->tok.index) {
 		u->tok.term = w->token->term;
 		u->tok.index = w->token->index;
+		u->c->last = u->tok; /* progress may read it (shoal_last_token) */
 	}
 	shoal__write_response__free_unpacked(w, NULL);
 	u->acked += n;
@@ -158,8 +159,6 @@ int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_
 
 	if (rv == SHOAL_OK)
 		rv = u.first_error;
-	if (rv == SHOAL_OK)
-		c->last = u.tok;
 	if (acked != NULL)
 		*acked = u.acked;
 	if (tok != NULL)

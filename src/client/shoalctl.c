@@ -115,7 +115,10 @@ static const struct {
 	 "                          [--mode search|upsert|ping|mix] [--search-ratio R]\n"
 	 "                          [--concurrency C] [--depth D] [--requests N]\n"
 	 "                          [-k K] [--ef E] [--no-recall]\n"
-	 "A load generator: requests per second, latency percentiles, recall@k.\n"},
+	 "                          [--per-request P] [--duration S] [--lag ADDR,...]\n"
+	 "A load generator: requests per second, latency percentiles, recall@k; with\n"
+	 "--lag, how long after each acknowledgement each node listed had applied it\n"
+	 "(searchable there).  --dataset random:DIM generates --n vectors.\n"},
 };
 
 /* 0 after printing the help of cmd; EXIT_USAGE for an unknown command. */

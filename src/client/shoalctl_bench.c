@@ -11,6 +11,7 @@
 #include "build.h"
 
 #include "client/shoalctl.h"
+#include "client/shoalctl_lag.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,11 +24,14 @@
 #include <string.h>
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#define CHUNK       64 /* upsert requests per pipelined call */
 
 struct bopts {
 	const char *dataset, *queries, *coll, *mode;
 	size_t n, nq, requests, concurrency, depth, k, ef, batch;
 	size_t per_request; /* upsert mode: points in one request */
+	double duration;    /* upsert mode: stop after this many seconds (0: never) */
+	const char *lag;    /* upsert mode: replicas whose searchable lag to measure */
 	double search_ratio;
 	int load; /* 1 always, 0 when missing, -1 never */
 	bool recall;
@@ -118,6 +122,30 @@ static int idx3_read(const char *name, size_t max_n, float **out, size_t *n, siz
 	return *out != NULL ? 0 : -1;
 }
 
+/* random:DIM: n vectors (--n, default 100,000) uniform in [0, 1), the
+ * same ones every run (xorshift64, seed 1). */
+static int random_data(const struct bopts *o, struct bdata *d)
+{
+	char *end;
+	unsigned long dim = strtoul(o->dataset + 7, &end, 10);
+	uint64_t x = 1;
+
+	if (*end != '\0' || dim < 1 || dim > 65536) {
+		fprintf(stderr, "shoalctl: bench: --dataset random:DIM wants DIM in 1..65536\n");
+		return -1;
+	}
+	d->dim = dim, d->n = o->n ? o->n : 100000;
+	if ((d->base = malloc(d->n * d->dim * sizeof *d->base)) == NULL) {
+		fprintf(stderr, "shoalctl: bench: no memory for %zu vectors\n", d->n);
+		return -1;
+	}
+	for (size_t i = 0; i < d->n * d->dim; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		d->base[i] = (float)(x >> 40) / (float)(1u << 24);
+	}
+	return 0;
+}
+
 static int load_data(const struct bopts *o, struct bdata *d)
 {
 	size_t qdim = 0;
@@ -125,7 +153,9 @@ static int load_data(const struct bopts *o, struct bdata *d)
 	if (strcmp(o->dataset, "fashion") == 0)
 		return idx3_read("train-images-idx3-ubyte.gz", o->n, &d->base, &d->n, &d->dim) ||
 		       idx3_read("t10k-images-idx3-ubyte.gz", o->nq, &d->q, &d->nq, &qdim);
-	if (fvecs_read(o->dataset, o->n, &d->base, &d->n, &d->dim) != 0)
+	if (strncmp(o->dataset, "random:", 7) == 0
+		    ? random_data(o, d) != 0
+		    : fvecs_read(o->dataset, o->n, &d->base, &d->n, &d->dim) != 0)
 		return -1;
 	if (o->queries == NULL) { /* queries: the first base vectors */
 		d->nq = o->nq < d->n ? o->nq : d->n;
@@ -219,6 +249,9 @@ struct worker {
 	char msg[256];
 	bool exact;
 	struct worker *base; /* ws[0]: this worker's index is this - base */
+	struct lag *lag;     /* upsert: acknowledgements recorded there */
+	shoal *c;
+	const struct shoal_point *chunk; /* upsert: the call's points */
 };
 
 static void on_search(void *arg, size_t i, int status, const struct shoal_results *r,
@@ -266,49 +299,84 @@ static int run_search(struct worker *w, shoal *c, bool exact)
 	return rv;
 }
 
-/* Depth 1: one request at a time, each one timed. */
-static int upsert_each(struct worker *w, shoal *c, const struct shoal_point *pts, size_t k)
+/* The points of the worker's requests [r, r + nr): request j holds ids
+ * (first + j) * k .. + k - 1, vectors taken round the dataset. */
+static void fill(const struct worker *w, struct shoal_point *pts, size_t r, size_t nr)
+{
+	size_t k = w->o->per_request, id0 = (w->first + r) * k;
+
+	for (size_t i = 0; i < nr * k; i++)
+		pts[i] = (struct shoal_point){id0 + i, w->d->base + (id0 + i) % w->d->n * w->d->dim,
+					      (uint32_t)w->d->dim, NULL, 0};
+}
+
+/* Depth 1 without --lag or --duration: one request at a time, each timed. */
+static int upsert_each(struct worker *w, shoal *c, struct shoal_point *pts)
 {
 	int rv = SHOAL_OK;
 
 	for (size_t i = 0; i < w->count && rv == SHOAL_OK; i++) {
 		double t0 = ctl_now();
 
-		rv = shoal_upsert(c, w->o->coll, pts + i * k, k, NULL);
+		fill(w, pts, i, 1);
+		rv = shoal_upsert(c, w->o->coll, pts, w->o->per_request, NULL);
 		if (rv == SHOAL_OK)
 			w->lat[w->done++] = (uint64_t)((ctl_now() - t0) * 1e9);
 	}
 	return rv;
 }
 
+/* An upsert request acknowledged: recorded for --lag with one of its
+ * points (when replies come out of order, maybe another request's of the
+ * same call: a point written all the same). */
+static void on_upsert_ack(void *arg, size_t acked)
+{
+	struct worker *w = arg;
+	const struct shoal_point *p =
+		w->chunk + (acked - 1) / w->o->per_request * w->o->per_request;
+
+	lag_ack(w->lag, shoal_last_token(w->c), p->id, p->vector);
+}
+
+/* Pipelined, in calls of up to CHUNK requests (--duration: of depth
+ * requests, so that the run ends soon after it, however slow the
+ * acknowledgements), until the worker's requests are done or --duration
+ * has passed. */
+static int upsert_chunks(struct worker *w, shoal *c, struct shoal_point *pts)
+{
+	size_t k = w->o->per_request, acked = 0, step = w->o->duration > 0 ? w->o->depth : CHUNK;
+	double until = ctl_now() + (w->o->duration > 0 ? w->o->duration : 1e12);
+	int rv = SHOAL_OK;
+
+	step = step < CHUNK ? step : CHUNK;
+	for (size_t r = 0; r < w->count && rv == SHOAL_OK && ctl_now() < until; r += step) {
+		size_t nr = w->count - r < step ? w->count - r : step;
+		double t1 = ctl_now();
+
+		fill(w, pts, r, nr);
+		acked = 0;
+		w->chunk = pts;
+		rv = shoal_upsert_pipelined(c, w->o->coll, pts, nr * k, k, w->o->depth,
+					    w->lag ? on_upsert_ack : NULL, w, &acked, NULL);
+		/* per-request latency is not reported by the pipelined upsert:
+		 * the mean of the call, times the depth */
+		for (size_t i = 0; i < acked / k; i++)
+			w->lat[w->done++] = (uint64_t)((ctl_now() - t1) * 1e9 /
+						       (double)(acked / k) * (double)w->o->depth);
+	}
+	return rv;
+}
+
 static int run_upsert(struct worker *w, shoal *c)
 {
-	size_t k = w->o->per_request, np = w->count * k;
-	struct shoal_point *pts = calloc(np + 1, sizeof *pts);
-	size_t acked = 0;
-	double t0 = ctl_now();
+	struct shoal_point *pts = calloc(CHUNK * w->o->per_request, sizeof *pts);
 	int rv;
 
 	if (pts == NULL)
 		return SHOAL_RESOURCE_EXHAUSTED;
-	for (size_t i = 0; i < np; i++) {
-		size_t p = (w->first * k + i) % w->d->n;
-
-		pts[i] = (struct shoal_point){w->first * k + i, w->d->base + p * w->d->dim,
-					      (uint32_t)w->d->dim, NULL, 0};
-	}
-	if (w->o->depth == 1) {
-		rv = upsert_each(w, c, pts, k);
-		free(pts);
-		return rv;
-	}
-	rv = shoal_upsert_pipelined(c, w->o->coll, pts, np, k, w->o->depth, NULL, NULL, &acked,
-				    NULL);
-	/* per-request latency is not reported by the pipelined upsert: use the mean */
-	for (size_t i = 0; i < acked / k; i++)
-		w->lat[w->done++] =
-			(uint64_t)((ctl_now() - t0) * 1e9 / (double)(acked ? acked / k : 1) *
-				   (double)w->o->depth);
+	w->c = c;
+	rv = w->o->depth == 1 && w->lag == NULL && w->o->duration <= 0 ? upsert_each(w, c, pts)
+								       : upsert_chunks(w, c, pts);
 	free(pts);
 	return rv;
 }
@@ -480,12 +548,24 @@ static int bench_options(int argc, char **argv, struct bopts *o)
 					     {"batch", 1, NULL, 'b'},
 					     {"per-request", 1, NULL, 'P'},
 					     {"metric", 1, NULL, 'm'},
+					     {"duration", 1, NULL, 'T'},
+					     {"lag", 1, NULL, 'G'},
 					     {NULL, 0, NULL, 0}};
 	int ch;
 
-	*o = (struct bopts){"fashion", NULL, "bench", "search", 0,   1000, 0,    4,
-			    1,         10,   64,      256,      0.9, 0,    true, SHOAL_METRIC_L2};
-	o->per_request = 1;
+	*o = (struct bopts){.dataset = "fashion",
+			    .coll = "bench",
+			    .mode = "search",
+			    .nq = 1000,
+			    .concurrency = 4,
+			    .depth = 1,
+			    .k = 10,
+			    .ef = 64,
+			    .batch = 256,
+			    .per_request = 1,
+			    .search_ratio = 0.9,
+			    .recall = true,
+			    .metric = SHOAL_METRIC_L2};
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
 		switch (ch) {
@@ -503,6 +583,8 @@ static int bench_options(int argc, char **argv, struct bopts *o)
 		case 'b': o->batch = strtoull(optarg, NULL, 10); break;
 		case 'P': o->per_request = strtoull(optarg, NULL, 10); break;
 		case 's': o->search_ratio = strtod(optarg, NULL); break;
+		case 'T': o->duration = strtod(optarg, NULL); break;
+		case 'G': o->lag = optarg; break;
 		case 'L': o->load = 1; break;
 		case 'N': o->load = -1; break;
 		case 'R': o->recall = false; break;
@@ -515,7 +597,9 @@ static int bench_options(int argc, char **argv, struct bopts *o)
 		}
 	}
 	if (o->concurrency < 1 || o->depth < 1 || o->k < 1 || o->nq < 1 || o->batch < 1 ||
-	    o->per_request < 1 ||
+	    o->per_request < 1 || o->per_request > 100000 ||
+	    !(o->duration >= 0 && o->duration <= 86400) ||
+	    ((o->lag != NULL || o->duration > 0) && strcmp(o->mode, "upsert") != 0) ||
 	    (strcmp(o->mode, "search") && strcmp(o->mode, "upsert") && strcmp(o->mode, "ping") &&
 	     strcmp(o->mode, "mix"))) {
 		fprintf(stderr, "shoalctl: bench: bad options (see shoalctl(1), BENCH)\n");
@@ -548,6 +632,7 @@ static int bench_data(struct ctl *x, const struct bopts *o, struct bdata *d)
 	size_t nsearch = o->concurrency, nup = 0;
 	struct worker *ws = calloc(o->concurrency, sizeof *ws);
 	uint64_t *found = NULL;
+	struct lag *lag = NULL;
 	double s, rec = -1;
 
 	if (strcmp(o->mode, "upsert") == 0)
@@ -561,12 +646,20 @@ static int bench_data(struct ctl *x, const struct bopts *o, struct bdata *d)
 		if (ground_truth(x, o, d, d->truth) != 0)
 			return EXIT_FAILED;
 	}
+	if (o->lag != NULL && (lag = lag_start(o->lag, &x->o, o->coll, (uint32_t)d->dim)) == NULL)
+		return EXIT_FAILED;
 	for (size_t i = 0; i < o->concurrency; i++)
-		ws[i] = (struct worker){
-			.x = x, .o = o, .d = d, .kind = i < nsearch ? 0 : 1, .found = found};
+		ws[i] = (struct worker){.x = x,
+					.o = o,
+					.d = d,
+					.kind = i < nsearch ? 0 : 1,
+					.found = found,
+					.lag = lag};
 	split(ws, nsearch, nsearch ? o->requests : 0);
 	split(ws + nsearch, nup, nup ? o->requests : 0);
 	s = run_workers(ws, o->concurrency);
+	if (lag != NULL && lag_finish(lag, x->json, s > 0, 600) != 0)
+		s = -1;
 	if (s > 0 && found != NULL)
 		rec = recall(o, d, found);
 	if (s > 0 && nsearch > 0)
