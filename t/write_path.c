@@ -467,6 +467,41 @@ static void test_background(void)
 	coll_unref(tc);
 }
 
+/* A follower's apply waits only a quarter over the bound; a leader's at it. */
+static void test_follower_slack(void)
+{
+	struct coll *c = make(SH_METRIC_L2);
+	struct indexer_opts o = {1, 0};
+	struct indexer *ix;
+	struct indexer_stats st;
+	struct sh_err err;
+	struct sh_rand r;
+	float v[DIM];
+
+	sh_rand_seed(&r, 6);
+	for (uint64_t id = 0; id < 110; id++) {
+		random_vec(&r, v);
+		upsert(c, id, v);
+	}
+	o.max_fresh_bytes = coll_fresh_bytes(c) * 10 / 11; /* the set is 1.1 times it */
+	if (indexer_new(&o, &ix, &err) != 0)
+		bail_out("indexer: %s", err.msg);
+	indexer_set_leading(ix, false);
+	indexer_throttle(ix, c);
+	indexer_stats(ix, &st);
+	ok(st.throttled == 0 && coll_fresh(c) == 110,
+	   "a follower 10%% over the bound applies on (throttled %llu, %zu fresh)",
+	   (unsigned long long)st.throttled, coll_fresh(c));
+	indexer_set_leading(ix, true);
+	indexer_throttle(ix, c);
+	indexer_stats(ix, &st);
+	ok(st.throttled == 1 && coll_fresh_bytes(c) <= o.max_fresh_bytes,
+	   "a leader waits until the indexer brings it under (throttled %llu, %zu fresh)",
+	   (unsigned long long)st.throttled, coll_fresh(c));
+	indexer_free(ix);
+	coll_unref(c);
+}
+
 /* ------------------------------------------------------------ review
  * Found by the hostile review of the write path (each failed before its
  * fix; doc/write-path.md). */
@@ -852,5 +887,6 @@ int main(void)
 	test_merge(SH_METRIC_DOT);
 	test_snapshot();
 	test_background();
+	test_follower_slack();
 	return done_testing();
 }

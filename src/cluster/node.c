@@ -141,6 +141,7 @@ static void on_role(struct node *n)
 	}
 	n->last_leader = leader;
 	n->last_role = role;
+	db_set_leading(n->o.db, role == RAFT_LEADER);
 	node_write_on_role(n);
 	node_snap_on_role(n);
 }

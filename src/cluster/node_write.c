@@ -341,8 +341,8 @@ static int acked(struct node *n, const struct pwrite *w, struct sh_err *err)
 				  "entry %" PRIu64 " is committed but no longer in this node's log "
 				  "(a snapshot replaced it): whether it is this write is unknown",
 				  w->index);
-	if (raft_commit_index(r) >= w->index)
-		return 1;
+	if (raft_commit_index(r) >= w->index) /* and applied here: searchable at once */
+		return db_applied_index(n->o.db) >= w->index;
 	if (w->ack == NODE_ACK_QUORUM)
 		return 0;
 	if (!leading)
@@ -354,7 +354,7 @@ static int acked(struct node *n, const struct pwrite *w, struct sh_err *err)
 	case NODE_ACK_ONE: return raft_acked(r, w->index) >= (voters < 2 ? voters : 2);
 	case NODE_ACK_ALL:
 		if (raft_acked(r, w->index) >= voters)
-			return 1;
+			return db_applied_index(n->o.db) >= w->index;
 		if (voter_down(n) != 0)
 			return sh_err_set(err, SH_EUNKNOWN,
 					  "ack all: voter %016" PRIx64

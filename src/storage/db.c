@@ -475,6 +475,12 @@ uint64_t db_applied_index(const struct db *db)
 	return store_applied_index(db->store);
 }
 
+void db_set_leading(struct db *db, bool leading)
+{
+	if (db->ix != NULL)
+		indexer_set_leading(db->ix, leading);
+}
+
 void db_index_stats(const struct db *db, struct indexer_stats *st)
 {
 	memset(st, 0, sizeof *st);

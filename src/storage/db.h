@@ -226,6 +226,10 @@ uint64_t db_applied_index(const struct db *db);
 /* Snapshots written since open, and the latest one's index (0: none). */
 uint64_t db_snapshots(const struct db *db);
 struct indexer_stats;
+/* The node leads, or not: apply waits for the indexer at
+ * index.max_fresh_bytes when leading, at 1.25 times it otherwise
+ * (indexer.h; nothing with inline indexing). */
+void db_set_leading(struct db *db, bool leading);
 /* The background indexer's counters (all 0 when indexing is inline). */
 void db_index_stats(const struct db *db, struct indexer_stats *st);
 uint64_t db_snapshot_index(const struct db *db);

@@ -104,6 +104,7 @@ static void apply_range(struct db *db, uint64_t upto)
 	struct db_progress p;
 
 	db_progress_start(&p, "applying committed entries", upto - first + 1, db->store);
+	p.wake = true;
 	while ((from = store_applied_index(db->store) + 1) <= upto && !atomic_load(&db->failed) &&
 	       !atomic_load(&db->stopping)) {
 		uint64_t n = upto - from + 1;

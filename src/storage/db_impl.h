@@ -117,12 +117,16 @@ struct db_progress {
 	uint64_t scale;   /* done and total are divided by it in the line */
 	uint64_t t0, next, total;
 	const struct store *st; /* points indexed so far; NULL: not counted */
+	bool wake;              /* the apply thread's: wake the owner after a slice */
+	uint64_t woke_ns;       /* ... at most once a millisecond */
 };
 void db_progress_start(struct db_progress *p, const char *what, uint64_t total,
 		       const struct store *st);
 void db_progress_note(struct db_progress *p, uint64_t done);
 /* db_apply_buf of b up to upto, REPLAY_SLICE entries at a time, with a
- * progress note after each slice (done: entries from `first`). */
+ * progress note after each slice (done: entries from `first`) and, when
+ * p->wake, the owner woken (what waits for the apply, acknowledgements and
+ * reads, need not wait for the whole batch). */
 int db_apply_sliced(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t *rejected,
 		    struct db_progress *p, uint64_t first);
 /* Complete the watches on entry index with rv and why, now (db.c). */

@@ -70,6 +70,10 @@ int db_apply_sliced(struct db *db, const struct wal_buf *b, uint64_t upto, uint6
 		if ((rv = db_apply_buf(db, b, &pos, to, rejected)) != 0)
 			return rv;
 		db_progress_note(p, store_applied_index(db->store) - first + 1);
+		if (p->wake && sh_clock_mono_ns() - p->woke_ns >= 1000000) {
+			p->woke_ns = sh_clock_mono_ns();
+			db_wake_owner(db);
+		}
 	}
 	return 0;
 }

@@ -27,6 +27,7 @@
 
 #define RETRY_MS     100 /* after a failed step (out of memory) */
 #define INDEXER_NICE 10  /* the indexer's threads' nice value (Linux: per thread) */
+#define SLACK_DIV    4   /* a follower's bound: max_fresh_bytes * (1 + 1/SLACK_DIV) */
 
 struct item {
 	struct coll *c;
@@ -40,6 +41,7 @@ struct indexer {
 	pthread_cond_t work, progress;
 	struct item *head, *tail;
 	bool stop;
+	bool follower; /* apply waits at the bound plus its slack */
 	struct indexer_stats st;
 };
 
@@ -198,6 +200,22 @@ void indexer_free(struct indexer *ix)
 	sh_free(ix);
 }
 
+void indexer_set_leading(struct indexer *ix, bool leading)
+{
+	pthread_mutex_lock(&ix->mu);
+	ix->follower = !leading;
+	pthread_cond_broadcast(&ix->progress);
+	pthread_mutex_unlock(&ix->mu);
+}
+
+/* mu held. */
+static bool over(const struct indexer *ix, struct coll *c)
+{
+	size_t b = ix->o.max_fresh_bytes;
+
+	return coll_fresh_bytes(c) > b + (ix->follower ? b / SLACK_DIV : 0);
+}
+
 void indexer_throttle(struct indexer *ix, struct coll *c)
 {
 	uint64_t t0;
@@ -206,9 +224,13 @@ void indexer_throttle(struct indexer *ix, struct coll *c)
 		return;
 	t0 = sh_clock_mono_ms();
 	pthread_mutex_lock(&ix->mu);
+	if (!over(ix, c)) {
+		pthread_mutex_unlock(&ix->mu);
+		return;
+	}
 	ix->st.throttled++;
 	ix->st.throttling = true;
-	while (!ix->stop && coll_fresh_bytes(c) > ix->o.max_fresh_bytes) {
+	while (!ix->stop && over(ix, c)) {
 		struct item *it;
 
 		if (!queued(ix, c) && (it = sh_malloc(sizeof *it)) != NULL) {

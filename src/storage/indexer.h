@@ -4,7 +4,11 @@
  * moves them into the HNSW graph (coll_index), inserting new points on
  * `threads` threads at once.  Apply waits (indexer_throttle) while a
  * collection's fresh set is over its bound: back-pressure that slows
- * acknowledgements to what the node indexes, and is counted.
+ * acknowledgements to what the node indexes, and is counted.  A
+ * follower's bound is a quarter higher than the leader's: the leader,
+ * whose apply paces the acknowledgements, is the one that waits, and a
+ * follower whose indexer runs a little slower keeps applying at once
+ * (doc/write-path.md, "Back-pressure").
  *
  * Threads.  indexer_kick and indexer_throttle from the apply thread (any
  * thread may call them); the indexer's own thread does the rest.  The
@@ -49,6 +53,9 @@ void indexer_free(struct indexer *ix);
 void indexer_kick(struct indexer *ix, struct coll *c);
 /* Wait while c's fresh set is over the bound (or until indexer_free). */
 void indexer_throttle(struct indexer *ix, struct coll *c);
+/* This node leads (the plain bound) or follows (the bound and a quarter);
+ * leading until told otherwise (a node says at every role change). */
+void indexer_set_leading(struct indexer *ix, bool leading);
 void indexer_stats(struct indexer *ix, struct indexer_stats *st);
 
 #endif

@@ -149,6 +149,27 @@ static void next_soon(struct nworld *w, struct nw_client *c);
 static void final_next(struct nworld *w, struct nw_client *c);
 static void setup(struct sim *sim, void *arg);
 
+/* A write acknowledged at quorum or all by the leader of its term has
+ * been applied there (doc/replication.md, "Writes and acks"): an eventual
+ * read on the leader sees it. */
+static void check_applied(struct nworld *w, const struct nw_client *c, uint64_t term,
+			  uint64_t index)
+{
+	struct nw_inst *in = nw_inst(w, c->node);
+	struct node_status st = {0};
+
+	if (in == NULL || (c->level != HIST_ACK_QUORUM && c->level != HIST_ACK_ALL))
+		return;
+	node_status(in->node, &st);
+	if (st.role != NULL && strcmp(st.role, "leader") == 0 && st.term == term &&
+	    st.applied_index < index)
+		nw_violation(w,
+			     "n%d acknowledged a write at %s (entry %" PRIu64
+			     ") before applying it (applied %" PRIu64 ")",
+			     c->node, c->level == HIST_ACK_QUORUM ? "quorum" : "all", index,
+			     st.applied_index);
+}
+
 static void record_answer(struct nworld *w, struct nw_client *c, struct op *op)
 {
 	uint64_t now = sim_now(w->sim), value = 0, term = 0, index = 0;
@@ -170,6 +191,7 @@ static void record_answer(struct nworld *w, struct nw_client *c, struct op *op)
 			c->token_term = term;
 			c->token_index = index;
 			w->res->writes_ok++;
+			check_applied(w, c, term, index);
 		}
 		w->res->reads_ok += c->kind == HIST_READ;
 	} else if (c->kind == HIST_READ && c->level == HIST_RYW &&
