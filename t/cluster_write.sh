@@ -4,9 +4,9 @@
 # ef_construction 400, so that indexing takes a while), and at once, while
 # their graphs are still behind, searches on every node find every
 # acknowledged point of a sample by its own vector: at strong at once, and
-# at eventual as soon as the node has applied the load (the load's last
-# acknowledgement is the leader's commit; a follower applies it a moment
-# later, never after indexing).  Then the graphs catch up: points_fresh
+# at eventual as soon as the node has applied the load (at once on the
+# leader, whose apply the acknowledgement waits for; a follower applies it
+# a moment later, never after indexing).  Then the graphs catch up: points_fresh
 # reaches 0 everywhere, the same searches still find the points, and the
 # nodes agree (cluster verify).
 . "${top_srcdir:-.}/t/tap.sh"
@@ -33,7 +33,7 @@ finds() {
 	return $miss
 }
 
-plan 13
+plan 14
 
 free_base_port 3 || bail_out "no free ports"
 N=3
@@ -54,6 +54,13 @@ t0=$(now_ms)
 out=$(ctl 1 --ack quorum upsert w --jsonl "$TESTDIR/w.jsonl" --batch 1000 2>&1)
 ok $? "20,000 points acknowledged at quorum through a follower" || diag "$out"
 diag "acknowledged in $(($(now_ms) - t0)) ms"
+# a quorum acknowledgement waits for the leader's apply (doc/replication.md,
+# "Writes and acks"): the leader finds the last point at eventual at once
+wait_leader "0 1 2"
+SAMPLE_ALL=$SAMPLE SAMPLE=20000
+finds "$leader" eventual
+ok $? "the leader (n$leader), eventual, at once: the last acknowledged point is found"
+SAMPLE=$SAMPLE_ALL
 fresh=""
 for i in 0 1 2; do fresh="$fresh $(coll_field $i points_fresh)"; done
 diag "points waiting for the graph on n0 n1 n2 right after the load:$fresh"
