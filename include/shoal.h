@@ -158,6 +158,7 @@ struct shoal_collection_info {
 	 * waiting for it (searched exactly meanwhile); the oldest one's age */
 	uint64_t points_indexed, points_fresh, oldest_fresh_ms;
 	uint64_t indexed_total; /* entries moved into the graph since start */
+	uint64_t indexing_rate; /* of them a second lately (0: the indexer idles) */
 };
 
 /* m, ef_construction 0: the server's defaults (16, 200). */

@@ -33,7 +33,7 @@ finds() {
 	return $miss
 }
 
-plan 14
+plan 16
 
 free_base_port 3 || bail_out "no free ports"
 N=3
@@ -82,13 +82,24 @@ done
 
 # the graphs catch up
 deadline=$(($(now_ms) + 300000 * SCALE))
+rate=0 status_line=""
 while :; do
 	f=0
 	for i in 0 1 2; do f=$((f + $(coll_field $i points_fresh || echo 1))); done
+	r=$(coll_field 2 indexing_rate)
+	[ "${r:-0}" -gt $rate ] && rate=$r
+	[ -n "$status_line" ] || [ "${f:-0}" = 0 ] ||
+		status_line=$(ctl 2 status | grep '^collection w: ')
 	[ $f = 0 ] || [ "$(now_ms)" -gt $deadline ] && break
 	sleep 0.2
 done
 is "$f" 0 "every graph caught up (points_fresh 0 on every node, $(($(now_ms) - t0)) ms after the load began)"
+[ $rate -gt 0 ]
+ok $? "meanwhile n2 said how fast it indexed (at most $rate points/s)"
+case "$status_line" in
+"collection w: 20000 points, "*" fresh (oldest "*" ms), indexing "*" points/s") ok 0 "shoalctl status shows the write path: $status_line" ;;
+*) ok 1 "shoalctl status shows the write path: '$status_line'" ;;
+esac
 finds 2 eventual
 ok $? "then the points are found in the graph as well"
 check_converged "0 1 2" "after indexing"

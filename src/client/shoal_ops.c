@@ -144,6 +144,7 @@ static void copy_info(struct shoal_collection_info *o, const Shoal__CollectionIn
 	o->points_fresh = i->points_fresh;
 	o->oldest_fresh_ms = i->oldest_fresh_ms;
 	o->indexed_total = i->indexed_total;
+	o->indexing_rate = i->indexing_rate;
 }
 
 int shoal_list_collections(shoal *c, struct shoal_collection_info **out, size_t *n)

@@ -303,14 +303,14 @@ void progress_end(struct progress *p, size_t done)
 
 static json_t *info_json(const struct shoal_collection_info *i)
 {
-	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", i->name, "dim",
-			 (json_int_t)i->dim, "metric", metric_name(i->metric), "m",
-			 (json_int_t)i->m, "ef_construction", (json_int_t)i->ef_construction,
-			 "count", (json_int_t)i->count, "memory_bytes", (json_int_t)i->memory_bytes,
-			 "points_indexed", (json_int_t)i->points_indexed, "points_fresh",
-			 (json_int_t)i->points_fresh, "oldest_fresh_ms",
-			 (json_int_t)i->oldest_fresh_ms, "indexed_total",
-			 (json_int_t)i->indexed_total);
+	return json_pack(
+		"{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", i->name, "dim",
+		(json_int_t)i->dim, "metric", metric_name(i->metric), "m", (json_int_t)i->m,
+		"ef_construction", (json_int_t)i->ef_construction, "count", (json_int_t)i->count,
+		"memory_bytes", (json_int_t)i->memory_bytes, "points_indexed",
+		(json_int_t)i->points_indexed, "points_fresh", (json_int_t)i->points_fresh,
+		"oldest_fresh_ms", (json_int_t)i->oldest_fresh_ms, "indexed_total",
+		(json_int_t)i->indexed_total, "indexing_rate", (json_int_t)i->indexing_rate);
 }
 
 static void print_info(struct ctl *x, const struct shoal_collection_info *i)
@@ -319,9 +319,10 @@ static void print_info(struct ctl *x, const struct shoal_collection_info *i)
 		ctl_print_json(info_json(i));
 	else
 		printf("%-24s dim %-6u %-6s m %-3u ef_construction %-4u points %-10" PRIu64
-		       " memory %-12" PRIu64 " fresh %" PRIu64 " (oldest %" PRIu64 " ms)\n",
+		       " memory %-12" PRIu64 " fresh %" PRIu64 " (oldest %" PRIu64
+		       " ms, indexing %" PRIu64 "/s)\n",
 		       i->name, i->dim, metric_name(i->metric), i->m, i->ef_construction, i->count,
-		       i->memory_bytes, i->points_fresh, i->oldest_fresh_ms);
+		       i->memory_bytes, i->points_fresh, i->oldest_fresh_ms, i->indexing_rate);
 }
 
 static void print_token(struct ctl *x, const char *what, const struct shoal_token *t,
@@ -863,7 +864,8 @@ static json_t *ids_json(const uint64_t *v, size_t n)
 	return a;
 }
 
-static void status_json(const struct shoal_cluster_status *s)
+static void status_json(const struct shoal_cluster_status *s,
+			const struct shoal_collection_info *ci, size_t nc)
 {
 	char id[17], leader[17], cluster[17];
 	json_t *j;
@@ -890,7 +892,20 @@ static void status_json(const struct shoal_cluster_status *s)
 	json_object_set_new(j, "lag_ms", json_integer((json_int_t)s->lag_ms));
 	json_object_set_new(j, "disk_full", json_boolean(s->disk_full));
 	json_object_set_new(j, "disk_full_ms", json_integer((json_int_t)s->disk_full_ms));
+	json_object_set_new(j, "collections", json_array());
+	for (size_t i = 0; i < nc; i++)
+		json_array_append_new(json_object_get(j, "collections"), info_json(&ci[i]));
 	ctl_print_json(j);
+}
+
+/* Each collection's write path: what waits for the graph, how fast it goes. */
+static void print_collections(const struct shoal_collection_info *ci, size_t nc)
+{
+	for (size_t i = 0; i < nc; i++)
+		printf("collection %s: %" PRIu64 " points, %" PRIu64 " indexed, %" PRIu64
+		       " fresh (oldest %" PRIu64 " ms), indexing %" PRIu64 " points/s\n",
+		       ci[i].name, ci[i].count, ci[i].points_indexed, ci[i].points_fresh,
+		       ci[i].oldest_fresh_ms, ci[i].indexing_rate);
 }
 
 /* At the leader: each other voter's and learner's progress. */
@@ -912,14 +927,18 @@ static void print_followers(struct ctl *x)
 static int cmd_status(struct ctl *x)
 {
 	struct shoal_cluster_status s;
+	struct shoal_collection_info *ci = NULL;
+	size_t nc = 0;
 	int rv;
 
 	if ((rv = ctl_connect(x)) == SHOAL_OK)
 		rv = shoal_cluster_status(x->c, &s);
 	if (rv != SHOAL_OK)
 		return ctl_fail(x, rv, "status");
+	if (shoal_list_collections(x->c, &ci, &nc) != SHOAL_OK)
+		nc = 0; /* the status alone */
 	if (x->json)
-		status_json(&s);
+		status_json(&s, ci, nc);
 	else
 		printf("node %s (%016" PRIx64 "), role %s, term %" PRIu64 "\n"
 		       "leader %016" PRIx64 " at %s, cluster %016" PRIx64 ", %zu voter(s), %zu "
@@ -939,6 +958,9 @@ static int cmd_status(struct ctl *x)
 		printf("ALARM: disk full for %" PRIu64 " ms: this node is read-only (writes "
 		       "refused, reads served) until its log can grow again\n",
 		       s.disk_full_ms);
+	if (!x->json)
+		print_collections(ci, nc);
+	shoal_free(ci);
 	if (!x->json && strcmp(s.role, "leader") == 0)
 		print_followers(x);
 	return 0;

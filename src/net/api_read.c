@@ -71,6 +71,7 @@ static Shoal__CollectionInfo *info_of(struct op *op, const struct coll *c)
 	i->points_fresh = st.fresh;
 	i->oldest_fresh_ms = st.oldest_fresh_ms;
 	i->indexed_total = st.indexed_total;
+	i->indexing_rate = st.indexing_rate;
 	return i;
 }
 

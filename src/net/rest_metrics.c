@@ -55,8 +55,10 @@ static void metrics_collections(struct coll **v, size_t n, struct evbuffer *out)
 		 "Age of the oldest point waiting for the graph; 0 when none waits."},
 		{"shoal_collection_indexed_total", "counter",
 		 "Points and deletions moved into the graph since start."},
+		{"shoal_collection_indexing_rate", "gauge",
+		 "Points and deletions moved into the graph per second lately (0: idle)."},
 	};
-	uint64_t(*val)[7] = sh_calloc(n ? n : 1, sizeof *val);
+	uint64_t(*val)[8] = sh_calloc(n ? n : 1, sizeof *val);
 
 	if (val == NULL)
 		return;                  /* out of memory: no per-collection samples this time */
@@ -71,6 +73,7 @@ static void metrics_collections(struct coll **v, size_t n, struct evbuffer *out)
 		val[i][4] = st.fresh_bytes;
 		val[i][5] = st.oldest_fresh_ms;
 		val[i][6] = st.indexed_total;
+		val[i][7] = st.indexing_rate;
 	}
 	for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
 		family(out, fam[f].name, fam[f].type, fam[f].help);

@@ -54,15 +54,16 @@ json_t *rest_collection_info(const Shoal__CollectionInfo *i)
 
 	/* yellow while points wait for the graph, as Qdrant says while it
 	 * optimizes */
-	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:o,s:{},s:{s:s,s:I,s:I,s:I,s:I,s:I}}", "status",
-			 i->points_fresh > 0 ? "yellow" : "green", "optimizer_status", "ok",
-			 "points_count", (json_int_t)i->count, "indexed_vectors_count",
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:o,s:{},s:{s:s,s:I,s:I,s:I,s:I,s:I,s:I}}",
+			 "status", i->points_fresh > 0 ? "yellow" : "green", "optimizer_status",
+			 "ok", "points_count", (json_int_t)i->count, "indexed_vectors_count",
 			 (json_int_t)i->points_indexed, "vectors_count", (json_int_t)i->count,
 			 "segments_count", 1, "config", config, "payload_schema", "shoal", "name",
 			 i->name, "memory_bytes", (json_int_t)i->memory_bytes, "points_indexed",
 			 (json_int_t)i->points_indexed, "points_fresh", (json_int_t)i->points_fresh,
 			 "oldest_fresh_ms", (json_int_t)i->oldest_fresh_ms, "indexed_total",
-			 (json_int_t)i->indexed_total);
+			 (json_int_t)i->indexed_total, "indexing_rate",
+			 (json_int_t)i->indexing_rate);
 }
 
 json_t *rest_collections(const Shoal__ListCollectionsResponse *l)

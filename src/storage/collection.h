@@ -116,6 +116,8 @@ struct coll_index_stats {
 	size_t fresh_bytes;       /* bytes its entries use */
 	uint64_t oldest_fresh_ms; /* age of its oldest entry, 0 when empty */
 	uint64_t indexed_total;   /* entries moved into the graph since load */
+	uint64_t indexing_rate;   /* entries a second over the last window of >= 1 s;
+				     0 after 10 s without a step */
 };
 void coll_index_stats(const struct coll *c, struct coll_index_stats *st);
 size_t coll_memory(const struct coll *c);

@@ -30,7 +30,9 @@
 
 /* Fewer new points than this go in one by one: hnsw_build ends with a
  * walk of the whole level-0 graph (hnsw_reach.c), worth it for a batch. */
-#define BUILD_MIN 256
+#define BUILD_MIN      256
+#define RATE_WINDOW_MS 1000  /* the indexing rate's window, at least */
+#define RATE_STALE_MS  10000 /* no window closed for this long: rate 0 */
 
 static struct coll *mut(const struct coll *c)
 {
@@ -304,6 +306,21 @@ static void grace(struct coll *c, const struct batch *b)
 		usleep(200);
 }
 
+/* The indexer's: close the rate's window once it is RATE_WINDOW_MS long. */
+static void note_rate(struct coll *c)
+{
+	uint64_t now = sh_clock_mono_ms(), total = atomic_load(&c->indexed_total);
+
+	if (c->rate_t0_ms != 0 && now - c->rate_t0_ms < RATE_WINDOW_MS)
+		return;
+	if (c->rate_t0_ms != 0) {
+		atomic_store(&c->rate_per_s,
+			     (total - c->rate_total0) * 1000 / (now - c->rate_t0_ms));
+		atomic_store(&c->rate_at_ms, now);
+	}
+	c->rate_t0_ms = now, c->rate_total0 = total;
+}
+
 /* Enough new ids in the batch for one hnsw_build on several threads? */
 static bool worth_building(const struct coll *c, const struct batch *b, unsigned threads)
 {
@@ -335,6 +352,7 @@ int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, st
 	grace(c, &b);
 	*indexed = release(c, &b);
 	atomic_fetch_add(&c->indexed_total, *indexed);
+	note_rate(c);
 	batch_free(&b);
 	if (rv != 0)
 		return sh_err_wrap(err, rv, "collection '%s': indexing", c->p.name);
@@ -375,4 +393,8 @@ void coll_index_stats(const struct coll *c, struct coll_index_stats *st)
 	st->indexed = st->points > st->fresh ? st->points - st->fresh : 0;
 	st->oldest_fresh_ms = oldest == 0 ? 0 : sh_clock_mono_ms() - oldest;
 	st->indexed_total = atomic_load(&c->indexed_total);
+	/* a window not closed for RATE_STALE_MS: the indexer has been idle */
+	st->indexing_rate = sh_clock_mono_ms() - atomic_load(&c->rate_at_ms) > RATE_STALE_MS
+				    ? 0
+				    : atomic_load(&c->rate_per_s);
 }

@@ -51,7 +51,11 @@ struct coll {
 	_Atomic size_t fresh_n, fresh_bytes, fresh_memory;
 	pthread_mutex_t graph_lock;
 	_Atomic uint64_t indexed_total; /* entries the indexer wrote into the graph */
-	_Atomic size_t graph_bytes;     /* hnsw_memory, as the indexer last saw it */
+	/* the indexing rate, over windows of at least RATE_WINDOW_MS: the
+	 * window's start (the indexer's own) and the last window's rate */
+	uint64_t rate_t0_ms, rate_total0;
+	_Atomic uint64_t rate_per_s, rate_at_ms;
+	_Atomic size_t graph_bytes; /* hnsw_memory, as the indexer last saw it */
 	/* Searches of the fresh set register in searching[gen & 1]; the
 	 * indexer removes entries only after a grace period (collection_fresh.c) */
 	_Atomic uint64_t search_gen;
