@@ -306,7 +306,7 @@ static void grace(struct coll *c, const struct batch *b)
 		usleep(200);
 }
 
-/* The indexer's: close the rate's window once it is RATE_WINDOW_MS long. */
+/* graph_lock held: close the rate's window once it is RATE_WINDOW_MS long. */
 static void note_rate(struct coll *c)
 {
 	uint64_t now = sh_clock_mono_ms(), total = atomic_load(&c->indexed_total);
@@ -352,7 +352,9 @@ int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, st
 	grace(c, &b);
 	*indexed = release(c, &b);
 	atomic_fetch_add(&c->indexed_total, *indexed);
+	pthread_mutex_lock(&c->graph_lock); /* the window's fields are the graph writer's */
 	note_rate(c);
+	pthread_mutex_unlock(&c->graph_lock);
 	batch_free(&b);
 	if (rv != 0)
 		return sh_err_wrap(err, rv, "collection '%s': indexing", c->p.name);

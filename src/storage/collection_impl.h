@@ -52,7 +52,7 @@ struct coll {
 	pthread_mutex_t graph_lock;
 	_Atomic uint64_t indexed_total; /* entries the indexer wrote into the graph */
 	/* the indexing rate, over windows of at least RATE_WINDOW_MS: the
-	 * window's start (the indexer's own) and the last window's rate */
+	 * window's start (under graph_lock) and the last window's rate */
 	uint64_t rate_t0_ms, rate_total0;
 	_Atomic uint64_t rate_per_s, rate_at_ms;
 	_Atomic size_t graph_bytes; /* hnsw_memory, as the indexer last saw it */
