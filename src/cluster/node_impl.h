@@ -49,6 +49,7 @@ struct pwrite {
 	/* once proposed */
 	uint64_t term, index;
 	size_t affected;
+	bool all_held; /* ack all: every voter held it (seen while leading) */
 	/* once forwarded */
 	uint64_t fwd_id, fwd_to;
 	/* a change (node_change) instead of an entry */

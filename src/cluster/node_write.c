@@ -316,8 +316,40 @@ int node_write_propose_conf(struct node *n, const struct raft_conf *c, uint64_t 
 
 /* ------------------------------------------------------------ acks */
 
+/* Committed: leader and one hold; quorum and all also wait for this
+ * node's apply (doc/replication.md, "Writes and acks") when it can come
+ * soon — the entry is durable here and the apply thread is not writing a
+ * snapshot — and hold at commit otherwise (a full disk, a disk slower than
+ * the majority's: Raft commits without the leader's copy). */
+static int committed(struct node *n, const struct pwrite *w)
+{
+	struct db *db = n->o.db;
+
+	if (w->ack != NODE_ACK_QUORUM && w->ack != NODE_ACK_ALL)
+		return 1;
+	if (db_durable_index(db) < w->index || db_snapshotting(db))
+		return 1;
+	return db_applied_index(db) >= w->index;
+}
+
+/* Ack all, not every voter holds it yet: wait, or it never will here. */
+static int all_pending(struct node *n, bool leading, struct sh_err *err)
+{
+	if (!leading)
+		return sh_err_set(err, SH_EUNKNOWN,
+				  "ack all: this node stopped leading before every voter held the "
+				  "write (it may be committed at quorum)");
+	if (voter_down(n) != 0)
+		return sh_err_set(err, SH_EUNKNOWN,
+				  "ack all: voter %016" PRIx64
+				  " went down before it held the write (it may still be "
+				  "committed at quorum)",
+				  voter_down(n));
+	return 0;
+}
+
 /* 1: the ack level holds; 0: not yet; SH_E*: it never will. */
-static int acked(struct node *n, const struct pwrite *w, struct sh_err *err)
+static int acked(struct node *n, struct pwrite *w, struct sh_err *err)
 {
 	struct raft *r = n->raft;
 	uint64_t t = node_term_at(n, w->index);
@@ -341,29 +373,20 @@ static int acked(struct node *n, const struct pwrite *w, struct sh_err *err)
 				  "entry %" PRIu64 " is committed but no longer in this node's log "
 				  "(a snapshot replaced it): whether it is this write is unknown",
 				  w->index);
-	if (raft_commit_index(r) >= w->index) /* and applied here: searchable at once */
-		return db_applied_index(n->o.db) >= w->index;
-	if (w->ack == NODE_ACK_QUORUM)
+	w->all_held |= leading && raft_acked(r, w->index) >= voters;
+	if (w->ack == NODE_ACK_ALL && !w->all_held)
+		return all_pending(n, leading, err);
+	if (raft_commit_index(r) >= w->index)
+		return committed(n, w);
+	if (w->ack == NODE_ACK_QUORUM || w->ack == NODE_ACK_ALL)
 		return 0;
 	if (!leading)
 		return sh_err_set(err, SH_EUNKNOWN,
 				  "this node stopped leading before the write was acknowledged "
 				  "(it may still be committed)");
-	switch (w->ack) {
-	case NODE_ACK_LEADER: return raft_durable_index(r) >= w->index;
-	case NODE_ACK_ONE: return raft_acked(r, w->index) >= (voters < 2 ? voters : 2);
-	case NODE_ACK_ALL:
-		if (raft_acked(r, w->index) >= voters)
-			return db_applied_index(n->o.db) >= w->index;
-		if (voter_down(n) != 0)
-			return sh_err_set(err, SH_EUNKNOWN,
-					  "ack all: voter %016" PRIx64
-					  " went down before it held the write (it may still be "
-					  "committed at quorum)",
-					  voter_down(n));
-		return 0;
-	default: return 1;
-	}
+	if (w->ack == NODE_ACK_LEADER)
+		return raft_durable_index(r) >= w->index;
+	return raft_acked(r, w->index) >= (voters < 2 ? voters : 2); /* one */
 }
 
 void node_write_on_progress(struct node *n)

@@ -470,6 +470,11 @@ uint64_t db_durable_index(const struct db *db)
 	return db->durable;
 }
 
+bool db_snapshotting(const struct db *db)
+{
+	return atomic_load(&((struct db *)(uintptr_t)db)->snapshotting);
+}
+
 uint64_t db_applied_index(const struct db *db)
 {
 	return store_applied_index(db->store);

@@ -223,6 +223,9 @@ uint64_t db_last_index(const struct db *db);
 uint64_t db_durable_index(const struct db *db);
 /* Applied up to (the store's applied index). */
 uint64_t db_applied_index(const struct db *db);
+/* The apply thread is writing a snapshot: it applies nothing until done
+ * (the owner is woken when it starts). */
+bool db_snapshotting(const struct db *db);
 /* Snapshots written since open, and the latest one's index (0: none). */
 uint64_t db_snapshots(const struct db *db);
 struct indexer_stats;

@@ -104,7 +104,7 @@ static void apply_range(struct db *db, uint64_t upto)
 	struct db_progress p;
 
 	db_progress_start(&p, "applying committed entries", upto - first + 1, db->store);
-	p.wake = true;
+	p.wake = true; /* and a slice is one entry */
 	while ((from = store_applied_index(db->store) + 1) <= upto && !atomic_load(&db->failed) &&
 	       !atomic_load(&db->stopping)) {
 		uint64_t n = upto - from + 1;
@@ -150,8 +150,12 @@ static int take_snapshot(struct db *db, struct sh_err *err)
 				  "the storage failed: no snapshot of a state that may be wrong");
 	if (index == 0 || index == atomic_load(&db->last_snap))
 		return 0;
-	if ((rv = snap_write(db->snap_dir, index, store_applied_term(db->store), save_store,
-			     db->store, &bytes, err)) != 0)
+	atomic_store(&db->snapshotting, true);
+	db_wake_owner(db); /* what waits for the apply need not wait for this */
+	rv = snap_write(db->snap_dir, index, store_applied_term(db->store), save_store, db->store,
+			&bytes, err);
+	atomic_store(&db->snapshotting, false);
+	if (rv != 0)
 		return rv;
 	atomic_store(&db->last_snap, index);
 	db->since_entries = db->since_bytes = 0;

@@ -91,6 +91,7 @@ struct db {
 	_Atomic uint64_t snapshots;
 	_Atomic bool stopping; /* raft: leave the rest unapplied */
 	_Atomic bool failed;
+	_Atomic bool snapshotting; /* the apply thread writes a snapshot (applies nothing) */
 	struct sh_err fail_err; /* written once, before failed is set */
 };
 
@@ -124,9 +125,10 @@ void db_progress_start(struct db_progress *p, const char *what, uint64_t total,
 		       const struct store *st);
 void db_progress_note(struct db_progress *p, uint64_t done);
 /* db_apply_buf of b up to upto, REPLAY_SLICE entries at a time, with a
- * progress note after each slice (done: entries from `first`) and, when
- * p->wake, the owner woken (what waits for the apply, acknowledgements and
- * reads, need not wait for the whole batch). */
+ * progress note after each slice (done: entries from `first`); when
+ * p->wake (the apply thread), a slice is one entry and the owner is woken
+ * after it, at most once a millisecond (what waits for the apply,
+ * acknowledgements and reads, need not wait for the whole batch). */
 int db_apply_sliced(struct db *db, const struct wal_buf *b, uint64_t upto, uint64_t *rejected,
 		    struct db_progress *p, uint64_t first);
 /* Complete the watches on entry index with rv and why, now (db.c). */

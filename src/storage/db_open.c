@@ -65,8 +65,10 @@ int db_apply_sliced(struct db *db, const struct wal_buf *b, uint64_t upto, uint6
 
 	/* a stop (raft: the rest stays unapplied) need not wait for the
 	 * whole batch: a catch-up of big entries took 20 s to stop */
+	uint64_t slice = p->wake ? 1 : REPLAY_SLICE;
+
 	while (to < b->last && to < upto && !atomic_load(&db->stopping)) {
-		to = to + REPLAY_SLICE < upto ? to + REPLAY_SLICE : upto;
+		to = to + slice < upto ? to + slice : upto;
 		if ((rv = db_apply_buf(db, b, &pos, to, rejected)) != 0)
 			return rv;
 		db_progress_note(p, store_applied_index(db->store) - first + 1);

@@ -149,9 +149,10 @@ static void next_soon(struct nworld *w, struct nw_client *c);
 static void final_next(struct nworld *w, struct nw_client *c);
 static void setup(struct sim *sim, void *arg);
 
-/* A write acknowledged at quorum or all by the leader of its term has
- * been applied there (doc/replication.md, "Writes and acks"): an eventual
- * read on the leader sees it. */
+/* A write acknowledged at quorum or all by the leader of its term, which
+ * holds the entry on its own disk, has been applied there
+ * (doc/replication.md, "Writes and acks"): an eventual read on the leader
+ * sees it. */
 static void check_applied(struct nworld *w, const struct nw_client *c, uint64_t term,
 			  uint64_t index)
 {
@@ -162,11 +163,11 @@ static void check_applied(struct nworld *w, const struct nw_client *c, uint64_t 
 		return;
 	node_status(in->node, &st);
 	if (st.role != NULL && strcmp(st.role, "leader") == 0 && st.term == term &&
-	    st.applied_index < index)
+	    st.durable_index >= index && st.applied_index < index)
 		nw_violation(w,
 			     "n%d acknowledged a write at %s (entry %" PRIu64
 			     ") before applying it (applied %" PRIu64 ")",
-			     c->node, c->level == HIST_ACK_QUORUM ? "quorum" : "all", index,
+			     c->node + 1, c->level == HIST_ACK_QUORUM ? "quorum" : "all", index,
 			     st.applied_index);
 }
 
