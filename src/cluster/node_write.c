@@ -317,17 +317,16 @@ int node_write_propose_conf(struct node *n, const struct raft_conf *c, uint64_t 
 /* ------------------------------------------------------------ acks */
 
 /* Committed: leader and one hold; quorum and all also wait for this
- * node's apply (doc/replication.md, "Writes and acks") when it can come
- * soon — the entry is durable here and the apply thread is not writing a
- * snapshot — and hold at commit otherwise (a full disk, a disk slower than
- * the majority's: Raft commits without the leader's copy). */
+ * node's apply (doc/replication.md, "Writes and acks") unless it cannot
+ * come soon: the log cannot grow (a full disk: Raft committed the entry
+ * without this node's copy), or the apply thread is writing a snapshot. */
 static int committed(struct node *n, const struct pwrite *w)
 {
 	struct db *db = n->o.db;
 
 	if (w->ack != NODE_ACK_QUORUM && w->ack != NODE_ACK_ALL)
 		return 1;
-	if (db_durable_index(db) < w->index || db_snapshotting(db))
+	if (n->full || db_snapshotting(db))
 		return 1;
 	return db_applied_index(db) >= w->index;
 }

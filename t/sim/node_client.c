@@ -149,8 +149,8 @@ static void next_soon(struct nworld *w, struct nw_client *c);
 static void final_next(struct nworld *w, struct nw_client *c);
 static void setup(struct sim *sim, void *arg);
 
-/* A write acknowledged at quorum or all by the leader of its term, which
- * holds the entry on its own disk, has been applied there
+/* A write acknowledged at quorum or all by the leader of its term, whose
+ * disk is not full, has been applied there
  * (doc/replication.md, "Writes and acks"): an eventual read on the leader
  * sees it. */
 static void check_applied(struct nworld *w, const struct nw_client *c, uint64_t term,
@@ -162,8 +162,8 @@ static void check_applied(struct nworld *w, const struct nw_client *c, uint64_t 
 	if (in == NULL || (c->level != HIST_ACK_QUORUM && c->level != HIST_ACK_ALL))
 		return;
 	node_status(in->node, &st);
-	if (st.role != NULL && strcmp(st.role, "leader") == 0 && st.term == term &&
-	    st.durable_index >= index && st.applied_index < index)
+	if (st.role != NULL && strcmp(st.role, "leader") == 0 && st.term == term && !st.disk_full &&
+	    st.applied_index < index)
 		nw_violation(w,
 			     "n%d acknowledged a write at %s (entry %" PRIu64
 			     ") before applying it (applied %" PRIu64 ")",
