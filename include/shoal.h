@@ -67,6 +67,7 @@ enum shoal_status {
 	SHOAL_UNAUTHENTICATED = 8,
 	SHOAL_INTERNAL = 9,
 	SHOAL_OUTCOME_UNKNOWN = 10, /* a write that may or may not be applied */
+	SHOAL_PERMISSION_DENIED = 11, /* the API key's role may not do this */
 };
 
 enum shoal_metric {
@@ -99,6 +100,9 @@ struct shoal_options {
 	enum shoal_consistency consistency;
 	enum shoal_ack ack;
 	size_t max_frame_bytes; /* largest reply accepted (default 64 MiB) */
+	/* sent with every request when the node requires keys (doc/security.md);
+	 * copied by shoal_open; default: the environment's SHOAL_API_KEY */
+	const char *api_key;
 };
 
 void shoal_options_init(struct shoal_options *o);

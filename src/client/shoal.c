@@ -23,6 +23,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -59,9 +60,10 @@ const char *shoal_status_name(int status)
 					    "RESOURCE_EXHAUSTED",
 					    "UNAUTHENTICATED",
 					    "INTERNAL",
-					    "OUTCOME_UNKNOWN"};
+					    "OUTCOME_UNKNOWN",
+					    "PERMISSION_DENIED"};
 
-	return status >= 0 && status < 11 ? names[status] : "UNKNOWN";
+	return status >= 0 && status < 12 ? names[status] : "UNKNOWN";
 }
 
 void shoal_free(void *p)
@@ -97,6 +99,8 @@ int cl_frame(shoal *c, struct cl_buf *b, uint64_t id, uint16_t method, const Pro
 
 	shoal__metadata__init(&md);
 	md.timeout_ms = (uint32_t)c->o.timeout_ms;
+	if (c->api_key != NULL)
+		md.api_key = c->api_key;
 	mlen = shoal__metadata__get_packed_size(&md);
 	h = (struct frame_hdr){(uint32_t)(4 + mlen + blen), id, method, FRAME_F_METADATA, 0};
 	if (4 + mlen + blen > c->o.max_frame_bytes)
@@ -422,6 +426,7 @@ void shoal_options_init(struct shoal_options *o)
 	o->connect_timeout_ms = 2000;
 	o->retries = 3;
 	o->max_frame_bytes = 64u << 20;
+	o->api_key = getenv("SHOAL_API_KEY");
 }
 
 static int parse_addrs(shoal *c, const char *addrs)
@@ -466,6 +471,10 @@ int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 		c->o.retries = 0;
 	if (c->o.max_frame_bytes < 4096)
 		c->o.max_frame_bytes = 64u << 20;
+	if (c->o.api_key != NULL && c->o.api_key[0] != '\0' &&
+	    (c->api_key = sh_strdup(c->o.api_key)) == NULL)
+		return SHOAL_RESOURCE_EXHAUSTED;
+	c->o.api_key = c->api_key; /* the caller's string may go */
 	if ((rv = parse_addrs(c, addrs ? addrs : "")) != SHOAL_OK)
 		return rv;
 	return cl_connect(c);
@@ -479,6 +488,9 @@ void shoal_close(shoal *c)
 	for (size_t i = 0; i < c->n_addrs; i++)
 		sh_free(c->addrs[i]);
 	sh_free(c->addrs);
+	if (c->api_key != NULL)
+		memset(c->api_key, 0, strlen(c->api_key));
+	sh_free(c->api_key);
 	sh_free(c);
 }
 

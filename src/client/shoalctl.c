@@ -54,6 +54,7 @@ static void usage(FILE *out)
 		"  --consistency LEVEL         eventual, read_your_writes, strong, quorum\n"
 		"  --ack LEVEL                 leader, one, quorum, all\n"
 		"  --json                      machine-readable output\n"
+		"  --api-key-file FILE         the API key to send (default $SHOAL_API_KEY)\n"
 		"\n"
 		"Exit status: 0 ok, 1 other failure (cluster verify: digests differ), 2 usage\n"
 		"or input error, 3 not found, 4 already exists, 5 invalid argument,\n"
@@ -163,7 +164,7 @@ int ctl_exit_code(int status)
 	case SHOAL_UNAVAILABLE: return EXIT_UNAVAILABLE;
 	case SHOAL_DEADLINE_EXCEEDED:
 	case SHOAL_OUTCOME_UNKNOWN: return EXIT_TIMEOUT;
-	default: return EXIT_FAILED;
+	default: return EXIT_FAILED; /* UNAUTHENTICATED, PERMISSION_DENIED too */
 	}
 }
 
@@ -1028,6 +1029,33 @@ static int cmd_members(struct ctl *x)
 
 /* ------------------------------------------------------------ main */
 
+/* --api-key-file: the file's first line that is not blank nor a # comment,
+ * kept in x->key for the process. */
+static int read_key_file(struct ctl *x, const char *path)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+	bool found = false;
+
+	if (f == NULL)
+		return ctl_usage_error("--api-key-file %s: %s", path, strerror(errno));
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		size_t n = strcspn(line, "\r\n");
+
+		while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+			n--;
+		line[n] = '\0';
+		found = n > 0 && line[0] != '#';
+	}
+	fclose(f);
+	if (!found)
+		return ctl_usage_error("--api-key-file %s: no key in it", path);
+	snprintf(x->key, sizeof x->key, "%s", line);
+	memset(line, 0, sizeof line);
+	x->o.api_key = x->key;
+	return 0;
+}
+
 static int global_options(struct ctl *x, int argc, char **argv)
 {
 	static const char *const levels[] = {"", "eventual", "read_your_writes", "strong",
@@ -1070,6 +1098,9 @@ static int global_options(struct ctl *x, int argc, char **argv)
 					       "no write token between runs; use strong to "
 					       "see earlier writes"),
 				       -EXIT_USAGE;
+		} else if (strcmp(a, "--api-key-file") == 0) {
+			if (read_key_file(x, v) != 0)
+				return -EXIT_USAGE;
 		} else if (strcmp(a, "--ack") == 0) {
 			for (int k = 1; k < 5; k++)
 				if (strcmp(v, acks[k]) == 0)

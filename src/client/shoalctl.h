@@ -29,6 +29,7 @@ struct ctl {
 	struct shoal_options o;
 	bool json;
 	shoal *c;
+	char key[512]; /* --api-key-file's key */
 };
 
 int ctl_exit_code(int status);

@@ -68,6 +68,8 @@ struct api {
 	struct health health;
 	struct event *tick; /* samples the node for health every 100 ms */
 	struct api_snaps *snaps;
+	struct auth *auth;         /* NULL: no keys required */
+	uint64_t auth_failures[3]; /* missing, invalid, denied */
 };
 
 /* ------------------------------------------------------------ status */
@@ -594,6 +596,7 @@ void api_free(struct api *a)
 	if (a->tick != NULL)
 		event_free(a->tick);
 	api_snaps_free(a->snaps);
+	auth_free(a->auth);
 	sh_free(a->node_name);
 	sh_free(a->client_address);
 	sh_free(a->rest_address);
@@ -635,6 +638,38 @@ void api_set_membership(struct api *a, const struct swim *s)
 const struct swim *api_membership(const struct api *a)
 {
 	return a->members;
+}
+
+/* ------------------------------------------------------------ keys */
+
+void api_set_auth(struct api *a, struct auth *auth)
+{
+	auth_free(a->auth);
+	a->auth = auth;
+}
+
+bool api_auth_required(const struct api *a)
+{
+	return a->auth != NULL;
+}
+
+int api_authorize(struct api *a, const char *key, size_t len, enum auth_role need, const char *what,
+		  char *msg, size_t size)
+{
+	enum auth_role have;
+	int st;
+
+	if (a->auth == NULL || need == AUTH_OPEN)
+		return 0;
+	have = auth_role_of(a->auth, key, len);
+	if ((st = auth_check(have, need, what, msg, size)) != 0)
+		a->auth_failures[have == AUTH_MISSING ? 0 : have == AUTH_INVALID ? 1 : 2]++;
+	return st;
+}
+
+void api_auth_failures(const struct api *a, uint64_t out[3])
+{
+	memcpy(out, a->auth_failures, sizeof a->auth_failures);
 }
 
 void api_set_stopping(struct api *a)

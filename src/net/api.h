@@ -29,6 +29,7 @@
 
 #include "cluster/node.h"
 #include "cluster/swim.h"
+#include "net/auth.h"
 #include "net/health.h"
 #include "net/metrics.h"
 #include "net/pool.h"
@@ -112,6 +113,16 @@ const char *api_status_name(int status);
 struct metrics *api_metrics(struct api *a);
 struct db *api_db(struct api *a);
 struct node *api_node(struct api *a);
+/* API keys (auth.h): the keys to require from now on (NULL: none; the api
+ * owns them and frees the previous ones).  Loop thread only. */
+void api_set_auth(struct api *a, struct auth *auth);
+bool api_auth_required(const struct api *a);
+/* May a request with key[0..len) do what needs `need` (`what` names it in
+ * the message)?  0 yes, else the Shoal__StatusCode to answer with msg;
+ * failures are counted (api_auth_failures: missing, invalid, denied). */
+int api_authorize(struct api *a, const char *key, size_t len, enum auth_role need, const char *what,
+		  char *msg, size_t size);
+void api_auth_failures(const struct api *a, uint64_t out[3]);
 /* Set when the node is stopping: new requests are answered UNAVAILABLE. */
 void api_set_stopping(struct api *a);
 bool api_stopping(const struct api *a);

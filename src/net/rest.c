@@ -38,9 +38,9 @@ struct rest {
 
 int rest_http_code(int status)
 {
-	static const int codes[] = {200, 400, 404, 409, 412, 503, 504, 429, 401, 500, 500};
+	static const int codes[] = {200, 400, 404, 409, 412, 503, 504, 429, 401, 500, 500, 403};
 
-	return status >= 0 && status < 11 ? codes[status] : 500;
+	return status >= 0 && status < 12 ? codes[status] : 500;
 }
 
 static const char *reason_of(int code)
@@ -49,6 +49,7 @@ static const char *reason_of(int code)
 	case 200: return "OK";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
@@ -534,6 +535,21 @@ static void send_not_allowed(struct rest *r, struct evhttp_request *req)
 				  "method not allowed on this path (see doc/qdrant.md)", 0));
 }
 
+/* Does req's API key allow what needs `need`?  If not, it is answered. */
+static bool allowed(struct rest *r, struct evhttp_request *req, enum auth_role need,
+		    const char *what)
+{
+	char msg[256];
+	int st = rest_authorize(r->o.api, req, need, what, msg, sizeof msg);
+
+	if (st == SHOAL__STATUS_CODE__UNAUTHENTICATED)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+				  "Bearer");
+	if (st != 0)
+		send_error(r, req, st, msg);
+	return st == 0;
+}
+
 /* The paths that are not operations: health, metrics, the status page.
  * GET or HEAD; false when path is not one of them. */
 static bool dispatch_plain(struct rest *r, struct evhttp_request *req, char **seg, int n)
@@ -547,7 +563,9 @@ static bool dispatch_plain(struct rest *r, struct evhttp_request *req, char **se
 			k = i;
 	if (k < 0)
 		return false;
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+	if (k == 3 && !r->o.metrics_open && !allowed(r, req, AUTH_READ, "GET /metrics"))
+		;
+	else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
 		send_not_allowed(r, req);
 	else if (k <= 1)
 		send_live(r, req);
@@ -572,8 +590,12 @@ static void dispatch(struct rest *r, struct evhttp_request *req, const char *pat
 
 	if (n >= 0 && !nul && dispatch_plain(r, req, seg, n))
 		;
-	else if (n == 1 && !nul && strcmp(seg[0], "snapshot") == 0)
-		cmd == EVHTTP_REQ_GET ? rest_snapshot(r, req) : send_not_allowed(r, req);
+	else if (n == 1 && !nul && strcmp(seg[0], "snapshot") == 0) {
+		if (allowed(r, req, AUTH_ADMIN, "GET /snapshot"))
+			cmd == EVHTTP_REQ_GET ? rest_snapshot(r, req) : send_not_allowed(r, req);
+	} else if (n >= 0 && !nul && (in.route = route(seg, n, cmd)) != ROUTE_NONE &&
+		   !allowed(r, req, rest_route_role(in.route), "this route"))
+		;
 	else if (n >= 0 && (in.route = route(seg, n, cmd)) == ROUTE_NONE && !nul &&
 		 (feature = refused_feature(seg, n, cmd)) != NULL) {
 		snprintf(msg, sizeof msg, "%s: not supported by shoal (%sdoc/qdrant.md)", feature,

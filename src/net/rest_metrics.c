@@ -213,9 +213,25 @@ static void metrics_health(struct api *a, struct evbuffer *out)
 	evbuffer_add_printf(out, "shoal_apply_lag_seconds %.3f\n", (double)v.lag_ms / 1000);
 }
 
+/* Requests refused for their API key (doc/security.md), by reason. */
+static void metrics_auth(struct api *a, struct evbuffer *out)
+{
+	static const char *const reason[] = {"missing", "invalid", "denied"};
+	uint64_t v[3];
+
+	api_auth_failures(a, v);
+	family(out, "shoal_auth_failures_total", "counter",
+	       "Requests refused for their API key: none given, not valid, or of a role "
+	       "short of the request's.");
+	for (int i = 0; i < 3; i++)
+		evbuffer_add_printf(out, "shoal_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+				    reason[i], v[i]);
+}
+
 void rest_metrics(struct api *a, uint64_t self, struct evbuffer *out)
 {
 	metrics_render(api_metrics(a), api_method_name, api_status_name, out);
+	metrics_auth(a, out);
 	metrics_storage(a, out);
 	metrics_raft(a, self, out);
 	metrics_membership(a, out);

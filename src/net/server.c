@@ -210,12 +210,23 @@ static void on_op_done(struct op *op)
 
 /* ------------------------------------------------------------ requests */
 
-static uint32_t metadata_timeout(const uint8_t *meta, size_t len, struct arena *a, bool *bad)
+/* The request's Metadata (NULL: none sent, or *bad when it does not decode). */
+static Shoal__Metadata *metadata(const uint8_t *meta, size_t len, struct arena *a, bool *bad)
 {
-	Shoal__Metadata *m = shoal__metadata__unpack(arena_pb(a), len, meta);
+	Shoal__Metadata *m = meta != NULL ? shoal__metadata__unpack(arena_pb(a), len, meta) : NULL;
 
-	*bad = m == NULL;
-	return m != NULL ? m->timeout_ms : 0;
+	*bad = meta != NULL && m == NULL;
+	return m;
+}
+
+/* The key of md checked against what the method needs: 0 or a status. */
+static int authorize(struct conn *c, uint16_t method, const Shoal__Metadata *md, char *msg,
+		     size_t size)
+{
+	const char *key = md != NULL && md->api_key != NULL ? md->api_key : "";
+
+	return api_authorize(c->srv->o.api, key, strlen(key), auth_method_role(method),
+			     api_method_name(method), msg, size);
 }
 
 /* Answered here, inside the read handler: its time on the server is far
@@ -238,10 +249,11 @@ static bool handle_frame(struct conn *c, const struct frame_hdr *h, const uint8_
 	const ProtobufCMessageDescriptor *desc = api_request_desc(h->method);
 	const uint8_t *req = body, *meta = NULL;
 	size_t req_len = h->len, meta_len = 0;
-	uint32_t timeout_ms = 0;
+	Shoal__Metadata *md;
 	struct sh_err err;
 	struct op *op;
 	bool bad = false;
+	int denied;
 
 	if (h->flags & FRAME_F_RESPONSE) {
 		send_status(c, h->id, h->method, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
@@ -254,7 +266,8 @@ static bool handle_frame(struct conn *c, const struct frame_hdr *h, const uint8_
 			    NULL);
 		return false;
 	}
-	if (h->method == SHOAL__METHOD__METHOD_PING && meta == NULL) {
+	if (h->method == SHOAL__METHOD__METHOD_PING && meta == NULL &&
+	    !api_auth_required(c->srv->o.api)) {
 		ping(c, h);
 		return true;
 	}
@@ -273,13 +286,14 @@ static bool handle_frame(struct conn *c, const struct frame_hdr *h, const uint8_
 	op->owner = c;
 	op->id = h->id;
 	c->inflight++;
-	if (meta != NULL)
-		timeout_ms = metadata_timeout(meta, meta_len, &op->arena, &bad);
-	if (timeout_ms != 0)
-		op->deadline_ns = op->start_ns + (uint64_t)timeout_ms * 1000000;
+	md = metadata(meta, meta_len, &op->arena, &bad);
+	if (md != NULL && md->timeout_ms != 0)
+		op->deadline_ns = op->start_ns + (uint64_t)md->timeout_ms * 1000000;
 	if (bad)
 		api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT,
 			 "metadata does not decode as Metadata");
+	else if ((denied = authorize(c, h->method, md, err.msg, sizeof err.msg)) != 0)
+		api_fail(op, denied, "%s", err.msg);
 	else if ((op->req = protobuf_c_message_unpack(desc, arena_pb(&op->arena), req_len, req)) ==
 		 NULL)
 		api_fail(op, SHOAL__STATUS_CODE__INVALID_ARGUMENT, "request does not decode as %s",

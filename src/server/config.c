@@ -170,6 +170,14 @@ static const struct cfg_row rows[] = {
 	 "Ready (/readyz 200) only while the applied index is at most this many entries behind the commit index the node knows."},
 	{"health.ready_max_lag_ms", CFG_INT, OFF(ready_max_lag_ms), "5000", 0, 3600000, NULL, NULL, 0,
 	 "... and no committed entry has waited longer than this to be applied (milliseconds)."},
+	{"security.admin_keys_file", CFG_STRING, OFF(admin_keys_file), "", 0, 4000, NULL, NULL, CFG_RUNTIME,
+	 "File of API keys of role admin (collections, cluster changes, backups, and all of write), one a line, mode 600; every key file is read again on SIGHUP. No key file: no key needed (doc/security.md)."},
+	{"security.write_keys_file", CFG_STRING, OFF(write_keys_file), "", 0, 4000, NULL, NULL, CFG_RUNTIME,
+	 "File of API keys of role write (upserts, deletes, payloads, and all of read)."},
+	{"security.read_keys_file", CFG_STRING, OFF(read_keys_file), "", 0, 4000, NULL, NULL, CFG_RUNTIME,
+	 "File of API keys of role read (searches, gets, counts, scrolls, listings, status)."},
+	{"security.metrics_open", CFG_BOOL, OFF(metrics_open), "false", 0, 0, NULL, NULL, 0,
+	 "Serve GET /metrics without an API key when keys are required (otherwise it needs a read key)."},
 };
 /* clang-format on */
 

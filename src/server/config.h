@@ -107,6 +107,11 @@ struct sh_config {
 	/* [health] */
 	int64_t ready_max_lag_entries;
 	int64_t ready_max_lag_ms;
+	/* [security] (doc/security.md) */
+	char *admin_keys_file;
+	char *write_keys_file;
+	char *read_keys_file;
+	bool metrics_open;
 };
 
 /* Fill cfg with every default. */

@@ -228,6 +228,8 @@ err:
 	return rv;
 }
 
+static int load_keys(struct shoald *d, struct sh_err *err);
+
 static void on_reload(struct shoald *d)
 {
 	struct sh_config fresh;
@@ -247,6 +249,8 @@ static void on_reload(struct shoald *d)
 	sh_config_free(&fresh);
 	if (setup_log(&d->cfg, &err) != 0)
 		LOG_ERROR("server", "reopening the log: %s", err.msg);
+	if (d->api != NULL && load_keys(d, &err) != 0)
+		LOG_ERROR("server", "API keys: %s; keeping the keys loaded before", err.msg);
 	LOG_INFO("server", "configuration reloaded%s",
 		 restart ? "; some changes need a restart" : "");
 	sh_notify_reloaded(d->notify);
@@ -487,6 +491,30 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 	return 0;
 }
 
+/* The API keys of the key files configured now (doc/security.md). */
+static int load_keys(struct shoald *d, struct sh_err *err)
+{
+	const struct sh_config *c = &d->cfg;
+	struct auth_files f = {c->admin_keys_file, c->write_keys_file, c->read_keys_file};
+	struct auth *a;
+	size_t na, nw, nr;
+	int rv;
+
+	if ((rv = auth_load(&f, &a, err)) != 0)
+		return rv;
+	auth_counts(a, &na, &nw, &nr);
+	api_set_auth(d->api, a);
+	if (a != NULL)
+		LOG_INFO("server", "API keys required: %zu admin, %zu write, %zu read", na, nw, nr);
+	else if (strncmp(c->listen_address, "127.", 4) != 0 &&
+		 strcmp(c->listen_address, "::1") != 0)
+		LOG_WARN("server",
+			 "listening on %s without API keys: anyone who reaches the client and "
+			 "REST ports can read and write every collection (doc/security.md)",
+			 c->listen_address);
+	return 0;
+}
+
 static int start_api(struct shoald *d, struct sh_err *err)
 {
 	const struct sh_config *c = &d->cfg;
@@ -522,12 +550,13 @@ static int start_api(struct shoald *d, struct sh_err *err)
 			       c->max_frame_bytes,
 			       (uint32_t)c->request_timeout_ms,
 			       ao.node_id,
-			       c->node_name};
+			       c->node_name,
+			       c->metrics_open};
 	int rv;
 
 	snprintf(client, sizeof client, "%s:%" PRId64, c->advertise_address, c->client_port);
 	snprintf(rest, sizeof rest, "%s:%" PRId64, c->advertise_address, c->rest_port);
-	if ((rv = api_new(&ao, &d->api, err)) != 0)
+	if ((rv = api_new(&ao, &d->api, err)) != 0 || (rv = load_keys(d, err)) != 0)
 		return rv;
 	so.api = ro.api = d->api;
 	if ((rv = server_new(&so, &d->server, err)) != 0 ||
