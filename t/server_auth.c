@@ -245,6 +245,15 @@ static void test_reload_and_ctl(void)
 	is_int(call(SHOAL__METHOD__METHOD_LIST_COLLECTIONS, READ), 8,
 	       "SIGHUP: the read key removed from its file is refused");
 	is_int(call(SHOAL__METHOD__METHOD_LIST_COLLECTIONS, READ2), 0, "the new one is served");
+	chmod(keys[2], 0644);
+	kill(s.pid, SIGHUP);
+	for (int i = 0; i < 200 && !srv_log_has(&s, "API keys NOT reloaded"); i++)
+		srv_sleep_ms(25);
+	ok(srv_log_has(&s, "API keys NOT reloaded"),
+	   "a key file readable by others: not reloaded, said");
+	is_int(call(SHOAL__METHOD__METHOD_LIST_COLLECTIONS, READ2), 0,
+	       "and the keys loaded before stay in force");
+	chmod(keys[2], 0600);
 	is_int(ctl("collection list"), 1, "shoalctl without a key: exit 1 (UNAUTHENTICATED)");
 	snprintf(args, sizeof args, "--api-key-file '%s' collection list", keys[0]);
 	is_int(ctl(args), 0, "shoalctl --api-key-file with the admin key file: served");

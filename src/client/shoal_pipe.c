@@ -242,6 +242,8 @@ static int ping_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t 
 {
 	struct frame_hdr h = {0, id, SHOAL__METHOD__METHOD_PING, 0, 0};
 
+	if (c->api_key != NULL) /* a node that requires keys wants one in a ping too */
+		return cl_frame(c, b, id, SHOAL__METHOD__METHOD_PING, NULL);
 	if (cl_buf_reserve(b, FRAME_HDR_SIZE) != 0)
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
 	frame_hdr_encode(&h, b->data + b->len);

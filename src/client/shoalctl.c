@@ -1051,7 +1051,7 @@ static int read_key_file(struct ctl *x, const char *path)
 	if (!found)
 		return ctl_usage_error("--api-key-file %s: no key in it", path);
 	snprintf(x->key, sizeof x->key, "%s", line);
-	memset(line, 0, sizeof line);
+	explicit_bzero(line, sizeof line);
 	x->o.api_key = x->key;
 	return 0;
 }

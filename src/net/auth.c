@@ -34,7 +34,7 @@ static int read_file(const char *path, char *buf, size_t *len, struct sh_err *er
 {
 	struct stat st;
 	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
 
 	if (fd < 0)
 		return sh_err_set(err, SH_EIO, "key file %s: %s", path, strerror(errno));
@@ -77,18 +77,13 @@ static int check_key(const char *path, int line, const char *k, size_t len, stru
 	return 0;
 }
 
-static int add_key(struct auth *a, const char *k, size_t len, enum auth_role role)
+/* a->keys holds room for every file's AUTH_MAX_KEYS from the start: no
+ * realloc leaves a copy of a key behind in freed memory. */
+static void add_key(struct auth *a, const char *k, size_t len, enum auth_role role)
 {
-	struct key *v = sh_realloc(a->keys, (a->n + 1) * sizeof *v);
-
-	if (v == NULL)
-		return SH_ENOMEM;
-	a->keys = v;
-	memset(&v[a->n], 0, sizeof v[a->n]);
-	memcpy(v[a->n].b, k, len);
-	v[a->n].len = len;
-	v[a->n++].role = role;
-	return 0;
+	memcpy(a->keys[a->n].b, k, len);
+	a->keys[a->n].len = len;
+	a->keys[a->n++].role = role;
 }
 
 /* Each line of text: a key of role, or blank, or a # comment. */
@@ -110,8 +105,7 @@ static int parse_keys(struct auth *a, const char *path, char *text, size_t len, 
 			if (++found > AUTH_MAX_KEYS)
 				return sh_err_set(err, SH_EINVAL, "key file %s: more than %d keys",
 						  path, AUTH_MAX_KEYS);
-			if (add_key(a, p, n, role) != 0)
-				return sh_err_set(err, SH_ENOMEM, "out of memory");
+			add_key(a, p, n, role);
 		}
 		p = e + 1;
 	}
@@ -133,7 +127,7 @@ static int load_one(struct auth *a, const char *path, enum auth_role role, struc
 	rv = read_file(path, buf, &len, err);
 	if (rv == 0)
 		rv = parse_keys(a, path, buf, len, role, err);
-	memset(buf, 0, KEY_FILE_MAX + 1); /* no key left in freed memory */
+	explicit_bzero(buf, KEY_FILE_MAX + 1); /* no key left in freed memory */
 	sh_free(buf);
 	return rv;
 }
@@ -144,8 +138,10 @@ int auth_load(const struct auth_files *f, struct auth **out, struct sh_err *err)
 	int rv;
 
 	*out = NULL;
-	if (a == NULL)
+	if (a == NULL || (a->keys = sh_calloc(3 * AUTH_MAX_KEYS, sizeof *a->keys)) == NULL) {
+		sh_free(a);
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	}
 	if ((rv = load_one(a, f->admin, AUTH_ADMIN, err)) != 0 ||
 	    (rv = load_one(a, f->write, AUTH_WRITE, err)) != 0 ||
 	    (rv = load_one(a, f->read, AUTH_READ, err)) != 0 || a->n == 0) {
@@ -161,7 +157,7 @@ void auth_free(struct auth *a)
 	if (a == NULL)
 		return;
 	if (a->keys != NULL)
-		memset(a->keys, 0, a->n * sizeof *a->keys);
+		explicit_bzero(a->keys, a->n * sizeof *a->keys);
 	sh_free(a->keys);
 	sh_free(a);
 }
@@ -201,7 +197,7 @@ enum auth_role auth_role_of(const struct auth *a, const char *key, size_t len)
 		mask = 0u - (eq & (unsigned)(role > best)); /* all ones: take role */
 		best = (best & ~mask) | (role & mask);
 	}
-	memset(b, 0, sizeof b);
+	explicit_bzero(b, sizeof b);
 	return best == 0 ? AUTH_INVALID : (enum auth_role)best;
 }
 
@@ -253,6 +249,6 @@ enum auth_role auth_method_role(uint16_t method)
 	case SHOAL__METHOD__METHOD_DROP_COLLECTION:
 	case SHOAL__METHOD__METHOD_CLUSTER_CHANGE:
 	case SHOAL__METHOD__METHOD_SNAPSHOT: return AUTH_ADMIN;
-	default: return AUTH_OPEN;
+	default: return AUTH_ADMIN; /* fail closed: a method without a role */
 	}
 }

@@ -10,8 +10,9 @@
  * request is served, as before.
  *
  * A key is compared with every configured key, whole, in time that does
- * not depend on where (or whether) it matches: a wrong key's answer tells
- * nothing about the keys that exist.
+ * not depend on the keys' contents, nor on where (or whether) it matches:
+ * a wrong key's answer tells nothing of the keys (their number shows in
+ * the time: at most 192 comparisons of 256 bytes).
  *
  * Frontends check a request before it runs: the binary protocol by its
  * Method (auth_method_role), REST by its route (rest.c).  The structure is
@@ -61,8 +62,9 @@ enum auth_role auth_role_of(const struct auth *a, const char *key, size_t len);
  * PERMISSION_DENIED) with msg saying why, naming no key. */
 int auth_check(enum auth_role have, enum auth_role need, const char *what, char *msg, size_t size);
 
-/* The role a binary-protocol method needs; AUTH_OPEN for a method not in
- * the table (t/auth.c checks every Method has one). */
+/* The role a binary-protocol method needs; AUTH_ADMIN for a method not in
+ * the table (fail closed; t/auth.c lists every Method of the protocol with
+ * the role it expects and fails on one it does not know). */
 enum auth_role auth_method_role(uint16_t method);
 const char *auth_role_name(enum auth_role r);
 

@@ -14,7 +14,7 @@
 #include <event2/keyvalq_struct.h>
 
 /* A switch without default: a new route is a compiler warning here
- * (-Wswitch), and t/rest_auth.c checks each against its method's role. */
+ * (-Wswitch), and t/auth.c checks each against its method's role. */
 enum auth_role rest_route_role(enum rest_route route)
 {
 	switch (route) {

@@ -228,7 +228,7 @@ err:
 	return rv;
 }
 
-static int load_keys(struct shoald *d, struct sh_err *err);
+static int load_keys(struct shoald *d, bool reload, struct sh_err *err);
 
 static void on_reload(struct shoald *d)
 {
@@ -249,8 +249,11 @@ static void on_reload(struct shoald *d)
 	sh_config_free(&fresh);
 	if (setup_log(&d->cfg, &err) != 0)
 		LOG_ERROR("server", "reopening the log: %s", err.msg);
-	if (d->api != NULL && load_keys(d, &err) != 0)
-		LOG_ERROR("server", "API keys: %s; keeping the keys loaded before", err.msg);
+	if (d->api != NULL && load_keys(d, true, &err) != 0)
+		LOG_ERROR("server",
+			  "API keys NOT reloaded: %s; the keys loaded before stay in force, "
+			  "including any removed from the files since",
+			  err.msg);
 	LOG_INFO("server", "configuration reloaded%s",
 		 restart ? "; some changes need a restart" : "");
 	sh_notify_reloaded(d->notify);
@@ -491,8 +494,9 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 	return 0;
 }
 
-/* The API keys of the key files configured now (doc/security.md). */
-static int load_keys(struct shoald *d, struct sh_err *err)
+/* The API keys of the key files configured now (doc/security.md).  A
+ * reload never turns keys off: that needs a restart. */
+static int load_keys(struct shoald *d, bool reload, struct sh_err *err)
 {
 	const struct sh_config *c = &d->cfg;
 	struct auth_files f = {c->admin_keys_file, c->write_keys_file, c->read_keys_file};
@@ -502,6 +506,10 @@ static int load_keys(struct shoald *d, struct sh_err *err)
 
 	if ((rv = auth_load(&f, &a, err)) != 0)
 		return rv;
+	if (a == NULL && reload && api_auth_required(d->api))
+		return sh_err_set(err, SH_EINVAL,
+				  "no key file is configured any more; turning API keys off "
+				  "needs a restart");
 	auth_counts(a, &na, &nw, &nr);
 	api_set_auth(d->api, a);
 	if (a != NULL)
@@ -556,7 +564,7 @@ static int start_api(struct shoald *d, struct sh_err *err)
 
 	snprintf(client, sizeof client, "%s:%" PRId64, c->advertise_address, c->client_port);
 	snprintf(rest, sizeof rest, "%s:%" PRId64, c->advertise_address, c->rest_port);
-	if ((rv = api_new(&ao, &d->api, err)) != 0 || (rv = load_keys(d, err)) != 0)
+	if ((rv = api_new(&ao, &d->api, err)) != 0 || (rv = load_keys(d, false, err)) != 0)
 		return rv;
 	so.api = ro.api = d->api;
 	if ((rv = server_new(&so, &d->server, err)) != 0 ||
