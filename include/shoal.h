@@ -66,7 +66,7 @@ enum shoal_status {
 	SHOAL_RESOURCE_EXHAUSTED = 7,
 	SHOAL_UNAUTHENTICATED = 8,
 	SHOAL_INTERNAL = 9,
-	SHOAL_OUTCOME_UNKNOWN = 10, /* a write that may or may not be applied */
+	SHOAL_OUTCOME_UNKNOWN = 10,   /* a write that may or may not be applied */
 	SHOAL_PERMISSION_DENIED = 11, /* the API key's role may not do this */
 };
 

@@ -19,7 +19,7 @@ struct shoal {
 	struct shoal_options o;
 	uint64_t next_id;
 	struct shoal_token last;
-	char *api_key; /* a copy of the option's, or NULL */
+	char *api_key;                      /* a copy of the option's, or NULL */
 	struct shoal_read_state read_state; /* of the last read reply */
 	char msg[512];
 };

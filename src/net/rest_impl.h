@@ -101,8 +101,8 @@ int rest_http_code(int status);
 /* rest_auth.c: the role a route needs; whether req's key (Authorization:
  * Bearer, or api-key) has it: 0, or the status to answer with msg. */
 enum auth_role rest_route_role(enum rest_route route);
-int rest_authorize(struct api *a, struct evhttp_request *req, enum auth_role need,
-		   const char *what, char *msg, size_t size);
+int rest_authorize(struct api *a, struct evhttp_request *req, enum auth_role need, const char *what,
+		   char *msg, size_t size);
 json_t *rest_error_body(int status, const char *msg, double seconds);
 /* A read's staleness headers (doc/protocol.md, "Health and readiness"). */
 void rest_read_headers(struct evhttp_request *req, const struct health_view *v);

@@ -92,7 +92,7 @@ struct db {
 	_Atomic bool stopping; /* raft: leave the rest unapplied */
 	_Atomic bool failed;
 	_Atomic bool snapshotting; /* the apply thread writes a snapshot (applies nothing) */
-	struct sh_err fail_err; /* written once, before failed is set */
+	struct sh_err fail_err;    /* written once, before failed is set */
 };
 
 /* Start the log writer and the apply thread (db_apply.c; manual mode:
