@@ -4,7 +4,8 @@
  * prefix dropped, snapshot + replay giving bit-identical search results and
  * digest to the node that never restarted, damaged snapshots refused with
  * file and offset, snapshot chunks, a log that starts after the snapshot
- * (refused) or ends before it (reset); the raft mode (entries applied once
+ * (refused) or ends before it (reset); a snapshot written by a child
+ * process beside the apply (held, killed); the raft mode (entries applied once
  * committed and durable, truncation, install of a snapshot, reset).  Each
  * runs twice: with the db's threads and in manual mode (db_run on this
  * thread); and in manual mode nothing is written, durable or applied until
@@ -24,6 +25,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
 
 #define DIM 16
 
@@ -332,6 +337,14 @@ static int count_files(const char *d, const char *suffix)
 	return n;
 }
 
+/* Wait (threads) until db has written n snapshots; false after 20 s. */
+static bool snapshots_reach(struct db *db, uint64_t n)
+{
+	for (int i = 0; i < 2000 && db_snapshots(db) < n; i++)
+		poll(NULL, 0, 10);
+	return db_snapshots(db) >= n;
+}
+
 static void test_auto_snapshots(void)
 {
 	struct db_opts o = opts("auto");
@@ -344,8 +357,8 @@ static void test_auto_snapshots(void)
 	create(db, "c");
 	for (int i = 0; i < 99; i++)
 		upsert_range(db, (uint64_t)i * 10, 10, 0);
-	ok(db_snapshots(db) >= 2, "%" PRIu64 " snapshots after 100 entries, one per 40",
-	   db_snapshots(db));
+	ok(manual ? db_snapshots(db) == 2 : snapshots_reach(db, 2),
+	   "%" PRIu64 " snapshots after 100 entries, one per 40", db_snapshots(db));
 	snprintf(sub, sizeof sub, "%s/snap", dir);
 	is_int(count_files(sub, ".snap"), 1, "only the latest snapshot is kept");
 	snprintf(sub, sizeof sub, "%s/wal", dir);
@@ -353,10 +366,121 @@ static void test_auto_snapshots(void)
 	   count_files(sub, ".seg"));
 	db_close(db);
 	db = open_ok(&o, &rec);
-	is_int(rec.snap_index, 80, "restart from the snapshot at 80");
-	is_int(rec.replayed, 20, "replaying 81..100");
+	/* with threads, a snapshot that falls due while the one before is
+	 * still being written waits for it: at 80 or a little later */
+	ok(manual ? rec.snap_index == 80 : rec.snap_index >= 80 && rec.snap_index < 100,
+	   "restart from the snapshot at %" PRIu64 " (80%s)", rec.snap_index,
+	   manual ? "" : " or a little later");
+	is_int(rec.replayed, 100 - rec.snap_index, "replaying the entries after it");
 	is_int(rec.points, 990, "all 990 points");
 	db_close(db);
+}
+
+struct snap_call {
+	pthread_t t;
+	struct db *db;
+	int rv;
+	uint64_t index; /* the db's snapshot when the call returned */
+};
+
+static void *call_snapshot(void *arg)
+{
+	struct snap_call *c = arg;
+	struct sh_err err;
+
+	c->rv = db_snapshot(c->db, &err);
+	c->index = db_snapshot_index(c->db);
+	return NULL;
+}
+
+/* Two db_snapshot calls from other threads (backups run on the search
+ * pool): the second, made after an entry the first's snapshot does not
+ * hold was applied, is answered by a snapshot that holds it, not by the
+ * first's (threads only). */
+static void test_snapshot_tickets(void)
+{
+	struct db_opts o = opts("tickets");
+	struct snap_call a = {0}, b = {0};
+	struct db *db = open_ok(&o, NULL);
+	int gate[2];
+
+	if (pipe(gate) != 0)
+		bail_out("pipe: %s", strerror(errno));
+	db_test_snap_gate(gate[0]);
+	create(db, "c");
+	upsert_range(db, 0, 10, 0); /* 2 */
+	a.db = b.db = db;
+	pthread_create(&a.t, NULL, call_snapshot, &a);
+	for (int i = 0; i < 2000 && db_test_snap_writer(db) == 0; i++)
+		poll(NULL, 0, 10);
+	ok(db_test_snap_writer(db) != 0, "the first call's writer is held at index 2");
+	upsert_range(db, 100, 10, 0); /* 3, applied beside it */
+	pthread_create(&b.t, NULL, call_snapshot, &b);
+	poll(NULL, 0, 200); /* b asks while a's writer is held (if not yet: passes anyway) */
+	if (write(gate[1], "xy", 2) != 2)
+		bail_out("write: %s", strerror(errno));
+	pthread_join(a.t, NULL);
+	pthread_join(b.t, NULL);
+	ok(a.rv == 0 && a.index >= 2, "the first call: a snapshot at %" PRIu64, a.index);
+	ok(b.rv == 0 && b.index == 3,
+	   "the second: one that holds the entry applied before it asked (at %" PRIu64 ")",
+	   b.index);
+	db_test_snap_gate(-1);
+	db_close(db);
+	close(gate[0]);
+	close(gate[1]);
+}
+
+/* A snapshot is written by a child process while the apply goes on: held
+ * mid-write (db_test_snap_gate), it lets later entries apply, the file it
+ * leaves holds the state at the fork, and a writer killed leaves no file
+ * and the log whole, and the next snapshot works (threads only). */
+static void test_snapshot_beside_apply(void)
+{
+	struct db_opts o = opts("beside");
+	struct db_recovery rec;
+	struct sh_err err;
+	struct db *db;
+	int gate[2];
+	char sub[700];
+
+	if (pipe(gate) != 0)
+		bail_out("pipe: %s", strerror(errno));
+	o.snapshot_entries = 10;
+	db = open_ok(&o, NULL);
+	db_test_snap_gate(gate[0]);
+	create(db, "c");
+	for (int i = 0; i < 9; i++) /* entries 2..10: the snapshot at 10 is due */
+		upsert_range(db, (uint64_t)i * 10, 10, 0);
+	upsert_range(db, 1000, 10, 0); /* 11: applied after the fork */
+	ok(db_test_snap_writer(db) != 0, "a child writes the snapshot at 10");
+	for (int i = 0; i < 5; i++)
+		upsert_range(db, 2000 + (uint64_t)i * 10, 10, 0);
+	is_int(db_applied_index(db), 16, "entries 11..16 applied while it is held");
+	is_int(db_snapshots(db), 0, "and it is not written yet");
+	if (write(gate[1], "x", 1) != 1)
+		bail_out("write: %s", strerror(errno));
+	ok(snapshots_reach(db, 1), "let go, it is written");
+	is_int(db_snapshot_index(db), 10, "holding the state at the fork (index 10)");
+	upsert_range(db, 3000, 10, 0); /* 17 */
+	for (int i = 0; i < 200 && db_test_snap_writer(db) == 0; i++)
+		upsert_range(db, 4000 + (uint64_t)i, 1, 0); /* until the next is due */
+	ok(db_test_snap_writer(db) != 0, "the next snapshot's writer runs");
+	kill((pid_t)db_test_snap_writer(db), SIGKILL);
+	for (int i = 0; i < 2000 && db_test_snap_writer(db) != 0; i++)
+		poll(NULL, 0, 10);
+	is_int(db_snapshots(db), 1, "a writer killed: no snapshot counted");
+	snprintf(sub, sizeof sub, "%s/snap", dir);
+	is_int(count_files(sub, ".tmp"), 0, "and no temporary file left");
+	db_test_snap_gate(-1);
+	is_int(db_snapshot(db, &err), 0, "the next snapshot is written");
+	is_int(db_snapshot_index(db), db_applied_index(db), "at the applied index");
+	db_close(db);
+	db = open_ok(&o, &rec);
+	is_int(rec.snap_index + rec.replayed, rec.last_index, "restart: snapshot and log agree");
+	db_close(db);
+	close(gate[0]);
+	close(gate[1]);
 }
 
 static void test_snapshot_bytes(void)
@@ -369,8 +493,8 @@ static void test_snapshot_bytes(void)
 	create(db, "c");
 	for (int i = 0; i < 30; i++)
 		upsert_range(db, (uint64_t)i * 100, 100, 0); /* about 12 KB of log each */
-	ok(db_snapshots(db) >= 2, "%" PRIu64 " snapshots after ~360 KB of log, one per 100 KB",
-	   db_snapshots(db));
+	ok(manual ? db_snapshots(db) >= 2 : snapshots_reach(db, 2),
+	   "%" PRIu64 " snapshots after ~360 KB of log, one per 100 KB", db_snapshots(db));
 	db_close(db);
 }
 
@@ -896,6 +1020,10 @@ int main(void)
 		test_raft();
 		test_install();
 		test_install_bad();
+		if (!manual) {
+			test_snapshot_beside_apply();
+			test_snapshot_tickets();
+		}
 	}
 	test_manual_nothing_until_run();
 	test_manual_raft_gating();

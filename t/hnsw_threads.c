@@ -1,7 +1,8 @@
 /* Concurrency of index/hnsw: reader threads search without pause while one
  * writer upserts, deletes and compacts, then a parallel build.  Checks the
  * contract (a point deleted before a search starts is never returned; every
- * result is a point that exists; a bulk build is published whole) here, and the absence of data
+ * result is a point that exists; a bulk build is published whole; a build
+ * told to stop ends early with a prefix of its points in) here, and the absence of data
  * races when built with --enable-tsan (contrib/test.sh --tsan runs it under ThreadSanitizer, which
  * fails the test on any report). */
 #include "build.h"
@@ -14,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #define DIM     16
 #define BASE    3000
@@ -74,6 +76,51 @@ static void writer(void)
 	}
 }
 
+/* hnsw_build_prepared told to stop (a snapshot waits for the graph):
+ * already stopped, it inserts nothing; stopped midway from another thread,
+ * it ends early with exactly the first *built points in. */
+static _Atomic bool build_stop;
+static struct hnsw *g;
+
+static void *stopper(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20000 && hnsw_count(g) < 200; i++) {
+		struct timespec ts = {0, 1000000};
+
+		nanosleep(&ts, NULL);
+	}
+	atomic_store(&build_stop, true);
+	return NULL;
+}
+
+static void test_build_stops(const float *vecs, uint64_t *ids, size_t n)
+{
+	struct hnsw_params p = {DIM, SH_METRIC_L2, 16, 200, 7, HNSW_QUANT_NONE};
+	struct sh_err err;
+	size_t built = 1, in = 0, out = 0;
+	pthread_t t;
+
+	if (hnsw_new(&p, &g, &err) != 0)
+		bail_out("%s", err.msg);
+	hnsw_upsert(g, 1u << 30, vecs, &err); /* not empty: built in place */
+	atomic_store(&build_stop, true);
+	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &build_stop, &built, &err), 0,
+	       "a build told to stop before it starts");
+	ok(built == 0 && hnsw_count(g) == 1, "inserts nothing");
+	atomic_store(&build_stop, false);
+	pthread_create(&t, NULL, stopper, NULL);
+	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &build_stop, &built, &err), 0,
+	       "a build stopped midway");
+	pthread_join(t, NULL);
+	ok(built >= 200 && built < n, "ends early: %zu of %zu points", built, n);
+	for (size_t i = 0; i < n; i++)
+		i < built ? (in += hnsw_contains(g, ids[i])) : (out += hnsw_contains(g, ids[i]));
+	ok(in == built && out == 0 && hnsw_count(g) == built + 1,
+	   "with exactly the first %zu in (%zu), none after (%zu)", built, in, out);
+	hnsw_free(g);
+}
+
 int main(void)
 {
 	struct hnsw_params p = {DIM, SH_METRIC_L2, 8, 64, 1, HNSW_QUANT_INT8};
@@ -105,6 +152,7 @@ int main(void)
 	is_int(atomic_load(&violations), 0, "no search returned a point deleted before it began");
 	is_int(hnsw_count(h), BASE + EXTRA - atomic_load(&writes), "the count adds up");
 	hnsw_free(h);
+	test_build_stops(data, ids, BASE);
 	sh_free(ids);
 	sh_free(data);
 	return done_testing();

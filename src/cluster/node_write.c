@@ -319,7 +319,9 @@ int node_write_propose_conf(struct node *n, const struct raft_conf *c, uint64_t 
 /* Committed: leader and one hold; quorum and all also wait for this
  * node's apply (doc/replication.md, "Writes and acks") unless it cannot
  * come soon: the log cannot grow (a full disk: Raft committed the entry
- * without this node's copy), or the apply thread is writing a snapshot. */
+ * without this node's copy), or the apply thread writes a snapshot itself
+ * (when it could not fork its writer; a forked writer stops the apply for
+ * milliseconds only). */
 static int committed(struct node *n, const struct pwrite *w)
 {
 	struct db *db = n->o.db;

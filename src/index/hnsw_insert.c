@@ -461,6 +461,7 @@ struct build_job {
 	bool prepared;
 	const uint8_t *levels;
 	size_t n;
+	const _Atomic bool *stop; /* NULL: never */
 	_Atomic size_t next;
 	_Atomic int rv;
 	_Atomic size_t failed_at;
@@ -475,6 +476,7 @@ static void *build_worker(void *arg)
 	size_t i;
 
 	while (s != NULL && atomic_load(&j->rv) == 0 &&
+	       (j->stop == NULL || !atomic_load(j->stop)) &&
 	       (i = atomic_fetch_add(&j->next, 1)) < j->n) {
 		int rv = hnsw__scratch_fit(h, s, h->p.ef_construction);
 		struct sh_err e;
@@ -514,10 +516,14 @@ static unsigned build_threads(unsigned threads, size_t n)
 	return threads;
 }
 
+/* Points 0 .. *built-1 were taken (each inserted unless the build failed):
+ * the workers take them in order and finish the one they took. */
 static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, bool prepared,
-		      size_t n, unsigned threads, struct sh_err *err)
+		      size_t n, unsigned threads, const _Atomic bool *stop, size_t *built,
+		      struct sh_err *err)
 {
-	struct build_job j = {.h = h, .ids = ids, .vecs = vecs, .prepared = prepared, .n = n};
+	struct build_job j = {
+		.h = h, .ids = ids, .vecs = vecs, .prepared = prepared, .n = n, .stop = stop};
 	uint8_t *levels = sh_malloc(n ? n : 1);
 	pthread_t tids[256];
 	unsigned t, started = 0;
@@ -534,6 +540,7 @@ static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, bo
 	build_worker(&j);
 	for (t = 0; t < started; t++)
 		pthread_join(tids[t], NULL);
+	*built = atomic_load(&j.next) < n ? atomic_load(&j.next) : n;
 	sh_free(levels);
 	maybe_train(h);
 	if (atomic_load(&j.rv) != 0)
@@ -584,18 +591,18 @@ static void adopt(struct hnsw *to, struct hnsw *from)
  * is then renumbered for memory locality (hnsw_reorder.c) and published all
  * at once; otherwise they are inserted in place. */
 static int build(struct hnsw *h, const uint64_t *ids, const float *vecs, bool prepared, size_t n,
-		 unsigned threads, struct sh_err *err)
+		 unsigned threads, const _Atomic bool *stop, size_t *built, struct sh_err *err)
 {
 	struct hnsw *tmp = NULL;
 	int rv;
 
 	if (atomic_load(&h->n_slots) != 0 || hnsw_new(&h->p, &tmp, NULL) != 0) {
-		rv = build_into(h, ids, vecs, prepared, n, threads, err);
+		rv = build_into(h, ids, vecs, prepared, n, threads, stop, built, err);
 		hnsw__reconnect(h);
 		return rv;
 	}
 	tmp->rng = h->rng;
-	rv = build_into(tmp, ids, vecs, prepared, n, threads, err);
+	rv = build_into(tmp, ids, vecs, prepared, n, threads, stop, built, err);
 	hnsw__reconnect(tmp);
 	hnsw_reorder(tmp); /* out of memory: the order stays as built */
 	adopt(h, tmp);
@@ -605,11 +612,14 @@ static int build(struct hnsw *h, const uint64_t *ids, const float *vecs, bool pr
 int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n, unsigned threads,
 	       struct sh_err *err)
 {
-	return build(h, ids, vecs, false, n, threads, err);
+	size_t built;
+
+	return build(h, ids, vecs, false, n, threads, NULL, &built, err);
 }
 
 int hnsw_build_prepared(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
-			unsigned threads, struct sh_err *err)
+			unsigned threads, const _Atomic bool *stop, size_t *built,
+			struct sh_err *err)
 {
-	return build(h, ids, vecs, true, n, threads, err);
+	return build(h, ids, vecs, true, n, threads, stop, built, err);
 }

@@ -297,6 +297,7 @@ static int setup_loop(struct shoald *d, struct sh_err *err)
 	const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL); /* the snapshot writer is reaped by its pid */
 	d->base = event_base_new();
 	if (d->base == NULL)
 		return sh_err_set(err, SH_ENOMEM, "cannot create the event loop");

@@ -146,6 +146,14 @@ int coll_search_filter(const struct coll *c, const float *query, size_t k, size_
  * the content.  The writer (apply) must not run meanwhile; the indexer
  * waits. */
 int coll_save(const struct coll *c, hnsw_write_fn write, void *ctx, struct sh_err *err);
+/* coll_save in two parts, for a snapshot written by another process
+ * (db_snap.c): coll_hold stops the indexer (its step ends at the next
+ * point: a few milliseconds at most) and the fresh set's changes, until
+ * coll_unhold; coll_save_held, between the two or in a child forked
+ * meanwhile, takes no lock.  Only the apply thread holds. */
+void coll_hold(struct coll *c);
+void coll_unhold(struct coll *c);
+int coll_save_held(const struct coll *c, hnsw_write_fn write, void *ctx, struct sh_err *err);
 /* with_fresh: the stream holds the fresh set (snapshot format 3 on). */
 int coll_load(hnsw_read_fn read, void *ctx, bool with_fresh, struct coll **out, struct sh_err *err);
 

@@ -247,12 +247,14 @@ static int take(struct coll *c, size_t max, struct batch *b)
 	return SH_ENOMEM;
 }
 
-/* Deletions and updates one by one; new ids gathered for a build. */
+/* Deletions and updates one by one; new ids gathered for a build.  A
+ * snapshot that wants the graph (c->hold) ends the step early: what is
+ * left stays fresh. */
 static int write_each(struct coll *c, struct batch *b, bool gather, struct sh_err *err)
 {
 	size_t dim = c->p.dim;
 
-	for (size_t i = 0; i < b->n; i++) {
+	for (size_t i = 0; i < b->n && !atomic_load(&c->hold); i++) {
 		const float *v = b->vecs + i * dim;
 		int rv;
 
@@ -334,6 +336,7 @@ static bool worth_building(const struct coll *c, const struct batch *b, unsigned
 int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, struct sh_err *err)
 {
 	struct batch b = {0};
+	size_t built;
 	int rv;
 
 	*indexed = 0;
@@ -341,8 +344,9 @@ int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, st
 	if ((rv = take(c, max, &b)) != 0) {
 		sh_err_set(err, rv, "out of memory");
 	} else if ((rv = write_each(c, &b, worth_building(c, &b, threads), err)) == 0 && b.nb > 0 &&
-		   (rv = hnsw_build_prepared(c->h, b.bids, b.bvecs, b.nb, threads, err)) == 0) {
-		for (size_t i = 0; i < b.nb; i++)
+		   (rv = hnsw_build_prepared(c->h, b.bids, b.bvecs, b.nb, threads, &c->hold, &built,
+					     err)) == 0) {
+		for (size_t i = 0; i < built; i++)
 			b.done[b.bat[i]] = true;
 	}
 	atomic_store(&c->graph_bytes, hnsw_memory(c->h)); /* coll_memory's (the graph's writer) */

@@ -50,6 +50,7 @@ struct coll {
 	/* for readers that take no lock: entries, the bytes they use, memory */
 	_Atomic size_t fresh_n, fresh_bytes, fresh_memory;
 	pthread_mutex_t graph_lock;
+	_Atomic bool hold; /* a snapshot waits for graph_lock: the indexer's step ends early */
 	_Atomic uint64_t indexed_total; /* entries the indexer wrote into the graph */
 	/* the indexing rate, over windows of at least RATE_WINDOW_MS: the
 	 * window's start (under graph_lock) and the last window's rate */

@@ -131,22 +131,42 @@ static int save(const struct coll *c, hnsw_write_fn write, void *ctx, float *vec
 	return 0;
 }
 
-/* The indexer is held still (graph_lock) while the graph and the fresh set
- * are written: they must agree. */
-int coll_save(const struct coll *c, hnsw_write_fn write, void *ctx, struct sh_err *err)
+void coll_hold(struct coll *c)
 {
-	struct coll *m = (struct coll *)(uintptr_t)c;
+	atomic_store(&c->hold, true); /* the indexer's step ends at its next point */
+	pthread_mutex_lock(&c->graph_lock);
+	pthread_rwlock_rdlock(&c->fresh_lock);
+}
+
+void coll_unhold(struct coll *c)
+{
+	atomic_store(&c->hold, false); /* first: the indexer waiting for the lock has a step */
+	pthread_rwlock_unlock(&c->fresh_lock);
+	pthread_mutex_unlock(&c->graph_lock);
+}
+
+int coll_save_held(const struct coll *c, hnsw_write_fn write, void *ctx, struct sh_err *err)
+{
 	float *vec = sh_malloc(c->p.dim * sizeof *vec);
 	int rv;
 
 	if (vec == NULL)
 		return sh_err_set(err, SH_ENOMEM, "collection '%s': out of memory", c->p.name);
-	pthread_mutex_lock(&m->graph_lock);
-	pthread_rwlock_rdlock(&m->fresh_lock);
 	rv = save(c, write, ctx, vec, err);
-	pthread_rwlock_unlock(&m->fresh_lock);
-	pthread_mutex_unlock(&m->graph_lock);
 	sh_free(vec);
+	return rv;
+}
+
+/* The indexer is held still while the graph and the fresh set are written:
+ * they must agree. */
+int coll_save(const struct coll *c, hnsw_write_fn write, void *ctx, struct sh_err *err)
+{
+	struct coll *m = (struct coll *)(uintptr_t)c;
+	int rv;
+
+	coll_hold(m);
+	rv = coll_save_held(c, write, ctx, err);
+	coll_unhold(m);
 	return rv;
 }
 

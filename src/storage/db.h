@@ -20,9 +20,10 @@
  *            a torn tail) and applies the entries after the snapshot up to
  *            the end of the log (standalone) or o.replay_upto (raft).
  *   compact: after snapshot_entries entries or snapshot_bytes bytes of log
- *            since the last snapshot (or on demand), the apply thread
- *            writes a snapshot, deletes older ones and the log before it
- *            but the last log_keep entries.
+ *            since the last snapshot (or on demand), a child process the
+ *            apply thread forks writes a snapshot while the apply goes on
+ *            (db_snap.c); then the apply thread deletes older ones and the
+ *            log before it but the last log_keep entries.
  *
  * Durability follows the fsync policy: "durable" is fsynced under `always`
  * and written under `interval` and `never`.
@@ -223,9 +224,16 @@ uint64_t db_last_index(const struct db *db);
 uint64_t db_durable_index(const struct db *db);
 /* Applied up to (the store's applied index). */
 uint64_t db_applied_index(const struct db *db);
-/* The apply thread is writing a snapshot: it applies nothing until done
- * (the owner is woken when it starts). */
+/* The apply thread is taking a snapshot: it applies nothing until done
+ * (the owner is woken when it starts).  With threads that is the fork of
+ * the process that writes it (milliseconds); in manual mode, or when fork
+ * fails, the whole write. */
 bool db_snapshotting(const struct db *db);
+/* Test hooks.  A snapshot writer (the child process) reads one byte from
+ * fd once its temporary file is open, before the content (fd < 0: it does
+ * not): a test holds it mid-snapshot.  db_test_snap_writer: its pid while one runs, else 0. */
+void db_test_snap_gate(int fd);
+long db_test_snap_writer(const struct db *db);
 /* Snapshots written since open, and the latest one's index (0: none). */
 uint64_t db_snapshots(const struct db *db);
 struct indexer_stats;

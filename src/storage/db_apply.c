@@ -1,8 +1,8 @@
 /*
  * db_apply: the apply thread (see db.h) — it applies the log up to the
  * apply limit, reading the entries back from the log (the page cache,
- * normally: they were just written), completes the watches on them, takes
- * snapshots and installs the ones received from a leader.
+ * normally: they were just written), completes the watches on them, has
+ * snapshots taken (db_snap.c) and installs the ones received from a leader.
  *
  * Entries up to the apply limit are committed and durable here, so the
  * owner never truncates them: reading them while the log writer appends
@@ -22,9 +22,11 @@
 
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #define APPLY_RECORDS 4096
 #define APPLY_BYTES   (64u << 20)
+#define SNAP_POLL_MS  5 /* how often the idle thread looks for a snapshot's end */
 
 /* Append w to the list (head, tail) (lock held). */
 static void push(struct watch **head, struct watch **tail, struct watch *w)
@@ -121,70 +123,6 @@ static void apply_range(struct db *db, uint64_t upto)
 	}
 }
 
-/* ------------------------------------------------------------ snapshots */
-
-static int save_store(void *arg, hnsw_write_fn write, void *wctx, struct sh_err *err)
-{
-	return store_save(arg, write, wctx, err);
-}
-
-/* Drop the log before the snapshot at index, but the last log_keep entries. */
-static int drop_prefix(struct db *db, uint64_t index, struct sh_err *err)
-{
-	int rv = 0;
-
-	if (index > db->o.log_keep)
-		rv = wal_remove_prefix(db->wal, index - db->o.log_keep, err);
-	atomic_store(&db->first_index, wal_first_index(db->wal));
-	return rv;
-}
-
-/* Snapshot the store, then drop what it covers. */
-static int take_snapshot(struct db *db, struct sh_err *err)
-{
-	uint64_t index = store_applied_index(db->store), t0 = sh_clock_mono_ms(), bytes = 0;
-	int rv;
-
-	if (atomic_load(&db->failed)) /* the state may not be the log's: never keep it */
-		return sh_err_set(err, SH_EIO,
-				  "the storage failed: no snapshot of a state that may be wrong");
-	if (index == 0 || index == atomic_load(&db->last_snap))
-		return 0;
-	atomic_store(&db->snapshotting, true);
-	db_wake_owner(db); /* what waits for the apply need not wait for this */
-	rv = snap_write(db->snap_dir, index, store_applied_term(db->store), save_store, db->store,
-			&bytes, err);
-	atomic_store(&db->snapshotting, false);
-	if (rv != 0)
-		return rv;
-	atomic_store(&db->last_snap, index);
-	db->since_entries = db->since_bytes = 0;
-	atomic_fetch_add(&db->snapshots, 1);
-	if ((rv = snap_prune(db->snap_dir, index, err)) != 0 ||
-	    (rv = drop_prefix(db, index, err)) != 0)
-		return rv;
-	LOG_INFO("storage",
-		 "snapshot at index %" PRIu64 " written (%" PRIu64 " bytes, %" PRIu64
-		 " ms); the log now starts at index %" PRIu64,
-		 index, bytes, sh_clock_mono_ms() - t0, wal_first_index(db->wal));
-	return 0;
-}
-
-static void maybe_snapshot(struct db *db)
-{
-	struct sh_err err;
-	bool due = (db->o.snapshot_entries > 0 && db->since_entries >= db->o.snapshot_entries) ||
-		   (db->o.snapshot_bytes > 0 && db->since_bytes >= db->o.snapshot_bytes);
-
-	if (!due || atomic_load(&db->failed))
-		return;
-	if (take_snapshot(db, &err) != 0) {
-		LOG_ERROR("storage", "snapshot failed (the log is kept; retried later): %s",
-			  err.msg);
-		db->since_entries = db->since_bytes = 0;
-	}
-}
-
 /* ------------------------------------------------------------ installing */
 
 /* Load the received snapshot at in->index (with a copy of its voter
@@ -241,10 +179,19 @@ static bool work(struct db *db)
 {
 	struct install *in;
 	uint64_t upto = db->limit;
+	bool done;
 
+	if (db_snap_busy(db)) {
+		pthread_mutex_unlock(&db->lock);
+		done = db_snap_poll(db);
+		pthread_mutex_lock(&db->lock);
+		if (done)
+			return true;
+	}
 	if ((in = db->install) != NULL) {
 		db->install = NULL;
 		pthread_mutex_unlock(&db->lock);
+		db_snap_wait(db); /* the snapshot being written is of the state replaced */
 		do_install(db, in);
 		pthread_mutex_lock(&db->lock);
 		db->installed = in;
@@ -255,20 +202,32 @@ static bool work(struct db *db)
 	    !atomic_load(&db->stopping)) {
 		pthread_mutex_unlock(&db->lock);
 		apply_range(db, upto);
-		maybe_snapshot(db);
+		db_snap_due(db);
 		pthread_mutex_lock(&db->lock);
 		return true;
 	}
-	if (db->snap_wanted) {
+	if (db->snap_wanted && !db_snap_busy(db)) { /* else after that one */
+		uint64_t ticket = db->snap_req;
+
 		db->snap_wanted = false;
 		pthread_mutex_unlock(&db->lock);
-		db->snap_rv = take_snapshot(db, &db->snap_err);
+		db_snap_demand(db, ticket);
 		pthread_mutex_lock(&db->lock);
-		db->snap_done = true;
-		pthread_cond_broadcast(&db->snap_cond);
 		return true;
 	}
 	return false;
+}
+
+/* pthread_cond_wait for at most ms (lock held). */
+static void wait_ms(struct db *db, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* db->cond's clock (db_open.c) */
+	ts.tv_nsec += (long)ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&db->cond, &db->lock, &ts);
 }
 
 static void *apply_main(void *arg)
@@ -279,9 +238,12 @@ static void *apply_main(void *arg)
 	for (;;) {
 		if (work(db))
 			continue;
-		if (db->stop)
+		if (db->stop && !db_snap_busy(db))
 			break;
-		pthread_cond_wait(&db->cond, &db->lock);
+		if (db_snap_busy(db))
+			wait_ms(db, SNAP_POLL_MS); /* for its end, as for work */
+		else
+			pthread_cond_wait(&db->cond, &db->lock);
 	}
 	pthread_mutex_unlock(&db->lock);
 	return NULL;

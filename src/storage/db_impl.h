@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "storage/db.h"
 
@@ -79,7 +80,10 @@ struct db {
 	struct install *install, *installed;
 	unsigned char *inst_voters; /* of the last snapshot installed (owner) */
 	size_t inst_voters_len;
-	bool stop, snap_wanted, snap_done;
+	bool stop, snap_wanted;
+	/* db_snapshot's tickets: the last one taken, the last one answered (a
+	 * call is answered by a snapshot started after it asked) */
+	uint64_t snap_req, snap_served;
 	int snap_rv;
 	struct sh_err snap_err;
 	/* the apply thread */
@@ -91,8 +95,13 @@ struct db {
 	_Atomic uint64_t snapshots;
 	_Atomic bool stopping; /* raft: leave the rest unapplied */
 	_Atomic bool failed;
-	_Atomic bool snapshotting; /* the apply thread writes a snapshot (applies nothing) */
-	struct sh_err fail_err;    /* written once, before failed is set */
+	_Atomic bool snapshotting; /* the apply thread takes a snapshot (applies nothing) */
+	/* a snapshot a child process writes (db_snap.c): 0 when none */
+	_Atomic pid_t snap_pid;          /* read by db_test_snap_writer */
+	struct snap_report *snap_report; /* its result (a shared page) */
+	uint64_t snap_index, snap_t0, snap_held_ms;
+	uint64_t snap_serving;  /* the db_snapshot ticket it answers (0: none) */
+	struct sh_err fail_err; /* written once, before failed is set */
 };
 
 /* Start the log writer and the apply thread (db_apply.c; manual mode:
@@ -108,6 +117,17 @@ void db_run_apply(struct db *db);
  * (lock not held; db_apply.c).  Returns a fatal error's code, else 0. */
 int db_apply_buf(struct db *db, const struct wal_buf *b, size_t *pos, uint64_t upto,
 		 uint64_t *rejected);
+
+/* Snapshots (db_snap.c; the apply thread's).  db_snap_due takes one when
+ * snapshot_entries or snapshot_bytes say so, db_snap_demand for
+ * db_snapshot's calls up to `ticket` (answering them at the end) — unless db_snap_busy: a child
+ * writes one.  db_snap_poll finishes a child that ended (true when it
+ * did), db_snap_wait waits for it. */
+void db_snap_due(struct db *db);
+void db_snap_demand(struct db *db, uint64_t ticket);
+bool db_snap_busy(const struct db *db);
+bool db_snap_poll(struct db *db);
+void db_snap_wait(struct db *db);
 
 /* Progress of a long recovery or catch-up, in entries (db_open.c): a line
  * "WHAT: D of T entries (P%), N points indexed, R entries/s, about S s

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define REPLAY_RECORDS 4096
 #define REPLAY_BYTES   (64u << 20)
@@ -243,6 +244,16 @@ static int settle(struct db *db, struct sh_err *err)
 	return rv;
 }
 
+static void init_cond_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
 static int alloc_db(const struct db_opts *o, struct db **out, struct sh_err *err)
 {
 	struct db *db = sh_calloc(1, sizeof *db);
@@ -252,7 +263,7 @@ static int alloc_db(const struct db_opts *o, struct db **out, struct sh_err *err
 	db->o = *o;
 	db->efd = o->manual ? -1 : eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&db->lock, NULL);
-	pthread_cond_init(&db->cond, NULL);
+	init_cond_monotonic(&db->cond); /* the apply thread's timed waits */
 	pthread_cond_init(&db->snap_cond, NULL);
 	db->dir = sh_strdup(o->dir);
 	db->wal_dir = join(o->dir, "wal");

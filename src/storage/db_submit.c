@@ -200,16 +200,18 @@ int db_snapshot(struct db *db, struct sh_err *err)
 {
 	int rv;
 
+	uint64_t ticket;
+
 	pthread_mutex_lock(&db->lock);
+	ticket = ++db->snap_req; /* a snapshot started before this call does not answer it */
 	db->snap_wanted = true;
-	db->snap_done = false;
 	pthread_cond_signal(&db->cond);
 	if (db->o.manual) {
 		pthread_mutex_unlock(&db->lock);
 		db_run_apply(db);
 		pthread_mutex_lock(&db->lock);
 	}
-	while (!db->snap_done)
+	while (db->snap_served < ticket)
 		pthread_cond_wait(&db->snap_cond, &db->lock);
 	rv = db->snap_rv;
 	if (rv != 0 && err != NULL)

@@ -553,7 +553,31 @@ static int save_terms(struct store *s, hnsw_write_fn write, void *ctx)
 	return rv;
 }
 
+void store_hold(struct store *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		coll_hold(s->colls[i]);
+}
+
+void store_unhold(struct store *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		coll_unhold(s->colls[i]);
+}
+
 int store_save(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *err)
+{
+	int rv;
+
+	store_hold(s);
+	rv = store_save_held(s, write, ctx, err);
+	store_unhold(s);
+	return rv;
+}
+
+/* The locks it takes (the list's, the collections' `lock` for their
+ * digest) have no writer but the writer thread: free in a forked child. */
+int store_save_held(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *err)
 {
 	unsigned char h[24];
 	struct digest d = store_digest(s);
@@ -570,7 +594,7 @@ int store_save(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *e
 	if ((rv = put(write, ctx, h + 8, 16)) != 0 || (rv = save_terms(s, write, ctx)) != 0)
 		return sh_err_set(err, rv, "write failed: %s", sh_strerror(rv));
 	for (size_t i = 0; i < s->n; i++)
-		if ((rv = coll_save(s->colls[i], write, ctx, err)) != 0)
+		if ((rv = coll_save_held(s->colls[i], write, ctx, err)) != 0)
 			return rv;
 	return 0;
 }

@@ -92,6 +92,14 @@ void store_set_indexer(struct store *s, struct indexer *ix);
 /* The snapshot content (doc/storage-format.md, "Snapshots").  store_load
  * sets the applied index and term to (index, term). */
 int store_save(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *err);
+/* store_save in two parts (coll_hold): store_hold holds every collection
+ * still (the indexer and the fresh sets) until store_unhold;
+ * store_save_held, between the two or in a process forked meanwhile,
+ * writes the content taking no lock another thread may hold.  Writer
+ * thread. */
+void store_hold(struct store *s);
+void store_unhold(struct store *s);
+int store_save_held(struct store *s, hnsw_write_fn write, void *ctx, struct sh_err *err);
 int store_load(hnsw_read_fn read, void *ctx, uint64_t index, uint64_t term, struct store **out,
 	       struct sh_err *err);
 

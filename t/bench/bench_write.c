@@ -12,8 +12,9 @@
  *             THREADS threads: points/s;
  *   rest      the same searches at ef 64 at rest: latency and recall;
  *   backlog   a collection half indexed, half fresh (the second half
- *             applied after the first was indexed): recall at ef 64 and
- *             latency, against the same at rest once it is all indexed.
+ *             applied after the first was indexed): recall at ef 16, 32
+ *             and 64 (below 1.0 at the lower ones) and latency, against
+ *             the same at rest once it is all indexed.
  *
  *   bench_write [--n N] [--nq Q] [--threads T] [--cache DIR]
  */
@@ -160,10 +161,16 @@ int main(int argc, char **argv)
 	apply(c, &d, 0, n / 2);
 	index_all(c);
 	apply(c, &d, n / 2, n);
-	snprintf(what, sizeof what, "search, %zu indexed + %zu fresh, ef 64", n / 2, n - n / 2);
-	searches(what, c, &d, 64);
+	for (size_t ef = 16; ef <= 64; ef *= 2) {
+		snprintf(what, sizeof what, "search, %zu indexed + %zu fresh, ef %zu", n / 2,
+			 n - n / 2, ef);
+		searches(what, c, &d, ef);
+	}
 	index_all(c);
-	searches("the same collection at rest, ef 64", c, &d, 64);
+	for (size_t ef = 16; ef <= 64; ef *= 2) {
+		snprintf(what, sizeof what, "the same collection at rest, ef %zu", ef);
+		searches(what, c, &d, ef);
+	}
 	coll_unref(c);
 	data_free(&d);
 	return 0;
