@@ -5,6 +5,8 @@
 #
 #   contrib/bench/cluster/run.sh [BUILD_DIR]     (default build/release)
 #   BENCH_PARTS="1 2" contrib/bench/cluster/run.sh ...   only those parts
+#   BENCH_KEEP=1 ...   keep the data dirs and the nodes' logs (else removed)
+#   BENCH_SHOALD_ARGS="--storage-snapshot-entries 20" ...   more flags per node
 #
 #   0. catch-up, on the fresh cluster: a follower is killed, 100,000
 #      single-point writes go in (8-dim vectors, so that HNSW insertion
@@ -58,7 +60,7 @@ now_ms() { date +%s%3N; }
 
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$DIR"
+	if [ -n "${BENCH_KEEP:-}" ]; then echo "run.sh: kept $DIR (the nodes' logs)"; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -68,7 +70,8 @@ ALL="$(client 1),$(client 2),$(client 3)"
 start() {
 	"$SHOALD" --node-name "n$1" --node-data-dir "$DIR/d$1" --listen-base-port $((BASE + $1)) \
 		--membership-profile local --cluster-bootstrap-expect $N \
-		--cluster-seeds "127.0.0.1:$(((BASE + 1) * 10 + 1))" >>"$DIR/n$1.log" 2>&1 &
+		--cluster-seeds "127.0.0.1:$(((BASE + 1) * 10 + 1))" ${BENCH_SHOALD_ARGS:-} \
+		>>"$DIR/n$1.log" 2>&1 &
 	eval "pid$1=$!"
 	PIDS="$PIDS $!"
 }
