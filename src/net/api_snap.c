@@ -2,8 +2,9 @@
  * api_snap: backups — METHOD_SNAPSHOT (doc/protocol.md, "Snapshots").
  *
  * A request with session 0 makes the storage take a snapshot of the
- * applied state now (db_snapshot: the apply thread writes it, applies wait
- * meanwhile) and opens a *session* on that file: its self-checking chunks
+ * applied state now (db_snapshot: a snapshot started after the call,
+ * written by a forked child while the apply goes on) and opens a *session*
+ * on that file: its self-checking chunks
  * (snap_chunks: the header, then one frame each, every frame's CRC checked
  * before it is handed out), served one per request in order.  The session
  * holds the file open, so a newer snapshot that prunes it meanwhile does
