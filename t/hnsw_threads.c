@@ -114,8 +114,10 @@ static void test_build_stops(const float *vecs, uint64_t *ids, size_t n)
 	       "a build stopped midway");
 	pthread_join(t, NULL);
 	ok(built >= 200 && built < n, "ends early: %zu of %zu points", built, n);
-	for (size_t i = 0; i < n; i++)
-		i < built ? (in += hnsw_contains(g, ids[i])) : (out += hnsw_contains(g, ids[i]));
+	for (size_t i = 0; i < built; i++)
+		in += hnsw_contains(g, ids[i]);
+	for (size_t i = built; i < n; i++)
+		out += hnsw_contains(g, ids[i]);
 	ok(in == built && out == 0 && hnsw_count(g) == built + 1,
 	   "with exactly the first %zu in (%zu), none after (%zu)", built, in, out);
 	hnsw_free(g);

@@ -231,7 +231,8 @@ uint64_t db_applied_index(const struct db *db);
 bool db_snapshotting(const struct db *db);
 /* Test hooks.  A snapshot writer (the child process) reads one byte from
  * fd once its temporary file is open, before the content (fd < 0: it does
- * not): a test holds it mid-snapshot.  db_test_snap_writer: its pid while one runs, else 0. */
+ * not): a test holds it mid-snapshot.  db_test_snap_writer: its pid while
+ * one runs, else 0. */
 void db_test_snap_gate(int fd);
 long db_test_snap_writer(const struct db *db);
 /* Snapshots written since open, and the latest one's index (0: none). */

@@ -120,9 +120,9 @@ int db_apply_buf(struct db *db, const struct wal_buf *b, size_t *pos, uint64_t u
 
 /* Snapshots (db_snap.c; the apply thread's).  db_snap_due takes one when
  * snapshot_entries or snapshot_bytes say so, db_snap_demand for
- * db_snapshot's calls up to `ticket` (answering them at the end) — unless db_snap_busy: a child
- * writes one.  db_snap_poll finishes a child that ended (true when it
- * did), db_snap_wait waits for it. */
+ * db_snapshot's calls up to `ticket` (answering them at the end) — unless
+ * db_snap_busy: a child writes one.  db_snap_poll finishes a child that
+ * ended (true when it did), db_snap_wait waits for it. */
 void db_snap_due(struct db *db);
 void db_snap_demand(struct db *db, uint64_t ticket);
 bool db_snap_busy(const struct db *db);

@@ -16,12 +16,10 @@
  * The child runs no other thread and takes no lock another thread may
  * hold (store_save_held); it closes the descriptors it inherited (a socket
  * the daemon closes must end then, not when the child exits); it blocks
- * every signal (a SIGHUP or SIGTERM sent
- * to the process group is the parent's business) and dies with the apply
- * thread (PR_SET_PDEATHSIG).  It reports through a shared page: its
- * result, the error and the file's size.  When fork fails, or in manual
- * mode (the deterministic simulator), the snapshot is written inline, as
- * before.
+ * every signal (a SIGHUP or SIGTERM sent to the process group is the
+ * daemon's business) and dies with the apply thread (PR_SET_PDEATHSIG).  It reports through a
+ * shared page: its result, the error and the file's size.  When fork fails, or in manual mode (the
+ * deterministic simulator), the snapshot is written inline, as before.
  */
 #include "build.h"
 
@@ -196,9 +194,7 @@ static int fork_writer(struct db *db, uint64_t index, struct sh_err *err)
 	r = mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (r == MAP_FAILED)
 		return sh_err_sys(err, errno, "cannot map the snapshot writer's report");
-	memset(r, 0, sizeof *r);
-	r->rv = SH_EIO;
-	sh_err_set(&r->err, SH_EIO, "the snapshot writer ended without a report");
+	memset(r, 0, sizeof *r); /* done false until the child gets to its end */
 	t0 = sh_clock_mono_ms();
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -248,14 +244,11 @@ static int start(struct db *db, bool *started, struct sh_err *err)
 static int ended(struct db *db, int st, struct sh_err *err)
 {
 	struct snap_report *r = db->snap_report;
-	char tmp[4210], path[4200];
 
 	/* st -1: someone else reaped it (SIGCHLD ignored): its report says */
 	if (r->done && r->rv == 0 && (st == -1 || (WIFEXITED(st) && WEXITSTATUS(st) == 0)))
 		return written(db, db->snap_index, r->bytes, db->snap_t0, db->snap_held_ms, err);
-	snap_path(path, sizeof path, db->snap_dir, db->snap_index);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	unlink(tmp); /* the child removes it, unless it was killed */
+	snap_drop_tmp(db->snap_dir, db->snap_index); /* the child removes it, unless killed */
 	if (st != -1 && WIFSIGNALED(st))
 		return sh_err_set(err, SH_EIO,
 				  "the snapshot writer (pid %ld) was killed by signal %d",
@@ -312,14 +305,15 @@ long db_test_snap_writer(const struct db *db)
 	return atomic_load(&((struct db *)(uintptr_t)db)->snap_pid);
 }
 
-bool db_snap_poll(struct db *db)
+/* waitpid(flags) for the child, then finish it: true when it ended. */
+static bool reap(struct db *db, int flags)
 {
 	int st;
 	pid_t p;
 
 	if (db->snap_pid == 0)
 		return false;
-	while ((p = waitpid(db->snap_pid, &st, WNOHANG)) < 0 && errno == EINTR)
+	while ((p = waitpid(db->snap_pid, &st, flags)) < 0 && errno == EINTR)
 		;
 	if (p == 0)
 		return false;
@@ -327,16 +321,14 @@ bool db_snap_poll(struct db *db)
 	return true;
 }
 
+bool db_snap_poll(struct db *db)
+{
+	return reap(db, WNOHANG);
+}
+
 void db_snap_wait(struct db *db)
 {
-	int st;
-	pid_t p;
-
-	if (db->snap_pid == 0)
-		return;
-	while ((p = waitpid(db->snap_pid, &st, 0)) < 0 && errno == EINTR)
-		;
-	finish(db, p == db->snap_pid ? st : -1);
+	reap(db, 0);
 }
 
 void db_snap_due(struct db *db)
@@ -346,7 +338,7 @@ void db_snap_due(struct db *db)
 		   (db->o.snapshot_bytes > 0 && db->since_bytes >= db->o.snapshot_bytes);
 	bool started;
 
-	if (!due || atomic_load(&db->failed) || db->snap_pid != 0)
+	if (!due || atomic_load(&db->failed) || db_snap_busy(db))
 		return;
 	if (start(db, &started, &err) != 0) {
 		LOG_ERROR("storage", "snapshot failed (the log is kept; retried later): %s",

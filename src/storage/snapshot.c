@@ -172,6 +172,14 @@ static void sw_end(struct sw *w)
 		w->errnum = errno;
 }
 
+/* "DIR/%016x.snap" into path and the name it is written as into tmp. */
+static void tmp_path(char *path, size_t size, char *tmp, size_t tsize, const char *dir,
+		     uint64_t index)
+{
+	snap_path(path, size, dir, index);
+	snprintf(tmp, tsize, "%s.tmp", path);
+}
+
 int snap_write(const char *dir, uint64_t index, uint64_t term, snap_save_fn fn, void *arg,
 	       uint64_t *bytes, struct sh_err *err)
 {
@@ -180,8 +188,7 @@ int snap_write(const char *dir, uint64_t index, uint64_t term, snap_save_fn fn, 
 	struct stat st;
 	int rv = 0;
 
-	snap_path(path, sizeof path, dir, index);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	tmp_path(path, sizeof path, tmp, sizeof tmp, dir, index);
 	if ((w.buf = sh_malloc(SNAP_FRAME_HDR + SNAP_FRAME_MAX)) == NULL)
 		return sh_err_set(err, SH_ENOMEM, "snapshot: out of memory");
 	w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -442,6 +449,15 @@ int snap_accept_received(const char *dir, uint64_t index, struct sh_err *err)
 	if (rename(from, to) != 0)
 		return sh_err_sys(err, errno, "snapshot: cannot rename '%s'", from);
 	return snap_fsync_dir(dir, err);
+}
+
+void snap_drop_tmp(const char *dir, uint64_t index)
+{
+	char path[4200], tmp[4210];
+
+	tmp_path(path, sizeof path, tmp, sizeof tmp, dir, index);
+	if (unlink(tmp) != 0 && errno != ENOENT)
+		LOG_WARN("snapshot", "cannot delete '%s': %s", tmp, strerror(errno));
 }
 
 void snap_drop_received(const char *dir, uint64_t index)

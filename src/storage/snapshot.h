@@ -40,6 +40,9 @@ typedef int (*snap_load_fn)(void *arg, hnsw_read_fn read, void *rctx, uint64_t i
  * the temporary file is removed and nothing else changes. */
 int snap_write(const char *dir, uint64_t index, uint64_t term, snap_save_fn fn, void *arg,
 	       uint64_t *bytes, struct sh_err *err);
+/* Delete the temporary file of a snap_write of index that did not end (its
+ * writer process was killed). */
+void snap_drop_tmp(const char *dir, uint64_t index);
 /* Read DIR/INDEX.snap and hand its content to fn, then check that the
  * content ended exactly at the end frame and the end frame at the end of
  * the file.  When fn succeeded and that check fails, what fn made is
