@@ -333,6 +333,26 @@ enum shoal_change {
 int shoal_cluster_change(shoal *c, enum shoal_change kind, uint64_t node_id,
 			 struct shoal_token *tok);
 
+/* The gossip keyring of the node c talks to, and of it only
+ * (doc/security.md, "Gossip keyring"): list its keys, or install a key,
+ * make an installed key the primary (use), remove one (not the primary).
+ * key: 32 bytes in base64 (NULL for list).  A change is on the node's
+ * keyring file when this returns SHOAL_OK.  fps (may be NULL) gets the
+ * keys' fingerprints after the request, the primary first: at most max,
+ * *n of them; key_fp (may be NULL) the fingerprint of key (list with a key
+ * changes nothing: is the key installed there?).  FAILED_PRECONDITION from
+ * a node without a keyring. */
+enum shoal_keyring_op {
+	SHOAL_KEYRING_LIST = 0,
+	SHOAL_KEYRING_INSTALL = 1,
+	SHOAL_KEYRING_USE = 2,
+	SHOAL_KEYRING_REMOVE = 3,
+};
+#define SHOAL_KEY_FP 16 /* hex digits of a key's fingerprint */
+int shoal_keyring(shoal *c, enum shoal_keyring_op op, const char *key,
+		  char (*fps)[SHOAL_KEY_FP + 1], size_t max, size_t *n,
+		  char key_fp[SHOAL_KEY_FP + 1]);
+
 /* ------------------------------------------------------------ backup */
 
 /* A backup (doc/protocol.md, "Snapshots"): the node asked takes a

@@ -63,6 +63,7 @@ static void test_methods(void)
 		{SHOAL__METHOD__METHOD_CLUSTER_CHANGE, AUTH_ADMIN},
 		{SHOAL__METHOD__METHOD_SET_PAYLOAD, AUTH_WRITE},
 		{SHOAL__METHOD__METHOD_SNAPSHOT, AUTH_ADMIN},
+		{SHOAL__METHOD__METHOD_KEYRING, AUTH_ADMIN},
 	};
 	const ProtobufCEnumDescriptor *d = &shoal__method__descriptor;
 	unsigned bad = 0;

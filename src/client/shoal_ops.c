@@ -591,3 +591,38 @@ int shoal_cluster_change(shoal *c, enum shoal_change kind, uint64_t node_id,
 	arena_free(&a);
 	return rv;
 }
+
+int shoal_keyring(shoal *c, enum shoal_keyring_op op, const char *key,
+		  char (*fps)[SHOAL_KEY_FP + 1], size_t max, size_t *n,
+		  char key_fp[SHOAL_KEY_FP + 1])
+{
+	Shoal__KeyringRequest r;
+	Shoal__KeyringResponse *k;
+	ProtobufCMessage *m = NULL;
+	struct arena a;
+	char buf[128];
+	int rv;
+
+	shoal__keyring_request__init(&r);
+	r.op = (Shoal__KeyringOp)op;
+	snprintf(buf, sizeof buf, "%s", key != NULL ? key : "");
+	r.key = buf;
+	arena_init(&a);
+	rv = cl_call(c, SHOAL__METHOD__METHOD_KEYRING, &r.base, false, &a,
+		     &shoal__keyring_response__descriptor, &m);
+	if (n != NULL)
+		*n = 0;
+	if (rv == SHOAL_OK) {
+		k = (Shoal__KeyringResponse *)m;
+		if (key_fp != NULL)
+			snprintf(key_fp, SHOAL_KEY_FP + 1, "%s", k->key_fingerprint);
+		for (size_t i = 0; i < k->n_fingerprints && fps != NULL && i < max; i++) {
+			snprintf(fps[i], SHOAL_KEY_FP + 1, "%s", k->fingerprints[i]);
+			if (n != NULL)
+				*n = i + 1;
+		}
+	}
+	explicit_bzero(buf, sizeof buf);
+	arena_free(&a);
+	return rv;
+}

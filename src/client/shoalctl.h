@@ -64,6 +64,7 @@ int fvecs_read(const char *path, size_t max_n, float **out, size_t *n, size_t *d
 int cmd_bench(struct ctl *x, int argc, char **argv);
 /* shoalctl_cluster.c: cluster voters|add|remove|transfer-leader|verify */
 int cmd_cluster(struct ctl *x, int argc, char **argv);
+int cmd_cluster_keys(struct ctl *x, int argc, char **argv);
 /* shoalctl_snap.c: snapshot save FILE */
 int cmd_snapshot(struct ctl *x, int argc, char **argv);
 

@@ -13,6 +13,7 @@
  *                                  most caught-up voter)
  *   cluster verify                 every alive member's state digest at an
  *                                  equal applied index
+ *   cluster keys ...               the gossip keyring (shoalctl_keys.c)
  *
  * NODE is a member's name or its 16-hex-digit id.  The changes go to the
  * node asked, which forwards them to the leader.  verify asks each member
@@ -393,9 +394,11 @@ int cmd_cluster(struct ctl *x, int argc, char **argv)
 		return change(x, SHOAL_CHANGE_REMOVE, argv[2], "cluster remove");
 	if (strcmp(sub, "leave") == 0 && argc == 2)
 		return leave(x);
+	if (strcmp(sub, "keys") == 0)
+		return cmd_cluster_keys(x, argc, argv);
 	if (strcmp(sub, "transfer-leader") == 0 && (argc == 2 || argc == 3))
 		return change(x, SHOAL_CHANGE_TRANSFER_LEADER, argc == 3 ? argv[2] : NULL,
 			      "cluster transfer-leader");
 	return ctl_usage_error("cluster: expected voters, add NODE, remove NODE, leave, "
-			       "transfer-leader [NODE] or verify");
+			       "transfer-leader [NODE], verify or keys");
 }

@@ -108,7 +108,8 @@ int node_net_new(const struct node_net_opts *o, struct node_net **out, struct sh
 			       .backoff_ms = o->backoff_ms,
 			       .recv = on_recv,
 			       .address = on_address,
-			       .writable = on_writable};
+			       .writable = on_writable,
+			       .tls = o->tls};
 	int rv;
 
 	if (nn == NULL)

@@ -22,6 +22,7 @@
 struct event_base;
 struct bufferevent;
 struct node_net;
+struct ptls;
 
 struct node_net_opts {
 	struct event_base *base;
@@ -29,6 +30,7 @@ struct node_net_opts {
 	size_t max_frame;  /* bytes of one received frame */
 	size_t max_output; /* bytes queued to one peer */
 	uint32_t backoff_ms;
+	struct ptls *tls; /* optional: links in TLS (peer_tls.h) */
 };
 
 int node_net_new(const struct node_net_opts *o, struct node_net **out, struct sh_err *err);

@@ -5,6 +5,8 @@
 
 #include "cluster/peer.h"
 
+#include "cluster/peer_tls.h"
+
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -26,6 +28,7 @@
 #define IN_IDLE_S     60
 #define WARN_EVERY_MS 30000
 #define ADDR_MAX      320
+#define TLS_HANDSHAKE 0x16 /* the first byte of a TLS handshake record */
 
 /* The link this node sends on to one peer. */
 struct link {
@@ -55,6 +58,7 @@ struct peer_net {
 	struct inconn *in;
 	int n_in;
 	struct peer_stats st;
+	uint64_t refused_warned_at, refused_unwarned;
 };
 
 static void le32_put(uint8_t *p, uint32_t v)
@@ -178,18 +182,58 @@ static void in_read(struct bufferevent *bev, void *arg)
 		in_free(c);
 }
 
+/* A link refused before its preamble: counted, logged at most every
+ * WARN_EVERY_MS. */
+static void warn_refused(struct peer_net *p, const char *addr, const char *why)
+{
+	uint64_t now = sh_clock_mono_ms();
+
+	p->st.refused++;
+	p->refused_unwarned++;
+	if (p->refused_warned_at != 0 && now - p->refused_warned_at < WARN_EVERY_MS)
+		return;
+	LOG_WARN("peer", "refused %" PRIu64 " peer link(s): last from %s: %s", p->refused_unwarned,
+		 addr, why);
+	p->refused_warned_at = now;
+	p->refused_unwarned = 0;
+}
+
 static void in_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct inconn *c = arg;
+	char buf[256];
 
-	(void)bev;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		const char *tls = c->p->o.tls != NULL ? ptls_error(bev, buf, sizeof buf) : NULL;
+
+		if (c->from == 0 && tls != NULL)
+			warn_refused(c->p, c->addr, tls);
 		LOG_DEBUG("peer", "connection from %s closed (%s)", c->addr,
 			  what & BEV_EVENT_TIMEOUT ? "idle"
 			  : what & BEV_EVENT_EOF   ? "end of stream"
 						   : strerror(errno));
 		in_free(c);
 	}
+}
+
+/* The connection to read a link from: bev itself, or TLS over it; NULL
+ * when it is refused (plaintext to a node with TLS, or the reverse). */
+static struct bufferevent *in_secure(struct peer_net *p, struct bufferevent *bev, const char *addr)
+{
+	uint8_t first = 0;
+	bool tls;
+
+	evbuffer_copyout(bufferevent_get_input(bev), &first, 1);
+	tls = first == TLS_HANDSHAKE;
+	if (tls == (p->o.tls != NULL))
+		return tls ? ptls_server(p->o.tls, p->o.base, bev) : bev;
+	warn_refused(p, addr,
+		     tls ? "a TLS link, but this node has no gossip keyring "
+			   "(security.gossip_keyring_file)"
+			 : "a plaintext link, but this node's links need TLS with the gossip "
+			   "keyring (security.gossip_keyring_file)");
+	bufferevent_free(bev);
+	return NULL;
 }
 
 void peer_accept(void *arg, struct bufferevent *bev, const char *addr)
@@ -201,6 +245,10 @@ void peer_accept(void *arg, struct bufferevent *bev, const char *addr)
 	if (p->n_in >= PEER_MAX_IN || (c = sh_calloc(1, sizeof *c)) == NULL) {
 		p->st.refused++;
 		bufferevent_free(bev);
+		return;
+	}
+	if ((bev = in_secure(p, bev, addr)) == NULL) {
+		sh_free(c);
 		return;
 	}
 	c->p = p;
@@ -262,10 +310,23 @@ static void link_down(struct peer_net *p, struct link *l, const char *why)
 	}
 }
 
+static const char *link_why(struct peer_net *p, struct bufferevent *bev, short what, char *buf,
+			    size_t size)
+{
+	const char *tls = p->o.tls != NULL ? ptls_error(bev, buf, size) : NULL;
+
+	if (tls != NULL)
+		return tls;
+	return what & BEV_EVENT_EOF ? "closed by the peer"
+	       : errno              ? strerror(errno)
+				    : "connection failed";
+}
+
 static void link_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct peer_net *p = arg;
 	struct link *l = NULL;
+	char buf[256];
 
 	for (size_t i = 0; i < p->n_links && l == NULL; i++)
 		if (p->links[i].bev == bev)
@@ -281,10 +342,7 @@ static void link_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!l->connected)
 		p->st.connect_failures++;
-	link_down(p, l,
-		  what & BEV_EVENT_EOF ? "closed by the peer"
-		  : errno              ? strerror(errno)
-				       : "connection failed");
+	link_down(p, l, link_why(p, bev, what, buf, sizeof buf));
 }
 
 static void link_read(struct bufferevent *bev, void *arg)
@@ -316,7 +374,9 @@ static int link_connect(struct peer_net *p, struct link *l)
 		link_down(p, l, "the address is not IP:port");
 		return SH_EUNAVAIL;
 	}
-	if ((l->bev = bufferevent_socket_new(p->o.base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+	l->bev = p->o.tls != NULL ? ptls_client(p->o.tls, p->o.base)
+				  : bufferevent_socket_new(p->o.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (l->bev == NULL)
 		return SH_ENOMEM;
 	bufferevent_setcb(l->bev, link_read, link_write, link_event, p);
 	bufferevent_setwatermark(l->bev, EV_WRITE, p->o.max_output / 4, 0);

@@ -15,7 +15,10 @@
  *
  *     u32 LE length of the rest | u8 kind | payload
  *
- * A receiver refuses a preamble of another cluster (or before it knows its
+ * With peer_opts.tls, the connection is TLS 1.3 (peer_tls.h) and the
+ * preamble and frames travel inside it; a node with TLS refuses a
+ * plaintext link and one without refuses a TLS link, before reading any
+ * frame.  A receiver refuses a preamble of another cluster (or before it knows its
  * own), frames over max_frame bytes and unknown kinds, closing the
  * connection with a warning.  A sender whose connection fails drops what
  * was queued (Raft retries) and reconnects at the next send, at most once
@@ -34,6 +37,7 @@
 
 struct event_base;
 struct bufferevent;
+struct ptls;
 
 #define PEER_MAGIC    "SHOALPR1"
 #define PEER_PREAMBLE 24
@@ -72,6 +76,9 @@ struct peer_opts {
 	/* The queue to `to` drained below a quarter of max_output (optional). */
 	void (*writable)(void *data, uint64_t to);
 	void *data;
+	/* Optional: every link in TLS (peer_tls.h); plaintext links are then
+	 * refused, as TLS links are without it. */
+	struct ptls *tls;
 };
 
 struct peer_stats {

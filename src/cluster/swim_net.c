@@ -13,6 +13,8 @@
 
 #include "cluster/swim_net.h"
 
+#include "cluster/keyring.h"
+
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -75,8 +77,14 @@ struct swim_net {
 	uint64_t leave_start;
 	uint64_t refused_log_at, refused_unlogged;
 	uint64_t send_errors, conns_refused;
+	struct keyring *kr;
+	uint64_t unsealed_log_at, unsealed_unlogged;
 	uint8_t rbuf[SWIM_UDP_MAX];
+	uint8_t sbuf[SWIM_UDP_MAX]; /* a datagram sealed or opened */
 };
+
+#define LABEL_UDP "shoal gossip udp"
+#define LABEL_TCP "shoal gossip tcp"
 
 /* ------------------------------------------------------------------ addresses */
 
@@ -271,6 +279,77 @@ static void out_flushed(struct bufferevent *bev, void *arg)
 		conn_free(arg);
 }
 
+/* A received datagram or frame that no key of the ring opens: dropped,
+ * counted (keyring_failures), logged at most every REFUSED_LOG_MS. */
+static void log_unsealed(struct swim_net *n, const char *from, const char *what)
+{
+	uint64_t now = sh_clock_mono_ms();
+
+	n->unsealed_unlogged++;
+	if (n->unsealed_log_at != 0 && now - n->unsealed_log_at < REFUSED_LOG_MS)
+		return;
+	LOG_WARN("swim",
+		 "dropped %" PRIu64
+		 " message(s) that no gossip key opens: last a %s from %s (a node without "
+		 "this cluster's keyring, or with a key removed from it?)",
+		 n->unsealed_unlogged, what, from);
+	n->unsealed_log_at = now;
+	n->unsealed_unlogged = 0;
+}
+
+/* The body length a frame header announces: at most SWIM_STREAM_MAX, plus
+ * the seal with a keyring; 0 when it is out of bounds. */
+static size_t frame_len(const struct swim_net *n, const uint8_t hdr[SWIM_FRAME_HDR])
+{
+	size_t len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+
+	if (n->kr == NULL)
+		return swim_wire_frame_len(hdr);
+	return len > KEYRING_OVERHEAD && len <= SWIM_STREAM_MAX + KEYRING_OVERHEAD ? len : 0;
+}
+
+static void recv_frame(struct swim_net *n, const char *peer, const uint8_t *body, size_t len)
+{
+	uint8_t *plain;
+	long got;
+
+	if (n->kr == NULL) {
+		swim_recv(n->swim, sh_clock_mono_ms(), SWIM_TCP, peer, body, len);
+		return;
+	}
+	if ((plain = sh_malloc(len)) == NULL)
+		return;
+	if ((got = keyring_open(n->kr, LABEL_TCP, body, len, plain, len)) >= 0)
+		swim_recv(n->swim, sh_clock_mono_ms(), SWIM_TCP, peer, plain, (size_t)got);
+	else
+		log_unsealed(n, peer, "stream frame");
+	sh_free(plain);
+}
+
+/* The core's frame (header + body) onto bev, its body sealed with a
+ * keyring. */
+static int write_frame(struct swim_net *n, struct bufferevent *bev, const uint8_t *buf, size_t len)
+{
+	uint8_t hdr[SWIM_FRAME_HDR], *sealed;
+	size_t body = len - SWIM_FRAME_HDR, size = body + KEYRING_OVERHEAD;
+	long got;
+	int rv;
+
+	if (n->kr == NULL)
+		return bufferevent_write(bev, buf, len);
+	if ((sealed = sh_malloc(size)) == NULL)
+		return -1;
+	got = keyring_seal(n->kr, LABEL_TCP, buf + SWIM_FRAME_HDR, body, sealed, size);
+	for (int i = 0; i < SWIM_FRAME_HDR; i++)
+		hdr[i] = (uint8_t)(size >> (8 * (SWIM_FRAME_HDR - 1 - i)));
+	rv = got < 0 || bufferevent_write(bev, hdr, sizeof hdr) != 0 ||
+			     bufferevent_write(bev, sealed, size) != 0
+		     ? -1
+		     : 0;
+	sh_free(sealed);
+	return rv;
+}
+
 static void tcp_send(struct swim_net *n, const struct resolved *r, const uint8_t *buf, size_t len)
 {
 	struct bufferevent *bev;
@@ -285,7 +364,7 @@ static void tcp_send(struct swim_net *n, const struct resolved *r, const uint8_t
 		return;
 	snprintf(c->peer, sizeof c->peer, "%s", r->addr);
 	bufferevent_setcb(bev, NULL, out_flushed, conn_event, c);
-	if (bufferevent_write(bev, buf, len) != 0 ||
+	if (write_frame(n, bev, buf, len) != 0 ||
 	    bufferevent_socket_connect(bev, (const struct sockaddr *)&r->sa, (int)r->len) != 0) {
 		n->send_errors++;
 		conn_free(c);
@@ -309,7 +388,7 @@ static void in_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 		evbuffer_drain(in, sizeof hdr);
-		if ((c->need = swim_wire_frame_len(hdr)) == 0) {
+		if ((c->need = frame_len(n, hdr)) == 0) {
 			LOG_WARN("swim", "connection from %s: bad frame length", c->peer);
 			conn_free(c);
 			return;
@@ -317,8 +396,7 @@ static void in_read(struct bufferevent *bev, void *arg)
 	}
 	if (evbuffer_get_length(in) < c->need)
 		return;
-	swim_recv(n->swim, sh_clock_mono_ms(), SWIM_TCP, c->peer,
-		  evbuffer_pullup(in, (ssize_t)c->need), c->need);
+	recv_frame(n, c->peer, evbuffer_pullup(in, (ssize_t)c->need), c->need);
 	conn_free(c);
 	schedule(n);
 }
@@ -362,7 +440,13 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
 		if (r < 0)
 			break;
 		format_addr(&ss, from, sizeof from);
-		swim_recv(n->swim, sh_clock_mono_ms(), SWIM_UDP, from, n->rbuf, (size_t)r);
+		if (n->kr == NULL)
+			swim_recv(n->swim, sh_clock_mono_ms(), SWIM_UDP, from, n->rbuf, (size_t)r);
+		else if ((r = keyring_open(n->kr, LABEL_UDP, n->rbuf, (size_t)r, n->sbuf,
+					   sizeof n->sbuf)) >= 0)
+			swim_recv(n->swim, sh_clock_mono_ms(), SWIM_UDP, from, n->sbuf, (size_t)r);
+		else
+			log_unsealed(n, from, "datagram");
 	}
 	schedule(n);
 }
@@ -379,9 +463,21 @@ static void io_send(void *data, enum swim_transport t, const char *addr, const u
 		n->send_errors++;
 		return;
 	}
-	if (t == SWIM_TCP)
+	if (t == SWIM_TCP) {
 		tcp_send(n, r, buf, len);
-	else if (sendto(n->udp_fd, buf, len, 0, (const struct sockaddr *)&r->sa, r->len) < 0)
+		return;
+	}
+	if (n->kr != NULL) {
+		long sealed = keyring_seal(n->kr, LABEL_UDP, buf, len, n->sbuf, sizeof n->sbuf);
+
+		if (sealed < 0) {
+			n->send_errors++;
+			return;
+		}
+		buf = n->sbuf;
+		len = (size_t)sealed;
+	}
+	if (sendto(n->udp_fd, buf, len, 0, (const struct sockaddr *)&r->sa, r->len) < 0)
 		n->send_errors++;
 }
 
@@ -526,6 +622,7 @@ int swim_net_start(struct event_base *base, const struct swim_net_opts *o, struc
 	n->data = o->data;
 	n->on_stream = o->on_stream;
 	n->stream_data = o->stream_data;
+	n->kr = o->keyring;
 	io = (struct swim_io){n, io_send, io_event, io_random};
 	if ((rv = sh_rand_os(&seed)) != 0) {
 		rv = sh_err_set(err, rv, "swim: no entropy for the random generator");

@@ -13,7 +13,9 @@
  *
  * Addresses are resolved with getaddrinfo() once and cached (a host name
  * among the seeds blocks the loop once per 30 s at most; IP addresses never
- * block).  Inbound TCP is bounded: at most SWIM_NET_MAX_CONNS connections at
+ * block).  With a keyring, every datagram and every TCP frame's body is
+ * sealed (keyring.h; labels "shoal gossip udp" and "shoal gossip tcp").
+ * Inbound TCP is bounded: at most SWIM_NET_MAX_CONNS connections at
  * once, frames of at most SWIM_STREAM_MAX bytes, 10 s to deliver one.
  *
  * Runs on the loop thread that owns the event_base; not thread-safe.
@@ -29,6 +31,7 @@
 struct event_base;
 struct bufferevent;
 struct swim_net;
+struct keyring;
 
 #define SWIM_NET_MAX_CONNS 64
 
@@ -47,6 +50,10 @@ struct swim_net_opts {
 	 * still in the input buffer.  Without it they are closed. */
 	void (*on_stream)(void *data, struct bufferevent *bev, const char *addr);
 	void *stream_data;
+	/* Optional: seal every datagram and frame with the keyring's primary
+	 * key and drop (count, log) what none of its keys opens.  The core's
+	 * cfg->udp_mtu must leave KEYRING_OVERHEAD bytes for the seal. */
+	struct keyring *keyring;
 };
 
 int swim_net_start(struct event_base *base, const struct swim_net_opts *o, struct swim_net **out,

@@ -56,6 +56,7 @@ static const struct method methods[API_MAX_METHOD + 1] = {
 					       &shoal__set_payload_request__descriptor, K_WRITE},
 	[SHOAL__METHOD__METHOD_SNAPSHOT] = {"snapshot", &shoal__snapshot_request__descriptor,
 					    K_SNAP},
+	[SHOAL__METHOD__METHOD_KEYRING] = {"keyring", &shoal__keyring_request__descriptor, K_LOOP},
 };
 
 struct api {
@@ -64,6 +65,8 @@ struct api {
 	struct pool *pool;
 	struct metrics metrics;
 	const struct swim *members; /* NULL: this node alone */
+	struct keyring *keyring;    /* gossip keys, NULL without */
+	char *keyring_path;
 	bool stopping;
 	struct health health;
 	struct event *tick; /* samples the node for health every 100 ms */
@@ -495,6 +498,8 @@ void api_start(struct op *op)
 	case K_LOOP:
 		if (op->method == SHOAL__METHOD__METHOD_CLUSTER_STATUS)
 			api_cluster_status(op, &a->o, a->members);
+		else if (op->method == SHOAL__METHOD__METHOD_KEYRING)
+			api_keyring(op, a->keyring, a->keyring_path);
 		else if ((op->resp = api_new_msg(op, &shoal__ping_response__descriptor)) == NULL)
 			op->status = SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
 		return api_complete(op);
@@ -598,6 +603,7 @@ void api_free(struct api *a)
 	api_snaps_free(a->snaps);
 	auth_free(a->auth);
 	sh_free(a->node_name);
+	sh_free(a->keyring_path);
 	sh_free(a->client_address);
 	sh_free(a->rest_address);
 	sh_free(a);
@@ -641,6 +647,23 @@ const struct swim *api_membership(const struct api *a)
 }
 
 /* ------------------------------------------------------------ keys */
+
+int api_set_keyring(struct api *a, struct keyring *kr, const char *path)
+{
+	char *p = sh_strdup(path);
+
+	if (p == NULL)
+		return SH_ENOMEM;
+	sh_free(a->keyring_path);
+	a->keyring = kr;
+	a->keyring_path = p;
+	return 0;
+}
+
+struct keyring *api_keyring_of(const struct api *a)
+{
+	return a->keyring;
+}
 
 void api_set_auth(struct api *a, struct auth *auth)
 {

@@ -40,7 +40,7 @@
 
 #define API_MAX_K      10000
 #define API_MAX_LIMIT  10000
-#define API_MAX_METHOD SHOAL__METHOD__METHOD_SNAPSHOT
+#define API_MAX_METHOD SHOAL__METHOD__METHOD_KEYRING
 
 struct api_opts {
 	struct event_base *base; /* NULL: no loop (the simulator runs pool jobs inline) */
@@ -58,6 +58,7 @@ struct api_opts {
 };
 
 struct api;
+struct keyring;
 
 struct op {
 	struct api *api;
@@ -135,6 +136,12 @@ void api_read_run(struct op *op);
  * The api does not own it; unset it before freeing it. */
 void api_set_membership(struct api *a, const struct swim *s);
 const struct swim *api_membership(const struct api *a);
+/* The gossip keyring (cluster/keyring.h) METHOD_KEYRING changes and
+ * whose key file it rewrites (NULL: none; the api owns neither; unset it
+ * before freeing it); and the method, on the loop (api_keys.c). */
+int api_set_keyring(struct api *a, struct keyring *kr, const char *path);
+struct keyring *api_keyring_of(const struct api *a);
+void api_keyring(struct op *op, struct keyring *kr, const char *path);
 /* Cluster status, on the loop (api_cluster.c). */
 void api_cluster_status(struct op *op, const struct api_opts *o, const struct swim *members);
 /* Record op's metrics and call op->done: how every op ends. */

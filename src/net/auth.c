@@ -7,6 +7,7 @@
 
 #include "proto/shoal.pb-c.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,37 +30,6 @@ struct auth {
 };
 
 /* ------------------------------------------------------------ key files */
-
-static int read_file(const char *path, char *buf, size_t *len, struct sh_err *err)
-{
-	struct stat st;
-	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
-
-	if (fd < 0)
-		return sh_err_set(err, SH_EIO, "key file %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return sh_err_set(err, SH_EINVAL, "key file %s: not a regular file", path);
-	}
-	if (st.st_mode & 077) {
-		close(fd);
-		return sh_err_set(
-			err, SH_EINVAL,
-			"key file %s: readable or writable by group or others (mode %03o); "
-			"chmod 600 it",
-			path, (unsigned)(st.st_mode & 0777));
-	}
-	got = read(fd, buf, KEY_FILE_MAX + 1);
-	close(fd);
-	if (got < 0)
-		return sh_err_set(err, SH_EIO, "key file %s: %s", path, strerror(errno));
-	if (got > KEY_FILE_MAX)
-		return sh_err_set(err, SH_EINVAL, "key file %s: larger than %d bytes", path,
-				  KEY_FILE_MAX);
-	*len = (size_t)got;
-	return 0;
-}
 
 static int check_key(const char *path, int line, const char *k, size_t len, struct sh_err *err)
 {
@@ -124,7 +94,7 @@ static int load_one(struct auth *a, const char *path, enum auth_role role, struc
 		return 0;
 	if ((buf = sh_malloc(KEY_FILE_MAX + 1)) == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	rv = read_file(path, buf, &len, err);
+	rv = sh_secret_read(path, "key file", buf, KEY_FILE_MAX, &len, err);
 	if (rv == 0)
 		rv = parse_keys(a, path, buf, len, role, err);
 	explicit_bzero(buf, KEY_FILE_MAX + 1); /* no key left in freed memory */
@@ -248,7 +218,8 @@ enum auth_role auth_method_role(uint16_t method)
 	case SHOAL__METHOD__METHOD_CREATE_COLLECTION:
 	case SHOAL__METHOD__METHOD_DROP_COLLECTION:
 	case SHOAL__METHOD__METHOD_CLUSTER_CHANGE:
-	case SHOAL__METHOD__METHOD_SNAPSHOT: return AUTH_ADMIN;
+	case SHOAL__METHOD__METHOD_SNAPSHOT:
+	case SHOAL__METHOD__METHOD_KEYRING: return AUTH_ADMIN;
 	default: return AUTH_ADMIN; /* fail closed: a method without a role */
 	}
 }

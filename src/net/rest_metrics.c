@@ -10,6 +10,8 @@
 
 #include "net/rest_impl.h"
 
+#include "cluster/keyring.h"
+
 #include "storage/indexer.h"
 
 #include "util/alloc.h"
@@ -228,10 +230,25 @@ static void metrics_auth(struct api *a, struct evbuffer *out)
 				    reason[i], v[i]);
 }
 
+/* Gossip the keyring did not open (doc/security.md, "Gossip keyring"). */
+static void metrics_keyring(struct api *a, struct evbuffer *out)
+{
+	const struct keyring *kr = api_keyring_of(a);
+
+	if (kr == NULL)
+		return;
+	gauge(out, "shoal_gossip_keys", "Keys in this node's gossip keyring.", keyring_count(kr));
+	counter(out, "shoal_gossip_unsealed_dropped_total",
+		"Membership datagrams and frames dropped because no key of the keyring "
+		"authenticates them.",
+		keyring_failures(kr));
+}
+
 void rest_metrics(struct api *a, uint64_t self, struct evbuffer *out)
 {
 	metrics_render(api_metrics(a), api_method_name, api_status_name, out);
 	metrics_auth(a, out);
+	metrics_keyring(a, out);
 	metrics_storage(a, out);
 	metrics_raft(a, self, out);
 	metrics_membership(a, out);

@@ -176,6 +176,8 @@ static const struct cfg_row rows[] = {
 	 "File of API keys of role write (upserts, deletes, payloads, and all of read)."},
 	{"security.read_keys_file", CFG_STRING, OFF(read_keys_file), "", 0, 4000, NULL, NULL, CFG_RUNTIME,
 	 "File of API keys of role read (searches, gets, counts, scrolls, listings, status)."},
+	{"security.gossip_keyring_file", CFG_STRING, OFF(gossip_keyring_file), "", 0, 4000, NULL, NULL, 0,
+	 "File of the cluster's gossip keys (base64, the primary first, mode 600): membership packets are sealed with AES-256-GCM and peer links run in TLS 1.3 keyed by it; nodes without a key of the ring cannot join, vote or replicate. shoald rewrites it on shoalctl cluster keys. Empty: gossip and peer links in clear (doc/security.md)."},
 	{"security.metrics_open", CFG_BOOL, OFF(metrics_open), "false", 0, 0, NULL, NULL, 0,
 	 "Serve GET /metrics without an API key when keys are required (otherwise it needs a read key)."},
 };

@@ -111,6 +111,7 @@ struct sh_config {
 	char *admin_keys_file;
 	char *write_keys_file;
 	char *read_keys_file;
+	char *gossip_keyring_file;
 	bool metrics_open;
 };
 

@@ -25,8 +25,10 @@
  */
 #include "build.h"
 
+#include "cluster/keyring.h"
 #include "cluster/node.h"
 #include "cluster/node_net.h"
+#include "cluster/peer_tls.h"
 #include "cluster/swim_net.h"
 #include "net/api.h"
 #include "net/rest.h"
@@ -78,6 +80,8 @@ struct shoald {
 	struct rest *rest;
 	int exit_status;
 	struct swim_net *swim;
+	struct keyring *keyring;  /* gossip keys, NULL without (doc/security.md) */
+	struct ptls *tls;         /* peer links' TLS, with the keyring */
 	struct sh_notify *notify; /* READY=1, STATUS=, STOPPING=1 to systemd */
 	bool stopping;
 };
@@ -424,7 +428,8 @@ static int start_node(struct shoald *d, struct sh_err *err)
 				   .self_id = sh_datadir_node_id(d->datadir),
 				   .max_frame = c->max_frame_bytes + 4096,
 				   .max_output = c->max_inflight_bytes + c->max_frame_bytes,
-				   .backoff_ms = (uint32_t)c->heartbeat_ms};
+				   .backoff_ms = (uint32_t)c->heartbeat_ms,
+				   .tls = d->tls};
 	struct node_opts o = {
 		.db = d->db,
 		.datadir = d->datadir,
@@ -477,6 +482,9 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 				  .n_seeds = c->seeds.n};
 
 	membership_config(c, &sc);
+	if (d->keyring != NULL)
+		sc.udp_mtu -= KEYRING_OVERHEAD; /* the sealed datagram fits udp_mtu */
+	o.keyring = d->keyring;
 	for (int i = 0; i < SWIM_N_ADDRS; i++) {
 		host_port(addr[i], sizeof addr[i], c->advertise_address, ports[i]);
 		self.addr[i] = addr[i];
@@ -493,6 +501,11 @@ static int start_membership(struct shoald *d, struct sh_err *err)
 		 addr[SWIM_ADDR_CLUSTER], c->seeds.n,
 		 c->profile == SH_PROFILE_LOCAL ? "local" : "lan");
 	return 0;
+}
+
+static bool loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
 }
 
 /* The API keys of the key files configured now (doc/security.md).  A
@@ -515,12 +528,38 @@ static int load_keys(struct shoald *d, bool reload, struct sh_err *err)
 	api_set_auth(d->api, a);
 	if (a != NULL)
 		LOG_INFO("server", "API keys required: %zu admin, %zu write, %zu read", na, nw, nr);
-	else if (strncmp(c->listen_address, "127.", 4) != 0 &&
-		 strcmp(c->listen_address, "::1") != 0)
+	else if (!loopback(c->listen_address))
 		LOG_WARN("server",
 			 "listening on %s without API keys: anyone who reaches the client and "
 			 "REST ports can read and write every collection (doc/security.md)",
 			 c->listen_address);
+	return 0;
+}
+
+/* The gossip keyring and the peer links' TLS, when a keyring file is
+ * configured (doc/security.md). */
+static int load_keyring(struct shoald *d, struct sh_err *err)
+{
+	const struct sh_config *c = &d->cfg;
+	char fp[KEYRING_FP + 1];
+	int rv;
+
+	if (c->gossip_keyring_file[0] == '\0') {
+		if (!loopback(c->listen_address))
+			LOG_WARN("server",
+				 "listening on %s without a gossip keyring: anyone who reaches the "
+				 "cluster port can join, vote and replicate "
+				 "(security.gossip_keyring_file, doc/security.md)",
+				 c->listen_address);
+		return 0;
+	}
+	if ((rv = keyring_load(c->gossip_keyring_file, &d->keyring, err)) != 0 ||
+	    (rv = ptls_new(d->keyring, &d->tls, err)) != 0)
+		return rv;
+	keyring_fingerprint(keyring_key(d->keyring, 0), fp);
+	LOG_INFO("server",
+		 "gossip sealed and peer links in TLS with the keyring %s: %zu key(s), primary %s",
+		 c->gossip_keyring_file, keyring_count(d->keyring), fp);
 	return 0;
 }
 
@@ -567,6 +606,8 @@ static int start_api(struct shoald *d, struct sh_err *err)
 	snprintf(rest, sizeof rest, "%s:%" PRId64, c->advertise_address, c->rest_port);
 	if ((rv = api_new(&ao, &d->api, err)) != 0 || (rv = load_keys(d, false, err)) != 0)
 		return rv;
+	if (d->keyring != NULL && api_set_keyring(d->api, d->keyring, c->gossip_keyring_file) != 0)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	so.api = ro.api = d->api;
 	if ((rv = server_new(&so, &d->server, err)) != 0 ||
 	    (rv = rest_new(&ro, &d->rest, err)) != 0)
@@ -600,7 +641,8 @@ static int run(struct shoald *d)
 	struct sh_err err;
 
 	if (sh_datadir_open(d->cfg.data_dir, &d->datadir, &err) != 0 || setup_loop(d, &err) != 0 ||
-	    open_storage(d, &err) != 0 || start_node(d, &err) != 0 || start_api(d, &err) != 0) {
+	    load_keyring(d, &err) != 0 || open_storage(d, &err) != 0 || start_node(d, &err) != 0 ||
+	    start_api(d, &err) != 0) {
 		LOG_ERROR("server", "cannot start: %s", err.msg);
 		return EXIT_START;
 	}
@@ -636,6 +678,10 @@ static void cleanup(struct shoald *d)
 	stop_api(d);
 	node_net_free(d->net);
 	d->net = NULL;
+	ptls_free(d->tls);
+	d->tls = NULL;
+	keyring_free(d->keyring);
+	d->keyring = NULL;
 	for (int i = 0; i < 4; i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);

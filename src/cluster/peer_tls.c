@@ -1,0 +1,176 @@
+/*
+ * peer_tls: see peer_tls.h.
+ */
+#include "build.h"
+
+#include "cluster/peer_tls.h"
+
+#include "cluster/keyring.h"
+#include "util/alloc.h"
+
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define SUITE "TLS_AES_256_GCM_SHA384"
+
+struct ptls {
+	struct keyring *kr;
+	SSL_CTX *client, *server;
+	char id[KEYRING_FP + 1]; /* the identity the client offers */
+};
+
+static const unsigned char suite_id[2] = {0x13, 0x02}; /* TLS_AES_256_GCM_SHA384 */
+
+/* A resumption-style session whose secret is key's PSK. */
+static SSL_SESSION *psk_session(SSL *ssl, const uint8_t *key)
+{
+	const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, suite_id);
+	SSL_SESSION *s = SSL_SESSION_new();
+	uint8_t psk[32];
+
+	keyring_psk(key, psk);
+	if (s == NULL || cipher == NULL || SSL_SESSION_set1_master_key(s, psk, sizeof psk) != 1 ||
+	    SSL_SESSION_set_cipher(s, cipher) != 1 ||
+	    SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION) != 1) {
+		SSL_SESSION_free(s);
+		s = NULL;
+	}
+	explicit_bzero(psk, sizeof psk);
+	return s;
+}
+
+static struct ptls *of(SSL *ssl)
+{
+	return SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+}
+
+static int use_session(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
+		       SSL_SESSION **sess)
+{
+	struct ptls *t = of(ssl);
+	const uint8_t *key = keyring_key(t->kr, 0);
+
+	(void)md; /* one suite, so md is always its SHA-384 */
+	*sess = NULL;
+	if (key == NULL)
+		return 1; /* no key: the handshake fails */
+	keyring_fingerprint(key, t->id);
+	*id = (const unsigned char *)t->id;
+	*idlen = KEYRING_FP;
+	*sess = psk_session(ssl, key);
+	return *sess != NULL;
+}
+
+static int find_session(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION **sess)
+{
+	struct ptls *t = of(ssl);
+	char fp[KEYRING_FP + 1];
+
+	*sess = NULL;
+	if (idlen != KEYRING_FP)
+		return 1; /* unknown identity: no PSK, the handshake fails */
+	for (size_t i = 0; i < keyring_count(t->kr); i++) {
+		keyring_fingerprint(keyring_key(t->kr, i), fp);
+		if (memcmp(fp, id, KEYRING_FP) == 0) {
+			*sess = psk_session(ssl, keyring_key(t->kr, i));
+			return *sess != NULL;
+		}
+	}
+	return 1;
+}
+
+static SSL_CTX *ctx_new(struct ptls *t, bool server)
+{
+	SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+	if (c == NULL)
+		return NULL;
+	SSL_CTX_set_app_data(c, t);
+	if (SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_ciphersuites(c, SUITE) != 1) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+	if (server) {
+		SSL_CTX_set_num_tickets(c, 0);
+		SSL_CTX_set_psk_find_session_callback(c, find_session);
+	} else {
+		SSL_CTX_set_psk_use_session_callback(c, use_session);
+	}
+	return c;
+}
+
+int ptls_new(struct keyring *kr, struct ptls **out, struct sh_err *err)
+{
+	struct ptls *t = sh_calloc(1, sizeof *t);
+
+	if (t == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	t->kr = kr;
+	t->client = ctx_new(t, false);
+	t->server = ctx_new(t, true);
+	if (t->client == NULL || t->server == NULL) {
+		ptls_free(t);
+		return sh_err_set(err, SH_EIO, "peer TLS: OpenSSL cannot make a TLS 1.3 context");
+	}
+	*out = t;
+	return 0;
+}
+
+void ptls_free(struct ptls *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->client);
+	SSL_CTX_free(t->server);
+	sh_free(t);
+}
+
+struct bufferevent *ptls_client(struct ptls *t, struct event_base *base)
+{
+	SSL *ssl = SSL_new(t->client);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct bufferevent *under)
+{
+	SSL *ssl = SSL_new(t->server);
+	struct bufferevent *bev = NULL;
+
+	if (ssl != NULL)
+		bev = bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		bufferevent_free(under);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+const char *ptls_error(struct bufferevent *bev, char *buf, size_t size)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+
+	if (e == 0)
+		return NULL;
+	ERR_error_string_n(e, buf, size);
+	return buf;
+}

@@ -1,0 +1,43 @@
+/*
+ * peer_tls: TLS 1.3 on the peer links, keyed by the gossip keyring
+ * (doc/security.md, "Peer links").
+ *
+ * With a keyring, every peer link (Raft messages, forwarded writes,
+ * snapshot chunks) runs in TLS 1.3 with an external pre-shared key derived
+ * from a keyring key (keyring_psk) and named by the key's fingerprint:
+ * the connecting node offers its primary key, the accepting node takes any
+ * key of its ring (so links keep working while a key is rotated).  The
+ * handshake is (EC)DHE with the PSK (forward secrecy), AES-256-GCM; a
+ * process without a key of the ring cannot complete it, so nothing it
+ * sends is read as a peer message.  Certificates (mutual TLS with a
+ * cluster CA) are not built yet.
+ *
+ * Runs on the loop thread; the keyring must outlive the contexts.
+ */
+#ifndef SHOAL_CLUSTER_PEER_TLS_H
+#define SHOAL_CLUSTER_PEER_TLS_H
+
+#include <stddef.h>
+
+#include "util/err.h"
+
+struct bufferevent;
+struct event_base;
+struct keyring;
+struct ptls;
+
+int ptls_new(struct keyring *kr, struct ptls **out, struct sh_err *err);
+void ptls_free(struct ptls *t);
+
+/* A TLS client on a new socket; connect it with bufferevent_socket_connect.
+ * BEV_EVENT_CONNECTED comes once the handshake is done.  NULL: no memory. */
+struct bufferevent *ptls_client(struct ptls *t, struct event_base *base);
+/* A TLS server over an accepted connection (bytes already read stay
+ * readable); takes under: it is freed with the result, or at once on
+ * failure (NULL). */
+struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct bufferevent *under);
+/* The OpenSSL reason of bev's last failure, for a log line; NULL when
+ * OpenSSL gave none (the peer closed, a socket error). */
+const char *ptls_error(struct bufferevent *bev, char *buf, size_t size);
+
+#endif
