@@ -7,7 +7,7 @@
 . "${top_srcdir:-.}/t/lib.sh"
 
 secs=${FUZZ_SECONDS:-3}
-for t in frame request rest_json peer wal snapshot; do
+for t in frame request rest_json peer wal snapshot gossip; do
 	bin=$top_builddir/t/fuzz/fuzz_$t
 	corpus=$top_srcdir/t/fuzz/corpus/$t
 	if [ "${SHOAL_FUZZING:-no}" = yes ]; then

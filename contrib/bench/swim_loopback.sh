@@ -2,8 +2,11 @@
 # swim_loopback.sh: membership figures from real shoald processes on
 # 127.0.0.1 (doc/benchmarks.md, "Membership").
 #
-#   contrib/bench/swim_loopback.sh [-n NODES] [-b BASE_PORT] [-s STEADY_S] [-p PROFILE] [-B BUILDDIR]
+#   contrib/bench/swim_loopback.sh [-n NODES] [-b BASE_PORT] [-s STEADY_S] [-p PROFILE] [-B BUILDDIR] [-k]
 #
+# -k: the nodes share a gossip keyring made for the run (membership sealed
+# with AES-256-GCM, peer links in TLS; doc/security.md), to compare with
+# the same run without.
 # Starts NODES shoald (node 0 first, then the others joining it), reports
 # the time until every node logged every other as joined, measures the
 # traffic per node per second over STEADY_S seconds (SIGUSR1 makes each node
@@ -11,11 +14,11 @@
 # last node with SIGKILL and reports the time until each other node logged
 # it dead (from the log timestamps).  Ports BASE*10+1.. must be free.
 set -eu
-n=8 base=3400 steady=30 profile=lan build=build/dev
-while getopts n:b:s:p:B: o; do
+n=8 base=3400 steady=30 profile=lan build=build/dev keyed=no
+while getopts n:b:s:p:B:k o; do
 	case $o in
 	n) n=$OPTARG ;; b) base=$OPTARG ;; s) steady=$OPTARG ;; p) profile=$OPTARG ;;
-	B) build=$OPTARG ;; *) exit 2 ;;
+	B) build=$OPTARG ;; k) keyed=yes ;; *) exit 2 ;;
 	esac
 done
 shoald=$build/src/server/shoald
@@ -30,12 +33,18 @@ log_ms() {
 	[ -n "$t" ] && date -d "$t" +%s%3N
 }
 
+keyring=
+if [ $keyed = yes ]; then
+	(umask 077; head -c 32 /dev/urandom | base64 >"$dir/keyring")
+	keyring="--security-gossip-keyring-file $dir/keyring"
+fi
 t0=$(ms)
 i=0
 while [ $i -lt "$n" ]; do
+	# shellcheck disable=SC2086
 	"$shoald" --node-name "b$i" --node-data-dir "$dir/d$i" --listen-base-port $((base + i)) \
 		--membership-profile "$profile" --cluster-seeds "127.0.0.1:$((base * 10 + 1))" \
-		>/dev/null 2>"$dir/b$i.log" &
+		$keyring >/dev/null 2>"$dir/b$i.log" &
 	pids="$pids $!"
 	i=$((i + 1))
 done
@@ -51,7 +60,7 @@ while :; do
 	[ $done_ = yes ] && break
 	sleep 0.01
 done
-echo "shoald n=$n profile=$profile: all started and converged $(( $(ms) - t0 )) ms after the first start"
+echo "shoald n=$n profile=$profile keyring=$keyed: all started and converged $(( $(ms) - t0 )) ms after the first start"
 sleep 2
 for p in $pids; do kill -USR1 "$p"; done
 sleep "$steady"

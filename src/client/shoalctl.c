@@ -45,6 +45,7 @@ static void usage(FILE *out)
 		"  status | members\n"
 		"  cluster voters | cluster add NODE | cluster remove NODE\n"
 		"  cluster transfer-leader [NODE] | cluster verify\n"
+		"  cluster keys list | cluster keys install|use|remove KEY|-\n"
 		"  snapshot save FILE|-\n"
 		"  bench [see shoalctl(1)]\n"
 		"  help COMMAND | COMMAND --help     the usage of one command\n"
@@ -100,9 +101,11 @@ static const struct {
 		    "Every member the node knows through membership, with its SWIM state.\n"},
 	{"cluster", "usage: shoalctl [OPTIONS] cluster voters | add NODE | remove NODE\n"
 		    "                          | transfer-leader [NODE] | verify\n"
+		    "                          | keys list | keys install|use|remove KEY|-\n"
 		    "The voter configuration and the replicas.  verify compares every voter's\n"
 		    "and learner's digest at one applied index: exit 0 agree, 1 differ, 6 a voter\n"
-		    "or learner down, 7 no common index within --timeout.\n"},
+		    "or learner down, 7 no common index within --timeout.  keys: the gossip\n"
+		    "keyring on every member (KEY in base64, - reads it from stdin).\n"},
 	{"snapshot",
 	 "usage: shoalctl [OPTIONS] snapshot save FILE|-\n"
 	 "Back up the node asked (any node, a follower too): it takes a snapshot of its\n"
