@@ -27,10 +27,12 @@ newkey() { head -c 32 /dev/urandom | base64; }
 K1=$(newkey)
 K2=$(newkey)
 K3=$(newkey)
+K4=$(newkey)
 
 # keyring_for NODE KEY: NODE's own keyring file (each node rewrites its own).
 keyring_for() {
-	f=$TESTDIR/ring$1
+	mkdir -p "$TESTDIR/k$1"
+	f=$TESTDIR/k$1/ring
 	(umask 077; printf '# test keyring\n%s\n' "$2" >"$f")
 	echo "$f"
 }
@@ -123,26 +125,70 @@ sleep 3
 dead=$(cat "$TESTDIR"/n0.log "$TESTDIR"/n1.log "$TESTDIR"/n2.log | grep -c "is dead")
 is "$dead" 0 "no member was declared dead during the rotation ($(($(date +%s) - t0)) s)"
 is "$(alive_members 1)" 3 "three members alive after the rotation"
-grep -q -F "$K1" "$TESTDIR/ring1"
+grep -q -F "$K1" "$TESTDIR/k1/ring"
 is $? 1 "node 1's keyring file was rewritten without the old key"
-like "$(ls -l "$TESTDIR/ring1")" "-rw------- " "... with mode 600"
+like "$(ls -l "$TESTDIR/k1/ring")" "-rw------- " "... with mode 600"
 stop_writer
 check_acked "0 1 2" "rotation"
+like "$(cat "$TESTDIR/n0.log")" "closed" "a node closes its peer links after a key is removed"
 
 # A node restarted reads its rewritten keyring and rejoins.
 kill -TERM "$pid_1"
 wait_exit "$pid_1" 10000
-EXTRA="--security-gossip-keyring-file $TESTDIR/ring1"
+EXTRA="--security-gossip-keyring-file $TESTDIR/k1/ring"
 start_node 1
 EXTRA=
 wait_leader "0 1 2"
 ok $? "node 1 restarted with the new key follows the leader"
 check_converged "0 1 2" "after the restart"
 
+# Connections that start a TLS handshake and never finish it cannot keep
+# the nodes' own links out: 300 of them held while node 2 restarts.
+bash -c "for i in \$(seq 1 300); do exec {fd}<>/dev/tcp/127.0.0.1/$cport || break
+	printf '\\026\\003\\001\\000' >&\$fd; done; sleep 15" 2>/dev/null &
+holder=$!
+started_pids="$started_pids $holder"
+sleep 1
+kill -TERM "$pid_2"
+wait_exit "$pid_2" 10000
+EXTRA="--security-gossip-keyring-file $TESTDIR/k2/ring"
+start_node 2
+EXTRA=
+wait_leader "0 1 2"
+ok $? "with 300 handshakes held open against node 0, node 2 restarts and follows the leader"
+check_converged "0 1 2" "while the handshakes are held"
+refused=$(metric 0 shoal_peer_links_refused_total)
+ok $([ "${refused:-0}" -ge 1 ]; echo $?) \
+	"node 0 counts the unfinished handshakes it closed (shoal_peer_links_refused_total ${refused:-?})"
+kill "$holder" 2>/dev/null
+
+# A rotation left half done: node 2 cannot write its keyring file (a
+# directory where its temporary file goes), so `use` fails there; `remove`
+# of the key node 2 still seals with is then refused, changing nothing.
+sleep 2
+dead0=$(cat "$TESTDIR"/n[0-2]*.log | grep -c "is dead")
+printf '%s\n' "$K3" | ctl_at 0 cluster keys install - >/dev/null
+is $? 0 "install a third key"
+mkdir "$TESTDIR/k2/ring.tmp"
+ctl_at 0 cluster keys use "$K3" >"$TESTDIR/use3.out" 2>&1
+isnt_ok=$?
+ok $([ $isnt_ok != 0 ]; echo $?) "keys use with node 2 unable to save: fails (exit $isnt_ok)"
+like "$(cat "$TESTDIR/use3.out")" "cannot write" "... naming the reason"
+ctl_at 0 cluster keys remove "$K2" >"$TESTDIR/rm2.out" 2>&1
+is $? 5 "keys remove of the key node 2 still seals with: refused (exit 5)"
+like "$(cat "$TESTDIR/rm2.out")" "n2 the key is its primary" "... naming node 2"
+is "$(ctl_at 1 cluster keys list | grep -c " (primary)")" 3 "every member still answers"
+rmdir "$TESTDIR/k2/ring.tmp"
+ctl_at 0 cluster keys use "$K3" >/dev/null && ctl_at 0 cluster keys remove "$K2" >/dev/null
+is $? 0 "once node 2 can save: use and remove complete"
+sleep 2
+is "$(cat "$TESTDIR"/n[0-2]*.log | grep -c "is dead")" "$dead0" \
+	"no member was declared dead meanwhile"
+
 # A key never installed cannot be removed; the primary cannot be removed.
-ctl_at 0 cluster keys remove "$K3" >/dev/null 2>&1
+ctl_at 0 cluster keys remove "$K4" >/dev/null 2>&1
 is $? 3 "keys remove of a key not installed: exit 3 (NOT_FOUND)"
-ctl_at 0 cluster keys remove "$K2" >"$TESTDIR/rm.out" 2>&1
+ctl_at 0 cluster keys remove "$K3" >"$TESTDIR/rm.out" 2>&1
 is $? 5 "keys remove of the primary: refused (exit 5)"
 like "$(cat "$TESTDIR/rm.out")" "primary" "... saying it is the primary"
 stop_cluster

@@ -20,7 +20,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 static char dir[] = "/tmp/shoal-keyring-XXXXXX";
 
@@ -69,7 +73,8 @@ static void test_seal_open(void)
 	       KEYRING_OVERHEAD);
 	m = keyring_open(a, "lbl", sealed, (size_t)n, out, sizeof out);
 	ok(m == (long)sizeof msg && memcmp(out, msg, sizeof msg) == 0, "opens to the message");
-	ok(memcmp(sealed + 1 + KEYRING_NONCE, msg, 64) != 0, "the body is not the plaintext");
+	ok(memcmp(sealed + KEYRING_OVERHEAD - KEYRING_TAG, msg, 64) != 0,
+	   "the body is not the plaintext");
 	is_int(keyring_open(b, "lbl", sealed, (size_t)n, out, sizeof out), -1L,
 	       "another key does not open it");
 	is_int(keyring_open(a, "other", sealed, (size_t)n, out, sizeof out), -1L,
@@ -86,7 +91,7 @@ static void test_seal_open(void)
 	is_int(keyring_failures(a), (uint64_t)(2 * n + 1), "each refusal counted");
 	is_int(keyring_failures(b), (uint64_t)1, "... on the ring that refused");
 	m = keyring_seal(a, "lbl", msg, sizeof msg, out, sizeof out);
-	ok(m == n && memcmp(out + 1, sealed + 1, KEYRING_NONCE) != 0, "a new nonce each time");
+	ok(m == n && memcmp(out + 5, sealed + 5, KEYRING_NONCE) != 0, "a new nonce each time");
 	n = keyring_seal(a, "lbl", NULL, 0, sealed, sizeof sealed);
 	is_int(keyring_open(a, "lbl", sealed, (size_t)n, out, sizeof out), 0L, "an empty message");
 	is_int(keyring_seal(a, "lbl", msg, sizeof msg, sealed, sizeof msg + 5), -1L,
@@ -198,9 +203,47 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		e->failed = true;
 }
 
-/* A TLS link between ring a (connecting) and ring b (accepting) over a
- * socketpair: does "ping" arrive? */
-static bool link_works(struct keyring *a, struct keyring *b)
+/* A server that knows no key and offers a self-signed certificate. */
+static SSL_CTX *cert_server(void)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+
+	if (c == NULL || k == NULL || x == NULL)
+		bail_out("cannot make a certificate");
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, k);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"intruder", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	if (X509_sign(x, k, EVP_sha256()) == 0 || SSL_CTX_use_certificate(c, x) != 1 ||
+	    SSL_CTX_use_PrivateKey(c, k) != 1)
+		bail_out("cannot make a certificate");
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return c;
+}
+
+static struct bufferevent *server_end(struct event_base *base, struct ptls *tb, SSL_CTX *certs,
+				      int fd)
+{
+	struct bufferevent *under = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+
+	if (certs == NULL)
+		return ptls_server(tb, base, under);
+	return bufferevent_openssl_filter_new(base, under, SSL_new(certs),
+					      BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* A TLS link between ring a (connecting) and ring b (accepting; or a
+ * server with certificates only, certs) over a socketpair: does "ping"
+ * arrive, and does the client see a keyed handshake? */
+static char server_got[64]; /* what the last server end read */
+
+static bool link_works_with(struct keyring *a, struct keyring *b, SSL_CTX *certs)
 {
 	struct event_base *base = event_base_new();
 	struct ptls *ta = NULL, *tb = NULL;
@@ -215,8 +258,9 @@ static bool link_works(struct keyring *a, struct keyring *b)
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
 		bail_out("TLS setup");
 	ca = ptls_client(ta, base);
-	bufferevent_setfd(ca, sv[0]);
-	cb = ptls_server(tb, base, bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE));
+	bufferevent_setfd(bufferevent_get_underlying(ca), sv[0]);
+	bufferevent_enable(bufferevent_get_underlying(ca), EV_READ | EV_WRITE);
+	cb = server_end(base, tb, certs, sv[1]);
 	bufferevent_setcb(ca, on_read, NULL, on_event, &ea);
 	bufferevent_setcb(cb, on_read, NULL, on_event, &eb);
 	bufferevent_enable(ca, EV_READ | EV_WRITE);
@@ -226,13 +270,19 @@ static bool link_works(struct keyring *a, struct keyring *b)
 		event_base_loopexit(base, &tv);
 		event_base_dispatch(base);
 	}
-	ok = strcmp(eb.got, "ping") == 0;
+	ok = strcmp(eb.got, "ping") == 0 && ptls_keyed(ca);
+	snprintf(server_got, sizeof server_got, "%s", eb.got);
 	bufferevent_free(ca);
 	bufferevent_free(cb);
 	ptls_free(ta);
 	ptls_free(tb);
 	event_base_free(base);
 	return ok;
+}
+
+static bool link_works(struct keyring *a, struct keyring *b)
+{
+	return link_works_with(a, b, NULL);
 }
 
 static void test_tls(void)
@@ -253,6 +303,13 @@ static void test_tls(void)
 	keyring_install(a, k2, &err);
 	keyring_use(a, k2, &err);
 	ok(!link_works(a, b), "TLS: a connector whose primary the acceptor lacks fails");
+	{
+		SSL_CTX *certs = cert_server();
+
+		ok(!link_works_with(a, b, certs) && server_got[0] == '\0',
+		   "TLS: a server with a certificate and no key reads nothing of the link");
+		SSL_CTX_free(certs);
+	}
 	keyring_free(a);
 	keyring_free(b);
 	keyring_free(c);

@@ -8,7 +8,9 @@
  *   cluster keys use KEY         make KEY the primary on every member;
  *                                refused, changing nothing, unless every
  *                                member has it installed
- *   cluster keys remove KEY      remove KEY from every member
+ *   cluster keys remove KEY      remove KEY from every member; refused,
+ *                                changing nothing, while it is some
+ *                                member's primary
  *
  * KEY is 32 bytes in base64 (`openssl rand -base64 32` makes one), or "-"
  * to read it from the standard input (so it shows in no process list).
@@ -118,11 +120,25 @@ static bool has(const struct answer *a, const char *fp)
 	return false;
 }
 
-/* use: every member asked must have the key already, else nothing
- * changes (a node sealing with a key that another lacks cuts them
- * apart). */
-static int check_installed(struct ctl *x, struct answer *a, size_t n, const char *key)
+/* What would stop op on member a (its keys listed with the key): NULL
+ * when nothing does. */
+static const char *blocker(const struct answer *a, enum shoal_keyring_op op)
 {
+	if (op == SHOAL_KEYRING_USE && !has(a, a->key_fp))
+		return "the key is not installed there";
+	if (op == SHOAL_KEYRING_REMOVE && a->n > 0 && strcmp(a->fps[0], a->key_fp) == 0)
+		return "the key is its primary";
+	return NULL;
+}
+
+/* use and remove first ask every member, and change nothing unless all
+ * answer and none stands in the way: a member that seals with a key
+ * another lacks is cut off from it (use of a key not installed
+ * everywhere; remove of a key that is still some member's primary). */
+static int precheck(struct ctl *x, struct answer *a, size_t n, enum shoal_keyring_op op,
+		    const char *what, const char *key)
+{
+	const char *why;
 	int code = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -130,18 +146,19 @@ static int check_installed(struct ctl *x, struct answer *a, size_t n, const char
 			continue;
 		ask(x, &a[i], SHOAL_KEYRING_LIST, key);
 		if (a[i].rv != SHOAL_OK) {
-			fprintf(stderr, "shoalctl: keys use: %s: %s: %s\n", a[i].m->name,
+			fprintf(stderr, "shoalctl: keys %s: %s: %s: %s\n", what, a[i].m->name,
 				shoal_status_name(a[i].rv), a[i].msg);
 			code = ctl_exit_code(a[i].rv);
-		} else if (!has(&a[i], a[i].key_fp)) {
-			fprintf(stderr, "shoalctl: keys use: the key is not installed on %s\n",
-				a[i].m->name);
+		} else if ((why = blocker(&a[i], op)) != NULL) {
+			fprintf(stderr, "shoalctl: keys %s: on %s %s\n", what, a[i].m->name, why);
 			code = EXIT_INVALID;
 		}
 	}
 	if (code != 0)
-		fprintf(stderr, "shoalctl: keys use: nothing changed (install the key on every "
-				"member first)\n");
+		fprintf(stderr,
+			"shoalctl: keys %s: nothing changed (every member must answer; use needs "
+			"the key installed on every member, remove a key no member seals with)\n",
+			what);
 	return code;
 }
 
@@ -182,7 +199,9 @@ static int keys(struct ctl *x, enum shoal_keyring_op op, const char *what, const
 	}
 	for (size_t i = 0; i < n; i++)
 		a[i].m = &m[i];
-	code = op == SHOAL_KEYRING_USE ? check_installed(x, a, n, key) : 0;
+	code = op == SHOAL_KEYRING_USE || op == SHOAL_KEYRING_REMOVE
+		       ? precheck(x, a, n, op, what, key)
+		       : 0;
 	for (size_t i = 0; i < n && code == 0; i++)
 		if (!skipped(a[i].m))
 			ask(x, &a[i], op, arg != NULL ? key : NULL);

@@ -19,9 +19,15 @@
 #include <openssl/rand.h>
 
 #define FILE_MAX (16 * 1024)
+#define HDR      5 /* version, key id */
+
+struct entry {
+	uint8_t key[KEYRING_KEY];
+	uint32_t id; /* the first 4 bytes of its fingerprint: names it in seals */
+};
 
 struct keyring {
-	uint8_t keys[KEYRING_MAX][KEYRING_KEY]; /* [0] is the primary */
+	struct entry e[KEYRING_MAX]; /* [0] is the primary */
 	size_t n;
 	uint8_t nonce[KEYRING_NONCE]; /* the next nonce, a big-endian counter */
 	uint64_t failures;
@@ -53,7 +59,7 @@ size_t keyring_count(const struct keyring *kr)
 
 const uint8_t *keyring_key(const struct keyring *kr, size_t i)
 {
-	return i < kr->n ? kr->keys[i] : NULL;
+	return i < kr->n ? kr->e[i].key : NULL;
 }
 
 uint64_t keyring_failures(const struct keyring *kr)
@@ -110,6 +116,14 @@ void keyring_fingerprint(const uint8_t key[KEYRING_KEY], char out[KEYRING_FP + 1
 		snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
+static uint32_t key_id(const uint8_t key[KEYRING_KEY])
+{
+	uint8_t h[32];
+
+	hash_with("shoal gossip key id v1", key, h);
+	return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+}
+
 void keyring_psk(const uint8_t key[KEYRING_KEY], uint8_t psk[32])
 {
 	hash_with("shoal peer link psk v1", key, psk);
@@ -125,7 +139,7 @@ int keyring_generate(uint8_t key[KEYRING_KEY], struct sh_err *err)
 static long find(const struct keyring *kr, const uint8_t key[KEYRING_KEY])
 {
 	for (size_t i = 0; i < kr->n; i++)
-		if (CRYPTO_memcmp(kr->keys[i], key, KEYRING_KEY) == 0)
+		if (CRYPTO_memcmp(kr->e[i].key, key, KEYRING_KEY) == 0)
 			return (long)i;
 	return -1;
 }
@@ -137,22 +151,23 @@ int keyring_install(struct keyring *kr, const uint8_t key[KEYRING_KEY], struct s
 	if (kr->n == KEYRING_MAX)
 		return sh_err_set(err, SH_EINVAL, "the keyring holds %d keys already: remove one",
 				  KEYRING_MAX);
-	memcpy(kr->keys[kr->n++], key, KEYRING_KEY);
+	memcpy(kr->e[kr->n].key, key, KEYRING_KEY);
+	kr->e[kr->n++].id = key_id(key);
 	return 0;
 }
 
 int keyring_use(struct keyring *kr, const uint8_t key[KEYRING_KEY], struct sh_err *err)
 {
-	uint8_t tmp[KEYRING_KEY];
+	struct entry tmp;
 	long i = find(kr, key);
 
 	if (i < 0)
 		return sh_err_set(err, SH_ENOTFOUND,
 				  "the key is not installed on this node: install it first");
-	memcpy(tmp, kr->keys[0], KEYRING_KEY);
-	memcpy(kr->keys[0], kr->keys[i], KEYRING_KEY);
-	memcpy(kr->keys[i], tmp, KEYRING_KEY);
-	explicit_bzero(tmp, sizeof tmp);
+	tmp = kr->e[0];
+	kr->e[0] = kr->e[i];
+	kr->e[i] = tmp;
+	explicit_bzero(&tmp, sizeof tmp);
 	return 0;
 }
 
@@ -166,9 +181,9 @@ int keyring_remove(struct keyring *kr, const uint8_t key[KEYRING_KEY], struct sh
 		return sh_err_set(err, SH_EINVAL,
 				  "the key is this node's primary: make another key the primary "
 				  "(keys use) first");
-	memmove(kr->keys[i], kr->keys[i + 1], (kr->n - (size_t)i - 1) * KEYRING_KEY);
+	memmove(&kr->e[i], &kr->e[i + 1], (kr->n - (size_t)i - 1) * sizeof kr->e[0]);
 	kr->n--;
-	explicit_bzero(kr->keys[kr->n], KEYRING_KEY);
+	explicit_bzero(&kr->e[kr->n], sizeof kr->e[0]);
 	return 0;
 }
 
@@ -239,6 +254,25 @@ static int write_all(int fd, const char *text, size_t len)
 	return 0;
 }
 
+/* The rename is durable once the directory holding path is synced. */
+static int sync_dir(const char *path, struct sh_err *err)
+{
+	char dir[4200];
+	const char *slash = strrchr(path, '/');
+	int fd, rv = 0;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else
+		snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		rv = sh_err_sys(err, errno, "keyring file %s: cannot sync its directory", path);
+	if (fd >= 0)
+		close(fd);
+	return rv;
+}
+
 int keyring_save(const struct keyring *kr, const char *path, struct sh_err *err)
 {
 	char tmp[4200], text[KEYRING_MAX * (KEYRING_B64 + 1) + 128];
@@ -248,7 +282,7 @@ int keyring_save(const struct keyring *kr, const char *path, struct sh_err *err)
 	int fd, rv = 0;
 
 	for (size_t i = 0; i < kr->n; i++) {
-		keyring_format_key(kr->keys[i], text + len);
+		keyring_format_key(kr->e[i].key, text + len);
 		len += KEYRING_B64;
 		text[len++] = '\n';
 	}
@@ -263,6 +297,8 @@ int keyring_save(const struct keyring *kr, const char *path, struct sh_err *err)
 		rv = sh_err_sys(err, errno, "keyring file %s: cannot rename %s over it", path, tmp);
 	if (rv != 0)
 		unlink(tmp);
+	else
+		rv = sync_dir(path, err);
 	explicit_bzero(text, sizeof text);
 	return rv;
 }
@@ -276,20 +312,20 @@ static void next_nonce(struct keyring *kr, uint8_t out[KEYRING_NONCE])
 		;
 }
 
-/* AES-256-GCM over in with aad = version byte || label; enc 1 seals
- * (writes tag), 0 opens (checks tag).  0 or -1. */
-static int gcm(const uint8_t *key, int enc, const uint8_t *nonce, const char *label,
+/* AES-256-GCM over in with aad = the header (version, key id) || label;
+ * enc 1 seals (writes tag), 0 opens (checks tag).  0 or -1. */
+static int gcm(const uint8_t *key, int enc, const uint8_t *hdr, const char *label,
 	       const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	uint8_t ver = KEYRING_VERSION;
+	const uint8_t *nonce = hdr + HDR;
 	int n = 0, ok;
 
 	if (c == NULL || len > INT32_MAX)
 		ok = 0;
 	else
 		ok = EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc) == 1 &&
-		     EVP_CipherUpdate(c, NULL, &n, &ver, 1) == 1 &&
+		     EVP_CipherUpdate(c, NULL, &n, hdr, HDR) == 1 &&
 		     EVP_CipherUpdate(c, NULL, &n, (const uint8_t *)label, (int)strlen(label)) ==
 			     1 &&
 		     (len == 0 || EVP_CipherUpdate(c, out, &n, in, (int)len) == 1) &&
@@ -303,13 +339,17 @@ static int gcm(const uint8_t *key, int enc, const uint8_t *nonce, const char *la
 long keyring_seal(struct keyring *kr, const char *label, const uint8_t *in, size_t len,
 		  uint8_t *out, size_t size)
 {
-	uint8_t *nonce = out + 1, *body = out + 1 + KEYRING_NONCE;
+	uint8_t *body = out + HDR + KEYRING_NONCE;
+	uint32_t id;
 
 	if (kr->n == 0 || size < len + KEYRING_OVERHEAD)
 		return -1;
+	id = kr->e[0].id;
 	out[0] = KEYRING_VERSION;
-	next_nonce(kr, nonce);
-	if (gcm(kr->keys[0], 1, nonce, label, in, len, body, body + len) != 0)
+	for (int i = 0; i < 4; i++)
+		out[1 + i] = (uint8_t)(id >> (24 - 8 * i));
+	next_nonce(kr, out + HDR);
+	if (gcm(kr->e[0].key, 1, out, label, in, len, body, body + len) != 0)
 		return -1;
 	return (long)(len + KEYRING_OVERHEAD);
 }
@@ -319,15 +359,19 @@ long keyring_open(struct keyring *kr, const char *label, const uint8_t *in, size
 {
 	uint8_t tag[KEYRING_TAG];
 	size_t plen;
+	uint32_t id;
 
 	if (len < KEYRING_OVERHEAD || in[0] != KEYRING_VERSION ||
 	    size < (plen = len - KEYRING_OVERHEAD)) {
 		kr->failures++;
 		return -1;
 	}
+	id = (uint32_t)in[1] << 24 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 8 | in[4];
 	for (size_t i = 0; i < kr->n; i++) {
+		if (kr->e[i].id != id) /* only the key it names is tried */
+			continue;
 		memcpy(tag, in + len - KEYRING_TAG, KEYRING_TAG);
-		if (gcm(kr->keys[i], 0, in + 1, label, in + 1 + KEYRING_NONCE, plen, out, tag) == 0)
+		if (gcm(kr->e[i].key, 0, in, label, in + HDR + KEYRING_NONCE, plen, out, tag) == 0)
 			return (long)plen;
 	}
 	explicit_bzero(out, plen); /* no unauthenticated plaintext left behind */

@@ -9,10 +9,12 @@
  *
  * Sealed message (AES-256-GCM through OpenSSL's EVP):
  *
- *     u8 version (1) | nonce (12) | ciphertext | tag (16)
+ *     u8 version (1) | u32 key id | nonce (12) | ciphertext | tag (16)
  *
- * authenticated with the version byte and a label that names the channel
- * (a datagram cannot be passed off as a stream frame).  Nonces are a
+ * authenticated with the header and a label that names the channel (a
+ * datagram cannot be passed off as a stream frame).  The key id (the first
+ * 4 bytes of the key's fingerprint) says which key sealed it: only that
+ * key is tried, so a forged message costs no decryption.  Nonces are a
  * 96-bit counter that starts at a random value for each keyring, so no
  * two messages sealed by any process under one key share a nonce, short of
  * ~2^48 processes each sealing ~2^48 messages.
@@ -39,7 +41,7 @@
 #define KEYRING_MAX      16
 #define KEYRING_NONCE    12
 #define KEYRING_TAG      16
-#define KEYRING_OVERHEAD (1 + KEYRING_NONCE + KEYRING_TAG)
+#define KEYRING_OVERHEAD (1 + 4 + KEYRING_NONCE + KEYRING_TAG)
 #define KEYRING_B64      44 /* base64 of a key, without the NUL */
 #define KEYRING_FP       16 /* hex fingerprint, without the NUL */
 #define KEYRING_VERSION  1

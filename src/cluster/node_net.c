@@ -151,3 +151,8 @@ void node_net_stats(const struct node_net *nn, struct peer_stats *st)
 {
 	peer_get_stats(nn->peers, st);
 }
+
+void node_net_reset(struct node_net *nn, const char *why)
+{
+	peer_reset(nn->peers, why);
+}

@@ -43,5 +43,8 @@ void node_net_bind(struct node_net *nn, struct node *n);
  * first bytes still in the input buffer); nn is a struct node_net. */
 void node_net_accept(void *nn, struct bufferevent *bev, const char *addr);
 void node_net_stats(const struct node_net *nn, struct peer_stats *st);
+/* Close every peer link (peer_reset): after a gossip key was removed, so
+ * that no link keyed by it lives on. */
+void node_net_reset(struct node_net *nn, const char *why);
 
 #endif

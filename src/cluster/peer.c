@@ -26,9 +26,12 @@
 
 #define FRAME_HDR     5 /* u32 length, u8 kind */
 #define IN_IDLE_S     60
+#define PENDING_S     5  /* to complete the handshake and send the preamble */
+#define MAX_PENDING   32 /* links without their preamble yet; the oldest goes */
 #define WARN_EVERY_MS 30000
 #define ADDR_MAX      320
-#define TLS_HANDSHAKE 0x16 /* the first byte of a TLS handshake record */
+#define COALESCE      (16 * 1024) /* one TLS record */
+#define TLS_HANDSHAKE 0x16        /* the first byte of a TLS handshake record */
 
 /* The link this node sends on to one peer. */
 struct link {
@@ -46,6 +49,8 @@ struct inconn {
 	struct peer_net *p;
 	struct bufferevent *bev;
 	uint64_t from; /* 0 until the preamble is read */
+	bool pending;  /* the preamble not read yet: deadline runs */
+	struct event *deadline;
 	char addr[ADDR_MAX];
 	struct inconn *prev, *next;
 };
@@ -56,7 +61,7 @@ struct peer_net {
 	struct link *links;
 	size_t n_links, cap_links;
 	struct inconn *in;
-	int n_in;
+	int n_in, n_pending;
 	struct peer_stats st;
 	uint64_t refused_warned_at, refused_unwarned;
 };
@@ -98,6 +103,18 @@ static void nodelay(struct bufferevent *bev)
 
 /* ------------------------------------------------------------ inbound */
 
+/* c no longer waits for its preamble (read, or c goes). */
+static void in_settled(struct inconn *c)
+{
+	if (!c->pending)
+		return;
+	c->pending = false;
+	c->p->n_pending--;
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	c->deadline = NULL;
+}
+
 static void in_free(struct inconn *c)
 {
 	struct peer_net *p = c->p;
@@ -109,6 +126,7 @@ static void in_free(struct inconn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	p->n_in--;
+	in_settled(c);
 	bufferevent_free(c->bev);
 	sh_free(c);
 }
@@ -174,7 +192,8 @@ static void in_read(struct bufferevent *bev, void *arg)
 	if (c->from == 0) {
 		if (evbuffer_get_length(in) < PEER_PREAMBLE)
 			return;
-		ok = in_preamble(c, in);
+		if ((ok = in_preamble(c, in)))
+			in_settled(c);
 	}
 	while (ok && more)
 		ok = in_frame(c, in, &more);
@@ -203,6 +222,11 @@ static void in_event(struct bufferevent *bev, short what, void *arg)
 	struct inconn *c = arg;
 	char buf[256];
 
+	if ((what & BEV_EVENT_CONNECTED) && c->p->o.tls != NULL && !ptls_keyed(bev)) {
+		warn_refused(c->p, c->addr, "a TLS handshake not keyed by the keyring");
+		in_free(c);
+		return;
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
 		const char *tls = c->p->o.tls != NULL ? ptls_error(bev, buf, sizeof buf) : NULL;
 
@@ -236,12 +260,56 @@ static struct bufferevent *in_secure(struct peer_net *p, struct bufferevent *bev
 	return NULL;
 }
 
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct inconn *c = arg;
+
+	warn_refused(c->p, c->addr, "no preamble within 5 s (a TLS handshake not completed?)");
+	in_free(c);
+}
+
+/* Room for one more link waiting for its preamble: the oldest such goes
+ * when MAX_PENDING wait (so that connections that never complete cannot
+ * keep the nodes' links out). */
+static void make_room(struct peer_net *p)
+{
+	struct inconn *oldest = NULL;
+
+	if (p->n_pending < MAX_PENDING)
+		return;
+	for (struct inconn *c = p->in; c != NULL; c = c->next)
+		if (c->pending)
+			oldest = c; /* the list is newest first */
+	if (oldest != NULL) {
+		warn_refused(p, oldest->addr,
+			     "too many links waiting for their preamble: the oldest closed");
+		in_free(oldest);
+	}
+}
+
+static void in_link(struct peer_net *p, struct inconn *c)
+{
+	struct timeval tv = {PENDING_S, 0};
+
+	c->next = p->in;
+	if (p->in != NULL)
+		p->in->prev = c;
+	p->in = c;
+	p->n_in++;
+	c->pending = true;
+	p->n_pending++;
+	c->deadline = evtimer_new(p->o.base, on_deadline, c);
+	if (c->deadline != NULL)
+		evtimer_add(c->deadline, &tv);
+}
+
 void peer_accept(void *arg, struct bufferevent *bev, const char *addr)
 {
 	struct peer_net *p = arg;
 	struct timeval idle = {IN_IDLE_S, 0};
 	struct inconn *c;
 
+	make_room(p);
 	if (p->n_in >= PEER_MAX_IN || (c = sh_calloc(1, sizeof *c)) == NULL) {
 		p->st.refused++;
 		bufferevent_free(bev);
@@ -254,11 +322,7 @@ void peer_accept(void *arg, struct bufferevent *bev, const char *addr)
 	c->p = p;
 	c->bev = bev;
 	snprintf(c->addr, sizeof c->addr, "%s", addr);
-	c->next = p->in;
-	if (p->in != NULL)
-		p->in->prev = c;
-	p->in = c;
-	p->n_in++;
+	in_link(p, c);
 	nodelay(bev);
 	bufferevent_setcb(bev, in_read, NULL, in_event, c);
 	bufferevent_setwatermark(bev, EV_READ, 0, 0);
@@ -333,6 +397,11 @@ static void link_event(struct bufferevent *bev, short what, void *arg)
 			l = &p->links[i];
 	if (l == NULL)
 		return;
+	if ((what & BEV_EVENT_CONNECTED) && p->o.tls != NULL && !ptls_keyed(bev)) {
+		p->st.connect_failures++;
+		link_down(p, l, "the peer's TLS handshake was not keyed by the keyring");
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		l->connected = true;
 		l->failures = 0;
@@ -384,7 +453,9 @@ static int link_connect(struct peer_net *p, struct link *l)
 	le64_put(pre + 8, p->o.self_id);
 	le64_put(pre + 16, p->cluster_id);
 	if (bufferevent_write(l->bev, pre, sizeof pre) != 0 ||
-	    bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss, len) != 0) {
+	    bufferevent_socket_connect(p->o.tls != NULL ? bufferevent_get_underlying(l->bev)
+							: l->bev,
+				       (struct sockaddr *)&ss, len) != 0) {
 		p->st.connect_failures++;
 		link_down(p, l, strerror(errno ? errno : ECONNREFUSED));
 		return SH_EUNAVAIL;
@@ -400,10 +471,17 @@ static void release_all(const struct peer_part *parts, size_t n)
 			parts[i].release(parts[i].data, parts[i].len, parts[i].arg);
 }
 
-static int frame_out(struct peer_net *p, struct link *l, enum peer_kind kind,
-		     const struct peer_part *parts, size_t n)
+static size_t queued(const struct peer_net *p, struct bufferevent *bev)
 {
-	struct evbuffer *out = bufferevent_get_output(l->bev);
+	return p->o.tls != NULL ? ptls_queued(bev)
+				: evbuffer_get_length(bufferevent_get_output(bev));
+}
+
+/* The frame (header, then the parts) onto out; on failure the parts not
+ * added are released. */
+static int frame_into(struct peer_net *p, struct evbuffer *out, enum peer_kind kind,
+		      const struct peer_part *parts, size_t n)
+{
 	uint8_t hdr[FRAME_HDR];
 	size_t len = 1;
 	size_t i;
@@ -412,8 +490,10 @@ static int frame_out(struct peer_net *p, struct link *l, enum peer_kind kind,
 		len += parts[i].len;
 	le32_put(hdr, (uint32_t)len);
 	hdr[4] = (uint8_t)kind;
-	if (evbuffer_add(out, hdr, sizeof hdr) != 0)
+	if (evbuffer_add(out, hdr, sizeof hdr) != 0) {
+		release_all(parts, n);
 		return SH_ENOMEM;
+	}
 	for (i = 0; i < n; i++) {
 		int rv = parts[i].release != NULL
 				 ? evbuffer_add_reference(out, parts[i].data, parts[i].len,
@@ -422,13 +502,38 @@ static int frame_out(struct peer_net *p, struct link *l, enum peer_kind kind,
 
 		if (rv != 0) {
 			release_all(parts + i, n - i);
-			link_down(p, l, "out of memory");
 			return SH_ENOMEM;
 		}
 	}
 	p->st.frames_sent++;
 	p->st.bytes_sent += 4 + len;
 	return 0;
+}
+
+/* With TLS, a frame is put together first and handed over whole (each
+ * addition to the output is encrypted at once: pieces would be records
+ * each), and one of up to COALESCE bytes in one piece: one record. */
+static int frame_out(struct peer_net *p, struct link *l, enum peer_kind kind,
+		     const struct peer_part *parts, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(l->bev), *tmp = NULL;
+	int rv;
+
+	if (p->o.tls != NULL && (tmp = evbuffer_new()) == NULL) {
+		release_all(parts, n);
+		rv = SH_ENOMEM;
+	} else {
+		rv = frame_into(p, tmp != NULL ? tmp : out, kind, parts, n);
+	}
+	if (rv == 0 && tmp != NULL && evbuffer_get_length(tmp) <= COALESCE)
+		evbuffer_pullup(tmp, -1);
+	if (rv == 0 && tmp != NULL && evbuffer_add_buffer(out, tmp) != 0)
+		rv = SH_ENOMEM;
+	if (tmp != NULL)
+		evbuffer_free(tmp);
+	if (rv != 0)
+		link_down(p, l, "out of memory");
+	return rv;
 }
 
 int peer_send(struct peer_net *p, uint64_t to, enum peer_kind kind, const struct peer_part *parts,
@@ -445,7 +550,7 @@ int peer_send(struct peer_net *p, uint64_t to, enum peer_kind kind, const struct
 		rv = SH_EUNAVAIL;
 	else if (l->bev == NULL)
 		rv = link_connect(p, l);
-	if (rv == 0 && evbuffer_get_length(bufferevent_get_output(l->bev)) > p->o.max_output)
+	if (rv == 0 && queued(p, l->bev) > p->o.max_output)
 		rv = SH_EBUSY;
 	if (rv != 0) {
 		p->st.dropped++;
@@ -459,8 +564,7 @@ size_t peer_backlog(const struct peer_net *p, uint64_t to)
 {
 	const struct link *l = link_find((struct peer_net *)(uintptr_t)p, to, false);
 
-	return l != NULL && l->bev != NULL ? evbuffer_get_length(bufferevent_get_output(l->bev))
-					   : 0;
+	return l != NULL && l->bev != NULL ? queued(p, l->bev) : 0;
 }
 
 void peer_drop(struct peer_net *p, uint64_t to)
@@ -485,6 +589,22 @@ int peer_net_new(const struct peer_opts *o, struct peer_net **out, struct sh_err
 	p->o = *o;
 	*out = p;
 	return 0;
+}
+
+void peer_reset(struct peer_net *p, const char *why)
+{
+	size_t n = 0;
+
+	while (p->in != NULL) {
+		in_free(p->in);
+		n++;
+	}
+	for (size_t i = 0; i < p->n_links; i++)
+		if (p->links[i].bev != NULL) {
+			link_down(p, &p->links[i], why);
+			n++;
+		}
+	LOG_INFO("peer", "closed %zu peer link(s): %s", n, why);
 }
 
 void peer_net_free(struct peer_net *p)

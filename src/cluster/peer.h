@@ -107,5 +107,8 @@ size_t peer_backlog(const struct peer_net *p, uint64_t to);
 /* Close the link to `to` (it reconnects at the next send). */
 void peer_drop(struct peer_net *p, uint64_t to);
 void peer_get_stats(const struct peer_net *p, struct peer_stats *st);
+/* Close every link, inbound and outbound (they reconnect, with the keys
+ * in force now, at the next send); why goes to the log. */
+void peer_reset(struct peer_net *p, const char *why);
 
 #endif

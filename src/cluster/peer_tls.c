@@ -10,12 +10,15 @@
 
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define SUITE "TLS_AES_256_GCM_SHA384"
+#define SUITE           "TLS_AES_256_GCM_SHA384"
+#define PTLS_UNDER_HIGH (256 * 1024)
 
 struct ptls {
 	struct keyring *kr;
@@ -83,6 +86,15 @@ static int find_session(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SES
 	return 1;
 }
 
+/* A client never accepts a certificate: a server that ignores the PSK and
+ * offers one instead (a process without the key) fails the handshake. */
+static int refuse_certificate(int preverify, X509_STORE_CTX *store)
+{
+	(void)preverify;
+	(void)store;
+	return 0;
+}
+
 static SSL_CTX *ctx_new(struct ptls *t, bool server)
 {
 	SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -101,6 +113,7 @@ static SSL_CTX *ctx_new(struct ptls *t, bool server)
 		SSL_CTX_set_psk_find_session_callback(c, find_session);
 	} else {
 		SSL_CTX_set_psk_use_session_callback(c, use_session);
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, refuse_certificate);
 	}
 	return c;
 }
@@ -131,38 +144,64 @@ void ptls_free(struct ptls *t)
 	sh_free(t);
 }
 
+static struct bufferevent *ptls_server_or_client(struct ptls *t, struct event_base *base,
+						 struct bufferevent *under, bool server);
+
 struct bufferevent *ptls_client(struct ptls *t, struct event_base *base)
 {
-	SSL *ssl = SSL_new(t->client);
+	struct bufferevent *under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+	if (under == NULL)
+		return NULL;
+	return ptls_server_or_client(t, base, under, false);
+}
+
+/* TLS over under, a filter: OpenSSL writes its records into under's
+ * output, which the socket flushes many at a time.  under's write high
+ * watermark keeps what waits there short, so that what is queued shows in
+ * the TLS bufferevent's own output (back-pressure, the writable
+ * callback). */
+static struct bufferevent *ptls_server_or_client(struct ptls *t, struct event_base *base,
+						 struct bufferevent *under, bool server)
+{
+	SSL *ssl = SSL_new(server ? t->server : t->client);
 	struct bufferevent *bev;
 
-	if (ssl == NULL)
-		return NULL;
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
+	if (ssl == NULL) {
+		bufferevent_free(under);
 		return NULL;
 	}
+	bufferevent_setwatermark(under, EV_WRITE, 0, PTLS_UNDER_HIGH);
+	/* On failure libevent has freed ssl, and under too or not depending on
+	 * where it failed (out of memory only): under is left alone rather than
+	 * risk freeing it twice. */
+	bev = bufferevent_openssl_filter_new(
+		base, under, ssl, server ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+		BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL;
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
 }
 
 struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct bufferevent *under)
 {
-	SSL *ssl = SSL_new(t->server);
-	struct bufferevent *bev = NULL;
+	return ptls_server_or_client(t, base, under, true);
+}
 
-	if (ssl != NULL)
-		bev = bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		bufferevent_free(under);
-		return NULL;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
+size_t ptls_queued(struct bufferevent *bev)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+
+	return under != NULL ? n + evbuffer_get_length(bufferevent_get_output(under)) : n;
+}
+
+bool ptls_keyed(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	return ssl != NULL && SSL_session_reused(ssl) == 1;
 }
 
 const char *ptls_error(struct bufferevent *bev, char *buf, size_t size)

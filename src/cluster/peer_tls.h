@@ -17,6 +17,7 @@
 #ifndef SHOAL_CLUSTER_PEER_TLS_H
 #define SHOAL_CLUSTER_PEER_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/err.h"
@@ -29,13 +30,20 @@ struct ptls;
 int ptls_new(struct keyring *kr, struct ptls **out, struct sh_err *err);
 void ptls_free(struct ptls *t);
 
-/* A TLS client on a new socket; connect it with bufferevent_socket_connect.
- * BEV_EVENT_CONNECTED comes once the handshake is done.  NULL: no memory. */
+/* A TLS client over a new socket bufferevent (a filter: connect its
+ * underlying one, bufferevent_get_underlying(), with
+ * bufferevent_socket_connect).  BEV_EVENT_CONNECTED comes once the
+ * handshake is done.  NULL: no memory. */
 struct bufferevent *ptls_client(struct ptls *t, struct event_base *base);
 /* A TLS server over an accepted connection (bytes already read stay
  * readable); takes under: it is freed with the result, or at once on
  * failure (NULL). */
 struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct bufferevent *under);
+/* Bytes queued on bev: its own output and what waits in the socket's. */
+size_t ptls_queued(struct bufferevent *bev);
+/* Was bev's handshake keyed by the keyring (its PSK accepted)?  Checked
+ * again on BEV_EVENT_CONNECTED: a link that is not is closed. */
+bool ptls_keyed(struct bufferevent *bev);
 /* The OpenSSL reason of bev's last failure, for a log line; NULL when
  * OpenSSL gave none (the peer closed, a socket error). */
 const char *ptls_error(struct bufferevent *bev, char *buf, size_t size);

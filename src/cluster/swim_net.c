@@ -421,7 +421,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	format_addr(sa, c->peer, sizeof c->peer);
 	bufferevent_setcb(bev, in_read, NULL, conn_event, c);
-	bufferevent_setwatermark(bev, EV_READ, SWIM_FRAME_HDR, SWIM_FRAME_HDR + SWIM_STREAM_MAX);
+	bufferevent_setwatermark(bev, EV_READ, SWIM_FRAME_HDR,
+				 SWIM_FRAME_HDR + SWIM_STREAM_MAX + (n->kr ? KEYRING_OVERHEAD : 0));
 	bufferevent_enable(bev, EV_READ);
 }
 

@@ -65,8 +65,7 @@ struct api {
 	struct pool *pool;
 	struct metrics metrics;
 	const struct swim *members; /* NULL: this node alone */
-	struct keyring *keyring;    /* gossip keys, NULL without */
-	char *keyring_path;
+	struct api_keyring keyring; /* gossip keys, .kr NULL without */
 	bool stopping;
 	struct health health;
 	struct event *tick; /* samples the node for health every 100 ms */
@@ -499,7 +498,7 @@ void api_start(struct op *op)
 		if (op->method == SHOAL__METHOD__METHOD_CLUSTER_STATUS)
 			api_cluster_status(op, &a->o, a->members);
 		else if (op->method == SHOAL__METHOD__METHOD_KEYRING)
-			api_keyring(op, a->keyring, a->keyring_path);
+			api_keyring(op, &a->keyring);
 		else if ((op->resp = api_new_msg(op, &shoal__ping_response__descriptor)) == NULL)
 			op->status = SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
 		return api_complete(op);
@@ -603,7 +602,7 @@ void api_free(struct api *a)
 	api_snaps_free(a->snaps);
 	auth_free(a->auth);
 	sh_free(a->node_name);
-	sh_free(a->keyring_path);
+	sh_free(a->keyring.path);
 	sh_free(a->client_address);
 	sh_free(a->rest_address);
 	sh_free(a);
@@ -622,6 +621,11 @@ struct db *api_db(struct api *a)
 struct node *api_node(struct api *a)
 {
 	return a->o.node;
+}
+
+struct node_net *api_net(struct api *a)
+{
+	return a->o.net;
 }
 
 void api_ids(struct api *a, uint64_t *node_id, uint64_t *cluster_id)
@@ -648,21 +652,21 @@ const struct swim *api_membership(const struct api *a)
 
 /* ------------------------------------------------------------ keys */
 
-int api_set_keyring(struct api *a, struct keyring *kr, const char *path)
+int api_set_keyring(struct api *a, const struct api_keyring *k)
 {
-	char *p = sh_strdup(path);
+	char *p = sh_strdup(k->path);
 
 	if (p == NULL)
 		return SH_ENOMEM;
-	sh_free(a->keyring_path);
-	a->keyring = kr;
-	a->keyring_path = p;
+	sh_free(a->keyring.path);
+	a->keyring = *k;
+	a->keyring.path = p;
 	return 0;
 }
 
 struct keyring *api_keyring_of(const struct api *a)
 {
-	return a->keyring;
+	return a->keyring.kr;
 }
 
 void api_set_auth(struct api *a, struct auth *auth)

@@ -54,11 +54,13 @@ struct api_opts {
 	int default_consistency;     /* Shoal__Consistency, not DEFAULT */
 	int default_ack;             /* Shoal__Ack, not DEFAULT */
 	struct node *node;           /* replication: writes and read barriers */
+	struct node_net *net;        /* its peer links, for /metrics (may be NULL) */
 	struct health_opts health;   /* readiness (health.h) */
 };
 
 struct api;
 struct keyring;
+struct node_net;
 
 struct op {
 	struct api *api;
@@ -114,6 +116,7 @@ const char *api_status_name(int status);
 struct metrics *api_metrics(struct api *a);
 struct db *api_db(struct api *a);
 struct node *api_node(struct api *a);
+struct node_net *api_net(struct api *a);
 /* API keys (auth.h): the keys to require from now on (NULL: none; the api
  * owns them and frees the previous ones).  Loop thread only. */
 void api_set_auth(struct api *a, struct auth *auth);
@@ -139,9 +142,16 @@ const struct swim *api_membership(const struct api *a);
 /* The gossip keyring (cluster/keyring.h) METHOD_KEYRING changes and
  * whose key file it rewrites (NULL: none; the api owns neither; unset it
  * before freeing it); and the method, on the loop (api_keys.c). */
-int api_set_keyring(struct api *a, struct keyring *kr, const char *path);
+struct api_keyring {
+	struct keyring *kr;
+	char *path;
+	/* after a key was removed: close the links it may have keyed */
+	void (*removed)(void *arg);
+	void *arg;
+};
+int api_set_keyring(struct api *a, const struct api_keyring *k);
 struct keyring *api_keyring_of(const struct api *a);
-void api_keyring(struct op *op, struct keyring *kr, const char *path);
+void api_keyring(struct op *op, const struct api_keyring *k);
 /* Cluster status, on the loop (api_cluster.c). */
 void api_cluster_status(struct op *op, const struct api_opts *o, const struct swim *members);
 /* Record op's metrics and call op->done: how every op ends. */

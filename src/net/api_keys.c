@@ -97,9 +97,10 @@ static int answer(struct op *op, const struct keyring *kr, const char *fp)
 	return 0;
 }
 
-void api_keyring(struct op *op, struct keyring *kr, const char *path)
+void api_keyring(struct op *op, const struct api_keyring *k)
 {
-	const Shoal__KeyringRequest *r = (const Shoal__KeyringRequest *)op->req;
+	Shoal__KeyringRequest *r = (Shoal__KeyringRequest *)op->req;
+	struct keyring *kr = k->kr;
 	char fp[KEYRING_FP + 1] = "";
 	int rv;
 
@@ -110,7 +111,10 @@ void api_keyring(struct op *op, struct keyring *kr, const char *path)
 			   "security.gossip_keyring_file to seal gossip (doc/security.md)");
 		return;
 	}
-	if ((rv = run(kr, path, r, fp, &op->err)) == 0)
+	if ((rv = run(kr, k->path, r, fp, &op->err)) == 0)
 		rv = answer(op, kr, fp);
+	explicit_bzero(r->key, strlen(r->key));
+	if (rv == 0 && r->op == SHOAL__KEYRING_OP__KEYRING_REMOVE && k->removed != NULL)
+		k->removed(k->arg);
 	op->status = rv == 0 ? SHOAL__STATUS_CODE__OK : api_status_of(rv);
 }

@@ -11,6 +11,7 @@
 #include "net/rest_impl.h"
 
 #include "cluster/keyring.h"
+#include "cluster/node_net.h"
 
 #include "storage/indexer.h"
 
@@ -230,11 +231,30 @@ static void metrics_auth(struct api *a, struct evbuffer *out)
 				    reason[i], v[i]);
 }
 
+/* Peer links (doc/replication.md, "Peer links"; doc/security.md). */
+static void metrics_peers(struct api *a, struct evbuffer *out)
+{
+	struct peer_stats st;
+
+	if (api_net(a) == NULL)
+		return;
+	node_net_stats(api_net(a), &st);
+	counter(out, "shoal_peer_links_refused_total",
+		"Inbound peer links closed before their preamble was accepted: another cluster, "
+		"plaintext to a node with a keyring (or TLS to one without), a failed or "
+		"unfinished handshake, too many waiting.",
+		st.refused);
+	counter(out, "shoal_peer_connect_failures_total",
+		"Outbound peer links that failed to connect (or to complete a keyed handshake).",
+		st.connect_failures);
+}
+
 /* Gossip the keyring did not open (doc/security.md, "Gossip keyring"). */
 static void metrics_keyring(struct api *a, struct evbuffer *out)
 {
 	const struct keyring *kr = api_keyring_of(a);
 
+	metrics_peers(a, out);
 	if (kr == NULL)
 		return;
 	gauge(out, "shoal_gossip_keys", "Keys in this node's gossip keyring.", keyring_count(kr));

@@ -10,6 +10,8 @@
 
 #include "server/config.h"
 
+#include "cluster/keyring.h"
+
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/toml.h"
@@ -724,11 +726,24 @@ static int resolve_auto(struct sh_config *cfg, struct sh_err *err)
 	return 0;
 }
 
+/* A sealed datagram must fit membership.udp_mtu and leave the core the
+ * 1200 bytes it needs. */
+static int check_keyring(const struct sh_config *cfg, struct sh_err *err)
+{
+	if (cfg->gossip_keyring_file[0] != '\0' && cfg->udp_mtu < 1200 + KEYRING_OVERHEAD)
+		return sh_err_set(err, SH_EINVAL,
+				  "config: membership.udp_mtu (%" PRId64
+				  ") must be at least %d with security.gossip_keyring_file (the "
+				  "seal takes %d bytes of each datagram)",
+				  cfg->udp_mtu, 1200 + KEYRING_OVERHEAD, KEYRING_OVERHEAD);
+	return 0;
+}
+
 int sh_config_validate(struct sh_config *cfg, struct sh_err *err)
 {
 	int rv = resolve_auto(cfg, err);
 
-	if (rv != 0 || (rv = apply_profile(cfg, err)) != 0)
+	if (rv != 0 || (rv = apply_profile(cfg, err)) != 0 || (rv = check_keyring(cfg, err)) != 0)
 		return rv;
 	if (cfg->probe_timeout_ms >= cfg->probe_interval_ms)
 		return sh_err_set(err, SH_EINVAL,

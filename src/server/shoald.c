@@ -563,6 +563,13 @@ static int load_keyring(struct shoald *d, struct sh_err *err)
 	return 0;
 }
 
+static void key_removed(void *arg)
+{
+	struct shoald *d = arg;
+
+	node_net_reset(d->net, "a gossip key was removed: links reconnect with the keys in force");
+}
+
 static int start_api(struct shoald *d, struct sh_err *err)
 {
 	const struct sh_config *c = &d->cfg;
@@ -579,6 +586,7 @@ static int start_api(struct shoald *d, struct sh_err *err)
 		.default_consistency = c->consistency + 1,
 		.default_ack = c->ack + 1,
 		.node = d->node,
+		.net = d->net,
 		.health = {(uint64_t)c->ready_max_lag_entries, (uint64_t)c->ready_max_lag_ms},
 	};
 	struct server_opts so = {d->base,
@@ -606,7 +614,9 @@ static int start_api(struct shoald *d, struct sh_err *err)
 	snprintf(rest, sizeof rest, "%s:%" PRId64, c->advertise_address, c->rest_port);
 	if ((rv = api_new(&ao, &d->api, err)) != 0 || (rv = load_keys(d, false, err)) != 0)
 		return rv;
-	if (d->keyring != NULL && api_set_keyring(d->api, d->keyring, c->gossip_keyring_file) != 0)
+	if (d->keyring != NULL &&
+	    api_set_keyring(d->api, &(struct api_keyring){d->keyring, c->gossip_keyring_file,
+							  key_removed, d}) != 0)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	so.api = ro.api = d->api;
 	if ((rv = server_new(&so, &d->server, err)) != 0 ||
