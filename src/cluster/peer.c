@@ -37,6 +37,7 @@
 struct link {
 	uint64_t id;
 	struct bufferevent *bev; /* NULL while down */
+	struct evbuffer *stage;  /* with TLS: frames of this loop turn, not yet encrypted */
 	bool connected;
 	uint64_t retry_at;  /* no new connection before (ms) */
 	uint64_t warned_at; /* last failure logged (ms) */
@@ -64,6 +65,8 @@ struct peer_net {
 	int n_in, n_pending;
 	struct peer_stats st;
 	uint64_t refused_warned_at, refused_unwarned;
+	struct event *flush; /* with TLS: hands the staged frames over */
+	bool flush_armed;
 };
 
 static void le32_put(uint8_t *p, uint32_t v)
@@ -358,13 +361,21 @@ static struct link *link_find(struct peer_net *p, uint64_t id, bool create)
 	return l;
 }
 
+/* Free the connection and drop what was queued on it. */
+static void link_close(struct link *l)
+{
+	if (l->bev != NULL)
+		bufferevent_free(l->bev);
+	l->bev = NULL;
+	if (l->stage != NULL)
+		evbuffer_drain(l->stage, evbuffer_get_length(l->stage));
+}
+
 static void link_down(struct peer_net *p, struct link *l, const char *why)
 {
 	uint64_t now = sh_clock_mono_ms();
 
-	if (l->bev != NULL)
-		bufferevent_free(l->bev);
-	l->bev = NULL;
+	link_close(l);
 	l->connected = false;
 	l->failures++;
 	l->retry_at = now + p->o.backoff_ms;
@@ -471,10 +482,13 @@ static void release_all(const struct peer_part *parts, size_t n)
 			parts[i].release(parts[i].data, parts[i].len, parts[i].arg);
 }
 
-static size_t queued(const struct peer_net *p, struct bufferevent *bev)
+/* Bytes queued to a link: in its output, and with TLS also staged and in
+ * the socket's output. */
+static size_t queued(const struct peer_net *p, const struct link *l)
 {
-	return p->o.tls != NULL ? ptls_queued(bev)
-				: evbuffer_get_length(bufferevent_get_output(bev));
+	if (p->o.tls == NULL)
+		return evbuffer_get_length(bufferevent_get_output(l->bev));
+	return ptls_queued(l->bev) + (l->stage != NULL ? evbuffer_get_length(l->stage) : 0);
 }
 
 /* The frame (header, then the parts) onto out; on failure the parts not
@@ -510,27 +524,55 @@ static int frame_into(struct peer_net *p, struct evbuffer *out, enum peer_kind k
 	return 0;
 }
 
-/* With TLS, a frame is put together first and handed over whole (each
- * addition to the output is encrypted at once: pieces would be records
- * each), and one of up to COALESCE bytes in one piece: one record. */
+/* A link's staged frames into its TLS connection, in records of up to
+ * COALESCE bytes where they were small (each addition to the output is
+ * encrypted at once). */
+static int stage_flush(struct link *l)
+{
+	struct evbuffer *out = bufferevent_get_output(l->bev);
+	size_t len = evbuffer_get_length(l->stage);
+
+	if (len == 0)
+		return 0;
+	if (len <= 4 * COALESCE)
+		evbuffer_pullup(l->stage, -1);
+	return evbuffer_add_buffer(out, l->stage) == 0 ? 0 : SH_ENOMEM;
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer_net *p = arg;
+
+	p->flush_armed = false;
+	for (size_t i = 0; i < p->n_links; i++) {
+		struct link *l = &p->links[i];
+
+		if (l->bev != NULL && l->stage != NULL && stage_flush(l) != 0)
+			link_down(p, l, "out of memory");
+	}
+}
+
+/* With TLS, the frames of one loop turn are staged and handed over
+ * together at its end (on_flush): a burst of small frames (acks, forwarded
+ * writes) becomes a few records instead of one each. */
 static int frame_out(struct peer_net *p, struct link *l, enum peer_kind kind,
 		     const struct peer_part *parts, size_t n)
 {
-	struct evbuffer *out = bufferevent_get_output(l->bev), *tmp = NULL;
 	int rv;
 
-	if (p->o.tls != NULL && (tmp = evbuffer_new()) == NULL) {
+	if (p->o.tls == NULL) {
+		rv = frame_into(p, bufferevent_get_output(l->bev), kind, parts, n);
+	} else if (l->stage == NULL && (l->stage = evbuffer_new()) == NULL) {
 		release_all(parts, n);
 		rv = SH_ENOMEM;
-	} else {
-		rv = frame_into(p, tmp != NULL ? tmp : out, kind, parts, n);
+	} else if ((rv = frame_into(p, l->stage, kind, parts, n)) == 0) {
+		if (evbuffer_get_length(l->stage) > 4 * COALESCE) {
+			rv = stage_flush(l);
+		} else if (!p->flush_armed) {
+			p->flush_armed = true;
+			event_active(p->flush, 0, 0);
+		}
 	}
-	if (rv == 0 && tmp != NULL && evbuffer_get_length(tmp) <= COALESCE)
-		evbuffer_pullup(tmp, -1);
-	if (rv == 0 && tmp != NULL && evbuffer_add_buffer(out, tmp) != 0)
-		rv = SH_ENOMEM;
-	if (tmp != NULL)
-		evbuffer_free(tmp);
 	if (rv != 0)
 		link_down(p, l, "out of memory");
 	return rv;
@@ -550,7 +592,7 @@ int peer_send(struct peer_net *p, uint64_t to, enum peer_kind kind, const struct
 		rv = SH_EUNAVAIL;
 	else if (l->bev == NULL)
 		rv = link_connect(p, l);
-	if (rv == 0 && queued(p, l->bev) > p->o.max_output)
+	if (rv == 0 && queued(p, l) > p->o.max_output)
 		rv = SH_EBUSY;
 	if (rv != 0) {
 		p->st.dropped++;
@@ -564,7 +606,7 @@ size_t peer_backlog(const struct peer_net *p, uint64_t to)
 {
 	const struct link *l = link_find((struct peer_net *)(uintptr_t)p, to, false);
 
-	return l != NULL && l->bev != NULL ? queued(p, l->bev) : 0;
+	return l != NULL && l->bev != NULL ? queued(p, l) : 0;
 }
 
 void peer_drop(struct peer_net *p, uint64_t to)
@@ -572,8 +614,7 @@ void peer_drop(struct peer_net *p, uint64_t to)
 	struct link *l = link_find(p, to, false);
 
 	if (l != NULL && l->bev != NULL) {
-		bufferevent_free(l->bev);
-		l->bev = NULL;
+		link_close(l);
 		l->connected = false;
 	}
 }
@@ -587,6 +628,10 @@ int peer_net_new(const struct peer_opts *o, struct peer_net **out, struct sh_err
 	if (p == NULL)
 		return sh_err_set(err, SH_ENOMEM, "peer: out of memory");
 	p->o = *o;
+	if (o->tls != NULL && (p->flush = event_new(o->base, -1, 0, on_flush, p)) == NULL) {
+		sh_free(p);
+		return sh_err_set(err, SH_ENOMEM, "peer: out of memory");
+	}
 	*out = p;
 	return 0;
 }
@@ -613,9 +658,13 @@ void peer_net_free(struct peer_net *p)
 		return;
 	while (p->in != NULL)
 		in_free(p->in);
-	for (size_t i = 0; i < p->n_links; i++)
-		if (p->links[i].bev != NULL)
-			bufferevent_free(p->links[i].bev);
+	for (size_t i = 0; i < p->n_links; i++) {
+		link_close(&p->links[i]);
+		if (p->links[i].stage != NULL)
+			evbuffer_free(p->links[i].stage);
+	}
+	if (p->flush != NULL)
+		event_free(p->flush);
 	sh_free(p->links);
 	sh_free(p);
 }
