@@ -103,6 +103,14 @@ struct shoal_options {
 	/* sent with every request when the node requires keys (doc/security.md);
 	 * copied by shoal_open; default: the environment's SHOAL_API_KEY */
 	const char *api_key;
+	/* TLS (doc/security.md, "TLS for clients"): set, the handle speaks TLS
+	 * and verifies the server's certificate against this CA file (PEM) and
+	 * its name against the address's host, or tls_server_name; default: the
+	 * environment's SHOAL_TLS_CA.  tls_cert_file and tls_key_file: a client
+	 * certificate, for nodes that ask for one.  Read by shoal_open. */
+	const char *tls_ca_file;
+	const char *tls_cert_file, *tls_key_file;
+	const char *tls_server_name;
 };
 
 void shoal_options_init(struct shoal_options *o);

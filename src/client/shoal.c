@@ -141,7 +141,7 @@ static int split_addr(const char *a, char *host, size_t hsize, char *port, size_
 	return 0;
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline_ns)
+int cl_poll(int fd, short events, uint64_t deadline_ns)
 {
 	for (;;) {
 		uint64_t now = sh_clock_mono_ns();
@@ -171,7 +171,7 @@ static int connect_ai(const struct addrinfo *ai, int timeout_ms)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
 		soerr = errno;
-	} else if (wait_fd(fd, POLLOUT, sh_clock_mono_ns() + (uint64_t)timeout_ms * 1000000) <= 0) {
+	} else if (cl_poll(fd, POLLOUT, sh_clock_mono_ns() + (uint64_t)timeout_ms * 1000000) <= 0) {
 		soerr = ETIMEDOUT;
 	} else {
 		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
@@ -201,6 +201,12 @@ static int connect_one(shoal *c, const char *addr)
 		return cl_fail(c, SHOAL_UNAVAILABLE, "cannot connect to %s: %s", addr,
 			       strerror(-fd));
 	c->fd = fd;
+	if ((g = cl_tls_handshake(c, addr, host,
+				  sh_clock_mono_ns() + (uint64_t)c->o.connect_timeout_ms *
+							       1000000)) != SHOAL_OK) {
+		cl_disconnect(c);
+		return g;
+	}
 	frame_dec_free(c->dec);
 	if ((c->dec = frame_dec_new(c->o.max_frame_bytes)) == NULL) {
 		cl_disconnect(c);
@@ -211,6 +217,7 @@ static int connect_one(shoal *c, const char *addr)
 
 void cl_disconnect(shoal *c)
 {
+	cl_tls_close(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -241,7 +248,9 @@ int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked)
 {
 	*blocked = false;
 	while (b->off < b->len) {
-		ssize_t n = send(c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+		ssize_t n = c->ssl != NULL
+				    ? cl_tls_send(c, b->data + b->off, b->len - b->off)
+				    : send(c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
 
 		if (n > 0) {
 			b->off += (size_t)n;
@@ -263,34 +272,26 @@ int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked)
 	return SHOAL_OK;
 }
 
-/* Read what is there and hand every complete frame to on_frame; returns
- * SHOAL_OK, or a transport error (the socket is closed). */
-int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg)
+/* Hand every complete frame in buf[0..n) to on_frame. */
+static int feed(shoal *c, const uint8_t *buf, size_t n, cl_frame_fn on_frame, void *arg)
 {
-	uint8_t buf[READ_CHUNK];
-	ssize_t n = recv(c->fd, buf, sizeof buf, 0);
 	size_t off = 0, used;
 	struct frame_hdr h;
 	const uint8_t *body;
 	struct sh_err err;
 	int rv;
 
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return SHOAL_OK;
-	if (n <= 0) {
-		int e = n == 0 ? ECONNRESET : errno;
-
-		cl_disconnect(c);
-		return cl_fail(c, SHOAL_UNAVAILABLE, "connection to %s lost: %s", c->addrs[c->cur],
-			       n == 0 ? "closed by the server" : strerror(e));
-	}
-	while (off < (size_t)n) {
-		rv = frame_dec_feed(c->dec, buf + off, (size_t)n - off, &used, &err);
+	while (off < n) {
+		rv = frame_dec_feed(c->dec, buf + off, n - off, &used, &err);
 		off += used;
 		if (rv < 0) {
 			cl_disconnect(c);
-			return cl_fail(c, SHOAL_INTERNAL, "bad reply from %s: %s", c->addrs[c->cur],
-				       err.msg);
+			return cl_fail(c, SHOAL_INTERNAL, "bad reply from %s: %s%s",
+				       c->addrs[c->cur], err.msg,
+				       c->tls == NULL
+					       ? " (a node with TLS on its client port? give a "
+						 "TLS CA)"
+					       : "");
 		}
 		if (rv == 1) {
 			frame_dec_frame(c->dec, &h, &body);
@@ -300,11 +301,45 @@ int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg)
 	return SHOAL_OK;
 }
 
+static int lost(shoal *c, ssize_t n)
+{
+	int e = n == 0 ? ECONNRESET : errno;
+
+	cl_disconnect(c);
+	return cl_fail(c, SHOAL_UNAVAILABLE, "connection to %s lost: %s%s", c->addrs[c->cur],
+		       n == 0 ? "closed by the server" : strerror(e),
+		       c->tls == NULL ? " (a node with TLS on its client port closes plaintext "
+					"connections: give a TLS CA)"
+				      : "");
+}
+
+/* Read what is there (with TLS, also what was decrypted already) and hand
+ * every complete frame to on_frame; returns SHOAL_OK, or a transport error
+ * (the socket is closed). */
+int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg)
+{
+	uint8_t buf[READ_CHUNK];
+	ssize_t n;
+	int rv;
+
+	do {
+		n = c->ssl != NULL ? cl_tls_recv(c, buf, sizeof buf)
+				   : recv(c->fd, buf, sizeof buf, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return SHOAL_OK;
+		if (n <= 0)
+			return lost(c, n);
+		if ((rv = feed(c, buf, (size_t)n, on_frame, arg)) != SHOAL_OK)
+			return rv;
+	} while (c->ssl != NULL && cl_tls_pending(c));
+	return SHOAL_OK;
+}
+
 /* Wait until the socket is readable (and writable if want_write) or the
  * deadline; DEADLINE_EXCEEDED closes the connection. */
 int cl_wait(shoal *c, bool want_write, uint64_t deadline_ns)
 {
-	int ev = wait_fd(c->fd, (short)(POLLIN | (want_write ? POLLOUT : 0)), deadline_ns);
+	int ev = cl_poll(c->fd, (short)(POLLIN | (want_write ? POLLOUT : 0)), deadline_ns);
 
 	if (ev == 0) {
 		cl_disconnect(c);
@@ -427,6 +462,7 @@ void shoal_options_init(struct shoal_options *o)
 	o->retries = 3;
 	o->max_frame_bytes = 64u << 20;
 	o->api_key = getenv("SHOAL_API_KEY");
+	o->tls_ca_file = getenv("SHOAL_TLS_CA");
 }
 
 static int parse_addrs(shoal *c, const char *addrs)
@@ -475,6 +511,13 @@ int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 	    (c->api_key = sh_strdup(c->o.api_key)) == NULL)
 		return SHOAL_RESOURCE_EXHAUSTED;
 	c->o.api_key = c->api_key; /* the caller's string may go */
+	if (c->o.tls_server_name != NULL && c->o.tls_server_name[0] != '\0' &&
+	    (c->server_name = sh_strdup(c->o.tls_server_name)) == NULL)
+		return SHOAL_RESOURCE_EXHAUSTED;
+	c->o.tls_server_name = c->server_name;
+	if ((rv = cl_tls_init(c)) != SHOAL_OK)
+		return rv;
+	c->o.tls_ca_file = c->o.tls_cert_file = c->o.tls_key_file = NULL; /* loaded */
 	if ((rv = parse_addrs(c, addrs ? addrs : "")) != SHOAL_OK)
 		return rv;
 	return cl_connect(c);
@@ -485,6 +528,8 @@ void shoal_close(shoal *c)
 	if (c == NULL)
 		return;
 	cl_disconnect(c);
+	cl_tls_free(c);
+	sh_free(c->server_name);
 	for (size_t i = 0; i < c->n_addrs; i++)
 		sh_free(c->addrs[i]);
 	sh_free(c->addrs);

@@ -11,6 +11,8 @@
 #include "proto/shoal.pb-c.h"
 #include "util/arena.h"
 
+#include <sys/types.h>
+
 struct shoal {
 	char **addrs;
 	size_t n_addrs, cur;
@@ -21,6 +23,9 @@ struct shoal {
 	struct shoal_token last;
 	char *api_key;                      /* a copy of the option's, or NULL */
 	struct shoal_read_state read_state; /* of the last read reply */
+	struct ssl_ctx_st *tls;             /* TLS on: the context (shoal_tls.c) */
+	struct ssl_st *ssl;                 /* ... and the connection's */
+	char *server_name;                  /* a copy of tls_server_name, or NULL */
 	char msg[512];
 };
 
@@ -39,6 +44,18 @@ void cl_disconnect(shoal *c);
 int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked);
 int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg);
 int cl_wait(shoal *c, bool want_write, uint64_t deadline_ns);
+/* poll(2) fd for events until deadline: revents, 0 at the deadline, -1. */
+int cl_poll(int fd, short events, uint64_t deadline_ns);
+/* TLS (shoal_tls.c): the context from the options (nothing without a CA),
+ * the handshake on the connected c->fd, I/O as send/recv return, data
+ * decrypted and not read yet, the end of a connection and of the handle. */
+int cl_tls_init(shoal *c);
+int cl_tls_handshake(shoal *c, const char *addr, const char *host, uint64_t deadline_ns);
+ssize_t cl_tls_send(shoal *c, const void *buf, size_t len);
+ssize_t cl_tls_recv(shoal *c, void *buf, size_t len);
+bool cl_tls_pending(const shoal *c);
+void cl_tls_close(shoal *c);
+void cl_tls_free(shoal *c);
 int cl_status(shoal *c, int status, const uint8_t *body, size_t len);
 /* Keep a read reply's ReadState (NULL: none sent). */
 void cl_read_state(shoal *c, const Shoal__ReadState *rs);

@@ -56,6 +56,11 @@ static void usage(FILE *out)
 		"  --ack LEVEL                 leader, one, quorum, all\n"
 		"  --json                      machine-readable output\n"
 		"  --api-key-file FILE         the API key to send (default $SHOAL_API_KEY)\n"
+		"  --tls-ca FILE               speak TLS, trusting this CA (default "
+		"$SHOAL_TLS_CA)\n"
+		"  --tls-cert FILE, --tls-key FILE   a client certificate and its key\n"
+		"  --tls-server-name NAME      the name the server's certificate must carry\n"
+		"                              (default: the host of --addr)\n"
 		"\n"
 		"Exit status: 0 ok, 1 other failure (cluster verify: digests differ), 2 usage\n"
 		"or input error, 3 not found, 4 already exists, 5 invalid argument,\n"
@@ -1032,6 +1037,22 @@ static int cmd_members(struct ctl *x)
 
 /* ------------------------------------------------------------ main */
 
+/* --tls-ca FILE and the others (doc/security.md, "TLS for clients"). */
+static bool tls_flag(struct ctl *x, const char *a, const char *v)
+{
+	if (strcmp(a, "--tls-ca") == 0)
+		x->o.tls_ca_file = v;
+	else if (strcmp(a, "--tls-cert") == 0)
+		x->o.tls_cert_file = v;
+	else if (strcmp(a, "--tls-key") == 0)
+		x->o.tls_key_file = v;
+	else if (strcmp(a, "--tls-server-name") == 0)
+		x->o.tls_server_name = v;
+	else
+		return false;
+	return true;
+}
+
 /* --api-key-file: the file's first line that is not blank nor a # comment,
  * kept in x->key for the process. */
 static int read_key_file(struct ctl *x, const char *path)
@@ -1104,6 +1125,8 @@ static int global_options(struct ctl *x, int argc, char **argv)
 		} else if (strcmp(a, "--api-key-file") == 0) {
 			if (read_key_file(x, v) != 0)
 				return -EXIT_USAGE;
+		} else if (tls_flag(x, a, v)) {
+			continue;
 		} else if (strcmp(a, "--ack") == 0) {
 			for (int k = 1; k < 5; k++)
 				if (strcmp(v, acks[k]) == 0)

@@ -13,6 +13,7 @@
 #include "net/rest.h"
 
 #include "net/rest_impl.h"
+#include "net/tls.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -644,6 +645,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 	evhttp_clear_headers(&q);
 }
 
+/* HTTPS: each connection in TLS.  evhttp's own error pages (a request it
+ * cannot parse, headers or a body over the limits, an unknown method) keep
+ * their HTML form then: the TLS bufferevent encrypts output as it comes,
+ * before rest_guard could rewrite it (doc/security.md). */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	return tls_server_bev(arg, base, -1);
+}
+
 int rest_new(const struct rest_opts *o, struct rest **out, struct sh_err *err)
 {
 	struct rest *r = sh_calloc(1, sizeof *r);
@@ -655,7 +665,10 @@ int rest_new(const struct rest_opts *o, struct rest **out, struct sh_err *err)
 	}
 	r->o = *o;
 	r->guard.max_body = o->max_body_bytes;
-	evhttp_set_bevcb(r->http, rest_guard_bev, &r->guard);
+	if (o->tls != NULL)
+		evhttp_set_bevcb(r->http, tls_bev, o->tls);
+	else
+		evhttp_set_bevcb(r->http, rest_guard_bev, &r->guard);
 	evhttp_set_max_body_size(r->http, (ev_ssize_t)o->max_body_bytes);
 	evhttp_set_max_headers_size(r->http, 64 * 1024);
 	evhttp_set_timeout_tv(r->http, &tv);
@@ -668,7 +681,8 @@ int rest_new(const struct rest_opts *o, struct rest **out, struct sh_err *err)
 		return sh_err_set(err, SH_EIO, "REST listener: cannot listen on %s:%d: %s",
 				  o->address, o->port, strerror(errno));
 	}
-	LOG_INFO("server", "REST API listening on %s:%d", o->address, o->port);
+	LOG_INFO("server", "REST API listening on %s:%d%s", o->address, o->port,
+		 o->tls != NULL ? " (HTTPS)" : "");
 	*out = r;
 	return 0;
 }

@@ -33,9 +33,11 @@ struct rest_opts {
 	uint64_t node_id;
 	const char *node_name;
 	bool metrics_open; /* /metrics without an API key (security.metrics_open) */
+	struct tls_server *tls; /* optional: HTTPS (tls.h) */
 };
 
 struct rest;
+struct tls_server;
 
 int rest_new(const struct rest_opts *o, struct rest **out, struct sh_err *err);
 void rest_free(struct rest *r);

@@ -12,6 +12,8 @@
 
 #include "net/server.h"
 
+#include "net/tls.h"
+
 #include "net/frame.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -50,7 +52,7 @@ struct server {
 	struct conn *conns;
 	size_t n_conns;
 	uint64_t now_ms; /* the clock, read once per callback (timeouts are coarse) */
-	uint64_t last_reject_log_ms;
+	uint64_t last_reject_log_ms, last_tls_log_ms;
 };
 
 static void conn_process(struct conn *c);
@@ -368,13 +370,14 @@ static void conn_process(struct conn *c)
 /* Replies made while handling a read are written at once, one write(2)
  * for all of them, instead of waiting for the next loop turn to report the
  * socket writable (Redis writes its replies before sleeping, likewise);
- * what the socket does not take stays for the bufferevent to send. */
+ * what the socket does not take stays for the bufferevent to send.  Not
+ * with TLS: the output holds plaintext. */
 static void flush_now(struct conn *c)
 {
 	struct evbuffer *out;
 
-	if (c->bev == NULL || c->state == CONN_CLOSED)
-		return;
+	if (c->bev == NULL || c->state == CONN_CLOSED || c->srv->o.tls != NULL)
+		return; /* TLS: the bufferevent encrypts and writes (never the raw fd) */
 	out = bufferevent_get_output(c->bev);
 	if (evbuffer_get_length(out) > 0)
 		evbuffer_write(out, bufferevent_getfd(c->bev));
@@ -415,15 +418,36 @@ static void on_write(struct bufferevent *bev, void *arg)
 		maybe_resume(c);
 }
 
+/* A TLS failure is logged at info, at most every 10 s: a client that
+ * speaks plaintext to the port, or does not trust its certificate. */
+static const char *tls_why(struct conn *c, struct bufferevent *bev)
+{
+	static char buf[256];
+	struct server *s = c->srv;
+	const char *why = s->o.tls != NULL ? tls_error(bev, buf, sizeof buf) : NULL;
+
+	if (why != NULL && s->now_ms - s->last_tls_log_ms > 10000) {
+		LOG_INFO("server",
+			 "TLS with %s failed: %s (a client without TLS, or one that does not "
+			 "trust this node's certificate?)",
+			 c->peer, why);
+		s->last_tls_log_ms = s->now_ms;
+	}
+	return why;
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	const char *why;
 
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_close(c, what & BEV_EVENT_EOF
-				      ? "end of stream"
-				      : evutil_socket_error_to_string(
-						evutil_socket_geterror(bufferevent_getfd(bev))));
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if ((why = tls_why(c, bev)) == NULL)
+		why = what & BEV_EVENT_EOF ? "end of stream"
+					   : evutil_socket_error_to_string(evutil_socket_geterror(
+						     bufferevent_getfd(bev)));
+	conn_close(c, why);
 }
 
 static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -475,12 +499,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return reject(s, fd);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->srv = s;
-	c->bev = bufferevent_socket_new(s->o.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = s->o.tls != NULL ? tls_server_bev(s->o.tls, s->o.base, fd)
+				  : bufferevent_socket_new(s->o.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->resume = event_new(s->o.base, -1, 0, on_resume, c);
 	if (c->bev == NULL || c->resume == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
-		else
+		else if (s->o.tls == NULL)
 			evutil_closesocket(fd);
 		if (c->resume != NULL)
 			event_free(c->resume);

@@ -37,9 +37,11 @@ struct server_opts {
 	size_t max_inflight;
 	uint32_t idle_timeout_ms;
 	uint32_t request_timeout_ms;
+	struct tls_server *tls; /* optional: TLS on the port (tls.h) */
 };
 
 struct server;
+struct tls_server;
 
 /* Bind and listen (SH_EIO with the reason when the port is taken). */
 int server_new(const struct server_opts *o, struct server **out, struct sh_err *err);

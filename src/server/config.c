@@ -180,6 +180,12 @@ static const struct cfg_row rows[] = {
 	 "File of API keys of role read (searches, gets, counts, scrolls, listings, status)."},
 	{"security.gossip_keyring_file", CFG_STRING, OFF(gossip_keyring_file), "", 0, 4000, NULL, NULL, 0,
 	 "File of the cluster's gossip keys (base64, the primary first, mode 600): membership packets are sealed with AES-256-GCM and peer links run in TLS 1.3 keyed by it; nodes without a key of the ring cannot join, vote or replicate. shoald rewrites it on shoalctl cluster keys. Empty: gossip and peer links in clear (doc/security.md)."},
+	{"security.tls_cert_file", CFG_STRING, OFF(tls_cert_file), "", 0, 4000, NULL, NULL, CFG_RUNTIME,
+	 "PEM certificate (chain) of this node for the client and REST ports: set, both speak only TLS (1.2 at least; doc/security.md). Read again on SIGHUP. Empty: plaintext."},
+	{"security.tls_key_file", CFG_STRING, OFF(tls_key_file), "", 0, 4000, NULL, NULL, CFG_RUNTIME,
+	 "PEM private key of tls_cert_file, mode 600."},
+	{"security.tls_client_ca_file", CFG_STRING, OFF(tls_client_ca_file), "", 0, 4000, NULL, NULL, CFG_RUNTIME,
+	 "PEM CA certificate(s): clients of the client and REST ports must present a certificate signed by one (mutual TLS). Empty: no client certificate asked."},
 	{"security.metrics_open", CFG_BOOL, OFF(metrics_open), "false", 0, 0, NULL, NULL, 0,
 	 "Serve GET /metrics without an API key when keys are required (otherwise it needs a read key)."},
 };

@@ -112,6 +112,9 @@ struct sh_config {
 	char *write_keys_file;
 	char *read_keys_file;
 	char *gossip_keyring_file;
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_client_ca_file;
 	bool metrics_open;
 };
 

@@ -33,6 +33,7 @@
 #include "net/api.h"
 #include "net/rest.h"
 #include "net/server.h"
+#include "net/tls.h"
 #include "server/config.h"
 #include "server/notify.h"
 #include "server/restore.h"
@@ -80,9 +81,10 @@ struct shoald {
 	struct rest *rest;
 	int exit_status;
 	struct swim_net *swim;
-	struct keyring *keyring;  /* gossip keys, NULL without (doc/security.md) */
-	struct ptls *tls;         /* peer links' TLS, with the keyring */
-	struct sh_notify *notify; /* READY=1, STATUS=, STOPPING=1 to systemd */
+	struct keyring *keyring;       /* gossip keys, NULL without (doc/security.md) */
+	struct ptls *tls;              /* peer links' TLS, with the keyring */
+	struct tls_server *client_tls; /* the client and REST ports' TLS, or NULL */
+	struct sh_notify *notify;      /* READY=1, STATUS=, STOPPING=1 to systemd */
 	bool stopping;
 };
 
@@ -233,6 +235,7 @@ err:
 }
 
 static int load_keys(struct shoald *d, bool reload, struct sh_err *err);
+static void reload_tls(struct shoald *d);
 
 static void on_reload(struct shoald *d)
 {
@@ -258,9 +261,31 @@ static void on_reload(struct shoald *d)
 			  "API keys NOT reloaded: %s; the keys loaded before stay in force, "
 			  "including any removed from the files since",
 			  err.msg);
+	reload_tls(d);
 	LOG_INFO("server", "configuration reloaded%s",
 		 restart ? "; some changes need a restart" : "");
 	sh_notify_reloaded(d->notify);
+}
+
+/* The client and REST ports' certificate and key, read again. */
+static void reload_tls(struct shoald *d)
+{
+	const struct sh_config *c = &d->cfg;
+	struct tls_files tf = {c->tls_cert_file, c->tls_key_file, c->tls_client_ca_file};
+	struct sh_err err;
+
+	if (d->client_tls == NULL) {
+		if (c->tls_cert_file[0] != '\0')
+			LOG_ERROR("server", "TLS NOT turned on: that needs a restart");
+		return;
+	}
+	if (tls_server_reload(d->client_tls, &tf, &err) != 0)
+		LOG_ERROR("server",
+			  "TLS certificate NOT reloaded: %s; the certificate loaded before stays "
+			  "in use",
+			  err.msg);
+	else
+		LOG_INFO("server", "TLS certificate reloaded from %s", c->tls_cert_file);
 }
 
 static void on_left(void *arg)
@@ -608,8 +633,17 @@ static int start_api(struct shoald *d, struct sh_err *err)
 			       ao.node_id,
 			       c->node_name,
 			       c->metrics_open};
+	struct tls_files tf = {c->tls_cert_file, c->tls_key_file, c->tls_client_ca_file};
 	int rv;
 
+	if ((rv = tls_server_load(&tf, &d->client_tls, err)) != 0)
+		return rv;
+	so.tls = ro.tls = d->client_tls;
+	if (d->client_tls != NULL)
+		LOG_INFO("server", "TLS on the client and REST ports: certificate %s%s%s",
+			 c->tls_cert_file,
+			 c->tls_client_ca_file[0] ? ", client certificates of " : "",
+			 c->tls_client_ca_file);
 	snprintf(client, sizeof client, "%s:%" PRId64, c->advertise_address, c->client_port);
 	snprintf(rest, sizeof rest, "%s:%" PRId64, c->advertise_address, c->rest_port);
 	if ((rv = api_new(&ao, &d->api, err)) != 0 || (rv = load_keys(d, false, err)) != 0)
@@ -692,6 +726,8 @@ static void cleanup(struct shoald *d)
 	d->tls = NULL;
 	keyring_free(d->keyring);
 	d->keyring = NULL;
+	tls_server_free(d->client_tls);
+	d->client_tls = NULL;
 	for (int i = 0; i < 4; i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
