@@ -32,7 +32,7 @@ struct rest_opts {
 	uint32_t request_timeout_ms;
 	uint64_t node_id;
 	const char *node_name;
-	bool metrics_open; /* /metrics without an API key (security.metrics_open) */
+	bool metrics_open;      /* /metrics without an API key (security.metrics_open) */
 	struct tls_server *tls; /* optional: HTTPS (tls.h) */
 };
 
