@@ -37,6 +37,9 @@ like() {
 
 pass() { ok 0 "$1"; }
 
+# skip REASON: a test point not run, and why.
+skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n # skip $*"; }
+
 bail_out() { echo "Bail out! $*"; exit 255; }
 
 done_testing() {
