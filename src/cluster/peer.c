@@ -226,7 +226,7 @@ static void in_event(struct bufferevent *bev, short what, void *arg)
 	char buf[256];
 
 	if ((what & BEV_EVENT_CONNECTED) && c->p->o.tls != NULL && !ptls_keyed(bev)) {
-		warn_refused(c->p, c->addr, "a TLS handshake not keyed by the keyring");
+		warn_refused(c->p, c->addr, "a TLS handshake not authenticated");
 		in_free(c);
 		return;
 	}
@@ -255,10 +255,10 @@ static struct bufferevent *in_secure(struct peer_net *p, struct bufferevent *bev
 	if (tls == (p->o.tls != NULL))
 		return tls ? ptls_server(p->o.tls, p->o.base, bev) : bev;
 	warn_refused(p, addr,
-		     tls ? "a TLS link, but this node has no gossip keyring "
-			   "(security.gossip_keyring_file)"
-			 : "a plaintext link, but this node's links need TLS with the gossip "
-			   "keyring (security.gossip_keyring_file)");
+		     tls ? "a TLS link, but this node's links are plaintext (no "
+			   "security.gossip_keyring_file nor peer_cert_file)"
+			 : "a plaintext link, but this node's links need TLS "
+			   "(security.gossip_keyring_file or peer_cert_file)");
 	bufferevent_free(bev);
 	return NULL;
 }
@@ -410,7 +410,7 @@ static void link_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	if ((what & BEV_EVENT_CONNECTED) && p->o.tls != NULL && !ptls_keyed(bev)) {
 		p->st.connect_failures++;
-		link_down(p, l, "the peer's TLS handshake was not keyed by the keyring");
+		link_down(p, l, "the peer's TLS handshake was not authenticated");
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) {

@@ -7,6 +7,7 @@
 
 #include "cluster/keyring.h"
 #include "util/alloc.h"
+#include "util/tlsfile.h"
 
 #include <string.h>
 
@@ -21,7 +22,7 @@
 #define PTLS_UNDER_HIGH (256 * 1024)
 
 struct ptls {
-	struct keyring *kr;
+	struct keyring *kr; /* keyed by the keyring, or (NULL) by certificates */
 	SSL_CTX *client, *server;
 	char id[KEYRING_FP + 1]; /* the identity the client offers */
 };
@@ -118,6 +119,68 @@ static SSL_CTX *ctx_new(struct ptls *t, bool server)
 	return c;
 }
 
+/* Contexts that authenticate both ends by certificates of the cluster CA:
+ * each presents its own, each verifies the other's (no name: any
+ * certificate the CA signed is a node of the cluster). */
+static int certs_ctx(struct ptls *t, bool server, const struct ptls_certs *f, SSL_CTX **out,
+		     struct sh_err *err)
+{
+	SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	int rv;
+
+	if (c == NULL)
+		return sh_err_set(err, SH_ENOMEM, "peer TLS: out of memory");
+	SSL_CTX_set_app_data(c, t);
+	SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
+	SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(c, 0);
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+			   NULL);
+	if ((rv = sh_tls_use_cert_key(c, f->cert, f->key, err)) != 0 ||
+	    (rv = sh_tls_use_ca(c, f->ca, server, err)) != 0) {
+		SSL_CTX_free(c);
+		return sh_err_wrap(err, rv, "peer TLS");
+	}
+	*out = c;
+	return 0;
+}
+
+int ptls_new_certs(const struct ptls_certs *f, struct ptls **out, struct sh_err *err)
+{
+	struct ptls *t = sh_calloc(1, sizeof *t);
+	int rv;
+
+	if (t == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	if ((rv = certs_ctx(t, false, f, &t->client, err)) != 0 ||
+	    (rv = certs_ctx(t, true, f, &t->server, err)) != 0) {
+		ptls_free(t);
+		return rv;
+	}
+	*out = t;
+	return 0;
+}
+
+int ptls_reload_certs(struct ptls *t, const struct ptls_certs *f, struct sh_err *err)
+{
+	SSL_CTX *client, *server;
+	int rv;
+
+	if (t->kr != NULL)
+		return sh_err_set(err, SH_EINVAL, "peer links are keyed by the keyring");
+	if ((rv = certs_ctx(t, false, f, &client, err)) != 0)
+		return rv;
+	if ((rv = certs_ctx(t, true, f, &server, err)) != 0) {
+		SSL_CTX_free(client);
+		return rv;
+	}
+	SSL_CTX_free(t->client); /* links made with them hold their own references */
+	SSL_CTX_free(t->server);
+	t->client = client;
+	t->server = server;
+	return 0;
+}
+
 int ptls_new(struct keyring *kr, struct ptls **out, struct sh_err *err)
 {
 	struct ptls *t = sh_calloc(1, sizeof *t);
@@ -201,7 +264,11 @@ bool ptls_keyed(struct bufferevent *bev)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
-	return ssl != NULL && SSL_session_reused(ssl) == 1;
+	if (ssl == NULL)
+		return false;
+	if (of(ssl)->kr != NULL)
+		return SSL_session_reused(ssl) == 1; /* the PSK was accepted */
+	return SSL_get_verify_result(ssl) == X509_V_OK && SSL_get0_peer_certificate(ssl) != NULL;
 }
 
 const char *ptls_error(struct bufferevent *bev, char *buf, size_t size)

@@ -9,8 +9,14 @@
  * key of its ring (so links keep working while a key is rotated).  The
  * handshake is (EC)DHE with the PSK (forward secrecy), AES-256-GCM; a
  * process without a key of the ring cannot complete it, so nothing it
- * sends is read as a peer message.  Certificates (mutual TLS with a
- * cluster CA) are not built yet.
+ * sends is read as a peer message.
+ *
+ * Or, with certificates (security.peer_cert_file, peer_key_file,
+ * peer_ca_file): mutual TLS 1.3, each node presenting a certificate that
+ * the cluster CA signed and verifying the other's; a node whose
+ * certificate does not verify fails the handshake.  Certificates take the
+ * links over from the keyring when both are configured (the keyring then
+ * seals gossip only).
  *
  * Runs on the loop thread; the keyring must outlive the contexts.
  */
@@ -28,6 +34,13 @@ struct keyring;
 struct ptls;
 
 int ptls_new(struct keyring *kr, struct ptls **out, struct sh_err *err);
+
+struct ptls_certs {
+	const char *cert, *key, *ca; /* PEM files; key mode 600 */
+};
+int ptls_new_certs(const struct ptls_certs *f, struct ptls **out, struct sh_err *err);
+/* Load the files again for new links; on failure the old ones stay. */
+int ptls_reload_certs(struct ptls *t, const struct ptls_certs *f, struct sh_err *err);
 void ptls_free(struct ptls *t);
 
 /* A TLS client over a new socket bufferevent (a filter: connect its
@@ -41,8 +54,9 @@ struct bufferevent *ptls_client(struct ptls *t, struct event_base *base);
 struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct bufferevent *under);
 /* Bytes queued on bev: its own output and what waits in the socket's. */
 size_t ptls_queued(struct bufferevent *bev);
-/* Was bev's handshake keyed by the keyring (its PSK accepted)?  Checked
- * again on BEV_EVENT_CONNECTED: a link that is not is closed. */
+/* Was bev's handshake authenticated: keyed by the keyring (its PSK
+ * accepted), or the peer's certificate verified?  Checked again on
+ * BEV_EVENT_CONNECTED: a link that is not is closed. */
 bool ptls_keyed(struct bufferevent *bev);
 /* The OpenSSL reason of bev's last failure, for a log line; NULL when
  * OpenSSL gave none (the peer closed, a socket error). */

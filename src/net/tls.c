@@ -6,7 +6,7 @@
 #include "net/tls.h"
 
 #include "util/alloc.h"
-#include "util/secret.h"
+#include "util/tlsfile.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -14,75 +14,16 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-
-#define KEY_FILE_MAX (64 * 1024)
 
 struct tls_server {
 	SSL_CTX *ctx;
 };
 
-/* OpenSSL's first queued error as text, for a message. */
-static const char *ossl_reason(char *buf, size_t size)
-{
-	unsigned long e = ERR_get_error();
-
-	if (e == 0)
-		return "unknown OpenSSL error";
-	ERR_error_string_n(e, buf, size);
-	ERR_clear_error();
-	return buf;
-}
-
-/* The private key from a secret file (mode checked as for every key). */
-static int load_key(SSL_CTX *c, const char *path, struct sh_err *err)
-{
-	char *buf = sh_malloc(KEY_FILE_MAX + 1), why[256];
-	size_t len = 0;
-	BIO *bio = NULL;
-	EVP_PKEY *k = NULL;
-	int rv;
-
-	if (buf == NULL)
-		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	if ((rv = sh_secret_read(path, "TLS key file", buf, KEY_FILE_MAX, &len, err)) == 0) {
-		if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL ||
-		    (k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL)
-			rv = sh_err_set(err, SH_EINVAL,
-					"TLS key file %s: not a PEM private key: %s", path,
-					ossl_reason(why, sizeof why));
-		else if (SSL_CTX_use_PrivateKey(c, k) != 1 || SSL_CTX_check_private_key(c) != 1)
-			rv = sh_err_set(err, SH_EINVAL,
-					"TLS key file %s: does not match the certificate: %s", path,
-					ossl_reason(why, sizeof why));
-	}
-	EVP_PKEY_free(k);
-	BIO_free(bio);
-	explicit_bzero(buf, KEY_FILE_MAX + 1);
-	sh_free(buf);
-	return rv;
-}
-
-static int load_client_ca(SSL_CTX *c, const char *path, struct sh_err *err)
-{
-	STACK_OF(X509_NAME) * names;
-	char why[256];
-
-	if (SSL_CTX_load_verify_locations(c, path, NULL) != 1 ||
-	    (names = SSL_load_client_CA_file(path)) == NULL)
-		return sh_err_set(err, SH_EINVAL, "TLS client CA file %s: %s", path,
-				  ossl_reason(why, sizeof why));
-	SSL_CTX_set_client_CA_list(c, names);
-	SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	return 0;
-}
-
 static int ctx_new(const struct tls_files *f, SSL_CTX **out, struct sh_err *err)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
-	char why[256];
-	int rv = 0;
+	int rv;
 
 	if (c == NULL)
 		return sh_err_set(err, SH_ENOMEM, "TLS: cannot make a context");
@@ -90,13 +31,10 @@ static int ctx_new(const struct tls_files *f, SSL_CTX **out, struct sh_err *err)
 	SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_num_tickets(c, 0);
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
-	if (SSL_CTX_use_certificate_chain_file(c, f->cert) != 1)
-		rv = sh_err_set(err, SH_EINVAL, "TLS certificate file %s: %s", f->cert,
-				ossl_reason(why, sizeof why));
-	if (rv == 0)
-		rv = load_key(c, f->key != NULL ? f->key : "", err);
-	if (rv == 0 && f->client_ca != NULL && f->client_ca[0] != '\0')
-		rv = load_client_ca(c, f->client_ca, err);
+	rv = sh_tls_use_cert_key(c, f->cert, f->key, err);
+	if (rv == 0 && f->client_ca != NULL && f->client_ca[0] != '\0' &&
+	    (rv = sh_tls_use_ca(c, f->client_ca, true, err)) == 0)
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	if (rv != 0) {
 		SSL_CTX_free(c);
 		return rv;

@@ -115,6 +115,9 @@ struct sh_config {
 	char *tls_cert_file;
 	char *tls_key_file;
 	char *tls_client_ca_file;
+	char *peer_cert_file;
+	char *peer_key_file;
+	char *peer_ca_file;
 	bool metrics_open;
 };
 

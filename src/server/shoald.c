@@ -272,7 +272,19 @@ static void reload_tls(struct shoald *d)
 {
 	const struct sh_config *c = &d->cfg;
 	struct tls_files tf = {c->tls_cert_file, c->tls_key_file, c->tls_client_ca_file};
+	struct ptls_certs pc = {c->peer_cert_file, c->peer_key_file, c->peer_ca_file};
 	struct sh_err err;
+
+	if (d->tls != NULL && c->peer_cert_file[0] != '\0') {
+		if (ptls_reload_certs(d->tls, &pc, &err) != 0)
+			LOG_ERROR(
+				"server",
+				"peer certificate NOT reloaded: %s; the one loaded before stays in "
+				"use",
+				err.msg);
+		else
+			LOG_INFO("server", "peer certificate reloaded from %s", c->peer_cert_file);
+	}
 
 	if (d->client_tls == NULL) {
 		if (c->tls_cert_file[0] != '\0')
@@ -569,6 +581,14 @@ static int load_keyring(struct shoald *d, struct sh_err *err)
 	char fp[KEYRING_FP + 1];
 	int rv;
 
+	if (c->peer_cert_file[0] != '\0') {
+		struct ptls_certs pc = {c->peer_cert_file, c->peer_key_file, c->peer_ca_file};
+
+		if ((rv = ptls_new_certs(&pc, &d->tls, err)) != 0)
+			return rv;
+		LOG_INFO("server", "peer links in mutual TLS: certificate %s, cluster CA %s",
+			 c->peer_cert_file, c->peer_ca_file);
+	}
 	if (c->gossip_keyring_file[0] == '\0') {
 		if (!loopback(c->listen_address))
 			LOG_WARN("server",
@@ -579,11 +599,11 @@ static int load_keyring(struct shoald *d, struct sh_err *err)
 		return 0;
 	}
 	if ((rv = keyring_load(c->gossip_keyring_file, &d->keyring, err)) != 0 ||
-	    (rv = ptls_new(d->keyring, &d->tls, err)) != 0)
+	    (d->tls == NULL && (rv = ptls_new(d->keyring, &d->tls, err)) != 0))
 		return rv;
 	keyring_fingerprint(keyring_key(d->keyring, 0), fp);
-	LOG_INFO("server",
-		 "gossip sealed and peer links in TLS with the keyring %s: %zu key(s), primary %s",
+	LOG_INFO("server", "gossip sealed%s with the keyring %s: %zu key(s), primary %s",
+		 c->peer_cert_file[0] == '\0' ? " and peer links in TLS" : "",
 		 c->gossip_keyring_file, keyring_count(d->keyring), fp);
 	return 0;
 }
