@@ -18,12 +18,50 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+/* OpenSSL writes to the socket with write(2): a peer that closed would
+ * raise SIGPIPE in the caller's process (the plaintext path sends with
+ * MSG_NOSIGNAL).  Around each OpenSSL call SIGPIPE is blocked for this
+ * thread, and one it raised is consumed before it is unblocked. */
+struct no_pipe {
+	sigset_t old;
+	bool pending; /* a SIGPIPE of the caller's own was pending already */
+};
+
+static void no_pipe_on(struct no_pipe *g)
+{
+	sigset_t pipe, pend;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	sigpending(&pend);
+	g->pending = sigismember(&pend, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipe, &g->old);
+}
+
+static void no_pipe_off(struct no_pipe *g)
+{
+	sigset_t pipe, pend;
+	struct timespec zero = {0, 0};
+	int e = errno;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	sigpending(&pend);
+	if (!g->pending && sigismember(&pend, SIGPIPE) == 1)
+		sigtimedwait(&pipe, NULL, &zero);
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	errno = e;
+}
 
 static const char *reason(char *buf, size_t size)
 {
@@ -123,9 +161,15 @@ int cl_tls_handshake(shoal *c, const char *addr, const char *host, uint64_t dead
 	    set_name(c, host) != 0)
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "TLS: out of memory");
 	ERR_clear_error();
-	while ((r = SSL_connect(c->ssl)) != 1) {
+	for (;;) {
+		struct no_pipe g;
 		short ev;
 
+		no_pipe_on(&g);
+		r = SSL_connect(c->ssl);
+		no_pipe_off(&g);
+		if (r == 1)
+			break;
 		e = SSL_get_error(c->ssl, r);
 		if (e == SSL_ERROR_WANT_READ)
 			ev = POLLIN;
@@ -165,12 +209,24 @@ static ssize_t outcome(shoal *c, int r)
 
 ssize_t cl_tls_send(shoal *c, const void *buf, size_t len)
 {
-	return outcome(c, SSL_write(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len)));
+	struct no_pipe g;
+	int r;
+
+	no_pipe_on(&g);
+	r = SSL_write(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+	no_pipe_off(&g);
+	return outcome(c, r);
 }
 
 ssize_t cl_tls_recv(shoal *c, void *buf, size_t len)
 {
-	return outcome(c, SSL_read(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len)));
+	struct no_pipe g;
+	int r;
+
+	no_pipe_on(&g);
+	r = SSL_read(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+	no_pipe_off(&g);
+	return outcome(c, r);
 }
 
 bool cl_tls_pending(const shoal *c)
