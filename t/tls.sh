@@ -295,6 +295,19 @@ if command -v bash >/dev/null; then
 	ok "$(alive "$pid_a")" "1 MB of random bytes at the client and REST ports: the node is up"
 	ctl "$A" --tls-ca "$TESTDIR/new/ca.pem" status
 	is "$st" 0 "  and answers over TLS" || diag "$out"
+	# inside a TLS session: a frame header announcing 1 GiB, random frames,
+	# a garbled HTTP request (the decoders behind TLS are the same ones
+	# t/server_bad.t and t/server_rest.t attack in plaintext)
+	for port in $((A * 10 + 2)) $((A * 10 + 3)); do
+		{ printf '\377\377\377\177'; head -c 262144 /dev/urandom
+		  printf 'GET /%s HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n' \
+			"$(head -c 3000 /dev/zero | tr '\0' a)"; } |
+			timeout 5 openssl s_client -quiet -connect "127.0.0.1:$port" \
+				-CAfile "$TESTDIR/new/ca.pem" >/dev/null 2>&1
+	done
+	ok "$(alive "$pid_a")" "random frames and a garbled request inside TLS sessions: the node is up"
+	ctl "$A" --tls-ca "$TESTDIR/new/ca.pem" status
+	is "$st" 0 "  and answers over TLS" || diag "$out"
 else
 	skip "bash is missing: no random bytes through /dev/tcp"
 fi
