@@ -22,7 +22,7 @@ PFX=n
 free_base_port 4 || bail_out "no free ports"
 diag "base ports $base..$((base + 3))"
 
-"$MKCERTS" "$TESTDIR/ca" n0 n1 n2 >/dev/null 2>&1 || bail_out "make-certs.sh failed"
+"$MKCERTS" "$TESTDIR/ca" n0 n1 n2 client >/dev/null 2>&1 || bail_out "make-certs.sh failed"
 "$MKCERTS" "$TESTDIR/other" n3 >/dev/null 2>&1 || bail_out "make-certs.sh failed"
 KEY=$(head -c 32 /dev/urandom | base64)
 
@@ -74,6 +74,36 @@ ctl_at 0 upsert $COLL --id 9 --vector 9,1,2 >/dev/null
 ok $? "the cluster still takes writes"
 wait_converged "0 1 2"
 ok $? "the three nodes converge with the intruder around (which the leader may list as a learner that never catches up)"
+
+# le64 HEX: the 16 hex digits as 8 little-endian bytes, printf escapes.
+le64() {
+	i=15 out=
+	while [ $i -ge 1 ]; do
+		out="$out$(printf '\\%03o' $((0x$(echo "$1" | cut -c$i-$((i + 1))))))"
+		i=$((i - 2))
+	done
+	echo "$out"
+}
+
+# A certificate the cluster CA signed for a client, not a node: its links
+# claiming to be node n0 (a member) are refused once the preamble names
+# n0, and the term does not move.
+cid=$(ctl_at 0 status | sed -n 's/.*cluster \([0-9a-f]*\),.*/\1/p')
+n0id=$(jf "$(cluster_json 0)" node_id)
+term1=$(jf "$(cluster_json 0)" term)
+if [ -n "$cid" ] && [ -n "$n0id" ]; then
+	pre="SHOALPR1$(le64 "$n0id")$(le64 "$cid")"
+	# shellcheck disable=SC2059 # the escapes are the point
+	{ printf "$pre"; sleep 2; } | timeout 5 openssl s_client -quiet \
+		-connect "127.0.0.1:$((base * 10 + 11))" -cert "$TESTDIR/ca/client.pem" \
+		-key "$TESTDIR/ca/client.key" -CAfile "$TESTDIR/ca/ca.pem" >/dev/null 2>&1
+	wait_for "$TESTDIR/n1.log" "its certificate does not name node $n0id (n0)" 5
+	ok $? "a client certificate of the cluster CA cannot speak for node n0 on a peer link"
+	is "$(jf "$(cluster_json 0)" term)" "$term1" "  and the term did not move"
+else
+	skip "no cluster id or node id from the node: the forged link is not tried"
+	skip "no forged link"
+fi
 
 cport=$((base * 10 + 1))
 timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$cport &&

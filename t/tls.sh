@@ -244,6 +244,12 @@ refused "a client without a certificate"
 ctl "$M" --tls-ca "$C/ca.pem" --tls-cert "$TESTDIR/other/node.pem" \
 	--tls-key "$TESTDIR/other/node.key" status
 refused "a client with a certificate of another CA"
+ctl "$M" --tls-ca "$C/ca.pem" collection create w --dim 3
+is "$st" 6 "a write without a certificate: exit 6 (refused, not 'may have been applied')" ||
+	diag "$out"
+like "$out" "refused this client's certificate" "  saying the node refused the certificate"
+ctl "$M" --tls-cert "$C/client.pem" --tls-key "$C/client.key" status
+is "$st" 5 "TLS options without --tls-ca: exit 5, nothing sent in clear" || diag "$out"
 ctl "$M" --tls-ca "$C/ca.pem" --tls-cert "$C/client.pem" --tls-key "$C/client.key" status
 is "$st" 0 "a client with a certificate of the CA: exit 0" || diag "$out"
 if [ $have_curl = yes ]; then

@@ -305,6 +305,14 @@ static int lost(shoal *c, ssize_t n)
 {
 	int e = n == 0 ? ECONNRESET : errno;
 
+	if (c->tls_refused) {
+		cl_disconnect(c);
+		return cl_fail(c, SHOAL_UNAVAILABLE,
+			       "TLS handshake with %s failed: the node refused this client's "
+			       "certificate (or its lack of one: security.tls_client_ca_file; "
+			       "shoalctl --tls-cert/--tls-key); nothing was read by the node",
+			       c->addrs[c->cur]);
+	}
 	cl_disconnect(c);
 	return cl_fail(c, SHOAL_UNAVAILABLE, "connection to %s lost: %s%s", c->addrs[c->cur],
 		       n == 0 ? "closed by the server" : strerror(e),
@@ -440,13 +448,15 @@ int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, 
 		rv = exchange(c, method, req, a, rd, resp, &sent);
 		if (rv != SHOAL_UNAVAILABLE)
 			return rv;
-		if (write && sent && c->fd < 0) {
+		if (write && sent && c->fd < 0 && !c->tls_refused) {
 			size_t l = strlen(c->msg);
 
 			snprintf(c->msg + l, sizeof c->msg - l,
 				 " (after the write was sent: it may have been applied)");
 			return SHOAL_OUTCOME_UNKNOWN;
 		}
+		if (c->tls_refused)
+			return rv; /* another attempt would be refused the same way */
 		cl_disconnect(c); /* an UNAVAILABLE server: try the next one */
 	}
 	return rv;

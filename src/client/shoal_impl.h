@@ -25,6 +25,7 @@ struct shoal {
 	struct shoal_read_state read_state; /* of the last read reply */
 	struct ssl_ctx_st *tls;             /* TLS on: the context (shoal_tls.c) */
 	struct ssl_st *ssl;                 /* ... and the connection's */
+	bool tls_refused;                   /* the node refused our certificate */
 	char *server_name;                  /* a copy of tls_server_name, or NULL */
 	char msg[512];
 };

@@ -79,8 +79,15 @@ int cl_tls_init(shoal *c)
 	const struct shoal_options *o = &c->o;
 	char why[256];
 
-	if (o->tls_ca_file == NULL || o->tls_ca_file[0] == '\0')
+	if (o->tls_ca_file == NULL || o->tls_ca_file[0] == '\0') {
+		if ((o->tls_cert_file != NULL && o->tls_cert_file[0] != '\0') ||
+		    (o->tls_key_file != NULL && o->tls_key_file[0] != '\0') ||
+		    (o->tls_server_name != NULL && o->tls_server_name[0] != '\0'))
+			return cl_fail(c, SHOAL_INVALID_ARGUMENT,
+				       "TLS options without a CA (tls_ca_file, shoalctl --tls-ca): "
+				       "TLS needs the CA to verify the node; nothing was sent");
 		return SHOAL_OK;
+	}
 	if ((c->tls = SSL_CTX_new(TLS_client_method())) == NULL)
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "TLS: out of memory");
 	SSL_CTX_set_min_proto_version(c->tls, TLS1_2_VERSION);
@@ -135,16 +142,20 @@ static int handshake_failed(shoal *c, const char *addr, int r)
 	long v = SSL_get_verify_result(c->ssl);
 	int e = SSL_get_error(c->ssl, r);
 
-	if (v != X509_V_OK)
+	if (v != X509_V_OK) {
+		ERR_clear_error();
 		return cl_fail(c, SHOAL_UNAVAILABLE,
 			       "TLS handshake with %s failed: the server's certificate: %s", addr,
 			       X509_verify_cert_error_string(v));
-	if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
+	}
+	if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
+		ERR_clear_error();
 		return cl_fail(c, SHOAL_UNAVAILABLE,
 			       "TLS handshake with %s failed: the connection closed (is TLS on "
 			       "that port? a node asks for a client certificate with "
 			       "security.tls_client_ca_file)",
 			       addr);
+	}
 	return cl_fail(c, SHOAL_UNAVAILABLE,
 		       "TLS handshake with %s failed: %s (is TLS on that port, "
 		       "security.tls_cert_file?)",
@@ -157,6 +168,7 @@ int cl_tls_handshake(shoal *c, const char *addr, const char *host, uint64_t dead
 
 	if (c->tls == NULL)
 		return SHOAL_OK;
+	c->tls_refused = false;
 	if ((c->ssl = SSL_new(c->tls)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
 	    set_name(c, host) != 0)
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "TLS: out of memory");
@@ -165,6 +177,7 @@ int cl_tls_handshake(shoal *c, const char *addr, const char *host, uint64_t dead
 		struct no_pipe g;
 		short ev;
 
+		ERR_clear_error();
 		no_pipe_on(&g);
 		r = SSL_connect(c->ssl);
 		no_pipe_off(&g);
@@ -186,6 +199,27 @@ int cl_tls_handshake(shoal *c, const char *addr, const char *host, uint64_t dead
 	return SHOAL_OK;
 }
 
+/* Did the node refuse our certificate (or its absence)?  With TLS 1.3 the
+ * client learns it after its handshake ends, when the node's alert comes:
+ * the node read nothing of ours (t/tls.sh). */
+static bool cert_refused(unsigned long e)
+{
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+		return false;
+	switch (ERR_GET_REASON(e)) {
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+	case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+	case SSL_R_TLSV1_ALERT_DECRYPT_ERROR: return true;
+	default: return false;
+	}
+}
+
 /* SSL_write/SSL_read's outcome as send/recv's: bytes, 0 at the end, or -1
  * with errno (EAGAIN when it would block). */
 static ssize_t outcome(shoal *c, int r)
@@ -201,6 +235,8 @@ static ssize_t outcome(shoal *c, int r)
 	}
 	if (e == SSL_ERROR_ZERO_RETURN)
 		return 0;
+	if (e == SSL_ERROR_SSL && cert_refused(ERR_peek_error()))
+		c->tls_refused = true;
 	if (e != SSL_ERROR_SYSCALL || errno == 0)
 		errno = EPROTO;
 	ERR_clear_error();
@@ -212,6 +248,7 @@ ssize_t cl_tls_send(shoal *c, const void *buf, size_t len)
 	struct no_pipe g;
 	int r;
 
+	ERR_clear_error(); /* a stale error would turn WANT_* into SSL_ERROR_SSL */
 	no_pipe_on(&g);
 	r = SSL_write(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
 	no_pipe_off(&g);
@@ -223,6 +260,7 @@ ssize_t cl_tls_recv(shoal *c, void *buf, size_t len)
 	struct no_pipe g;
 	int r;
 
+	ERR_clear_error();
 	no_pipe_on(&g);
 	r = SSL_read(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
 	no_pipe_off(&g);

@@ -64,6 +64,13 @@ static const char *member_name(struct node *n, uint64_t id)
 	return m != NULL && m->name != NULL ? m->name : "?";
 }
 
+const char *node_peer_name(struct node *n, uint64_t id)
+{
+	const struct swim_member *m = node_member(n, id);
+
+	return m != NULL && m->name != NULL && m->name[0] != '\0' ? m->name : NULL;
+}
+
 const char *node_peer_address(struct node *n, uint64_t id)
 {
 	const struct swim_member *m = node_member(n, id);

@@ -120,6 +120,8 @@ void node_peer_writable(struct node *n, uint64_t to);
 void node_wake(struct node *n);
 /* The cluster address of node id from membership (NULL when unknown). */
 const char *node_peer_address(struct node *n, uint64_t id);
+/* Node id's name as membership knows it, or NULL. */
+const char *node_peer_name(struct node *n, uint64_t id);
 
 /* Make e a log entry and call done once `ack` holds, or it fails, or the
  * deadline (monotonic ms) passes.  done may run before this returns. */

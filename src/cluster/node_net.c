@@ -88,6 +88,13 @@ static const char *on_address(void *data, uint64_t id)
 	return nn->node != NULL ? node_peer_address(nn->node, id) : NULL;
 }
 
+static const char *on_name(void *data, uint64_t id)
+{
+	struct node_net *nn = data;
+
+	return nn->node != NULL ? node_peer_name(nn->node, id) : NULL;
+}
+
 static void on_writable(void *data, uint64_t to)
 {
 	struct node_net *nn = data;
@@ -108,6 +115,7 @@ int node_net_new(const struct node_net_opts *o, struct node_net **out, struct sh
 			       .backoff_ms = o->backoff_ms,
 			       .recv = on_recv,
 			       .address = on_address,
+			       .name = on_name,
 			       .writable = on_writable,
 			       .tls = o->tls};
 	int rv;

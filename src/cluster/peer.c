@@ -157,6 +157,28 @@ static bool in_preamble(struct inconn *c, struct evbuffer *in)
 	return true;
 }
 
+static void warn_refused(struct peer_net *p, const char *addr, const char *why);
+
+/* With certificates, the link's certificate must name the node its
+ * preamble speaks for (a certificate of the cluster CA does not let one
+ * node, or anyone else it signed, act as another). */
+static bool in_named(struct inconn *c)
+{
+	struct peer_net *p = c->p;
+	const char *name;
+	char why[320];
+
+	if (p->o.tls == NULL || p->o.name == NULL)
+		return true;
+	name = p->o.name(p->o.data, c->from);
+	if (ptls_peer_named(c->bev, name))
+		return true;
+	snprintf(why, sizeof why, "its certificate does not name node %016" PRIx64 " (%s)", c->from,
+		 name != NULL ? name : "a node membership does not know yet");
+	warn_refused(p, c->addr, why);
+	return false;
+}
+
 /* One whole frame at the front of in: deliver it.  false: close. */
 static bool in_frame(struct inconn *c, struct evbuffer *in, bool *more)
 {
@@ -195,7 +217,7 @@ static void in_read(struct bufferevent *bev, void *arg)
 	if (c->from == 0) {
 		if (evbuffer_get_length(in) < PEER_PREAMBLE)
 			return;
-		if ((ok = in_preamble(c, in)))
+		if ((ok = in_preamble(c, in) && in_named(c)))
 			in_settled(c);
 	}
 	while (ok && more)
@@ -413,6 +435,12 @@ static void link_event(struct bufferevent *bev, short what, void *arg)
 		link_down(p, l, "the peer's TLS handshake was not authenticated");
 		return;
 	}
+	if ((what & BEV_EVENT_CONNECTED) && p->o.tls != NULL && p->o.name != NULL &&
+	    !ptls_peer_named(bev, p->o.name(p->o.data, l->id))) {
+		p->st.connect_failures++;
+		link_down(p, l, "the peer's certificate does not carry its node's name");
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		l->connected = true;
 		l->failures = 0;
@@ -482,13 +510,16 @@ static void release_all(const struct peer_part *parts, size_t n)
 			parts[i].release(parts[i].data, parts[i].len, parts[i].arg);
 }
 
-/* Bytes queued to a link: in its output, and with TLS also staged and in
- * the socket's output. */
+/* Bytes queued to a link: in its output, and with TLS also staged.  Not
+ * what waits in the TLS connection's socket buffer below (bounded by its
+ * high watermark): the writable callback watches the output only, so
+ * counting more could leave a sender waiting for a callback that never
+ * comes. */
 static size_t queued(const struct peer_net *p, const struct link *l)
 {
-	if (p->o.tls == NULL)
-		return evbuffer_get_length(bufferevent_get_output(l->bev));
-	return ptls_queued(l->bev) + (l->stage != NULL ? evbuffer_get_length(l->stage) : 0);
+	size_t n = evbuffer_get_length(bufferevent_get_output(l->bev));
+
+	return p->o.tls != NULL && l->stage != NULL ? n + evbuffer_get_length(l->stage) : n;
 }
 
 /* The frame (header, then the parts) onto out; on failure the parts not

@@ -73,6 +73,10 @@ struct peer_opts {
 		     size_t len);
 	/* The cluster address ("host:port") of node id, or NULL if unknown. */
 	const char *(*address)(void *data, uint64_t id);
+	/* Node id's name, or NULL if unknown (optional): with certificates
+	 * (peer_tls.h), a link's certificate must carry the name of the node
+	 * it speaks for, both ways. */
+	const char *(*name)(void *data, uint64_t id);
 	/* The queue to `to` drained below a quarter of max_output (optional). */
 	void (*writable)(void *data, uint64_t to);
 	void *data;

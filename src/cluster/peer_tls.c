@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #define SUITE           "TLS_AES_256_GCM_SHA384"
 #define PTLS_UNDER_HIGH (256 * 1024)
@@ -252,13 +253,6 @@ struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct 
 	return ptls_server_or_client(t, base, under, true);
 }
 
-size_t ptls_queued(struct bufferevent *bev)
-{
-	struct bufferevent *under = bufferevent_get_underlying(bev);
-	size_t n = evbuffer_get_length(bufferevent_get_output(bev));
-
-	return under != NULL ? n + evbuffer_get_length(bufferevent_get_output(under)) : n;
-}
 
 bool ptls_keyed(struct bufferevent *bev)
 {
@@ -269,6 +263,19 @@ bool ptls_keyed(struct bufferevent *bev)
 	if (of(ssl)->kr != NULL)
 		return SSL_session_reused(ssl) == 1; /* the PSK was accepted */
 	return SSL_get_verify_result(ssl) == X509_V_OK && SSL_get0_peer_certificate(ssl) != NULL;
+}
+
+bool ptls_peer_named(struct bufferevent *bev, const char *name)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	X509 *cert;
+
+	if (ssl == NULL)
+		return false;
+	if (of(ssl)->kr != NULL)
+		return true;
+	cert = SSL_get0_peer_certificate(ssl);
+	return cert != NULL && name != NULL && X509_check_host(cert, name, 0, 0, NULL) == 1;
 }
 
 const char *ptls_error(struct bufferevent *bev, char *buf, size_t size)

@@ -52,12 +52,14 @@ struct bufferevent *ptls_client(struct ptls *t, struct event_base *base);
  * readable); takes under: it is freed with the result, or at once on
  * failure (NULL). */
 struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct bufferevent *under);
-/* Bytes queued on bev: its own output and what waits in the socket's. */
-size_t ptls_queued(struct bufferevent *bev);
 /* Was bev's handshake authenticated: keyed by the keyring (its PSK
  * accepted), or the peer's certificate verified?  Checked again on
  * BEV_EVENT_CONNECTED: a link that is not is closed. */
 bool ptls_keyed(struct bufferevent *bev);
+/* Does the certificate of bev's peer carry name (a DNS name or the common
+ * name)?  Always true when the link is keyed by the keyring (no names in
+ * a pre-shared key). */
+bool ptls_peer_named(struct bufferevent *bev, const char *name);
 /* The OpenSSL reason of bev's last failure, for a log line; NULL when
  * OpenSSL gave none (the peer closed, a socket error). */
 const char *ptls_error(struct bufferevent *bev, char *buf, size_t size);

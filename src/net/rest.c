@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
@@ -651,7 +652,17 @@ static void on_request(struct evhttp_request *req, void *arg)
  * before rest_guard could rewrite it (doc/security.md). */
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 {
-	return tls_server_bev(arg, base, -1);
+	struct bufferevent *bev = tls_server_bev(arg, base, -1), *pair[2];
+
+	if (bev != NULL)
+		return bev;
+	/* Never NULL: evhttp would make a plaintext connection instead.  One
+	 * end of a pair whose other end is gone: the request fails at once
+	 * (out of memory only; NULL again if even this fails). */
+	if (bufferevent_pair_new(base, BEV_OPT_CLOSE_ON_FREE, pair) != 0)
+		return NULL;
+	bufferevent_free(pair[1]);
+	return pair[0];
 }
 
 int rest_new(const struct rest_opts *o, struct rest **out, struct sh_err *err)
