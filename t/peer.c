@@ -283,8 +283,9 @@ static void test_pump(size_t max_output)
 	keyring_generate(k, &err);
 	keyring_install(kr, k, &err);
 	ptls_new(kr, &t, &err);
-	l = evconnlistener_new_bind(base, pump_accept, NULL, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE,
-				    16, (struct sockaddr *)&sin, sizeof sin);
+	l = evconnlistener_new_bind(base, pump_accept, NULL,
+				    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 16,
+				    (struct sockaddr *)&sin, sizeof sin);
 	if (l == NULL)
 		bail_out("listen");
 	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &sl);

@@ -78,27 +78,33 @@ static bool holds_u32(const uint32_t *v, size_t n, uint32_t x)
 	return false;
 }
 
-/* Write the new entries ids[0..n) into nb's list l in place of its
- * deleted ones, position by position: a live link never moves nor goes
- * away, so a search reading the list meanwhile sees every live link, and
- * each deleted one as it was or replaced.  Deleted entries left over (too
- * few candidates) are removed by moving the last entries into their
- * places.  Returns how many of ids it wrote. */
+void (*hnsw__midwrite_hook)(const struct hnsw *h);
+
+/* Write the new entries ids[0..n) into nb's list l in place of its link
+ * to `gone` (the point being deleted), position by position: a live link
+ * never moves nor goes away, so a search reading the list meanwhile sees
+ * every live link, and the link to gone as it was or replaced.  Links to
+ * other deleted points stay: they still route, and may be the only way to
+ * a live point whose live in-links are all gone (every version that
+ * linked to it replaced: t/write_path.c, test_midwrite_reach); the batch
+ * repair drops them, and reconnects right after (hnsw__reconnect_at).  A
+ * link to gone left over (no candidate) is removed by moving the last
+ * entry into its place.  Returns how many of ids it wrote. */
 static size_t replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, uint32_t cap,
-			      const uint32_t *ids, size_t n)
+			      uint32_t gone, const uint32_t *ids, size_t n)
 {
 	uint32_t len = hnsw__links_len(l, cap), e;
 	size_t next = 0;
 
 	hnsw__node_lock(hnsw__node_at(h, nb));
 	for (uint32_t i = 0; i < len; i++)
-		if (is_deleted(h, hnsw__link_get(l, i)) && next < n)
+		if (hnsw__link_get(l, i) == gone && next < n)
 			atomic_store_explicit(&l[i], ids[next++], memory_order_release);
 	/* a deleted point still routes until retired: a link to it can be the
 	 * only way to some point */
 	atomic_fetch_add_explicit(&h->dropped, next, memory_order_relaxed);
 	for (uint32_t i = 0; i < len;) {
-		if (!is_deleted(h, hnsw__link_get(l, i))) {
+		if (hnsw__link_get(l, i) != gone) {
 			i++;
 			continue;
 		}
@@ -108,6 +114,8 @@ static size_t replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, 
 		atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
 	}
 	hnsw__node_unlock(hnsw__node_at(h, nb));
+	if (hnsw__midwrite_hook != NULL)
+		hnsw__midwrite_hook(h);
 	return next;
 }
 
@@ -143,7 +151,7 @@ static size_t gather(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, int le
 /* At deletion, cheap: nb's live links stay (as kept ones for Alg. 4) and
  * its deleted links are replaced, in place, from the live links of the
  * deleted ones; the list keeps its length (module comment). */
-static void relink(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, int level)
+static void relink(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, uint32_t gone, int level)
 {
 	uint32_t cap = hnsw__max_links(h, level), ids[2 * HNSW_MAX_M];
 	_Atomic uint32_t *l = hnsw__links_at(h, nb, level);
@@ -155,7 +163,7 @@ static void relink(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, int leve
 	n = hnsw__select_fill(h, s->sel, &chosen, nc, had, had);
 	for (size_t i = kept; i < n; i++)
 		ids[i - kept] = s->sel[i].slot;
-	written = replace_deleted(h, nb, l, cap, ids, n - kept);
+	written = replace_deleted(h, nb, l, cap, gone, ids, n - kept);
 	/* back-links for the new links Alg. 4 chose (not the fill) */
 	for (size_t i = 0; i < written && i < chosen - kept; i++)
 		hnsw__link_back_room(h, ids[i], nb, level);
@@ -222,6 +230,8 @@ static void relink_search(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, i
 	hnsw__node_lock(hnsw__node_at(h, nb));
 	hnsw__links_write(h, nb, level, ids, (uint32_t)n);
 	hnsw__node_unlock(hnsw__node_at(h, nb));
+	if (hnsw__midwrite_hook != NULL)
+		hnsw__midwrite_hook(h);
 	/* and, for the points Alg. 4 chose (not the fill), the back-link an
 	 * insert would add, where there is room (module comment) */
 	for (size_t i = 0; i < chosen; i++)
@@ -379,7 +389,7 @@ void hnsw__delete_slot(struct hnsw *h, uint32_t slot)
 					     (nb = hnsw__link_get(l, i)) != HNSW_NO_SLOT;
 			     i++)
 				if (!is_deleted(h, nb) && links_to(h, nb, level, slot))
-					relink(h, s, nb, level);
+					relink(h, s, nb, slot, level);
 		}
 		hnsw__scratch_put(h, s);
 	}

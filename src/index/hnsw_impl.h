@@ -483,4 +483,16 @@ void hnsw__reconnect_at(struct hnsw *h, uint64_t ep, bool live_only);
  * eighth of the count (amortized: a few link reads per dropped link). */
 void hnsw__maybe_reconnect(struct hnsw *h);
 
+/* ------------------------------------------------------------ tests */
+
+/* Called (when set) by the writer after each neighbour list it rewrites
+ * around a deletion, while the write is not done: t/write_path.c checks
+ * there that no live point is cut off meanwhile (module comment,
+ * "Reachability").  NULL outside tests. */
+extern void (*hnsw__midwrite_hook)(const struct hnsw *h);
+/* Is every live slot reachable at level 0 from the entry point (through
+ * deleted ones, as searches go)?  0, or SH_ECORRUPT naming one that is
+ * not (hnsw_verify.c). */
+int hnsw__check_reach(const struct hnsw *h, struct sh_err *err);
+
 #endif

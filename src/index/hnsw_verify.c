@@ -152,6 +152,13 @@ out:
 	return rv;
 }
 
+int hnsw__check_reach(const struct hnsw *h, struct sh_err *err)
+{
+	uint64_t ep = atomic_load(&hnsw__mut(h)->ep);
+
+	return ep == HNSW_EP_EMPTY ? 0 : check_reach(h, (uint32_t)ep, err);
+}
+
 int hnsw_verify(const struct hnsw *h, struct sh_err *err)
 {
 	uint64_t ep = atomic_load(&hnsw__mut(h)->ep);
