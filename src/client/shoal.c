@@ -457,7 +457,7 @@ int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, 
 		}
 		if (c->tls_refused)
 			return rv; /* another attempt would be refused the same way */
-		cl_disconnect(c); /* an UNAVAILABLE server: try the next one */
+		cl_disconnect(c);  /* an UNAVAILABLE server: try the next one */
 	}
 	return rv;
 }

@@ -253,7 +253,6 @@ struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct 
 	return ptls_server_or_client(t, base, under, true);
 }
 
-
 bool ptls_keyed(struct bufferevent *bev)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);

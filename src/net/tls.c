@@ -28,8 +28,10 @@ static int ctx_new(const struct tls_files *f, SSL_CTX **out, struct sh_err *err)
 	if (c == NULL)
 		return sh_err_set(err, SH_ENOMEM, "TLS: cannot make a context");
 	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-	SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
-				   SSL_OP_IGNORE_UNEXPECTED_EOF); /* a close without close_notify is an end */
+	SSL_CTX_set_options(
+		c,
+		SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
+			SSL_OP_IGNORE_UNEXPECTED_EOF); /* a close without close_notify is an end */
 	SSL_CTX_set_num_tickets(c, 0);
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
 	rv = sh_tls_use_cert_key(c, f->cert, f->key, err);
