@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "srv_tls.h"
+
 struct srv {
 	pid_t pid;
 	int base, client_port, rest_port;
@@ -113,6 +115,22 @@ static __attribute__((unused)) int srv_log_has(const struct srv *s, const char *
 
 /* Start shoald on data dir s->dir (set by the caller) with extra flags
  * (NULL-terminated); returns 0 when it is serving. */
+/* With SHOAL_TEST_TLS, the flags that put the node's ports in TLS. */
+static __attribute__((unused)) int srv_tls_args(const char **argv, int argc)
+{
+	static char cert[600], key[600];
+
+	if (srv_tls_dir() == NULL)
+		return argc;
+	snprintf(cert, sizeof cert, "%s/node.pem", srv_tls_dir());
+	snprintf(key, sizeof key, "%s/node.key", srv_tls_dir());
+	argv[argc++] = "--security-tls-cert-file";
+	argv[argc++] = cert;
+	argv[argc++] = "--security-tls-key-file";
+	argv[argc++] = key;
+	return argc;
+}
+
 static __attribute__((unused)) int srv_start_args(struct srv *s, const char *const *extra)
 {
 	static unsigned seed;
@@ -132,8 +150,9 @@ static __attribute__((unused)) int srv_start_args(struct srv *s, const char *con
 		    !srv_port_free(s->base * 10 + 3))
 			continue;
 		snprintf(base, sizeof base, "%d", s->base);
-		for (int i = 0; extra && extra[i] && argc < 62; i++)
+		for (int i = 0; extra && extra[i] && argc < 58; i++)
 			argv[argc++] = extra[i];
+		argc = srv_tls_args(argv, argc);
 		argv[argc] = NULL;
 		unlink(s->log);
 		if ((s->pid = fork()) == 0) {
@@ -212,8 +231,10 @@ static __attribute__((unused)) int raw_connect(int port)
 			close(fd);
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (srv_tls_dir() != NULL && (fd = srv_tls_wrap(fd)) < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	return fd;
 }
 
