@@ -9,6 +9,7 @@
 #include "net/rest_impl.h"
 #include "proto/shoal.pb-c.h"
 #include "tap.h"
+#include "tfile.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,18 +26,7 @@ static char dir[] = "/tmp/shoal-auth-XXXXXX";
 
 static const char *file(const char *name, const char *text, mode_t mode)
 {
-	static char path[8][256];
-	static int k;
-	char *p = path[k++ % 8];
-	FILE *f;
-
-	snprintf(p, 256, "%s/%s", dir, name);
-	if ((f = fopen(p, "w")) == NULL)
-		bail_out("cannot write %s", p);
-	fputs(text, f);
-	fclose(f);
-	chmod(p, mode);
-	return p;
+	return tfile(dir, name, text, mode);
 }
 
 /* Every Method of the protocol (its descriptor, so a new one is seen)

@@ -9,6 +9,7 @@
 #include "cluster/keyring.h"
 #include "cluster/peer_tls.h"
 #include "tap.h"
+#include "tfile.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,18 +31,7 @@ static char dir[] = "/tmp/shoal-keyring-XXXXXX";
 
 static const char *file(const char *name, const char *text, mode_t mode)
 {
-	static char path[8][256];
-	static int k;
-	char *p = path[k++ % 8];
-	FILE *f;
-
-	snprintf(p, 256, "%s/%s", dir, name);
-	if ((f = fopen(p, "w")) == NULL)
-		bail_out("cannot write %s", p);
-	fputs(text, f);
-	fclose(f);
-	chmod(p, mode);
-	return p;
+	return tfile(dir, name, text, mode);
 }
 
 static struct keyring *ring_of(const uint8_t *key)

@@ -45,23 +45,28 @@ static const char *no_address(void *data, uint64_t id)
 	return NULL;
 }
 
-static struct peer_net *net(struct ptls *tls)
+/* A peer_net of node self; o's callbacks and max_output as given. */
+static struct peer_net *net_with(uint64_t self, struct ptls *tls, struct peer_opts o)
 {
-	struct peer_opts o = {.base = base,
-			      .self_id = 1,
-			      .max_frame = 1 << 20,
-			      .max_output = 1 << 20,
-			      .backoff_ms = 10,
-			      .recv = on_recv,
-			      .address = no_address,
-			      .tls = tls};
 	struct peer_net *p;
 	struct sh_err err;
 
+	o.base = base;
+	o.self_id = self;
+	o.max_frame = 1 << 20;
+	o.backoff_ms = 10;
+	o.tls = tls;
 	if (peer_net_new(&o, &p, &err) != 0)
 		bail_out("peer_net_new: %s", err.msg);
 	peer_set_cluster_id(p, CLUSTER);
 	return p;
+}
+
+static struct peer_net *net(struct ptls *tls)
+{
+	return net_with(
+		1, tls,
+		(struct peer_opts){.max_output = 1 << 20, .recv = on_recv, .address = no_address});
 }
 
 static void le64(uint8_t *p, uint64_t v)
@@ -250,26 +255,6 @@ static void pump_accept(struct evconnlistener *l, evutil_socket_t fd, struct soc
 	bufferevent_enable(bev, EV_READ);
 }
 
-static struct peer_net *pump_net(uint64_t self, struct ptls *t)
-{
-	struct peer_opts o = {.base = base,
-			      .self_id = self,
-			      .max_frame = 1 << 20,
-			      .max_output = pump_max,
-			      .backoff_ms = 10,
-			      .recv = pump_recv,
-			      .address = pump_address,
-			      .writable = pump_writable,
-			      .tls = t};
-	struct peer_net *p;
-	struct sh_err err;
-
-	if (peer_net_new(&o, &p, &err) != 0)
-		bail_out("peer_net_new: %s", err.msg);
-	peer_set_cluster_id(p, CLUSTER);
-	return p;
-}
-
 static void test_pump(size_t max_output)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
@@ -292,8 +277,12 @@ static void test_pump(size_t max_output)
 	snprintf(pump_addr, sizeof pump_addr, "127.0.0.1:%d", ntohs(sin.sin_port));
 	pump_max = max_output;
 	pump_sent = pump_recvd = 0;
-	pa = pump_net(1, t);
-	pb = pump_net(2, t);
+	pa = net_with(1, t,
+		      (struct peer_opts){.max_output = max_output,
+					 .recv = pump_recv,
+					 .address = pump_address,
+					 .writable = pump_writable});
+	pb = net_with(2, t, (struct peer_opts){.max_output = max_output, .recv = pump_recv});
 	pump();
 	for (int i = 0; i < 1000 && pump_recvd < PUMP_FRAMES; i++) {
 		struct timeval tv = {0, 10000};

@@ -10,6 +10,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/tlsfile.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -253,7 +254,8 @@ static void in_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		const char *tls = c->p->o.tls != NULL ? ptls_error(bev, buf, sizeof buf) : NULL;
+		const char *tls =
+			c->p->o.tls != NULL ? sh_tls_bev_error(bev, buf, sizeof buf) : NULL;
 
 		if (c->from == 0 && tls != NULL)
 			warn_refused(c->p, c->addr, tls);
@@ -410,7 +412,7 @@ static void link_down(struct peer_net *p, struct link *l, const char *why)
 static const char *link_why(struct peer_net *p, struct bufferevent *bev, short what, char *buf,
 			    size_t size)
 {
-	const char *tls = p->o.tls != NULL ? ptls_error(bev, buf, size) : NULL;
+	const char *tls = p->o.tls != NULL ? sh_tls_bev_error(bev, buf, size) : NULL;
 
 	if (tls != NULL)
 		return tls;

@@ -276,13 +276,3 @@ bool ptls_peer_named(struct bufferevent *bev, const char *name)
 	cert = SSL_get0_peer_certificate(ssl);
 	return cert != NULL && name != NULL && X509_check_host(cert, name, 0, 0, NULL) == 1;
 }
-
-const char *ptls_error(struct bufferevent *bev, char *buf, size_t size)
-{
-	unsigned long e = bufferevent_get_openssl_error(bev);
-
-	if (e == 0)
-		return NULL;
-	ERR_error_string_n(e, buf, size);
-	return buf;
-}

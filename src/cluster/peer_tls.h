@@ -60,8 +60,5 @@ bool ptls_keyed(struct bufferevent *bev);
  * name)?  Always true when the link is keyed by the keyring (no names in
  * a pre-shared key). */
 bool ptls_peer_named(struct bufferevent *bev, const char *name);
-/* The OpenSSL reason of bev's last failure, for a log line; NULL when
- * OpenSSL gave none (the peer closed, a socket error). */
-const char *ptls_error(struct bufferevent *bev, char *buf, size_t size);
 
 #endif

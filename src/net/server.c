@@ -13,6 +13,7 @@
 #include "net/server.h"
 
 #include "net/tls.h"
+#include "util/tlsfile.h"
 
 #include "net/frame.h"
 #include "util/alloc.h"
@@ -424,7 +425,7 @@ static const char *tls_why(struct conn *c, struct bufferevent *bev)
 {
 	static char buf[256];
 	struct server *s = c->srv;
-	const char *why = s->o.tls != NULL ? tls_error(bev, buf, sizeof buf) : NULL;
+	const char *why = s->o.tls != NULL ? sh_tls_bev_error(bev, buf, sizeof buf) : NULL;
 
 	if (why != NULL && s->now_ms - s->last_tls_log_ms > 10000) {
 		LOG_INFO("server",

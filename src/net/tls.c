@@ -111,13 +111,3 @@ struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
 }
-
-const char *tls_error(struct bufferevent *bev, char *buf, size_t size)
-{
-	unsigned long e = bufferevent_get_openssl_error(bev);
-
-	if (e == 0)
-		return NULL;
-	ERR_error_string_n(e, buf, size);
-	return buf;
-}

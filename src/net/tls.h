@@ -38,7 +38,5 @@ void tls_server_free(struct tls_server *t);
 /* A TLS server bufferevent on fd (-1: set later, as evhttp does); NULL
  * when out of memory. */
 struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base, int fd);
-/* Why bev's handshake or stream failed (OpenSSL's reason), or NULL. */
-const char *tls_error(struct bufferevent *bev, char *buf, size_t size);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <string.h>
 
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -24,6 +25,16 @@ const char *sh_tls_reason(char *buf, size_t size)
 		return "unknown OpenSSL error";
 	ERR_error_string_n(e, buf, size);
 	ERR_clear_error();
+	return buf;
+}
+
+const char *sh_tls_bev_error(struct bufferevent *bev, char *buf, size_t size)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+
+	if (e == 0)
+		return NULL;
+	ERR_error_string_n(e, buf, size);
 	return buf;
 }
 

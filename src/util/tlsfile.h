@@ -12,6 +12,7 @@
 
 #include "util/err.h"
 
+struct bufferevent;
 struct ssl_ctx_st;
 
 /* The certificate chain (PEM) and its private key (PEM, mode 600), checked
@@ -23,5 +24,8 @@ int sh_tls_use_cert_key(struct ssl_ctx_st *c, const char *cert, const char *key,
 int sh_tls_use_ca(struct ssl_ctx_st *c, const char *ca, bool ask_clients, struct sh_err *err);
 /* OpenSSL's first queued error as text (the queue is cleared). */
 const char *sh_tls_reason(char *buf, size_t size);
+/* Why a libevent OpenSSL bufferevent failed (its first OpenSSL error), or
+ * NULL when OpenSSL gave none (the peer closed, a socket error). */
+const char *sh_tls_bev_error(struct bufferevent *bev, char *buf, size_t size);
 
 #endif
