@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

@@ -36,6 +36,7 @@ like() {
 }
 
 pass() { ok 0 "$1"; }
+fail() { ok 1 "$1"; }
 
 # skip REASON: a test point not run, and why.
 skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n # skip $*"; }

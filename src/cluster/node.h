@@ -66,6 +66,11 @@ struct node_env {
 	/* Call node_wake() at monotonic time at_ms (or soon after); replaces
 	 * the wish made before. */
 	void (*wake_at)(void *data, uint64_t at_ms);
+	/* Optional: may member id be made a learner?  With authenticated peer
+	 * links (keyring or certificates), only once a link to it has
+	 * completed its handshake (the call starts one): a process that joined
+	 * the gossip but cannot authenticate is never added.  NULL: always. */
+	bool (*trusted)(void *data, uint64_t id);
 };
 
 struct node_opts {

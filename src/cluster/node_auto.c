@@ -196,7 +196,8 @@ static bool try_add(struct node *n)
 		const struct swim_member *m = swim_member_at(n->swim, i);
 
 		if (m->state == SWIM_ALIVE && !m->self && !raft_conf_has(c, m->id) &&
-		    !banned(c, m->id))
+		    !banned(c, m->id) &&
+		    (n->o.env.trusted == NULL || n->o.env.trusted(n->o.env.data, m->id)))
 			return add_learner(n, m->id, NULL, NULL, &err) == 0;
 	}
 	return false;

@@ -39,6 +39,11 @@ static void env_set_cluster_id(void *data, uint64_t id)
 	peer_set_cluster_id(((struct node_net *)data)->peers, id);
 }
 
+static bool env_trusted(void *data, uint64_t id)
+{
+	return peer_trusted(((struct node_net *)data)->peers, id);
+}
+
 static void env_wake_at(void *data, uint64_t at)
 {
 	struct node_net *nn = data;
@@ -57,8 +62,8 @@ static void env_wake_at(void *data, uint64_t at)
 
 struct node_env node_net_env(struct node_net *nn)
 {
-	return (struct node_env){nn,       env_send,           env_backlog,
-				 env_drop, env_set_cluster_id, env_wake_at};
+	return (struct node_env){nn,          env_send,   env_backlog, env_drop, env_set_cluster_id,
+				 env_wake_at, env_trusted};
 }
 
 /* ------------------------------------------------------------ inputs */

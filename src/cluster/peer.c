@@ -635,6 +635,19 @@ int peer_send(struct peer_net *p, uint64_t to, enum peer_kind kind, const struct
 	return frame_out(p, l, kind, parts, n);
 }
 
+bool peer_trusted(struct peer_net *p, uint64_t to)
+{
+	struct link *l;
+
+	if (p->o.tls == NULL)
+		return true;
+	if ((l = link_find(p, to, true)) == NULL || p->cluster_id == 0)
+		return false;
+	if (l->bev == NULL && sh_clock_mono_ms() >= l->retry_at)
+		link_connect(p, l);
+	return l->bev != NULL && l->connected;
+}
+
 size_t peer_backlog(const struct peer_net *p, uint64_t to)
 {
 	const struct link *l = link_find((struct peer_net *)(uintptr_t)p, to, false);

@@ -30,6 +30,7 @@
 #ifndef SHOAL_CLUSTER_PEER_H
 #define SHOAL_CLUSTER_PEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,6 +112,10 @@ size_t peer_backlog(const struct peer_net *p, uint64_t to);
 /* Close the link to `to` (it reconnects at the next send). */
 void peer_drop(struct peer_net *p, uint64_t to);
 void peer_get_stats(const struct peer_net *p, struct peer_stats *st);
+/* Has the link to `to` completed an authenticated handshake?  Always true
+ * without TLS.  With TLS, false until it has; a call starts the link when
+ * it is down (at most once per backoff interval). */
+bool peer_trusted(struct peer_net *p, uint64_t to);
 /* Close every link, inbound and outbound (they reconnect, with the keys
  * in force now, at the next send); why goes to the log. */
 void peer_reset(struct peer_net *p, const char *why);
