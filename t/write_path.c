@@ -374,27 +374,37 @@ static void test_snapshot(void)
 static struct coll *tc;
 static float base[100][DIM]; /* written before the threads start */
 static _Atomic int stop;
-static _Atomic long misses, searches;
+static _Atomic long misses, searches, ann_misses;
 
-/* Ids 0..99 are upserted again and again with their base vector moved by
- * 1e-6 (so every upsert goes through the fresh set and the graph): a
- * search by the base vector must always find the point. */
-static void *searcher(void *arg)
+static bool finds(uint64_t id, bool exact)
 {
 	struct hnsw_result res[3];
 	struct sh_err err;
+	size_t n = 0;
+	bool found = false;
+
+	if (coll_search(tc, base[id], 3, 40, exact, res, &n, &err) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		found |= res[i].id == id;
+	return found;
+}
+
+/* Ids 0..99 are upserted again and again with their base vector moved by
+ * 1e-6 (so every upsert goes through the fresh set and the graph): a
+ * search by the base vector must always find the point — exactly, what
+ * the hand-off from the fresh set to the graph promises (doc/write-path.md);
+ * through the graph (ANN, ef 40), all but a rare miss: the graph writer
+ * can leave a point unreachable for a moment inside a write (notes of
+ * 2026-12-03; t/write_path.c test_midwrite_reach covers the case fixed). */
+static void *searcher(void *arg)
+{
 	uint64_t id = (uint64_t)(uintptr_t)arg;
 
 	while (!atomic_load(&stop)) {
-		size_t n;
-		bool found = false;
-
 		id = (id + 7) % 100;
-		if (coll_search(tc, base[id], 3, 40, false, res, &n, &err) != 0)
-			break;
-		for (size_t i = 0; i < n; i++)
-			found |= res[i].id == id;
-		atomic_fetch_add(&misses, !found);
+		atomic_fetch_add(&misses, !finds(id, true));
+		atomic_fetch_add(&ann_misses, !finds(id, false));
 		atomic_fetch_add(&searches, 1);
 	}
 	return NULL;
@@ -456,9 +466,12 @@ static void test_background(void)
 	ok(st.throttled > 0, "and that was counted (%llu times, %llu ms)",
 	   (unsigned long long)st.throttled, (unsigned long long)st.throttled_ms);
 	is_int(misses, 0,
-	       "no search by a point's vector missed it while it was updated and indexed (%ld "
-	       "searches)",
+	       "no exact search by a point's vector missed it while it was updated and indexed "
+	       "(%ld searches)",
 	       (long)searches);
+	ok(ann_misses * 1000 <= searches,
+	   "graph searches (ef 40) missed it at most once in a thousand (%ld of %ld)",
+	   (long)ann_misses, (long)searches);
 	ok(st.steps > 0, "the indexer ran (%llu steps)", (unsigned long long)st.steps);
 	for (int i = 0; i < 10000 && coll_fresh(tc) > 0; i++)
 		usleep(1000);

@@ -8,10 +8,11 @@
  *
  *  1. at once (hnsw__delete_slot): the point stops being a result, leaves
  *     the id map (hnsw_delete), and each of its out-neighbours that links
- *     back to it has its deleted links replaced, in place, from the live
- *     links of the deleted points (Alg. 4 with its live links as kept
- *     ones) — in HNSW most links are mutual, so this reconnects most of the
- *     neighbourhood immediately, and cheaply;
+ *     back to it has its link to it replaced, in place, from the live links
+ *     of its deleted links (Alg. 4 with its live links as kept ones); links
+ *     to other deleted points stay until step 2, as routes — in HNSW most
+ *     links are mutual, so this reconnects most of the neighbourhood
+ *     immediately, and cheaply;
  *  2. in batches (hnsw__repair_pending), once enough deletions are pending:
  *     every live point is scanned and any list still naming a deleted point
  *     is chosen again, from its live links, those of its deleted links and
@@ -37,13 +38,20 @@
  * back-linking the fill too overshot to 20.8).  The search costs
  * about an insert per point repaired in a batch.
  *
- * Searches run alongside: a point must never disappear from them while the
- * writer works.  So a repair never drops a live link at deletion (only
- * deleted entries are replaced, in place), and in a batch it never drops a
- * point's last in-link from a live point (in-degrees are counted first),
- * writes every list in place (hnsw__links_write), and makes every live
- * point reachable through live points alone (hnsw__reconnect_at) before the
- * deleted ones stop routing.
+ * Searches run alongside, and the writer tries not to make a point
+ * disappear from them: a repair never drops a live link at deletion (only
+ * the link to the deleted point is replaced, in place), and in a batch it
+ * never drops a point's last in-link from a live point (in-degrees are
+ * counted first), writes every list in place (hnsw__links_write), and
+ * makes every live point reachable through live points alone
+ * (hnsw__reconnect_at) before the deleted ones stop routing.  Not closed
+ * yet (a review of 2026-12-03 found them with a reachability check inside
+ * every write): a live point whose only way in was the deleted point's
+ * list, or only through deleted points when relink_search rewrites a list
+ * before the batch's reconnect, or whose in-link an insert's shrink
+ * dropped, is unreachable until the next reconnect — a graph search can
+ * miss it meanwhile; exact search, gets and the fresh set's hand-off do
+ * not depend on links.
  *
  * Until step 2, deleted points still route searches (their links are
  * intact), which keeps the graph navigable in between.  The writer only.
@@ -87,7 +95,9 @@ void (*hnsw__midwrite_hook)(const struct hnsw *h);
  * other deleted points stay: they still route, and may be the only way to
  * a live point whose live in-links are all gone (every version that
  * linked to it replaced: t/write_path.c, test_midwrite_reach); the batch
- * repair drops them, and reconnects right after (hnsw__reconnect_at).  A
+ * repair drops them, and reconnects once its scan is done
+ * (hnsw__reconnect_at).  This narrows, does not close, the moments inside
+ * a write when a live point is unreachable (module comment).  A
  * link to gone left over (no candidate) is removed by moving the last
  * entry into its place.  Returns how many of ids it wrote. */
 static size_t replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, uint32_t cap,
@@ -149,8 +159,8 @@ static size_t gather(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, int le
 }
 
 /* At deletion, cheap: nb's live links stay (as kept ones for Alg. 4) and
- * its deleted links are replaced, in place, from the live links of the
- * deleted ones; the list keeps its length (module comment). */
+ * its link to gone is replaced, in place, from the live links of its
+ * deleted links; the list keeps its length (module comment). */
 static void relink(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, uint32_t gone, int level)
 {
 	uint32_t cap = hnsw__max_links(h, level), ids[2 * HNSW_MAX_M];
