@@ -5,6 +5,7 @@
 
 #include "cluster/keyring.h"
 
+#include "storage/diskio.h"
 #include "util/alloc.h"
 #include "util/secret.h"
 
@@ -259,18 +260,12 @@ static int sync_dir(const char *path, struct sh_err *err)
 {
 	char dir[4200];
 	const char *slash = strrchr(path, '/');
-	int fd, rv = 0;
 
 	if (slash == NULL)
 		snprintf(dir, sizeof dir, ".");
 	else
 		snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0)
-		rv = sh_err_sys(err, errno, "keyring file %s: cannot sync its directory", path);
-	if (fd >= 0)
-		close(fd);
-	return rv;
+	return diskio_fsync_dir(dir, err);
 }
 
 int keyring_save(const struct keyring *kr, const char *path, struct sh_err *err)

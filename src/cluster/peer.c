@@ -107,6 +107,22 @@ static void nodelay(struct bufferevent *bev)
 
 /* ------------------------------------------------------------ inbound */
 
+/* A link refused before its preamble: counted, logged at most every
+ * WARN_EVERY_MS. */
+static void warn_refused(struct peer_net *p, const char *addr, const char *why)
+{
+	uint64_t now = sh_clock_mono_ms();
+
+	p->st.refused++;
+	p->refused_unwarned++;
+	if (p->refused_warned_at != 0 && now - p->refused_warned_at < WARN_EVERY_MS)
+		return;
+	LOG_WARN("peer", "refused %" PRIu64 " peer link(s): last from %s: %s", p->refused_unwarned,
+		 addr, why);
+	p->refused_warned_at = now;
+	p->refused_unwarned = 0;
+}
+
 /* c no longer waits for its preamble (read, or c goes). */
 static void in_settled(struct inconn *c)
 {
@@ -157,8 +173,6 @@ static bool in_preamble(struct inconn *c, struct evbuffer *in)
 	}
 	return true;
 }
-
-static void warn_refused(struct peer_net *p, const char *addr, const char *why);
 
 /* With certificates, the link's certificate must name the node its
  * preamble speaks for (a certificate of the cluster CA does not let one
@@ -225,22 +239,6 @@ static void in_read(struct bufferevent *bev, void *arg)
 		ok = in_frame(c, in, &more);
 	if (!ok)
 		in_free(c);
-}
-
-/* A link refused before its preamble: counted, logged at most every
- * WARN_EVERY_MS. */
-static void warn_refused(struct peer_net *p, const char *addr, const char *why)
-{
-	uint64_t now = sh_clock_mono_ms();
-
-	p->st.refused++;
-	p->refused_unwarned++;
-	if (p->refused_warned_at != 0 && now - p->refused_warned_at < WARN_EVERY_MS)
-		return;
-	LOG_WARN("peer", "refused %" PRIu64 " peer link(s): last from %s: %s", p->refused_unwarned,
-		 addr, why);
-	p->refused_warned_at = now;
-	p->refused_unwarned = 0;
 }
 
 static void in_event(struct bufferevent *bev, short what, void *arg)

@@ -99,19 +99,16 @@ static int refuse_certificate(int preverify, X509_STORE_CTX *store)
 
 static SSL_CTX *ctx_new(struct ptls *t, bool server)
 {
-	SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	SSL_CTX *c = sh_tls_ctx_new(server, TLS1_3_VERSION);
 
 	if (c == NULL)
 		return NULL;
 	SSL_CTX_set_app_data(c, t);
-	if (SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_ciphersuites(c, SUITE) != 1) {
+	if (SSL_CTX_set_ciphersuites(c, SUITE) != 1) {
 		SSL_CTX_free(c);
 		return NULL;
 	}
-	SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
 	if (server) {
-		SSL_CTX_set_num_tickets(c, 0);
 		SSL_CTX_set_psk_find_session_callback(c, find_session);
 	} else {
 		SSL_CTX_set_psk_use_session_callback(c, use_session);
@@ -126,15 +123,12 @@ static SSL_CTX *ctx_new(struct ptls *t, bool server)
 static int certs_ctx(struct ptls *t, bool server, const struct ptls_certs *f, SSL_CTX **out,
 		     struct sh_err *err)
 {
-	SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	SSL_CTX *c = sh_tls_ctx_new(server, TLS1_3_VERSION);
 	int rv;
 
 	if (c == NULL)
 		return sh_err_set(err, SH_ENOMEM, "peer TLS: out of memory");
 	SSL_CTX_set_app_data(c, t);
-	SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
-	SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
-	SSL_CTX_set_num_tickets(c, 0);
 	SSL_CTX_set_verify(c, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
 			   NULL);
 	if ((rv = sh_tls_use_cert_key(c, f->cert, f->key, err)) != 0 ||
@@ -208,25 +202,13 @@ void ptls_free(struct ptls *t)
 	sh_free(t);
 }
 
-static struct bufferevent *ptls_server_or_client(struct ptls *t, struct event_base *base,
-						 struct bufferevent *under, bool server);
-
-struct bufferevent *ptls_client(struct ptls *t, struct event_base *base)
-{
-	struct bufferevent *under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-
-	if (under == NULL)
-		return NULL;
-	return ptls_server_or_client(t, base, under, false);
-}
-
 /* TLS over under, a filter: OpenSSL writes its records into under's
  * output, which the socket flushes many at a time.  under's write high
  * watermark keeps what waits there short, so that what is queued shows in
  * the TLS bufferevent's own output (back-pressure, the writable
  * callback). */
-static struct bufferevent *ptls_server_or_client(struct ptls *t, struct event_base *base,
-						 struct bufferevent *under, bool server)
+static struct bufferevent *over(struct ptls *t, struct event_base *base, struct bufferevent *under,
+				bool server)
 {
 	SSL *ssl = SSL_new(server ? t->server : t->client);
 	struct bufferevent *bev;
@@ -250,7 +232,16 @@ static struct bufferevent *ptls_server_or_client(struct ptls *t, struct event_ba
 
 struct bufferevent *ptls_server(struct ptls *t, struct event_base *base, struct bufferevent *under)
 {
-	return ptls_server_or_client(t, base, under, true);
+	return over(t, base, under, true);
+}
+
+struct bufferevent *ptls_client(struct ptls *t, struct event_base *base)
+{
+	struct bufferevent *under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+	if (under == NULL)
+		return NULL;
+	return over(t, base, under, false);
 }
 
 bool ptls_keyed(struct bufferevent *bev)

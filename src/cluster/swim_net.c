@@ -301,10 +301,11 @@ static void log_unsealed(struct swim_net *n, const char *from, const char *what)
  * the seal with a keyring; 0 when it is out of bounds. */
 static size_t frame_len(const struct swim_net *n, const uint8_t hdr[SWIM_FRAME_HDR])
 {
-	size_t len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+	size_t len;
 
 	if (n->kr == NULL)
 		return swim_wire_frame_len(hdr);
+	len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
 	return len > KEYRING_OVERHEAD && len <= SWIM_STREAM_MAX + KEYRING_OVERHEAD ? len : 0;
 }
 

@@ -254,7 +254,6 @@ static void metrics_keyring(struct api *a, struct evbuffer *out)
 {
 	const struct keyring *kr = api_keyring_of(a);
 
-	metrics_peers(a, out);
 	if (kr == NULL)
 		return;
 	gauge(out, "shoal_gossip_keys", "Keys in this node's gossip keyring.", keyring_count(kr));
@@ -269,6 +268,7 @@ void rest_metrics(struct api *a, uint64_t self, struct evbuffer *out)
 	metrics_render(api_metrics(a), api_method_name, api_status_name, out);
 	metrics_auth(a, out);
 	metrics_keyring(a, out);
+	metrics_peers(a, out);
 	metrics_storage(a, out);
 	metrics_raft(a, self, out);
 	metrics_membership(a, out);

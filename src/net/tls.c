@@ -22,17 +22,13 @@ struct tls_server {
 
 static int ctx_new(const struct tls_files *f, SSL_CTX **out, struct sh_err *err)
 {
-	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *c = sh_tls_ctx_new(true, TLS1_2_VERSION);
 	int rv;
 
 	if (c == NULL)
 		return sh_err_set(err, SH_ENOMEM, "TLS: cannot make a context");
-	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-	SSL_CTX_set_options(
-		c,
-		SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
-			SSL_OP_IGNORE_UNEXPECTED_EOF); /* a close without close_notify is an end */
-	SSL_CTX_set_num_tickets(c, 0);
+	/* a close without close_notify is an end */
+	SSL_CTX_set_options(c, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
 	rv = sh_tls_use_cert_key(c, f->cert, f->key, err);
 	if (rv == 0 && f->client_ca != NULL && f->client_ca[0] != '\0' &&

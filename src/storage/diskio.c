@@ -6,6 +6,7 @@
 #include "storage/diskio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -47,4 +48,16 @@ void diskio_fail_after(long n, int errnum)
 unsigned long diskio_flushes(void)
 {
 	return atomic_load_explicit(&flushes, memory_order_relaxed);
+}
+
+int diskio_fsync_dir(const char *dir, struct sh_err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rv = 0;
+
+	if (fd < 0 || diskio_fsync(fd) != 0)
+		rv = sh_err_sys(err, errno, "cannot fsync directory '%s'", dir);
+	if (fd >= 0)
+		close(fd);
+	return rv;
 }

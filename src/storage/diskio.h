@@ -12,9 +12,14 @@
 #ifndef SHOAL_STORAGE_DISKIO_H
 #define SHOAL_STORAGE_DISKIO_H
 
+#include "util/err.h"
+
 /* fdatasync(fd) / fsync(fd): 0, or -1 with errno set. */
 int diskio_fdatasync(int fd);
 int diskio_fsync(int fd);
+/* fsync the directory dir (a rename or a new file in it is durable after
+ * it): 0, or the error, naming dir. */
+int diskio_fsync_dir(const char *dir, struct sh_err *err);
 
 /* Make the flush after n more succeed fail once, with errnum, without
  * flushing anything (as a kernel that dropped the dirty pages would);

@@ -78,18 +78,6 @@ uint64_t snap_header_index(const unsigned char *h)
 	return le64_get(h + 24);
 }
 
-int snap_fsync_dir(const char *dir, struct sh_err *err)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rv = 0;
-
-	if (fd < 0 || diskio_fsync(fd) != 0)
-		rv = sh_err_sys(err, errno, "cannot fsync directory '%s'", dir);
-	if (fd >= 0)
-		close(fd);
-	return rv;
-}
-
 /* ------------------------------------------------------------ writing */
 
 struct sw {
@@ -209,7 +197,7 @@ int snap_write(const char *dir, uint64_t index, uint64_t term, snap_save_fn fn, 
 	if (rename(tmp, path) != 0)
 		rv = sh_err_sys(err, errno, "snapshot: cannot rename '%s'", tmp);
 	else
-		rv = snap_fsync_dir(dir, err);
+		rv = diskio_fsync_dir(dir, err);
 out:
 	if (w.fd >= 0)
 		close(w.fd);
@@ -448,7 +436,7 @@ int snap_accept_received(const char *dir, uint64_t index, struct sh_err *err)
 	snap_path(to, sizeof to, dir, index);
 	if (rename(from, to) != 0)
 		return sh_err_sys(err, errno, "snapshot: cannot rename '%s'", from);
-	return snap_fsync_dir(dir, err);
+	return diskio_fsync_dir(dir, err);
 }
 
 void snap_drop_tmp(const char *dir, uint64_t index)
@@ -524,7 +512,7 @@ int snap_prune(const char *dir, uint64_t index, struct sh_err *err)
 	uint64_t newest;
 	int rv = index == 0 ? 0 : scan_dir(dir, index, &newest, err);
 
-	return rv != 0 ? rv : snap_fsync_dir(dir, err);
+	return rv != 0 ? rv : diskio_fsync_dir(dir, err);
 }
 
 /* ------------------------------------------------------------ chunks */

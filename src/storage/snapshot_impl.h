@@ -2,8 +2,7 @@
  * snapshot_impl: what snapshot.c (writing, reading, serving chunks) and
  * snapshot_recv.c (receiving chunks) share about the file format
  * (doc/storage-format.md, "Snapshots").  Nothing outside
- * src/storage/snapshot*.c includes it.  Pure functions but for
- * snap_fsync_dir.
+ * src/storage/snapshot*.c includes it.  Pure functions.
  */
 #ifndef SHOAL_STORAGE_SNAPSHOT_IMPL_H
 #define SHOAL_STORAGE_SNAPSHOT_IMPL_H
@@ -27,6 +26,5 @@ uint32_t snap_end_crc(uint64_t seq, uint64_t total);
 const char *snap_header_check(const unsigned char *h);
 uint64_t snap_header_term(const unsigned char *h);
 uint64_t snap_header_index(const unsigned char *h);
-int snap_fsync_dir(const char *dir, struct sh_err *err);
 
 #endif

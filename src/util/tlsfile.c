@@ -28,6 +28,19 @@ const char *sh_tls_reason(char *buf, size_t size)
 	return buf;
 }
 
+SSL_CTX *sh_tls_ctx_new(bool server, int min_version)
+{
+	SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+	if (c == NULL || SSL_CTX_set_min_proto_version(c, min_version) != 1) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_num_tickets(c, 0);
+	return c;
+}
+
 const char *sh_tls_bev_error(struct bufferevent *bev, char *buf, size_t size)
 {
 	unsigned long e = bufferevent_get_openssl_error(bev);

@@ -15,6 +15,10 @@
 struct bufferevent;
 struct ssl_ctx_st;
 
+/* A TLS context as every one of ours starts: server or client side, at
+ * least min_version (TLS1_2_VERSION, TLS1_3_VERSION), no session tickets
+ * (no ticket key to keep), no renegotiation.  NULL: out of memory. */
+struct ssl_ctx_st *sh_tls_ctx_new(bool server, int min_version);
 /* The certificate chain (PEM) and its private key (PEM, mode 600), checked
  * to match. */
 int sh_tls_use_cert_key(struct ssl_ctx_st *c, const char *cert, const char *key,
