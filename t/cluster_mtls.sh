@@ -104,11 +104,11 @@ if [ -n "$cid" ] && [ -n "$n0id" ]; then
 	pre="SHOALPR1$(le64 "$n0id")$(le64 "$cid")"
 	before=$(metric 1 shoal_peer_links_refused_total)
 	# shellcheck disable=SC2059 # the escapes are the point
-	{ printf "$pre"; sleep 2; } | timeout 5 openssl s_client -quiet \
+	{ printf "$pre"; sleep 3; } | timeout $((20 * SCALE)) openssl s_client -quiet \
 		-connect "127.0.0.1:$((base * 10 + 11))" -cert "$TESTDIR/ca/client.pem" \
 		-key "$TESTDIR/ca/client.key" -CAfile "$TESTDIR/ca/ca.pem" >/dev/null 2>&1
 	after=$before
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
+	for _ in $(seq 1 $((40 * SCALE))); do
 		after=$(metric 1 shoal_peer_links_refused_total)
 		[ "${after:-0}" -gt "${before:-0}" ] && break
 		sleep 0.5
