@@ -654,13 +654,17 @@ static void test_build_parallel(void)
 {
 	struct hnsw *h = make(SH_METRIC_L2, HNSW_QUANT_NONE, 21);
 	uint64_t *ids = seq_ids(N, 0);
-	struct sh_err err;
+	struct sh_err err, verr = {0};
 	double r;
 
 	is_int(hnsw_build(h, ids, data, N, 2, &err), 0, "parallel build on 2 threads");
 	is_int(hnsw_count(h), N, "every point inserted");
 	r = recall(h, SH_METRIC_L2, N, ids, 64, NULL);
 	ok(r >= 0.95, "recall@10 after the parallel build %.4f (>= 0.95)", r);
+	ok(hnsw_verify(h, &verr) == 0,
+	   "and the graph verifies (in-degrees counted right by "
+	   "concurrent inserts)%s%s",
+	   verr.msg[0] ? ": " : "", verr.msg);
 	is_int(hnsw_build(h, ids, data, 1, 1, &err), SH_EEXIST, "building an existing id fails");
 	like(err.msg, "point 0 (id 0): id already present", "and names it");
 	sh_free(ids);

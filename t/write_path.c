@@ -394,9 +394,9 @@ static bool finds(uint64_t id, bool exact)
  * 1e-6 (so every upsert goes through the fresh set and the graph): a
  * search by the base vector must always find the point — exactly, what
  * the hand-off from the fresh set to the graph promises (doc/write-path.md);
- * through the graph (ANN, ef 40), all but a rare miss: the graph writer
- * can leave a point unreachable for a moment inside a write (notes of
- * 2026-12-03; t/write_path.c test_midwrite_reach covers the case fixed). */
+ * through the graph (ANN, ef 40), all but a rare miss: a graph search is
+ * approximate (no point is cut off from the graph meanwhile:
+ * test_midwrite_reach and t/hnsw_cut.c check that inside every write). */
 static void *searcher(void *arg)
 {
 	uint64_t id = (uint64_t)(uintptr_t)arg;

@@ -48,6 +48,17 @@ int hnsw__arena_reserve(struct hnsw_arena *a, uint32_t slots)
 	return 0;
 }
 
+int hnsw__arenas_reserve(struct hnsw *h, uint32_t slots)
+{
+	if (hnsw__arena_reserve(&h->nodes, slots) != 0 ||
+	    hnsw__arena_reserve(&h->links, slots) != 0 ||
+	    hnsw__arena_reserve(&h->vecs, slots) != 0 ||
+	    hnsw__arena_reserve(&h->codes, slots) != 0 ||
+	    hnsw__arena_reserve(&h->indeg, slots) != 0)
+		return SH_ENOMEM;
+	return 0;
+}
+
 size_t hnsw__arena_used(const struct hnsw_arena *a, uint32_t n)
 {
 	return (size_t)n * a->stride;
@@ -88,6 +99,7 @@ void hnsw__slot_init(struct hnsw *h, uint32_t slot)
 	atomic_init(&n->state, HNSW_SLOT_FREE);
 	n->level = 0;
 	atomic_init(&n->lock, 0);
+	atomic_init(hnsw__indeg_at(h, slot), 0);
 	for (uint32_t i = 0; i < h->m0; i++)
 		atomic_init(&l[i], HNSW_NO_SLOT);
 }
@@ -104,9 +116,7 @@ int hnsw__slot_alloc(struct hnsw *h, uint32_t *slot)
 	s = atomic_load_explicit(&h->n_slots, memory_order_relaxed);
 	if (s >= HNSW_MAX_POINTS)
 		return SH_ETOOBIG;
-	if (hnsw__arena_reserve(&h->nodes, s + 1) != 0 ||
-	    hnsw__arena_reserve(&h->links, s + 1) != 0 ||
-	    hnsw__arena_reserve(&h->vecs, s + 1) != 0 || hnsw__arena_reserve(&h->codes, s + 1) != 0)
+	if (hnsw__arenas_reserve(h, s + 1) != 0)
 		return SH_ENOMEM;
 	hnsw__slot_init(h, s);
 	atomic_store_explicit(&h->n_slots, s + 1, memory_order_release);
@@ -136,13 +146,7 @@ void hnsw__slot_release_upper(struct hnsw *h, struct hnsw_node *n)
 
 /* ------------------------------------------------------------ lists */
 
-static bool holds(const uint32_t *ids, uint32_t n, uint32_t slot)
-{
-	for (uint32_t j = 0; j < n; j++)
-		if (ids[j] == slot)
-			return true;
-	return false;
-}
+void (*hnsw__midwrite_hook)(const struct hnsw *h);
 
 void hnsw__links_write(struct hnsw *h, uint32_t nb, int level, const uint32_t *ids, uint32_t n)
 {
@@ -153,10 +157,10 @@ void hnsw__links_write(struct hnsw *h, uint32_t nb, int level, const uint32_t *i
 
 	for (i = 0; i < len; i++) {
 		old[i] = hnsw__link_get(l, i);
-		stays[i] = holds(ids, n, old[i]);
+		stays[i] = hnsw__holds(ids, n, old[i]);
 	}
 	for (uint32_t j = 0; j < n; j++)
-		placed[j] = holds(old, len, ids[j]);
+		placed[j] = hnsw__holds(old, len, ids[j]);
 	for (i = 0; i < len; i++) { /* new entries into the places of those that go */
 		while (next < n && placed[next])
 			next++;
@@ -449,6 +453,7 @@ int hnsw_new(const struct hnsw_params *params, struct hnsw **out, struct sh_err 
 	h->links.stride = (h->m0 * sizeof(uint32_t) + 63) & ~(size_t)63;
 	h->vecs.stride = ((size_t)params->dim * sizeof(float) + 15) & ~(size_t)15;
 	h->codes.stride = params->quant ? (params->dim + 63) & ~(size_t)63 : 0;
+	h->indeg.stride = sizeof(_Atomic uint32_t);
 	atomic_init(&h->ep, HNSW_EP_EMPTY);
 	sh_rand_seed(&h->rng, params->seed);
 	pthread_mutex_init(&h->write_lock, NULL);
@@ -474,6 +479,7 @@ void hnsw_free(struct hnsw *h)
 	arena_release(&h->links);
 	arena_release(&h->vecs);
 	arena_release(&h->codes);
+	arena_release(&h->indeg);
 	sh_free(h->map.slots);
 	sh_free(h->pending);
 	sh_free(h->limbo[0]);
@@ -568,7 +574,8 @@ size_t hnsw_memory(const struct hnsw *h)
 	uint32_t n = atomic_load(&w->n_slots);
 	size_t m = sizeof *h + hnsw__arena_used(&h->nodes, n) + hnsw__arena_used(&h->links, n) +
 		   hnsw__arena_used(&h->vecs, n) + hnsw__arena_used(&h->codes, n) +
-		   h->map.cap * sizeof(uint32_t) + atomic_load(&w->upper_bytes) +
+		   hnsw__arena_used(&h->indeg, n) + h->map.cap * sizeof(uint32_t) +
+		   atomic_load(&w->upper_bytes) +
 		   (h->pending_cap + h->limbo_cap[0] + h->limbo_cap[1] + h->free_cap) *
 			   sizeof(uint32_t);
 

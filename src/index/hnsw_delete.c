@@ -38,20 +38,15 @@
  * back-linking the fill too overshot to 20.8).  The search costs
  * about an insert per point repaired in a batch.
  *
- * Searches run alongside, and the writer tries not to make a point
- * disappear from them: a repair never drops a live link at deletion (only
- * the link to the deleted point is replaced, in place), and in a batch it
- * never drops a point's last in-link from a live point (in-degrees are
- * counted first), writes every list in place (hnsw__links_write), and
- * makes every live point reachable through live points alone
- * (hnsw__reconnect_at) before the deleted ones stop routing.  Not closed
- * yet (a review of 2026-12-03 found them with a reachability check inside
- * every write): a live point whose only way in was the deleted point's
- * list, or only through deleted points when relink_search rewrites a list
- * before the batch's reconnect, or whose in-link an insert's shrink
- * dropped, is unreachable until the next reconnect — a graph search can
- * miss it meanwhile; exact search, gets and the fresh set's hand-off do
- * not depend on links.
+ * Searches run alongside, and the writer does not make a point disappear
+ * from them: a repair never drops a live link at deletion (only the link
+ * to the deleted point is replaced, in place); the points whose only
+ * in-link from a live point was the deleted point's get one at once, while
+ * it still routes (rescue_orphans); a batch never drops a point's last
+ * in-link (hnsw__indeg_drop), writes every list in place
+ * (hnsw__links_write), and makes every live point reachable through live
+ * points alone (hnsw__reconnect_at) before the deleted ones stop routing
+ * (doc/index.md, "Reachability"; t/hnsw_cut.c checks after every list).
  *
  * Until step 2, deleted points still route searches (their links are
  * intact), which keeps the graph navigable in between.  The writer only.
@@ -78,16 +73,6 @@ static void add_cand(struct hnsw *h, struct hnsw_scratch *s, const float *v, uin
 	s->sel[(*n)++] = (struct hnsw_cand){hnsw__dist_vec(h, v, hnsw__vec_at(h, e)), e};
 }
 
-static bool holds_u32(const uint32_t *v, size_t n, uint32_t x)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v[i] == x)
-			return true;
-	return false;
-}
-
-void (*hnsw__midwrite_hook)(const struct hnsw *h);
-
 /* Write the new entries ids[0..n) into nb's list l in place of its link
  * to `gone` (the point being deleted), position by position: a live link
  * never moves nor goes away, so a search reading the list meanwhile sees
@@ -96,10 +81,9 @@ void (*hnsw__midwrite_hook)(const struct hnsw *h);
  * a live point whose live in-links are all gone (every version that
  * linked to it replaced: t/write_path.c, test_midwrite_reach); the batch
  * repair drops them, and reconnects once its scan is done
- * (hnsw__reconnect_at).  This narrows, does not close, the moments inside
- * a write when a live point is unreachable (module comment).  A
- * link to gone left over (no candidate) is removed by moving the last
- * entry into its place.  Returns how many of ids it wrote. */
+ * (hnsw__reconnect_at).  A link to gone left over (no candidate) is
+ * removed by moving the last entry into its place.  Returns how many of
+ * ids it wrote (counted in: hnsw__indeg_add). */
 static size_t replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, uint32_t cap,
 			      uint32_t gone, const uint32_t *ids, size_t n)
 {
@@ -108,8 +92,12 @@ static size_t replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, 
 
 	hnsw__node_lock(hnsw__node_at(h, nb));
 	for (uint32_t i = 0; i < len; i++)
-		if (hnsw__link_get(l, i) == gone && next < n)
-			atomic_store_explicit(&l[i], ids[next++], memory_order_release);
+		if (hnsw__link_get(l, i) == gone && next < n) {
+			atomic_store_explicit(&l[i], ids[next], memory_order_release);
+			if (l == hnsw__links_at(h, nb, 0))
+				hnsw__indeg_add(h, ids[next]);
+			next++;
+		}
 	/* a deleted point still routes until retired: a link to it can be the
 	 * only way to some point */
 	atomic_fetch_add_explicit(&h->dropped, next, memory_order_relaxed);
@@ -124,8 +112,7 @@ static size_t replace_deleted(struct hnsw *h, uint32_t nb, _Atomic uint32_t *l, 
 		atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
 	}
 	hnsw__node_unlock(hnsw__node_at(h, nb));
-	if (hnsw__midwrite_hook != NULL)
-		hnsw__midwrite_hook(h);
+	hnsw__midwrite(h);
 	return next;
 }
 
@@ -179,11 +166,11 @@ static void relink(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, uint32_t
 		hnsw__link_back_room(h, ids[i], nb, level);
 }
 
-/* Keep in ids[0..*n) (nb's new level-0 list) every live point whose last
- * in-link from a live point nb's old list holds (indeg: in-links from live
- * points), in place of the farthest new entries; then count the change. */
+/* Keep in ids[0..*n) (nb's new level-0 list) every point of its old one
+ * that cannot lose this in-link (hnsw__indeg_drop: its last one), in place
+ * of the farthest new entries; the others are counted out. */
 static void keep_last_links(struct hnsw *h, _Atomic uint32_t *l, uint32_t cap, uint32_t *ids,
-			    size_t *n, uint32_t *indeg)
+			    size_t *n)
 {
 	uint32_t old[2 * HNSW_MAX_M], len = hnsw__links_len(l, cap), e;
 	size_t last = *n;
@@ -192,29 +179,22 @@ static void keep_last_links(struct hnsw *h, _Atomic uint32_t *l, uint32_t cap, u
 		old[i] = hnsw__link_get(l, i);
 	for (uint32_t i = 0; i < len; i++) {
 		e = old[i];
-		if (is_deleted(h, e) || indeg[e] > 1 || holds_u32(ids, *n, e))
+		if (hnsw__holds(ids, *n, e) || hnsw__indeg_drop(h, e))
 			continue;
-		while (last > 0 && holds_u32(old, len, ids[last - 1]))
+		while (last > 0 && hnsw__holds(old, len, ids[last - 1]))
 			last--; /* the farthest entry that is new to the list */
 		if (last > 0)
 			ids[--last] = e;
-		else if (*n < cap)
-			ids[(*n)++] = e;
+		else
+			ids[(*n)++] = e; /* room: e is not among ids, old ones all */
 	}
-	for (uint32_t i = 0; i < len; i++)
-		if (!is_deleted(h, old[i]) && !holds_u32(ids, *n, old[i]))
-			indeg[old[i]]--;
-	for (size_t i = 0; i < *n; i++)
-		if (!holds_u32(old, len, ids[i]))
-			indeg[ids[i]]++;
 }
 
 /* In a batch repair: nb's list at level chosen again from its live links,
  * those of its deleted links and what a search from nb finds, as many as
  * it had; at level 0, without dropping a point's last in-link (indeg, may
  * be NULL); written in place (hnsw__links_write). */
-static void relink_search(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, int level,
-			  uint32_t *indeg)
+static void relink_search(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, int level)
 {
 	uint32_t cap = hnsw__max_links(h, level), ids[2 * HNSW_MAX_M], old[2 * HNSW_MAX_M],
 		 heur[2 * HNSW_MAX_M];
@@ -233,21 +213,22 @@ static void relink_search(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, i
 		ids[i] = s->sel[i].slot;
 	for (size_t i = 0; i < chosen; i++)
 		heur[i] = ids[i];
-	if (level == 0 && indeg != NULL)
-		keep_last_links(h, l, cap, ids, &n, indeg);
+	if (level == 0)
+		keep_last_links(h, l, cap, ids, &n);
 	for (uint32_t i = 0; i < had; i++)
 		old[i] = hnsw__link_get(l, i);
 	hnsw__node_lock(hnsw__node_at(h, nb));
 	hnsw__links_write(h, nb, level, ids, (uint32_t)n);
 	hnsw__node_unlock(hnsw__node_at(h, nb));
-	if (hnsw__midwrite_hook != NULL)
-		hnsw__midwrite_hook(h);
+	for (size_t i = 0; i < n && level == 0; i++)
+		if (!hnsw__holds(old, had, ids[i]))
+			hnsw__indeg_add(h, ids[i]);
+	hnsw__midwrite(h);
 	/* and, for the points Alg. 4 chose (not the fill), the back-link an
 	 * insert would add, where there is room (module comment) */
 	for (size_t i = 0; i < chosen; i++)
-		if (!holds_u32(old, had, heur[i]) && holds_u32(ids, n, heur[i]) &&
-		    hnsw__link_back_room(h, heur[i], nb, level) && level == 0 && indeg != NULL)
-			indeg[nb]++;
+		if (!hnsw__holds(old, had, heur[i]) && hnsw__holds(ids, n, heur[i]))
+			hnsw__link_back_room(h, heur[i], nb, level);
 }
 
 static bool links_to(const struct hnsw *h, uint32_t from, int level, uint32_t to)
@@ -321,42 +302,24 @@ static int writer_scratch(struct hnsw *h, struct hnsw_scratch **s)
 	return 0;
 }
 
-/* Level-0 in-links of every slot from live points (NULL out of memory). */
-static uint32_t *count_indeg(const struct hnsw *h, uint32_t n)
-{
-	uint32_t *indeg = sh_calloc((size_t)n + 1, sizeof *indeg), e;
-
-	for (uint32_t slot = 0; indeg != NULL && slot < n; slot++) {
-		_Atomic uint32_t *l = hnsw__links_at(h, slot, 0);
-
-		if (is_deleted(h, slot))
-			continue;
-		for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
-			indeg[e]++;
-	}
-	return indeg;
-}
-
 /* Searches run meanwhile: no list drops a point's last in-link from a live
  * point, every list is written in place, and before the deleted points are
  * retired (no longer routing) every live point is made reachable through
  * live points alone. */
 void hnsw__repair_pending(struct hnsw *h)
 {
-	uint32_t n = atomic_load(&h->n_slots), *indeg;
+	uint32_t n = atomic_load(&h->n_slots);
 	struct hnsw_scratch *s;
 
 	if (h->n_pending == 0 || writer_scratch(h, &s) != 0)
 		return;
-	indeg = count_indeg(h, n);
 	for (uint32_t slot = 0; slot < n; slot++) {
 		if (is_deleted(h, slot))
 			continue;
 		for (int level = hnsw__node_at(h, slot)->level; level >= 0; level--)
 			if (has_deleted_link(h, slot, level))
-				relink_search(h, s, slot, level, indeg);
+				relink_search(h, s, slot, level);
 	}
-	sh_free(indeg);
 	hnsw__scratch_put(h, s);
 	fix_entry(h, true);
 	hnsw__reconnect_at(h, atomic_load(&h->ep), true);
@@ -383,6 +346,34 @@ static void queue_pending(struct hnsw *h, uint32_t slot)
 	h->pending[h->n_pending++] = slot;
 }
 
+static bool counted(const struct hnsw *h, uint32_t slot)
+{
+	uint8_t st = atomic_load(&hnsw__node_at(h, slot)->state);
+
+	return st == HNSW_SLOT_LIVE || st == HNSW_SLOT_NEW;
+}
+
+/* The deleted slot's level-0 links stop counting as in-links; each live
+ * point that had no other (but the entry point), or one from a closed
+ * pair, gets one from a live point at once, while the deleted point still
+ * routes to it. */
+static void rescue_orphans(struct hnsw *h, struct hnsw_scratch *s, uint32_t slot)
+{
+	_Atomic uint32_t *l = hnsw__links_at(h, slot, 0);
+	uint32_t e, orphans[2 * HNSW_MAX_M], n = 0;
+	uint64_t ep = atomic_load(&h->ep);
+
+	for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
+		if (counted(h, e) && atomic_fetch_sub(hnsw__indeg_at(h, e), 1) <= 2 &&
+		    e != (uint32_t)ep)
+			orphans[n++] = e;
+	for (uint32_t i = 0; i < n; i++) /* none left, or one from a closed pair */
+		if (atomic_load(hnsw__indeg_at(h, orphans[i])) == 0 ||
+		    (atomic_load(hnsw__indeg_at(h, orphans[i])) == 1 &&
+		     hnsw__indeg_pair_only(h, orphans[i])))
+			hnsw__rescue(h, s, orphans[i], ep);
+}
+
 void hnsw__delete_slot(struct hnsw *h, uint32_t slot)
 {
 	struct hnsw_node *n = hnsw__node_at(h, slot);
@@ -391,6 +382,7 @@ void hnsw__delete_slot(struct hnsw *h, uint32_t slot)
 	atomic_fetch_add(&h->dead, 1); /* before the state: readers check it first */
 	atomic_store_explicit(&n->state, HNSW_SLOT_DELETED, memory_order_release);
 	if (writer_scratch(h, &s) == 0) {
+		rescue_orphans(h, s, slot);
 		for (int level = n->level; level >= 0; level--) {
 			_Atomic uint32_t *l = hnsw__links_at(h, slot, level);
 			uint32_t nb;

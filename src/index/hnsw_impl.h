@@ -50,7 +50,10 @@
  * re-linking around a deletion can drop a point's last in-link.  The
  * writer restores it (hnsw__reconnect) after each write that dropped links
  * in a small graph, and in larger ones every so many dropped links, after
- * each batch of repairs and after a build.
+ * each batch of repairs and after a build.  In between, and inside every
+ * write, it keeps every live point but the entry point with a level-0
+ * in-link from a live point (counted per slot: hnsw_reach.c,
+ * "In-degrees"), so that only a closed island can be cut off.
  */
 #ifndef SHOAL_INDEX_HNSW_IMPL_H
 #define SHOAL_INDEX_HNSW_IMPL_H
@@ -150,7 +153,9 @@ struct hnsw {
 	bool negate;  /* distance = bias - kern() (dot, cosine) */
 	float bias;
 
-	struct hnsw_arena nodes, links, vecs, codes;
+	/* indeg: per slot, its level-0 in-links from LIVE and NEW points
+	 * (hnsw_reach.c, "In-degrees") */
+	struct hnsw_arena nodes, links, vecs, codes, indeg;
 	_Atomic uint32_t n_slots;  /* slots handed out so far (high-water mark) */
 	_Atomic uint64_t ep;       /* level << 32 | slot, or HNSW_EP_EMPTY */
 	_Atomic size_t count;      /* live points */
@@ -248,6 +253,19 @@ static inline _Atomic uint32_t *hnsw__links_at(const struct hnsw *h, uint32_t sl
 		return hnsw__arena_at(&h->links, slot);
 	up = atomic_load_explicit(&hnsw__node_at(h, slot)->upper, memory_order_acquire);
 	return up + (size_t)(level - 1) * h->p.m;
+}
+
+static inline _Atomic uint32_t *hnsw__indeg_at(const struct hnsw *h, uint32_t slot)
+{
+	return hnsw__arena_at(&h->indeg, slot);
+}
+
+static inline bool hnsw__holds(const uint32_t *v, size_t n, uint32_t x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
 }
 
 static inline uint32_t hnsw__link_get(_Atomic uint32_t *l, uint32_t i)
@@ -354,6 +372,8 @@ static inline uint64_t hnsw__ep_pack(int level, uint32_t slot)
 /* ------------------------------------------------------------ hnsw.c */
 
 int hnsw__arena_reserve(struct hnsw_arena *a, uint32_t slots);
+/* Every arena of h holds at least slots records. */
+int hnsw__arenas_reserve(struct hnsw *h, uint32_t slots);
 /* Bytes of records for slots [0, n). */
 size_t hnsw__arena_used(const struct hnsw_arena *a, uint32_t n);
 /* A slot for a new point: a free one, or the next; its records reset. */
@@ -472,6 +492,27 @@ void hnsw__repair_pending(struct hnsw *h);
  * point not reached gets in-links from its nearest reached points.  The
  * writer only; out of memory, it does nothing (retried later). */
 void hnsw__reconnect(struct hnsw *h);
+/* In-degrees (hnsw_reach.c): a level-0 link to slot was added, by a
+ * LIVE or NEW point. */
+static inline void hnsw__indeg_add(struct hnsw *h, uint32_t slot)
+{
+	atomic_fetch_add_explicit(hnsw__indeg_at(h, slot), 1, memory_order_relaxed);
+}
+/* May a level-0 link to slot, from a LIVE or NEW point, go?  True (and
+ * counted) unless slot is a live point it is the last in-link of, or the
+ * last but one of a closed pair (hnsw__indeg_pair_only); call before
+ * removing the link. */
+bool hnsw__indeg_drop(struct hnsw *h, uint32_t slot);
+/* Has slot, with one in-link left, a live partner that links to it and
+ * has at most one in-link itself (slot's, maybe): a pair that would be
+ * closed off once slot's other in-links went? */
+bool hnsw__indeg_pair_only(const struct hnsw *h, uint32_t slot);
+/* Give the live point x, which has no in-link left (hnsw__indeg_at 0),
+ * one from a live point near it that a search from ep reaches. */
+void hnsw__rescue(struct hnsw *h, struct hnsw_scratch *s, uint32_t x, uint64_t ep);
+/* Count the in-degrees again (a loaded or renumbered graph) and rescue
+ * each live point, but the entry point, that has none. */
+void hnsw__indeg_recount(struct hnsw *h);
 /* The same from ep (packed level and slot), an entry point about to be
  * stored: so that searches never start from one that does not reach every
  * point (the old one still routes meanwhile).  With live_only, through live
@@ -485,11 +526,17 @@ void hnsw__maybe_reconnect(struct hnsw *h);
 
 /* ------------------------------------------------------------ tests */
 
-/* Called (when set) by the writer after each neighbour list it rewrites
- * around a deletion, while the write is not done: t/write_path.c checks
- * there that no live point is cut off meanwhile (module comment,
- * "Reachability").  NULL outside tests. */
+/* Called (when set) by a single writer after each neighbour list it
+ * changes and each point it publishes, while the write is not done:
+ * t/hnsw_cut.c and t/write_path.c check there that no live point is cut
+ * off meanwhile (module comment, "Reachability").  NULL outside tests. */
 extern void (*hnsw__midwrite_hook)(const struct hnsw *h);
+
+static inline void hnsw__midwrite(const struct hnsw *h)
+{
+	if (hnsw__midwrite_hook != NULL)
+		hnsw__midwrite_hook(h);
+}
 /* Is every live slot reachable at level 0 from the entry point (through
  * deleted ones, as searches go)?  0, or SH_ECORRUPT naming one that is
  * not (hnsw_verify.c). */

@@ -236,10 +236,7 @@ static int read_slot(struct in *r, struct hnsw *h, uint32_t slot, uint32_t n)
 
 	if ((rv = in_get(r, &state, 1, "a slot")) != 0)
 		return rv;
-	if (hnsw__arena_reserve(&h->nodes, slot + 1) != 0 ||
-	    hnsw__arena_reserve(&h->links, slot + 1) != 0 ||
-	    hnsw__arena_reserve(&h->vecs, slot + 1) != 0 ||
-	    hnsw__arena_reserve(&h->codes, slot + 1) != 0)
+	if (hnsw__arenas_reserve(h, slot + 1) != 0)
 		return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
 	hnsw__slot_init(h, slot);
 	atomic_store(&h->n_slots, slot + 1);
@@ -366,6 +363,7 @@ static int load_body(struct in *r, struct hnsw *h, const struct hdr *hd)
 		return rv;
 	if (queue_deleted(h) != 0)
 		return sh_err_set(r->err, SH_ENOMEM, "hnsw: load: out of memory");
+	hnsw__indeg_recount(h);
 	if (hd->q_ready && hd->quant == HNSW_QUANT_INT8 && hd->q_scale > 0) {
 		h->quant = (struct quant){hd->q_lo, hd->q_scale, 1.0f / hd->q_scale,
 					  h->p.metric != SH_METRIC_L2};

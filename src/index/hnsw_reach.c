@@ -28,6 +28,20 @@
  * The writer only (hnsw_upsert, hnsw_delete, repairs, the end of a build);
  * searches may run.  Costs one bit and two words per slot, and a walk of
  * the level-0 lists.
+ *
+ * In-degrees.  The walk mends after the fact; searches run inside writes.
+ * So at every moment every live point but the entry point keeps a level-0
+ * in-link from a LIVE or NEW point: each slot counts those (h->indeg),
+ * a link is added then counted, counted out then removed, and
+ * hnsw__indeg_drop never takes a live point's count below one (a
+ * compare-and-swap: two builders cannot drop its last two links at once).
+ * A list that would drop a last in-link keeps it (insert's shrink, batch
+ * repair, link_spare); a point left with none — a new point every
+ * neighbour refused, one whose only in-link was a deleted point's, an
+ * entry point that stops being one — gets one from the nearest live point
+ * with room that a search finds (hnsw__rescue), or a spared link.  A
+ * closed island (points linking only to each other) has in-links and is
+ * not seen: the walk links it back (doc/index.md, "Reachability").
  */
 #include "build.h"
 
@@ -86,7 +100,7 @@ static void reach(struct walk *w, uint32_t slot, uint32_t parent)
 }
 
 /* Append slot to nb's level-0 list if it has room (and lacks it). */
-static bool link_room(struct hnsw *h, struct walk *w, uint32_t nb, uint32_t slot)
+static bool link_room(struct hnsw *h, uint32_t nb, uint32_t slot)
 {
 	struct hnsw_node *n = hnsw__node_at(h, nb);
 	_Atomic uint32_t *l = hnsw__links_at(h, nb, 0);
@@ -100,40 +114,46 @@ static bool link_room(struct hnsw *h, struct walk *w, uint32_t nb, uint32_t slot
 			if (hnsw__link_get(l, i) == slot)
 				goto out;
 		atomic_store_explicit(&l[len], slot, memory_order_release);
+		hnsw__indeg_add(h, slot);
 		added = true;
 	}
 out:
 	hnsw__node_unlock(n);
+	hnsw__midwrite(h);
 	return added;
 }
 
-/* Replace in nb's full level-0 list its farthest link that is not a tree
- * link by one to slot; false when no link can be spared. */
-static bool link_spare(struct hnsw *h, struct walk *w, uint32_t nb, uint32_t slot)
+/* Replace in nb's full level-0 list its farthest link that can go — not a
+ * tree link of the walk (parent, NULL outside one), nor a point's last
+ * in-link — by one to slot; false when no link can be spared. */
+static bool link_spare(struct hnsw *h, const uint32_t *parent, uint32_t nb, uint32_t slot)
 {
 	struct hnsw_node *n = hnsw__node_at(h, nb);
 	_Atomic uint32_t *l = hnsw__links_at(h, nb, 0);
 	const float *v = hnsw__vec_at(h, nb);
-	uint32_t e, worst = HNSW_NO_SLOT;
-	float wd = -1;
+	struct hnsw_cand c[2 * HNSW_MAX_M];
+	uint32_t e, nc = 0, at = HNSW_NO_SLOT;
 
 	hnsw__node_lock(n);
 	for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++) {
-		float d = hnsw__dist_vec(h, v, hnsw__vec_at(h, e));
-
 		if (e == slot) {
-			worst = HNSW_NO_SLOT; /* already linked: nothing to do */
+			nc = 0; /* already linked: nothing to do */
 			break;
 		}
-		if (w->parent[e] != nb && d > wd) {
-			wd = d;
-			worst = i;
-		}
+		if (parent == NULL || parent[e] != nb) /* d, and the position in slot */
+			c[nc++] = (struct hnsw_cand){hnsw__dist_vec(h, v, hnsw__vec_at(h, e)), i};
 	}
-	if (worst != HNSW_NO_SLOT)
-		atomic_store_explicit(&l[worst], slot, memory_order_release);
+	hnsw__sort_cands(c, nc);
+	for (uint32_t k = nc; k-- > 0 && at == HNSW_NO_SLOT;)
+		if (hnsw__indeg_drop(h, hnsw__link_get(l, c[k].slot)))
+			at = c[k].slot;
+	if (at != HNSW_NO_SLOT) {
+		atomic_store_explicit(&l[at], slot, memory_order_release);
+		hnsw__indeg_add(h, slot);
+	}
 	hnsw__node_unlock(n);
-	return worst != HNSW_NO_SLOT;
+	hnsw__midwrite(h);
+	return at != HNSW_NO_SLOT;
 }
 
 /* A point that can link to slot: among its nearest as Alg. 4 selects
@@ -149,30 +169,31 @@ static uint32_t find_parent(struct hnsw *h, struct hnsw_scratch *s, struct walk 
 	hnsw__sort_cands(s->sel, nr);
 	kept = hnsw__select_heuristic(h, s->sel, nr, h->p.m);
 	for (size_t i = 0; i < kept; i++)
-		if (link_room(h, w, s->sel[i].slot, slot) && first == HNSW_NO_SLOT)
+		if (link_room(h, s->sel[i].slot, slot) && first == HNSW_NO_SLOT)
 			first = s->sel[i].slot;
 	if (first != HNSW_NO_SLOT)
 		return first;
 	memcpy(s->sel, s->res, nr * sizeof *s->sel); /* Alg. 4 dropped some: all again */
 	hnsw__sort_cands(s->sel, nr);
 	for (size_t i = 0; i < nr; i++)
-		if (link_spare(h, w, s->sel[i].slot, slot))
+		if (link_spare(h, w->parent, s->sel[i].slot, slot))
 			return s->sel[i].slot;
 	for (int spare = 0; spare < 2; spare++)
 		for (uint32_t i = 0; i < w->tail; i++) {
 			uint32_t nb = w->queue[i];
 
 			if (atomic_load(&hnsw__node_at(h, nb)->state) == HNSW_SLOT_LIVE &&
-			    (spare ? link_spare(h, w, nb, slot) : link_room(h, w, nb, slot)))
+			    (spare ? link_spare(h, w->parent, nb, slot) : link_room(h, nb, slot)))
 				return nb;
 		}
 	return HNSW_NO_SLOT;
 }
 
-/* In-links for slot, which the walk did not reach, from its nearest
- * reached points (module comment); returns its parent, or NO_SLOT. */
-static uint32_t link_in(struct hnsw *h, struct hnsw_scratch *s, struct walk *w, uint32_t slot,
-			uint64_t ep)
+/* The points near slot's vector that a level-0 search from the entry
+ * point ep finds (from ep itself when the greedy descent ends at a point
+ * `from_ep` refuses), into s->res; returns how many. */
+static size_t search_near(struct hnsw *h, struct hnsw_scratch *s, uint32_t slot, uint64_t ep,
+			  const struct walk *w)
 {
 	struct hnsw_cand cur = {0, (uint32_t)ep};
 	size_t nr;
@@ -180,7 +201,9 @@ static uint32_t link_in(struct hnsw *h, struct hnsw_scratch *s, struct walk *w, 
 	memcpy(s->qvec, hnsw__vec_at(h, slot), h->p.dim * sizeof(float));
 	cur.d = hnsw__dist_slot(h, s->qvec, cur.slot);
 	cur.slot = hnsw__greedy_descend(h, s, cur.slot, (int)(ep >> 32), 0, &cur.d);
-	if (!seen(w, cur.slot)) { /* upper levels may lead where level 0 does not */
+	if ((w != NULL && !seen(w, cur.slot)) || cur.slot == slot) {
+		/* upper levels may lead where level 0 does not; and a search
+		 * for slot's neighbours does not start from slot itself */
 		cur.slot = (uint32_t)ep;
 		cur.d = hnsw__dist_slot(h, s->qvec, cur.slot);
 	}
@@ -189,7 +212,15 @@ static uint32_t link_in(struct hnsw *h, struct hnsw_scratch *s, struct walk *w, 
 				HNSW__ACCEPT_INSERT);
 	s->skip = HNSW_NO_SLOT;
 	memcpy(s->sel, s->res, nr * sizeof *s->sel);
-	return find_parent(h, s, w, slot, nr);
+	return nr;
+}
+
+/* In-links for slot, which the walk did not reach, from its nearest
+ * reached points (module comment); returns its parent, or NO_SLOT. */
+static uint32_t link_in(struct hnsw *h, struct hnsw_scratch *s, struct walk *w, uint32_t slot,
+			uint64_t ep)
+{
+	return find_parent(h, s, w, slot, search_near(h, s, slot, ep, w));
 }
 
 /* One walk, linking in what it misses; the number of points linked in. */
@@ -251,4 +282,100 @@ void hnsw__maybe_reconnect(struct hnsw *h)
 
 	if (dropped > 0 && (n <= HNSW_RECONNECT_SMALL || dropped >= n / 8))
 		hnsw__reconnect(h);
+}
+
+/* ------------------------------------------------------------ in-degrees */
+
+static bool links_to0(const struct hnsw *h, uint32_t from, uint32_t to)
+{
+	_Atomic uint32_t *l = hnsw__links_at(h, from, 0);
+	uint32_t e;
+
+	for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
+		if (e == to)
+			return true;
+	return false;
+}
+
+bool hnsw__indeg_pair_only(const struct hnsw *h, uint32_t slot)
+{
+	_Atomic uint32_t *l = hnsw__links_at(h, slot, 0);
+	uint32_t f;
+
+	for (uint32_t i = 0; i < h->m0 && (f = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
+		if (atomic_load_explicit(hnsw__indeg_at(h, f), memory_order_relaxed) <= 1 &&
+		    atomic_load_explicit(&hnsw__node_at(h, f)->state, memory_order_relaxed) ==
+			    HNSW_SLOT_LIVE &&
+		    links_to0(h, f, slot))
+			return true;
+	return false;
+}
+
+bool hnsw__indeg_drop(struct hnsw *h, uint32_t slot)
+{
+	_Atomic uint32_t *d = hnsw__indeg_at(h, slot);
+	uint8_t st = atomic_load_explicit(&hnsw__node_at(h, slot)->state, memory_order_acquire);
+	uint32_t v = atomic_load_explicit(d, memory_order_relaxed);
+
+	if (st != HNSW_SLOT_LIVE && st != HNSW_SLOT_NEW)
+		return true; /* a deleted point's count is not kept */
+	do                   /* not the last in-link, nor the last but one of a closed pair */
+		if (v <= 1 || (v == 2 && hnsw__indeg_pair_only(h, slot)))
+			return false;
+	while (!atomic_compare_exchange_weak_explicit(d, &v, v - 1, memory_order_relaxed,
+						      memory_order_relaxed));
+	return true;
+}
+
+/* May y give x an in-link?  Not the version x replaces (about to go),
+ * nor a point whose only in-link may be x's own (the search can reach it
+ * through x: the two would form a closed pair). */
+static bool may_rescue(const struct hnsw *h, uint32_t y, uint32_t x)
+{
+	return y != hnsw__node_at(h, x)->prev &&
+	       atomic_load(&hnsw__node_at(h, y)->state) == HNSW_SLOT_LIVE &&
+	       !(atomic_load(hnsw__indeg_at(h, y)) <= 1 && links_to0(h, x, y));
+}
+
+void hnsw__rescue(struct hnsw *h, struct hnsw_scratch *s, uint32_t x, uint64_t ep)
+{
+	size_t nr = search_near(h, s, x, ep, NULL);
+
+	hnsw__sort_cands(s->sel, nr);
+	for (size_t i = 0; i < nr; i++)
+		if (may_rescue(h, s->sel[i].slot, x) && link_room(h, s->sel[i].slot, x))
+			return;
+	for (size_t i = 0; i < nr; i++)
+		if (may_rescue(h, s->sel[i].slot, x) && link_spare(h, NULL, s->sel[i].slot, x))
+			return;
+	atomic_fetch_add(&h->dropped, 1); /* none could: the next walk links it in */
+}
+
+void hnsw__indeg_recount(struct hnsw *h)
+{
+	uint32_t n = atomic_load(&h->n_slots), e;
+	uint64_t ep = atomic_load(&h->ep);
+	struct hnsw_scratch *s;
+
+	for (uint32_t slot = 0; slot < n; slot++)
+		atomic_store(hnsw__indeg_at(h, slot), 0);
+	for (uint32_t slot = 0; slot < n; slot++) {
+		_Atomic uint32_t *l = hnsw__links_at(h, slot, 0);
+		uint8_t st = atomic_load(&hnsw__node_at(h, slot)->state);
+
+		if (st != HNSW_SLOT_LIVE && st != HNSW_SLOT_NEW)
+			continue;
+		for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
+			hnsw__indeg_add(h, e);
+	}
+	s = hnsw__scratch_get(h);
+	if (ep == HNSW_EP_EMPTY || s == NULL || hnsw__scratch_fit(h, s, h->p.ef_construction) != 0)
+		goto out; /* out of memory: the walks still link them in */
+	for (uint32_t slot = 0; slot < n; slot++)
+		if (slot != (uint32_t)ep &&
+		    atomic_load(&hnsw__node_at(h, slot)->state) == HNSW_SLOT_LIVE &&
+		    atomic_load(hnsw__indeg_at(h, slot)) == 0)
+			hnsw__rescue(h, s, slot, ep);
+out:
+	hnsw__scratch_put(h, s);
 }

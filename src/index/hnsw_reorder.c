@@ -88,7 +88,7 @@ static void permute_arena(struct hnsw_arena *a, uint32_t n, const uint32_t *orde
 
 static int permute(struct hnsw *h, uint32_t n, const uint32_t *order)
 {
-	struct hnsw_arena *arenas[4] = {&h->nodes, &h->links, &h->vecs, &h->codes};
+	struct hnsw_arena *arenas[5] = {&h->nodes, &h->links, &h->vecs, &h->codes, &h->indeg};
 	uint64_t *done = sh_malloc(((size_t)n + 63) / 64 * sizeof *done + 8);
 	char *tmp = sh_malloc(h->vecs.stride > h->links.stride ? h->vecs.stride : h->links.stride);
 
@@ -97,7 +97,7 @@ static int permute(struct hnsw *h, uint32_t n, const uint32_t *order)
 		sh_free(tmp);
 		return SH_ENOMEM;
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		permute_arena(arenas[i], n, order, done, tmp);
 	sh_free(done);
 	sh_free(tmp);

@@ -12,6 +12,8 @@
  *    a LIVE or DELETED slot whose level reaches the list's;
  *  - the entry point: empty exactly when no point is live, else a LIVE
  *    slot of the highest level among LIVE slots, stored with that level;
+ *  - in-degrees: each LIVE slot's count is its level-0 in-links from LIVE
+ *    slots, at least one but for the entry point (hnsw_reach.c);
  *  - reachability: breadth-first from the entry point over level-0 links
  *    (through deleted slots too, as searches go) reaches every LIVE slot.
  */
@@ -116,6 +118,44 @@ static int check_slots(const struct hnsw *h, int *top, struct sh_err *err)
 	return 0;
 }
 
+static bool is_live(const struct hnsw *h, uint32_t slot)
+{
+	return atomic_load(&hnsw__node_at(h, slot)->state) == HNSW_SLOT_LIVE;
+}
+
+/* Every LIVE slot's in-degree (hnsw__indeg_at) against the lists. */
+static int check_indeg(const struct hnsw *h, uint32_t ep, struct sh_err *err)
+{
+	uint32_t slots = atomic_load(&hnsw__mut(h)->n_slots), e, got;
+	uint32_t *count = sh_calloc((size_t)slots + 1, sizeof *count);
+	int rv = 0;
+
+	if (count == NULL)
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	for (uint32_t s = 0; s < slots; s++) {
+		_Atomic uint32_t *l = hnsw__links_at(h, s, 0);
+
+		for (uint32_t i = 0;
+		     is_live(h, s) && i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
+			count[e]++;
+	}
+	for (uint32_t s = 0; s < slots && rv == 0; s++) {
+		if (!is_live(h, s))
+			continue;
+		got = atomic_load(hnsw__indeg_at(h, s));
+		if (got != count[s])
+			rv = bad(err, "slot %" PRIu32 " counts %" PRIu32 " in-links, has %" PRIu32,
+				 s, got, count[s]);
+		else if (got == 0 && s != ep)
+			rv = bad(err,
+				 "slot %" PRIu32 " (id %" PRIu64 ") has no in-link from a "
+				 "live point",
+				 s, hnsw__node_at(h, s)->id);
+	}
+	sh_free(count);
+	return rv;
+}
+
 /* Breadth-first over level-0 links from the entry point. */
 static int check_reach(const struct hnsw *h, uint32_t ep, struct sh_err *err)
 {
@@ -177,5 +217,7 @@ int hnsw_verify(const struct hnsw *h, struct sh_err *err)
 			   "the entry point %" PRIu32 " of level %d (stored %d) is not at the "
 			   "top level %d",
 			   slot, hnsw__node_at(h, slot)->level, (int)(ep >> 32), top);
+	if ((rv = check_indeg(h, slot, err)) != 0)
+		return rv;
 	return check_reach(h, slot, err);
 }
