@@ -19,9 +19,20 @@
  * address can be reached, SHOAL_DEADLINE_EXCEEDED on a timeout).
  * shoal_errmsg() then says what went wrong, in words.
  *
+ * Leader following (doc/clients.md).  addrs is a list of seeds.  Before
+ * its first write on a connection, the handle asks the node (cluster
+ * status) whether it leads; a node that names another leader is left for
+ * it, which is then added to the list — so writes reach the leader
+ * directly, not forwarded by a follower.  A leader named but unreachable
+ * (just killed) is not written to through a follower: the call backs off
+ * and asks again, until a new leader is named or the deadline passes.
+ * Reads go to whichever node the handle is connected to.
+ *
  * Retries.  A call that fails because its server is unreachable or answers
- * UNAVAILABLE is retried on the next address (options.retries times, with
- * a short back-off).  Reads are always retried; a write is retried only
+ * UNAVAILABLE is retried on the next address, or on the leader the
+ * UNAVAILABLE reply named (up to options.retries times, default 8, with a
+ * jittered back-off of 25 ms doubling to 400 ms, never past the call's
+ * timeout_ms).  Reads are always retried; a write is retried only
  * when it was certainly not applied (it could not be sent, or the server
  * answered UNAVAILABLE) — a write whose connection broke after it was sent
  * fails with SHOAL_OUTCOME_UNKNOWN and a message saying that it may have
@@ -96,7 +107,7 @@ enum shoal_ack {
 struct shoal_options {
 	int timeout_ms;         /* per call; also sent as the request's deadline (default 30000) */
 	int connect_timeout_ms; /* per address (default 2000) */
-	int retries;            /* further attempts on UNAVAILABLE (default 3) */
+	int retries;            /* further attempts on UNAVAILABLE (default 8) */
 	enum shoal_consistency consistency;
 	enum shoal_ack ack;
 	size_t max_frame_bytes; /* largest reply accepted (default 64 MiB) */

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #define READ_CHUNK (64 * 1024)
+#define MAX_ADDRS  64 /* seeds and leaders learned */
 
 /* ------------------------------------------------------------ errors */
 
@@ -212,6 +213,7 @@ static int connect_one(shoal *c, const char *addr)
 		cl_disconnect(c);
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
 	}
+	c->role_known = false;
 	return SHOAL_OK;
 }
 
@@ -390,6 +392,8 @@ int cl_status(shoal *c, int status, const uint8_t *body, size_t len)
 {
 	Shoal__Status *st = shoal__status__unpack(NULL, len, body);
 
+	if (st != NULL && st->leader_address != NULL && st->leader_address[0] != '\0')
+		snprintf(c->hint, sizeof c->hint, "%s", st->leader_address);
 	cl_fail(c, status, "%s", st && st->message ? st->message : "(no message)");
 	shoal__status__free_unpacked(st, NULL);
 	return status;
@@ -397,9 +401,9 @@ int cl_status(shoal *c, int status, const uint8_t *body, size_t len)
 
 /* One exchange on the current connection; *sent whether the request left. */
 static int exchange(shoal *c, uint16_t method, const ProtobufCMessage *req, struct arena *a,
-		    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp, bool *sent)
+		    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp, bool *sent,
+		    uint64_t deadline)
 {
-	uint64_t deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
 	struct one o = {++c->next_id, false, 0, NULL, 0, c};
 	struct cl_buf b = {0};
 	bool blocked;
@@ -425,27 +429,120 @@ static int exchange(shoal *c, uint16_t method, const ProtobufCMessage *req, stru
 	return rv;
 }
 
-static void backoff(int attempt)
+/* Sleep before attempt (1, 2, ...): 25 ms doubling up to 400 ms, jittered
+ * to half of that to all of it, never past the call's deadline. */
+static void backoff(int attempt, uint64_t deadline)
 {
-	struct timespec ts = {0, (long)(attempt < 5 ? attempt : 5) * 50000000L};
+	uint64_t base = 25000000ull << (attempt < 5 ? attempt - 1 : 4), now = sh_clock_mono_ns();
+	uint64_t ns = base / 2 + (uint64_t)rand() % (base / 2 + 1);
+	struct timespec ts;
 
+	if (now >= deadline)
+		return;
+	ns = ns < deadline - now ? ns : deadline - now;
+	ts = (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
 	nanosleep(&ts, NULL);
+}
+
+/* Make addr the current address (appended to the list if new). */
+static void use_addr(shoal *c, const char *addr)
+{
+	char **grown, *copy;
+
+	for (size_t i = 0; i < c->n_addrs; i++)
+		if (strcmp(c->addrs[i], addr) == 0) {
+			c->cur = i;
+			return;
+		}
+	if (c->n_addrs >= MAX_ADDRS || (copy = sh_strdup(addr)) == NULL)
+		return;
+	if ((grown = sh_reallocarray(c->addrs, c->n_addrs + 1, sizeof *grown)) == NULL) {
+		sh_free(copy);
+		return;
+	}
+	c->addrs = grown;
+	c->addrs[c->n_addrs] = copy;
+	c->cur = c->n_addrs++;
+}
+
+/* The connected node's role and the leader it knows: 1 it leads, 0 it
+ * names another (in leader), -1 it does not say; or a transport error. */
+static int ask_role(shoal *c, char *leader, size_t cap, uint64_t deadline, int *rv)
+{
+	Shoal__ClusterStatusRequest r;
+	Shoal__ClusterStatusResponse *st;
+	ProtobufCMessage *m = NULL;
+	struct arena a;
+	bool sent;
+	int role = -1;
+
+	shoal__cluster_status_request__init(&r);
+	arena_init(&a);
+	*rv = exchange(c, SHOAL__METHOD__METHOD_CLUSTER_STATUS, &r.base, &a,
+		       &shoal__cluster_status_response__descriptor, &m, &sent, deadline);
+	if (*rv == SHOAL_OK && (st = (Shoal__ClusterStatusResponse *)m) != NULL) {
+		role = strcmp(st->role, "leader") == 0 ? 1 : st->leader_address[0] ? 0 : -1;
+		snprintf(leader, cap, "%s", st->leader_address);
+	}
+	arena_free(&a);
+	if (*rv != SHOAL_OK && *rv != SHOAL_UNAVAILABLE && *rv != SHOAL_DEADLINE_EXCEEDED)
+		*rv = SHOAL_OK; /* a node that will not say (a key without the role): stay */
+	return role;
+}
+
+int cl_follow_leader(shoal *c, uint64_t deadline)
+{
+	char leader[sizeof c->hint], why[sizeof c->msg];
+	int rv;
+
+	if (c->role_known)
+		return SHOAL_OK;
+	c->role_known = true;
+	if (ask_role(c, leader, sizeof leader, deadline, &rv) != 0 || rv != SHOAL_OK ||
+	    strcmp(leader, c->addrs[c->cur]) == 0)
+		return rv;
+	cl_disconnect(c);
+	use_addr(c, leader);
+	if ((rv = connect_one(c, leader)) == SHOAL_OK)
+		c->role_known = true; /* named the leader by a node: taken as such */
+	if (rv == SHOAL_OK)
+		return rv;
+	/* a leader gone: not through a follower, whose forward would be lost
+	 * with it (OUTCOME_UNKNOWN); the next attempt asks again */
+	snprintf(why, sizeof why, "%s", c->msg);
+	return cl_fail(c, SHOAL_UNAVAILABLE, "the leader %s cannot be reached: %s", leader, why);
+}
+
+/* The next address to try: the leader a node named, else the next one. */
+static void next_addr(shoal *c)
+{
+	if (c->hint[0] != '\0') {
+		use_addr(c, c->hint);
+		c->hint[0] = '\0';
+	} else {
+		c->cur = (c->cur + 1) % c->n_addrs;
+	}
 }
 
 int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, struct arena *a,
 	    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp)
 {
+	uint64_t deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
 	int rv = SHOAL_UNAVAILABLE;
 	bool sent = false;
 
 	for (int attempt = 0; attempt <= c->o.retries; attempt++) {
 		if (attempt > 0) {
-			backoff(attempt);
-			c->cur = (c->cur + 1) % c->n_addrs;
+			if (sh_clock_mono_ns() >= deadline)
+				break;
+			backoff(attempt, deadline);
+			next_addr(c);
 		}
-		if ((rv = cl_connect(c)) != SHOAL_OK)
+		c->hint[0] = '\0';
+		if ((rv = cl_connect(c)) != SHOAL_OK ||
+		    (write && (rv = cl_follow_leader(c, deadline)) != SHOAL_OK))
 			continue;
-		rv = exchange(c, method, req, a, rd, resp, &sent);
+		rv = exchange(c, method, req, a, rd, resp, &sent, deadline);
 		if (rv != SHOAL_UNAVAILABLE)
 			return rv;
 		if (write && sent && c->fd < 0 && !c->tls_refused) {
@@ -469,7 +566,7 @@ void shoal_options_init(struct shoal_options *o)
 	memset(o, 0, sizeof *o);
 	o->timeout_ms = 30000;
 	o->connect_timeout_ms = 2000;
-	o->retries = 3;
+	o->retries = 8;
 	o->max_frame_bytes = 64u << 20;
 	o->api_key = getenv("SHOAL_API_KEY");
 	o->tls_ca_file = getenv("SHOAL_TLS_CA");

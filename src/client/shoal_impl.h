@@ -14,9 +14,11 @@
 #include <sys/types.h>
 
 struct shoal {
-	char **addrs;
+	char **addrs; /* the seeds, then leaders learned (at most MAX_ADDRS) */
 	size_t n_addrs, cur;
 	int fd;
+	bool role_known; /* asked the connected node whether it leads */
+	char hint[304];  /* the leader a node named last (UNAVAILABLE), or "" */
 	struct frame_dec *dec;
 	struct shoal_options o;
 	uint64_t next_id;
@@ -41,6 +43,10 @@ int cl_fail(shoal *c, int status, const char *fmt, ...) __attribute__((format(pr
 int cl_buf_reserve(struct cl_buf *b, size_t more);
 int cl_frame(shoal *c, struct cl_buf *b, uint64_t id, uint16_t method, const ProtobufCMessage *m);
 int cl_connect(shoal *c);
+/* Before writes: on a new connection, ask the node (cluster status)
+ * whether it leads; one that names another leader is left for it (doc:
+ * shoal.h, "Leader following").  A transport failure is returned. */
+int cl_follow_leader(shoal *c, uint64_t deadline_ns);
 void cl_disconnect(shoal *c);
 int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked);
 int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg);
@@ -69,6 +75,7 @@ int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, 
  * reply.  A transport error ends it (returned). */
 struct cl_pipe {
 	size_t n, depth;
+	bool write; /* writes: sent to the leader (cl_follow_leader) */
 	int (*build)(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id);
 	void (*reply)(void *arg, size_t i, int status, const uint8_t *body, size_t len,
 		      uint64_t latency_ns);

@@ -46,7 +46,10 @@ int cl_pipeline(shoal *c, const struct cl_pipe *p)
 	bool blocked = false;
 	int rv;
 
-	if ((rv = cl_connect(c)) != SHOAL_OK)
+	if ((rv = cl_connect(c)) != SHOAL_OK ||
+	    (p->write &&
+	     (rv = cl_follow_leader(c, sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000)) !=
+		     SHOAL_OK))
 		return rv;
 	if ((s.sent_ns = sh_calloc(p->n + 1, sizeof *s.sent_ns)) == NULL)
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
@@ -154,7 +157,7 @@ int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_
 {
 	struct up u = {collection, pts, n,      batch ? batch : 256, 0, SHOAL_OK, c,
 		       progress,   arg, c->last};
-	struct cl_pipe p = {(n + u.batch - 1) / u.batch, depth, up_build, up_reply, &u};
+	struct cl_pipe p = {(n + u.batch - 1) / u.batch, depth, true, up_build, up_reply, &u};
 	int rv = n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
 
 	if (rv == SHOAL_OK)
@@ -233,7 +236,7 @@ int shoal_search_pipelined(shoal *c, const char *collection, const struct shoal_
 			   size_t n, size_t depth, shoal_search_done_fn done, void *arg)
 {
 	struct sr s = {collection, qs, done, NULL, arg, c};
-	struct cl_pipe p = {n, depth, sr_build, sr_reply, &s};
+	struct cl_pipe p = {n, depth, false, sr_build, sr_reply, &s};
 
 	return n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
 }
@@ -263,7 +266,7 @@ static void ping_reply(void *arg, size_t i, int status, const uint8_t *body, siz
 int shoal_ping_pipelined(shoal *c, size_t n, size_t depth, shoal_ping_done_fn done, void *arg)
 {
 	struct sr s = {NULL, NULL, NULL, done, arg, c};
-	struct cl_pipe p = {n, depth, ping_build, ping_reply, &s};
+	struct cl_pipe p = {n, depth, false, ping_build, ping_reply, &s};
 
 	return n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
 }

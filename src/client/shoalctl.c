@@ -50,7 +50,9 @@ static void usage(FILE *out)
 		"  bench [see shoalctl(1)]\n"
 		"  help COMMAND | COMMAND --help     the usage of one command\n"
 		"\n"
-		"  -a, --addr HOST:PORT[,...]  server(s) (default $SHOAL_ADDR or 127.0.0.1:7472)\n"
+		"  -a, --addr HOST:PORT[,...]  server(s), repeatable: writes follow the leader\n"
+		"                              (default $SHOAL_ADDRS, $SHOAL_ADDR or "
+		"127.0.0.1:7472)\n"
 		"  -t, --timeout MS            per-request timeout (default 30000)\n"
 		"  --consistency LEVEL         eventual, read_your_writes, strong, quorum\n"
 		"  --ack LEVEL                 leader, one, quorum, all\n"
@@ -1103,7 +1105,12 @@ static int global_options(struct ctl *x, int argc, char **argv)
 			return ctl_usage_error("%s needs a value", a), -EXIT_USAGE;
 		i++;
 		if (strcmp(a, "-a") == 0 || strcmp(a, "--addr") == 0) {
-			x->addr = v;
+			size_t l = strlen(x->addrs);
+
+			if (l + strlen(v) + 2 > sizeof x->addrs)
+				return ctl_usage_error("--addr: too many addresses"), -EXIT_USAGE;
+			snprintf(x->addrs + l, sizeof x->addrs - l, "%s%s", l ? "," : "", v);
+			x->addr = x->addrs;
 		} else if (strcmp(a, "-t") == 0 || strcmp(a, "--timeout") == 0) {
 			x->o.timeout_ms = atoi(v);
 			if (x->o.timeout_ms <= 0)
@@ -1181,7 +1188,9 @@ int main(int argc, char **argv)
 	int first, rv;
 
 	shoal_options_init(&x.o);
-	x.addr = getenv("SHOAL_ADDR") ? getenv("SHOAL_ADDR") : "127.0.0.1:7472";
+	x.addr = getenv("SHOAL_ADDRS")  ? getenv("SHOAL_ADDRS")
+		 : getenv("SHOAL_ADDR") ? getenv("SHOAL_ADDR")
+					: "127.0.0.1:7472";
 	first = global_options(&x, argc, argv);
 	if (first < 0)
 		return first == -1 ? 0 : -first;

@@ -25,7 +25,8 @@
 #define EXIT_TIMEOUT     7
 
 struct ctl {
-	const char *addr;
+	const char *addr; /* comma-separated: the --addr values, $SHOAL_ADDRS or $SHOAL_ADDR */
+	char addrs[2048]; /* the --addr values joined */
 	struct shoal_options o;
 	bool json;
 	shoal *c;

@@ -765,6 +765,7 @@ void node_status(struct node *n, struct node_status *st)
 		peers_status(n, st);
 	st->pending_writes = n->n_pending;
 	st->forwarded_writes = n->n_forwarded;
+	st->forwarded_total = n->fwd_total;
 	st->elections = n->elections;
 	st->leader_changes = n->leader_changes;
 	st->disk_full = n->full;

@@ -173,6 +173,7 @@ struct node_status {
 	size_t n_peers; /* leader only */
 	struct node_peer_status peers[RAFT_MAX_NODES];
 	uint64_t pending_writes, forwarded_writes;
+	uint64_t forwarded_total; /* writes handed to the leader since start */
 	uint64_t elections, leader_changes;
 	/* the disk is full: read-only for disk_full_ms; how often it was
 	 * (doc/operations.md, "Disk full") */

@@ -74,6 +74,8 @@ int node_fwd_send(struct node *n, struct pwrite *w)
 		return rv;
 	w->fwd_id = f.id;
 	w->fwd_to = leader;
+	if (w->change == 0)
+		n->fwd_total++;
 	node_write_push_forwarded(n, w);
 	return 0;
 }

@@ -176,6 +176,10 @@ static void metrics_raft(struct api *a, uint64_t self, struct evbuffer *out)
 	gauge(out, "shoal_raft_learners", "Learners in the configuration.", st.n_learners);
 	gauge(out, "shoal_raft_pending_writes",
 	      "Writes this node waits on (acknowledgements, a leader).", st.pending_writes);
+	counter(out, "shoal_raft_forwarded_writes_total",
+		"Client writes this node handed to the leader (a client that follows the "
+		"leader sends none).",
+		st.forwarded_total);
 	counter(out, "shoal_raft_elections_total", "Elections this node started.", st.elections);
 	counter(out, "shoal_raft_leader_changes_total", "Leaders this node has seen come.",
 		st.leader_changes);
