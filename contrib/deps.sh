@@ -12,7 +12,8 @@ set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config xz-utils curl
 libevent-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libjemalloc-dev
-libsystemd-dev libssl-dev openssl clang-format"
+libsystemd-dev libssl-dev openssl clang-format
+python3 python3-protobuf python3-numpy python3-pytest protobuf-compiler"
 # node and npm (for t/qdrant_js.sh) may come from elsewhere than Debian (the
 # NodeSource package bundles npm and conflicts with Debian's npm package):
 # install Debian's only when the commands are missing.

@@ -543,6 +543,10 @@ int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, 
 		    (write && (rv = cl_follow_leader(c, deadline)) != SHOAL_OK))
 			continue;
 		rv = exchange(c, method, req, a, rd, resp, &sent, deadline);
+		if (rv == SHOAL_DEADLINE_EXCEEDED) { /* a stopped node keeps its sockets */
+			cl_disconnect(c);            /* open: the next call starts elsewhere */
+			c->cur = (c->cur + 1) % c->n_addrs;
+		}
 		if (rv != SHOAL_UNAVAILABLE)
 			return rv;
 		if (write && sent && c->fd < 0 && !c->tls_refused) {

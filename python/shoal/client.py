@@ -1,0 +1,493 @@
+"""The shoal client over the binary protocol (doc/protocol.md, doc/python.md).
+
+One Client holds one connection at a time and follows the cluster as
+libshoal does (doc/clients.md): a list of seeds, writes sent to the leader
+(asked once per connection), retries with a jittered back-off within the
+call's timeout, a read_your_writes token carried by the client.  Not
+thread-safe: use one Client per thread.
+"""
+
+import json
+import random
+import socket
+import ssl
+import struct
+import time
+
+import numpy as np
+
+from . import shoal_pb2 as pb
+from ._filter import to_proto
+from .errors import (DeadlineExceeded, InvalidArgument, OutcomeUnknown,
+                     ResourceExhausted, ShoalError, Unavailable, error_for)
+
+_HDR = struct.Struct("<IQHBB")  # length, id, method, flags, status
+_F_RESPONSE, _F_METADATA = 0x01, 0x02
+_MAX_ADDRS = 64
+
+CONSISTENCY = {
+    None: pb.CONSISTENCY_DEFAULT,
+    "eventual": pb.CONSISTENCY_EVENTUAL,
+    "read_your_writes": pb.CONSISTENCY_READ_YOUR_WRITES,
+    "strong": pb.CONSISTENCY_STRONG,
+    "quorum": pb.CONSISTENCY_QUORUM,
+}
+ACK = {
+    None: pb.ACK_DEFAULT,
+    "leader": pb.ACK_LEADER,
+    "one": pb.ACK_ONE,
+    "quorum": pb.ACK_QUORUM,
+    "all": pb.ACK_ALL,
+}
+METRIC = {"l2": pb.METRIC_L2, "cosine": pb.METRIC_COSINE, "dot": pb.METRIC_DOT}
+METRIC_NAME = {pb.METRIC_DEFAULT: "l2", pb.METRIC_L2: "l2", pb.METRIC_COSINE: "cosine",
+               pb.METRIC_DOT: "dot"}
+
+
+class _Lost(Exception):
+    """The connection failed; `sent`: after the request left."""
+
+    def __init__(self, message, sent):
+        super().__init__(message)
+        self.sent = sent
+
+
+class Hit:
+    """A search result: id, distance (lower is nearer), payload (a dict or
+    None), vector (a float32 numpy array, or None)."""
+
+    __slots__ = ("id", "distance", "payload", "vector")
+
+    def __init__(self, id, distance, payload, vector):
+        self.id, self.distance, self.payload, self.vector = id, distance, payload, vector
+
+    def __repr__(self):
+        return "Hit(id=%d, distance=%g)" % (self.id, self.distance)
+
+
+class Point:
+    """A stored point: id, vector (float32 numpy array or None), payload."""
+
+    __slots__ = ("id", "vector", "payload")
+
+    def __init__(self, id, vector, payload):
+        self.id, self.vector, self.payload = id, vector, payload
+
+    def __repr__(self):
+        return "Point(id=%d)" % self.id
+
+
+def _payload_out(b):
+    return json.loads(b) if b else None
+
+
+def _vector_out(v):
+    return np.asarray(v, dtype=np.float32) if len(v) else None
+
+
+def _split(addr):
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise InvalidArgument("'%s' is not host:port" % addr)
+    return host.strip("[]"), int(port)
+
+
+def _varint(n):
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _encode_points(ids, vectors, payloads):
+    """UpsertRequest's repeated Point field (2), encoded directly: a point is
+    id (field 1), packed floats (field 2), payload (field 3)."""
+    parts = []
+    for i, row in enumerate(vectors):
+        vec = row.tobytes()
+        body = b"\x08" + _varint(int(ids[i])) + b"\x12" + _varint(len(vec)) + vec
+        if payloads is not None and payloads[i] is not None:
+            p = json.dumps(payloads[i], separators=(",", ":")).encode()
+            body += b"\x1a" + _varint(len(p)) + p
+        parts.append(b"\x12" + _varint(len(body)) + body)
+    return b"".join(parts)
+
+
+class Client:
+    """A handle on a shoal cluster.
+
+    addrs: "host:port", "h1:p1,h2:p2" or a list of them (seeds).  timeout:
+    seconds per call (also sent as the request's deadline).  consistency,
+    ack: the defaults of reads and writes (None: the server's).  api_key:
+    sent with every request.  tls_ca: speak TLS, trusting this CA file;
+    tls_cert, tls_key: a client certificate.
+    """
+
+    def __init__(self, addrs="127.0.0.1:7472", *, timeout=30.0, connect_timeout=2.0,
+                 retries=8, consistency=None, ack=None, api_key=None, tls_ca=None,
+                 tls_cert=None, tls_key=None, tls_server_name=None,
+                 max_frame_bytes=64 << 20):
+        if isinstance(addrs, str):
+            addrs = addrs.split(",")
+        self._addrs = [a.strip() for a in addrs if a and a.strip()]
+        if not self._addrs:
+            raise InvalidArgument("no address given")
+        for a in self._addrs:
+            _split(a)
+        self.timeout, self.connect_timeout, self.retries = timeout, connect_timeout, retries
+        self.consistency, self.ack = consistency, ack
+        self._check(consistency, CONSISTENCY, "consistency")
+        self._check(ack, ACK, "ack")
+        self._api_key, self._max = api_key, max_frame_bytes
+        self._tls = None
+        self._server_name = tls_server_name
+        if tls_ca is not None:
+            self._tls = ssl.create_default_context(cafile=tls_ca)
+            if tls_cert is not None:
+                self._tls.load_cert_chain(tls_cert, tls_key)
+        self._cur, self._sock, self._buf = 0, None, bytearray()
+        self._role_known, self._hint, self._next_id = False, "", 0
+        self.token = (0, 0)  # (term, index) of the last acknowledged write
+        self.read_state = None  # the last read's ReadState message
+
+    @staticmethod
+    def _check(v, table, what):
+        if v not in table:
+            raise InvalidArgument("%s: '%s' is not one of %s" % (
+                what, v, ", ".join(k for k in table if k)))
+
+    # ------------------------------------------------------------ connection
+
+    def close(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock, self._buf = None, bytearray()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def address(self):
+        """The address of the node the client talks to (or would next)."""
+        return self._addrs[self._cur]
+
+    def _connect_one(self, addr):
+        host, port = _split(addr)
+        try:
+            s = socket.create_connection((host, port), timeout=self.connect_timeout)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                s = self._tls.wrap_socket(s, server_hostname=self._server_name or host)
+        except (OSError, ssl.SSLError) as e:
+            raise Unavailable("cannot connect to %s: %s" % (addr, e)) from None
+        self._sock, self._buf, self._role_known = s, bytearray(), False
+
+    def _connect(self):
+        if self._sock is not None:
+            return
+        err = None
+        for _ in range(len(self._addrs)):
+            try:
+                return self._connect_one(self._addrs[self._cur])
+            except Unavailable as e:
+                err = e
+                self._cur = (self._cur + 1) % len(self._addrs)
+        raise err
+
+    def _use_addr(self, addr):
+        if addr in self._addrs:
+            self._cur = self._addrs.index(addr)
+        elif len(self._addrs) < _MAX_ADDRS:
+            self._addrs.append(addr)
+            self._cur = len(self._addrs) - 1
+
+    # ------------------------------------------------------------ frames
+
+    def _frame(self, method, body, deadline):
+        self._next_id += 1
+        meta = pb.Metadata(timeout_ms=max(1, int((deadline - time.monotonic()) * 1000)))
+        if self._api_key:
+            meta.api_key = self._api_key
+        m = meta.SerializeToString()
+        payload = struct.pack("<I", len(m)) + m + body
+        return self._next_id, _HDR.pack(len(payload), self._next_id, method, _F_METADATA, 0) + payload
+
+    def _recv_exact(self, n, deadline):
+        while len(self._buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded("no reply from %s within %.1f s" % (
+                    self.address, self.timeout))
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(max(65536, n - len(self._buf)))
+            except socket.timeout:
+                continue
+            except (OSError, ssl.SSLError) as e:
+                raise _Lost("connection to %s lost: %s" % (self.address, e), True) from None
+            if not chunk:
+                raise _Lost("connection to %s closed by the server" % self.address, True)
+            self._buf += chunk
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def _exchange(self, method, body, deadline):
+        """One request and its reply body (OK), on the current connection."""
+        rid, frame = self._frame(method, body, deadline)
+        try:
+            self._sock.settimeout(max(0.001, deadline - time.monotonic()))
+            self._sock.sendall(frame)
+        except (OSError, ssl.SSLError) as e:
+            raise _Lost("connection to %s lost while sending: %s" % (self.address, e),
+                        False) from None
+        while True:
+            length, fid, _, flags, status = _HDR.unpack(self._recv_exact(_HDR.size, deadline))
+            if length > self._max:
+                self.close()
+                raise ResourceExhausted("a reply of %d bytes (the limit is %d)" % (
+                    length, self._max))
+            reply = self._recv_exact(length, deadline)
+            if fid != rid or not flags & _F_RESPONSE:
+                continue
+            if status != 0:
+                st = pb.Status.FromString(reply)
+                if st.leader_address:
+                    self._hint = st.leader_address
+                raise error_for(status, st.message or "(no message)")
+            return reply
+
+    # ------------------------------------------------------------ calls
+
+    def _follow_leader(self, deadline):
+        if self._role_known:
+            return
+        self._role_known = True
+        try:
+            st = pb.ClusterStatusResponse.FromString(
+                self._exchange(pb.METHOD_CLUSTER_STATUS, b"", deadline))
+        except (Unavailable, DeadlineExceeded):
+            raise
+        except ShoalError:
+            return  # a node that will not say (a key without the role): stay
+        if st.role == "leader" or not st.leader_address or st.leader_address == self.address:
+            return
+        self.close()
+        self._use_addr(st.leader_address)
+        try:
+            self._connect_one(st.leader_address)
+        except Unavailable as e:
+            # a leader gone: not through a follower, whose forward would be
+            # lost with it; the next attempt asks again
+            raise Unavailable("the leader %s cannot be reached: %s" % (
+                st.leader_address, e.message)) from None
+        self._role_known = True
+
+    def _backoff(self, attempt, deadline):
+        base = 0.025 * (1 << min(attempt - 1, 4))
+        pause = min(base / 2 + random.random() * base / 2, deadline - time.monotonic())
+        if pause > 0:
+            time.sleep(pause)
+
+    def _next_addr(self):
+        if self._hint:
+            self._use_addr(self._hint)
+            self._hint = ""
+        else:
+            self._cur = (self._cur + 1) % len(self._addrs)
+
+    def _call(self, method, req, write=False):
+        """Send req (a message, or bytes), return the reply body; retries
+        as doc/clients.md says."""
+        body = req if isinstance(req, (bytes, bytearray)) else req.SerializeToString()
+        deadline = time.monotonic() + self.timeout
+        err = Unavailable("no attempt made")
+        for attempt in range(self.retries + 1):
+            if attempt > 0:
+                if time.monotonic() >= deadline:
+                    break
+                self._backoff(attempt, deadline)
+                self._next_addr()
+            self._hint = ""
+            try:
+                self._connect()
+                if write:
+                    self._follow_leader(deadline)
+                return self._exchange(method, body, deadline)
+            except Unavailable as e:
+                err = e
+                self.close()
+            except _Lost as e:
+                self.close()
+                if write and e.sent:
+                    raise OutcomeUnknown(
+                        "%s (after the write was sent: it may have been applied)" % e) from None
+                err = Unavailable(str(e))
+            except DeadlineExceeded:
+                # the node may be stopped (SIGSTOP keeps its sockets open):
+                # the next call starts from the next address
+                self.close()
+                self._cur = (self._cur + 1) % len(self._addrs)
+                raise
+        raise err
+
+    def _read_opts(self, consistency):
+        level = self.consistency if consistency is None else consistency
+        self._check(level, CONSISTENCY, "consistency")
+        o = pb.ReadOptions(consistency=CONSISTENCY[level])
+        if level == "read_your_writes":
+            o.token.term, o.token.index = self.token
+        return o
+
+    def _write_opts(self, ack):
+        level = self.ack if ack is None else ack
+        self._check(level, ACK, "ack")
+        return pb.WriteOptions(ack=ACK[level])
+
+    def _wrote(self, body):
+        r = pb.WriteResponse.FromString(body)
+        if r.HasField("token"):
+            self.token = (r.token.term, r.token.index)
+        return r
+
+    # ------------------------------------------------------------ collections
+
+    def ping(self):
+        self._call(pb.METHOD_PING, b"")
+
+    def create_collection(self, name, dim, metric="l2", m=0, ef_construction=0, ack=None):
+        if metric not in METRIC:
+            raise InvalidArgument("metric: '%s' is not one of l2, cosine, dot" % metric)
+        self._wrote(self._call(pb.METHOD_CREATE_COLLECTION, pb.CreateCollectionRequest(
+            name=name, dim=dim, metric=METRIC[metric], m=m, ef_construction=ef_construction,
+            write=self._write_opts(ack)), write=True))
+
+    def drop_collection(self, name, ack=None):
+        self._wrote(self._call(pb.METHOD_DROP_COLLECTION, pb.DropCollectionRequest(
+            name=name, write=self._write_opts(ack)), write=True))
+
+    @staticmethod
+    def _info(c):
+        return {"name": c.name, "dim": c.dim, "metric": METRIC_NAME[c.metric], "m": c.m,
+                "ef_construction": c.ef_construction, "count": c.count,
+                "memory_bytes": c.memory_bytes, "points_indexed": c.points_indexed,
+                "points_fresh": c.points_fresh}
+
+    def list_collections(self, consistency=None):
+        r = pb.ListCollectionsResponse.FromString(self._call(
+            pb.METHOD_LIST_COLLECTIONS, pb.ListCollectionsRequest(
+                read=self._read_opts(consistency))))
+        self.read_state = r.read_state
+        return [self._info(c) for c in r.collections]
+
+    def describe_collection(self, name, consistency=None):
+        r = pb.CollectionInfo.FromString(self._call(
+            pb.METHOD_DESCRIBE_COLLECTION, pb.DescribeCollectionRequest(
+                name=name, read=self._read_opts(consistency))))
+        self.read_state = r.read_state
+        return self._info(r)
+
+    # ------------------------------------------------------------ points
+
+    def upsert(self, collection, ids, vectors, payloads=None, batch=1000, ack=None,
+               progress=None):
+        """Insert or replace points: ids (n integers), vectors (an n x dim
+        array-like, sent as float32), payloads (n dicts or None, or None).
+        Sent in requests of `batch` points; progress(done, total) after
+        each.  Returns the number of points acknowledged."""
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        if vectors.ndim == 1:
+            vectors = vectors.reshape(1, -1)
+        ids = np.asarray(ids, dtype=np.uint64).reshape(-1)
+        n = len(ids)
+        if vectors.ndim != 2 or vectors.shape[0] != n:
+            raise InvalidArgument("vectors: %s for %d ids (want n x dim)" % (
+                "x".join(map(str, vectors.shape)), n))
+        if payloads is not None and len(payloads) != n:
+            raise InvalidArgument("payloads: %d for %d ids" % (len(payloads), n))
+        if batch < 1:
+            raise InvalidArgument("batch: %d (at least 1)" % batch)
+        head = pb.UpsertRequest(collection=collection,
+                                write=self._write_opts(ack)).SerializeToString()
+        done = 0
+        for at in range(0, n, batch):
+            end = min(at + batch, n)
+            body = head + _encode_points(ids[at:end], vectors[at:end],
+                                         None if payloads is None else payloads[at:end])
+            self._wrote(self._call(pb.METHOD_UPSERT, body, write=True))
+            done = end
+            if progress is not None:
+                progress(done, n)
+        return done
+
+    def delete(self, collection, ids, ack=None):
+        """Delete points by id; returns how many existed."""
+        r = self._wrote(self._call(pb.METHOD_DELETE, pb.DeleteRequest(
+            collection=collection, ids=[int(i) for i in ids], write=self._write_opts(ack)),
+            write=True))
+        return r.affected
+
+    def get(self, collection, ids, with_payload=True, with_vector=True, consistency=None):
+        """The points of ids that exist, in the order asked."""
+        r = pb.PointsResponse.FromString(self._call(pb.METHOD_GET, pb.GetRequest(
+            collection=collection, ids=[int(i) for i in ids], with_payload=with_payload,
+            with_vector=with_vector, read=self._read_opts(consistency))))
+        self.read_state = r.read_state
+        return [Point(p.id, _vector_out(p.vector), _payload_out(p.payload)) for p in r.points]
+
+    def search(self, collection, vector, k=10, ef=0, filter=None, with_payload=True,
+               with_vector=False, exact=False, consistency=None):
+        """The k nearest points to vector (nearest first), as Hits; vector
+        may be a 2-d array of queries: then a list of lists."""
+        q = np.asarray(vector, dtype=np.float32)
+        if q.ndim == 2:
+            return [self.search(collection, row, k, ef, filter, with_payload, with_vector,
+                                exact, consistency) for row in q]
+        req = pb.SearchRequest(collection=collection, vector=q.tolist(), k=k, ef=ef,
+                               with_payload=with_payload, with_vector=with_vector,
+                               exact=exact, read=self._read_opts(consistency))
+        if filter is not None:
+            req.filter.CopyFrom(to_proto(filter))
+        r = pb.SearchResponse.FromString(self._call(pb.METHOD_SEARCH, req))
+        self.read_state = r.read_state
+        return [Hit(p.id, p.distance, _payload_out(p.payload), _vector_out(p.vector))
+                for p in r.points]
+
+    def scroll(self, collection, filter=None, limit=1000, with_payload=True,
+               with_vector=False, consistency=None, offset=0):
+        """Every point (matching filter), in id order, page by page."""
+        while True:
+            req = pb.ScrollRequest(collection=collection, offset=offset, limit=limit,
+                                   with_payload=with_payload, with_vector=with_vector,
+                                   read=self._read_opts(consistency))
+            if filter is not None:
+                req.filter.CopyFrom(to_proto(filter))
+            r = pb.ScrollResponse.FromString(self._call(pb.METHOD_SCROLL, req))
+            self.read_state = r.read_state
+            for p in r.points:
+                yield Point(p.id, _vector_out(p.vector), _payload_out(p.payload))
+            if not r.has_next:
+                return
+            offset = r.next_offset
+
+    def count(self, collection, filter=None, consistency=None):
+        req = pb.CountRequest(collection=collection, read=self._read_opts(consistency))
+        if filter is not None:
+            req.filter.CopyFrom(to_proto(filter))
+        r = pb.CountResponse.FromString(self._call(pb.METHOD_COUNT, req))
+        self.read_state = r.read_state
+        return r.count
+
+    def cluster_status(self):
+        """The connected node's view: a dict of ClusterStatusResponse's
+        fields (role, term, leader_id, leader_address, ...)."""
+        r = pb.ClusterStatusResponse.FromString(self._call(pb.METHOD_CLUSTER_STATUS, b""))
+        return {f.name: v for f, v in r.ListFields() if not f.message_type}
