@@ -23,16 +23,23 @@
  * its first write on a connection, the handle asks the node (cluster
  * status) whether it leads; a node that names another leader is left for
  * it, which is then added to the list — so writes reach the leader
- * directly, not forwarded by a follower.  A leader named but unreachable
- * (just killed) is not written to through a follower: the call backs off
- * and asks again, until a new leader is named or the deadline passes.
- * Reads go to whichever node the handle is connected to.
+ * directly, not forwarded by a follower.  A node that knows no leader (an
+ * election) is asked again before the next write.  A leader named but
+ * unreachable (just killed) is not written to through a follower: the
+ * call backs off and asks again, until a new leader is named or the
+ * deadline passes.  The question gets at most half of the time left (and
+ * connect_timeout_ms): a node that accepts and never answers is left for
+ * the next address.  Reads go to whichever node the handle is connected to.
  *
  * Retries.  A call that fails because its server is unreachable or answers
  * UNAVAILABLE is retried on the next address, or on the leader the
  * UNAVAILABLE reply named (up to options.retries times, default 8, with a
  * jittered back-off of 25 ms doubling to 400 ms, never past the call's
- * timeout_ms).  Reads are always retried; a write is retried only
+ * timeout_ms; connections too are tried only within it, and a request is
+ * not sent once it has passed).  After DEADLINE_EXCEEDED the next call
+ * starts at the next address (a stopped node keeps its sockets open).  The
+ * deadline sent to the server is what is left of the call's.  Reads are
+ * always retried; a write is retried only
  * when it was certainly not applied (it could not be sent, or the server
  * answered UNAVAILABLE) — a write whose connection broke after it was sent
  * fails with SHOAL_OUTCOME_UNKNOWN and a message saying that it may have

@@ -2,6 +2,8 @@
 shoal.proto's Filter message.  Errors name the path of the offending part,
 as the server's do ("filter.must[1].range.gt: not a number")."""
 
+import numpy as np
+
 from . import shoal_pb2 as pb
 from .errors import InvalidArgument
 
@@ -10,12 +12,14 @@ _RANGE_KEYS = ("gt", "gte", "lt", "lte")
 
 def _value(v, path):
     out = pb.Value()
-    if isinstance(v, bool):
-        out.bool_value = v
-    elif isinstance(v, int):
-        out.int_value = v
-    elif isinstance(v, float):
-        out.double_value = v
+    if isinstance(v, (bool, np.bool_)):
+        out.bool_value = bool(v)
+    elif isinstance(v, (int, np.integer)):
+        if not -(1 << 63) <= int(v) < (1 << 63):
+            raise InvalidArgument("%s: %d is out of the 64-bit range" % (path, v))
+        out.int_value = int(v)
+    elif isinstance(v, (float, np.floating)):
+        out.double_value = float(v)
     elif isinstance(v, str):
         out.string_value = v
     else:
@@ -35,7 +39,7 @@ def _range(r, out, path):
     for k, v in r.items():
         if k not in _RANGE_KEYS:
             raise InvalidArgument("%s.%s: unknown bound" % (path, k))
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
             raise InvalidArgument("%s.%s: not a number" % (path, k))
         getattr(out, k).value = float(v)
 
@@ -58,43 +62,74 @@ def _match(m, c, path):
         raise InvalidArgument("%s.%s: unknown match" % (path, k))
 
 
-def _condition(d, path):
-    if not isinstance(d, dict):
-        raise InvalidArgument("%s: not an object" % path)
-    c = pb.Condition()
-    kinds = [k for k in d if k != "key"]
-    if len(kinds) != 1:
-        raise InvalidArgument(
-            "%s: one of match, range, filter, has_id, is_empty, is_null, "
-            "values_count, nested" % path)
-    kind = kinds[0]
-    key = d.get("key")
-    if key is not None:
-        if not isinstance(key, str):
-            raise InvalidArgument("%s.key: not a string" % path)
-        c.key = key
-    v, at = d[kind], "%s.%s" % (path, kind)
+_FIELD = ("match", "range", "values_count", "is_empty", "is_null")
+_ONES = ("is_empty", "is_null", "has_id", "nested", "filter")
+_FILTER_KEYS = ("must", "should", "must_not", "min_should")
+
+
+def _key(k, path):
+    if not isinstance(k, str) or not k:
+        raise InvalidArgument("%s: not a payload path" % path)
+    return k
+
+
+def _field(d, path):
+    """{"key": K, one of match, range, values_count, is_empty: true,
+    is_null: true} (the server's shapes, src/net/japi.c)."""
+    unknown = set(d) - {"key"} - set(_FIELD)
+    if unknown:
+        raise InvalidArgument("%s.%s: unknown field" % (path, sorted(unknown)[0]))
+    c = pb.Condition(key=_key(d["key"], path + ".key"))
+    kinds = [k for k in _FIELD if k in d]
+    if len(kinds) != 1 or (kinds[0] in ("is_empty", "is_null") and d[kinds[0]] is not True):
+        raise InvalidArgument("%s: needs exactly one of match, range, values_count, "
+                              "is_empty: true and is_null: true" % path)
+    kind, v, at = kinds[0], d[kinds[0]], "%s.%s" % (path, kinds[0])
     if kind == "match":
         _match(v, c, at)
     elif kind == "range":
         _range(v, c.range, at)
     elif kind == "values_count":
         _range(v, c.values_count, at)
-    elif kind == "filter":
-        c.filter.CopyFrom(to_proto(v, at))
-    elif kind == "nested":
-        c.nested.CopyFrom(to_proto(v, at))
-    elif kind == "has_id":
-        if not isinstance(v, (list, tuple)) or not all(
-                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v):
-            raise InvalidArgument("%s: not a list of point ids" % at)
-        c.has_id.ids.extend(v)
-    elif kind in ("is_empty", "is_null"):
-        setattr(c, kind, True)
     else:
-        raise InvalidArgument("%s: unknown condition" % at)
-    if kind not in ("filter", "has_id") and key is None:
-        raise InvalidArgument("%s.key: missing" % path)
+        setattr(c, kind, True)
+    return c
+
+
+def _condition(d, path):
+    if not isinstance(d, dict):
+        raise InvalidArgument("%s: not an object" % path)
+    if "key" in d:
+        return _field(d, path)
+    if d and set(d) <= set(_FILTER_KEYS):  # a filter itself (Qdrant's form)
+        return pb.Condition(filter=to_proto(d, path))
+    kinds = [k for k in _ONES if k in d]
+    if len(kinds) != 1 or len(d) != 1:
+        raise InvalidArgument("%s: a field condition (with key), or exactly one of "
+                              "is_empty, is_null, has_id, nested, filter" % path)
+    kind = kinds[0]
+    v, at = d[kind], "%s.%s" % (path, kind)
+    c = pb.Condition()
+    if kind in ("is_empty", "is_null"):  # {"is_empty": {"key": K}}
+        if not isinstance(v, dict) or set(v) != {"key"}:
+            raise InvalidArgument("%s: {\"key\": PATH} wanted" % at)
+        c.key = _key(v["key"], at + ".key")
+        setattr(c, kind, True)
+    elif kind == "has_id":
+        if not isinstance(v, (list, tuple)) or not v:
+            raise InvalidArgument("%s: a non-empty list of point ids" % at)
+        for i, x in enumerate(v):
+            if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)) or \
+                    not 0 <= int(x) < (1 << 64):
+                raise InvalidArgument("%s[%d]: not a point id" % (at, i))
+        c.has_id.ids.extend(int(x) for x in v)
+    elif kind == "nested":  # {"nested": {"key": K, "filter": F}}
+        if not isinstance(v, dict) or set(v) != {"key", "filter"}:
+            raise InvalidArgument("%s: {\"key\": PATH, \"filter\": FILTER} wanted" % at)
+        c.key = _key(v["key"], at + ".key")
+        c.nested.CopyFrom(to_proto(v["filter"], at + ".filter"))
+    else:
+        c.filter.CopyFrom(to_proto(v, at))
     return c
 
 
@@ -115,7 +150,10 @@ def to_proto(f, path="filter"):
             out.min_should.conditions.extend(
                 _condition(c, "%s.min_should.conditions[%d]" % (path, i))
                 for i, c in enumerate(v.get("conditions", [])))
-            out.min_should.min_count = int(v.get("min_count", 1))
+            m = v.get("min_count", 1)
+            if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+                raise InvalidArgument("%s.min_should.min_count: not a count" % path)
+            out.min_should.min_count = m
         else:
             raise InvalidArgument("%s.%s: unknown field" % (path, k))
     return out

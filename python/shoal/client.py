@@ -18,8 +18,8 @@ import numpy as np
 
 from . import shoal_pb2 as pb
 from ._filter import to_proto
-from .errors import (DeadlineExceeded, InvalidArgument, OutcomeUnknown,
-                     ResourceExhausted, ShoalError, Unavailable, error_for)
+from .errors import (DeadlineExceeded, Internal, InvalidArgument, OutcomeUnknown,
+                     ShoalError, Unavailable, error_for)
 
 _HDR = struct.Struct("<IQHBB")  # length, id, method, flags, status
 _F_RESPONSE, _F_METADATA = 0x01, 0x02
@@ -75,6 +75,24 @@ class Point:
 
     def __repr__(self):
         return "Point(id=%d)" % self.id
+
+
+def _decode(cls, body):
+    """A reply message; one that does not decode is an Internal error."""
+    try:
+        return cls.FromString(body)
+    except Exception as e:  # google.protobuf.message.DecodeError and kin
+        raise Internal("reply does not decode as %s: %s" % (cls.__name__, e)) from None
+
+
+def _ids(ids, what="ids"):
+    """ids as a uint64 array: integers, none negative."""
+    a = np.asarray(ids).reshape(-1)
+    if a.size and a.dtype.kind not in "iu":
+        raise InvalidArgument("%s: integers wanted, not %s" % (what, a.dtype))
+    if a.dtype.kind == "i" and a.size and a.min() < 0:
+        raise InvalidArgument("%s: %d is negative (ids are 0 to 2^64-1)" % (what, a.min()))
+    return a.astype(np.uint64)
 
 
 def _payload_out(b):
@@ -149,6 +167,7 @@ class Client:
                 self._tls.load_cert_chain(tls_cert, tls_key)
         self._cur, self._sock, self._buf = 0, None, bytearray()
         self._role_known, self._hint, self._next_id = False, "", 0
+        self._moved = False
         self.token = (0, 0)  # (term, index) of the last acknowledged write
         self.read_state = None  # the last read's ReadState message
 
@@ -179,10 +198,13 @@ class Client:
         """The address of the node the client talks to (or would next)."""
         return self._addrs[self._cur]
 
-    def _connect_one(self, addr):
+    def _connect_one(self, addr, deadline):
         host, port = _split(addr)
+        left = min(self.connect_timeout, deadline - time.monotonic())
+        if left <= 0:
+            raise Unavailable("no time left to connect to %s" % addr)
         try:
-            s = socket.create_connection((host, port), timeout=self.connect_timeout)
+            s = socket.create_connection((host, port), timeout=left)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
                 s = self._tls.wrap_socket(s, server_hostname=self._server_name or host)
@@ -190,13 +212,15 @@ class Client:
             raise Unavailable("cannot connect to %s: %s" % (addr, e)) from None
         self._sock, self._buf, self._role_known = s, bytearray(), False
 
-    def _connect(self):
+    def _connect(self, deadline):
         if self._sock is not None:
             return
-        err = None
+        err = Unavailable("no server reached before the deadline (%.1f s)" % self.timeout)
         for _ in range(len(self._addrs)):
+            if time.monotonic() >= deadline:
+                break
             try:
-                return self._connect_one(self._addrs[self._cur])
+                return self._connect_one(self._addrs[self._cur], deadline)
             except Unavailable as e:
                 err = e
                 self._cur = (self._cur + 1) % len(self._addrs)
@@ -242,6 +266,9 @@ class Client:
 
     def _exchange(self, method, body, deadline):
         """One request and its reply body (OK), on the current connection."""
+        if time.monotonic() >= deadline:
+            raise Unavailable("the deadline (%.1f s) passed before the request was sent" %
+                              self.timeout)
         rid, frame = self._frame(method, body, deadline)
         try:
             self._sock.settimeout(max(0.001, deadline - time.monotonic()))
@@ -251,15 +278,14 @@ class Client:
                         False) from None
         while True:
             length, fid, _, flags, status = _HDR.unpack(self._recv_exact(_HDR.size, deadline))
-            if length > self._max:
-                self.close()
-                raise ResourceExhausted("a reply of %d bytes (the limit is %d)" % (
-                    length, self._max))
+            if length > self._max:  # the stream cannot go on
+                raise _Lost("a reply of %d bytes from %s (the limit is %d)" % (
+                    length, self.address, self._max), True)
             reply = self._recv_exact(length, deadline)
             if fid != rid or not flags & _F_RESPONSE:
                 continue
             if status != 0:
-                st = pb.Status.FromString(reply)
+                st = _decode(pb.Status, reply)
                 if st.leader_address:
                     self._hint = st.leader_address
                 raise error_for(status, st.message or "(no message)")
@@ -267,27 +293,40 @@ class Client:
 
     # ------------------------------------------------------------ calls
 
+    def _move_on(self, message):
+        """Leave the node for the next attempt and call; the write was not sent."""
+        self.close()
+        self._cur = (self._cur + 1) % len(self._addrs)
+        self._moved = True
+        return Unavailable(message)
+
     def _follow_leader(self, deadline):
         if self._role_known:
             return
-        self._role_known = True
+        now = time.monotonic()
+        ask = now + min(max(deadline - now, 0) / 2, self.connect_timeout)
+        here = self.address
         try:
-            st = pb.ClusterStatusResponse.FromString(
-                self._exchange(pb.METHOD_CLUSTER_STATUS, b"", deadline))
-        except (Unavailable, DeadlineExceeded):
-            raise
+            st = _decode(pb.ClusterStatusResponse,
+                         self._exchange(pb.METHOD_CLUSTER_STATUS, b"", ask))
+        except (_Lost, DeadlineExceeded, Unavailable) as e:
+            raise self._move_on("asking %s for the leader: %s (the write was not sent)" % (
+                here, e)) from None
         except ShoalError:
             return  # a node that will not say (a key without the role): stay
-        if st.role == "leader" or not st.leader_address or st.leader_address == self.address:
+        if st.role == "leader" or st.leader_address == here:
+            self._role_known = True
             return
+        if not st.leader_address:
+            return  # no leader known (an election): ask again before the next write
         self.close()
         self._use_addr(st.leader_address)
         try:
-            self._connect_one(st.leader_address)
+            self._connect_one(st.leader_address, deadline)
         except Unavailable as e:
             # a leader gone: not through a follower, whose forward would be
             # lost with it; the next attempt asks again
-            raise Unavailable("the leader %s cannot be reached: %s" % (
+            raise self._move_on("the leader %s cannot be reached: %s" % (
                 st.leader_address, e.message)) from None
         self._role_known = True
 
@@ -301,8 +340,9 @@ class Client:
         if self._hint:
             self._use_addr(self._hint)
             self._hint = ""
-        else:
+        elif not self._moved:
             self._cur = (self._cur + 1) % len(self._addrs)
+        self._moved = False
 
     def _call(self, method, req, write=False):
         """Send req (a message, or bytes), return the reply body; retries
@@ -310,6 +350,16 @@ class Client:
         body = req if isinstance(req, (bytes, bytearray)) else req.SerializeToString()
         deadline = time.monotonic() + self.timeout
         err = Unavailable("no attempt made")
+        self._moved = False
+        try:
+            return self._attempts(method, body, write, deadline, err)
+        except ShoalError:
+            raise
+        except BaseException:
+            self.close()  # interrupted mid-frame (^C): the stream is out of step
+            raise
+
+    def _attempts(self, method, body, write, deadline, err):
         for attempt in range(self.retries + 1):
             if attempt > 0:
                 if time.monotonic() >= deadline:
@@ -318,7 +368,7 @@ class Client:
                 self._next_addr()
             self._hint = ""
             try:
-                self._connect()
+                self._connect(deadline)
                 if write:
                     self._follow_leader(deadline)
                 return self._exchange(method, body, deadline)
@@ -353,7 +403,7 @@ class Client:
         return pb.WriteOptions(ack=ACK[level])
 
     def _wrote(self, body):
-        r = pb.WriteResponse.FromString(body)
+        r = _decode(pb.WriteResponse, body)
         if r.HasField("token"):
             self.token = (r.token.term, r.token.index)
         return r
@@ -382,14 +432,14 @@ class Client:
                 "points_fresh": c.points_fresh}
 
     def list_collections(self, consistency=None):
-        r = pb.ListCollectionsResponse.FromString(self._call(
+        r = _decode(pb.ListCollectionsResponse, self._call(
             pb.METHOD_LIST_COLLECTIONS, pb.ListCollectionsRequest(
                 read=self._read_opts(consistency))))
         self.read_state = r.read_state
         return [self._info(c) for c in r.collections]
 
     def describe_collection(self, name, consistency=None):
-        r = pb.CollectionInfo.FromString(self._call(
+        r = _decode(pb.CollectionInfo, self._call(
             pb.METHOD_DESCRIBE_COLLECTION, pb.DescribeCollectionRequest(
                 name=name, read=self._read_opts(consistency))))
         self.read_state = r.read_state
@@ -406,7 +456,7 @@ class Client:
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
         if vectors.ndim == 1:
             vectors = vectors.reshape(1, -1)
-        ids = np.asarray(ids, dtype=np.uint64).reshape(-1)
+        ids = _ids(ids)
         n = len(ids)
         if vectors.ndim != 2 or vectors.shape[0] != n:
             raise InvalidArgument("vectors: %s for %d ids (want n x dim)" % (
@@ -420,9 +470,18 @@ class Client:
         done = 0
         for at in range(0, n, batch):
             end = min(at + batch, n)
-            body = head + _encode_points(ids[at:end], vectors[at:end],
-                                         None if payloads is None else payloads[at:end])
-            self._wrote(self._call(pb.METHOD_UPSERT, body, write=True))
+            try:
+                body = head + _encode_points(ids[at:end], vectors[at:end],
+                                             None if payloads is None else payloads[at:end])
+                self._wrote(self._call(pb.METHOD_UPSERT, body, write=True))
+            except (ShoalError, TypeError, ValueError) as e:
+                if done == 0:
+                    raise
+                if not isinstance(e, ShoalError):  # a payload json cannot encode
+                    e = InvalidArgument("payloads[%d..%d): %s" % (at, end, e))
+                e.message += " (after %d of %d points were acknowledged)" % (done, n)
+                e.applied = done
+                raise e from None
             done = end
             if progress is not None:
                 progress(done, n)
@@ -431,14 +490,14 @@ class Client:
     def delete(self, collection, ids, ack=None):
         """Delete points by id; returns how many existed."""
         r = self._wrote(self._call(pb.METHOD_DELETE, pb.DeleteRequest(
-            collection=collection, ids=[int(i) for i in ids], write=self._write_opts(ack)),
+            collection=collection, ids=_ids(ids).tolist(), write=self._write_opts(ack)),
             write=True))
         return r.affected
 
     def get(self, collection, ids, with_payload=True, with_vector=True, consistency=None):
         """The points of ids that exist, in the order asked."""
-        r = pb.PointsResponse.FromString(self._call(pb.METHOD_GET, pb.GetRequest(
-            collection=collection, ids=[int(i) for i in ids], with_payload=with_payload,
+        r = _decode(pb.PointsResponse, self._call(pb.METHOD_GET, pb.GetRequest(
+            collection=collection, ids=_ids(ids).tolist(), with_payload=with_payload,
             with_vector=with_vector, read=self._read_opts(consistency))))
         self.read_state = r.read_state
         return [Point(p.id, _vector_out(p.vector), _payload_out(p.payload)) for p in r.points]
@@ -456,7 +515,7 @@ class Client:
                                exact=exact, read=self._read_opts(consistency))
         if filter is not None:
             req.filter.CopyFrom(to_proto(filter))
-        r = pb.SearchResponse.FromString(self._call(pb.METHOD_SEARCH, req))
+        r = _decode(pb.SearchResponse, self._call(pb.METHOD_SEARCH, req))
         self.read_state = r.read_state
         return [Hit(p.id, p.distance, _payload_out(p.payload), _vector_out(p.vector))
                 for p in r.points]
@@ -470,7 +529,7 @@ class Client:
                                    read=self._read_opts(consistency))
             if filter is not None:
                 req.filter.CopyFrom(to_proto(filter))
-            r = pb.ScrollResponse.FromString(self._call(pb.METHOD_SCROLL, req))
+            r = _decode(pb.ScrollResponse, self._call(pb.METHOD_SCROLL, req))
             self.read_state = r.read_state
             for p in r.points:
                 yield Point(p.id, _vector_out(p.vector), _payload_out(p.payload))
@@ -482,12 +541,12 @@ class Client:
         req = pb.CountRequest(collection=collection, read=self._read_opts(consistency))
         if filter is not None:
             req.filter.CopyFrom(to_proto(filter))
-        r = pb.CountResponse.FromString(self._call(pb.METHOD_COUNT, req))
+        r = _decode(pb.CountResponse, self._call(pb.METHOD_COUNT, req))
         self.read_state = r.read_state
         return r.count
 
     def cluster_status(self):
         """The connected node's view: a dict of ClusterStatusResponse's
         fields (role, term, leader_id, leader_address, ...)."""
-        r = pb.ClusterStatusResponse.FromString(self._call(pb.METHOD_CLUSTER_STATUS, b""))
+        r = _decode(pb.ClusterStatusResponse, self._call(pb.METHOD_CLUSTER_STATUS, b""))
         return {f.name: v for f, v in r.ListFields() if not f.message_type}

@@ -99,7 +99,7 @@ int cl_frame(shoal *c, struct cl_buf *b, uint64_t id, uint16_t method, const Pro
 	struct frame_hdr h;
 
 	shoal__metadata__init(&md);
-	md.timeout_ms = (uint32_t)c->o.timeout_ms;
+	md.timeout_ms = (uint32_t)cl_left_ms(c); /* what is left of the call, not a new timeout */
 	if (c->api_key != NULL)
 		md.api_key = c->api_key;
 	mlen = shoal__metadata__get_packed_size(&md);
@@ -184,6 +184,27 @@ static int connect_ai(const struct addrinfo *ai, int timeout_ms)
 	return fd;
 }
 
+int cl_left_ms(const shoal *c)
+{
+	uint64_t now = sh_clock_mono_ns();
+
+	if (c->deadline == 0)
+		return c->o.timeout_ms;
+	return c->deadline > now + 1000000 ? (int)((c->deadline - now) / 1000000) : 1;
+}
+
+/* A connection attempt's time: connect_timeout_ms, never past the call's
+ * deadline; 0 when the call has no time left. */
+static int connect_ms(const shoal *c)
+{
+	int left;
+
+	if (c->deadline != 0 && c->deadline <= sh_clock_mono_ns())
+		return 0;
+	left = cl_left_ms(c);
+	return c->o.connect_timeout_ms < left ? c->o.connect_timeout_ms : left;
+}
+
 static int connect_one(shoal *c, const char *addr)
 {
 	struct addrinfo hints = {0}, *res, *ai;
@@ -195,16 +216,21 @@ static int connect_one(shoal *c, const char *addr)
 	hints.ai_socktype = SOCK_STREAM;
 	if ((g = getaddrinfo(host, port, &hints, &res)) != 0)
 		return cl_fail(c, SHOAL_UNAVAILABLE, "%s: %s", addr, gai_strerror(g));
-	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
-		fd = connect_ai(ai, c->o.connect_timeout_ms);
+	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+		if (connect_ms(c) == 0) {
+			fd = -ETIMEDOUT; /* the call's deadline passed */
+			break;
+		}
+		fd = connect_ai(ai, connect_ms(c));
+	}
 	freeaddrinfo(res);
 	if (fd < 0)
 		return cl_fail(c, SHOAL_UNAVAILABLE, "cannot connect to %s: %s", addr,
 			       strerror(-fd));
 	c->fd = fd;
 	if ((g = cl_tls_handshake(c, addr, host,
-				  sh_clock_mono_ns() + (uint64_t)c->o.connect_timeout_ms *
-							       1000000)) != SHOAL_OK) {
+				  sh_clock_mono_ns() + (uint64_t)connect_ms(c) * 1000000)) !=
+	    SHOAL_OK) {
 		cl_disconnect(c);
 		return g;
 	}
@@ -234,11 +260,13 @@ int cl_connect(shoal *c)
 
 	if (c->fd >= 0)
 		return SHOAL_OK;
-	for (size_t i = 0; i < c->n_addrs; i++) {
+	for (size_t i = 0; i < c->n_addrs && connect_ms(c) > 0; i++) {
 		if ((rv = connect_one(c, c->addrs[c->cur])) == SHOAL_OK)
 			return rv;
 		c->cur = (c->cur + 1) % c->n_addrs;
 	}
+	if (connect_ms(c) == 0 && rv == SHOAL_UNAVAILABLE)
+		cl_fail(c, rv, "no server reached before the deadline (%d ms)", c->o.timeout_ms);
 	return rv;
 }
 
@@ -410,6 +438,10 @@ static int exchange(shoal *c, uint16_t method, const ProtobufCMessage *req, stru
 	int rv;
 
 	*sent = false;
+	if (sh_clock_mono_ns() >= deadline)
+		return cl_fail(c, SHOAL_UNAVAILABLE,
+			       "the deadline (%d ms) passed before the request was sent",
+			       c->o.timeout_ms);
 	if ((rv = cl_frame(c, &b, o.id, method, req)) != SHOAL_OK)
 		return rv;
 	while (b.len > 0 && (rv = cl_write_some(c, &b, &blocked)) == SHOAL_OK && blocked)
@@ -431,12 +463,16 @@ static int exchange(shoal *c, uint16_t method, const ProtobufCMessage *req, stru
 
 /* Sleep before attempt (1, 2, ...): 25 ms doubling up to 400 ms, jittered
  * to half of that to all of it, never past the call's deadline. */
-static void backoff(int attempt, uint64_t deadline)
+static void backoff(shoal *c, int attempt, uint64_t deadline)
 {
 	uint64_t base = 25000000ull << (attempt < 5 ? attempt - 1 : 4), now = sh_clock_mono_ns();
-	uint64_t ns = base / 2 + (uint64_t)rand() % (base / 2 + 1);
+	uint64_t ns;
 	struct timespec ts;
 
+	c->rng ^= c->rng << 13;
+	c->rng ^= c->rng >> 7;
+	c->rng ^= c->rng << 17;
+	ns = base / 2 + c->rng % (base / 2 + 1);
 	if (now >= deadline)
 		return;
 	ns = ns < deadline - now ? ns : deadline - now;
@@ -490,52 +526,89 @@ static int ask_role(shoal *c, char *leader, size_t cap, uint64_t deadline, int *
 	return role;
 }
 
-int cl_follow_leader(shoal *c, uint64_t deadline)
+/* The status call's own deadline: half of what is left, at most
+ * connect_timeout_ms, so that a node that accepts and never answers leaves
+ * time for the next one. */
+static uint64_t ask_deadline(const shoal *c, uint64_t deadline)
 {
-	char leader[sizeof c->hint], why[sizeof c->msg];
-	int rv;
+	uint64_t now = sh_clock_mono_ns(), half = deadline > now ? (deadline - now) / 2 : 0;
+	uint64_t cap = (uint64_t)c->o.connect_timeout_ms * 1000000;
 
-	if (c->role_known)
-		return SHOAL_OK;
-	c->role_known = true;
-	if (ask_role(c, leader, sizeof leader, deadline, &rv) != 0 || rv != SHOAL_OK ||
-	    strcmp(leader, c->addrs[c->cur]) == 0)
-		return rv;
-	cl_disconnect(c);
-	use_addr(c, leader);
-	if ((rv = connect_one(c, leader)) == SHOAL_OK)
-		c->role_known = true; /* named the leader by a node: taken as such */
-	if (rv == SHOAL_OK)
-		return rv;
-	/* a leader gone: not through a follower, whose forward would be lost
-	 * with it (OUTCOME_UNKNOWN); the next attempt asks again */
+	return now + (half < cap ? half : cap);
+}
+
+/* Leave the connected node for the next attempt (and the next call):
+ * asking it for the leader failed (leader NULL), or the leader it named
+ * cannot be reached.  The write itself was not sent. */
+static int move_on(shoal *c, const char *leader)
+{
+	char why[sizeof c->msg], addr[sizeof c->hint];
+
 	snprintf(why, sizeof why, "%s", c->msg);
+	snprintf(addr, sizeof addr, "%s", c->addrs[c->cur]);
+	cl_disconnect(c);
+	c->cur = (c->cur + 1) % c->n_addrs;
+	c->moved = true;
+	if (leader == NULL)
+		return cl_fail(c, SHOAL_UNAVAILABLE,
+			       "asking %s for the leader: %s (the write was not sent)", addr, why);
 	return cl_fail(c, SHOAL_UNAVAILABLE, "the leader %s cannot be reached: %s", leader, why);
 }
 
-/* The next address to try: the leader a node named, else the next one. */
+int cl_follow_leader(shoal *c, uint64_t deadline)
+{
+	char leader[sizeof c->hint];
+	int rv, role;
+
+	if (c->role_known)
+		return SHOAL_OK;
+	role = ask_role(c, leader, sizeof leader, ask_deadline(c, deadline), &rv);
+	if (rv != SHOAL_OK) /* the write itself was not sent */
+		return move_on(c, NULL);
+	if (role != 0 || strcmp(leader, c->addrs[c->cur]) == 0) {
+		/* it leads, or cannot say; no leader known (an election): ask
+		 * again before the next write */
+		c->role_known = role != -1 || leader[0] != '\0';
+		return SHOAL_OK;
+	}
+	cl_disconnect(c);
+	use_addr(c, leader);
+	if ((rv = connect_one(c, leader)) == SHOAL_OK) {
+		c->role_known = true; /* named the leader by a node: taken as such */
+		return rv;
+	}
+	/* a leader gone: not through a follower, whose forward would be lost
+	 * with it (OUTCOME_UNKNOWN); the next attempt asks again */
+	return move_on(c, leader);
+}
+
+/* The next address to try: the leader a node named, else the next one
+ * (unless move_on advanced already). */
 static void next_addr(shoal *c)
 {
 	if (c->hint[0] != '\0') {
 		use_addr(c, c->hint);
 		c->hint[0] = '\0';
-	} else {
+	} else if (!c->moved) {
 		c->cur = (c->cur + 1) % c->n_addrs;
 	}
+	c->moved = false;
 }
 
-int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, struct arena *a,
-	    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp)
+static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write,
+			 struct arena *a, const ProtobufCMessageDescriptor *rd,
+			 ProtobufCMessage **resp, uint64_t deadline)
 {
-	uint64_t deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
 	int rv = SHOAL_UNAVAILABLE;
 	bool sent = false;
 
+	c->deadline = deadline;
+	c->moved = false;
 	for (int attempt = 0; attempt <= c->o.retries; attempt++) {
 		if (attempt > 0) {
 			if (sh_clock_mono_ns() >= deadline)
 				break;
-			backoff(attempt, deadline);
+			backoff(c, attempt, deadline);
 			next_addr(c);
 		}
 		c->hint[0] = '\0';
@@ -560,6 +633,16 @@ int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, 
 			return rv; /* another attempt would be refused the same way */
 		cl_disconnect(c);  /* an UNAVAILABLE server: try the next one */
 	}
+	return rv;
+}
+
+int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, struct arena *a,
+	    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp)
+{
+	uint64_t deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
+	int rv = call_attempts(c, method, req, write, a, rd, resp, deadline);
+
+	c->deadline = 0;
 	return rv;
 }
 
@@ -626,6 +709,7 @@ int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 	    (c->server_name = sh_strdup(c->o.tls_server_name)) == NULL)
 		return SHOAL_RESOURCE_EXHAUSTED;
 	c->o.tls_server_name = c->server_name;
+	c->rng = (sh_clock_mono_ns() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)c) | 1;
 	if ((rv = cl_tls_init(c)) != SHOAL_OK)
 		return rv;
 	c->o.tls_ca_file = c->o.tls_cert_file = c->o.tls_key_file = NULL; /* loaded */

@@ -17,8 +17,11 @@ struct shoal {
 	char **addrs; /* the seeds, then leaders learned (at most MAX_ADDRS) */
 	size_t n_addrs, cur;
 	int fd;
-	bool role_known; /* asked the connected node whether it leads */
-	char hint[304];  /* the leader a node named last (UNAVAILABLE), or "" */
+	bool role_known;   /* the connected node leads, or named the leader we moved to */
+	bool moved;        /* cur was advanced already for the next attempt */
+	char hint[304];    /* the leader a node named last (UNAVAILABLE), or "" */
+	uint64_t deadline; /* the running call's (monotonic ns); 0 outside a call */
+	uint64_t rng;      /* the back-off's jitter (xorshift) */
 	struct frame_dec *dec;
 	struct shoal_options o;
 	uint64_t next_id;
@@ -43,6 +46,9 @@ int cl_fail(shoal *c, int status, const char *fmt, ...) __attribute__((format(pr
 int cl_buf_reserve(struct cl_buf *b, size_t more);
 int cl_frame(shoal *c, struct cl_buf *b, uint64_t id, uint16_t method, const ProtobufCMessage *m);
 int cl_connect(shoal *c);
+/* Milliseconds left before the running call's deadline (at least 1), or
+ * the handle's timeout outside a call. */
+int cl_left_ms(const shoal *c);
 /* Before writes: on a new connection, ask the node (cluster status)
  * whether it leads; one that names another leader is left for it (doc:
  * shoal.h, "Leader following").  A transport failure is returned. */

@@ -37,19 +37,33 @@ static void on_frame(void *arg, const struct frame_hdr *h, const uint8_t *body)
 	s->inflight--;
 }
 
+/* Writes in flight when the connection failed: they may have been applied. */
+static int outcome_unknown(shoal *c, size_t inflight)
+{
+	size_t l = strlen(c->msg);
+
+	snprintf(c->msg + l, sizeof c->msg - l,
+		 " (with %zu write request%s sent and not answered: they may have been applied)",
+		 inflight, inflight == 1 ? "" : "s");
+	return SHOAL_OUTCOME_UNKNOWN;
+}
+
 int cl_pipeline(shoal *c, const struct cl_pipe *p)
 {
 	struct pstate s = {p, c->next_id + 1, NULL, 0, 0};
 	struct cl_buf b = {0};
 	size_t next = 0, depth = p->depth ? p->depth : 1;
 	uint64_t deadline = 0;
-	bool blocked = false;
+	size_t left;
+	bool blocked = false, wrote = false;
 	int rv;
 
-	if ((rv = cl_connect(c)) != SHOAL_OK ||
-	    (p->write &&
-	     (rv = cl_follow_leader(c, sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000)) !=
-		     SHOAL_OK))
+	c->deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
+	rv = cl_connect(c);
+	if (rv == SHOAL_OK && p->write)
+		rv = cl_follow_leader(c, c->deadline);
+	c->deadline = 0;
+	if (rv != SHOAL_OK)
 		return rv;
 	if ((s.sent_ns = sh_calloc(p->n + 1, sizeof *s.sent_ns)) == NULL)
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
@@ -61,14 +75,18 @@ int cl_pipeline(shoal *c, const struct cl_pipe *p)
 			s.sent_ns[next++] = sh_clock_mono_ns();
 			s.inflight++;
 		}
+		left = b.len - b.off;
 		if (rv != SHOAL_OK || (rv = cl_write_some(c, &b, &blocked)) != SHOAL_OK)
 			break;
+		wrote |= b.len - b.off < left;
 		deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
 		if ((rv = cl_wait(c, blocked, deadline)) == SHOAL_OK)
 			rv = cl_read_some(c, on_frame, &s);
 	}
 	sh_free(b.data);
 	sh_free(s.sent_ns);
+	if (rv != SHOAL_OK && rv != SHOAL_DEADLINE_EXCEEDED && p->write && wrote && s.inflight > 0)
+		return outcome_unknown(c, s.inflight);
 	return rv;
 }
 
@@ -127,6 +145,11 @@ static int up_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id
 	return rv;
 }
 
+static bool maybe_applied(int status)
+{
+	return status == SHOAL_OUTCOME_UNKNOWN || status == SHOAL_DEADLINE_EXCEEDED;
+}
+
 static void up_reply(void *arg, size_t i, int status, const uint8_t *body, size_t len,
 		     uint64_t latency_ns)
 {
@@ -134,13 +157,16 @@ static void up_reply(void *arg, size_t i, int status, const uint8_t *body, size_
 	size_t from = i * u->batch, n = u->n - from < u->batch ? u->n - from : u->batch;
 	Shoal__WriteResponse *w;
 
-	if (status != SHOAL_OK) {
-		if (u->first_error == SHOAL_OK)
+	if (status != SHOAL_OK) { /* the first error, but a maybe-applied one before others */
+		if (u->first_error == SHOAL_OK ||
+		    (!maybe_applied(u->first_error) && maybe_applied(status)))
 			u->first_error = cl_status(u->c, status, body, len);
 		return;
 	}
 	w = shoal__write_response__unpack(NULL, len, body);
-	if (w != NULL && w->token != NULL && w->token->index > u->tok.index) {
+	if (w != NULL && w->token != NULL &&
+	    (w->token->term > u->tok.term ||
+	     (w->token->term == u->tok.term && w->token->index > u->tok.index))) {
 		u->tok.term = w->token->term;
 		u->tok.index = w->token->index;
 		u->c->last = u->tok; /* progress may read it (shoal_last_token) */

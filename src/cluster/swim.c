@@ -431,6 +431,7 @@ static void about_self(struct swim *s, uint64_t now, uint64_t inc)
 		swim_refute(s, now, inc);
 	else if (!swim_bcast_pending_for(s, s->self->pub.id))
 		swim_queue_member(s, s->self, SWIM_ALIVE, 0);
+	s->accused = true; /* recv_packet answers the sender at once */
 }
 
 /* An alive message wins over any state of a lower incarnation (SWIM
@@ -625,6 +626,7 @@ static void recv_packet(struct swim *s, uint64_t now, const char *addr, const ui
 			size_t len)
 {
 	struct swim_packet p;
+	struct member *from;
 
 	s->stats.udp_recv++;
 	s->stats.udp_bytes_recv += len;
@@ -634,15 +636,24 @@ static void recv_packet(struct swim *s, uint64_t now, const char *addr, const ui
 	}
 	if (!cluster_ok(s, p.cluster_id, addr) || s->leaving)
 		goto out;
-	if (heard_from(s, now, p.sender) == NULL)
+	if ((from = heard_from(s, now, p.sender)) == NULL)
 		unknown_sender(s, now, addr);
 	/* Updates first, so that a refutation they cause rides on our reply. */
 	s->from_copy = p.sender == s->self->pub.id;
+	s->accused = false;
 	for (size_t i = 0; i < p.n_updates; i++)
 		apply_update(s, now, &p.updates[i]);
 	s->from_copy = false;
 	for (size_t i = 0; i < p.n_msgs; i++)
 		swim_probe_recv(s, now, addr, p.sender, &p.msgs[i]);
+	/* The sender holds this node suspect or dead: tell it our refutation
+	 * straight away rather than hope gossip reaches it before its
+	 * suspicion times out. */
+	if (s->accused && from != NULL && from != s->self &&
+	    from->addr[SWIM_ADDR_CLUSTER] != NULL &&
+	    strcmp(from->addr[SWIM_ADDR_CLUSTER], addr) == 0) /* a member, not a forged source */
+		swim_send_msgs(s, addr, 0, NULL, 0);
+	s->accused = false;
 out:
 	swim_wire_packet_free(&p);
 }

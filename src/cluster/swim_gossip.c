@@ -178,8 +178,8 @@ static void gossip_round(struct swim *s, uint64_t now)
 	if (s->n_bcasts == 0)
 		return;
 	n = swim_random_members(s, now, 0, false, to, s->cfg.gossip_nodes);
-	for (size_t i = 0; i < n && s->n_bcasts > 0; i++)
-		swim_send_msgs(s, to[i]->addr[SWIM_ADDR_CLUSTER], 0, NULL, 0);
+	for (size_t i = 0; i < n && s->n_bcasts > 0; i++) /* a suspect hears it (and refutes) */
+		swim_send_msgs(s, to[i]->addr[SWIM_ADDR_CLUSTER], to[i]->pub.id, NULL, 0);
 }
 
 /* A leaving node tells every live member directly, then lets gossip

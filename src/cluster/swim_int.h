@@ -78,6 +78,7 @@ struct swim {
 	char conflict_addr[SWIM_ADDR_MAX + 1]; /* the last node confirmed with our id */
 	struct conflict_check check;
 	bool from_copy;             /* what is being applied comes from a node with our id */
+	bool accused;               /* the packet being applied holds us suspect or dead */
 	uint64_t other_conflict_id; /* the last member reported ... */
 	char other_conflict_addr[SWIM_ADDR_MAX + 1]; /* ... announced from here too */
 	struct member *self;
