@@ -129,6 +129,9 @@ struct shoal_options {
 	const char *tls_ca_file;
 	const char *tls_cert_file, *tls_key_file;
 	const char *tls_server_name;
+	/* true: writes go to the node connected to, which forwards them to
+	 * the leader (no leader following; tests of forwarding) */
+	bool no_follow;
 };
 
 void shoal_options_init(struct shoal_options *o);

@@ -128,6 +128,7 @@ static int run_write(const char *addrs, const char *coll, const char *ackfile, c
 	so.timeout_ms = o->timeout_ms;
 	so.connect_timeout_ms = 500;
 	so.retries = 0;
+	so.no_follow = true; /* followers forward: the forwarding path is under test too */
 	so.ack = o->ack;
 	for (char *a = strtok_r(list, ",", &save); a != NULL && n < MAX_NODES;
 	     a = strtok_r(NULL, ",", &save)) {

@@ -24,6 +24,7 @@ from .errors import (DeadlineExceeded, Internal, InvalidArgument, OutcomeUnknown
 _HDR = struct.Struct("<IQHBB")  # length, id, method, flags, status
 _F_RESPONSE, _F_METADATA = 0x01, 0x02
 _MAX_ADDRS = 64
+_ROLE_TTL = 1.0  # a leader found is asked again after this long, and after a failed write
 
 CONSISTENCY = {
     None: pb.CONSISTENCY_DEFAULT,
@@ -140,13 +141,14 @@ class Client:
     seconds per call (also sent as the request's deadline).  consistency,
     ack: the defaults of reads and writes (None: the server's).  api_key:
     sent with every request.  tls_ca: speak TLS, trusting this CA file;
-    tls_cert, tls_key: a client certificate.
+    tls_cert, tls_key: a client certificate.  follow=False: writes go to
+    the connected node, which forwards them to the leader.
     """
 
     def __init__(self, addrs="127.0.0.1:7472", *, timeout=30.0, connect_timeout=2.0,
                  retries=8, consistency=None, ack=None, api_key=None, tls_ca=None,
                  tls_cert=None, tls_key=None, tls_server_name=None,
-                 max_frame_bytes=64 << 20):
+                 max_frame_bytes=64 << 20, follow=True):
         if isinstance(addrs, str):
             addrs = addrs.split(",")
         self._addrs = [a.strip() for a in addrs if a and a.strip()]
@@ -166,7 +168,8 @@ class Client:
             if tls_cert is not None:
                 self._tls.load_cert_chain(tls_cert, tls_key)
         self._cur, self._sock, self._buf = 0, None, bytearray()
-        self._role_known, self._hint, self._next_id = False, "", 0
+        self._role_at, self._hint, self._next_id = None, "", 0
+        self.follow = follow
         self._moved = False
         self.token = (0, 0)  # (term, index) of the last acknowledged write
         self.read_state = None  # the last read's ReadState message
@@ -210,7 +213,7 @@ class Client:
                 s = self._tls.wrap_socket(s, server_hostname=self._server_name or host)
         except (OSError, ssl.SSLError) as e:
             raise Unavailable("cannot connect to %s: %s" % (addr, e)) from None
-        self._sock, self._buf, self._role_known = s, bytearray(), False
+        self._sock, self._buf, self._role_at = s, bytearray(), None
 
     def _connect(self, deadline):
         if self._sock is not None:
@@ -301,7 +304,8 @@ class Client:
         return Unavailable(message)
 
     def _follow_leader(self, deadline):
-        if self._role_known:
+        if not self.follow or (self._role_at is not None and
+                               time.monotonic() - self._role_at < _ROLE_TTL):
             return
         now = time.monotonic()
         ask = now + min(max(deadline - now, 0) / 2, self.connect_timeout)
@@ -315,7 +319,7 @@ class Client:
         except ShoalError:
             return  # a node that will not say (a key without the role): stay
         if st.role == "leader" or st.leader_address == here:
-            self._role_known = True
+            self._role_at = time.monotonic()
             return
         if not st.leader_address:
             return  # no leader known (an election): ask again before the next write
@@ -328,7 +332,7 @@ class Client:
             # lost with it; the next attempt asks again
             raise self._move_on("the leader %s cannot be reached: %s" % (
                 st.leader_address, e.message)) from None
-        self._role_known = True
+        self._role_at = time.monotonic()  # named the leader by a node: taken as such
 
     def _backoff(self, attempt, deadline):
         base = 0.025 * (1 << min(attempt - 1, 4))
@@ -371,7 +375,12 @@ class Client:
                 self._connect(deadline)
                 if write:
                     self._follow_leader(deadline)
-                return self._exchange(method, body, deadline)
+                try:
+                    return self._exchange(method, body, deadline)
+                except BaseException:
+                    if write:
+                        self._role_at = None  # it may not lead any more: ask again
+                    raise
             except Unavailable as e:
                 err = e
                 self.close()

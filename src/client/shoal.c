@@ -31,6 +31,9 @@
 
 #define READ_CHUNK (64 * 1024)
 #define MAX_ADDRS  64 /* seeds and leaders learned */
+/* A leader found is asked again after this long (leadership moves: a
+ * transfer, a full disk), and after any write that failed. */
+#define ROLE_TTL_NS (1000ull * 1000000)
 
 /* ------------------------------------------------------------ errors */
 
@@ -239,7 +242,7 @@ static int connect_one(shoal *c, const char *addr)
 		cl_disconnect(c);
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
 	}
-	c->role_known = false;
+	c->role_at = 0;
 	return SHOAL_OK;
 }
 
@@ -560,7 +563,7 @@ int cl_follow_leader(shoal *c, uint64_t deadline)
 	char leader[sizeof c->hint];
 	int rv, role;
 
-	if (c->role_known)
+	if (c->o.no_follow || (c->role_at != 0 && sh_clock_mono_ns() - c->role_at < ROLE_TTL_NS))
 		return SHOAL_OK;
 	role = ask_role(c, leader, sizeof leader, ask_deadline(c, deadline), &rv);
 	if (rv != SHOAL_OK) /* the write itself was not sent */
@@ -568,13 +571,13 @@ int cl_follow_leader(shoal *c, uint64_t deadline)
 	if (role != 0 || strcmp(leader, c->addrs[c->cur]) == 0) {
 		/* it leads, or cannot say; no leader known (an election): ask
 		 * again before the next write */
-		c->role_known = role != -1 || leader[0] != '\0';
+		c->role_at = role != -1 || leader[0] != '\0' ? sh_clock_mono_ns() : 0;
 		return SHOAL_OK;
 	}
 	cl_disconnect(c);
 	use_addr(c, leader);
 	if ((rv = connect_one(c, leader)) == SHOAL_OK) {
-		c->role_known = true; /* named the leader by a node: taken as such */
+		c->role_at = sh_clock_mono_ns(); /* named the leader by a node: taken as such */
 		return rv;
 	}
 	/* a leader gone: not through a follower, whose forward would be lost
@@ -616,6 +619,8 @@ static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req,
 		    (write && (rv = cl_follow_leader(c, deadline)) != SHOAL_OK))
 			continue;
 		rv = exchange(c, method, req, a, rd, resp, &sent, deadline);
+		if (write && rv != SHOAL_OK)
+			c->role_at = 0; /* it may not lead any more: ask before the next write */
 		if (rv == SHOAL_DEADLINE_EXCEEDED) { /* a stopped node keeps its sockets */
 			cl_disconnect(c);            /* open: the next call starts elsewhere */
 			c->cur = (c->cur + 1) % c->n_addrs;

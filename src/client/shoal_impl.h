@@ -17,7 +17,7 @@ struct shoal {
 	char **addrs; /* the seeds, then leaders learned (at most MAX_ADDRS) */
 	size_t n_addrs, cur;
 	int fd;
-	bool role_known;   /* the connected node leads, or named the leader we moved to */
+	uint64_t role_at;  /* when the connected node was found to lead (0: ask before writing) */
 	bool moved;        /* cur was advanced already for the next attempt */
 	char hint[304];    /* the leader a node named last (UNAVAILABLE), or "" */
 	uint64_t deadline; /* the running call's (monotonic ns); 0 outside a call */

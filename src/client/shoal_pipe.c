@@ -85,6 +85,8 @@ int cl_pipeline(shoal *c, const struct cl_pipe *p)
 	}
 	sh_free(b.data);
 	sh_free(s.sent_ns);
+	if (rv != SHOAL_OK && p->write)
+		c->role_at = 0; /* it may not lead any more: ask before the next write */
 	if (rv != SHOAL_OK && rv != SHOAL_DEADLINE_EXCEEDED && p->write && wrote && s.inflight > 0)
 		return outcome_unknown(c, s.inflight);
 	return rv;
@@ -186,8 +188,8 @@ int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_
 	struct cl_pipe p = {(n + u.batch - 1) / u.batch, depth, true, up_build, up_reply, &u};
 	int rv = n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
 
-	if (rv == SHOAL_OK)
-		rv = u.first_error;
+	if (rv == SHOAL_OK && (rv = u.first_error) != SHOAL_OK)
+		c->role_at = 0;
 	if (acked != NULL)
 		*acked = u.acked;
 	if (tok != NULL)
