@@ -24,7 +24,9 @@
  * status) whether it leads; a node that names another leader is left for
  * it, which is then added to the list — so writes reach the leader
  * directly, not forwarded by a follower.  A node that knows no leader (an
- * election) is asked again before the next write.  A leader named but
+ * election) is asked again before the next write; a leader found is asked
+ * again after a second, or after a write on it failed (leadership moves:
+ * a transfer, a full disk).  options.no_follow turns this off.  A leader named but
  * unreachable (just killed) is not written to through a follower: the
  * call backs off and asks again, until a new leader is named or the
  * deadline passes.  The question gets at most half of the time left (and

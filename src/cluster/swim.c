@@ -318,6 +318,7 @@ void swim_refute(struct swim *s, uint64_t now, uint64_t inc)
 	 * section IV-A). */
 	swim_awareness_delta(s, 1);
 	swim_queue_member(s, self, SWIM_ALIVE, 0);
+	swim_tell_alive_all(s);
 	swim_emit(s, SWIM_EV_REFUTED, self, 0);
 }
 
@@ -646,13 +647,12 @@ static void recv_packet(struct swim *s, uint64_t now, const char *addr, const ui
 	s->from_copy = false;
 	for (size_t i = 0; i < p.n_msgs; i++)
 		swim_probe_recv(s, now, addr, p.sender, &p.msgs[i]);
-	/* The sender holds this node suspect or dead: tell it our refutation
-	 * straight away rather than hope gossip reaches it before its
-	 * suspicion times out. */
-	if (s->accused && from != NULL && from != s->self &&
-	    from->addr[SWIM_ADDR_CLUSTER] != NULL &&
-	    strcmp(from->addr[SWIM_ADDR_CLUSTER], addr) == 0) /* a member, not a forged source */
-		swim_send_msgs(s, addr, 0, NULL, 0);
+	/* The sender holds this node suspect or dead: tell it our alive record
+	 * straight away (at the address it gives, whatever the datagram's
+	 * source: NAT, a v4-mapped address) rather than hope gossip reaches it
+	 * before its suspicion times out. */
+	if (s->accused && from != NULL && from != s->self)
+		swim_tell_alive(s, from->addr[SWIM_ADDR_CLUSTER]);
 	s->accused = false;
 out:
 	swim_wire_packet_free(&p);
@@ -693,6 +693,7 @@ static void recv_stream(struct swim *s, uint64_t now, const char *addr, const ui
 		s->from_copy = pp.sender == s->self->pub.id && !pp.reply;
 		swim_recv_pushpull(s, now, &pp);
 		s->from_copy = false;
+		s->accused = false; /* a merge answers with our state already */
 	}
 	swim_wire_pushpull_free(&pp);
 }

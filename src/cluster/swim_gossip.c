@@ -182,6 +182,53 @@ static void gossip_round(struct swim *s, uint64_t now)
 		swim_send_msgs(s, to[i]->addr[SWIM_ADDR_CLUSTER], to[i]->pub.id, NULL, 0);
 }
 
+/* Send one encoded update straight to addr, in a datagram of its own
+ * (no piggyback: the queue's sends are not spent on it). */
+static void tell(struct swim *s, const char *addr, const uint8_t *enc, size_t len)
+{
+	struct swim_wire_pkt b;
+
+	swim_wire_pkt_init(&b, s->pkt, s->cfg.udp_mtu, s->cluster_id, s->self->pub.id);
+	swim_wire_pkt_add_update(&b, enc, len);
+	send_pkt(s, addr, &b);
+}
+
+static size_t self_alive(const struct swim *s, uint8_t *enc, size_t cap)
+{
+	struct swim_update u = {.state = SWIM_ALIVE,
+				.id = s->self->pub.id,
+				.incarnation = s->self->pub.incarnation,
+				.from = 0};
+
+	swim_member_rec(s->self, &u.member);
+	return swim_wire_encode_update(&u, enc, cap);
+}
+
+void swim_tell_alive(struct swim *s, const char *addr)
+{
+	uint8_t enc[SWIM_UPDATE_MAX_ENC];
+	size_t len = self_alive(s, enc, sizeof enc);
+
+	if (len > 0 && addr != NULL)
+		tell(s, addr, enc, len);
+}
+
+/* A refutation is rare and matters most: besides gossip (whose sends run
+ * out after retransmit_mult * log10(n+1)), every live member hears it
+ * directly, as a leave is told. */
+void swim_tell_alive_all(struct swim *s)
+{
+	uint8_t enc[SWIM_UPDATE_MAX_ENC];
+	size_t len = self_alive(s, enc, sizeof enc);
+
+	for (size_t i = 0; len > 0 && i < s->n_members; i++) {
+		struct member *m = s->members[i];
+
+		if (m != s->self && m->pub.state <= SWIM_SUSPECT && m->addr[SWIM_ADDR_CLUSTER])
+			tell(s, m->addr[SWIM_ADDR_CLUSTER], enc, len);
+	}
+}
+
 /* A leaving node tells every live member directly, then lets gossip
  * repeat it (memberlist's Leave broadcasts and waits). */
 void swim_leave_broadcast(struct swim *s)

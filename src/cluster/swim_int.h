@@ -156,5 +156,9 @@ void swim_send_refusal(struct swim *s, const char *addr);
 void swim_bcast_free_all(struct swim *s);
 bool swim_bcast_pending_for(const struct swim *s, uint64_t id);
 void swim_leave_broadcast(struct swim *s);
+/* This node's alive record straight to addr (a member that accused it),
+ * or to every live member (a refutation): swim_gossip.c. */
+void swim_tell_alive(struct swim *s, const char *addr);
+void swim_tell_alive_all(struct swim *s);
 
 #endif
