@@ -318,7 +318,11 @@ void swim_refute(struct swim *s, uint64_t now, uint64_t inc)
 	 * section IV-A). */
 	swim_awareness_delta(s, 1);
 	swim_queue_member(s, self, SWIM_ALIVE, 0);
-	swim_tell_alive_all(s);
+	if (now >= s->next_tell_all) { /* at most once a probe interval: accusations
+					* are unauthenticated without a keyring */
+		s->next_tell_all = now + s->cfg.probe_interval_ms;
+		swim_tell_alive_all(s);
+	}
 	swim_emit(s, SWIM_EV_REFUTED, self, 0);
 }
 

@@ -104,6 +104,7 @@ struct swim {
 	uint64_t next_push_pull;
 	uint64_t next_stranger_pp; /* push-pull with an unknown sender not before */
 	uint64_t next_refusal;     /* a refusal reply not before */
+	uint64_t next_tell_all;    /* a refutation is told to all members again from then */
 
 	/* seeds */
 	char *seeds[SWIM_MAX_SEEDS];
