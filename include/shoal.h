@@ -35,8 +35,9 @@
  *
  * Retries.  A call that fails because its server is unreachable or answers
  * UNAVAILABLE is retried on the next address, or on the leader the
- * UNAVAILABLE reply named (up to options.retries times, default 8, with a
- * jittered back-off of 25 ms doubling to 400 ms, never past the call's
+ * UNAVAILABLE reply named (up to options.retries times, default 8 — an
+ * attempt that met a leader named but gone, an election, does not count —
+ * with a jittered back-off of 25 ms doubling to 400 ms, never past the call's
  * timeout_ms; connections too are tried only within it, and a request is
  * not sent once it has passed).  After DEADLINE_EXCEEDED the next call
  * starts at the next address (a stopped node keeps its sockets open).  The

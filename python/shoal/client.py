@@ -170,7 +170,7 @@ class Client:
         self._cur, self._sock, self._buf = 0, None, bytearray()
         self._role_at, self._hint, self._next_id = None, "", 0
         self.follow = follow
-        self._moved = False
+        self._moved = self._electing = False
         self.token = (0, 0)  # (term, index) of the last acknowledged write
         self.read_state = None  # the last read's ReadState message
 
@@ -296,11 +296,12 @@ class Client:
 
     # ------------------------------------------------------------ calls
 
-    def _move_on(self, message):
+    def _move_on(self, message, electing=False):
         """Leave the node for the next attempt and call; the write was not sent."""
         self.close()
         self._cur = (self._cur + 1) % len(self._addrs)
         self._moved = True
+        self._electing = electing
         return Unavailable(message)
 
     def _follow_leader(self, deadline):
@@ -331,7 +332,7 @@ class Client:
             # a leader gone: not through a follower, whose forward would be
             # lost with it; the next attempt asks again
             raise self._move_on("the leader %s cannot be reached: %s" % (
-                st.leader_address, e.message)) from None
+                st.leader_address, e.message), electing=True) from None
         self._role_at = time.monotonic()  # named the leader by a node: taken as such
 
     def _backoff(self, attempt, deadline):
@@ -364,39 +365,53 @@ class Client:
             raise
 
     def _attempts(self, method, body, write, deadline, err):
-        for attempt in range(self.retries + 1):
+        # an attempt that met a dead leader's name (an election under way)
+        # does not count against retries: those go on within the deadline
+        attempt, spent = 0, 0
+        while spent <= self.retries:
             if attempt > 0:
                 if time.monotonic() >= deadline:
                     break
                 self._backoff(attempt, deadline)
                 self._next_addr()
-            self._hint = ""
+            attempt += 1
+            self._electing = False
             try:
-                self._connect(deadline)
-                if write:
-                    self._follow_leader(deadline)
-                try:
-                    return self._exchange(method, body, deadline)
-                except BaseException:
-                    if write:
-                        self._role_at = None  # it may not lead any more: ask again
-                    raise
+                return self._attempt(method, body, write, deadline)
             except Unavailable as e:
                 err = e
-                self.close()
-            except _Lost as e:
-                self.close()
-                if write and e.sent:
-                    raise OutcomeUnknown(
-                        "%s (after the write was sent: it may have been applied)" % e) from None
-                err = Unavailable(str(e))
-            except DeadlineExceeded:
-                # the node may be stopped (SIGSTOP keeps its sockets open):
-                # the next call starts from the next address
-                self.close()
-                self._cur = (self._cur + 1) % len(self._addrs)
-                raise
+            spent += not self._electing
         raise err
+
+    def _attempt(self, method, body, write, deadline):
+        """One try: the reply body, or Unavailable when another try may be
+        made (nothing was applied); other errors end the call."""
+        self._hint = ""
+        try:
+            self._connect(deadline)
+            if write:
+                self._follow_leader(deadline)
+            try:
+                return self._exchange(method, body, deadline)
+            except BaseException:
+                if write:
+                    self._role_at = None  # it may not lead any more: ask again
+                raise
+        except Unavailable:
+            self.close()
+            raise
+        except _Lost as e:
+            self.close()
+            if write and e.sent:
+                raise OutcomeUnknown(
+                    "%s (after the write was sent: it may have been applied)" % e) from None
+            raise Unavailable(str(e)) from None
+        except DeadlineExceeded:
+            # the node may be stopped (SIGSTOP keeps its sockets open): the
+            # next call starts from the next address
+            self.close()
+            self._cur = (self._cur + 1) % len(self._addrs)
+            raise
 
     def _read_opts(self, consistency):
         level = self.consistency if consistency is None else consistency

@@ -552,6 +552,7 @@ static int move_on(shoal *c, const char *leader)
 	cl_disconnect(c);
 	c->cur = (c->cur + 1) % c->n_addrs;
 	c->moved = true;
+	c->electing = leader != NULL;
 	if (leader == NULL)
 		return cl_fail(c, SHOAL_UNAVAILABLE,
 			       "asking %s for the leader: %s (the write was not sent)", addr, why);
@@ -602,18 +603,21 @@ static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req,
 			 struct arena *a, const ProtobufCMessageDescriptor *rd,
 			 ProtobufCMessage **resp, uint64_t deadline)
 {
-	int rv = SHOAL_UNAVAILABLE;
+	int rv = SHOAL_UNAVAILABLE, spent = 0;
 	bool sent = false;
 
 	c->deadline = deadline;
 	c->moved = false;
-	for (int attempt = 0; attempt <= c->o.retries; attempt++) {
+	/* an attempt that met a dead leader's name (an election under way)
+	 * does not count against retries: those go on within the deadline */
+	for (int attempt = 0; spent <= c->o.retries; attempt++, spent += !c->electing) {
 		if (attempt > 0) {
 			if (sh_clock_mono_ns() >= deadline)
 				break;
 			backoff(c, attempt, deadline);
 			next_addr(c);
 		}
+		c->electing = false;
 		c->hint[0] = '\0';
 		if ((rv = cl_connect(c)) != SHOAL_OK ||
 		    (write && (rv = cl_follow_leader(c, deadline)) != SHOAL_OK))

@@ -19,6 +19,7 @@ struct shoal {
 	int fd;
 	uint64_t role_at;  /* when the connected node was found to lead (0: ask before writing) */
 	bool moved;        /* cur was advanced already for the next attempt */
+	bool electing;     /* the last attempt met a leader named but gone: an election */
 	char hint[304];    /* the leader a node named last (UNAVAILABLE), or "" */
 	uint64_t deadline; /* the running call's (monotonic ns); 0 outside a call */
 	uint64_t rng;      /* the back-off's jitter (xorshift) */
