@@ -243,6 +243,7 @@ static int connect_one(shoal *c, const char *addr)
 		return cl_fail(c, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
 	}
 	c->role_at = 0;
+	c->fresh = true;
 	return SHOAL_OK;
 }
 
@@ -294,8 +295,18 @@ int cl_write_some(shoal *c, struct cl_buf *b, bool *blocked)
 			return SHOAL_OK;
 		} else {
 			int e = errno;
+			bool first = c->ssl != NULL && c->fresh && (e == ECONNRESET || e == EPIPE);
 
 			cl_disconnect(c);
+			if (c->tls_refused ||
+			    first) /* TLS 1.3: the refusal comes after the handshake */
+				return cl_fail(
+					c, SHOAL_UNAVAILABLE,
+					"TLS connection to %s reset at its first request: most "
+					"likely the node refused this client's certificate (or its "
+					"lack of one: security.tls_client_ca_file; shoalctl "
+					"--tls-cert/--tls-key)",
+					c->addrs[c->cur]);
 			return cl_fail(c, SHOAL_UNAVAILABLE,
 				       "connection to %s lost while sending: %s", c->addrs[c->cur],
 				       strerror(e));
@@ -370,6 +381,7 @@ int cl_read_some(shoal *c, cl_frame_fn on_frame, void *arg)
 			return SHOAL_OK;
 		if (n <= 0)
 			return lost(c, n);
+		c->fresh = false;
 		if ((rv = feed(c, buf, (size_t)n, on_frame, arg)) != SHOAL_OK)
 			return rv;
 	} while (c->ssl != NULL && cl_tls_pending(c));

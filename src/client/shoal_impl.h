@@ -32,6 +32,7 @@ struct shoal {
 	struct ssl_ctx_st *tls;             /* TLS on: the context (shoal_tls.c) */
 	struct ssl_st *ssl;                 /* ... and the connection's */
 	bool tls_refused;                   /* the node refused our certificate */
+	bool fresh;                         /* nothing read on this connection yet */
 	char *server_name;                  /* a copy of tls_server_name, or NULL */
 	char msg[512];
 };
