@@ -231,17 +231,6 @@ static void relink_search(struct hnsw *h, struct hnsw_scratch *s, uint32_t nb, i
 			hnsw__link_back_room(h, heur[i], nb, level);
 }
 
-static bool links_to(const struct hnsw *h, uint32_t from, int level, uint32_t to)
-{
-	_Atomic uint32_t *l = hnsw__links_at(h, from, level);
-	uint32_t cap = hnsw__max_links(h, level), e;
-
-	for (uint32_t i = 0; i < cap && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
-		if (e == to)
-			return true;
-	return false;
-}
-
 static bool has_deleted_link(const struct hnsw *h, uint32_t from, int level)
 {
 	_Atomic uint32_t *l = hnsw__links_at(h, from, level);
@@ -346,13 +335,6 @@ static void queue_pending(struct hnsw *h, uint32_t slot)
 	h->pending[h->n_pending++] = slot;
 }
 
-static bool counted(const struct hnsw *h, uint32_t slot)
-{
-	uint8_t st = atomic_load(&hnsw__node_at(h, slot)->state);
-
-	return st == HNSW_SLOT_LIVE || st == HNSW_SLOT_NEW;
-}
-
 /* The deleted slot's level-0 links stop counting as in-links; each live
  * point that had no other (but the entry point), or one from a closed
  * pair, gets one from a live point at once, while the deleted point still
@@ -364,7 +346,7 @@ static void rescue_orphans(struct hnsw *h, struct hnsw_scratch *s, uint32_t slot
 	uint64_t ep = atomic_load(&h->ep);
 
 	for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
-		if (counted(h, e) && atomic_fetch_sub(hnsw__indeg_at(h, e), 1) <= 2 &&
+		if (hnsw__indeg_counted(h, e) && atomic_fetch_sub(hnsw__indeg_at(h, e), 1) <= 2 &&
 		    e != (uint32_t)ep)
 			orphans[n++] = e;
 	for (uint32_t i = 0; i < n; i++) /* none left, or one from a closed pair */
@@ -390,7 +372,7 @@ void hnsw__delete_slot(struct hnsw *h, uint32_t slot)
 			for (uint32_t i = 0; i < hnsw__max_links(h, level) &&
 					     (nb = hnsw__link_get(l, i)) != HNSW_NO_SLOT;
 			     i++)
-				if (!is_deleted(h, nb) && links_to(h, nb, level, slot))
+				if (!is_deleted(h, nb) && hnsw__links_to(h, nb, level, slot))
 					relink(h, s, nb, slot, level);
 		}
 		hnsw__scratch_put(h, s);

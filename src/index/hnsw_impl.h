@@ -498,6 +498,24 @@ static inline void hnsw__indeg_add(struct hnsw *h, uint32_t slot)
 {
 	atomic_fetch_add_explicit(hnsw__indeg_at(h, slot), 1, memory_order_relaxed);
 }
+/* Does from's list at level name to? */
+static inline bool hnsw__links_to(const struct hnsw *h, uint32_t from, int level, uint32_t to)
+{
+	_Atomic uint32_t *l = hnsw__links_at(h, from, level);
+	uint32_t cap = hnsw__max_links(h, level), e;
+
+	for (uint32_t i = 0; i < cap && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
+		if (e == to)
+			return true;
+	return false;
+}
+/* Does slot's state count in in-degrees (LIVE or NEW: hnsw_reach.c)? */
+static inline bool hnsw__indeg_counted(const struct hnsw *h, uint32_t slot)
+{
+	uint8_t st = atomic_load_explicit(&hnsw__node_at(h, slot)->state, memory_order_acquire);
+
+	return st == HNSW_SLOT_LIVE || st == HNSW_SLOT_NEW;
+}
 /* May a level-0 link to slot, from a LIVE or NEW point, go?  True (and
  * counted) unless slot is a live point it is the last in-link of, or the
  * last but one of a closed pair (hnsw__indeg_pair_only); call before

@@ -286,17 +286,6 @@ void hnsw__maybe_reconnect(struct hnsw *h)
 
 /* ------------------------------------------------------------ in-degrees */
 
-static bool links_to0(const struct hnsw *h, uint32_t from, uint32_t to)
-{
-	_Atomic uint32_t *l = hnsw__links_at(h, from, 0);
-	uint32_t e;
-
-	for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
-		if (e == to)
-			return true;
-	return false;
-}
-
 bool hnsw__indeg_pair_only(const struct hnsw *h, uint32_t slot)
 {
 	_Atomic uint32_t *l = hnsw__links_at(h, slot, 0);
@@ -306,7 +295,7 @@ bool hnsw__indeg_pair_only(const struct hnsw *h, uint32_t slot)
 		if (atomic_load_explicit(hnsw__indeg_at(h, f), memory_order_relaxed) <= 1 &&
 		    atomic_load_explicit(&hnsw__node_at(h, f)->state, memory_order_relaxed) ==
 			    HNSW_SLOT_LIVE &&
-		    links_to0(h, f, slot))
+		    hnsw__links_to(h, f, 0, slot))
 			return true;
 	return false;
 }
@@ -314,10 +303,9 @@ bool hnsw__indeg_pair_only(const struct hnsw *h, uint32_t slot)
 bool hnsw__indeg_drop(struct hnsw *h, uint32_t slot)
 {
 	_Atomic uint32_t *d = hnsw__indeg_at(h, slot);
-	uint8_t st = atomic_load_explicit(&hnsw__node_at(h, slot)->state, memory_order_acquire);
 	uint32_t v = atomic_load_explicit(d, memory_order_relaxed);
 
-	if (st != HNSW_SLOT_LIVE && st != HNSW_SLOT_NEW)
+	if (!hnsw__indeg_counted(h, slot))
 		return true; /* a deleted point's count is not kept */
 	do                   /* not the last in-link, nor the last but one of a closed pair */
 		if (v <= 1 || (v == 2 && hnsw__indeg_pair_only(h, slot)))
@@ -334,7 +322,7 @@ static bool may_rescue(const struct hnsw *h, uint32_t y, uint32_t x)
 {
 	return y != hnsw__node_at(h, x)->prev &&
 	       atomic_load(&hnsw__node_at(h, y)->state) == HNSW_SLOT_LIVE &&
-	       !(atomic_load(hnsw__indeg_at(h, y)) <= 1 && links_to0(h, x, y));
+	       !(atomic_load(hnsw__indeg_at(h, y)) <= 1 && hnsw__links_to(h, x, 0, y));
 }
 
 void hnsw__rescue(struct hnsw *h, struct hnsw_scratch *s, uint32_t x, uint64_t ep)
@@ -361,9 +349,8 @@ void hnsw__indeg_recount(struct hnsw *h)
 		atomic_store(hnsw__indeg_at(h, slot), 0);
 	for (uint32_t slot = 0; slot < n; slot++) {
 		_Atomic uint32_t *l = hnsw__links_at(h, slot, 0);
-		uint8_t st = atomic_load(&hnsw__node_at(h, slot)->state);
 
-		if (st != HNSW_SLOT_LIVE && st != HNSW_SLOT_NEW)
+		if (!hnsw__indeg_counted(h, slot))
 			continue;
 		for (uint32_t i = 0; i < h->m0 && (e = hnsw__link_get(l, i)) != HNSW_NO_SLOT; i++)
 			hnsw__indeg_add(h, e);
