@@ -8,6 +8,7 @@ thread-safe: use one Client per thread.
 """
 
 import json
+import os
 import random
 import socket
 import ssl
@@ -43,6 +44,22 @@ ACK = {
 METRIC = {"l2": pb.METRIC_L2, "cosine": pb.METRIC_COSINE, "dot": pb.METRIC_DOT}
 METRIC_NAME = {pb.METRIC_DEFAULT: "l2", pb.METRIC_L2: "l2", pb.METRIC_COSINE: "cosine",
                pb.METRIC_DOT: "dot"}
+
+
+# The field number of `write` (WriteOptions) in each write request: a
+# retry appends the write's options again with `retry` set; the last copy
+# of a message field is the one a server takes (protobuf merges the two,
+# and the second holds every field).
+_WRITE_FIELD = {pb.METHOD_CREATE_COLLECTION: 6, pb.METHOD_DROP_COLLECTION: 2,
+                pb.METHOD_UPSERT: 3, pb.METHOD_DELETE: 3, pb.METHOD_SET_PAYLOAD: 8}
+
+
+def _retry_options(method, wopts):
+    o = pb.WriteOptions()
+    o.CopyFrom(wopts)
+    o.retry = True
+    b = o.SerializeToString()
+    return bytes([_WRITE_FIELD[method] << 3 | 2, len(b)]) + b
 
 
 class _Lost(Exception):
@@ -170,6 +187,7 @@ class Client:
         self._cur, self._sock, self._buf = 0, None, bytearray()
         self._role_at, self._hint, self._next_id = None, "", 0
         self.follow = follow
+        self._client_id, self._seq, self._wopts = os.urandom(16), 0, None
         self._moved = self._electing = False
         self.token = (0, 0)  # (term, index) of the last acknowledged write
         self.read_state = None  # the last read's ReadState message
@@ -366,8 +384,12 @@ class Client:
 
     def _attempts(self, method, body, write, deadline, err):
         # an attempt that met a dead leader's name (an election under way)
-        # does not count against retries: those go on within the deadline
-        attempt, spent = 0, 0
+        # does not count against retries: those go on within the deadline.
+        # A write whose attempt may have applied is sent again with its
+        # session (same seq, WriteOptions.retry set: it applies once and is
+        # answered as the write); then only OK or a deadline stands, other
+        # failures say nothing of that attempt (OutcomeUnknown).
+        attempt, spent, maybe = 0, 0, False
         while spent <= self.retries:
             if attempt > 0:
                 if time.monotonic() >= deadline:
@@ -378,9 +400,23 @@ class Client:
             self._electing = False
             try:
                 return self._attempt(method, body, write, deadline)
+            except OutcomeUnknown as e:
+                if not write or method not in _WRITE_FIELD or self._wopts is None:
+                    raise
+                if not maybe:
+                    body = bytes(body) + _retry_options(method, self._wopts)
+                err, maybe = e, True
             except Unavailable as e:
                 err = e
+            except ShoalError as e:
+                if maybe and not isinstance(e, DeadlineExceeded):
+                    raise OutcomeUnknown("%s (an earlier attempt of the write may have been "
+                                         "applied)" % e) from None
+                raise
             spent += not self._electing
+        if maybe and not isinstance(err, (OutcomeUnknown, DeadlineExceeded)):
+            raise OutcomeUnknown("%s (an earlier attempt of the write may have been applied)"
+                                 % err) from None
         raise err
 
     def _attempt(self, method, body, write, deadline):
@@ -422,9 +458,16 @@ class Client:
         return o
 
     def _write_opts(self, ack):
+        """A write's options: the ack level and the next seq of the client
+        session (every attempt of the write carries it, so a retry applies
+        once: doc/clients.md, "Exactly-once writes"); calls on a Client run
+        one at a time, so every earlier write is answered."""
         level = self.ack if ack is None else ack
         self._check(level, ACK, "ack")
-        return pb.WriteOptions(ack=ACK[level])
+        self._seq += 1
+        self._wopts = pb.WriteOptions(ack=ACK[level], client_id=self._client_id,
+                                      seq=self._seq, done_below=self._seq)
+        return self._wopts
 
     def _wrote(self, body):
         r = _decode(pb.WriteResponse, body)
@@ -489,12 +532,13 @@ class Client:
             raise InvalidArgument("payloads: %d for %d ids" % (len(payloads), n))
         if batch < 1:
             raise InvalidArgument("batch: %d (at least 1)" % batch)
-        head = pb.UpsertRequest(collection=collection,
-                                write=self._write_opts(ack)).SerializeToString()
+        self._check(self.ack if ack is None else ack, ACK, "ack")
         done = 0
         for at in range(0, n, batch):
             end = min(at + batch, n)
             try:
+                head = pb.UpsertRequest(collection=collection,
+                                        write=self._write_opts(ack)).SerializeToString()
                 body = head + _encode_points(ids[at:end], vectors[at:end],
                                              None if payloads is None else payloads[at:end])
                 self._wrote(self._call(pb.METHOD_UPSERT, body, write=True))

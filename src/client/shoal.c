@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -611,12 +612,59 @@ static void next_addr(shoal *c)
 	c->moved = false;
 }
 
+/* The write options of a write request with a client session (its
+ * `write` field), or NULL: such a write may be sent again after an
+ * attempt whose outcome is unknown (doc/clients.md, "Exactly-once
+ * writes"). */
+static Shoal__WriteOptions *session_opts(const ProtobufCMessage *req)
+{
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field_by_name(req->descriptor, "write");
+	Shoal__WriteOptions *w;
+
+	if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE ||
+	    f->descriptor != &shoal__write_options__descriptor)
+		return NULL;
+	w = *(Shoal__WriteOptions *const *)(const void *)((const char *)req + f->offset);
+	return w != NULL && w->client_id.len > 0 ? w : NULL;
+}
+
+/* The call's answer once an attempt may have applied the write: only OK
+ * (the write's own result, from its session) or a deadline stand; any
+ * other failure is of a later attempt and says nothing of that one. */
+static int after_maybe(shoal *c, int rv, bool maybe)
+{
+	size_t l = strlen(c->msg);
+
+	if (!maybe || rv == SHOAL_OK || rv == SHOAL_DEADLINE_EXCEEDED ||
+	    rv == SHOAL_OUTCOME_UNKNOWN)
+		return rv;
+	snprintf(c->msg + l, sizeof c->msg - l,
+		 " (an earlier attempt of the write may have been applied)");
+	return SHOAL_OUTCOME_UNKNOWN;
+}
+
+/* An attempt of a write whose outcome is unknown: true when the call may
+ * send it again (it has a session), else the message says so. */
+static bool may_resend(shoal *c, const Shoal__WriteOptions *wo, int rv)
+{
+	size_t l = strlen(c->msg);
+
+	if (wo != NULL)
+		return true;
+	if (rv != SHOAL_OUTCOME_UNKNOWN)
+		snprintf(c->msg + l, sizeof c->msg - l,
+			 " (after the write was sent: it may have been applied)");
+	return false;
+}
+
 static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write,
 			 struct arena *a, const ProtobufCMessageDescriptor *rd,
 			 ProtobufCMessage **resp, uint64_t deadline)
 {
+	Shoal__WriteOptions *wo = write ? session_opts(req) : NULL;
 	int rv = SHOAL_UNAVAILABLE, spent = 0;
-	bool sent = false;
+	bool sent = false, maybe = false;
 
 	c->deadline = deadline;
 	c->moved = false;
@@ -634,6 +682,8 @@ static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req,
 		if ((rv = cl_connect(c)) != SHOAL_OK ||
 		    (write && (rv = cl_follow_leader(c, deadline)) != SHOAL_OK))
 			continue;
+		if (maybe)
+			wo->retry = true; /* acknowledged as the write's (WriteOptions.retry) */
 		rv = exchange(c, method, req, a, rd, resp, &sent, deadline);
 		if (write && rv != SHOAL_OK)
 			c->role_at = 0; /* it may not lead any more: ask before the next write */
@@ -641,20 +691,20 @@ static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req,
 			cl_disconnect(c);            /* open: the next call starts elsewhere */
 			c->cur = (c->cur + 1) % c->n_addrs;
 		}
+		if (rv == SHOAL_OUTCOME_UNKNOWN && write && (maybe |= may_resend(c, wo, rv)))
+			continue; /* the leader changed under it: its session makes a resend safe */
 		if (rv != SHOAL_UNAVAILABLE)
-			return rv;
+			return after_maybe(c, rv, maybe);
 		if (write && sent && c->fd < 0 && !c->tls_refused) {
-			size_t l = strlen(c->msg);
-
-			snprintf(c->msg + l, sizeof c->msg - l,
-				 " (after the write was sent: it may have been applied)");
-			return SHOAL_OUTCOME_UNKNOWN;
+			if (!may_resend(c, wo, rv))
+				return SHOAL_OUTCOME_UNKNOWN;
+			maybe = true;
 		}
-		if (c->tls_refused)
-			return rv; /* another attempt would be refused the same way */
-		cl_disconnect(c);  /* an UNAVAILABLE server: try the next one */
+		if (c->tls_refused) /* another attempt would be refused the same way */
+			return after_maybe(c, rv, maybe);
+		cl_disconnect(c); /* an UNAVAILABLE server: try the next one */
 	}
-	return rv;
+	return after_maybe(c, rv, maybe);
 }
 
 int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, struct arena *a,
@@ -701,6 +751,20 @@ static int parse_addrs(shoal *c, const char *addrs)
 		       : cl_fail(c, SHOAL_INVALID_ARGUMENT, "no address given ('%s')", addrs);
 }
 
+/* The session's client id: 16 random bytes (from the back-off's generator,
+ * stirred, if the system's source fails), never all zero. */
+static void new_client_id(shoal *c)
+{
+	uint64_t w[2];
+
+	if (getrandom(w, sizeof w, 0) != (ssize_t)sizeof w) {
+		w[0] = c->rng * 0x9e3779b97f4a7c15ull;
+		w[1] = sh_clock_wall_ns() ^ (uint64_t)getpid();
+	}
+	w[0] |= 1;
+	memcpy(c->client_id, w, sizeof w);
+}
+
 int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 {
 	shoal *c = sh_calloc(1, sizeof *c);
@@ -731,6 +795,7 @@ int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 		return SHOAL_RESOURCE_EXHAUSTED;
 	c->o.tls_server_name = c->server_name;
 	c->rng = (sh_clock_mono_ns() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)c) | 1;
+	new_client_id(c);
 	if ((rv = cl_tls_init(c)) != SHOAL_OK)
 		return rv;
 	c->o.tls_ca_file = c->o.tls_cert_file = c->o.tls_key_file = NULL; /* loaded */

@@ -23,6 +23,10 @@ struct shoal {
 	char hint[304];    /* the leader a node named last (UNAVAILABLE), or "" */
 	uint64_t deadline; /* the running call's (monotonic ns); 0 outside a call */
 	uint64_t rng;      /* the back-off's jitter (xorshift) */
+	/* the client session (doc/clients.md, "Exactly-once writes"): every
+	 * write takes the next seq, and all attempts of it carry that seq */
+	unsigned char client_id[16];
+	uint64_t seq; /* the last taken */
 	struct frame_dec *dec;
 	struct shoal_options o;
 	uint64_t next_id;
@@ -84,11 +88,15 @@ int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, 
 struct cl_pipe {
 	size_t n, depth;
 	bool write; /* writes: sent to the leader (cl_follow_leader) */
-	int (*build)(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id);
+	/* request i, frame id; low: the first request not answered yet */
+	int (*build)(shoal *c, void *arg, size_t i, size_t low, struct cl_buf *b, uint64_t id);
 	void (*reply)(void *arg, size_t i, int status, const uint8_t *body, size_t len,
 		      uint64_t latency_ns);
 	void *arg;
 };
 int cl_pipeline(shoal *c, const struct cl_pipe *p);
+/* The session fields of a write (seq; the client knows every outcome
+ * below done_below). */
+void cl_session(shoal *c, Shoal__WriteOptions *w, uint64_t seq, uint64_t done_below);
 
 #endif

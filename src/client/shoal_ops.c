@@ -15,6 +15,16 @@
 
 #define NOMEM(c) cl_fail((c), SHOAL_RESOURCE_EXHAUSTED, "out of memory")
 
+void cl_session(shoal *c, Shoal__WriteOptions *w, uint64_t seq, uint64_t done_below)
+{
+	w->client_id.data = c->client_id;
+	w->client_id.len = sizeof c->client_id;
+	w->seq = seq;
+	w->done_below = done_below;
+}
+
+/* A call's write options: the next seq of the session, every write before
+ * it answered (calls on a handle run one at a time). */
 static Shoal__WriteOptions *write_opts(shoal *c, struct arena *a)
 {
 	Shoal__WriteOptions *w = arena_alloc(a, sizeof *w);
@@ -22,6 +32,8 @@ static Shoal__WriteOptions *write_opts(shoal *c, struct arena *a)
 	if (w != NULL) {
 		shoal__write_options__init(w);
 		w->ack = (Shoal__Ack)c->o.ack;
+		c->seq++;
+		cl_session(c, w, c->seq, c->seq);
 	}
 	return w;
 }

@@ -20,8 +20,9 @@
 struct pstate {
 	const struct cl_pipe *p;
 	uint64_t base;
-	uint64_t *sent_ns; /* per request */
+	uint64_t *sent_ns; /* per request: 0 before it is sent and once answered */
 	size_t done, inflight;
+	size_t low; /* the first request not answered (or not sent) */
 };
 
 static void on_frame(void *arg, const struct frame_hdr *h, const uint8_t *body)
@@ -50,7 +51,7 @@ static int outcome_unknown(shoal *c, size_t inflight)
 
 int cl_pipeline(shoal *c, const struct cl_pipe *p)
 {
-	struct pstate s = {p, c->next_id + 1, NULL, 0, 0};
+	struct pstate s = {p, c->next_id + 1, NULL, 0, 0, 0};
 	struct cl_buf b = {0};
 	size_t next = 0, depth = p->depth ? p->depth : 1;
 	uint64_t deadline = 0;
@@ -70,7 +71,9 @@ int cl_pipeline(shoal *c, const struct cl_pipe *p)
 	c->next_id += p->n;
 	while (rv == SHOAL_OK && s.done < p->n) {
 		while (next < p->n && s.inflight < depth && b.len - b.off < (1u << 20)) {
-			if ((rv = p->build(c, p->arg, next, &b, s.base + next)) != SHOAL_OK)
+			while (s.low < next && s.sent_ns[s.low] == 0)
+				s.low++;
+			if ((rv = p->build(c, p->arg, next, s.low, &b, s.base + next)) != SHOAL_OK)
 				break;
 			s.sent_ns[next++] = sh_clock_mono_ns();
 			s.inflight++;
@@ -98,6 +101,7 @@ struct up {
 	const char *coll;
 	const struct shoal_point *pts;
 	size_t n, batch, acked;
+	uint64_t seq0; /* batch i is write seq0 + i of the session */
 	int first_error;
 	shoal *c;
 	shoal_progress_fn progress;
@@ -105,7 +109,7 @@ struct up {
 	struct shoal_token tok;
 };
 
-static int up_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id)
+static int up_build(shoal *c, void *arg, size_t i, size_t low, struct cl_buf *b, uint64_t id)
 {
 	struct up *u = arg;
 	size_t from = i * u->batch, n = u->n - from < u->batch ? u->n - from : u->batch;
@@ -137,6 +141,7 @@ static int up_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id
 		pp[k] = &pv[k];
 	}
 	w.ack = (Shoal__Ack)c->o.ack;
+	cl_session(c, &w, u->seq0 + i, u->seq0 + low);
 	r.collection = (char *)(uintptr_t)u->coll;
 	r.points = pp;
 	r.n_points = n;
@@ -183,10 +188,13 @@ int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_
 			   size_t n, size_t batch, size_t depth, shoal_progress_fn progress,
 			   void *arg, size_t *acked, struct shoal_token *tok)
 {
-	struct up u = {collection, pts, n,      batch ? batch : 256, 0, SHOAL_OK, c,
+	struct up u = {collection, pts, n,      batch ? batch : 256, 0, c->seq + 1, SHOAL_OK, c,
 		       progress,   arg, c->last};
 	struct cl_pipe p = {(n + u.batch - 1) / u.batch, depth, true, up_build, up_reply, &u};
-	int rv = n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
+	int rv;
+
+	c->seq += p.n; /* taken whether sent or not: seqs need not be dense */
+	rv = n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
 
 	if (rv == SHOAL_OK && (rv = u.first_error) != SHOAL_OK)
 		c->role_at = 0;
@@ -208,8 +216,9 @@ struct sr {
 	shoal *c;
 };
 
-static int sr_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id)
+static int sr_build(shoal *c, void *arg, size_t i, size_t low, struct cl_buf *b, uint64_t id)
 {
+	(void)low;
 	struct sr *s = arg;
 	const struct shoal_search *q = &s->qs[i];
 	Shoal__SearchRequest r;
@@ -269,8 +278,9 @@ int shoal_search_pipelined(shoal *c, const char *collection, const struct shoal_
 	return n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
 }
 
-static int ping_build(shoal *c, void *arg, size_t i, struct cl_buf *b, uint64_t id)
+static int ping_build(shoal *c, void *arg, size_t i, size_t low, struct cl_buf *b, uint64_t id)
 {
+	(void)low;
 	struct frame_hdr h = {0, id, SHOAL__METHOD__METHOD_PING, 0, 0};
 
 	if (c->api_key != NULL) /* a node that requires keys wants one in a ping too */

@@ -25,9 +25,10 @@
 #define SNAP_HDR         40
 #define SNAP_FRAME_HDR   8
 #define SNAP_FRAME_MAX   (1u << 20)
-#define SNAP_VERSION     3 /* read: 2 and 3 (doc/storage-format.md) */
+#define SNAP_VERSION     4 /* read: 2 to 4 (doc/storage-format.md) */
 #define SNAP_VERSION_MIN 2
 #define FRESH_MARK       0x33485346u /* format 3's content opens with it */
+#define SESSION_MARK     0x34485346u /* format 4's */
 #define DIGEST_HEAD_MAX  4096        /* content bytes kept to find the digest */
 
 struct snap_check {
@@ -144,7 +145,7 @@ static int take(shoal *c, struct snap_check *k, const Shoal__SnapshotResponse *r
 	return SHOAL_OK;
 }
 
-/* The digest from the content's start: (format 3: u32 FRESH_MARK,) u32
+/* The digest from the content's start: (formats 3, 4: u32 mark,) u32
  * collections, u32 voter configuration length V, V bytes, u64 digest low,
  * u64 digest high. */
 static void find_digest(const struct snap_check *k, char out[33])
@@ -154,7 +155,7 @@ static void find_digest(const struct snap_check *k, char out[33])
 	uint64_t v;
 
 	out[0] = '\0';
-	if (len >= 4 && get32(h) == FRESH_MARK) {
+	if (len >= 4 && (get32(h) == FRESH_MARK || get32(h) == SESSION_MARK)) {
 		h += 4;
 		len -= 4;
 	}

@@ -766,6 +766,9 @@ void node_status(struct node *n, struct node_status *st)
 	st->pending_writes = n->n_pending;
 	st->forwarded_writes = n->n_forwarded;
 	st->forwarded_total = n->fwd_total;
+	st->sessions = store_sessions(db_store(n->o.db));
+	st->session_answers = n->session_answers;
+	st->session_skipped = store_sessions_skipped(db_store(n->o.db));
 	st->elections = n->elections;
 	st->leader_changes = n->leader_changes;
 	st->disk_full = n->full;

@@ -174,6 +174,10 @@ struct node_status {
 	struct node_peer_status peers[RAFT_MAX_NODES];
 	uint64_t pending_writes, forwarded_writes;
 	uint64_t forwarded_total; /* writes handed to the leader since start */
+	/* client sessions (storage/session.h): held; retried writes answered
+	 * from them at this node while leading; entries they kept from
+	 * applying again */
+	uint64_t sessions, session_answers, session_skipped;
 	uint64_t elections, leader_changes;
 	/* the disk is full: read-only for disk_full_ms; how often it was
 	 * (doc/operations.md, "Disk full") */

@@ -143,7 +143,8 @@ struct node {
 	struct pwrite **wait_gate_tail;
 	uint64_t next_fwd_id;
 	uint64_t n_pending, n_forwarded;
-	uint64_t fwd_total; /* writes handed to the leader since start */
+	uint64_t session_answers; /* retried writes answered from the sessions */
+	uint64_t fwd_total;       /* writes handed to the leader since start */
 	struct fwd_in *fwd_in;
 	/* reads */
 	struct pread *reads;

@@ -30,6 +30,7 @@
 
 #include "storage/db.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <inttypes.h>
@@ -137,16 +138,21 @@ static void record_of(const struct wal_buf *b, uint8_t *type, uint32_t *len)
 	*len = r.len;
 }
 
-/* Put w in the log: check, encode at the next index, append. */
+/* Put w in the log: check, encode at the next index, append.  A write
+ * with a session gets the log time here, from the leader's wall clock
+ * (session.h). */
 static int propose(struct node *n, struct pwrite *w, struct sh_err *err)
 {
 	uint64_t index = raft_last_index(n->raft) + 1, term = raft_term(n->raft), i, t;
+	struct entry e = *w->e;
 	struct wal_buf *b;
 	uint32_t len;
 	uint8_t type;
 	int rv;
 
-	if ((rv = db_prepare(n->o.db, w->e, term, index, &b, &w->affected, err)) != 0)
+	if (e.session.set)
+		e.session.time_ms = sh_clock_wall_ns() / 1000000;
+	if ((rv = db_prepare(n->o.db, &e, term, index, &b, &w->affected, err)) != 0)
 		return rv;
 	record_of(b, &type, &len);
 	rv = raft_propose(n->raft, node_now(), (enum raft_entry_type)type, len, &i, &t);
@@ -171,6 +177,27 @@ static void refuse_full(struct node *n, struct pwrite *w)
 	finishf(n, w, SH_ENOSPC,
 		"this node's disk is full: it is read-only (it serves reads) until there is "
 		"room for its log again");
+}
+
+/* A retried write the applied state already holds the answer to (its
+ * session's result, or a refusal): answered without a new entry.  The
+ * original entry is applied here, so committed: every ack level but
+ * `all` holds, and `all` is answered as of that entry too (the retry
+ * changes nothing a voter could miss). */
+static bool answered(struct node *n, struct pwrite *w)
+{
+	struct session_result res;
+	struct sh_err err;
+	int rv;
+
+	if (!store_session_known(db_store(n->o.db), &w->e->session, &res, &rv, &err))
+		return false;
+	n->session_answers++;
+	w->term = res.term;
+	w->index = res.index;
+	w->affected = (size_t)res.affected;
+	node_write_finish(n, w, rv, rv != 0 ? &err : NULL);
+	return true;
 }
 
 /* At the leader: propose w, or queue it behind the gate. */
@@ -202,6 +229,8 @@ static void lead(struct node *n, struct pwrite *w)
 		push_tail(&n->wait_gate, w);
 		return;
 	}
+	if (answered(n, w))
+		return;
 	if ((rv = propose(n, w, &err)) != 0) {
 		if (rv == SH_EUNAVAIL)
 			push_tail(&n->wait_leader, w);
@@ -390,6 +419,27 @@ static int acked(struct node *n, struct pwrite *w, struct sh_err *err)
 	return raft_acked(r, w->index) >= (voters < 2 ? voters : 2); /* one */
 }
 
+/* An acknowledged write with a session, applied here: answered with what
+ * applying it did — the first copy's result when this entry was a
+ * duplicate (its token, which the log holds that write at; its outcome),
+ * or this entry's refusal (session.h).  Not applied here yet (ack leader
+ * or one): this entry's token, which orders after the first copy. */
+static int settle(struct node *n, struct pwrite *w, struct sh_err *err)
+{
+	struct session_result res;
+	int rv;
+
+	if (w->e == NULL || !w->e->session.set || db_applied_index(n->o.db) < w->index ||
+	    !store_session_known(db_store(n->o.db), &w->e->session, &res, &rv, err))
+		return 0;
+	if (rv == 0 && res.index != 0) {
+		w->term = res.term;
+		w->index = res.index;
+		w->affected = (size_t)res.affected;
+	}
+	return rv;
+}
+
 void node_write_on_progress(struct node *n)
 {
 	struct pwrite **p = &n->proposed, *w;
@@ -402,7 +452,9 @@ void node_write_on_progress(struct node *n)
 			continue;
 		}
 		*p = w->next;
-		node_write_finish(n, w, rv > 0 ? 0 : rv, &err);
+		if (rv > 0)
+			rv = settle(n, w, &err);
+		node_write_finish(n, w, rv, &err);
 	}
 }
 

@@ -85,7 +85,8 @@ int api_status_of(int code)
 	case SH_ETOOBIG: return SHOAL__STATUS_CODE__INVALID_ARGUMENT;
 	case SH_ENOTFOUND: return SHOAL__STATUS_CODE__NOT_FOUND;
 	case SH_EEXIST: return SHOAL__STATUS_CODE__ALREADY_EXISTS;
-	case SH_EUNSUPPORTED: return SHOAL__STATUS_CODE__FAILED_PRECONDITION;
+	case SH_EUNSUPPORTED:
+	case SH_ESTALE: return SHOAL__STATUS_CODE__FAILED_PRECONDITION;
 	case SH_EUNAVAIL:
 	case SH_ESHUTDOWN:
 	case SH_EBUSY: return SHOAL__STATUS_CODE__UNAVAILABLE;
@@ -225,12 +226,32 @@ static void on_written(void *arg, const struct node_result *r)
 	api_complete(op);
 }
 
-static int check_ack(struct op *op, const Shoal__WriteOptions *w, struct sh_err *err)
+/* The write's client session (session.h), when it has one. */
+static int session_of(const Shoal__WriteOptions *w, struct session_req *r, struct sh_err *err)
+{
+	if (w == NULL || w->client_id.len == 0)
+		return 0;
+	if (w->client_id.len != SESSION_ID_BYTES)
+		return sh_err_set(err, SH_EINVAL, "write.client_id: %zu bytes, not %d",
+				  w->client_id.len, SESSION_ID_BYTES);
+	r->set = true;
+	memcpy(r->client, w->client_id.data, SESSION_ID_BYTES);
+	r->seq = w->seq;
+	r->done_below = w->done_below;
+	r->hash = w->request_hash;
+	return session_check(r, err);
+}
+
+/* The write options of e's request: the ack level and the session. */
+static int write_opts(struct op *op, const Shoal__WriteOptions *w, struct entry *e,
+		      struct sh_err *err)
 {
 	if (w != NULL && (w->ack < 0 || w->ack > SHOAL__ACK__ACK_ALL))
 		return sh_err_set(err, SH_EINVAL, "unknown ack level %d", (int)w->ack);
 	op->ack = w != NULL && w->ack != 0 ? (int)w->ack : op->api->o.default_ack;
-	return 0;
+	if (w != NULL && w->retry && w->client_id.len > 0 && op->ack < SHOAL__ACK__ACK_QUORUM)
+		op->ack = SHOAL__ACK__ACK_QUORUM; /* proto/shoal.proto, WriteOptions.retry */
+	return session_of(w, &e->session, err);
 }
 
 static int metric_of(int m, enum sh_metric *out, struct sh_err *err)
@@ -252,7 +273,7 @@ static int entry_create(struct op *op, struct entry *e)
 	e->type = WAL_CREATE;
 	if ((rv = coll_check_name(r->name, strlen(r->name), &op->err)) != 0 ||
 	    (rv = metric_of(r->metric, &e->params.metric, &op->err)) != 0 ||
-	    (rv = check_ack(op, r->write, &op->err)) != 0)
+	    (rv = write_opts(op, r->write, e, &op->err)) != 0)
 		return rv;
 	memcpy(e->params.name, r->name, strlen(r->name) + 1);
 	e->params.dim = r->dim;
@@ -284,7 +305,7 @@ static int entry_upsert(struct op *op, struct entry *e)
 	}
 	e->points = pts;
 	e->n = r->n_points;
-	return check_ack(op, r->write, &op->err);
+	return write_opts(op, r->write, e, &op->err);
 }
 
 /* Qdrant's payload operations (proto/shoal.proto, SetPayloadRequest). */
@@ -311,7 +332,7 @@ static int entry_payload(struct op *op, struct entry *e)
 	ch->n_keys = r->n_keys;
 	ch->keep = (const char *const *)r->keep;
 	ch->n_keep = r->n_keep;
-	return check_ack(op, r->write, &op->err);
+	return write_opts(op, r->write, e, &op->err);
 }
 
 static int build_entry(struct op *op, struct entry *e)
@@ -322,8 +343,8 @@ static int build_entry(struct op *op, struct entry *e)
 	case SHOAL__METHOD__METHOD_DROP_COLLECTION:
 		e->type = WAL_DROP;
 		e->collection = ((Shoal__DropCollectionRequest *)(void *)op->req)->name;
-		return check_ack(op, ((Shoal__DropCollectionRequest *)(void *)op->req)->write,
-				 &op->err);
+		return write_opts(op, ((Shoal__DropCollectionRequest *)(void *)op->req)->write, e,
+				  &op->err);
 	case SHOAL__METHOD__METHOD_UPSERT: return entry_upsert(op, e);
 	case SHOAL__METHOD__METHOD_DELETE: {
 		Shoal__DeleteRequest *r = (void *)op->req;
@@ -332,7 +353,7 @@ static int build_entry(struct op *op, struct entry *e)
 		e->collection = r->collection;
 		e->ids = r->ids;
 		e->n = r->n_ids;
-		return check_ack(op, r->write, &op->err);
+		return write_opts(op, r->write, e, &op->err);
 	}
 	case SHOAL__METHOD__METHOD_SET_PAYLOAD: return entry_payload(op, e);
 	}

@@ -127,6 +127,10 @@ int rest_read_opts(struct op *op, const struct rest_call *c, Shoal__ReadOptions 
 		   struct sh_err *err);
 int rest_write_opts(struct op *op, const struct rest_call *c, Shoal__WriteOptions **out,
 		    struct sh_err *err);
+/* rest_idem.c: the Idempotency-Key header into wo (a client session of
+ * one write); nothing without the header. */
+int rest_idempotency(struct op *op, const struct rest_call *c, Shoal__WriteOptions *wo,
+		     struct sh_err *err);
 int rest_build_create(struct op *op, const struct rest_call *c, struct sh_err *err);
 int rest_build_upsert(struct op *op, const struct rest_call *c, struct sh_err *err);
 int rest_build_get(struct op *op, struct rest_call *c, struct sh_err *err);

@@ -180,6 +180,15 @@ static void metrics_raft(struct api *a, uint64_t self, struct evbuffer *out)
 		"Client writes this node handed to the leader (a client that follows the "
 		"leader sends none).",
 		st.forwarded_total);
+	gauge(out, "shoal_sessions", "Client sessions held (exactly-once writes).", st.sessions);
+	counter(out, "shoal_session_retries_answered_total",
+		"Retried writes this node answered from their session while leading, without a "
+		"new entry.",
+		st.session_answers);
+	counter(out, "shoal_session_entries_skipped_total",
+		"Log entries a client session kept from applying again (duplicates, stale "
+		"copies).",
+		st.session_skipped);
 	counter(out, "shoal_raft_elections_total", "Elections this node started.", st.elections);
 	counter(out, "shoal_raft_leader_changes_total", "Leaders this node has seen come.",
 		st.leader_changes);

@@ -170,7 +170,7 @@ int rest_write_opts(struct op *op, const struct rest_call *c, Shoal__WriteOption
 				  "ack: unknown value '%.40s' (leader, one, quorum, all)",
 				  c->q.ack);
 	*out = wo;
-	return 0;
+	return rest_idempotency(op, c, wo, err);
 }
 
 /* ------------------------------------------------------------ collections */

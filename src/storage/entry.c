@@ -77,10 +77,28 @@ static char *str(const char *s)
 	return (char *)(uintptr_t)(s ? s : "");
 }
 
+/* m points at e's session (in e), or NULL when it has none. */
+static Shoal__Log__Session *session_of(const struct entry *e, Shoal__Log__Session *m)
+{
+	const struct session_req *r = &e->session;
+
+	if (!r->set)
+		return NULL;
+	shoal__log__session__init(m);
+	m->client.data = (uint8_t *)(uintptr_t)r->client;
+	m->client.len = SESSION_ID_BYTES;
+	m->seq = r->seq;
+	m->done_below = r->done_below;
+	m->time_ms = r->time_ms;
+	m->hash = r->hash;
+	return m;
+}
+
 static int encode_upsert(const struct entry *e, struct wal_buf *b, uint64_t term, uint64_t index,
 			 struct sh_err *err)
 {
 	Shoal__Log__UpsertPoints m = SHOAL__LOG__UPSERT_POINTS__INIT;
+	Shoal__Log__Session sm;
 	Shoal__Log__Point *pts = sh_calloc(e->n ? e->n : 1, sizeof *pts);
 	Shoal__Log__Point **ptrs = sh_calloc(e->n ? e->n : 1, sizeof *ptrs);
 	int rv;
@@ -101,6 +119,7 @@ static int encode_upsert(const struct entry *e, struct wal_buf *b, uint64_t term
 		ptrs[i] = &pts[i];
 	}
 	m.collection = str(e->collection);
+	m.session = session_of(e, &sm);
 	m.n_points = e->n;
 	m.points = ptrs;
 	rv = pack(&m.base, b, term, index, WAL_UPSERT, err);
@@ -142,8 +161,10 @@ static int encode_payload(const struct entry *e, struct wal_buf *b, uint64_t ter
 {
 	Shoal__Log__SetPayload m = SHOAL__LOG__SET_PAYLOAD__INIT;
 	const struct payload_change *ch = &e->change;
+	Shoal__Log__Session sm;
 
 	m.collection = str(e->collection);
+	m.session = session_of(e, &sm);
 	m.op = (Shoal__Log__PayloadOp)ch->op;
 	m.n_ids = e->n;
 	m.ids = (uint64_t *)(uintptr_t)e->ids;
@@ -164,6 +185,7 @@ int entry_encode(const struct entry *e, struct wal_buf *b, uint64_t term, uint64
 	Shoal__Log__CreateCollection cr = SHOAL__LOG__CREATE_COLLECTION__INIT;
 	Shoal__Log__DropCollection dr = SHOAL__LOG__DROP_COLLECTION__INIT;
 	Shoal__Log__DeletePoints de = SHOAL__LOG__DELETE_POINTS__INIT;
+	Shoal__Log__Session sm;
 
 	switch (e->type) {
 	case WAL_NOOP: return pack(&noop.base, b, term, index, WAL_NOOP, err);
@@ -175,15 +197,18 @@ int entry_encode(const struct entry *e, struct wal_buf *b, uint64_t term, uint64
 		cr.m = e->params.m;
 		cr.ef_construction = e->params.ef_construction;
 		cr.seed = e->params.seed;
+		cr.session = session_of(e, &sm);
 		return pack(&cr.base, b, term, index, WAL_CREATE, err);
 	case WAL_DROP:
 		dr.name = str(e->collection);
+		dr.session = session_of(e, &sm);
 		return pack(&dr.base, b, term, index, WAL_DROP, err);
 	case WAL_UPSERT: return encode_upsert(e, b, term, index, err);
 	case WAL_DELETE:
 		de.collection = str(e->collection);
 		de.n_ids = e->n;
 		de.ids = (uint64_t *)(uintptr_t)e->ids;
+		de.session = session_of(e, &sm);
 		return pack(&de.base, b, term, index, WAL_DELETE, err);
 	case WAL_SET_PAYLOAD: return encode_payload(e, b, term, index, err);
 	}
@@ -250,8 +275,38 @@ static void decode_payload(const Shoal__Log__SetPayload *m, struct entry *e)
 	ch->n_keep = m->n_keep;
 }
 
+/* The session m holds into r.  A client id of another length than 16
+ * bytes keeps `set` with an all-zero id, which the checks refuse (as on
+ * every replica). */
+static void session_from(const Shoal__Log__Session *m, struct session_req *r)
+{
+	if (m == NULL)
+		return;
+	r->set = true;
+	if (m->client.len == SESSION_ID_BYTES)
+		memcpy(r->client, m->client.data, SESSION_ID_BYTES);
+	r->seq = m->seq;
+	r->done_below = m->done_below;
+	r->time_ms = m->time_ms;
+	r->hash = m->hash;
+}
+
+/* The session field of the write messages (none for the others). */
+static const Shoal__Log__Session *msg_session(const struct entry *e, const ProtobufCMessage *m)
+{
+	switch (e->type) {
+	case WAL_CREATE: return ((const Shoal__Log__CreateCollection *)m)->session;
+	case WAL_DROP: return ((const Shoal__Log__DropCollection *)m)->session;
+	case WAL_UPSERT: return ((const Shoal__Log__UpsertPoints *)m)->session;
+	case WAL_DELETE: return ((const Shoal__Log__DeletePoints *)m)->session;
+	case WAL_SET_PAYLOAD: return ((const Shoal__Log__SetPayload *)m)->session;
+	default: return NULL;
+	}
+}
+
 static int fill(struct entry *e, struct decoded *d)
 {
+	session_from(msg_session(e, d->msg), &e->session);
 	Shoal__Log__CreateCollection *cr;
 
 	switch (e->type) {

@@ -15,6 +15,7 @@
 
 #include "storage/collection.h"
 #include "storage/payload.h"
+#include "storage/session.h"
 #include "storage/wal.h"
 #include "util/err.h"
 
@@ -32,7 +33,8 @@ struct entry {
 	struct payload_change change;     /* SET_PAYLOAD */
 	const struct entry_voter *voters; /* VOTERS: n voters */
 	size_t n;
-	void *decoded; /* entry_decode: the message and arrays behind the pointers */
+	struct session_req session; /* CREATE, DROP, UPSERT, DELETE, SET_PAYLOAD */
+	void *decoded;              /* entry_decode: the message and arrays behind the pointers */
 };
 
 /* Append e as record (term, index) to b. */

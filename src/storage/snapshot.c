@@ -63,7 +63,7 @@ const char *snap_header_check(const unsigned char *h)
 	if (le32_get(h + 36) != sh_crc32c(0, h, 36))
 		return "header checksum mismatch";
 	if (le32_get(h + 8) < SNAP_VERSION_MIN || le32_get(h + 8) > SNAP_VERSION)
-		return "unknown format version (versions 2 and 3 are read; 1, before the term "
+		return "unknown format version (versions 2 to 4 are read; 1, before the term "
 		       "history, is not)";
 	return NULL;
 }

@@ -8,8 +8,9 @@
 #define SHOAL_STORAGE_SNAPSHOT_IMPL_H
 
 /* The file format (doc/storage-format.md); 2 added the term history, 3
- * the collections' fresh sets.  Written: SNAP_VERSION; read: 2 and 3. */
-#define SNAP_VERSION     3
+ * the collections' fresh sets, 4 the client sessions.  Written:
+ * SNAP_VERSION; read: 2 to 4. */
+#define SNAP_VERSION     4
 #define SNAP_VERSION_MIN 2
 
 #include <stddef.h>

@@ -13,6 +13,7 @@
 
 #include "storage/indexer.h"
 #include "storage/le.h"
+#include "storage/session.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -32,7 +33,9 @@ struct store {
 	 * term, in order (under lock: the apply thread appends, anyone reads) */
 	struct store_term *terms;
 	size_t n_terms, cap_terms;
-	struct indexer *ix; /* NULL: apply indexes what it wrote (inline) */
+	struct indexer *ix;             /* NULL: apply indexes what it wrote (inline) */
+	struct session_table *sessions; /* client sessions (session.h) */
+	_Atomic uint64_t skipped;       /* writes a session did not let apply again */
 };
 
 struct store_term {
@@ -40,8 +43,10 @@ struct store_term {
 };
 
 /* The content's first word from format 3 on ("FSH3"; over any count of
- * collections, the first word of format 2). */
-#define STORE_FRESH_MARK 0x33485346u
+ * collections, the first word of format 2); format 4 ("FSH4") adds the
+ * client sessions after the collections. */
+#define STORE_FRESH_MARK   0x33485346u
+#define STORE_SESSION_MARK 0x34485346u
 
 int store_new(struct store **out, struct sh_err *err)
 {
@@ -49,6 +54,10 @@ int store_new(struct store **out, struct sh_err *err)
 
 	if (s == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
+	if (session_table_new(&s->sessions, err) != 0) {
+		sh_free(s);
+		return SH_ENOMEM;
+	}
 	pthread_rwlock_init(&s->lock, NULL);
 	*out = s;
 	return 0;
@@ -63,6 +72,7 @@ void store_free(struct store *s)
 	sh_free(s->colls);
 	sh_free(s->voters);
 	sh_free(s->terms);
+	session_table_free(s->sessions);
 	pthread_rwlock_destroy(&s->lock);
 	sh_free(s);
 }
@@ -202,6 +212,7 @@ struct digest store_digest(const struct store *s)
 	pthread_rwlock_rdlock(&mut(s)->lock);
 	for (size_t i = 0; i < s->n; i++)
 		digest_add(&d, coll_digest(s->colls[i]));
+	digest_add(&d, session_digest(s->sessions)); /* under the lock: adopt swaps both */
 	pthread_rwlock_unlock(&mut(s)->lock);
 	return d;
 }
@@ -262,6 +273,7 @@ void store_adopt(struct store *s, struct store *from)
 {
 	pthread_rwlock_wrlock(&s->lock);
 	swap_content(s, from);
+	session_table_swap(s->sessions, from->sessions);
 	atomic_store(&s->applied_term, atomic_load(&from->applied_term));
 	atomic_store(&s->applied, atomic_load(&from->applied));
 	pthread_rwlock_unlock(&s->lock);
@@ -329,6 +341,8 @@ int store_check(struct store *s, const struct entry *e, struct sh_err *err)
 	struct coll *c = NULL;
 	int rv = 0;
 
+	if (e->session.set && (rv = session_check(&e->session, err)) != 0)
+		return rv;
 	switch (e->type) {
 	case WAL_NOOP: return 0;
 	case WAL_VOTERS: return check_voters(e, err);
@@ -466,6 +480,69 @@ static int note_term(struct store *s, uint64_t term, uint64_t index)
 	return 0;
 }
 
+/* Check and apply e, all or nothing. */
+static int check_apply(struct store *s, const struct entry *e, const struct wal_rec *r,
+		       size_t *affected, bool *fatal, struct sh_err *err)
+{
+	int rv;
+
+	if ((rv = store_check(s, e, err)) == 0 && (rv = apply_checked(s, e, r, affected, err)) != 0)
+		*fatal = true; /* out of memory half way: the state is not the log's */
+	return rv;
+}
+
+/* e with a session: applied once (session.h); what it did is remembered,
+ * a refusal included (a retry gets the same answer). */
+static int apply_session(struct store *s, const struct entry *e, const struct wal_rec *r,
+			 size_t *affected, bool *fatal, struct sh_err *err)
+{
+	struct session_result res;
+	int v, rv;
+
+	if ((rv = session_check(&e->session, err)) != 0)
+		return rv;
+	if ((v = session_begin(s->sessions, &e->session, &res)) < 0)
+		goto nomem;
+	if (v != SESSION_NEW) {
+		atomic_fetch_add(&s->skipped, 1);
+		*affected = v == SESSION_DUPLICATE ? (size_t)res.affected : 0;
+		return session_answer((enum session_verdict)v, &e->session, &res, err);
+	}
+	if ((rv = check_apply(s, e, r, affected, fatal, err)) != 0 && *fatal)
+		return rv;
+	res = (struct session_result){e->session.seq, e->session.hash, r->index,
+				      r->term,        *affected,       rv};
+	if (session_record(s->sessions, &e->session, &res) != 0)
+		goto nomem;
+	return rv;
+nomem:
+	*fatal = true;
+	return sh_err_set(err, SH_ENOMEM, "out of memory");
+}
+
+bool store_session_known(struct store *s, const struct session_req *r, struct session_result *res,
+			 int *rv, struct sh_err *err)
+{
+	enum session_verdict v;
+
+	if (!r->set || session_check(r, err) != 0)
+		return false; /* the checks refuse a malformed one */
+	if ((v = session_lookup(s->sessions, r, res)) == SESSION_NEW)
+		return false;
+	*rv = session_answer(v, r, res, err);
+	return true;
+}
+
+size_t store_sessions(const struct store *s)
+{
+	return session_count(s->sessions);
+}
+
+uint64_t store_sessions_skipped(const struct store *s)
+{
+	return atomic_load(&mut(s)->skipped);
+}
+
 int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool *fatal,
 		struct sh_err *err)
 {
@@ -484,9 +561,10 @@ int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool
 				  r->index, store_applied_index(s));
 	}
 	if ((rv = entry_decode(r, &e, err)) == 0) {
-		if ((rv = store_check(s, &e, err)) == 0 &&
-		    (rv = apply_checked(s, &e, r, affected, err)) != 0)
-			*fatal = true; /* out of memory half way: the state is not the log's */
+		if (e.session.set)
+			rv = apply_session(s, &e, r, affected, fatal, err);
+		else
+			rv = check_apply(s, &e, r, affected, fatal, err);
 		if (rv != 0)
 			sh_err_wrap(err, rv, "entry %" PRIu64 " (%s)", r->index,
 				    entry_type_name(r->type));
@@ -583,7 +661,7 @@ int store_save_held(struct store *s, hnsw_write_fn write, void *ctx, struct sh_e
 	struct digest d = store_digest(s);
 	int rv;
 
-	le32_put(h, STORE_FRESH_MARK);
+	le32_put(h, STORE_SESSION_MARK);
 	le32_put(h + 4, (uint32_t)s->n);
 	le32_put(h + 8, (uint32_t)s->voters_len);
 	if ((rv = put(write, ctx, h, 12)) != 0 ||
@@ -596,6 +674,8 @@ int store_save_held(struct store *s, hnsw_write_fn write, void *ctx, struct sh_e
 	for (size_t i = 0; i < s->n; i++)
 		if ((rv = coll_save_held(s->colls[i], write, ctx, err)) != 0)
 			return rv;
+	if ((rv = session_save(s->sessions, write, ctx)) != 0)
+		return sh_err_set(err, rv, "write failed: %s", sh_strerror(rv));
 	return 0;
 }
 
@@ -626,17 +706,20 @@ static int load_terms(struct store *s, hnsw_read_fn read, void *ctx, struct sh_e
 	return 0;
 }
 
-/* Format 3 content opens with STORE_FRESH_MARK (collections carry their
+/* Format 4 content opens with STORE_SESSION_MARK (sessions after the
+ * collections), format 3 with STORE_FRESH_MARK (collections carry their
  * fresh sets); format 2 with the collection count, never that large. */
 static int load_header(struct store *s, hnsw_read_fn read, void *ctx, uint32_t *n, bool *with_fresh,
-		       struct digest *want, struct sh_err *err)
+		       bool *with_sessions, struct digest *want, struct sh_err *err)
 {
 	unsigned char h[16];
 	uint32_t vlen;
 
 	if (read(ctx, h, 4) != 0)
 		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
-	if ((*with_fresh = le32_get(h) == STORE_FRESH_MARK) && read(ctx, h, 4) != 0)
+	*with_sessions = le32_get(h) == STORE_SESSION_MARK;
+	*with_fresh = *with_sessions || le32_get(h) == STORE_FRESH_MARK;
+	if (*with_fresh && read(ctx, h, 4) != 0)
 		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
 	if (read(ctx, h + 4, 4) != 0)
 		return sh_err_set(err, SH_ECORRUPT, "cannot read the header");
@@ -695,14 +778,15 @@ int store_load(hnsw_read_fn read, void *ctx, uint64_t index, uint64_t term, stru
 	struct store *s;
 	struct digest want, got;
 	uint32_t n = 0;
-	bool with_fresh;
+	bool with_fresh = false, with_sessions = false;
 	unsigned long failures = sh_alloc_thread_failures();
 	int rv;
 
 	if ((rv = store_new(&s, err)) != 0)
 		return rv;
-	if ((rv = load_header(s, read, ctx, &n, &with_fresh, &want, err)) != 0 ||
-	    (rv = load_colls(s, read, ctx, n, with_fresh, err)) != 0)
+	if ((rv = load_header(s, read, ctx, &n, &with_fresh, &with_sessions, &want, err)) != 0 ||
+	    (rv = load_colls(s, read, ctx, n, with_fresh, err)) != 0 ||
+	    (with_sessions && (rv = session_load(s->sessions, read, ctx, err)) != 0))
 		goto fail;
 	got = store_digest(s);
 	if (!digest_equal(want, got)) {

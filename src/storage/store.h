@@ -48,6 +48,17 @@ int store_check(struct store *s, const struct entry *e, struct sh_err *err);
 int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool *fatal,
 		struct sh_err *err);
 
+/* A write whose session (session.h) the applied state already judged:
+ * true when it must not be proposed — *rv and err are its answer (0 and
+ * *res the original result for a duplicate of a write that applied, else
+ * the refusal); false for one to propose (a new write, or one whose first
+ * copy is still in flight: applying dedups it).  Any thread. */
+bool store_session_known(struct store *s, const struct session_req *r, struct session_result *res,
+			 int *rv, struct sh_err *err);
+/* Client sessions held; writes a session stopped from applying again. */
+size_t store_sessions(const struct store *s);
+uint64_t store_sessions_skipped(const struct store *s);
+
 uint64_t store_applied_index(const struct store *s);
 uint64_t store_applied_term(const struct store *s);
 /* The term of applied entry index (the store keeps the first index of

@@ -94,6 +94,7 @@ const char *sh_strerror(int code)
 	case SH_ESHUTDOWN: return "shutting down";
 	case SH_EUNSUPPORTED: return "not supported";
 	case SH_EUNKNOWN: return "outcome unknown";
+	case SH_ESTALE: return "stale request";
 	default: return "unknown error";
 	}
 }

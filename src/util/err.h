@@ -37,6 +37,7 @@ enum {
 	SH_ESHUTDOWN = -13,    /* the component is stopping */
 	SH_EUNSUPPORTED = -14, /* valid request for something not built */
 	SH_EUNKNOWN = -15,     /* the outcome is unknown: it may or may not have happened */
+	SH_ESTALE = -16,       /* superseded: a newer request of the same client came first */
 };
 
 #define SH_ERRMSG_SIZE 512

@@ -22,6 +22,8 @@
 
 #include "sim/node_world_impl.h"
 
+#include "storage/le.h"
+#include "storage/session.h"
 #include "util/alloc.h"
 
 #include <inttypes.h>
@@ -67,12 +69,28 @@ static uint64_t version_of(const uint8_t *p, size_t len)
 
 /* ------------------------------------------------------------ requests */
 
-static Shoal__WriteOptions *write_opts(struct op *op, int ack)
+/* A client's session id: its number, then a tag. */
+static void client_id(const struct nw_client *c, uint8_t id[SESSION_ID_BYTES])
+{
+	memset(id, 0, SESSION_ID_BYTES);
+	le32_put(id, (uint32_t)c->id + 1);
+	memcpy(id + 4, "simclient", 9);
+}
+
+/* Every attempt of a write carries its seq; the write before it is
+ * answered (a client does one operation at a time). */
+static Shoal__WriteOptions *write_opts(struct op *op, const struct nw_client *c)
 {
 	Shoal__WriteOptions *wo = api_new_msg(op, &shoal__write_options__descriptor);
+	uint8_t *id = arena_alloc(&op->arena, SESSION_ID_BYTES);
 
-	if (wo != NULL)
-		wo->ack = (Shoal__Ack)ack;
+	if (wo == NULL || id == NULL)
+		return NULL;
+	wo->ack = (Shoal__Ack)c->level;
+	client_id(c, id);
+	wo->client_id = (ProtobufCBinaryData){SESSION_ID_BYTES, id};
+	wo->seq = wo->done_below = c->seq;
+	wo->retry = c->maybe;
 	return wo;
 }
 
@@ -97,7 +115,7 @@ static ProtobufCMessage *upsert_req(struct op *op, struct nw_client *c)
 	r->collection = nw_coll;
 	r->n_points = 1;
 	r->points = pv;
-	r->write = write_opts(op, c->level);
+	r->write = write_opts(op, c);
 	return &r->base;
 }
 
@@ -112,7 +130,7 @@ static ProtobufCMessage *delete_req(struct op *op, struct nw_client *c)
 	r->collection = nw_coll;
 	r->n_ids = 1;
 	r->ids = ids;
-	r->write = write_opts(op, c->level);
+	r->write = write_opts(op, c);
 	return &r->base;
 }
 
@@ -146,6 +164,8 @@ static ProtobufCMessage *get_req(struct op *op, struct nw_client *c)
 /* ------------------------------------------------------------ answers */
 
 static void next_soon(struct nworld *w, struct nw_client *c);
+static bool retries(const struct nworld *w, const struct nw_client *c);
+static void retry(struct nworld *w, struct nw_client *c);
 static void final_next(struct nworld *w, struct nw_client *c);
 static void setup(struct sim *sim, void *arg);
 
@@ -199,7 +219,9 @@ static void record_answer(struct nworld *w, struct nw_client *c, struct op *op)
 		   op->status == SHOAL__STATUS_CODE__FAILED_PRECONDITION) {
 		outcome = HIST_LOST;
 		w->res->lost_answers++;
-	} else if (definite_failure(op->status)) {
+	} else if (definite_failure(op->status) && !c->maybe) {
+		/* after an attempt that may have applied, a failure says
+		 * nothing of that one: unknown */
 		outcome = HIST_FAIL;
 	} else {
 		outcome = HIST_UNKNOWN;
@@ -223,10 +245,16 @@ static void on_done(struct op *op)
 		api_op_free(op);
 		return;
 	}
+	c->op = NULL;
+	if (op->status != SHOAL__STATUS_CODE__OK && !definite_failure(op->status) &&
+	    retries(w, c)) {
+		api_op_free(op);
+		retry(w, c);
+		return;
+	}
 	record_answer(w, c, op);
 	c->status = op->status;
 	api_op_free(op);
-	c->op = NULL;
 	c->busy = false;
 	if (c->final)
 		final_next(w, c);
@@ -287,40 +315,19 @@ static void issue_later(struct sim *sim, void *arg)
 		next_soon(c->w, c);
 }
 
-static void issue(struct nworld *w, struct nw_client *c, int node)
+/* Send c's operation (an attempt of it) to node, which is up. */
+static void send_op(struct nworld *w, struct nw_client *c, int node)
 {
 	struct nw_inst *in = nw_inst(w, node);
-	uint64_t until = sim_paused_until(w->sim, node);
-	int prev;
-
-	if (until != 0) {
-		c->node = node;
-		c->busy = true;
-		sim_at(w->sim, until, issue_later, c);
-		return;
-	}
-	prev = nw_enter(w, node);
+	int prev = nw_enter(w, node);
 	uint16_t method = c->kind == HIST_READ    ? SHOAL__METHOD__METHOD_GET
 			  : c->kind == HIST_WRITE ? SHOAL__METHOD__METHOD_UPSERT
 						  : SHOAL__METHOD__METHOD_DELETE;
 	struct op *op = api_op_new(in->api, method, METRICS_BINARY,
 				   c->timeout_ms ? c->timeout_ms : TIMEOUT_MS);
-	struct hist_op h = {.client = (uint32_t)c->id,
-			    .kind = c->kind,
-			    .level = c->level,
-			    .outcome = HIST_UNKNOWN,
-			    .key = c->key,
-			    .value = c->value,
-			    .invoke = sim_now(w->sim),
-			    .complete = HIST_NEVER,
-			    .node = (uint32_t)node};
 
 	if (op == NULL)
 		abort();
-	if (c->kind == HIST_READ && c->level == HIST_RYW) {
-		h.term = c->token_term;
-		h.index = c->token_index;
-	}
 	op->req = c->kind == HIST_READ    ? get_req(op, c)
 		  : c->kind == HIST_WRITE ? upsert_req(op, c)
 					  : delete_req(op, c);
@@ -331,12 +338,90 @@ static void issue(struct nworld *w, struct nw_client *c, int node)
 	c->op = op;
 	c->node = node;
 	c->busy = true;
-	if ((c->hist_i = hist_add(w->hist, &h)) < 0)
-		abort();
-	w->res->ops++;
 	api_start(op);
 	nw_leave(w, prev);
 	nw_after(w, node);
+}
+
+static void issue(struct nworld *w, struct nw_client *c, int node)
+{
+	uint64_t until = sim_paused_until(w->sim, node);
+	struct hist_op h = {.client = (uint32_t)c->id,
+			    .kind = c->kind,
+			    .level = c->level,
+			    .outcome = HIST_UNKNOWN,
+			    .key = c->key,
+			    .value = c->value,
+			    .invoke = sim_now(w->sim),
+			    .complete = HIST_NEVER,
+			    .node = (uint32_t)node};
+
+	if (until != 0) {
+		c->node = node;
+		c->busy = true;
+		sim_at(w->sim, until, issue_later, c);
+		return;
+	}
+	if (c->kind != HIST_READ) { /* a new write: the session's next seq */
+		c->seq++;
+		c->tries = 0;
+	}
+	c->maybe = false;
+	if (c->kind == HIST_READ && c->level == HIST_RYW) {
+		h.term = c->token_term;
+		h.index = c->token_index;
+	}
+	if ((c->hist_i = hist_add(w->hist, &h)) < 0)
+		abort();
+	w->res->ops++;
+	send_op(w, c, node);
+}
+
+/* ------------------------------------------------------------ retries */
+
+/* A write whose outcome is unknown is sent again, with the same seq, to a
+ * node picked anew — up to RETRIES times while the load runs — as
+ * libshoal does; its session makes it apply once whatever happened to the
+ * first attempt (the history records one operation from the first
+ * attempt to the last answer). */
+#define RETRIES  2
+#define RETRY_US (50 * SIM_MS)
+
+static bool retries(const struct nworld *w, const struct nw_client *c)
+{
+	return c->kind != HIST_READ && c->kind != 0 && !c->script && !c->final && w->load &&
+	       c->tries < RETRIES;
+}
+
+static void retry_now(struct sim *sim, void *arg)
+{
+	struct nw_client *c = arg;
+	struct nworld *w = c->w;
+	int node = pick_node(w, c);
+
+	(void)sim;
+	if (node < 0 || sim_paused_until(w->sim, node) != 0) {
+		if (node < 0 || !retries(w, c)) { /* give up: unknown */
+			c->busy = false;
+			hist_complete(w->hist, c->hist_i, HIST_NEVER, HIST_UNKNOWN, 0, 0, 0);
+			w->res->writes_unknown++;
+			next_soon(w, c);
+			return;
+		}
+		c->tries++;
+		sim_at(w->sim, sim_now(w->sim) + RETRY_US, retry_now, c);
+		return;
+	}
+	w->res->retries++;
+	send_op(w, c, node);
+}
+
+static void retry(struct nworld *w, struct nw_client *c)
+{
+	c->maybe = true;
+	c->tries++;
+	c->busy = true;
+	sim_at(w->sim, sim_now(w->sim) + RETRY_US, retry_now, c);
 }
 
 static void next_op(struct sim *sim, void *arg)
@@ -382,6 +467,10 @@ static void orphan(struct nworld *w, struct nw_client *c, int i)
 	c->busy = false;
 	if (c->kind == 0) { /* creating the collection */
 		sim_at(w->sim, sim_now(w->sim) + 200 * SIM_MS, setup, c);
+		return;
+	}
+	if (retries(w, c)) {
+		retry(w, c);
 		return;
 	}
 	hist_complete(w->hist, c->hist_i, HIST_NEVER, HIST_UNKNOWN, 0, 0, 0);
@@ -537,15 +626,52 @@ void nwc_free(struct nworld *w)
 
 /* ------------------------------------------------------------ truth */
 
-void nwc_truth(struct nworld *w, const struct wal_rec *r, int rv)
+/* Entry index applied write seq of a client: no write applies twice. */
+static void applied_once(struct nworld *w, const struct session_req *sr, uint64_t index)
+{
+	uint64_t key = (uint64_t)le32_get(sr->client) << 40 | sr->seq, *t;
+	size_t i;
+
+	if (2 * (w->n_seqs + 1) > w->cap_seqs) {
+		size_t cap = w->cap_seqs ? 2 * w->cap_seqs : 1024;
+		uint64_t *old = w->applied_seqs;
+
+		if ((t = sh_calloc(cap, sizeof *t)) == NULL)
+			abort();
+		for (size_t k = 0; k < w->cap_seqs; k++)
+			for (i = old[k] % cap; old[k] != 0; i = (i + 1) % cap)
+				if (t[i] == 0) {
+					t[i] = old[k];
+					break;
+				}
+		sh_free(old);
+		w->applied_seqs = t;
+		w->cap_seqs = cap;
+	}
+	for (i = key % w->cap_seqs; w->applied_seqs[i] != 0; i = (i + 1) % w->cap_seqs)
+		if (w->applied_seqs[i] == key) {
+			nw_violation(w,
+				     "entry %" PRIu64 " applied write %" PRIu64
+				     " of client %u a second time",
+				     index, sr->seq, (unsigned)le32_get(sr->client) - 1);
+			return;
+		}
+	w->applied_seqs[i] = key;
+	w->n_seqs++;
+}
+
+void nwc_truth(struct nworld *w, const struct wal_rec *r, int rv, bool skipped)
 {
 	struct hist_entry e = {.index = r->index, .term = r->term};
 	struct entry en;
 	struct sh_err err;
 	bool any = false;
 
-	if (rv == 0 && (r->type == WAL_UPSERT || r->type == WAL_DELETE) &&
+	w->res->dedups += skipped;
+	if (rv == 0 && !skipped && (r->type == WAL_UPSERT || r->type == WAL_DELETE) &&
 	    entry_decode(r, &en, &err) == 0) {
+		if (en.session.set)
+			applied_once(w, &en.session, r->index);
 		for (size_t i = 0; i < en.n; i++) {
 			e.kind = r->type == WAL_UPSERT ? HIST_WRITE : HIST_DELETE;
 			e.key = r->type == WAL_UPSERT ? en.points[i].id : en.ids[i];
@@ -643,9 +769,11 @@ struct nw_client *nwc_script_op(struct nworld *w, int k, int node, uint8_t kind,
 				uint64_t key, uint64_t token_term, uint64_t token_index)
 {
 	struct nw_client *c = &w->script[k];
+	uint64_t seq = c->seq; /* its session goes on */
 
 	*c = (struct nw_client){.w = w,
 				.id = 200 + k,
+				.seq = seq,
 				.script = true,
 				.home = node,
 				.kind = kind,

@@ -268,13 +268,16 @@ static void on_apply(void *arg, const struct store *st, const struct wal_rec *r,
 	struct nworld *w = in->w;
 	struct nw_applied *a = applied_at(w, r->index);
 	struct digest d = store_digest(st);
+	uint64_t skipped = store_sessions_skipped(st);
+	bool skip = skipped != in->skipped;
 
+	in->skipped = skipped;
 	if (!a->set) {
 		*a = (struct nw_applied){r->term, r->type, rv, {0}, true};
 		memcpy(a->digest, &d, sizeof a->digest);
 		if (r->index > w->max_applied)
 			w->max_applied = r->index;
-		nwc_truth(w, r, rv);
+		nwc_truth(w, r, rv, skip);
 		return;
 	}
 	if (a->term != r->term || a->type != r->type)
@@ -973,6 +976,7 @@ int nworld_run(uint64_t seed, const struct nworld_opts *o, struct nworld_result 
 	simfs_reset();
 	sh_free(w->leader_of);
 	sh_free(w->applied);
+	sh_free(w->applied_seqs);
 	sh_free(w);
 	return res->violations ? -1 : 0;
 }

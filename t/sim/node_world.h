@@ -86,6 +86,7 @@ struct nworld_result {
 	char first[600]; /* the first violation, "" when none */
 	uint64_t sim_ms, events;
 	uint64_t ops, writes_ok, writes_unknown, reads_ok, lost_answers;
+	uint64_t retries, dedups; /* writes sent again; entries their session skipped */
 	uint64_t crashes, restarts, pauses, partitions, fsync_failures, full_disks;
 	uint64_t transfers, removals, elections, leaders, installs, snapshots;
 	uint64_t max_term, applied;

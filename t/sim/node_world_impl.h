@@ -43,6 +43,7 @@ struct nw_inst {
 	uint64_t node_wake;         /* local ms, UINT64_MAX: none */
 	uint64_t disk_at, apply_at; /* sim us, SIM_NEVER: none */
 	bool in_call;               /* inside a call into the node: no re-entry */
+	uint64_t skipped;           /* its store's session skips seen so far */
 	const char *last_role;      /* traced when it changes */
 	uint64_t last_term;
 };
@@ -81,6 +82,11 @@ struct nw_client {
 	bool orphan;         /* its node crashed: the answer is never seen */
 	bool script;         /* a scenario's: one operation, no next */
 	uint32_t timeout_ms; /* its deadline, 0: the default */
+	/* its client session: the seq of its current write, and how often the
+	 * write was sent again after an unknown outcome */
+	uint64_t seq;
+	int tries;
+	bool maybe; /* an attempt's outcome was unknown: it may apply */
 	/* the last answer (scenarios read it) */
 	uint8_t outcome;
 	int status;
@@ -114,6 +120,10 @@ struct nworld {
 	struct nw_applied *applied; /* index -> what was applied there first */
 	size_t cap_applied;
 	uint64_t max_applied;
+	/* (client, seq) of every write that applied (not skipped by its
+	 * session): none may apply twice (open addressing, 0 empty) */
+	uint64_t *applied_seqs;
+	size_t cap_seqs, n_seqs;
 	uint64_t cluster_id;
 	char violation[600];
 	struct fault *faults; /* node_faults.c's, all of the run */
@@ -152,8 +162,9 @@ void nwc_on_crash(struct nworld *w, int i);
 /* Read every key at strong on every node (the run's last operations). */
 void nwc_final_reads(struct nworld *w);
 bool nwc_idle(struct nworld *w);
-/* The first application of entry r anywhere: record it as the truth. */
-void nwc_truth(struct nworld *w, const struct wal_rec *r, int rv);
+/* The first application of entry r anywhere: record it as the truth
+ * (skipped: its session kept it from applying again). */
+void nwc_truth(struct nworld *w, const struct wal_rec *r, int rv, bool skipped);
 void nwc_free(struct nworld *w);
 /* Ask node i for a cluster change (enum node_change) of node id. */
 void nwc_change(struct nworld *w, int i, int kind, uint64_t id);

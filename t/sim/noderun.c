@@ -94,14 +94,14 @@ int main(int argc, char **argv)
 		nworld_run(s, &o, &r);
 		printf("seed %" PRIu64 ": %s, %d nodes (expect %u), faults %#x: %" PRIu64
 		       " ops (%" PRIu64 " writes ok, %" PRIu64 " unknown, %" PRIu64
-		       " reads ok, %" PRIu64 " lost), %" PRIu64 " crashes, %" PRIu64
-		       " pauses, %" PRIu64 " cuts, %" PRIu64 " leaders, term %" PRIu64
-		       ", applied %" PRIu64 ", %.1f s simulated, %" PRIu64
-		       " events, trace %016" PRIx64 "\n",
+		       " reads ok, %" PRIu64 " lost, %" PRIu64 " retries, %" PRIu64
+		       " deduplicated), %" PRIu64 " crashes, %" PRIu64 " pauses, %" PRIu64
+		       " cuts, %" PRIu64 " leaders, term %" PRIu64 ", applied %" PRIu64
+		       ", %.1f s simulated, %" PRIu64 " events, trace %016" PRIx64 "\n",
 		       s, r.violations ? "FAIL" : "ok", o.nodes, o.bootstrap_expect, o.faults,
-		       r.ops, r.writes_ok, r.writes_unknown, r.reads_ok, r.lost_answers, r.crashes,
-		       r.pauses, r.partitions, r.leaders, r.max_term, r.applied,
-		       (double)r.sim_ms / 1000, r.events, r.trace_hash);
+		       r.ops, r.writes_ok, r.writes_unknown, r.reads_ok, r.lost_answers, r.retries,
+		       r.dedups, r.crashes, r.pauses, r.partitions, r.leaders, r.max_term,
+		       r.applied, (double)r.sim_ms / 1000, r.events, r.trace_hash);
 		failed += r.violations != 0;
 		fflush(stdout);
 	}
