@@ -42,11 +42,14 @@
  * not sent once it has passed).  After DEADLINE_EXCEEDED the next call
  * starts at the next address (a stopped node keeps its sockets open).  The
  * deadline sent to the server is what is left of the call's.  Reads are
- * always retried; a write is retried only
- * when it was certainly not applied (it could not be sent, or the server
- * answered UNAVAILABLE) — a write whose connection broke after it was sent
- * fails with SHOAL_OUTCOME_UNKNOWN and a message saying that it may have
- * been applied (upserts and deletes can simply be sent again).
+ * always retried.  Every write carries the handle's client session (16
+ * random bytes drawn at open, and the write's number), so a write whose
+ * connection broke after it was sent, or that was answered
+ * SHOAL_OUTCOME_UNKNOWN, is sent again too: the cluster applies it once
+ * and answers with the write's own result (doc/clients.md, "Exactly-once
+ * writes").  Once an attempt may have applied, a later failure other than
+ * SHOAL_DEADLINE_EXCEEDED is returned as SHOAL_OUTCOME_UNKNOWN (it says
+ * nothing of that attempt).  Pipelined upserts are not retried.
  *
  * Outcomes of writes (doc/consistency.md, "Outcomes").  SHOAL_UNAVAILABLE
  * and the argument errors mean the write was not applied and never will

@@ -67,7 +67,11 @@
  * --max-ops N (1000000), --think-ms MS (most between two operations of a
  * session, 2), --pad N (N bytes of padding in every upsert's payload, at
  * most 4096: bigger log entries, so that small log segments fill and
- * compaction drops them; 0).
+ * compaction drops them; 0), --retries N (0: one attempt at the node
+ * drawn; N: libshoal's retries with every node as a seed from that one,
+ * so that a write whose attempt may have applied is sent again with its
+ * session — doc/clients.md, "Exactly-once writes" — and a call is one
+ * operation of the history from its first attempt to its answer).
  */
 #include "build.h"
 
@@ -99,6 +103,7 @@ struct cfg {
 	char *bin[MAX_NODES], *rest[MAX_NODES];
 	unsigned sessions, keys, ops_per_key, first_client;
 	int seconds, timeout_ms, connect_ms, think_ms;
+	int retries; /* --retries: libshoal's, with every node as a seed */
 	uint64_t seed, max_ops;
 	char pad[MAX_PAD + 1]; /* --pad N: N 'x' in every upsert's payload */
 };
@@ -219,6 +224,8 @@ static int bin_transport(int rv, const char *msg)
 {
 	if (rv == SHOAL_OK)
 		return HTTP_ANSWERED;
+	if (rv == SHOAL_OUTCOME_UNKNOWN || rv == SHOAL_DEADLINE_EXCEEDED)
+		return HTTP_NO_ANSWER; /* whatever the last attempt's message says */
 	if (starts(msg, "cannot connect to ") ||
 	    (starts(msg, "connection to ") && strstr(msg, " lost while sending: ") != NULL))
 		return HTTP_NOT_SENT;
@@ -241,19 +248,36 @@ static bool version_of(const json_t *payload, uint64_t *v)
 
 /* ------------------------------------------------------------ binary */
 
+/* node's address; with --retries every node's from it on (seeds: libshoal
+ * follows the leader and sends a write whose attempt may have applied
+ * again, with its session). */
+static const char *seeds_from(const struct cfg *cfg, size_t node, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	if (cfg->retries == 0)
+		return cfg->bin[node];
+	buf[0] = '\0';
+	for (size_t k = 0; k < cfg->n_nodes && len < size; k++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s", k ? "," : "",
+					cfg->bin[(node + k) % cfg->n_nodes]);
+	return buf;
+}
+
 static shoal *bin_handle(struct session *s, size_t node)
 {
 	struct conn *c = &s->conns[node];
 	struct shoal_options o;
+	char addrs[MAX_NODES * 64];
 
 	if (c->h != NULL)
 		return c->h;
 	shoal_options_init(&o);
 	o.timeout_ms = s->run->cfg->timeout_ms;
 	o.connect_timeout_ms = s->run->cfg->connect_ms;
-	o.retries = 0;
-	shoal_open(s->run->cfg->bin[node], &o, &c->h); /* connects again on use */
-	return c->h;
+	o.retries = s->run->cfg->retries;
+	shoal_open(seeds_from(s->run->cfg, node, addrs, sizeof addrs), &o, &c->h);
+	return c->h; /* it connects again on use */
 }
 
 static void bin_finish(shoal *h, int rv, struct answer *a)
@@ -673,6 +697,8 @@ static int parse_opt(struct cfg *c, const char *a, const char *v)
 		c->max_ops = x;
 	else if (strcmp(a, "--think-ms") == 0)
 		c->think_ms = (int)x;
+	else if (strcmp(a, "--retries") == 0 && x <= 100)
+		c->retries = (int)x;
 	else if (strcmp(a, "--pad") == 0 && x <= MAX_PAD)
 		memset(c->pad, 'x', x);
 	else

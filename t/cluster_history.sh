@@ -12,7 +12,10 @@
 #              through the others (they compact past it), restarted (it
 #              installs the leader's snapshot); SIGSTOP of the leader until
 #              the others have elected another (longer than the election
-#              timeout), SIGCONT;
+#              timeout), SIGCONT; the binary calls of this phase retry
+#              (--retries 4: a write whose attempt may have applied is
+#              sent again with its client session, and must apply once —
+#              doc/clients.md, "Exactly-once writes");
 #   partition  (network namespaces, root) the leader (and, of five, one
 #              follower with it) cut off the others both ways; the
 #              leader's packets to the others dropped (one way); the
@@ -209,9 +212,12 @@ run_phase() {
 	out=$(hub "$SHOALCTL" --addr "$(addrs_of client_addr)" --ack quorum --timeout 10000 \
 		collection create "$ph" --dim 3 2>&1)
 	ok $? "$N nodes, $ph: collection create at ack quorum" || diag "$out"
+	# the crash phase's binary calls retry (sessions: applied once)
+	retries=0
+	[ "$ph" = crash ] && retries=4
 	hub "$CLIENT" run "$(addrs_of client_addr)" "$(addrs_of rest_addr)" "$ph" "$hist" \
 		--sessions "$sessions" --seconds $((ROUNDS * 200 * SCALE)) --stop "$stopf" \
-		--timeout $((1500 * SCALE)) --seed "$SEED" --pad 512 \
+		--timeout $((1500 * SCALE)) --seed "$SEED" --pad 512 --retries $retries \
 		>"$TESTDIR/client-$N-$ph.out" 2>"$TESTDIR/client-$N-$ph.err" &
 	cpid=$!
 	started_pids="$started_pids $cpid"
@@ -234,6 +240,21 @@ run_phase() {
 	ok $? "$N nodes, $ph: every key read at strong from every node" || diag "$out"
 	diag "$(echo "$out" | tail -n 1)"
 	histcheck "$hist" "$N nodes, $ph"
+	diag "$N nodes, $ph: retried writes answered from their sessions by the leaders /" \
+		"entries skipped as duplicates by the replicas (since each node's start):" \
+		"$(session_metric shoal_session_retries_answered_total) /" \
+		"$(session_metric shoal_session_entries_skipped_total)"
+}
+
+# session_metric NAME: NAME summed over the nodes' /metrics
+session_metric() {
+	s=0
+	for i in $all; do
+		v=$(hub curl -s --max-time 5 "http://$(rest_addr "$i")/metrics" |
+			awk -v m="$1" '$1 == m { print $2 }')
+		s=$((s + ${v:-0}))
+	done
+	echo $s
 }
 
 run_cluster() {

@@ -636,6 +636,98 @@ static void test_metrics_format(void)
 	free(text);
 }
 
+/* ------------------------------------------------------------ Idempotency-Key */
+
+/* A request with an Idempotency-Key (NULL: none); the HTTP code, and the
+ * body parsed into *out (NULL when it is not JSON). */
+static int keyed(const char *method, const char *path, const char *key, const char *body,
+		 json_t **out)
+{
+	char req[2048], reply[8192], hdr[400] = "";
+	int code = 0;
+
+	if (key != NULL)
+		snprintf(hdr, sizeof hdr, "Idempotency-Key: %s\r\n", key);
+	snprintf(req, sizeof req,
+		 "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%sContent-Type: "
+		 "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		 method, path, hdr, strlen(body), body);
+	if (raw_http(req, reply, sizeof reply) > 0)
+		sscanf(reply, "HTTP/1.1 %d", &code);
+	*out = json_loads(body_of(reply), 0, NULL);
+	return code;
+}
+
+static json_int_t op_id(json_t *j)
+{
+	return json_integer_value(json_object_get(result(j), "operation_id"));
+}
+
+/* The payload value n of point 1 of collection idem. */
+static json_int_t n_of_point1(void)
+{
+	json_t *j;
+	json_int_t n;
+	int code;
+
+	j = req("GET", "/collections/idem/points/1", NULL, &code);
+	n = json_integer_value(json_object_get(json_object_get(result(j), "payload"), "n"));
+	json_decref(j);
+	return n;
+}
+
+/* doc/clients.md, "Exactly-once writes": a repeat with the key gets the
+ * first answer and is not applied again, even after a newer write. */
+static void test_idempotency(void)
+{
+	static const char create[] = "{\"vectors\": {\"size\": 2, \"distance\": \"Euclid\"}}";
+	static const char one[] = "{\"points\": [{\"id\": 1, \"vector\": [1, 2], \"payload\": "
+				  "{\"n\": 1}}]}";
+	static const char two[] = "{\"points\": [{\"id\": 1, \"vector\": [1, 2], \"payload\": "
+				  "{\"n\": 2}}]}";
+	json_t *a, *b;
+	json_int_t first;
+
+	is_int(keyed("PUT", "/collections/idem", "create-idem-1", create, &a), 200,
+	       "Idempotency-Key: a collection created");
+	is_int(keyed("PUT", "/collections/idem", "create-idem-1", create, &b), 200,
+	       "  the same request again: 200, not 409 (the first answer)");
+	json_decref(a);
+	json_decref(b);
+	is_int(keyed("PUT", "/collections/idem/points?wait=true", "up-1", one, &a), 200,
+	       "an upsert with a key");
+	first = op_id(a);
+	ok(first > 0, "  operation %lld", (long long)first);
+	is_int(keyed("PUT", "/collections/idem/points?wait=true", "up-1", one, &b), 200,
+	       "  repeated: 200");
+	is_int(op_id(b), first, "  with the first answer's operation id");
+	json_decref(a);
+	json_decref(b);
+	is_int(keyed("PUT", "/collections/idem/points?wait=true", NULL, two, &a), 200,
+	       "a newer write of the point, without a key");
+	json_decref(a);
+	is_int(keyed("PUT", "/collections/idem/points?wait=true&timeout=5", "up-1", one, &b), 200,
+	       "the first request again (another query string)");
+	is_int(op_id(b), first, "  still the first answer");
+	json_decref(b);
+	is_int(n_of_point1(), 2, "  and it did not apply again: the newer payload stays");
+	is_int(keyed("PUT", "/collections/idem/points?wait=true", "up-1", two, &a), 400,
+	       "the key with another body: 400");
+	like(error_of(a), "applied with a different request", "  says why");
+	json_decref(a);
+	is_int(keyed("POST", "/collections/idem/points/delete", "del-1",
+		     "{\"filter\": {\"must\": [{\"key\": \"n\", \"match\": {\"value\": 2}}]}}", &a),
+	       400, "a delete by filter with a key: 400");
+	like(error_of(a), "not supported on a write by filter", "  names why");
+	json_decref(a);
+	is_int(keyed("POST", "/collections/idem/points/delete", "has space", "{\"points\": [1]}",
+		     &a),
+	       400, "a key that is not printable ASCII without spaces: 400");
+	like(error_of(a), "Idempotency-Key: byte 3", "  names the byte");
+	json_decref(a);
+	is_int(n_of_point1(), 2, "nothing of the refused requests applied");
+}
+
 int main(void)
 {
 	struct srv s;
@@ -653,6 +745,7 @@ int main(void)
 	test_search_scroll();
 	test_cluster_metrics();
 	test_bad_requests();
+	test_idempotency();
 	test_metrics_format();
 	is_int(srv_stop(&s, SIGTERM), 0, "SIGTERM: clean exit");
 	srv_rmdir(dir);

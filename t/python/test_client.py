@@ -242,6 +242,28 @@ def test_errors(one):
         c.get("e", [-1])
 
 
+def test_a_write_sent_again_applies_once(one):
+    """The client session (doc/clients.md, "Exactly-once writes"): the same
+    write number sent again is answered with the first copy's result and
+    not applied again, even with another body; a number the client let go
+    of is refused."""
+    c = shoal.Client(one.addr(0))
+    c.create_collection("dedup", dim=2)
+    c.upsert("dedup", [1], [[1, 0]], payloads=[{"n": 1}])
+    first = c.token
+    answered = one.metric(0, "shoal_session_retries_answered_total")
+    c._seq -= 1  # what a retry sends: the same number
+    c.upsert("dedup", [1], [[1, 0]], payloads=[{"n": 99}])
+    assert c.token == first, "a duplicate is answered with the first copy's token"
+    assert c.get("dedup", [1])[0].payload == {"n": 1}
+    assert one.metric(0, "shoal_session_retries_answered_total") == answered + 1
+    c.upsert("dedup", [1], [[1, 0]], payloads=[{"n": 2}])  # the next number
+    c._seq -= 2  # a late copy of a write the client has its answer to
+    with pytest.raises(shoal.FailedPrecondition, match="older than"):
+        c.upsert("dedup", [1], [[1, 0]], payloads=[{"n": 3}])
+    assert c.get("dedup", [1])[0].payload == {"n": 2}
+
+
 def test_hung_first_seed(one):
     """A first seed that accepts connections and never answers: every
     write still goes through within its timeout (the status call has its
@@ -304,8 +326,8 @@ def _write_through_faults(three, kind):
             three.kill(lead, signal.SIGKILL if kind == "kill" else signal.SIGSTOP)
             hit, t_fault = True, time.monotonic()
         i += 1
-        try:
-            c.upsert(coll, [i], [[i, 0]])
+        try:  # point i, and the counter (point 0) set to i
+            c.upsert(coll, [i, 0], [[i, 0], [i, 0]], payloads=[None, {"n": i}])
             acked.append(i)
             after += hit
         except shoal.Unavailable as e:  # not applied, and never will be
@@ -328,9 +350,14 @@ def _write_through_faults(three, kind):
         three.start(lead)
     three.leader()
     r = shoal.Client(three.addrs(), timeout=15 * SCALE)
-    got = {p.id for p in r.scroll(coll, consistency="strong")}
+    got = {p.id for p in r.scroll(coll, consistency="strong")} - {0}
     assert not set(unavailable) & got, "writes reported UNAVAILABLE were applied: %s" % sorted(
         set(unavailable) & got)
+    # the writes sent again under the fault applied once: no old one came
+    # back over a newer one (the counter holds the last write's value)
+    n = r.get(coll, [0], consistency="strong")[0].payload["n"]
+    assert max(acked) <= n <= i and n not in unavailable, \
+        "counter %d: last acknowledged %d of %d" % (n, max(acked), i)
     return acked, failures, got
 
 
