@@ -31,7 +31,12 @@
  * call backs off and asks again, until a new leader is named or the
  * deadline passes.  The question gets at most half of the time left (and
  * connect_timeout_ms): a node that accepts and never answers is left for
- * the next address.  Reads go to whichever node the handle is connected to.
+ * the next address.  Reads go to whichever node the handle is connected to,
+ * unless options.read_from sends them elsewhere: to read_addr first
+ * (SHOAL_READ_PREFERRED), or to a member drawn at random when the handle
+ * first reads (SHOAL_READ_SPREAD: many handles spread their reads over
+ * the cluster), on a second connection that fails over to the other
+ * nodes as calls do.
  *
  * Retries.  A call that fails because its server is unreachable or answers
  * UNAVAILABLE is retried on the next address, or on the leader the
@@ -117,6 +122,15 @@ enum shoal_ack {
 	SHOAL_ACK_ALL = 4,
 };
 
+/* Where reads go (doc/clients.md, "Where reads go"); writes always go to
+ * the leader. */
+enum shoal_read_from {
+	SHOAL_READ_CONNECTED =
+		0, /* the node the handle is connected to (the leader once it wrote) */
+	SHOAL_READ_PREFERRED = 1, /* read_addr first (a node near the client), then the seeds */
+	SHOAL_READ_SPREAD = 2,    /* a member drawn at random per handle, then the others */
+};
+
 struct shoal_options {
 	int timeout_ms;         /* per call; also sent as the request's deadline (default 30000) */
 	int connect_timeout_ms; /* per address (default 2000) */
@@ -138,6 +152,10 @@ struct shoal_options {
 	/* true: writes go to the node connected to, which forwards them to
 	 * the leader (no leader following; tests of forwarding) */
 	bool no_follow;
+	/* reads: where they go (default SHOAL_READ_CONNECTED); read_addr
+	 * (host:port) for SHOAL_READ_PREFERRED, copied by shoal_open */
+	enum shoal_read_from read_from;
+	const char *read_addr;
 };
 
 void shoal_options_init(struct shoal_options *o);

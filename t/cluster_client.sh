@@ -14,12 +14,17 @@ forwarded() { # forwarded NODE: the node's shoal_raft_forwarded_writes_total
 		awk '$1 == "shoal_raft_forwarded_writes_total" { print $2 }'
 }
 forwarded_sum() { s=0; for i in $1; do s=$((s + $(forwarded "$i"))); done; echo $s; }
+counts() { # counts NODE: binary count requests the node answered OK
+	curl -s --max-time 5 "http://$(rest_addr "$1")/metrics" |
+		awk '/^shoal_requests_total\{api="binary",method="count",status="OK"\}/ { v = $2 }
+			END { print v + 0 }'
+}
 points() { # points N FIRST: N points of 4 dimensions from id FIRST, as JSON lines
 	awk -v n="$1" -v f="$2" 'BEGIN { for (i = f; i < f + n; i++)
 		printf "{\"id\": %d, \"vector\": [%d, 1, 2, 3]}\n", i, i }'
 }
 
-plan 12
+plan 15
 
 free_base_port 3 || bail_out "no free ports"
 N=3
@@ -52,6 +57,28 @@ is "$out" 303 "SHOAL_ADDRS: a list of seeds"
 out=$("$SHOALCTL" --addr 127.0.0.1:1 --addr "$(client_addr "$follower")" --timeout $T_MS \
 	count c 2>&1)
 is "$out" 303 "--addr twice: the first unreachable, the second answers"
+
+# where reads go (doc/clients.md, "Where reads go"): to the preferred node
+# (a follower) whatever the seed list says; spread over the members
+before=$(counts "$follower")
+lead_before=$(counts "$leader")
+n=0
+for k in 1 2 3 4 5; do
+	"$SHOALCTL" --addr "$(client_addr "$leader"),$SEEDS" --read-addr "$(client_addr "$follower")" \
+		--timeout $T_MS count c >/dev/null 2>&1 && n=$((n + 1))
+done
+is "$n $(($(counts "$follower") - before)) $(($(counts "$leader") - lead_before))" "5 5 0" \
+	"--read-addr: 5 counts, all answered by the preferred follower n$follower, none by the leader"
+for i in 0 1 2; do eval "c_$i=\$(counts $i)"; done
+n=0
+for k in $(seq 1 24); do
+	"$SHOALCTL" --addr "$SEEDS" --read-from spread --timeout $T_MS count c >/dev/null 2>&1 &&
+		n=$((n + 1))
+done
+served=0
+for i in 0 1 2; do [ "$(counts $i)" -gt "$(eval echo "\$c_$i")" ] && served=$((served + 1)); done
+is "$n" 24 "--read-from spread: 24 counts answered"
+ok "$([ "$served" -ge 2 ] && echo 0 || echo 1)" "  by $served of the 3 nodes (members drawn at random per handle)"
 
 # kill -9 of the leader: the next write, given only the seeds (the dead
 # leader first), is acknowledged once a new leader is elected

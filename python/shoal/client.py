@@ -54,6 +54,10 @@ _WRITE_FIELD = {pb.METHOD_CREATE_COLLECTION: 6, pb.METHOD_DROP_COLLECTION: 2,
                 pb.METHOD_UPSERT: 3, pb.METHOD_DELETE: 3, pb.METHOD_SET_PAYLOAD: 8}
 
 
+_READ_METHODS = {pb.METHOD_LIST_COLLECTIONS, pb.METHOD_DESCRIBE_COLLECTION, pb.METHOD_GET,
+                 pb.METHOD_COUNT, pb.METHOD_SCROLL, pb.METHOD_SEARCH}
+
+
 def _retry_options(method, wopts):
     o = pb.WriteOptions()
     o.CopyFrom(wopts)
@@ -159,13 +163,17 @@ class Client:
     ack: the defaults of reads and writes (None: the server's).  api_key:
     sent with every request.  tls_ca: speak TLS, trusting this CA file;
     tls_cert, tls_key: a client certificate.  follow=False: writes go to
-    the connected node, which forwards them to the leader.
+    the connected node, which forwards them to the leader.  read_from:
+    where reads go — "connected" (the node writes go to), "preferred"
+    (read_addr first, then the seeds) or "spread" (a member drawn at random
+    per Client, then the others): doc/clients.md, "Where reads go".
     """
 
     def __init__(self, addrs="127.0.0.1:7472", *, timeout=30.0, connect_timeout=2.0,
                  retries=8, consistency=None, ack=None, api_key=None, tls_ca=None,
                  tls_cert=None, tls_key=None, tls_server_name=None,
-                 max_frame_bytes=64 << 20, follow=True):
+                 max_frame_bytes=64 << 20, follow=True, read_from="connected",
+                 read_addr=None):
         if isinstance(addrs, str):
             addrs = addrs.split(",")
         self._addrs = [a.strip() for a in addrs if a and a.strip()]
@@ -191,6 +199,15 @@ class Client:
         self._moved = self._electing = False
         self.token = (0, 0)  # (term, index) of the last acknowledged write
         self.read_state = None  # the last read's ReadState message
+        if read_from not in ("connected", "preferred", "spread"):
+            raise InvalidArgument("read_from: '%s' is not connected, preferred or spread"
+                                  % read_from)
+        if read_from == "preferred" and not read_addr:
+            raise InvalidArgument("read_from preferred needs read_addr")
+        if read_addr:
+            _split(read_addr)
+            read_from = "preferred" if read_from == "connected" else read_from
+        self.read_from, self.read_addr, self._reader = read_from, read_addr, None
 
     @staticmethod
     def _check(v, table, what):
@@ -201,6 +218,8 @@ class Client:
     # ------------------------------------------------------------ connection
 
     def close(self):
+        if self._reader is not None:
+            self._reader.close()
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -367,9 +386,36 @@ class Client:
             self._cur = (self._cur + 1) % len(self._addrs)
         self._moved = False
 
+    def _reader_client(self):
+        """The Client reads go through when read_from is not "connected":
+        its seeds are read_addr then ours, or the alive members from one
+        drawn at random (ours when the cluster cannot be asked)."""
+        if self._reader is not None:
+            return self._reader
+        first = [self.read_addr] if self.read_from == "preferred" else []
+        if self.read_from == "spread":
+            try:
+                r = _decode(pb.ClusterStatusResponse,
+                            self._call(pb.METHOD_CLUSTER_STATUS, b""))
+                first = [m.client_address for m in r.members
+                         if m.state == pb.MEMBER_ALIVE and m.client_address]
+            except ShoalError:
+                first = []
+            random.shuffle(first)
+        seeds = list(dict.fromkeys(first + self._addrs))
+        c = Client(seeds, timeout=self.timeout, connect_timeout=self.connect_timeout,
+                   retries=self.retries, api_key=self._api_key, max_frame_bytes=self._max)
+        c._tls, c._server_name = self._tls, self._server_name
+        self._reader = c
+        return c
+
     def _call(self, method, req, write=False):
         """Send req (a message, or bytes), return the reply body; retries
-        as doc/clients.md says."""
+        as doc/clients.md says.  Reads go where read_from says."""
+        if not write and method in _READ_METHODS and self.read_from != "connected":
+            r = self._reader_client()
+            r.timeout = self.timeout
+            return r._call(method, req)
         body = req if isinstance(req, (bytes, bytearray)) else req.SerializeToString()
         deadline = time.monotonic() + self.timeout
         err = Unavailable("no attempt made")

@@ -711,8 +711,19 @@ int cl_call(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write, 
 	    const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp)
 {
 	uint64_t deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
-	int rv = call_attempts(c, method, req, write, a, rd, resp, deadline);
+	shoal *r = !write && cl_is_read(method) ? cl_reader(c) : c;
+	int rv;
 
+	if (r == NULL)
+		return SHOAL_RESOURCE_EXHAUSTED; /* cl_reader said why */
+	if (r != c) {                            /* the reader's call, its message on the handle */
+		r->o.timeout_ms = c->o.timeout_ms;
+		rv = cl_call(r, method, req, write, a, rd, resp);
+		if (rv != SHOAL_OK)
+			snprintf(c->msg, sizeof c->msg, "%s", r->msg);
+		return rv;
+	}
+	rv = call_attempts(c, method, req, write, a, rd, resp, deadline);
 	c->deadline = 0;
 	return rv;
 }
@@ -765,7 +776,7 @@ static void new_client_id(shoal *c)
 	memcpy(c->client_id, w, sizeof w);
 }
 
-int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
+int cl_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 {
 	shoal *c = sh_calloc(1, sizeof *c);
 	int rv;
@@ -794,23 +805,39 @@ int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 	    (c->server_name = sh_strdup(c->o.tls_server_name)) == NULL)
 		return SHOAL_RESOURCE_EXHAUSTED;
 	c->o.tls_server_name = c->server_name;
+	if (c->o.read_addr != NULL && c->o.read_addr[0] != '\0' &&
+	    (c->read_addr = sh_strdup(c->o.read_addr)) == NULL)
+		return SHOAL_RESOURCE_EXHAUSTED;
+	c->o.read_addr = c->read_addr;
+	if ((unsigned)c->o.read_from > SHOAL_READ_SPREAD ||
+	    (c->o.read_from == SHOAL_READ_PREFERRED && c->read_addr == NULL))
+		return cl_fail(c, SHOAL_INVALID_ARGUMENT,
+			       "read_from: unknown (%d), or preferred without read_addr",
+			       (int)c->o.read_from);
 	c->rng = (sh_clock_mono_ns() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)c) | 1;
 	new_client_id(c);
 	if ((rv = cl_tls_init(c)) != SHOAL_OK)
 		return rv;
 	c->o.tls_ca_file = c->o.tls_cert_file = c->o.tls_key_file = NULL; /* loaded */
-	if ((rv = parse_addrs(c, addrs ? addrs : "")) != SHOAL_OK)
-		return rv;
-	return cl_connect(c);
+	return parse_addrs(c, addrs ? addrs : "");
+}
+
+int shoal_open(const char *addrs, const struct shoal_options *opts, shoal **out)
+{
+	int rv = cl_open(addrs, opts, out);
+
+	return rv == SHOAL_OK ? cl_connect(*out) : rv;
 }
 
 void shoal_close(shoal *c)
 {
 	if (c == NULL)
 		return;
+	shoal_close(c->reader);
 	cl_disconnect(c);
 	cl_tls_free(c);
 	sh_free(c->server_name);
+	sh_free(c->read_addr);
 	for (size_t i = 0; i < c->n_addrs; i++)
 		sh_free(c->addrs[i]);
 	sh_free(c->addrs);

@@ -38,6 +38,8 @@ struct shoal {
 	bool tls_refused;                   /* the node refused our certificate */
 	bool fresh;                         /* nothing read on this connection yet */
 	char *server_name;                  /* a copy of tls_server_name, or NULL */
+	char *read_addr;                    /* a copy of the option's, or NULL */
+	shoal *reader;                      /* reads elsewhere (shoal_read.c), or NULL */
 	char msg[512];
 };
 
@@ -51,6 +53,13 @@ typedef void (*cl_frame_fn)(void *arg, const struct frame_hdr *h, const uint8_t 
 int cl_fail(shoal *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int cl_buf_reserve(struct cl_buf *b, size_t more);
 int cl_frame(shoal *c, struct cl_buf *b, uint64_t id, uint16_t method, const ProtobufCMessage *m);
+/* shoal_open without connecting. */
+int cl_open(const char *addrs, const struct shoal_options *opts, shoal **out);
+/* Reads (shoal_read.c): is method one; the handle to send it through (c
+ * itself unless options.read_from says otherwise), NULL when it cannot
+ * be opened (c's message says why). */
+bool cl_is_read(uint16_t method);
+shoal *cl_reader(shoal *c);
 int cl_connect(shoal *c);
 /* Milliseconds left before the running call's deadline (at least 1), or
  * the handle's timeout outside a call. */

@@ -57,8 +57,17 @@ int cl_pipeline(shoal *c, const struct cl_pipe *p)
 	uint64_t deadline = 0;
 	size_t left;
 	bool blocked = false, wrote = false;
+	shoal *r = p->write ? c : cl_reader(c);
 	int rv;
 
+	if (r != c) { /* reads elsewhere (shoal_read.c) */
+		if (r == NULL)
+			return SHOAL_RESOURCE_EXHAUSTED;
+		r->o.timeout_ms = c->o.timeout_ms;
+		if ((rv = cl_pipeline(r, p)) != SHOAL_OK)
+			snprintf(c->msg, sizeof c->msg, "%s", r->msg);
+		return rv;
+	}
 	c->deadline = sh_clock_mono_ns() + (uint64_t)c->o.timeout_ms * 1000000;
 	rv = cl_connect(c);
 	if (rv == SHOAL_OK && p->write)

@@ -56,6 +56,8 @@ static void usage(FILE *out)
 		"  -t, --timeout MS            per-request timeout (default 30000)\n"
 		"  --consistency LEVEL         eventual, read_your_writes, strong, quorum\n"
 		"  --ack LEVEL                 leader, one, quorum, all\n"
+		"  --read-from WHERE           connected (default), preferred, spread\n"
+		"  --read-addr HOST:PORT       reads to this node first (--read-from preferred)\n"
 		"  --json                      machine-readable output\n"
 		"  --api-key-file FILE         the API key to send (default $SHOAL_API_KEY)\n"
 		"  --tls-ca FILE               speak TLS, trusting this CA (default "
@@ -1055,6 +1057,29 @@ static bool tls_flag(struct ctl *x, const char *a, const char *v)
 	return true;
 }
 
+/* --read-from connected|preferred|spread, --read-addr HOST:PORT
+ * (doc/clients.md, "Where reads go"): 1 taken, 0 not these, -1 bad. */
+static int read_flag(struct ctl *x, const char *a, const char *v)
+{
+	static const char *const where[] = {"connected", "preferred", "spread"};
+
+	if (strcmp(a, "--read-addr") == 0) {
+		x->o.read_addr = v;
+		if (x->o.read_from == SHOAL_READ_CONNECTED)
+			x->o.read_from = SHOAL_READ_PREFERRED;
+		return 1;
+	}
+	if (strcmp(a, "--read-from") != 0)
+		return 0;
+	for (int k = 0; k < 3; k++)
+		if (strcmp(v, where[k]) == 0) {
+			x->o.read_from = (enum shoal_read_from)k;
+			return 1;
+		}
+	ctl_usage_error("--read-from: '%s' is not connected, preferred or spread", v);
+	return -1;
+}
+
 /* --api-key-file: the file's first line that is not blank nor a # comment,
  * kept in x->key for the process. */
 static int read_key_file(struct ctl *x, const char *path)
@@ -1087,7 +1112,7 @@ static int global_options(struct ctl *x, int argc, char **argv)
 	static const char *const levels[] = {"", "eventual", "read_your_writes", "strong",
 					     "quorum"};
 	static const char *const acks[] = {"", "leader", "one", "quorum", "all"};
-	int i = 1;
+	int i = 1, rf;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1134,6 +1159,10 @@ static int global_options(struct ctl *x, int argc, char **argv)
 				return -EXIT_USAGE;
 		} else if (tls_flag(x, a, v)) {
 			continue;
+		} else if ((rf = read_flag(x, a, v)) != 0) {
+			if (rf < 0)
+				return -EXIT_USAGE;
+			continue;
 		} else if (strcmp(a, "--ack") == 0) {
 			for (int k = 1; k < 5; k++)
 				if (strcmp(v, acks[k]) == 0)
@@ -1144,6 +1173,8 @@ static int global_options(struct ctl *x, int argc, char **argv)
 			return ctl_usage_error("unknown option '%s'", a), -EXIT_USAGE;
 		}
 	}
+	if (x->o.read_from == SHOAL_READ_PREFERRED && x->o.read_addr == NULL)
+		return ctl_usage_error("--read-from preferred needs --read-addr"), -EXIT_USAGE;
 	return i;
 }
 

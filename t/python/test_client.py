@@ -311,6 +311,31 @@ def test_writes_go_to_the_leader(three):
     assert c.count("lw", consistency="strong") == 500
 
 
+def test_reads_where_asked(three):
+    """read_addr: reads go to that node (a follower) while writes go to the
+    leader; read_from="spread": each Client reads from a member drawn at
+    random."""
+    lead = three.leader()
+    follower = [i for i in range(3) if i != lead][0]
+    name = 'shoal_requests_total{api="binary",method="count",status="OK"}'
+    counts = lambda: [three.metric(i, name) or 0 for i in range(3)]  # noqa: E731
+    c = shoal.Client(three.addrs(), read_addr=three.addr(follower), timeout=20 * SCALE)
+    c.create_collection("rw", dim=2)
+    c.upsert("rw", [1, 2], [[1, 0], [0, 1]], ack="quorum")
+    before = counts()
+    for _ in range(5):
+        assert c.count("rw", consistency="strong") == 2
+    after = counts()
+    assert after[follower] - before[follower] == 5 and after[lead] == before[lead]
+    before = counts()
+    for _ in range(24):
+        assert shoal.Client(three.addrs(), read_from="spread").count("rw") == 2
+    after = counts()
+    assert sum(a > b for a, b in zip(after, before)) >= 2, "one node served every read"
+    with pytest.raises(shoal.InvalidArgument):
+        shoal.Client(three.addrs(), read_from="preferred")
+
+
 def _write_through_faults(three, kind):
     """A writer through the seed list while the leader gets `kind`: every
     call succeeds or fails with a clear status, and no acknowledged write
