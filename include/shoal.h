@@ -97,6 +97,7 @@ enum shoal_status {
 	SHOAL_INTERNAL = 9,
 	SHOAL_OUTCOME_UNKNOWN = 10,   /* a write that may or may not be applied */
 	SHOAL_PERMISSION_DENIED = 11, /* the API key's role may not do this */
+	SHOAL_SESSION_EXPIRED = 12,   /* the client session is gone: the handle starts a new one */
 };
 
 enum shoal_metric {

@@ -79,9 +79,12 @@ static void io_event(void *data, const struct raft_event *ev)
 	}
 }
 
+static uint64_t rand_value; /* what the random source returns (0 unless a test sets it) */
+
 static uint64_t io_random(void *data)
 {
-	return 0;
+	(void)data;
+	return rand_value;
 }
 
 static struct raft_conf conf3 = {{1, 2, 3}, 3, {0}, 0};
@@ -303,6 +306,35 @@ static void test_dead_leader(void)
 	settle(2001, 1);
 	is_int(raft_role(node[2]), RAFT_LEADER, "and wins without the dead node");
 	is_int(raft_term(node[2]), 2, "in term 2");
+}
+
+/* The stream from the leader ended (a kill closes its sockets): a
+ * follower stands once the lease allows — an election timeout after it
+ * last heard the leader, within two heartbeats — rather than at its
+ * randomized timer; never before; another node's stream changes nothing,
+ * and a message from the leader meanwhile puts the timer back. */
+static void test_leader_link_lost(void)
+{
+	boot(0);
+	rand_value = 999; /* timers at their latest: now + 1000 + 999 */
+	raft_tick(node[1], 1000);
+	settle(1000, 0);
+	is_int(raft_leader(node[2]), 1, "node 2 follows node 1");
+	is_int(raft_next_deadline(node[2]), 2999, "its election timer: heard at 1000, + 1999");
+	raft_leader_link_lost(node[2], 1200, 3);
+	is_int(raft_next_deadline(node[2]), 2999, "another node's stream ends: nothing");
+	raft_leader_link_lost(node[2], 1200, 1);
+	is_int(raft_next_deadline(node[2]), 2000 + 999 % 201,
+	       "the leader's ends at 1200: it stands at the lease's end (2000) + up to 2 heartbeats");
+	raft_tick(node[1], 1300); /* a heartbeat: the leader was alive after all */
+	settle(1300, 0);
+	is_int(raft_next_deadline(node[2]), 3299, "a message from the leader puts the timer back");
+	raft_leader_link_lost(node[2], 2600, 1);
+	is_int(raft_next_deadline(node[2]), 2600 + 999 % 201,
+	       "ended after the lease (heard at 1300): at once, within two heartbeats");
+	raft_tick(node[2], 2600 + 999 % 201);
+	is_int(raft_role(node[2]), RAFT_PRECANDIDATE, "node 2 starts a pre-vote");
+	rand_value = 0;
 }
 
 static void test_reads(void)
@@ -546,6 +578,7 @@ int main(void)
 	test_no_disruption();
 	test_check_quorum();
 	test_dead_leader();
+	test_leader_link_lost();
 	test_reads();
 	test_conf_changes();
 	test_transfer();

@@ -1,17 +1,23 @@
 /* Tests of storage/session, against the promises of session.h: requests
- * checked (seq, done_below, client id); a new client and an unapplied seq
- * are NEW, a recorded one a DUPLICATE with its result; pipelined writes
- * applied out of order; done_below letting results go (STALE, a late copy);
- * a reused seq with another request hash (MISMATCH, hash 0 not checked);
- * SESSION_MAX_RESULTS held (FULL, and room again when done_below moves);
- * expiry by log time (the TTL boundary, a log time that never goes back);
- * SESSION_MAX sessions, the least recently written going; session_lookup
- * agreeing with session_begin and changing nothing; session_answer's
- * codes; the digest (empty, deterministic, sensitive to results), swap;
- * the snapshot section byte for byte as documented, round-tripped (same
- * verdicts, count, log time, digest, LRU order) and refused when cut or
- * damaged (counts over the limits, results out of order); running out of
- * memory. */
+ * checked (seq, done_below, client id); a new client's seq 1 and an
+ * unapplied seq of a held session are NEW, a recorded one a DUPLICATE with
+ * its result; a client not held writing any other seq is EXPIRED and
+ * makes no session (a retry of seq 1 opens one: retry is informative);
+ * pipelined writes applied out of order;
+ * done_below letting results go (STALE, a late copy); a reused seq with
+ * another request hash (MISMATCH, hash 0 not checked); a session keeping
+ * its last SESSION_MAX_RESULTS (the oldest forgotten: STALE, never NEW);
+ * the table keeping SESSION_MAX_ALL_RESULTS (the least recently written
+ * sessions forgetting); expiry by log time (the TTL boundary, a log time
+ * that never goes back; after it seq 1 NEW again, retried or not, any other
+ * seq EXPIRED); SESSION_MAX sessions, the least recently written going
+ * once idle SESSION_MIN_IDLE_MS (more held until then);
+ * session_lookup agreeing with session_begin and changing nothing;
+ * session_answer's codes; the digest (empty, deterministic, sensitive to
+ * results), swap; the snapshot section byte for byte as documented,
+ * round-tripped (same verdicts, count, log time, digest, LRU order) and
+ * refused when cut or damaged (counts over the limits, results out of
+ * order); running out of memory. */
 #include "build.h"
 
 #include "mem_stream.h"
@@ -37,7 +43,7 @@ static const char *verdict_name(int v)
 	case SESSION_DUPLICATE: return "DUPLICATE";
 	case SESSION_STALE: return "STALE";
 	case SESSION_MISMATCH: return "MISMATCH";
-	case SESSION_FULL: return "FULL";
+	case SESSION_EXPIRED: return "EXPIRED";
 	default: return "an error";
 	}
 }
@@ -126,8 +132,9 @@ static int judge(struct session_table *t, const struct session_req *r, struct se
 	v = put(t, r, &bres);
 	if ((int)lv != v || (v == SESSION_DUPLICATE && !same_result(&lres, &bres))) {
 		lookup_disagree++;
-		diag("  client %u seq %" PRIu64 " done_below %" PRIu64 ": lookup %s, begin %s",
-		     r->client[1], r->seq, r->done_below, verdict_name((int)lv), verdict_name(v));
+		diag("  client %u seq %" PRIu64 " done_below %" PRIu64 "%s: lookup %s, begin %s",
+		     r->client[1], r->seq, r->done_below, r->retry ? " (retry)" : "",
+		     verdict_name((int)lv), verdict_name(v));
 		if (v == SESSION_DUPLICATE) {
 			result_diag("lookup", &lres);
 			result_diag("begin", &bres);
@@ -219,7 +226,11 @@ static void test_begin_record(void)
 	r = req(1, 2, 2, T0 + 3 * TTL, 0);
 	is_int(peek(t, &r, NULL), SESSION_NEW, "lookup: an unapplied seq is NEW");
 	r = req(9, 1, 1, T0 + 3 * TTL, 0);
-	is_int(peek(t, &r, NULL), SESSION_NEW, "lookup: an unknown client is NEW");
+	is_int(peek(t, &r, NULL), SESSION_NEW, "lookup: an unknown client's seq 1 is NEW");
+	r.retry = true;
+	is_int(peek(t, &r, NULL), SESSION_NEW, "lookup: its seq 1 as a retry is NEW too");
+	r = req(9, 2, 1, T0 + 3 * TTL, 0);
+	is_int(peek(t, &r, NULL), SESSION_EXPIRED, "lookup: its seq 2 is EXPIRED");
 	r = req(1, 1, 1, T0, 0x77);
 	is_int(peek(t, &r, &res), SESSION_DUPLICATE, "lookup: a recorded seq is a DUPLICATE");
 	ok(same_result(&res, &want), "with its result");
@@ -230,6 +241,29 @@ static void test_begin_record(void)
 	is_int(peek(t, &r, NULL), SESSION_NEW, "the seq looked up with done_below 2 is still NEW");
 	r = req(1, 1, 1, T0, 0x77);
 	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "and seq 1 still remembered");
+
+	/* a client not held: seq 1 starts a session, nothing else does */
+	r = req(3, 2, 1, T0, 0);
+	is_int(judge(t, &r, NULL), SESSION_EXPIRED, "an unknown client's seq 2: EXPIRED");
+	is_int(session_count(t), 2, "and no session is made for it");
+	r = req(3, 5, 5, T0, 0);
+	is_int(judge(t, &r, NULL), SESSION_EXPIRED, "its seq 5 with done_below 5: EXPIRED");
+	is_int(session_count(t), 2, "still no session for it");
+	r = req(3, 1, 1, T0, 0);
+	r.retry = true;
+	is_int(judge(t, &r, NULL), SESSION_NEW,
+	       "its seq 1 as a retry: NEW (a first write opens a session, retried or not)");
+	is_int(session_count(t), 3, "and its session is held");
+	r.retry = false;
+	is_int(judge(t, &r, NULL), SESSION_DUPLICATE, "its seq 1 again, not a retry: DUPLICATE");
+	r = req(3, 2, 1, T0, 0);
+	r.retry = true;
+	is_int(judge(t, &r, NULL), SESSION_NEW,
+	       "a held session's unapplied seq as a retry: NEW (never applied)");
+	memset(&res, 0, sizeof res);
+	is_int(judge(t, &r, &res), SESSION_DUPLICATE, "and a retry of it again: DUPLICATE");
+	want = result_of(&r);
+	ok(same_result(&res, &want), "with its result");
 	is_int(lookup_disagree, 0, "lookup answered as begin did every time");
 	session_table_free(t);
 }
@@ -305,7 +339,17 @@ static void test_done_below(void)
 	r = req(1, 6, 1, T0, 0);
 	is_int(peek(t, &r, NULL), SESSION_NEW, "seq 6 is NEW");
 	r = req(2, 2, 1, T0, 0);
-	is_int(judge(t, &r, NULL), SESSION_NEW, "another client's seq 2 is NEW");
+	is_int(judge(t, &r, NULL), SESSION_EXPIRED,
+	       "another client's seq 2 (its session not held) is EXPIRED");
+	is_int(session_count(t), 1, "and makes no session");
+	r = req(2, 7, 7, T0, 0);
+	is_int(judge(t, &r, NULL), SESSION_EXPIRED, "its seq 7 with done_below 7: EXPIRED too");
+	r = req(2, 1, 1, T0, 0);
+	is_int(judge(t, &r, NULL), SESSION_NEW, "its seq 1: NEW");
+	r = req(2, 7, 7, T0, 0);
+	is_int(judge(t, &r, NULL), SESSION_NEW, "then seq 7 with done_below 7: NEW");
+	r = req(2, 1, 1, T0, 0);
+	is_int(judge(t, &r, NULL), SESSION_STALE, "and seq 1 is STALE");
 	is_int(lookup_disagree, 0, "lookup answered as begin did every time");
 	session_table_free(t);
 }
@@ -354,10 +398,37 @@ static void test_mismatch(void)
 	session_table_free(t);
 }
 
-static void test_full(void)
+/* The stream of a session saved alone: 12 bytes of table, 36 of session
+ * (client id, last write at 28, done_below at 36, results count at 44),
+ * 44 a result. */
+#define ALONE_DONE_BELOW 36
+#define ALONE_RESULTS    44
+#define ALONE_BYTES(n)   (12 + 36 + 44 * (size_t)(n))
+
+static uint64_t get_u64(const unsigned char *b)
 {
-	struct session_table *t = table();
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | b[i];
+	return v;
+}
+
+static uint32_t get_u32(const unsigned char *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static int save(const struct session_table *t, struct mem *m);
+static int load(struct mem *m, struct session_table **out, struct sh_err *err);
+
+static void test_max_results(void)
+{
+	struct session_table *t = table(), *u;
 	struct session_req r;
+	struct session_result res, want;
+	struct sh_err err;
+	struct mem m;
 	int bad = 0;
 
 	lookup_disagree = 0;
@@ -366,26 +437,143 @@ static void test_full(void)
 		bad += judge(t, &r, NULL) != SESSION_NEW;
 	}
 	is_int(bad, 0, "%d seqs with done_below 1: all NEW", SESSION_MAX_RESULTS);
-	r = req(1, SESSION_MAX_RESULTS + 1, 1, T0, 0);
-	is_int(judge(t, &r, NULL), SESSION_FULL, "the next one is FULL");
-	is_int(judge(t, &r, NULL), SESSION_FULL, "and again");
-	r = req(1, 5, 1, T0, 5);
-	is_int(judge(t, &r, NULL), SESSION_DUPLICATE, "a recorded seq is still a DUPLICATE");
+	r = req(1, 1, 1, T0, 1);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "seq 1 is remembered");
+	r = req(1, SESSION_MAX_RESULTS + 1, 1, T0, SESSION_MAX_RESULTS + 1);
+	is_int(judge(t, &r, NULL), SESSION_NEW, "the next one (done_below still 1) is NEW");
+	is_int(judge(t, &r, NULL), SESSION_DUPLICATE, "and recorded: a DUPLICATE");
+	r = req(1, 1, 1, T0, 1);
+	is_int(judge(t, &r, NULL), SESSION_STALE, "the oldest result is forgotten: seq 1 is STALE");
+	r.retry = true;
+	is_int(judge(t, &r, NULL), SESSION_STALE, "as a retry too (never NEW)");
+	r = req(1, 2, 1, T0, 2);
+	want = result_of(&r);
+	memset(&res, 0, sizeof res);
+	is_int(judge(t, &r, &res), SESSION_DUPLICATE, "seq 2 is still a DUPLICATE");
+	ok(same_result(&res, &want), "with its result");
+
+	save(t, &m);
+	is_int(m.len, ALONE_BYTES(SESSION_MAX_RESULTS), "saved: the session holds %d results",
+	       SESSION_MAX_RESULTS);
+	if (m.len == ALONE_BYTES(SESSION_MAX_RESULTS)) {
+		is_int(get_u32(m.buf + ALONE_RESULTS), SESSION_MAX_RESULTS, "(its results count)");
+		is_int(get_u64(m.buf + ALONE_DONE_BELOW), 2, "its done_below moved past seq 1");
+	} else {
+		skip(2, "the saved stream is not the documented format");
+	}
+	is_int(load(&m, &u, &err), 0, "the stream loads: %s", err.msg);
+	if (u != NULL) {
+		r = req(1, 1, 1, T0, 1);
+		is_int(peek(u, &r, NULL), SESSION_STALE, "seq 1 STALE there too");
+		r = req(1, 2, 1, T0, 2);
+		is_int(peek(u, &r, NULL), SESSION_DUPLICATE, "seq 2 a DUPLICATE");
+		ok(digest_equal(session_digest(u), session_digest(t)), "the same digest");
+		session_table_free(u);
+	}
+	sh_free(m.buf);
+
+	for (uint64_t s = SESSION_MAX_RESULTS + 2; s <= SESSION_MAX_RESULTS + 10; s++) {
+		r = req(1, s, 1, T0, s);
+		bad += judge(t, &r, NULL) != SESSION_NEW;
+	}
+	is_int(bad, 0, "9 more (done_below still 1): all NEW");
+	bad = 0;
+	for (uint64_t s = 1; s <= 10; s++) {
+		r = req(1, s, 1, T0, s);
+		bad += judge(t, &r, NULL) != SESSION_STALE;
+	}
+	is_int(bad, 0, "seqs 1-10 forgotten: all STALE");
+	r = req(1, 11, 1, T0, 11);
+	is_int(judge(t, &r, NULL), SESSION_DUPLICATE, "seq 11 is the oldest remembered");
 	r = req(2, 1, 1, T0, 0);
-	is_int(judge(t, &r, NULL), SESSION_NEW, "another session is not full");
-	r = req(1, SESSION_MAX_RESULTS + 1, 2, T0, 0);
-	is_int(peek(t, &r, NULL), SESSION_NEW,
-	       "lookup: with done_below 2 there would be room: NEW");
-	is_int(judge(t, &r, NULL), SESSION_NEW, "done_below moved to 2 frees room: NEW");
-	r = req(1, SESSION_MAX_RESULTS + 2, 2, T0, 0);
-	is_int(judge(t, &r, NULL), SESSION_FULL, "full again");
-	r = req(1, SESSION_MAX_RESULTS + 2, SESSION_MAX_RESULTS + 2, T0, 0);
+	is_int(judge(t, &r, NULL), SESSION_NEW, "another session's seq 1: NEW");
+	r = req(1, SESSION_MAX_RESULTS + 12, SESSION_MAX_RESULTS + 12, T0, 0);
 	is_int(judge(t, &r, NULL), SESSION_NEW, "done_below moved past all: NEW");
-	r = req(1, SESSION_MAX_RESULTS + 3, SESSION_MAX_RESULTS + 2, T0, 0);
-	is_int(judge(t, &r, NULL), SESSION_NEW, "and room for more");
-	r = req(1, SESSION_MAX_RESULTS, 1, T0, SESSION_MAX_RESULTS);
+	r = req(1, SESSION_MAX_RESULTS + 10, 1, T0, SESSION_MAX_RESULTS + 10);
 	is_int(judge(t, &r, NULL), SESSION_STALE, "what was let go of is STALE");
+	r = req(1, SESSION_MAX_RESULTS + 11, 1, T0, 0);
+	is_int(judge(t, &r, NULL), SESSION_STALE,
+	       "and a seq never applied below the new done_below: STALE");
 	is_int(lookup_disagree, 0, "lookup answered as begin did every time");
+	session_table_free(t);
+}
+
+/* A stream of `sessions` sessions (clients 1.., least recently written
+ * first) of `results` results each (seqs 1..), done_below 1. */
+static void full_stream(struct mem *m, uint32_t sessions, uint32_t results);
+
+static void test_max_all_results(void)
+{
+	const uint32_t n = SESSION_MAX_ALL_RESULTS / SESSION_MAX_RESULTS;
+	struct session_table *t, *u;
+	uint64_t start = sh_clock_mono_ms(), now = T0 + n, held;
+	struct session_req r;
+	struct sh_err err;
+	struct mem m;
+
+	/* Loaded rather than written: each write rehashes its session, and
+	 * 2^20 writes into sessions of up to 1024 results take many seconds. */
+	full_stream(&m, n, SESSION_MAX_RESULTS);
+	is_int(load(&m, &t, &err), 0, "load %u sessions of %d results: SESSION_MAX_ALL_RESULTS: %s",
+	       n, SESSION_MAX_RESULTS, err.msg);
+	sh_free(m.buf);
+	if (t == NULL)
+		return;
+	r = req(1, 1, 1, now, 1);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "the least recently written one holds seq 1");
+
+	r = req(1, SESSION_MAX_RESULTS + 1, 1, ++now, 0);
+	is_int(put(t, &r, NULL), SESSION_NEW, "it writes one more (done_below 1)");
+	r = req(1, 1, 1, now, 1);
+	is_int(peek(t, &r, NULL), SESSION_STALE, "its own oldest is forgotten: seq 1 STALE");
+	r = req(1, 2, 1, now, 2);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "seq 2 kept");
+	r = req(2, 1, 1, now, 1);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE,
+	       "at the table's bound no other session forgets (client 2's seq 1 kept)");
+
+	r = req(n + 1, 1, 1, ++now, 0);
+	is_int(put(t, &r, NULL), SESSION_NEW, "a new session's first write: one result beyond");
+	is_int(session_count(t), n + 1, "no session is dropped (%u)", n + 1);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "the new write is remembered");
+	r = req(2, 1, 1, now, 1);
+	is_int(peek(t, &r, NULL), SESSION_STALE,
+	       "the least recently written session (client 2) forgot its oldest: STALE");
+	r.retry = true;
+	is_int(peek(t, &r, NULL), SESSION_STALE, "as a retry too (never NEW)");
+	r = req(1, 2, 1, now, 2);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE,
+	       "client 1 (written since, though loaded first) kept its results");
+	r = req(3, 1, 1, now, 1);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "so did the next least recent (client 3)");
+	r = req(n, SESSION_MAX_RESULTS, 1, now, SESSION_MAX_RESULTS);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "and the newest loaded one");
+
+	save(t, &m);
+	held = (m.len - 12 - 36 * (uint64_t)(n + 1)) / 44;
+	ok(held <= SESSION_MAX_ALL_RESULTS &&
+		   held + 1 > SESSION_MAX_ALL_RESULTS - SESSION_MAX_RESULTS,
+	   "the table holds %" PRIu64 " results: at most SESSION_MAX_ALL_RESULTS, less at most "
+	   "one session's",
+	   held);
+	is_int(load(&m, &u, &err), 0, "and loads again: %s", err.msg);
+	if (u != NULL) {
+		ok(digest_equal(session_digest(u), session_digest(t)), "with the same digest");
+		session_table_free(u);
+	}
+	sh_free(m.buf);
+
+	r = req(2, SESSION_MAX_RESULTS + 1, 1, ++now, 0);
+	is_int(put(t, &r, NULL), SESSION_NEW, "client 2's session lives on: its next write NEW");
+	r = req(n, SESSION_MAX_RESULTS + 1, SESSION_MAX_RESULTS + 1, ++now, 0);
+	is_int(put(t, &r, NULL), SESSION_NEW,
+	       "client %u lets go of all its results (done_below past them)", n);
+	r = req(n + 2, 1, 1, ++now, 0);
+	put(t, &r, NULL);
+	r = req(3, 1, 1, now, 1);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE,
+	       "room made by done_below: another new session makes no one forget");
+	diag("SESSION_MAX_ALL_RESULTS test: %" PRIu64 " ms", sh_clock_mono_ms() - start);
 	session_table_free(t);
 }
 
@@ -397,7 +585,14 @@ static void test_expiry(void)
 	is_int(put(t, &a, NULL), SESSION_NEW, "A written at %llu", (unsigned long long)T0);
 	is_int(put(t, &b, NULL), SESSION_NEW, "B written more than the TTL later");
 	is_int(session_count(t), 1, "A is gone");
-	is_int(peek(t, &a, NULL), SESSION_NEW, "A's recorded seq is NEW (a new session)");
+	is_int(peek(t, &a, NULL), SESSION_NEW, "A's recorded seq 1 is NEW again (a new session)");
+	a.retry = true;
+	is_int(peek(t, &a, NULL), SESSION_NEW, "as a retry too");
+	a = req(1, 2, 1, T0, 0);
+	is_int(peek(t, &a, NULL), SESSION_EXPIRED, "its seq 2 is EXPIRED");
+	a.retry = true;
+	is_int(peek(t, &a, NULL), SESSION_EXPIRED, "as a retry too");
+	a = req(1, 1, 1, T0, 0);
 	is_int(peek(t, &b, NULL), SESSION_DUPLICATE, "B's is a DUPLICATE");
 	session_table_free(t);
 
@@ -424,14 +619,28 @@ static void test_expiry(void)
 	a = req(1, 1, 1, T0, 0);
 	is_int(peek(t, &a, NULL), SESSION_DUPLICATE, "its first seq is remembered");
 	a = req(1, 3, 1, T0 + 2 * TTL + 1, 0);
-	is_int(put(t, &a, NULL), SESSION_NEW, "A writes more than the TTL after its last write");
-	is_int(session_count(t), 2, "B (exactly the TTL old) is kept");
+	is_int(put(t, &a, NULL), SESSION_EXPIRED,
+	       "A writes seq 3 more than the TTL after its last write: EXPIRED");
+	is_int(session_count(t), 1,
+	       "A's session expired and is not made again; B (exactly the "
+	       "TTL old) is kept");
+	is_int(session_log_time(t), T0 + 2 * TTL + 1, "the EXPIRED write moved the log time");
+	is_int(peek(t, &b, NULL), SESSION_DUPLICATE, "B's seq is a DUPLICATE");
+	is_int(peek(t, &a, NULL), SESSION_EXPIRED, "A's seq 3 is still EXPIRED");
+	a = req(1, 2, 1, T0, 0);
+	is_int(peek(t, &a, NULL), SESSION_EXPIRED, "and its recorded seq 2");
 	a = req(1, 1, 1, T0, 0);
-	is_int(peek(t, &a, NULL), SESSION_NEW, "A's old session expired first: seq 1 is NEW");
-	a.seq = 2;
-	is_int(peek(t, &a, NULL), SESSION_NEW, "and seq 2");
-	a.seq = 3;
-	is_int(peek(t, &a, NULL), SESSION_DUPLICATE, "its new write is remembered");
+	is_int(peek(t, &a, NULL), SESSION_NEW, "A's seq 1 is NEW");
+	a.retry = true;
+	is_int(peek(t, &a, NULL), SESSION_NEW, "a retry of it too");
+	a.retry = false;
+	a.time_ms = T0 + 2 * TTL + 1;
+	is_int(put(t, &a, NULL), SESSION_NEW, "A starts a new session");
+	is_int(session_count(t), 2, "held, with B's");
+	a = req(1, 2, 1, T0 + 2 * TTL + 1, 0);
+	is_int(peek(t, &a, NULL), SESSION_NEW, "its seq 2 is NEW in it");
+	a = req(1, 1, 1, T0, 0);
+	is_int(peek(t, &a, NULL), SESSION_DUPLICATE, "its seq 1 a DUPLICATE");
 	session_table_free(t);
 
 	t = table();
@@ -440,9 +649,14 @@ static void test_expiry(void)
 	put(t, &a, NULL);
 	put(t, &b, NULL);
 	a = req(1, 2, 1, T0 + TTL + 10, 0);
-	put(t, &a, NULL);
-	is_int(session_count(t), 1, "the oldest session writing late: the next oldest expires too");
-	is_int(peek(t, &b, NULL), SESSION_NEW, "B's seq is NEW");
+	is_int(put(t, &a, NULL), SESSION_EXPIRED,
+	       "the oldest session writing seq 2 late: EXPIRED (its session went first)");
+	is_int(session_count(t), 0, "the next oldest expired too, and A was not made again");
+	is_int(peek(t, &b, NULL), SESSION_NEW, "B's seq 1 is NEW again");
+	b = req(2, 2, 2, T0 + TTL + 10, 0);
+	is_int(peek(t, &b, NULL), SESSION_EXPIRED, "B's seq 2 EXPIRED");
+	is_int(put(t, &b, NULL), SESSION_EXPIRED, "written: EXPIRED");
+	is_int(session_count(t), 0, "no session made");
 	session_table_free(t);
 }
 
@@ -485,8 +699,12 @@ static void test_answer(void)
 	is_int(session_answer(SESSION_MISMATCH, &r, &res, &err), SH_EINVAL, "mismatch: SH_EINVAL");
 	ok(err.msg[0] != '\0', "saying why: %s", err.msg);
 	sh_err_clear(&err);
-	is_int(session_answer(SESSION_FULL, &r, &res, &err), SH_ETOOBIG, "full: SH_ETOOBIG");
+	memset(&res, 0, sizeof res);
+	is_int(session_answer(SESSION_EXPIRED, &r, &res, &err), SH_ESESSION,
+	       "expired: SH_ESESSION");
 	ok(err.msg[0] != '\0', "saying why: %s", err.msg);
+	is_int(session_answer(SESSION_EXPIRED, &r, &res, NULL), SH_ESESSION,
+	       "expired, a NULL err: SH_ESESSION");
 	is_int(session_answer(SESSION_STALE, &r, &res, NULL), SH_ESTALE, "a NULL err is fine");
 }
 
@@ -654,12 +872,13 @@ static int same_verdicts(const struct session_table *a, const struct session_tab
 
 	for (uint32_t c = 1; c <= clients; c++)
 		for (uint64_t s = 1; s <= seqs; s++)
-			for (size_t h = 0; h < 3; h++)
+			for (size_t h = 0; h < 6; h++)
 				for (uint64_t db = 1; db <= s; db += s - 1 > 0 ? s - 1 : 1) {
-					struct session_req r = req(c, s, db, T0, hashes[h]);
+					struct session_req r = req(c, s, db, T0, hashes[h % 3]);
 					struct session_result ra, rb;
 					enum session_verdict va, vb;
 
+					r.retry = h >= 3;
 					memset(&ra, 0, sizeof ra);
 					memset(&rb, 0, sizeof rb);
 					va = peek(a, &r, &ra);
@@ -669,15 +888,16 @@ static int same_verdicts(const struct session_table *a, const struct session_tab
 						continue;
 					if (differ++ < 5)
 						diag("  client %u seq %" PRIu64 " hash %#" PRIx64
-						     ": %s and %s",
-						     c, s, hashes[h], verdict_name((int)va),
-						     verdict_name((int)vb));
+						     "%s: %s and %s",
+						     c, s, hashes[h % 3], r.retry ? " (retry)" : "",
+						     verdict_name((int)va), verdict_name((int)vb));
 				}
 	return differ;
 }
 
 /* Clients 1..5 in every state: holes, let go of, mismatching hashes,
- * refused results, a full session. */
+ * refused results, a session that forgot its oldest results, one that
+ * began with done_below far up. */
 static struct session_table *varied_table(void)
 {
 	struct session_table *t = table();
@@ -696,10 +916,12 @@ static struct session_table *varied_table(void)
 		r = req(3, s, s, T0 + 20, s % 2 ? 0x9999 : 0);
 		put(t, &r, NULL);
 	}
-	for (uint64_t s = 1; s <= SESSION_MAX_RESULTS; s++) {
+	for (uint64_t s = 1; s <= SESSION_MAX_RESULTS + 3; s++) {
 		r = req(4, s, 1, T0 + 30, 0);
 		put(t, &r, NULL);
 	}
+	r = req(5, 1, 1, T0 + 40, 0);
+	put(t, &r, NULL);
 	r = req(5, 7, 7, T0 + 40, 0x1234);
 	put(t, &r, NULL);
 	return t;
@@ -726,9 +948,9 @@ static void test_round_trip(void)
 	is_int(session_count(b), session_count(a), "same count (%zu)", session_count(a));
 	is_int(session_log_time(b), session_log_time(a), "same log time");
 	ok(digest_equal(session_digest(b), session_digest(a)), "same digest");
-	is_int(same_verdicts(a, b, 6, SESSION_MAX_RESULTS + 2), 0,
-	       "every request is judged alike (clients 1-6, seqs 1-%d, 3 hashes)",
-	       SESSION_MAX_RESULTS + 2);
+	is_int(same_verdicts(a, b, 6, SESSION_MAX_RESULTS + 5), 0,
+	       "every request is judged alike (clients 1-6, seqs 1-%d, 3 hashes, retry or not)",
+	       SESSION_MAX_RESULTS + 5);
 	is_int(save(b, &m2), 0, "save the loaded table");
 	ok(m2.len == m.len && memcmp(m2.buf, m.buf, m.len) == 0, "the same bytes again");
 	sh_free(m2.buf);
@@ -741,8 +963,19 @@ static void test_round_trip(void)
 	       session_count(a));
 	ok(digest_equal(session_digest(b), session_digest(a)), "same digest after it");
 	is_int(same_verdicts(a, b, 6, 10), 0, "and the same verdicts");
-	r = req(4, SESSION_MAX_RESULTS + 1, 1, T0 + 16 + TTL, 0);
-	is_int(put(b, &r, NULL), SESSION_FULL, "the loaded full session is FULL");
+	r = req(4, 4, 1, T0, 0);
+	is_int(peek(b, &r, NULL), SESSION_DUPLICATE,
+	       "the loaded session that forgot seqs 1-3 holds seq 4");
+	r = req(4, 3, 1, T0, 0);
+	is_int(peek(b, &r, NULL), SESSION_STALE, "and seq 3 is STALE");
+	r = req(4, SESSION_MAX_RESULTS + 4, 1, T0 + 16 + TTL, 0);
+	is_int(put(b, &r, NULL), SESSION_NEW, "it writes one more: NEW");
+	is_int(put(a, &r, NULL), SESSION_NEW, "(and so does the saved one)");
+	r = req(4, 4, 1, T0, 0);
+	is_int(peek(b, &r, NULL), SESSION_STALE, "seq 4 is forgotten in the loaded table");
+	is_int(peek(a, &r, NULL), SESSION_STALE, "as in the saved one");
+	ok(digest_equal(session_digest(b), session_digest(a)), "same digest after it");
+	is_int(same_verdicts(a, b, 6, SESSION_MAX_RESULTS + 5), 0, "and the same verdicts");
 	sh_free(m.buf);
 	session_table_free(a);
 	session_table_free(b);
@@ -839,6 +1072,37 @@ static void many_sessions(struct mem *m, uint32_t n)
 	}
 }
 
+static void full_stream(struct mem *m, uint32_t sessions, uint32_t results)
+{
+	memset(m, 0, sizeof *m);
+	put_u64(m, T0 + sessions);
+	put_u32(m, sessions);
+	for (uint32_t c = 1; c <= sessions; c++) {
+		put_session(m, c, T0 + c, 1, results);
+		for (uint32_t s = 1; s <= results; s++) {
+			struct session_req r = req(c, s, 1, T0 + c, s);
+			struct session_result res = result_of(&r);
+
+			put_result(m, &res);
+		}
+	}
+}
+
+/* Sessions 1..n, each with seq 1 recorded, all last written at ms. */
+static void same_time_sessions(struct mem *m, uint32_t n, uint64_t ms)
+{
+	memset(m, 0, sizeof *m);
+	put_u64(m, ms);
+	put_u32(m, n);
+	for (uint32_t i = 1; i <= n; i++) {
+		struct session_req r = req(i, 1, 1, ms, 0);
+		struct session_result res = result_of(&r);
+
+		put_session(m, i, ms, 1, 1);
+		put_result(m, &res);
+	}
+}
+
 static void test_damaged(void)
 {
 	struct session_table *t = small_table();
@@ -851,8 +1115,8 @@ static void test_damaged(void)
 		set_u32(&m, OFF_B_RESULTS, SESSION_MAX_RESULTS + 1);
 		refused(&m, "a session's results count over SESSION_MAX_RESULTS");
 		set_u32(&m, OFF_B_RESULTS, 1);
-		set_u32(&m, OFF_SESSIONS, SESSION_MAX + 1);
-		refused(&m, "a sessions count over SESSION_MAX");
+		set_u32(&m, OFF_SESSIONS, SESSION_HARD_MAX + 1);
+		refused(&m, "a sessions count over SESSION_HARD_MAX");
 		set_u32(&m, OFF_SESSIONS, 2);
 		set_u64(&m, OFF_A_SEQ2, 3);
 		set_u64(&m, OFF_A_SEQ3, 2);
@@ -874,7 +1138,8 @@ static void test_damaged(void)
 	accepted(&m, "SESSION_MAX sessions", SESSION_MAX);
 	sh_free(m.buf);
 	many_sessions(&m, SESSION_MAX + 1);
-	refused(&m, "SESSION_MAX + 1 whole sessions");
+	accepted(&m, "SESSION_MAX + 1 sessions (a table holds more while none is idle a minute)",
+		 SESSION_MAX + 1);
 	sh_free(m.buf);
 }
 
@@ -887,7 +1152,7 @@ static void test_count_bound(void)
 	struct session_req r;
 	struct sh_err err;
 	struct mem m;
-	struct digest d;
+	struct digest d, d2;
 	int bad = 0;
 	uint32_t i;
 
@@ -911,13 +1176,28 @@ static void test_count_bound(void)
 	is_int(put(t, &r, NULL), SESSION_NEW, "one session more");
 	is_int(session_count(t), SESSION_MAX, "the count stays at SESSION_MAX");
 	r = req(1, 1, 1, T0, 0);
-	is_int(peek(t, &r, NULL), SESSION_NEW, "the least recently written session is gone");
+	is_int(peek(t, &r, NULL), SESSION_NEW,
+	       "the least recently written session is gone: its seq 1 is NEW again");
+	r = req(1, 2, 1, T0, 0);
+	is_int(peek(t, &r, NULL), SESSION_EXPIRED, "its seq 2 EXPIRED");
+	r.retry = true;
+	is_int(peek(t, &r, NULL), SESSION_EXPIRED, "retried too");
 	r = req(0, 1, 1, T0, 0);
 	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "the one written again is kept");
 	r = req(2, 1, 1, T0, 0);
 	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "and the next oldest");
 	r = req(SESSION_MAX, 1, 1, T0, 0);
 	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "and the newest");
+	d2 = session_digest(t);
+	r = req(1, 2, 1, T0 + SESSION_MAX + 1, 0);
+	is_int(put(t, &r, NULL), SESSION_EXPIRED, "the evicted session's seq 2 written: EXPIRED");
+	r = req(1, 3, 3, T0 + SESSION_MAX + 1, 0);
+	r.retry = true;
+	is_int(put(t, &r, NULL), SESSION_EXPIRED, "its seq 3 (done_below 3, a retry): EXPIRED");
+	is_int(session_count(t), SESSION_MAX, "no session made");
+	r = req(2, 1, 1, T0, 0);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "none evicted (the next oldest is held)");
+	ok(digest_equal(session_digest(t), d2), "the table is as it was (digest)");
 
 	is_int(load(&m, &u, &err), 0, "load the table saved before the session more: %s", err.msg);
 	if (u != NULL) {
@@ -927,6 +1207,8 @@ static void test_count_bound(void)
 		is_int(session_count(u), SESSION_MAX, "one session more: SESSION_MAX");
 		r = req(1, 1, 1, T0, 0);
 		is_int(peek(u, &r, NULL), SESSION_NEW, "the same session went (LRU order kept)");
+		r = req(1, 2, 1, T0, 0);
+		is_int(peek(u, &r, NULL), SESSION_EXPIRED, "(its seq 2 EXPIRED)");
 		r = req(0, 1, 1, T0, 0);
 		is_int(peek(u, &r, NULL), SESSION_DUPLICATE, "the one written again is kept");
 		ok(digest_equal(session_digest(u), session_digest(t)), "the digests agree");
@@ -936,12 +1218,67 @@ static void test_count_bound(void)
 	session_table_free(t);
 }
 
+/* Beyond SESSION_MAX, only sessions idle SESSION_MIN_IDLE_MS go: the
+ * table holds more until then.  (Loaded rather than written: quicker.) */
+static void test_min_idle(void)
+{
+	const uint64_t ms = 5000;
+	struct session_table *t, *u;
+	struct session_req r;
+	struct sh_err err;
+	struct mem m;
+
+	same_time_sessions(&m, SESSION_MAX, ms);
+	is_int(load(&m, &t, &err), 0, "load SESSION_MAX sessions all written at %" PRIu64 ": %s",
+	       ms, err.msg);
+	sh_free(m.buf);
+	if (t == NULL)
+		return;
+	r = req(SESSION_MAX + 1, 1, 1, ms + 1, 0);
+	is_int(put(t, &r, NULL), SESSION_NEW, "one session more, 1 ms later");
+	is_int(session_count(t), SESSION_MAX + 1,
+	       "none is idle SESSION_MIN_IDLE_MS: all held (SESSION_MAX + 1)");
+	r = req(1, 1, 1, ms, 0);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE,
+	       "the least recently written one still answers for its seq 1");
+
+	save(t, &m);
+	is_int(load(&m, &u, &err), 0, "such a table saves and loads: %s", err.msg);
+	if (u != NULL) {
+		is_int(session_count(u), SESSION_MAX + 1, "with its SESSION_MAX + 1 sessions");
+		ok(digest_equal(session_digest(u), session_digest(t)), "and its digest");
+		session_table_free(u);
+	}
+	sh_free(m.buf);
+
+	r = req(SESSION_MAX + 2, 1, 1, ms + SESSION_MIN_IDLE_MS - 1, 0);
+	is_int(put(t, &r, NULL), SESSION_NEW, "another, SESSION_MIN_IDLE_MS - 1 after the first");
+	is_int(session_count(t), SESSION_MAX + 2, "still all held");
+	r = req(SESSION_MAX + 3, 1, 1, ms + SESSION_MIN_IDLE_MS, 0);
+	is_int(put(t, &r, NULL), SESSION_NEW, "another, SESSION_MIN_IDLE_MS after the first");
+	is_int(session_count(t), SESSION_MAX,
+	       "the least recently written, idle, went: SESSION_MAX");
+	r = req(3, 1, 1, ms, 0);
+	is_int(peek(t, &r, NULL), SESSION_NEW, "clients 1-3 went: client 3's seq 1 is NEW again");
+	r = req(3, 2, 1, ms, 0);
+	is_int(peek(t, &r, NULL), SESSION_EXPIRED, "its seq 2 EXPIRED");
+	r = req(4, 1, 1, ms, 0);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "client 4 is kept");
+	r = req(SESSION_MAX + 1, 1, 1, ms, 0);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "and the ones written later");
+	r = req(SESSION_MAX + 3, 1, 1, ms, 0);
+	is_int(peek(t, &r, NULL), SESSION_DUPLICATE, "to the newest");
+	session_table_free(t);
+}
+
 /* ------------------------------------------------------------ digest, swap */
 
+/* Clients 2 and 1 in turn, seqs 1-3 each (sessions start at seq 1). */
 static void feed(struct session_table *t, uint64_t affected3)
 {
 	for (uint64_t s = 1; s <= 6; s++) {
-		struct session_req r = req((uint32_t)(s % 2 + 1), s, s > 4 ? 2 : 1, T0 + s, s);
+		struct session_req r =
+			req((uint32_t)(s % 2 + 1), (s + 1) / 2, s > 4 ? 2 : 1, T0 + s, s);
 		struct session_result res = result_of(&r);
 
 		if (s == 3)
@@ -978,13 +1315,45 @@ static void test_digest(void)
 	   "the digests exchanged");
 	is_int(session_log_time(a), T0, "and the log times");
 	is_int(session_log_time(e), T0 + 6, "both ways");
-	r = req(1, 6, 1, T0, 6);
+	r = req(1, 3, 1, T0, 6);
 	is_int(peek(e, &r, NULL), SESSION_DUPLICATE, "e answers for a's writes");
-	is_int(peek(a, &r, NULL), SESSION_NEW, "a does not");
+	is_int(peek(a, &r, NULL), SESSION_NEW, "a does not (its client 1 has no seq 3)");
+	r = req(2, 2, 1, T0, 3);
+	is_int(peek(e, &r, NULL), SESSION_DUPLICATE, "e holds a's client 2");
+	is_int(peek(a, &r, NULL), SESSION_EXPIRED, "a does not: its seq 2 is EXPIRED there");
 	session_table_free(a);
 	session_table_free(b);
 	session_table_free(c);
 	session_table_free(e);
+}
+
+/* A swapped table keeps its results bound: what it holds counted as its
+ * own (letting results go after a swap forgets nothing else). */
+static void test_swap_results(void)
+{
+	struct session_table *x = table(), *y = table();
+	struct session_req r;
+	int bad = 0;
+
+	for (uint64_t s = 1; s <= 5; s++) {
+		r = req(1, s, 1, T0, 0);
+		bad += put(x, &r, NULL) != SESSION_NEW;
+	}
+	is_int(bad, 0, "5 writes of a session");
+	session_table_swap(y, x);
+	r = req(1, 6, 6, T0 + 1, 0);
+	is_int(put(y, &r, NULL), SESSION_NEW, "swapped in, it writes seq 6 letting 1-5 go");
+	is_int(peek(y, &r, NULL), SESSION_DUPLICATE, "seq 6 is remembered");
+	r = req(1, 7, 6, T0 + 2, 0);
+	is_int(put(y, &r, NULL), SESSION_NEW, "seq 7");
+	is_int(peek(y, &r, NULL), SESSION_DUPLICATE, "is remembered");
+	r = req(1, 6, 6, T0 + 2, 0);
+	is_int(peek(y, &r, NULL), SESSION_DUPLICATE, "and seq 6 still");
+	r = req(2, 1, 1, T0 + 2, 0);
+	is_int(put(x, &r, NULL), SESSION_NEW, "the table swapped out takes a new session");
+	is_int(peek(x, &r, NULL), SESSION_DUPLICATE, "and remembers its write");
+	session_table_free(x);
+	session_table_free(y);
 }
 
 /* ------------------------------------------------------------ memory */
@@ -1073,7 +1442,8 @@ int main(void)
 	test_done_below();
 	test_late_copy();
 	test_mismatch();
-	test_full();
+	test_max_results();
+	test_max_all_results();
 	test_expiry();
 	test_log_time();
 	test_answer();
@@ -1082,7 +1452,9 @@ int main(void)
 	test_truncated();
 	test_damaged();
 	test_count_bound();
+	test_min_idle();
 	test_digest();
+	test_swap_results();
 	test_enomem();
 	return done_testing();
 }

@@ -11,10 +11,11 @@
 from .client import Client, Hit, Point
 from .errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, Internal,
                      InvalidArgument, NotFound, OutcomeUnknown, PermissionDenied,
-                     ResourceExhausted, ShoalError, Unauthenticated, Unavailable)
+                     ResourceExhausted, SessionExpired, ShoalError, Unauthenticated,
+                     Unavailable)
 
 __all__ = [
     "Client", "Hit", "Point", "ShoalError", "InvalidArgument", "NotFound", "AlreadyExists",
     "FailedPrecondition", "Unavailable", "DeadlineExceeded", "ResourceExhausted",
-    "Unauthenticated", "Internal", "OutcomeUnknown", "PermissionDenied",
+    "Unauthenticated", "Internal", "OutcomeUnknown", "PermissionDenied", "SessionExpired",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import shoal_pb2 as pb
 from ._filter import to_proto
-from .errors import (DeadlineExceeded, Internal, InvalidArgument, OutcomeUnknown,
+from .errors import (DeadlineExceeded, Internal, InvalidArgument, OutcomeUnknown, SessionExpired,
                      ShoalError, Unavailable, error_for)
 
 _HDR = struct.Struct("<IQHBB")  # length, id, method, flags, status
@@ -47,9 +47,9 @@ METRIC_NAME = {pb.METRIC_DEFAULT: "l2", pb.METRIC_L2: "l2", pb.METRIC_COSINE: "c
 
 
 # The field number of `write` (WriteOptions) in each write request: a
-# retry appends the write's options again with `retry` set; the last copy
-# of a message field is the one a server takes (protobuf merges the two,
-# and the second holds every field).
+# retry appends the write's options again (with `retry` set, or renumbered
+# in a new session); the last copy of a message field is the one a server
+# takes (protobuf merges the two, and the second holds every field).
 _WRITE_FIELD = {pb.METHOD_CREATE_COLLECTION: 6, pb.METHOD_DROP_COLLECTION: 2,
                 pb.METHOD_UPSERT: 3, pb.METHOD_DELETE: 3, pb.METHOD_SET_PAYLOAD: 8}
 
@@ -58,11 +58,8 @@ _READ_METHODS = {pb.METHOD_LIST_COLLECTIONS, pb.METHOD_DESCRIBE_COLLECTION, pb.M
                  pb.METHOD_COUNT, pb.METHOD_SCROLL, pb.METHOD_SEARCH}
 
 
-def _retry_options(method, wopts):
-    o = pb.WriteOptions()
-    o.CopyFrom(wopts)
-    o.retry = True
-    b = o.SerializeToString()
+def _options_field(method, wopts):
+    b = wopts.SerializeToString()
     return bytes([_WRITE_FIELD[method] << 3 | 2, len(b)]) + b
 
 
@@ -195,7 +192,8 @@ class Client:
         self._cur, self._sock, self._buf = 0, None, bytearray()
         self._role_at, self._hint, self._next_id = None, "", 0
         self.follow = follow
-        self._client_id, self._seq, self._wopts = os.urandom(16), 0, None
+        self._wopts = None
+        self._new_session()
         self._moved = self._electing = False
         self.token = (0, 0)  # (term, index) of the last acknowledged write
         self.read_state = None  # the last read's ReadState message
@@ -440,7 +438,8 @@ class Client:
             if attempt > 0:
                 if time.monotonic() >= deadline:
                     break
-                self._backoff(attempt, deadline)
+                # during an election poll every 25-50 ms (libshoal does too)
+                self._backoff(2 if self._electing else attempt, deadline)
                 self._next_addr()
             attempt += 1
             self._electing = False
@@ -450,8 +449,21 @@ class Client:
                 if not write or method not in _WRITE_FIELD or self._wopts is None:
                     raise
                 if not maybe:
-                    body = bytes(body) + _retry_options(method, self._wopts)
+                    self._wopts.retry = True
+                    body = bytes(body) + _options_field(method, self._wopts)
                 err, maybe = e, True
+            except SessionExpired as e:
+                # the cluster dropped our session: a new one; a write none of
+                # whose attempts may have applied goes again as its first
+                self._new_session()
+                if maybe or self._wopts is None:
+                    raise OutcomeUnknown("%s (an earlier attempt of the write may have been "
+                                         "applied)" % e.message) from None
+                self._seq += 1
+                self._wopts.client_id, self._wopts.seq = self._client_id, self._seq
+                self._wopts.done_below, self._wopts.retry = self._seq, False
+                body = bytes(body) + _options_field(method, self._wopts)
+                err = e
             except Unavailable as e:
                 err = e
             except ShoalError as e:
@@ -510,10 +522,18 @@ class Client:
         one at a time, so every earlier write is answered."""
         level = self.ack if ack is None else ack
         self._check(level, ACK, "ack")
+        if level in ("leader", "one"):  # fast, without a session: not sent again
+            self._wopts = None
+            return pb.WriteOptions(ack=ACK[level])
+        if self._pid != os.getpid():  # a forked child: its own session
+            self._new_session()
         self._seq += 1
         self._wopts = pb.WriteOptions(ack=ACK[level], client_id=self._client_id,
                                       seq=self._seq, done_below=self._seq)
         return self._wopts
+
+    def _new_session(self):
+        self._client_id, self._seq, self._pid = os.urandom(16), 0, os.getpid()
 
     def _wrote(self, body):
         r = _decode(pb.WriteResponse, body)

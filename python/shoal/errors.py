@@ -84,6 +84,14 @@ class PermissionDenied(ShoalError):
     code, status = 11, "PERMISSION_DENIED"
 
 
+class SessionExpired(ShoalError):
+    """A write of a client session the cluster no longer holds: not applied
+    now, an earlier copy unknown (the Client starts a new session and sends
+    a first attempt again by itself)."""
+
+    code, status = 12, "SESSION_EXPIRED"
+
+
 _BY_CODE = {
     cls.code: cls
     for cls in (
@@ -98,6 +106,7 @@ _BY_CODE = {
         Internal,
         OutcomeUnknown,
         PermissionDenied,
+        SessionExpired,
     )
 }
 

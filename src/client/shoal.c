@@ -66,9 +66,10 @@ const char *shoal_status_name(int status)
 					    "UNAUTHENTICATED",
 					    "INTERNAL",
 					    "OUTCOME_UNKNOWN",
-					    "PERMISSION_DENIED"};
+					    "PERMISSION_DENIED",
+					    "SESSION_EXPIRED"};
 
-	return status >= 0 && status < 12 ? names[status] : "UNKNOWN";
+	return status >= 0 && status < 13 ? names[status] : "UNKNOWN";
 }
 
 void shoal_free(void *p)
@@ -612,6 +613,23 @@ static void next_addr(shoal *c)
 	c->moved = false;
 }
 
+/* A new client session: 16 random bytes (from the back-off's generator,
+ * stirred, if the system's source fails), never all zero, numbered from
+ * 1 again. */
+void cl_new_session(shoal *c)
+{
+	uint64_t w[2];
+
+	if (getrandom(w, sizeof w, 0) != (ssize_t)sizeof w) {
+		w[0] = c->rng * 0x9e3779b97f4a7c15ull;
+		w[1] = sh_clock_wall_ns() ^ (uint64_t)getpid();
+	}
+	w[0] |= 1;
+	memcpy(c->client_id, w, sizeof w);
+	c->seq = 0;
+	c->pid = getpid();
+}
+
 /* The write options of a write request with a client session (its
  * `write` field), or NULL: such a write may be sent again after an
  * attempt whose outcome is unknown (doc/clients.md, "Exactly-once
@@ -639,6 +657,7 @@ static int after_maybe(shoal *c, int rv, bool maybe)
 	if (!maybe || rv == SHOAL_OK || rv == SHOAL_DEADLINE_EXCEEDED ||
 	    rv == SHOAL_OUTCOME_UNKNOWN)
 		return rv;
+	/* SESSION_EXPIRED too: a new session is drawn for the next call */
 	snprintf(c->msg + l, sizeof c->msg - l,
 		 " (an earlier attempt of the write may have been applied)");
 	return SHOAL_OUTCOME_UNKNOWN;
@@ -658,6 +677,21 @@ static bool may_resend(shoal *c, const Shoal__WriteOptions *wo, int rv)
 	return false;
 }
 
+/* The cluster no longer holds the handle's session (an hour without
+ * writes, or dropped): a new one.  A write none of whose attempts may
+ * have applied is sent again as its first write (true); one that may
+ * have is not (its fate is unknown: the call says so). */
+static bool renumber(shoal *c, Shoal__WriteOptions *wo, bool maybe)
+{
+	cl_new_session(c);
+	if (maybe)
+		return false;
+	c->seq++;
+	cl_session(c, wo, c->seq, c->seq);
+	wo->retry = false;
+	return true;
+}
+
 static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req, bool write,
 			 struct arena *a, const ProtobufCMessageDescriptor *rd,
 			 ProtobufCMessage **resp, uint64_t deadline)
@@ -669,12 +703,14 @@ static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req,
 	c->deadline = deadline;
 	c->moved = false;
 	/* an attempt that met a dead leader's name (an election under way)
-	 * does not count against retries: those go on within the deadline */
+	 * does not count against retries: those go on within the deadline,
+	 * every 25-50 ms (a status call each), so that the new leader is
+	 * found as soon as it is elected, not up to a 400 ms back-off later */
 	for (int attempt = 0; spent <= c->o.retries; attempt++, spent += !c->electing) {
 		if (attempt > 0) {
 			if (sh_clock_mono_ns() >= deadline)
 				break;
-			backoff(c, attempt, deadline);
+			backoff(c, c->electing ? 2 : attempt, deadline);
 			next_addr(c);
 		}
 		c->electing = false;
@@ -693,6 +729,8 @@ static int call_attempts(shoal *c, uint16_t method, const ProtobufCMessage *req,
 		}
 		if (rv == SHOAL_OUTCOME_UNKNOWN && write && (maybe |= may_resend(c, wo, rv)))
 			continue; /* the leader changed under it: its session makes a resend safe */
+		if (rv == SHOAL_SESSION_EXPIRED && wo != NULL && renumber(c, wo, maybe))
+			continue; /* not applied, and no other copy: again, in a new session */
 		if (rv != SHOAL_UNAVAILABLE)
 			return after_maybe(c, rv, maybe);
 		if (write && sent && c->fd < 0 && !c->tls_refused) {
@@ -762,20 +800,6 @@ static int parse_addrs(shoal *c, const char *addrs)
 		       : cl_fail(c, SHOAL_INVALID_ARGUMENT, "no address given ('%s')", addrs);
 }
 
-/* The session's client id: 16 random bytes (from the back-off's generator,
- * stirred, if the system's source fails), never all zero. */
-static void new_client_id(shoal *c)
-{
-	uint64_t w[2];
-
-	if (getrandom(w, sizeof w, 0) != (ssize_t)sizeof w) {
-		w[0] = c->rng * 0x9e3779b97f4a7c15ull;
-		w[1] = sh_clock_wall_ns() ^ (uint64_t)getpid();
-	}
-	w[0] |= 1;
-	memcpy(c->client_id, w, sizeof w);
-}
-
 int cl_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 {
 	shoal *c = sh_calloc(1, sizeof *c);
@@ -815,7 +839,7 @@ int cl_open(const char *addrs, const struct shoal_options *opts, shoal **out)
 			       "read_from: unknown (%d), or preferred without read_addr",
 			       (int)c->o.read_from);
 	c->rng = (sh_clock_mono_ns() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)c) | 1;
-	new_client_id(c);
+	cl_new_session(c);
 	if ((rv = cl_tls_init(c)) != SHOAL_OK)
 		return rv;
 	c->o.tls_ca_file = c->o.tls_cert_file = c->o.tls_key_file = NULL; /* loaded */

@@ -27,6 +27,7 @@ struct shoal {
 	 * write takes the next seq, and all attempts of it carry that seq */
 	unsigned char client_id[16];
 	uint64_t seq; /* the last taken */
+	pid_t pid;    /* the process that drew it: a fork draws its own */
 	struct frame_dec *dec;
 	struct shoal_options o;
 	uint64_t next_id;
@@ -107,5 +108,14 @@ int cl_pipeline(shoal *c, const struct cl_pipe *p);
 /* The session fields of a write (seq; the client knows every outcome
  * below done_below). */
 void cl_session(shoal *c, Shoal__WriteOptions *w, uint64_t seq, uint64_t done_below);
+/* A new session (cl_open; after SESSION_EXPIRED; in a forked child). */
+void cl_new_session(shoal *c);
+/* Do the handle's writes carry a session?  With an ack level of quorum or
+ * all, or the server's default: a write with a session is acknowledged at
+ * quorum at least (doc/clients.md); writes at leader and one go without,
+ * fast, and are not sent again after an unknown outcome.  Draws a new
+ * session in a forked child, whose writes must not share the parent's
+ * numbers. */
+bool cl_sessions(shoal *c);
 
 #endif

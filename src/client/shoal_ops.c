@@ -12,8 +12,18 @@
 #include "util/clock.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define NOMEM(c) cl_fail((c), SHOAL_RESOURCE_EXHAUSTED, "out of memory")
+
+bool cl_sessions(shoal *c)
+{
+	if (c->o.ack == SHOAL_ACK_LEADER || c->o.ack == SHOAL_ACK_ONE)
+		return false;
+	if (c->pid != getpid())
+		cl_new_session(c);
+	return true;
+}
 
 void cl_session(shoal *c, Shoal__WriteOptions *w, uint64_t seq, uint64_t done_below)
 {
@@ -32,8 +42,10 @@ static Shoal__WriteOptions *write_opts(shoal *c, struct arena *a)
 	if (w != NULL) {
 		shoal__write_options__init(w);
 		w->ack = (Shoal__Ack)c->o.ack;
-		c->seq++;
-		cl_session(c, w, c->seq, c->seq);
+		if (cl_sessions(c)) {
+			c->seq++;
+			cl_session(c, w, c->seq, c->seq);
+		}
 	}
 	return w;
 }

@@ -150,7 +150,8 @@ static int up_build(shoal *c, void *arg, size_t i, size_t low, struct cl_buf *b,
 		pp[k] = &pv[k];
 	}
 	w.ack = (Shoal__Ack)c->o.ack;
-	cl_session(c, &w, u->seq0 + i, u->seq0 + low);
+	if (u->seq0 != 0)
+		cl_session(c, &w, u->seq0 + i, u->seq0 + low);
 	r.collection = (char *)(uintptr_t)u->coll;
 	r.points = pp;
 	r.n_points = n;
@@ -197,12 +198,15 @@ int shoal_upsert_pipelined(shoal *c, const char *collection, const struct shoal_
 			   size_t n, size_t batch, size_t depth, shoal_progress_fn progress,
 			   void *arg, size_t *acked, struct shoal_token *tok)
 {
-	struct up u = {collection, pts, n,      batch ? batch : 256, 0, c->seq + 1, SHOAL_OK, c,
+	struct up u = {collection, pts, n,      batch ? batch : 256, 0, 0, SHOAL_OK, c,
 		       progress,   arg, c->last};
 	struct cl_pipe p = {(n + u.batch - 1) / u.batch, depth, true, up_build, up_reply, &u};
 	int rv;
 
-	c->seq += p.n; /* taken whether sent or not: seqs need not be dense */
+	if (cl_sessions(c)) {
+		u.seq0 = c->seq + 1;
+		c->seq += p.n; /* taken whether sent or not: seqs need not be dense */
+	}
 	rv = n > 0 ? cl_pipeline(c, &p) : SHOAL_OK;
 
 	if (rv == SHOAL_OK && (rv = u.first_error) != SHOAL_OK)

@@ -427,6 +427,14 @@ void node_peer_writable(struct node *n, uint64_t to)
 		node_snap_writable(n, to);
 }
 
+void node_peer_gone(struct node *n, uint64_t from)
+{
+	if (n->failed || n->raft == NULL)
+		return;
+	raft_leader_link_lost(n->raft, node_now(), from);
+	node_flush(n); /* the timer may be sooner now */
+}
+
 /* ------------------------------------------------------------ boot */
 
 struct boot {

@@ -121,6 +121,8 @@ void node_peer_recv(struct node *n, uint64_t from, enum peer_kind kind, const ui
 		    size_t len);
 /* The queue to `to` drained (below a quarter of max_output). */
 void node_peer_writable(struct node *n, uint64_t to);
+/* The link node `from` opened to this one ended (raft_leader_link_lost). */
+void node_peer_gone(struct node *n, uint64_t from);
 /* The time asked for with env.wake_at came. */
 void node_wake(struct node *n);
 /* The cluster address of node id from membership (NULL when unknown). */

@@ -99,7 +99,7 @@ void node_fwd_reply(struct node *n, uint64_t from, const uint8_t *buf, size_t le
 	if (w != NULL && m->not_leader) {
 		node_write_wait(n, w); /* nothing was done: again once a leader is known */
 	} else if (w != NULL) {
-		int code = m->code <= 0 && m->code >= SH_EUNKNOWN ? m->code : SH_EUNKNOWN;
+		int code = m->code <= 0 && m->code >= SH_ELAST ? m->code : SH_EUNKNOWN;
 
 		w->term = m->term;
 		w->index = m->index;

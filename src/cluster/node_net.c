@@ -108,6 +108,14 @@ static void on_writable(void *data, uint64_t to)
 		node_peer_writable(nn->node, to);
 }
 
+static void on_gone(void *data, uint64_t from)
+{
+	struct node_net *nn = data;
+
+	if (nn->node != NULL)
+		node_peer_gone(nn->node, from);
+}
+
 /* ------------------------------------------------------------ life */
 
 int node_net_new(const struct node_net_opts *o, struct node_net **out, struct sh_err *err)
@@ -122,6 +130,7 @@ int node_net_new(const struct node_net_opts *o, struct node_net **out, struct sh
 			       .address = on_address,
 			       .name = on_name,
 			       .writable = on_writable,
+			       .gone = on_gone,
 			       .tls = o->tls};
 	int rv;
 

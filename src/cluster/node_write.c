@@ -30,7 +30,6 @@
 
 #include "storage/db.h"
 #include "util/alloc.h"
-#include "util/clock.h"
 #include "util/log.h"
 
 #include <inttypes.h>
@@ -138,9 +137,24 @@ static void record_of(const struct wal_buf *b, uint8_t *type, uint32_t *len)
 	*len = r.len;
 }
 
+/* The log time this leader stamps on a write with a session: the log time
+ * of its applied state when its term began, plus its monotonic clock
+ * since — never its wall clock, which a node may have wrong by hours (a
+ * jump would expire every session at once: session.h). */
+static uint64_t log_time(struct node *n)
+{
+	uint64_t now = node_now();
+
+	if (n->lt_term != raft_term(n->raft)) {
+		n->lt_term = raft_term(n->raft);
+		n->lt_base = store_log_time(db_store(n->o.db));
+		n->lt_mono = now;
+	}
+	return n->lt_base + (now - n->lt_mono);
+}
+
 /* Put w in the log: check, encode at the next index, append.  A write
- * with a session gets the log time here, from the leader's wall clock
- * (session.h). */
+ * with a session gets the log time here (log_time). */
 static int propose(struct node *n, struct pwrite *w, struct sh_err *err)
 {
 	uint64_t index = raft_last_index(n->raft) + 1, term = raft_term(n->raft), i, t;
@@ -151,7 +165,7 @@ static int propose(struct node *n, struct pwrite *w, struct sh_err *err)
 	int rv;
 
 	if (e.session.set)
-		e.session.time_ms = sh_clock_wall_ns() / 1000000;
+		e.session.time_ms = log_time(n);
 	if ((rv = db_prepare(n->o.db, &e, term, index, &b, &w->affected, err)) != 0)
 		return rv;
 	record_of(b, &type, &len);
@@ -180,10 +194,10 @@ static void refuse_full(struct node *n, struct pwrite *w)
 }
 
 /* A retried write the applied state already holds the answer to (its
- * session's result, or a refusal): answered without a new entry.  The
- * original entry is applied here, so committed: every ack level but
- * `all` holds, and `all` is answered as of that entry too (the retry
- * changes nothing a voter could miss). */
+ * session's result, or a mismatch): answered without a new entry.  The
+ * first copy is applied here, so committed: every ack level but `all`
+ * holds; `all` waits until every voter holds that entry (the first
+ * attempt may have failed because one did not). */
 static bool answered(struct node *n, struct pwrite *w)
 {
 	struct session_result res;
@@ -196,7 +210,11 @@ static bool answered(struct node *n, struct pwrite *w)
 	w->term = res.term;
 	w->index = res.index;
 	w->affected = (size_t)res.affected;
-	node_write_finish(n, w, rv, rv != 0 ? &err : NULL);
+	w->settled = true;
+	if (rv == 0 && w->ack == NODE_ACK_ALL) /* once every voter holds that entry */
+		push_tail(&n->proposed, w);
+	else
+		node_write_finish(n, w, rv, rv != 0 ? &err : NULL);
 	return true;
 }
 
@@ -206,6 +224,8 @@ static void lead(struct node *n, struct pwrite *w)
 	struct sh_err err;
 	int rv;
 
+	if (w->change == 0 && answered(n, w)) /* before any refusal: it may have applied */
+		return;
 	if (n->full) { /* writes that waited behind the DDL gate come here too */
 		refuse_full(n, w);
 		return;
@@ -229,8 +249,6 @@ static void lead(struct node *n, struct pwrite *w)
 		push_tail(&n->wait_gate, w);
 		return;
 	}
-	if (answered(n, w))
-		return;
 	if ((rv = propose(n, w, &err)) != 0) {
 		if (rv == SH_EUNAVAIL)
 			push_tail(&n->wait_leader, w);
@@ -345,6 +363,11 @@ int node_write_propose_conf(struct node *n, const struct raft_conf *c, uint64_t 
 
 /* ------------------------------------------------------------ acks */
 
+static bool session_of(const struct pwrite *w)
+{
+	return w->e != NULL && w->e->session.set && !w->settled;
+}
+
 /* Committed: leader and one hold; quorum and all also wait for this
  * node's apply (doc/replication.md, "Writes and acks") unless it cannot
  * come soon: the log cannot grow (a full disk: Raft committed the entry
@@ -357,7 +380,7 @@ static int committed(struct node *n, const struct pwrite *w)
 
 	if (w->ack != NODE_ACK_QUORUM && w->ack != NODE_ACK_ALL)
 		return 1;
-	if (n->full || db_snapshotting(db))
+	if ((n->full || db_snapshotting(db)) && !session_of(w))
 		return 1;
 	return db_applied_index(db) >= w->index;
 }
@@ -419,20 +442,23 @@ static int acked(struct node *n, struct pwrite *w, struct sh_err *err)
 	return raft_acked(r, w->index) >= (voters < 2 ? voters : 2); /* one */
 }
 
-/* An acknowledged write with a session, applied here: answered with what
- * applying it did — the first copy's result when this entry was a
- * duplicate (its token, which the log holds that write at; its outcome),
- * or this entry's refusal (session.h).  Not applied here yet (ack leader
- * or one): this entry's token, which orders after the first copy. */
+/* An acknowledged write with a session, applied here (committed() waits
+ * for that; the api makes such writes quorum at least): answered with
+ * what applying its entry did — the first copy's result when it was a
+ * duplicate (its token, its count), or the refusal (session.h). */
 static int settle(struct node *n, struct pwrite *w, struct sh_err *err)
 {
 	struct session_result res;
 	int rv;
 
-	if (w->e == NULL || !w->e->session.set || db_applied_index(n->o.db) < w->index ||
-	    !store_session_known(db_store(n->o.db), &w->e->session, &res, &rv, err))
+	if (!session_of(w))
 		return 0;
-	if (rv == 0 && res.index != 0) {
+	if (!store_session_verdict(db_store(n->o.db), w->index, &w->e->session, &res, &rv, err))
+		return sh_err_set(err, SH_EUNKNOWN,
+				  "entry %" PRIu64 " is applied, but what its client session made "
+				  "of it is no longer known here",
+				  w->index);
+	if (rv == 0) {
 		w->term = res.term;
 		w->index = res.index;
 		w->affected = (size_t)res.affected;

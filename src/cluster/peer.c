@@ -261,6 +261,9 @@ static void in_event(struct bufferevent *bev, short what, void *arg)
 			  what & BEV_EVENT_TIMEOUT ? "idle"
 			  : what & BEV_EVENT_EOF   ? "end of stream"
 						   : strerror(errno));
+		if (c->from != 0 && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
+		    c->p->o.gone != NULL)
+			c->p->o.gone(c->p->o.data, c->from);
 		in_free(c);
 	}
 }

@@ -80,6 +80,9 @@ struct peer_opts {
 	const char *(*name)(void *data, uint64_t id);
 	/* The queue to `to` drained below a quarter of max_output (optional). */
 	void (*writable)(void *data, uint64_t to);
+	/* The connection node `from` opened to this one ended: end of stream
+	 * or an error, not a refusal (optional). */
+	void (*gone)(void *data, uint64_t from);
 	void *data;
 	/* Optional: every link in TLS (peer_tls.h); plaintext links are then
 	 * refused, as TLS links are without it. */

@@ -643,6 +643,23 @@ void raft_peer_dead(struct raft *r, uint64_t now, uint64_t id)
 			now + r->io.random(r->io.data) % (2 * (uint64_t)r->o.heartbeat_ms + 1);
 }
 
+void raft_leader_link_lost(struct raft *r, uint64_t now, uint64_t id)
+{
+	uint64_t lease_end = r->leader_contact + r->o.election_timeout_ms, at;
+
+	if (r->role == RAFT_LEADER || id != r->leader || id == RAFT_NONE ||
+	    !raft_is_voter(r, r->id) || r->standby)
+		return;
+	/* never before the lease ends: a voter that heard the leader within
+	 * an election timeout grants no vote, and neither does this one
+	 * stand; spread over two heartbeats, as raft_peer_dead, so that the
+	 * followers that all saw the stream end do not split the vote */
+	at = (lease_end > now ? lease_end : now) +
+	     r->io.random(r->io.data) % (2 * (uint64_t)r->o.heartbeat_ms + 1);
+	if (at < r->election_at)
+		r->election_at = at;
+}
+
 /* ------------------------------------------------------------ snapshots */
 
 void raft_compacted(struct raft *r, uint64_t index)

@@ -203,6 +203,12 @@ bool raft_lease_valid(const struct raft *r, uint64_t now);
 int raft_transfer(struct raft *r, uint64_t now, uint64_t to);
 /* SWIM says `id` is dead: when it is our leader, elect a new one now. */
 void raft_peer_dead(struct raft *r, uint64_t now, uint64_t id);
+/* The stream `id` sent on ended (its process may be gone: a kill closes
+ * its sockets at once): when it is our leader, stand as soon as the lease
+ * allows — an election timeout after its last message, within two
+ * heartbeats — instead of a randomized one to two timeouts later.  A
+ * message from the leader meanwhile puts the timer back. */
+void raft_leader_link_lost(struct raft *r, uint64_t now, uint64_t id);
 /* Standby (this node's log cannot grow: its disk is full): it stands in no
  * election and ignores TimeoutNow, like a learner, but votes and follows;
  * as leader it hands leadership to the voter whose log is longest, again

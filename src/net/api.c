@@ -85,13 +85,14 @@ int api_status_of(int code)
 	case SH_ETOOBIG: return SHOAL__STATUS_CODE__INVALID_ARGUMENT;
 	case SH_ENOTFOUND: return SHOAL__STATUS_CODE__NOT_FOUND;
 	case SH_EEXIST: return SHOAL__STATUS_CODE__ALREADY_EXISTS;
-	case SH_EUNSUPPORTED:
-	case SH_ESTALE: return SHOAL__STATUS_CODE__FAILED_PRECONDITION;
+	case SH_EUNSUPPORTED: return SHOAL__STATUS_CODE__FAILED_PRECONDITION;
+	case SH_ESESSION: return SHOAL__STATUS_CODE__SESSION_EXPIRED;
 	case SH_EUNAVAIL:
 	case SH_ESHUTDOWN:
 	case SH_EBUSY: return SHOAL__STATUS_CODE__UNAVAILABLE;
 	case SH_ETIMEDOUT: return SHOAL__STATUS_CODE__DEADLINE_EXCEEDED;
-	case SH_EUNKNOWN: return SHOAL__STATUS_CODE__OUTCOME_UNKNOWN;
+	case SH_EUNKNOWN:
+	case SH_ESTALE: return SHOAL__STATUS_CODE__OUTCOME_UNKNOWN; /* an earlier copy? */
 	case SH_ENOMEM:
 	case SH_ENOSPC: return SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED;
 	default: return SHOAL__STATUS_CODE__INTERNAL;
@@ -239,6 +240,7 @@ static int session_of(const Shoal__WriteOptions *w, struct session_req *r, struc
 	r->seq = w->seq;
 	r->done_below = w->done_below;
 	r->hash = w->request_hash;
+	r->retry = w->retry;
 	return session_check(r, err);
 }
 
@@ -249,8 +251,11 @@ static int write_opts(struct op *op, const Shoal__WriteOptions *w, struct entry 
 	if (w != NULL && (w->ack < 0 || w->ack > SHOAL__ACK__ACK_ALL))
 		return sh_err_set(err, SH_EINVAL, "unknown ack level %d", (int)w->ack);
 	op->ack = w != NULL && w->ack != 0 ? (int)w->ack : op->api->o.default_ack;
-	if (w != NULL && w->retry && w->client_id.len > 0 && op->ack < SHOAL__ACK__ACK_QUORUM)
-		op->ack = SHOAL__ACK__ACK_QUORUM; /* proto/shoal.proto, WriteOptions.retry */
+	/* a write with a session is answered with the state machine's verdict
+	 * on it (a duplicate's first result, a refusal), which needs it
+	 * applied: at quorum at least (doc/clients.md, "Exactly-once writes") */
+	if (w != NULL && w->client_id.len > 0 && op->ack < SHOAL__ACK__ACK_QUORUM)
+		op->ack = SHOAL__ACK__ACK_QUORUM;
 	return session_of(w, &e->session, err);
 }
 

@@ -40,9 +40,10 @@ struct rest {
 
 int rest_http_code(int status)
 {
-	static const int codes[] = {200, 400, 404, 409, 412, 503, 504, 429, 401, 500, 500, 403};
+	static const int codes[] = {200, 400, 404, 409, 412, 503, 504,
+				    429, 401, 500, 500, 403, 409};
 
-	return status >= 0 && status < 12 ? codes[status] : 500;
+	return status >= 0 && status < 13 ? codes[status] : 500;
 }
 
 static const char *reason_of(int code)

@@ -3,7 +3,9 @@
  * "Idempotency-Key"; the sessions of storage/session.h).
  *
  * A key names a client session of one write: its client id is a hash of
- * the key, its seq 1.  A retry with the same key and the same request
+ * the key and of the request's credential (keys of different API keys
+ * never meet), its seq 1; like every write with a session it is
+ * acknowledged at quorum at least.  A retry with the same key and the same request
  * (method, path, body: hashed) gets the first answer and is not
  * applied again; the same key with another request is refused.  A write
  * by filter is several writes, one per page of matches, which one key
@@ -58,11 +60,24 @@ static uint64_t request_hash(struct evhttp_request *req)
 	return (d.lo ^ d.hi) | 1; /* never 0: 0 is "not checked" */
 }
 
+/* What scopes a key: the request's credential (Authorization or
+ * api-key, as sent), "" without one — clients with different keys never
+ * share a session by choosing the same Idempotency-Key. */
+static const char *credential(struct evkeyvalq *hdr)
+{
+	const char *v = evhttp_find_header(hdr, "Authorization");
+
+	if (v == NULL)
+		v = evhttp_find_header(hdr, "api-key");
+	return v != NULL ? v : "";
+}
+
 int rest_idempotency(struct op *op, const struct rest_call *c, Shoal__WriteOptions *wo,
 		     struct sh_err *err)
 {
 	struct evkeyvalq *hdr = evhttp_request_get_input_headers(c->req);
 	const char *k = evhttp_find_header(hdr, "Idempotency-Key");
+	const char *scope = credential(hdr);
 	const json_t *f = json_object_get(c->body, "filter");
 	unsigned char *id;
 	struct siphash h;
@@ -80,7 +95,8 @@ int rest_idempotency(struct op *op, const struct rest_call *c, Shoal__WriteOptio
 	if ((id = arena_alloc(&op->arena, SESSION_ID_BYTES)) == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	siphash_init(&h, idem_key);
-	siphash_update(&h, k, strlen(k));
+	siphash_update(&h, k, strlen(k) + 1);
+	siphash_update(&h, scope, strlen(scope) + 1);
 	d = siphash_final(&h);
 	memcpy(id, &d.lo, 8);
 	memcpy(id + 8, &d.hi, 8);

@@ -91,6 +91,7 @@ static Shoal__Log__Session *session_of(const struct entry *e, Shoal__Log__Sessio
 	m->done_below = r->done_below;
 	m->time_ms = r->time_ms;
 	m->hash = r->hash;
+	m->retry = r->retry;
 	return m;
 }
 
@@ -289,6 +290,7 @@ static void session_from(const Shoal__Log__Session *m, struct session_req *r)
 	r->done_below = m->done_below;
 	r->time_ms = m->time_ms;
 	r->hash = m->hash;
+	r->retry = m->retry;
 }
 
 /* The session field of the write messages (none for the others). */

@@ -31,6 +31,7 @@ struct session_table {
 	pthread_rwlock_t lock;
 	struct sess **buckets; /* a power of two of them, or none */
 	size_t n_buckets, n;
+	size_t n_results; /* over all sessions */
 	struct sess *oldest, *newest;
 	uint64_t log_ms;
 	struct digest sum; /* of the sessions' digests */
@@ -79,6 +80,7 @@ void session_table_swap(struct session_table *a, struct session_table *b)
 	a->buckets = b->buckets;
 	a->n_buckets = b->n_buckets;
 	a->n = b->n;
+	a->n_results = b->n_results;
 	a->oldest = b->oldest;
 	a->newest = b->newest;
 	a->log_ms = b->log_ms;
@@ -86,6 +88,7 @@ void session_table_swap(struct session_table *a, struct session_table *b)
 	b->buckets = tmp.buckets;
 	b->n_buckets = tmp.n_buckets;
 	b->n = tmp.n;
+	b->n_results = tmp.n_results;
 	b->oldest = tmp.oldest;
 	b->newest = tmp.newest;
 	b->log_ms = tmp.log_ms;
@@ -215,6 +218,7 @@ static void drop(struct session_table *t, struct sess *s)
 	list_unlink(t, s);
 	digest_sub(&t->sum, s->d);
 	t->n--;
+	t->n_results -= s->n_res;
 	sess_free(s);
 }
 
@@ -240,14 +244,20 @@ static struct sess *add(struct session_table *t, const unsigned char *client)
 	return s;
 }
 
-/* Sessions idle for more than the TTL, and beyond the count bound, go
- * (least recently written first; keep is spared: it is being written). */
+/* Sessions idle for more than the TTL go, and beyond the count bound
+ * those idle for SESSION_MIN_IDLE_MS at least (least recently written
+ * first; keep is spared: it is being written).  A session written within
+ * the last minute is never dropped — the table may hold more than
+ * SESSION_MAX for that long — so that a retry of a session's first write,
+ * within a call's deadline, finds it (a dropped session's seq 1 would be
+ * taken for a new one). */
 static void expire(struct session_table *t, const struct sess *keep)
 {
 	struct sess *s;
 
 	while ((s = t->oldest) != NULL && s != keep &&
-	       (t->n > SESSION_MAX || t->log_ms - s->last_ms > SESSION_TTL_MS))
+	       (t->log_ms - s->last_ms > SESSION_TTL_MS || t->n > SESSION_HARD_MAX ||
+		(t->n > SESSION_MAX && t->log_ms - s->last_ms >= SESSION_MIN_IDLE_MS)))
 		drop(t, s);
 }
 
@@ -270,15 +280,17 @@ static uint32_t res_pos(const struct sess *s, uint64_t seq, bool *found)
 	return lo;
 }
 
-/* The verdict on r for s, whose done_below is `below` (none yet: NULL). */
+/* The verdict on r for s, whose done_below is `below` (s NULL: the client
+ * is not in the table). */
 static enum session_verdict judge(const struct sess *s, uint64_t below, const struct session_req *r,
 				  struct session_result *res)
 {
 	bool found;
 	uint32_t i;
 
-	if (s == NULL)
-		return SESSION_NEW;
+	memset(res, 0, sizeof *res);
+	if (s == NULL) /* a first write (a retry too: a dropped session is idle: expire) */
+		return r->seq == 1 ? SESSION_NEW : SESSION_EXPIRED;
 	i = res_pos(s, r->seq, &found);
 	if (found && r->hash != 0 && s->res[i].hash != 0 && s->res[i].hash != r->hash)
 		return SESSION_MISMATCH;
@@ -288,13 +300,11 @@ static enum session_verdict judge(const struct sess *s, uint64_t below, const st
 	}
 	if (r->seq < below)
 		return SESSION_STALE;
-	if (s->n_res - res_pos(s, below, &found) >= SESSION_MAX_RESULTS)
-		return SESSION_FULL; /* counting those kept once below has moved */
 	return SESSION_NEW;
 }
 
 /* Results below done_below go (lock held). */
-static void move_below(struct sess *s, uint64_t done_below)
+static void move_below(struct session_table *t, struct sess *s, uint64_t done_below)
 {
 	bool found;
 	uint32_t k;
@@ -306,6 +316,7 @@ static void move_below(struct sess *s, uint64_t done_below)
 		return;
 	memmove(s->res, s->res + k, (s->n_res - k) * sizeof *s->res);
 	s->n_res -= k;
+	t->n_results -= k;
 }
 
 int session_begin(struct session_table *t, const struct session_req *r, struct session_result *res)
@@ -317,12 +328,15 @@ int session_begin(struct session_table *t, const struct session_req *r, struct s
 	if (r->time_ms > t->log_ms)
 		t->log_ms = r->time_ms;
 	expire(t, NULL); /* r's own session too, when it is that old */
-	s = find(t, r->client);
+	if ((s = find(t, r->client)) == NULL && (v = (int)judge(NULL, 0, r, res)) != SESSION_NEW) {
+		pthread_rwlock_unlock(&t->lock);
+		return v; /* expired: not made again */
+	}
 	if (s == NULL && (s = add(t, r->client)) == NULL) {
 		pthread_rwlock_unlock(&t->lock);
 		return SH_ENOMEM;
 	}
-	move_below(s, r->done_below);
+	move_below(t, s, r->done_below);
 	s->last_ms = t->log_ms;
 	list_unlink(t, s);
 	list_append(t, s);
@@ -331,6 +345,18 @@ int session_begin(struct session_table *t, const struct session_req *r, struct s
 	expire(t, s); /* the count bound, now that s may be new */
 	pthread_rwlock_unlock(&t->lock);
 	return v;
+}
+
+/* Over SESSION_MAX_ALL_RESULTS: the least recently written sessions
+ * forget their results (lock held). */
+static void forget_over(struct session_table *t)
+{
+	for (struct sess *s = t->oldest; s != NULL && t->n_results > SESSION_MAX_ALL_RESULTS;
+	     s = s->next)
+		if (s->n_res > 0) {
+			move_below(t, s, s->res[s->n_res - 1].seq + 1);
+			rehash(t, s);
+		}
 }
 
 int session_record(struct session_table *t, const struct session_req *r,
@@ -361,7 +387,11 @@ int session_record(struct session_table *t, const struct session_req *r,
 	memmove(s->res + i + 1, s->res + i, (s->n_res - i) * sizeof *s->res);
 	s->res[i] = *res;
 	s->n_res++;
+	t->n_results++;
+	if (s->n_res > SESSION_MAX_RESULTS) /* the oldest is forgotten */
+		move_below(t, s, s->res[0].seq + 1);
 	rehash(t, s);
+	forget_over(t);
 out:
 	pthread_rwlock_unlock(&t->lock);
 	return rv;
@@ -395,22 +425,24 @@ int session_answer(enum session_verdict v, const struct session_req *r,
 				  "was first applied (entry %" PRIu64 "): %s",
 				  r->seq, res->index, sh_strerror(res->rv));
 	case SESSION_STALE:
-		return sh_err_set(
-			err, SH_ESTALE,
-			"write %" PRIu64 " of this client session is older than the "
-			"client's oldest write in flight: not applied (the client gave it "
-			"up or has its answer)",
-			r->seq);
+		return sh_err_set(err, SH_ESTALE,
+				  "write %" PRIu64 " of this client session is older than the "
+				  "client's oldest write in flight: not applied now (the client "
+				  "gave it up, has its answer, or it was forgotten); whether an "
+				  "earlier copy was is unknown",
+				  r->seq);
 	case SESSION_MISMATCH:
 		return sh_err_set(err, SH_EINVAL,
 				  "write %" PRIu64 " of this client session (or this "
 				  "Idempotency-Key) was applied with a different request",
 				  r->seq);
-	case SESSION_FULL:
-		return sh_err_set(err, SH_ETOOBIG,
-				  "this client session holds %d results the client has not let go "
-				  "of: its done_below must move",
-				  SESSION_MAX_RESULTS);
+	case SESSION_EXPIRED:
+		return sh_err_set(
+			err, SH_ESESSION,
+			"write %" PRIu64 " of a client session the cluster no longer "
+			"holds (an hour without writes, or dropped): not applied now, and "
+			"whether an earlier copy was is unknown; start a new session",
+			r->seq);
 	case SESSION_NEW: break;
 	}
 	return 0;
@@ -547,7 +579,9 @@ static int load_sess(struct session_table *t, uint64_t *prev_ms, hnsw_read_fn re
 		return sh_err_set(err, SH_ECORRUPT,
 				  "sessions: a session's times or done_below are out of order");
 	*prev_ms = s->last_ms;
-	if ((rv = load_results(s, le32_get(b + 16), read, ctx, err)) != 0)
+	rv = load_results(s, le32_get(b + 16), read, ctx, err);
+	t->n_results += s->n_res;
+	if (rv != 0)
 		return rv;
 	rehash(t, s);
 	return 0;
@@ -563,7 +597,7 @@ int session_load(struct session_table *t, hnsw_read_fn read, void *ctx, struct s
 	if (read(ctx, b, 12) != 0)
 		return sh_err_set(err, SH_ECORRUPT, "sessions: cannot read the header");
 	t->log_ms = le64_get(b);
-	if ((n = le32_get(b + 8)) > SESSION_MAX)
+	if ((n = le32_get(b + 8)) > SESSION_HARD_MAX)
 		return sh_err_set(err, SH_ECORRUPT, "sessions: absurd size: %" PRIu32 " sessions",
 				  n);
 	for (uint32_t i = 0; i < n && rv == 0; i++)

@@ -6,8 +6,9 @@
  * A write may carry a session: a client id (16 random bytes a client draws
  * once), the write's sequence number in it (from 1), the lowest number
  * whose outcome the client does not know yet (done_below: every write
- * below it is answered, or given up), the log time (the leader's wall
- * clock when it proposed the entry) and optionally a hash of the request.
+ * below it is answered, or given up), whether this copy repeats one whose
+ * outcome the client does not know (retry), the log time (stamped by the
+ * leader that proposed the entry) and optionally a hash of the request.
  * The table remembers, per client, the results of the writes it applied
  * that the client may still ask about (seq >= done_below), and judges
  * every write before it is applied:
@@ -16,12 +17,22 @@
  *   SESSION_DUPLICATE  applied before: *res is the result it had; not
  *                      applied again;
  *   SESSION_STALE      below the session's done_below and not remembered:
- *                      the client gave it up (or has its answer); not
- *                      applied (a late copy must not overwrite newer writes);
+ *                      the client gave it up, has its answer, or the
+ *                      result was forgotten; not applied (a late copy must
+ *                      not overwrite newer writes) — whether an earlier
+ *                      copy applied is not known;
  *   SESSION_MISMATCH   this seq was applied with a different request hash
  *                      (an Idempotency-Key reused for another request);
- *   SESSION_FULL       the session holds SESSION_MAX_RESULTS results the
- *                      client has not let go of (done_below does not move).
+ *   SESSION_EXPIRED    the client is not in the table and this is not a
+ *                      session's first write (seq 1): its session expired
+ *                      or was dropped, and an earlier copy may have
+ *                      applied; not applied — the client starts a new
+ *                      session (Raft dissertation §6.3: a session that
+ *                      expired is an error, never a second application).
+ *                      A first write (a retry of one too) opens a session;
+ *                      that a dropped session's seq 1 would be taken for
+ *                      a new one is why no session written within
+ *                      SESSION_MIN_IDLE_MS of log time is ever dropped.
  *
  * Everything here is a function of the entries applied, in log order,
  * never of local clocks or settings, so every replica holds the same
@@ -29,8 +40,14 @@
  * snapshots).  Sessions expire deterministically: one whose last write is
  * more than SESSION_TTL_MS of log time old is dropped at the next write of
  * any session, and beyond SESSION_MAX sessions the least recently written
- * one goes.  The log time is the largest time of any entry applied, so it
- * never goes back whatever the leaders' clocks say.
+ * one goes if idle for SESSION_MIN_IDLE_MS (else the table holds more for
+ * that long, up to SESSION_HARD_MAX: beyond, the least recently written
+ * goes whatever its age — 16,000 new sessions a second for a minute).  Results are bounded too: a
+ * session keeps its last SESSION_MAX_RESULTS (an older one is forgotten: its done_below moves past
+ * it), the table SESSION_MAX_ALL_RESULTS (beyond, the least recently written sessions forget all of
+ * theirs).  Forgetting only ever turns a later copy into STALE or EXPIRED, never into a second
+ * application.  The log time is the largest time of any entry applied, so it never goes back
+ * whatever the leaders stamp.
  *
  * Threads.  One writer (the apply thread) calls session_begin,
  * session_record and session_load's result adoption; any thread may call
@@ -48,10 +65,13 @@
 #include "storage/digest.h"
 #include "util/err.h"
 
-#define SESSION_ID_BYTES    16
-#define SESSION_TTL_MS      (60ull * 60 * 1000) /* of log time since the last write */
-#define SESSION_MAX         100000              /* sessions held */
-#define SESSION_MAX_RESULTS 1024                /* results held per session */
+#define SESSION_ID_BYTES        16
+#define SESSION_TTL_MS          (60ull * 60 * 1000) /* of log time since the last write */
+#define SESSION_MAX             100000              /* sessions held (idle ones) */
+#define SESSION_MIN_IDLE_MS     (60ull * 1000)      /* none dropped for the count before */
+#define SESSION_HARD_MAX        1000000             /* sessions held, idle or not */
+#define SESSION_MAX_RESULTS     1024                /* results held per session */
+#define SESSION_MAX_ALL_RESULTS (1u << 20)          /* results held in the table */
 
 /* A write's place in its client's session; set false: none. */
 struct session_req {
@@ -61,6 +81,7 @@ struct session_req {
 	uint64_t done_below; /* 1..seq */
 	uint64_t time_ms;    /* the log time: set by the leader when it proposes */
 	uint64_t hash;       /* of the request; 0: not checked */
+	bool retry;          /* this copy repeats one of unknown outcome (informative) */
 };
 
 /* What a write did when it was applied. */
@@ -77,7 +98,7 @@ enum session_verdict {
 	SESSION_DUPLICATE,
 	SESSION_STALE,
 	SESSION_MISMATCH,
-	SESSION_FULL,
+	SESSION_EXPIRED,
 };
 
 struct session_table;
@@ -94,8 +115,9 @@ int session_check(const struct session_req *r, struct sh_err *err);
 
 /* At apply, before the entry (writer): move the log time to r->time_ms
  * when later, expire sessions, find r's session (a new one for an unknown
- * client), move its done_below up to r->done_below (dropping the results
- * below it) and judge r (above).  SH_ENOMEM (fatal: the table may differ
+ * client's first write; none for the others: SESSION_EXPIRED), move its
+ * done_below up to r->done_below (dropping the results below it) and judge
+ * r (above).  SH_ENOMEM (fatal: the table may differ
  * from the log's) is returned as a negative value; verdicts are >= 0. */
 int session_begin(struct session_table *t, const struct session_req *r, struct session_result *res);
 /* After applying an entry judged SESSION_NEW: remember its result
@@ -105,8 +127,8 @@ int session_record(struct session_table *t, const struct session_req *r,
 
 /* What session_begin would answer now, changing nothing (the leader, to
  * answer a retried write from the applied state without proposing it
- * again): SESSION_NEW for an unknown client or an unapplied seq.  Any
- * thread. */
+ * again): as session_begin judges (an unknown client: NEW for seq 1,
+ * else EXPIRED; an unapplied seq: NEW or STALE).  Any thread. */
 enum session_verdict session_lookup(const struct session_table *t, const struct session_req *r,
 				    struct session_result *res);
 
@@ -114,7 +136,7 @@ enum session_verdict session_lookup(const struct session_table *t, const struct 
  * session_begin or session_lookup gave: 0 with res's affected count for
  * a duplicate of a write that applied, else the SH_E* code, with err
  * saying why — the code it was refused with the first time (duplicate),
- * SH_ESTALE (stale), SH_EINVAL (mismatch), SH_ETOOBIG (full). */
+ * SH_ESTALE (stale), SH_EINVAL (mismatch), SH_ESESSION (expired). */
 int session_answer(enum session_verdict v, const struct session_req *r,
 		   const struct session_result *res, struct sh_err *err);
 

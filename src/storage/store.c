@@ -36,6 +36,18 @@ struct store {
 	struct indexer *ix;             /* NULL: apply indexes what it wrote (inline) */
 	struct session_table *sessions; /* client sessions (session.h) */
 	_Atomic uint64_t skipped;       /* writes a session did not let apply again */
+	/* the verdicts on the last entries with a session, by index modulo
+	 * STORE_VERDICTS (store_session_verdict) */
+	pthread_mutex_t vlock;
+	struct store_verdict *verdicts;
+};
+
+#define STORE_VERDICTS 4096
+
+struct store_verdict {
+	uint64_t index; /* 0: none */
+	enum session_verdict v;
+	struct session_result res;
 };
 
 struct store_term {
@@ -54,11 +66,14 @@ int store_new(struct store **out, struct sh_err *err)
 
 	if (s == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	if (session_table_new(&s->sessions, err) != 0) {
+	if (session_table_new(&s->sessions, err) != 0 ||
+	    (s->verdicts = sh_calloc(STORE_VERDICTS, sizeof *s->verdicts)) == NULL) {
+		session_table_free(s->sessions);
 		sh_free(s);
-		return SH_ENOMEM;
+		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	}
 	pthread_rwlock_init(&s->lock, NULL);
+	pthread_mutex_init(&s->vlock, NULL);
 	*out = s;
 	return 0;
 }
@@ -73,6 +88,8 @@ void store_free(struct store *s)
 	sh_free(s->voters);
 	sh_free(s->terms);
 	session_table_free(s->sessions);
+	sh_free(s->verdicts);
+	pthread_mutex_destroy(&s->vlock);
 	pthread_rwlock_destroy(&s->lock);
 	sh_free(s);
 }
@@ -491,6 +508,15 @@ static int check_apply(struct store *s, const struct entry *e, const struct wal_
 	return rv;
 }
 
+/* The verdict on entry index, for store_session_verdict. */
+static void note_verdict(struct store *s, uint64_t index, enum session_verdict v,
+			 const struct session_result *res)
+{
+	pthread_mutex_lock(&s->vlock);
+	s->verdicts[index % STORE_VERDICTS] = (struct store_verdict){index, v, *res};
+	pthread_mutex_unlock(&s->vlock);
+}
+
 /* e with a session: applied once (session.h); what it did is remembered,
  * a refusal included (a retry gets the same answer). */
 static int apply_session(struct store *s, const struct entry *e, const struct wal_rec *r,
@@ -505,6 +531,7 @@ static int apply_session(struct store *s, const struct entry *e, const struct wa
 		goto nomem;
 	if (v != SESSION_NEW) {
 		atomic_fetch_add(&s->skipped, 1);
+		note_verdict(s, r->index, (enum session_verdict)v, &res);
 		*affected = v == SESSION_DUPLICATE ? (size_t)res.affected : 0;
 		return session_answer((enum session_verdict)v, &e->session, &res, err);
 	}
@@ -514,6 +541,7 @@ static int apply_session(struct store *s, const struct entry *e, const struct wa
 				      r->term,        *affected,       rv};
 	if (session_record(s->sessions, &e->session, &res) != 0)
 		goto nomem;
+	note_verdict(s, r->index, SESSION_NEW, &res);
 	return rv;
 nomem:
 	*fatal = true;
@@ -527,10 +555,35 @@ bool store_session_known(struct store *s, const struct session_req *r, struct se
 
 	if (!r->set || session_check(r, err) != 0)
 		return false; /* the checks refuse a malformed one */
-	if ((v = session_lookup(s->sessions, r, res)) == SESSION_NEW)
-		return false;
+	v = session_lookup(s->sessions, r, res);
+	if (v != SESSION_DUPLICATE && v != SESSION_MISMATCH)
+		return false; /* what else it is, applying says */
 	*rv = session_answer(v, r, res, err);
 	return true;
+}
+
+bool store_session_verdict(struct store *s, uint64_t index, const struct session_req *r,
+			   struct session_result *res, int *rv, struct sh_err *err)
+{
+	struct store_verdict sv;
+
+	pthread_mutex_lock(&s->vlock);
+	sv = s->verdicts[index % STORE_VERDICTS];
+	pthread_mutex_unlock(&s->vlock);
+	if (sv.index != index)
+		return false;
+	*res = sv.res;
+	if (sv.v == SESSION_NEW && sv.res.rv != 0)
+		*rv = sh_err_set(err, sv.res.rv, "entry %" PRIu64 " was refused when applied: %s",
+				 index, sh_strerror(sv.res.rv));
+	else
+		*rv = sv.v == SESSION_NEW ? 0 : session_answer(sv.v, r, &sv.res, err);
+	return true;
+}
+
+uint64_t store_log_time(const struct store *s)
+{
+	return session_log_time(s->sessions);
 }
 
 size_t store_sessions(const struct store *s)

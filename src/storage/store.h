@@ -48,13 +48,21 @@ int store_check(struct store *s, const struct entry *e, struct sh_err *err);
 int store_apply(struct store *s, const struct wal_rec *r, size_t *affected, bool *fatal,
 		struct sh_err *err);
 
-/* A write whose session (session.h) the applied state already judged:
- * true when it must not be proposed — *rv and err are its answer (0 and
- * *res the original result for a duplicate of a write that applied, else
- * the refusal); false for one to propose (a new write, or one whose first
- * copy is still in flight: applying dedups it).  Any thread. */
+/* A write whose session (session.h) the applied state already holds the
+ * answer to — a duplicate of a write applied, or a mismatch: true when it
+ * must not be proposed, *rv and err its answer (0 and *res the original
+ * result for a duplicate of a write that applied, else the refusal);
+ * false for one to propose (applying judges it).  Any thread. */
 bool store_session_known(struct store *s, const struct session_req *r, struct session_result *res,
 			 int *rv, struct sh_err *err);
+/* What applying entry index (a write with session r) did, while the store
+ * remembers it (its last few thousand such entries): *rv and err the
+ * answer, *res the result answered with (a duplicate's: the first
+ * copy's, its token).  False when it is not remembered.  Any thread. */
+bool store_session_verdict(struct store *s, uint64_t index, const struct session_req *r,
+			   struct session_result *res, int *rv, struct sh_err *err);
+/* The log time of the applied state (session.h). */
+uint64_t store_log_time(const struct store *s);
 /* Client sessions held; writes a session stopped from applying again. */
 size_t store_sessions(const struct store *s);
 uint64_t store_sessions_skipped(const struct store *s);

@@ -95,6 +95,7 @@ const char *sh_strerror(int code)
 	case SH_EUNSUPPORTED: return "not supported";
 	case SH_EUNKNOWN: return "outcome unknown";
 	case SH_ESTALE: return "stale request";
+	case SH_ESESSION: return "client session expired";
 	default: return "unknown error";
 	}
 }

@@ -22,22 +22,24 @@
 
 enum {
 	SH_OK = 0,
-	SH_ENOMEM = -1,        /* allocation failed */
-	SH_EINVAL = -2,        /* invalid argument or malformed input */
-	SH_EIO = -3,           /* an operating system call failed */
-	SH_ENOTFOUND = -4,     /* no such thing */
-	SH_EEXIST = -5,        /* already exists */
-	SH_ECORRUPT = -6,      /* stored data fails verification */
-	SH_EBUSY = -7,         /* resource held by someone else */
-	SH_ERANGE = -8,        /* a value outside its allowed range */
-	SH_ENOSPC = -9,        /* no space left */
-	SH_EUNAVAIL = -10,     /* not possible now, may be later */
-	SH_ETIMEDOUT = -11,    /* deadline passed */
-	SH_ETOOBIG = -12,      /* exceeds a configured limit */
-	SH_ESHUTDOWN = -13,    /* the component is stopping */
-	SH_EUNSUPPORTED = -14, /* valid request for something not built */
-	SH_EUNKNOWN = -15,     /* the outcome is unknown: it may or may not have happened */
-	SH_ESTALE = -16,       /* superseded: a newer request of the same client came first */
+	SH_ENOMEM = -1,         /* allocation failed */
+	SH_EINVAL = -2,         /* invalid argument or malformed input */
+	SH_EIO = -3,            /* an operating system call failed */
+	SH_ENOTFOUND = -4,      /* no such thing */
+	SH_EEXIST = -5,         /* already exists */
+	SH_ECORRUPT = -6,       /* stored data fails verification */
+	SH_EBUSY = -7,          /* resource held by someone else */
+	SH_ERANGE = -8,         /* a value outside its allowed range */
+	SH_ENOSPC = -9,         /* no space left */
+	SH_EUNAVAIL = -10,      /* not possible now, may be later */
+	SH_ETIMEDOUT = -11,     /* deadline passed */
+	SH_ETOOBIG = -12,       /* exceeds a configured limit */
+	SH_ESHUTDOWN = -13,     /* the component is stopping */
+	SH_EUNSUPPORTED = -14,  /* valid request for something not built */
+	SH_EUNKNOWN = -15,      /* the outcome is unknown: it may or may not have happened */
+	SH_ESTALE = -16,        /* superseded: a newer request of the same client came first */
+	SH_ESESSION = -17,      /* the client session is not held (expired or dropped) */
+	SH_ELAST = SH_ESESSION, /* the lowest code (a peer's codes are checked against it) */
 };
 
 #define SH_ERRMSG_SIZE 512

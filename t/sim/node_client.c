@@ -87,6 +87,8 @@ static Shoal__WriteOptions *write_opts(struct op *op, const struct nw_client *c)
 	if (wo == NULL || id == NULL)
 		return NULL;
 	wo->ack = (Shoal__Ack)c->level;
+	if (c->level < HIST_ACK_QUORUM || c->no_session)
+		return wo; /* as the clients: sessions at quorum and all only */
 	client_id(c, id);
 	wo->client_id = (ProtobufCBinaryData){SESSION_ID_BYTES, id};
 	wo->seq = wo->done_below = c->seq;
@@ -362,7 +364,7 @@ static void issue(struct nworld *w, struct nw_client *c, int node)
 		sim_at(w->sim, until, issue_later, c);
 		return;
 	}
-	if (c->kind != HIST_READ) { /* a new write: the session's next seq */
+	if (c->kind != HIST_READ && c->level >= HIST_ACK_QUORUM) { /* the session's next */
 		c->seq++;
 		c->tries = 0;
 	}
@@ -389,8 +391,8 @@ static void issue(struct nworld *w, struct nw_client *c, int node)
 
 static bool retries(const struct nworld *w, const struct nw_client *c)
 {
-	return c->kind != HIST_READ && c->kind != 0 && !c->script && !c->final && w->load &&
-	       c->tries < RETRIES;
+	return c->kind != HIST_READ && c->kind != 0 && c->level >= HIST_ACK_QUORUM && !c->script &&
+	       !c->final && w->load && c->tries < RETRIES;
 }
 
 static void retry_now(struct sim *sim, void *arg)
@@ -782,6 +784,7 @@ struct nw_client *nwc_script_op(struct nworld *w, int k, int node, uint8_t kind,
 				.token_term = token_term,
 				.token_index = token_index,
 				.timeout_ms = w->script_timeout_ms,
+				.no_session = w->script_no_session,
 				.value = kind == HIST_READ ? 0 : w->next_version++};
 	issue(w, c, node);
 	return c;

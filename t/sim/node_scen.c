@@ -1185,7 +1185,9 @@ static void all_slow_voter(struct nworld *w)
 /* The leader's disk is full; the two followers hold its quorum write, so
  * it is committed, but the leader cannot apply what it could not write:
  * the write is answered OK at commit, not left to its deadline (found by
- * review when quorum acks began to wait for the leader's apply). */
+ * review when quorum acks began to wait for the leader's apply).  A write
+ * without a client session: one with a session is answered with the state
+ * machine's verdict, so only once applied (doc/clients.md). */
 static void full_committed_ack(struct nworld *w)
 {
 	int l = wait_caught_up(w, 5000);
@@ -1198,7 +1200,9 @@ static void full_committed_ack(struct nworld *w)
 	w->nodes[l].full = true;
 	simfs_set_quota(w->nodes[l].dir, simfs_used(w->nodes[l].dir));
 	t0 = sim_now(w->sim);
+	w->script_no_session = true;
 	cl = nwc_script_op(w, 0, l, HIST_WRITE, HIST_ACK_QUORUM, 1, 0, 0);
+	w->script_no_session = false;
 	sim_run_while(w->sim, busy, cl, sim_now(w->sim) + 40000 * MS);
 	st = status_of(w, l);
 	if (cl->busy || cl->outcome != HIST_OK)

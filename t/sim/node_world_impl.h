@@ -86,6 +86,7 @@ struct nw_client {
 	 * write was sent again after an unknown outcome */
 	uint64_t seq;
 	int tries;
+	bool no_session; /* its writes carry none (a scenario's) */
 	bool maybe; /* an attempt's outcome was unknown: it may apply */
 	/* the last answer (scenarios read it) */
 	uint8_t outcome;
@@ -111,6 +112,7 @@ struct nworld {
 	int n_clients;
 	struct nw_client script[NW_SCRIPT_CLIENTS];
 	uint32_t script_timeout_ms; /* the deadline of the next scenario operation */
+	bool script_no_session;     /* the next scenario write goes without a session */
 	bool load;                  /* clients issue operations */
 	bool coll_ready;            /* the collection exists */
 	uint64_t next_version;
