@@ -325,7 +325,8 @@ static void test_leader_link_lost(void)
 	is_int(raft_next_deadline(node[2]), 2999, "another node's stream ends: nothing");
 	raft_leader_link_lost(node[2], 1200, 1);
 	is_int(raft_next_deadline(node[2]), 2000 + 999 % 201,
-	       "the leader's ends at 1200: it stands at the lease's end (2000) + up to 2 heartbeats");
+	       "the leader's ends at 1200: it stands at the lease's end (2000) + up to 2 "
+	       "heartbeats");
 	raft_tick(node[1], 1300); /* a heartbeat: the leader was alive after all */
 	settle(1300, 0);
 	is_int(raft_next_deadline(node[2]), 3299, "a message from the leader puts the timer back");

@@ -49,7 +49,7 @@ struct pwrite {
 	/* once proposed */
 	uint64_t term, index;
 	size_t affected;
-	bool settled; /* its answer is known (a duplicate the leader answered) */
+	bool settled;  /* its answer is known (a duplicate the leader answered) */
 	bool all_held; /* ack all: every voter held it (seen while leading) */
 	/* once forwarded */
 	uint64_t fwd_id, fwd_to;
@@ -148,7 +148,7 @@ struct node {
 	/* the log time this leader stamps (session.h): the applied log time
 	 * when it began leading, plus its monotonic time since */
 	uint64_t lt_term, lt_base, lt_mono;
-	uint64_t fwd_total;       /* writes handed to the leader since start */
+	uint64_t fwd_total; /* writes handed to the leader since start */
 	struct fwd_in *fwd_in;
 	/* reads */
 	struct pread *reads;

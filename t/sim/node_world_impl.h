@@ -87,7 +87,7 @@ struct nw_client {
 	uint64_t seq;
 	int tries;
 	bool no_session; /* its writes carry none (a scenario's) */
-	bool maybe; /* an attempt's outcome was unknown: it may apply */
+	bool maybe;      /* an attempt's outcome was unknown: it may apply */
 	/* the last answer (scenarios read it) */
 	uint8_t outcome;
 	int status;
