@@ -24,7 +24,7 @@ points() { # points N FIRST: N points of 4 dimensions from id FIRST, as JSON lin
 		printf "{\"id\": %d, \"vector\": [%d, 1, 2, 3]}\n", i, i }'
 }
 
-plan 15
+plan 17
 
 free_base_port 3 || bail_out "no free ports"
 N=3
@@ -51,12 +51,22 @@ done
 is "$singles" 3 "and 3 single upserts"
 is "$(forwarded_sum "0 1 2")" 0 "no node forwarded a write: the client sent them to the leader"
 
+# a pipelined upsert with more batches in flight than a session keeps
+# results for (1,024): every batch applies (review of the sessions: they
+# were refused, or at ack leader answered OK and never applied)
+points 3000 5001 >"$TESTDIR/p.jsonl"
+out=$("$SHOALCTL" --addr "$SEEDS" --timeout $T_MS upsert c --jsonl "$TESTDIR/p.jsonl" \
+	--batch 1 --depth 2000 2>&1)
+ok $? "3,000 single-point batches, 2,000 in flight" || diag "$out"
+is "$("$SHOALCTL" --addr "$SEEDS" --timeout $T_MS --consistency strong count c 2>&1)" 3303 \
+	"  all applied (count at strong)"
+
 # SHOAL_ADDRS and repeated --addr
-out=$(SHOAL_ADDRS=$SEEDS "$SHOALCTL" --timeout $T_MS count c 2>&1)
-is "$out" 303 "SHOAL_ADDRS: a list of seeds"
+out=$(SHOAL_ADDRS=$SEEDS "$SHOALCTL" --timeout $T_MS --consistency strong count c 2>&1)
+is "$out" 3303 "SHOAL_ADDRS: a list of seeds"
 out=$("$SHOALCTL" --addr 127.0.0.1:1 --addr "$(client_addr "$follower")" --timeout $T_MS \
-	count c 2>&1)
-is "$out" 303 "--addr twice: the first unreachable, the second answers"
+	--consistency strong count c 2>&1)
+is "$out" 3303 "--addr twice: the first unreachable, the second answers"
 
 # where reads go (doc/clients.md, "Where reads go"): to the preferred node
 # (a follower) whatever the seed list says; spread over the members

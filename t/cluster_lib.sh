@@ -59,7 +59,7 @@ start_node() {
 		ip netns exec "${NS_PREFIX}n$1" "$SHOALD" --node-name "$PFX$1" \
 			--node-data-dir "$TESTDIR/$PFX$1" --listen-address "$(host "$1")" \
 			--listen-base-port 747 --membership-profile local \
-			--cluster-seeds "$(host 0):7471" --cluster-bootstrap-expect "$N" $EXTRA \
+			--cluster-seeds "$(host 0):7471" --cluster-bootstrap-expect "$N" $RAFT_ARGS $EXTRA \
 			>>"$TESTDIR/$PFX$1.out" 2>"$lg" &
 		pid=$!
 		watch_pid "$pid"
@@ -68,7 +68,7 @@ start_node() {
 		start_shoald "$lg" --node-name "$PFX$1" \
 			--node-data-dir "$TESTDIR/$PFX$1" --listen-base-port $((base + $1)) \
 			--membership-profile local --cluster-seeds "127.0.0.1:$((base * 10 + 1))" \
-			--cluster-bootstrap-expect "$N" $EXTRA
+			--cluster-bootstrap-expect "$N" $RAFT_ARGS $EXTRA
 	fi
 	eval "pid_$1=\$pid"
 }

@@ -81,7 +81,7 @@ out=$("$SHOALCTL" --addr "$(client_addr 0),$(client_addr 1),$(client_addr 2)" --
 ok $? "collection create at ack quorum" || diag "$out"
 
 # Steady state: no fault, no acknowledgement should wait anywhere near an
-# election timeout (1 s).
+# election timeout (0.4 s by default).
 start_writer "0 1 2" 1000000
 sleep 3
 stop_writer

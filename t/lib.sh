@@ -11,6 +11,11 @@
 : "${top_srcdir:=.}"
 SHOALD=$top_builddir/src/server/shoald
 SCALE=${SHOAL_TIMEOUT_SCALE:-1}
+# Under the sanitizers every process runs several times slower: the raft
+# timers scale too (doc/replication.md, "Timeouts"); 1: the defaults.
+RAFT_ARGS=
+[ "$SCALE" -gt 1 ] &&
+	RAFT_ARGS="--raft-election-timeout-ms $((400 * SCALE)) --raft-heartbeat-ms $((40 * SCALE))"
 WATCHDOG=$((120 * SCALE))
 
 TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/shoal-t-XXXXXX") || exit 1

@@ -55,9 +55,10 @@ kill "$pid"
 free_base_port 3 || bail_out "no free base port"
 seed=127.0.0.1:$((base * 10 + 1))
 for i in 0 1 2; do
+	# shellcheck disable=SC2086
 	start_shoald "$TESTDIR/n$i.log" --node-name "n$i" --node-data-dir "$TESTDIR/n$i" \
 		--listen-base-port $((base + i)) --membership-profile local \
-		--cluster-bootstrap-expect 3 --cluster-seeds "$seed"
+		--cluster-bootstrap-expect 3 --cluster-seeds "$seed" $RAFT_ARGS
 done
 leader=
 deadline=$(($(date +%s) + T))

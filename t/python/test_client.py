@@ -65,6 +65,9 @@ class Cluster:
             args += ["--membership-profile", "local", "--cluster-seeds",
                      "127.0.0.1:%d" % (self.base * 10 + 1), "--cluster-bootstrap-expect",
                      str(self.n)]
+            if SCALE > 1:  # the sanitizers: slower processes, scaled raft timers
+                args += ["--raft-election-timeout-ms", str(400 * SCALE),
+                         "--raft-heartbeat-ms", str(40 * SCALE)]
         log = open(os.path.join(self.dir, "p%d.log" % i), "ab")
         self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
         log.close()
