@@ -75,9 +75,9 @@ static const char *credential(struct evkeyvalq *hdr)
 int rest_idempotency(struct op *op, const struct rest_call *c, Shoal__WriteOptions *wo,
 		     struct sh_err *err)
 {
-	struct evkeyvalq *hdr = evhttp_request_get_input_headers(c->req);
-	const char *k = evhttp_find_header(hdr, "Idempotency-Key");
-	const char *scope = credential(hdr);
+	struct evkeyvalq *hdr = c->req != NULL ? evhttp_request_get_input_headers(c->req) : NULL;
+	const char *k = hdr != NULL ? evhttp_find_header(hdr, "Idempotency-Key") : NULL;
+	const char *scope = hdr != NULL ? credential(hdr) : "";
 	const json_t *f = json_object_get(c->body, "filter");
 	unsigned char *id;
 	struct siphash h;
