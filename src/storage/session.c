@@ -175,6 +175,19 @@ static void list_append(struct session_table *t, struct sess *s)
 	t->newest = s;
 }
 
+#define RESULT_BYTES 44
+
+/* A result as the snapshot and the digest take it. */
+static void put_result(unsigned char *b, const struct session_result *r)
+{
+	le64_put(b, r->seq);
+	le64_put(b + 8, r->hash);
+	le64_put(b + 16, r->index);
+	le64_put(b + 24, r->term);
+	le64_put(b + 32, r->affected);
+	le32_put(b + 40, (uint32_t)r->rv);
+}
+
 /* The session's hash: everything it holds. */
 static struct digest sess_hash(const struct sess *s)
 {
@@ -187,15 +200,8 @@ static struct digest sess_hash(const struct sess *s)
 	le64_put(b + 8, s->done_below);
 	siphash_update(&h, b, 16);
 	for (uint32_t i = 0; i < s->n_res; i++) {
-		const struct session_result *r = &s->res[i];
-
-		le64_put(b, r->seq);
-		le64_put(b + 8, r->hash);
-		le64_put(b + 16, r->index);
-		le64_put(b + 24, r->term);
-		le64_put(b + 32, r->affected);
-		le32_put(b + 40, (uint32_t)r->rv);
-		siphash_update(&h, b, 44);
+		put_result(b, &s->res[i]);
+		siphash_update(&h, b, RESULT_BYTES);
 	}
 	return siphash_final(&h);
 }
@@ -503,15 +509,8 @@ static int save_sess(const struct sess *s, hnsw_write_fn write, void *ctx)
 	if ((rv = write(ctx, s->client, SESSION_ID_BYTES)) != 0 || (rv = write(ctx, b, 20)) != 0)
 		return rv;
 	for (uint32_t i = 0; i < s->n_res && rv == 0; i++) {
-		const struct session_result *r = &s->res[i];
-
-		le64_put(b, r->seq);
-		le64_put(b + 8, r->hash);
-		le64_put(b + 16, r->index);
-		le64_put(b + 24, r->term);
-		le64_put(b + 32, r->affected);
-		le32_put(b + 40, (uint32_t)r->rv);
-		rv = write(ctx, b, 44);
+		put_result(b, &s->res[i]);
+		rv = write(ctx, b, RESULT_BYTES);
 	}
 	return rv;
 }
