@@ -373,13 +373,23 @@ static bool session_of(const struct pwrite *w)
  * come soon: the log cannot grow (a full disk: Raft committed the entry
  * without this node's copy), or the apply thread writes a snapshot itself
  * (when it could not fork its writer; a forked writer stops the apply for
- * milliseconds only). */
-static int committed(struct node *n, const struct pwrite *w)
+ * milliseconds only).  A write with a session is answered with the verdict
+ * on its entry, which needs it applied here: on a full node, which cannot
+ * apply it, its fate under the session is unknown here — said at once, so
+ * that the client sends it again to the next leader (which answers from
+ * the session), rather than at its deadline. */
+static int committed(struct node *n, const struct pwrite *w, struct sh_err *err)
 {
 	struct db *db = n->o.db;
 
 	if (w->ack != NODE_ACK_QUORUM && w->ack != NODE_ACK_ALL)
 		return 1;
+	if (session_of(w) && n->full && db_applied_index(db) < w->index)
+		return sh_err_set(err, SH_EUNKNOWN,
+				  "entry %" PRIu64 " is committed, but this node's disk is full: "
+				  "what its client session made of it is known only where it is "
+				  "applied (send it again)",
+				  w->index);
 	if ((n->full || db_snapshotting(db)) && !session_of(w))
 		return 1;
 	return db_applied_index(db) >= w->index;
@@ -430,7 +440,7 @@ static int acked(struct node *n, struct pwrite *w, struct sh_err *err)
 	if (w->ack == NODE_ACK_ALL && !w->all_held)
 		return all_pending(n, leading, err);
 	if (raft_commit_index(r) >= w->index)
-		return committed(n, w);
+		return committed(n, w, err);
 	if (w->ack == NODE_ACK_QUORUM || w->ack == NODE_ACK_ALL)
 		return 0;
 	if (!leading)
