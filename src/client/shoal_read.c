@@ -101,8 +101,9 @@ shoal *cl_reader(shoal *c)
 	reader_addrs(c, addrs, sizeof addrs);
 	o.read_from = SHOAL_READ_CONNECTED;
 	o.read_addr = NULL;
-	/* the CA and key files were read into c->tls: shared below */
-	o.tls_ca_file = o.tls_cert_file = o.tls_key_file = NULL;
+	/* the CA and key files were read into c->tls: shared below, with the
+	 * server name (without a CA the options would be refused) */
+	o.tls_ca_file = o.tls_cert_file = o.tls_key_file = o.tls_server_name = NULL;
 	if (cl_open(addrs, &o, &c->reader) != SHOAL_OK) {
 		snprintf(c->msg, sizeof c->msg, "reads: %.480s",
 			 c->reader != NULL ? c->reader->msg : "out of memory");
@@ -112,5 +113,13 @@ shoal *cl_reader(shoal *c)
 	}
 	if (c->tls != NULL && SSL_CTX_up_ref(c->tls) == 1)
 		c->reader->tls = c->tls;
+	if (c->server_name != NULL &&
+	    (c->reader->server_name = sh_strdup(c->server_name)) == NULL) {
+		snprintf(c->msg, sizeof c->msg, "reads: out of memory");
+		shoal_close(c->reader);
+		c->reader = NULL;
+		return NULL;
+	}
+	c->reader->o.tls_server_name = c->reader->server_name;
 	return c->reader;
 }

@@ -211,9 +211,10 @@ static bool answered(struct node *n, struct pwrite *w)
 	w->index = res.index;
 	w->affected = (size_t)res.affected;
 	w->settled = true;
-	if (rv == 0 && w->ack == NODE_ACK_ALL) /* once every voter holds that entry */
+	if (rv == 0 && w->ack == NODE_ACK_ALL) { /* once every voter holds that entry */
 		push_tail(&n->proposed, w);
-	else
+		n->progress = true;
+	} else
 		node_write_finish(n, w, rv, rv != 0 ? &err : NULL);
 	return true;
 }
@@ -265,6 +266,8 @@ void node_write_dispatch(struct node *n, struct pwrite *w)
 {
 	uint64_t leader = raft_leader(n->raft);
 
+	if (w->change == 0 && (leader == n->o.id || w->ack != NODE_ACK_ALL) && answered(n, w))
+		return; /* before any refusal: it may have applied (a follower's table too) */
 	if (n->full)
 		refuse_full(n, w);
 	else if (leader == n->o.id && raft_role(n->raft) == RAFT_LEADER)
@@ -417,7 +420,9 @@ static int acked(struct node *n, struct pwrite *w, struct sh_err *err)
 	struct raft *r = n->raft;
 	uint64_t t = node_term_at(n, w->index);
 	unsigned voters = raft_conf(r)->n_voters;
-	bool leading = raft_role(r) == RAFT_LEADER && raft_term(r) == w->term;
+	/* a duplicate answered from its session waits (ack all) on the first
+	 * copy's entry, of an older term maybe */
+	bool leading = raft_role(r) == RAFT_LEADER && (raft_term(r) == w->term || w->settled);
 
 	if (t != 0 && t != w->term && raft_commit_index(r) >= w->index)
 		return sh_err_set(err, SH_EUNAVAIL,

@@ -49,10 +49,8 @@ enum auth_role rest_route_role(enum rest_route route)
 	return AUTH_ADMIN;
 }
 
-int rest_authorize(struct api *a, struct evhttp_request *req, enum auth_role need, const char *what,
-		   char *msg, size_t size)
+const char *rest_api_key(struct evkeyvalq *h)
 {
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *v = evhttp_find_header(h, "Authorization"), *key = "";
 
 	if (v != NULL && strncasecmp(v, "Bearer ", 7) == 0)
@@ -61,5 +59,13 @@ int rest_authorize(struct api *a, struct evhttp_request *req, enum auth_role nee
 		key = v;
 	while (*key == ' ')
 		key++;
+	return key;
+}
+
+int rest_authorize(struct api *a, struct evhttp_request *req, enum auth_role need, const char *what,
+		   char *msg, size_t size)
+{
+	const char *key = rest_api_key(evhttp_request_get_input_headers(req));
+
 	return api_authorize(a, key, strlen(key), need, what, msg, size);
 }

@@ -3,8 +3,8 @@
  * "Idempotency-Key"; the sessions of storage/session.h).
  *
  * A key names a client session of one write: its client id is a hash of
- * the key and of the request's credential (keys of different API keys
- * never meet), its seq 1; like every write with a session it is
+ * the key and of the request's API key, as authentication reads it (keys
+ * of different API keys never meet), its seq 1; like every write with a session it is
  * acknowledged at quorum at least.  A retry with the same key and the same request
  * (method, path, body: hashed) gets the first answer and is not
  * applied again; the same key with another request is refused.  A write
@@ -60,24 +60,12 @@ static uint64_t request_hash(struct evhttp_request *req)
 	return (d.lo ^ d.hi) | 1; /* never 0: 0 is "not checked" */
 }
 
-/* What scopes a key: the request's credential (Authorization or
- * api-key, as sent), "" without one — clients with different keys never
- * share a session by choosing the same Idempotency-Key. */
-static const char *credential(struct evkeyvalq *hdr)
-{
-	const char *v = evhttp_find_header(hdr, "Authorization");
-
-	if (v == NULL)
-		v = evhttp_find_header(hdr, "api-key");
-	return v != NULL ? v : "";
-}
-
 int rest_idempotency(struct op *op, const struct rest_call *c, Shoal__WriteOptions *wo,
 		     struct sh_err *err)
 {
 	struct evkeyvalq *hdr = c->req != NULL ? evhttp_request_get_input_headers(c->req) : NULL;
 	const char *k = hdr != NULL ? evhttp_find_header(hdr, "Idempotency-Key") : NULL;
-	const char *scope = hdr != NULL ? credential(hdr) : "";
+	const char *scope = hdr != NULL ? rest_api_key(hdr) : ""; /* the key authenticated */
 	const json_t *f = json_object_get(c->body, "filter");
 	unsigned char *id;
 	struct siphash h;

@@ -103,6 +103,9 @@ int rest_http_code(int status);
 enum auth_role rest_route_role(enum rest_route route);
 int rest_authorize(struct api *a, struct evhttp_request *req, enum auth_role need, const char *what,
 		   char *msg, size_t size);
+/* The API key a request carries (Authorization: Bearer, or api-key),
+ * "" without one. */
+const char *rest_api_key(struct evkeyvalq *h);
 json_t *rest_error_body(int status, const char *msg, double seconds);
 /* A read's staleness headers (doc/protocol.md, "Health and readiness"). */
 void rest_read_headers(struct evhttp_request *req, const struct health_view *v);

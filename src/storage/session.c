@@ -295,8 +295,9 @@ static enum session_verdict judge(const struct sess *s, uint64_t below, const st
 	uint32_t i;
 
 	memset(res, 0, sizeof *res);
-	if (s == NULL) /* a first write (a retry too: a dropped session is idle: expire) */
-		return r->seq == 1 ? SESSION_NEW : SESSION_EXPIRED;
+	if (s == NULL) /* opens a session: see session.h, SESSION_EXPIRED */
+		return r->done_below == r->seq && (!r->retry || r->seq == 1) ? SESSION_NEW
+									     : SESSION_EXPIRED;
 	i = res_pos(s, r->seq, &found);
 	if (found && r->hash != 0 && s->res[i].hash != 0 && s->res[i].hash != r->hash)
 		return SESSION_MISMATCH;
@@ -445,9 +446,9 @@ int session_answer(enum session_verdict v, const struct session_req *r,
 	case SESSION_EXPIRED:
 		return sh_err_set(
 			err, SH_ESESSION,
-			"write %" PRIu64 " of a client session the cluster no longer "
-			"holds (an hour without writes, or dropped): not applied now, and "
-			"whether an earlier copy was is unknown; start a new session",
+			"write %" PRIu64 " of a client session the cluster does not "
+			"hold (it expired, was dropped, or never opened): not applied now, "
+			"and whether an earlier copy was is unknown; start a new session",
 			r->seq);
 	case SESSION_NEW: break;
 	}

@@ -23,16 +23,20 @@
  *                      copy applied is not known;
  *   SESSION_MISMATCH   this seq was applied with a different request hash
  *                      (an Idempotency-Key reused for another request);
- *   SESSION_EXPIRED    the client is not in the table and this is not a
- *                      session's first write (seq 1): its session expired
- *                      or was dropped, and an earlier copy may have
- *                      applied; not applied — the client starts a new
- *                      session (Raft dissertation §6.3: a session that
- *                      expired is an error, never a second application).
- *                      A first write (a retry of one too) opens a session;
- *                      that a dropped session's seq 1 would be taken for
- *                      a new one is why no session written within
- *                      SESSION_MIN_IDLE_MS of log time is ever dropped.
+ *   SESSION_EXPIRED    the client is not in the table and this write
+ *                      cannot open a session: only a first attempt whose
+ *                      client knows every earlier outcome (done_below ==
+ *                      seq, not a retry) does — nothing else of the
+ *                      session can be in flight — and a session's very
+ *                      first write (seq 1) even when retried.  Else its
+ *                      session expired or was dropped and an earlier copy
+ *                      may have applied: not applied — the client starts
+ *                      a new session (Raft dissertation §6.3: a session
+ *                      that expired is an error, never a second
+ *                      application).  That a dropped session's seq 1
+ *                      would be taken for a new one is why no session
+ *                      written within SESSION_MIN_IDLE_MS of log time is
+ *                      dropped for the count.
  *
  * Everything here is a function of the entries applied, in log order,
  * never of local clocks or settings, so every replica holds the same
@@ -42,7 +46,7 @@
  * any session, and beyond SESSION_MAX sessions the least recently written
  * one goes if idle for SESSION_MIN_IDLE_MS (else the table holds more for
  * that long, up to SESSION_HARD_MAX: beyond, the least recently written
- * goes whatever its age — 16,000 new sessions a second for a minute).  Results are bounded too: a
+ * goes whatever its age — 1,700 new sessions a second for ten minutes).  Results are bounded too: a
  * session keeps its last SESSION_MAX_RESULTS (an older one is forgotten: its done_below moves past
  * it), the table SESSION_MAX_ALL_RESULTS (beyond, the least recently written sessions forget all of
  * theirs).  Forgetting only ever turns a later copy into STALE or EXPIRED, never into a second
@@ -68,7 +72,7 @@
 #define SESSION_ID_BYTES        16
 #define SESSION_TTL_MS          (60ull * 60 * 1000) /* of log time since the last write */
 #define SESSION_MAX             100000              /* sessions held (idle ones) */
-#define SESSION_MIN_IDLE_MS     (60ull * 1000)      /* none dropped for the count before */
+#define SESSION_MIN_IDLE_MS     (10ull * 60 * 1000) /* none dropped for the count before */
 #define SESSION_HARD_MAX        1000000             /* sessions held, idle or not */
 #define SESSION_MAX_RESULTS     1024                /* results held per session */
 #define SESSION_MAX_ALL_RESULTS (1u << 20)          /* results held in the table */
@@ -115,9 +119,9 @@ int session_check(const struct session_req *r, struct sh_err *err);
 
 /* At apply, before the entry (writer): move the log time to r->time_ms
  * when later, expire sessions, find r's session (a new one for an unknown
- * client's first write; none for the others: SESSION_EXPIRED), move its
- * done_below up to r->done_below (dropping the results below it) and judge
- * r (above).  SH_ENOMEM (fatal: the table may differ
+ * client's write that may open one; none for the others: SESSION_EXPIRED),
+ * move its done_below up to r->done_below (dropping the results below it)
+ * and judge r (above).  SH_ENOMEM (fatal: the table may differ
  * from the log's) is returned as a negative value; verdicts are >= 0. */
 int session_begin(struct session_table *t, const struct session_req *r, struct session_result *res);
 /* After applying an entry judged SESSION_NEW: remember its result

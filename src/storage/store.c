@@ -42,7 +42,7 @@ struct store {
 	struct store_verdict *verdicts;
 };
 
-#define STORE_VERDICTS 4096
+#define STORE_VERDICTS 16384
 
 struct store_verdict {
 	uint64_t index; /* 0: none */
