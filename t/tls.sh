@@ -198,6 +198,10 @@ ok "$(echo "$out" | grep -q -i "hostname\|certificate"; echo $?)" \
 	"  the message names the certificate or the host name" || diag "$out"
 ctl "$A" --tls-ca "$C/ca.pem" --tls-server-name localhost status
 is "$st" 0 "--tls-server-name localhost (in the certificate): exit 0" || diag "$out"
+ctl "$A" --tls-ca "$C/ca.pem" --tls-server-name localhost --read-addr "127.0.0.1:$((A * 10 + 2))" \
+	collection list
+is "$st" 0 "reads over a second connection (--read-addr) keep the CA and the server name" ||
+	diag "$out"
 
 # ------------------------------------------------------------ expired, plaintext
 start e "$E" --security-tls-cert-file "$TESTDIR/expired/node.pem" \

@@ -260,6 +260,11 @@ def test_a_write_sent_again_applies_once(one):
     assert c.token == first, "a duplicate is answered with the first copy's token"
     assert c.get("dedup", [1])[0].payload == {"n": 1}
     assert one.metric(0, "shoal_session_retries_answered_total") == answered + 1
+    c.upsert("dedup", [2], [[0, 1]], ack="all")
+    first = c.token
+    c._seq -= 1  # at ack all too: answered once every voter holds the first copy
+    c.upsert("dedup", [2], [[0, 1]], ack="all")
+    assert c.token == first, "a duplicate at ack all gets the first copy's token"
     c.upsert("dedup", [1], [[1, 0]], payloads=[{"n": 2}])  # the next number
     c._seq -= 2  # a late copy of a write the client has its answer to: not applied
     with pytest.raises(shoal.OutcomeUnknown, match="older than"):
