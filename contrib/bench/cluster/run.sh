@@ -7,6 +7,8 @@
 #   BENCH_PARTS="1 2" contrib/bench/cluster/run.sh ...   only those parts
 #   BENCH_KEEP=1 ...   keep the data dirs and the nodes' logs (else removed)
 #   BENCH_SHOALD_ARGS="--storage-snapshot-entries 20" ...   more flags per node
+#   BENCH_REQUESTS_X=10 ...   part 2 sends ten times as many requests (runs
+#                             of about 10 s, as etcd's reference does)
 #
 #   0. catch-up, on the fresh cluster: a follower is killed, 100,000
 #      single-point writes go in (8-dim vectors, so that HNSW insertion
@@ -180,7 +182,7 @@ if want 2; then
 	for c in 1 16 64; do
 		"$CTL" --addr "$ALL" --ack quorum bench --mode upsert --dataset "$DIR/v128.fvecs" \
 			--collection bench --no-load --concurrency "$c" --depth 1 \
-			--requests $((c == 1 ? 3000 : c * 400))
+			--requests $(((c == 1 ? 3000 : c * 400) * ${BENCH_REQUESTS_X:-1}))
 	done
 	all_applied 300 || echo "replicas did not catch up"
 	echo "terms after part 2: $(terms)"
