@@ -74,6 +74,10 @@ struct api {
 	uint64_t auth_failures[3]; /* missing, invalid, denied */
 };
 
+_Static_assert(API_MAX_METHOD < METRICS_METHODS, "metrics count every method apart");
+_Static_assert(SHOAL__STATUS_CODE__SESSION_EXPIRED < METRICS_STATUSES - 1,
+	       "metrics count every status apart");
+
 /* ------------------------------------------------------------ status */
 
 int api_status_of(int code)

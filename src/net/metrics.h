@@ -14,8 +14,8 @@
 
 #define METRICS_BINARY   0
 #define METRICS_REST     1
-#define METRICS_METHODS  16 /* method numbers 0..15 */
-#define METRICS_STATUSES 10
+#define METRICS_METHODS  17 /* method numbers 0..16 (KEYRING) */
+#define METRICS_STATUSES 14 /* status codes 0..12 (SESSION_EXPIRED); 13: any other */
 #define METRICS_BUCKETS  16
 
 struct metrics {
