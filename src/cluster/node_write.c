@@ -266,12 +266,16 @@ void node_write_dispatch(struct node *n, struct pwrite *w)
 {
 	uint64_t leader = raft_leader(n->raft);
 
-	if (w->change == 0 && (leader == n->o.id || w->ack != NODE_ACK_ALL) && answered(n, w))
-		return; /* before any refusal: it may have applied (a follower's table too) */
+	if (leader == n->o.id && raft_role(n->raft) == RAFT_LEADER) {
+		lead(n, w); /* which asks the sessions first */
+		return;
+	}
+	/* before any refusal: it may have applied (a follower's table knows
+	 * too; ack all waits on the leader) */
+	if (w->change == 0 && w->ack != NODE_ACK_ALL && answered(n, w))
+		return;
 	if (n->full)
 		refuse_full(n, w);
-	else if (leader == n->o.id && raft_role(n->raft) == RAFT_LEADER)
-		lead(n, w);
 	else if (leader == RAFT_NONE || node_fwd_send(n, w) != 0)
 		push_tail(&n->wait_leader, w);
 }
