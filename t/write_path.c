@@ -880,6 +880,89 @@ static void test_failed_upsert_leaves_no_ghost(void)
 	coll_unref(c);
 }
 
+/* coll_upsert applies a batch in holds of up to 64 points, each prepared
+ * outside the locks (collection.c, upsert_hold): a batch across holds, with
+ * ids repeated in a later hold and payloads, must end as the same points
+ * upserted one at a time; a batch that runs out of memory part way must
+ * have applied exactly the points before the one it names. */
+#define HOLD_BATCH 300
+
+static void batch_point(struct coll_point *p, float *v, char *json, size_t j, uint64_t first)
+{
+	for (int d = 0; d < DIM; d++)
+		v[d] = (float)(j * DIM + (size_t)d) / 100.0f + 0.5f;
+	snprintf(json, 32, "{\"j\":%zu}", j);
+	*p = (struct coll_point){first + j % 200, v, DIM, j % 3 ? json : NULL,
+				 j % 3 ? strlen(json) : 0};
+}
+
+static void test_upsert_holds(void)
+{
+	static float v[HOLD_BATCH][DIM];
+	static char json[HOLD_BATCH][32];
+	struct coll_point pts[HOLD_BATCH];
+	struct coll *a = make(SH_METRIC_COSINE), *b = make(SH_METRIC_COSINE);
+	struct sh_err err;
+	float got[DIM];
+	char *pl = NULL;
+	size_t pl_len = 0;
+	int rv;
+
+	for (size_t j = 0; j < HOLD_BATCH; j++)
+		batch_point(&pts[j], v[j], json[j], j, 0);
+	ok(coll_upsert(a, pts, HOLD_BATCH, &err) == 0, "a batch of %d points across holds",
+	   HOLD_BATCH);
+	for (size_t j = 0; j < HOLD_BATCH; j++)
+		if (coll_upsert(b, &pts[j], 1, &err) != 0)
+			bail_out("upsert: %s", err.msg);
+	is_int(coll_count(a), 200, "200 ids (100 of them twice)");
+	ok(digest_equal(coll_digest(a), coll_digest(b)), "the same state as one point at a time");
+	rv = coll_get(a, 5, got, &pl, &pl_len);
+	ok(rv == 0 && pl != NULL && strcmp(pl, "{\"j\":205}") == 0,
+	   "a repeated id holds the later point's payload (%s)", pl != NULL ? pl : "none");
+	sh_free(pl);
+	coll_unref(a);
+	coll_unref(b);
+}
+
+static void test_upsert_fails_part_way(void)
+{
+	static float v[150][DIM];
+	static char json[150][32];
+	struct coll_point pts[150];
+	bool prefix = true, named = true, no_ghost = true;
+	int failed = 0;
+
+	for (size_t j = 0; j < 150; j++)
+		batch_point(&pts[j], v[j], json[j], j, 1000);
+	for (long k = 0; k < 120; k += 3) {
+		struct coll *c = make(SH_METRIC_L2);
+		struct sh_err err;
+		size_t m;
+		char want[64];
+		int rv;
+
+		sh_alloc_fail_after(k);
+		rv = coll_upsert(c, pts, 150, &err);
+		sh_alloc_fail_after(-1);
+		m = coll_count(c);
+		failed += rv != 0;
+		for (size_t j = 0; j < 150; j++)
+			prefix = prefix && (coll_get(c, 1000 + j, NULL, NULL, NULL) == 0) ==
+						   (j < m || rv == 0);
+		snprintf(want, sizeof want, "point %zu", 1000 + m);
+		if (named && rv != 0 && strstr(err.msg, want) == NULL)
+			diag("batch %ld: applied %zu, error: %s", k, m, err.msg);
+		named = named && (rv == 0 || strstr(err.msg, want) != NULL);
+		no_ghost = no_ghost && coll_fresh(c) == coll_count(c);
+		coll_unref(c);
+	}
+	ok(failed > 0, "allocations failed part way in %d of 40 batches", failed);
+	ok(prefix, "each applied exactly the points before the one that failed");
+	ok(named, "and its error names that point");
+	ok(no_ghost, "no fresh vector without its point");
+}
+
 /* ------------------------------------------------------------ mid-write */
 
 static long midwrite_checks, midwrite_cut;
@@ -942,6 +1025,8 @@ int main(void)
 	test_slow_search_stalls_all();
 	test_memory_while_indexing();
 	test_failed_upsert_leaves_no_ghost();
+	test_upsert_holds();
+	test_upsert_fails_part_way();
 	test_get_is_atomic();
 	test_ghost_refused();
 	test_same_score(SH_METRIC_COSINE);

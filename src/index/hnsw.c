@@ -539,6 +539,13 @@ int hnsw__prepare_vector(const struct hnsw *h, const float *in, float *out, stru
 	return 0;
 }
 
+void hnsw_prepare_checked(const struct hnsw *h, const float *in, float *out)
+{
+	memcpy(out, in, h->p.dim * sizeof *out);
+	if (h->p.metric == SH_METRIC_COSINE)
+		dist_normalize(out, h->p.dim);
+}
+
 /* ------------------------------------------------------------ accessors */
 
 int hnsw_get(const struct hnsw *h, uint64_t id, float *out)

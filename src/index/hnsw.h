@@ -110,6 +110,9 @@ int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
  * _prepared variants below take vectors prepared so and store them as they
  * are (normalizing twice could change their last bits). */
 int hnsw_prepare(const struct hnsw *h, const float *in, float *out, struct sh_err *err);
+/* hnsw_prepare of a vector that passed hnsw_check_vector already (apply's
+ * points, checked before their entry applies): the same out, unchecked. */
+void hnsw_prepare_checked(const struct hnsw *h, const float *in, float *out);
 int hnsw_upsert_prepared(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err);
 /* hnsw_build of prepared vectors that ends early once *stop (NULL: never)
  * is true: each thread finishes the point it is inserting and takes no

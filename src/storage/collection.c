@@ -340,48 +340,121 @@ static void put_point(struct coll *c, const struct coll_point *pt, struct digest
 	atomic_store(&c->count, idtree_count(c->tree));
 }
 
-/* tmp: 2 * dim floats. */
-static int upsert_one(struct coll *c, const struct coll_point *pt, float *tmp, struct sh_err *err)
+/* One point under both locks (held): prep is its prepared vector, tmp dim
+ * floats.  On success the tree owns b.  A new id needs no look at the
+ * graph: the graph holds no id outside the tree without a tombstone in the
+ * fresh set (the invariant), so graph_has is false for it. */
+static int upsert_locked(struct coll *c, const struct coll_point *pt, struct digest hash,
+			 struct blob *b, const float *prep, float *tmp, uint64_t now)
 {
-	struct digest hash =
-		digest_point(c->p.name, pt->id, pt->vec, pt->dim, pt->payload, pt->payload_len);
-	float *prep = tmp + c->p.dim;
-	struct blob *b = NULL;
 	struct pv *v;
 	bool existed;
 	int rv;
 
-	if ((rv = hnsw_prepare(c->h, pt->vec, prep, err)) != 0)
-		return rv; /* checked before (coll_check_points): cannot happen */
-	if (pt->payload_len > 0 && (b = blob_new(pt->payload, pt->payload_len)) == NULL)
-		return sh_err_set(err, SH_ENOMEM, "out of memory");
-	lock_both(c);
 	/* the tree's room first: a failure then changes nothing */
-	if ((rv = idtree_put(c->tree, pt->id, (void **)&v, &existed)) == 0 &&
-	    !graph_has(c, pt->id, prep, tmp) &&
-	    (rv = fresh_put(c->fresh, pt->id, prep, sh_clock_mono_ms())) != 0 && !existed)
-		idtree_del(c->tree, pt->id, NULL); /* the new, zeroed entry */
-	if (rv == 0) {
-		put_point(c, pt, hash, b, v, existed);
-		b = NULL;
+	if ((rv = idtree_put(c->tree, pt->id, (void **)&v, &existed)) != 0)
+		return rv;
+	if (!(existed && graph_has(c, pt->id, prep, tmp)) &&
+	    (rv = fresh_put(c->fresh, pt->id, prep, now)) != 0) {
+		if (!existed)
+			idtree_del(c->tree, pt->id, NULL); /* the new, zeroed entry */
+		return rv;
+	}
+	put_point(c, pt, hash, b, v, existed);
+	return 0;
+}
+
+/* Points prepared outside the locks, applied under one hold of them; one
+ * allocation (a failed scratch changes nothing). */
+struct upsert_buf {
+	size_t cap;          /* points per hold */
+	struct blob **blob;  /* cap, NULL but while a hold runs */
+	struct digest *hash; /* cap */
+	float *prep;         /* cap prepared vectors */
+	float *tmp;          /* dim floats */
+};
+
+#define UPSERT_HOLD_POINTS 64
+#define UPSERT_HOLD_BYTES  (64 * 1024) /* of prepared vectors per hold */
+
+static int upsert_buf_init(struct upsert_buf *u, uint32_t dim, size_t n)
+{
+	size_t cap = UPSERT_HOLD_BYTES / ((size_t)dim * sizeof(float));
+	char *p;
+
+	cap = cap < 1 ? 1 : cap > UPSERT_HOLD_POINTS ? UPSERT_HOLD_POINTS : cap;
+	u->cap = cap < n ? cap : n;
+	p = sh_calloc(1, u->cap * (sizeof *u->blob + sizeof *u->hash) +
+				 (u->cap + 1) * dim * sizeof *u->prep);
+	if (p == NULL)
+		return SH_ENOMEM;
+	u->blob = (struct blob **)p;
+	u->hash = (struct digest *)(p + u->cap * sizeof *u->blob);
+	u->prep = (float *)(p + u->cap * (sizeof *u->blob + sizeof *u->hash));
+	u->tmp = u->prep + u->cap * dim;
+	return 0;
+}
+
+/* Up to u->cap points: hashed and prepared first, then applied in order
+ * under one hold of both locks.  On failure *bad is the failing point's
+ * index: those before it were applied, the rest not. */
+static int upsert_hold(struct coll *c, const struct coll_point *pts, size_t n, struct upsert_buf *u,
+		       size_t *bad, struct sh_err *err)
+{
+	size_t dim = c->p.dim, ready, i;
+	uint64_t now = sh_clock_mono_ms();
+	int rv = 0;
+
+	for (ready = 0; ready < n; ready++) {
+		const struct coll_point *pt = &pts[ready];
+
+		u->hash[ready] = digest_point(c->p.name, pt->id, pt->vec, pt->dim, pt->payload,
+					      pt->payload_len);
+		/* checked before (coll_check_points) */
+		hnsw_prepare_checked(c->h, pt->vec, u->prep + ready * dim);
+		if (pt->payload_len > 0 &&
+		    (u->blob[ready] = blob_new(pt->payload, pt->payload_len)) == NULL) {
+			rv = sh_err_set(err, SH_ENOMEM, "out of memory");
+			break;
+		}
+	}
+	lock_both(c);
+	for (i = 0; i < ready; i++) {
+		int r = upsert_locked(c, &pts[i], u->hash[i], u->blob[i], u->prep + i * dim, u->tmp,
+				      now);
+
+		if (r != 0) {
+			rv = sh_err_set(err, r, "out of memory");
+			break;
+		}
+		u->blob[i] = NULL; /* the tree's now */
 	}
 	unlock_both(c);
-	sh_free(b);
-	return rv != 0 ? sh_err_set(err, rv, "out of memory") : 0;
+	*bad = i;
+	for (i = 0; i < ready; i++) {
+		sh_free(u->blob[i]);
+		u->blob[i] = NULL;
+	}
+	return rv;
 }
 
 int coll_upsert(struct coll *c, const struct coll_point *pts, size_t n, struct sh_err *err)
 {
-	float *tmp = sh_malloc(2 * (size_t)c->p.dim * sizeof *tmp);
+	struct upsert_buf u = {0};
+	size_t i, bad = 0; /* on failure, the first point not applied */
 	int rv = 0;
 
-	if (tmp == NULL)
-		return sh_err_set(err, SH_ENOMEM, "collection '%s': out of memory", c->p.name);
-	for (size_t i = 0; i < n && rv == 0; i++)
-		if ((rv = upsert_one(c, &pts[i], tmp, err)) != 0)
-			sh_err_wrap(err, rv, "collection '%s': point %" PRIu64, c->p.name,
-				    pts[i].id);
-	sh_free(tmp);
+	if (n == 0)
+		return 0;
+	if (upsert_buf_init(&u, c->p.dim, n) != 0)
+		rv = sh_err_set(err, SH_ENOMEM, "out of memory");
+	for (i = 0; i < n && rv == 0; i += u.cap)
+		if ((rv = upsert_hold(c, pts + i, n - i < u.cap ? n - i : u.cap, &u, &bad, err)) !=
+		    0)
+			bad += i;
+	if (rv != 0)
+		sh_err_wrap(err, rv, "collection '%s': point %" PRIu64, c->p.name, pts[bad].id);
+	sh_free(u.blob);
 	return rv;
 }
 

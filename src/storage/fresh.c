@@ -131,43 +131,51 @@ static void map_repoint(struct fresh *f, uint64_t id, uint32_t pos)
 
 /* ------------------------------------------------------------ growth */
 
+/* The arrays of cap entries each, and their entry sizes. */
+#define FRESH_ARRAYS 9
+
+static void arrays(struct fresh *f, void **a[FRESH_ARRAYS], size_t size[FRESH_ARRAYS])
+{
+	void **p[FRESH_ARRAYS] = {(void **)&f->ids,  (void **)&f->seqs, (void **)&f->added,
+				  (void **)&f->tomb, (void **)&f->igen, (void **)&f->cs,
+				  (void **)&f->sq,   (void **)&f->code, (void **)&f->vecs};
+	size_t s[FRESH_ARRAYS] = {sizeof *f->ids,  sizeof *f->seqs, sizeof *f->added,
+				  sizeof *f->tomb, sizeof *f->igen, sizeof *f->cs,
+				  sizeof *f->sq,   f->dim,          f->dim * sizeof *f->vecs};
+
+	memcpy(a, p, sizeof p);
+	memcpy(size, s, sizeof s);
+}
+
+/* Every array to cap entries, or none (sh_big_realloc: growing moves pages,
+ * it copies nothing). */
 static int grow_arrays(struct fresh *f, size_t cap)
 {
-	uint64_t *ids = sh_realloc(f->ids, cap * sizeof *ids);
+	void **a[FRESH_ARRAYS];
+	size_t size[FRESH_ARRAYS], i;
 
-	if (ids == NULL)
-		return SH_ENOMEM;
-	f->ids = ids;
-#define GROW(field)                                                                                \
-	do {                                                                                       \
-		void *p = sh_realloc(f->field, cap * sizeof *f->field);                            \
-		if (p == NULL)                                                                     \
-			return SH_ENOMEM;                                                          \
-		f->field = p;                                                                      \
-	} while (0)
-	GROW(seqs);
-	GROW(added);
-	GROW(tomb);
-	GROW(igen);
-	GROW(cs);
-	GROW(sq);
-#undef GROW
-	{
-		int8_t *c = sh_realloc(f->code, cap * f->dim);
+	arrays(f, a, size);
+	for (i = 0; i < FRESH_ARRAYS; i++) {
+		void *p = sh_big_realloc(*a[i], f->cap * size[i], cap * size[i]);
 
-		if (c == NULL)
-			return SH_ENOMEM;
-		f->code = c;
+		if (p == NULL)
+			break;
+		*a[i] = p;
 	}
-	{
-		float *v = sh_realloc(f->vecs, cap * f->dim * sizeof *v);
-
-		if (v == NULL)
-			return SH_ENOMEM;
-		f->vecs = v;
+	if (i == FRESH_ARRAYS) {
+		f->cap = cap;
+		return 0;
 	}
-	f->cap = cap;
-	return 0;
+	while (i-- > 0) { /* back to f->cap entries: every array keeps one size */
+		void *p =
+			f->cap > 0 ? sh_big_realloc(*a[i], cap * size[i], f->cap * size[i]) : NULL;
+
+		if (f->cap == 0)
+			sh_big_free(*a[i], cap * size[i]);
+		if (p != NULL || f->cap == 0)
+			*a[i] = p;
+	}
+	return SH_ENOMEM;
 }
 
 static int grow_map(struct fresh *f, size_t cap)
@@ -199,39 +207,56 @@ static int reserve(struct fresh *f)
 
 /* ------------------------------------------------------------ entries */
 
+/* The largest |v_i|: eight lanes, which the compiler turns into SIMD. */
+static float abs_max(const float *v, uint32_t dim)
+{
+	float m[8] = {0}, top = 0;
+	uint32_t i = 0;
+
+	for (; i + 8 <= dim; i += 8)
+		for (int j = 0; j < 8; j++)
+			m[j] = fabsf(v[i + j]) > m[j] ? fabsf(v[i + j]) : m[j];
+	for (; i < dim; i++)
+		top = fabsf(v[i]) > top ? fabsf(v[i]) : top;
+	for (int j = 0; j < 8; j++)
+		top = m[j] > top ? m[j] : top;
+	return top;
+}
+
 /* v's int8 code (scale: the largest |v_i| / 127) into code; returns the
- * scale. */
+ * scale.  Each |v_i| * 127 / top <= 127 rounds half away from zero, by
+ * hand (no libm call), eight at a time. */
 static float encode(const float *v, uint32_t dim, int8_t *code)
 {
-	float top = 0, scale;
+	float top = abs_max(v, dim), s;
+	uint32_t i = 0;
 
-	for (uint32_t i = 0; i < dim; i++)
-		top = fabsf(v[i]) > top ? fabsf(v[i]) : top;
-	scale = top / 127.0f;
-	if (scale == 0) {
+	if (top == 0) {
 		memset(code, 0, dim);
 		return 0;
 	}
-	for (uint32_t i = 0; i < dim; i++) { /* |x| <= 127: rounding by hand, no libm call */
-		float x = v[i] * (127.0f / top);
+	s = 127.0f / top;
+	for (; i + 8 <= dim; i += 8) {
+		int32_t q[8];
 
-		code[i] = (int8_t)(x >= 0 ? (int)(x + 0.5f) : -(int)(0.5f - x));
+		for (int j = 0; j < 8; j++)
+			q[j] = (int32_t)(v[i + j] * s + copysignf(0.5f, v[i + j]));
+		for (int j = 0; j < 8; j++)
+			code[i + j] = (int8_t)q[j];
 	}
-	return scale;
+	for (; i < dim; i++)
+		code[i] = (int8_t)(int32_t)(v[i] * s + copysignf(0.5f, v[i]));
+	return top / 127.0f;
 }
 
 static void set_vector(struct fresh *f, uint32_t pos, const float *vec)
 {
-	double sq = 0;
-
 	f->tomb[pos] = vec == NULL;
 	if (vec == NULL)
 		return;
 	memcpy(f->vecs + (size_t)pos * f->dim, vec, f->dim * sizeof *vec);
 	f->cs[pos] = encode(vec, f->dim, f->code + (size_t)pos * f->dim);
-	for (uint32_t i = 0; i < f->dim; i++)
-		sq += (double)vec[i] * (double)vec[i];
-	f->sq[pos] = (float)sq;
+	f->sq[pos] = f->k->dot(vec, vec, f->dim); /* for the int8 prefilter only */
 }
 
 int fresh_put(struct fresh *f, uint64_t id, const float *vec, uint64_t now_ms)
@@ -270,21 +295,15 @@ void fresh_at(const struct fresh *f, uint32_t i, struct fresh_entry *e, float *v
 
 static void release_all(struct fresh *f)
 {
-	sh_free(f->ids);
-	sh_free(f->seqs);
-	sh_free(f->added);
-	sh_free(f->vecs);
-	sh_free(f->code);
-	sh_free(f->cs);
-	sh_free(f->sq);
-	sh_free(f->tomb);
-	sh_free(f->igen);
+	void **a[FRESH_ARRAYS];
+	size_t size[FRESH_ARRAYS];
+
+	arrays(f, a, size);
+	for (size_t i = 0; i < FRESH_ARRAYS; i++) {
+		sh_big_free(*a[i], f->cap * size[i]);
+		*a[i] = NULL;
+	}
 	sh_free(f->map);
-	f->ids = f->seqs = f->added = NULL;
-	f->vecs = f->cs = f->sq = NULL;
-	f->code = NULL;
-	f->tomb = NULL;
-	f->igen = NULL;
 	f->map = NULL;
 	f->cap = f->map_cap = 0;
 }

@@ -33,11 +33,18 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
+#if !defined(SH_SANITIZERS) && defined(__linux__)
+#define SH_BIG_MAPPED 1
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #define SH_ALLOC_NO_FAULT LONG_MAX
 
 static _Atomic long fail_countdown = SH_ALLOC_NO_FAULT;
 static _Atomic uint64_t n_allocs;
 static _Atomic uint64_t n_failures;
+static _Atomic uint64_t big_bytes; /* mapped by sh_big_realloc */
 static _Thread_local unsigned long thread_failures;
 
 /* Decides whether this allocation is one the test asked to fail. */
@@ -123,6 +130,57 @@ char *sh_strdup(const char *s)
 	return sh_strndup(s, strlen(s));
 }
 
+#ifdef SH_BIG_MAPPED
+static size_t page_round(size_t size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return size > SIZE_MAX - page ? 0 : (size + page - 1) / page * page;
+}
+
+void *sh_big_realloc(void *ptr, size_t old_size, size_t new_size)
+{
+	size_t old_len = ptr != NULL ? page_round(old_size) : 0, len = page_round(new_size);
+	void *p;
+
+	if (len == 0 || (len > old_len && injected_failure()))
+		return account(NULL); /* shrinking never fails (not even injected) */
+	if (len == old_len)
+		return account(ptr);
+	if (ptr == NULL)
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	else
+		p = mremap(ptr, old_len, len, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED)
+		return account(NULL);
+	if (len > old_len)
+		atomic_fetch_add_explicit(&big_bytes, len - old_len, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&big_bytes, old_len - len, memory_order_relaxed);
+	return account(p);
+}
+
+void sh_big_free(void *ptr, size_t size)
+{
+	if (ptr == NULL)
+		return;
+	munmap(ptr, page_round(size));
+	atomic_fetch_sub_explicit(&big_bytes, page_round(size), memory_order_relaxed);
+}
+#else
+void *sh_big_realloc(void *ptr, size_t old_size, size_t new_size)
+{
+	(void)old_size;
+	return sh_realloc(ptr, new_size);
+}
+
+void sh_big_free(void *ptr, size_t size)
+{
+	(void)size;
+	sh_free(ptr);
+}
+#endif
+
 #ifndef SH_ALLOC_CLIENT
 static void *json_malloc(size_t size)
 {
@@ -173,6 +231,14 @@ void sh_alloc_stats(struct sh_alloc_stats *st)
 		st->allocated = mi.uordblks + mi.hblkhd;
 	}
 #endif
+	{ /* mapped arrays: counted once touched (an upper bound for resident) */
+		uint64_t big = atomic_load_explicit(&big_bytes, memory_order_relaxed);
+
+		if (st->allocated != 0)
+			st->allocated += big;
+		if (st->resident != 0)
+			st->resident += big;
+	}
 }
 
 void sh_alloc_purge(void)
