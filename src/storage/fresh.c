@@ -23,6 +23,8 @@
 #define FRESH_CODES_MIN 4096
 #define FRESH_RERANK(k) (4 * (k) + 64)
 
+#define FRESH_ARRAYS 9 /* of cap entries each: ids .. vecs */
+
 struct fresh {
 	uint32_t dim;
 	enum sh_metric metric;
@@ -35,10 +37,11 @@ struct fresh {
 	float *cs;    /* cap: a code's scale (value = code * scale) */
 	float *sq;    /* cap: |v|^2 */
 	uint8_t *tomb;
-	uint64_t *igen; /* 0, or the search generation from which it counts as indexed */
-	size_t cursor;  /* fresh_take's: where the next batch starts */
-	uint32_t *map;  /* position + 1, 0 empty */
-	size_t map_cap; /* a power of two */
+	uint64_t *igen;            /* 0, or the search generation from which it counts as indexed */
+	size_t cursor;             /* fresh_take's: where the next batch starts */
+	size_t acap[FRESH_ARRAYS]; /* each array's own room, >= cap (arrays()) */
+	uint32_t *map;             /* position + 1, 0 empty */
+	size_t map_cap;            /* a power of two */
 };
 
 static size_t slot_of(uint64_t id, size_t cap)
@@ -132,8 +135,6 @@ static void map_repoint(struct fresh *f, uint64_t id, uint32_t pos)
 /* ------------------------------------------------------------ growth */
 
 /* The arrays of cap entries each, and their entry sizes. */
-#define FRESH_ARRAYS 9
-
 static void arrays(struct fresh *f, void **a[FRESH_ARRAYS], size_t size[FRESH_ARRAYS])
 {
 	void **p[FRESH_ARRAYS] = {(void **)&f->ids,  (void **)&f->seqs, (void **)&f->added,
@@ -147,35 +148,26 @@ static void arrays(struct fresh *f, void **a[FRESH_ARRAYS], size_t size[FRESH_AR
 	memcpy(size, s, sizeof s);
 }
 
-/* Every array to cap entries, or none (sh_big_realloc: growing moves pages,
- * it copies nothing). */
+/* Every array to cap entries (sh_big_realloc: a large one's pages move,
+ * nothing is copied).  On failure those grown keep their room (acap). */
 static int grow_arrays(struct fresh *f, size_t cap)
 {
 	void **a[FRESH_ARRAYS];
-	size_t size[FRESH_ARRAYS], i;
+	size_t size[FRESH_ARRAYS];
 
 	arrays(f, a, size);
-	for (i = 0; i < FRESH_ARRAYS; i++) {
-		void *p = sh_big_realloc(*a[i], f->cap * size[i], cap * size[i]);
+	for (size_t i = 0; i < FRESH_ARRAYS; i++) {
+		void *p;
 
-		if (p == NULL)
-			break;
+		if (f->acap[i] >= cap)
+			continue;
+		if ((p = sh_big_realloc(*a[i], f->acap[i] * size[i], cap * size[i])) == NULL)
+			return SH_ENOMEM;
 		*a[i] = p;
+		f->acap[i] = cap;
 	}
-	if (i == FRESH_ARRAYS) {
-		f->cap = cap;
-		return 0;
-	}
-	while (i-- > 0) { /* back to f->cap entries: every array keeps one size */
-		void *p =
-			f->cap > 0 ? sh_big_realloc(*a[i], cap * size[i], f->cap * size[i]) : NULL;
-
-		if (f->cap == 0)
-			sh_big_free(*a[i], cap * size[i]);
-		if (p != NULL || f->cap == 0)
-			*a[i] = p;
-	}
-	return SH_ENOMEM;
+	f->cap = cap;
+	return 0;
 }
 
 static int grow_map(struct fresh *f, size_t cap)
@@ -300,8 +292,9 @@ static void release_all(struct fresh *f)
 
 	arrays(f, a, size);
 	for (size_t i = 0; i < FRESH_ARRAYS; i++) {
-		sh_big_free(*a[i], f->cap * size[i]);
+		sh_big_free(*a[i], f->acap[i] * size[i]);
 		*a[i] = NULL;
+		f->acap[i] = 0;
 	}
 	sh_free(f->map);
 	f->map = NULL;

@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,11 @@ char *sh_strdup(const char *s)
 }
 
 #ifdef SH_BIG_MAPPED
+/* Smaller arrays stay in the heap: a mapping each would run into the
+ * kernel's limit on mappings (vm.max_map_count, 65,530) with many small
+ * collections, and cost a page at least. */
+#define SH_BIG_MAP_MIN (1024 * 1024)
+
 static size_t page_round(size_t size)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -138,25 +144,61 @@ static size_t page_round(size_t size)
 	return size > SIZE_MAX - page ? 0 : (size + page - 1) / page * page;
 }
 
-void *sh_big_realloc(void *ptr, size_t old_size, size_t new_size)
+static void *big_map(size_t len)
 {
-	size_t old_len = ptr != NULL ? page_round(old_size) : 0, len = page_round(new_size);
-	void *p;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (len == 0 || (len > old_len && injected_failure()))
-		return account(NULL); /* shrinking never fails (not even injected) */
-	if (len == old_len)
-		return account(ptr);
-	if (ptr == NULL)
-		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	else
-		p = mremap(ptr, old_len, len, MREMAP_MAYMOVE);
-	if (p == MAP_FAILED)
-		return account(NULL);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void big_count(size_t old_len, size_t len)
+{
 	if (len > old_len)
 		atomic_fetch_add_explicit(&big_bytes, len - old_len, memory_order_relaxed);
 	else
 		atomic_fetch_sub_explicit(&big_bytes, old_len - len, memory_order_relaxed);
+}
+
+/* Mapped to mapped: the pages move, nothing is copied. */
+static void *big_remap(void *ptr, size_t old_size, size_t new_size)
+{
+	size_t old_len = page_round(old_size), len = page_round(new_size);
+	void *p;
+
+	if (len == 0)
+		return NULL;
+	if (len == old_len)
+		return ptr;
+	p = mremap(ptr, old_len, len, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED)
+		return NULL;
+	big_count(old_len, len);
+	return p;
+}
+
+void *sh_big_realloc(void *ptr, size_t old_size, size_t new_size)
+{
+	bool was = ptr != NULL && old_size >= SH_BIG_MAP_MIN, will = new_size >= SH_BIG_MAP_MIN;
+	void *p;
+
+	if (!was && !will)
+		return sh_realloc(ptr, new_size);
+	if (injected_failure())
+		return account(NULL);
+	if (was && will)
+		return account(big_remap(ptr, old_size, new_size));
+	if (will) { /* from the heap: one copy, at the threshold */
+		if ((p = big_map(page_round(new_size))) == NULL)
+			return account(NULL);
+		big_count(0, page_round(new_size));
+		memcpy(p, ptr, ptr != NULL ? old_size : 0);
+		sh_free(ptr);
+		return account(p);
+	}
+	if ((p = malloc(new_size == 0 ? 1 : new_size)) == NULL) /* back to the heap */
+		return account(NULL);
+	memcpy(p, ptr, new_size);
+	sh_big_free(ptr, old_size);
 	return account(p);
 }
 
@@ -164,8 +206,12 @@ void sh_big_free(void *ptr, size_t size)
 {
 	if (ptr == NULL)
 		return;
+	if (size < SH_BIG_MAP_MIN) {
+		sh_free(ptr);
+		return;
+	}
 	munmap(ptr, page_round(size));
-	atomic_fetch_sub_explicit(&big_bytes, page_round(size), memory_order_relaxed);
+	big_count(page_round(size), 0);
 }
 #else
 void *sh_big_realloc(void *ptr, size_t old_size, size_t new_size)

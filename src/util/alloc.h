@@ -29,15 +29,19 @@ void sh_free(void *ptr);
 char *sh_strdup(const char *s) __attribute__((malloc));
 char *sh_strndup(const char *s, size_t n) __attribute__((malloc));
 
-/* Large arrays that grow by doubling (the fresh set's).  Without the
- * sanitizers they are mapped directly: growing moves the pages (mremap),
- * so a burst of writes does not copy everything applied so far at every
- * doubling (in-process apply rate 0.74 -> 0.99 million points/s).  Asking
- * for transparent huge pages too (madvise) made the first burst of a
- * process slower (0.44-0.69 million: compaction), so it does not.  Under
- * the sanitizers they are ordinary allocations (bounds checked).  The caller keeps each array's
- * size: old_size is what the last call gave (0 with ptr NULL).  Counted in sh_alloc_stats'
- * allocated and resident.  sh_big_realloc returns NULL on failure, ptr left as it was. */
+/* Arrays that grow by doubling up to large sizes (the fresh set's).  From
+ * 1 MiB on, and without the sanitizers, they are mapped directly: growing
+ * moves the pages (mremap), so a burst of writes does not copy everything
+ * applied so far at each doubling (in-process apply rate 0.74 -> 0.99
+ * million points/s).  Smaller ones, and all of them under the sanitizers
+ * (bounds checked), are ordinary allocations: a mapping per small array
+ * ran into the kernel's limit on mappings with many small collections.
+ * Transparent huge pages are not asked for: they made the first burst of a
+ * process slower (compaction).  The caller keeps each array's size:
+ * old_size is what the last call gave (0 with ptr NULL), and so is
+ * sh_big_free's size.  Mapped bytes count in sh_alloc_stats' allocated and
+ * resident (all of them: an upper bound for resident).  sh_big_realloc
+ * returns NULL on failure, ptr left as it was. */
 void *sh_big_realloc(void *ptr, size_t old_size, size_t new_size);
 void sh_big_free(void *ptr, size_t size);
 
