@@ -48,20 +48,10 @@ struct indexer {
 	pthread_cond_t work, progress;
 	struct item *head, *tail;
 	bool stop;
-	bool follower;                 /* apply waits at the bound plus its slack */
-	_Atomic bool hurry;            /* an idle build ends at its next point */
-	struct coll *_Atomic building; /* the collection of an idle build, or NULL */
+	bool follower;      /* apply waits at the bound plus its slack */
+	_Atomic bool hurry; /* apply waits: an idle build ends at its next point */
 	struct indexer_stats st;
 };
-
-/* c's fresh set is past three quarters of the bound (of the leader's: a
- * follower's is a quarter higher): its steps run at nice 10 from there, so
- * that a follower, whose builds would run idle while the leader's run at
- * nice 10 (the leader's apply waits at the bound), keeps up as before. */
-static bool behind(const struct indexer *ix, struct coll *c)
-{
-	return ix->o.max_fresh_bytes != 0 && coll_fresh_bytes(c) > ix->o.max_fresh_bytes / 4 * 3;
-}
 
 static bool queued(const struct indexer *ix, const struct coll *c)
 {
@@ -116,16 +106,10 @@ static void step(struct indexer *ix)
 	bool idle;
 	int rv;
 
-	/* nothing waits for this step and the collection is not behind: its
-	 * graph insertion runs in the idle class, hurried by apply once it
-	 * waits or the collection falls behind (the order of the stores and
-	 * loads here and in indexer_throttle makes sure one side sees the
-	 * other) */
+	/* nothing waits for this step: its graph insertion runs in the idle
+	 * class, hurried by apply once it waits (mu orders the two) */
 	atomic_store(&ix->hurry, false);
-	atomic_store(&ix->building, it->c);
-	idle = !ix->st.throttling && !behind(ix, it->c);
-	if (!idle)
-		atomic_store(&ix->building, NULL);
+	idle = !ix->st.throttling;
 	ix->head = it->next;
 	if (ix->head == NULL)
 		ix->tail = NULL;
@@ -136,7 +120,6 @@ static void step(struct indexer *ix)
 	else
 		rv = coll_index_idle(it->c, INDEXER_BATCH, ix->o.threads, idle ? &ix->hurry : NULL,
 				     &done, &err);
-	atomic_store(&ix->building, NULL);
 	if (rv != 0)
 		LOG_WARN("index", "%s (retrying in %d ms)", err.msg, RETRY_MS);
 	pthread_mutex_lock(&ix->mu);
@@ -251,8 +234,6 @@ void indexer_throttle(struct indexer *ix, struct coll *c)
 {
 	uint64_t t0;
 
-	if (behind(ix, c) && atomic_load(&ix->building) == c)
-		atomic_store(&ix->hurry, true);
 	if (ix->o.max_fresh_bytes == 0 || coll_fresh_bytes(c) <= ix->o.max_fresh_bytes)
 		return;
 	t0 = sh_clock_mono_ms();
