@@ -94,52 +94,6 @@ static void *stopper(void *arg)
 	return NULL;
 }
 
-/* An idle build (hnsw.h: its threads in the idle class, the caller
- * waiting) inserts everything, and *hurry ends it as *stop does: the
- * indexer's, which hurries when apply waits for it. */
-static _Atomic bool build_hurry;
-static size_t hurry_at; /* points in the index */
-
-static void *hurrier(void *arg)
-{
-	(void)arg;
-	for (int i = 0; i < 20000 && hnsw_count(g) < hurry_at; i++) {
-		struct timespec ts = {0, 1000000};
-
-		nanosleep(&ts, NULL);
-	}
-	atomic_store(&build_hurry, true);
-	return NULL;
-}
-
-static void test_idle_build(const float *vecs, uint64_t *ids, size_t n)
-{
-	struct hnsw_params p = {DIM, SH_METRIC_L2, 16, 200, 7, HNSW_QUANT_NONE};
-	struct hnsw_build_ctl ctl = {&build_stop, &build_hurry};
-	struct sh_err err;
-	size_t built = 0, in = 0;
-	pthread_t t;
-
-	atomic_store(&build_stop, false);
-	if (hnsw_new(&p, &g, &err) != 0)
-		bail_out("%s", err.msg);
-	hnsw_upsert(g, 1u << 30, vecs, &err); /* not empty: built in place */
-	is_int(hnsw_build_prepared(g, ids, vecs, n / 2, 2, &ctl, &built, &err), 0, "an idle build");
-	ok(built == n / 2 && hnsw_count(g) == n / 2 + 1, "inserts every point (%zu)", built);
-	hurry_at = n / 2 + 200;
-	pthread_create(&t, NULL, hurrier, NULL);
-	is_int(hnsw_build_prepared(g, ids + n / 2, vecs + n / 2 * DIM, n - n / 2, 2, &ctl, &built,
-				   &err),
-	       0, "an idle build hurried midway");
-	pthread_join(t, NULL);
-	for (size_t i = n / 2; i < n; i++)
-		in += hnsw_contains(g, ids[i]);
-	ok(built < n - n / 2 && in == built,
-	   "ends early with exactly its first %zu points in (%zu)", built, in);
-	atomic_store(&build_hurry, false);
-	hnsw_free(g);
-}
-
 static void test_build_stops(const float *vecs, uint64_t *ids, size_t n)
 {
 	struct hnsw_params p = {DIM, SH_METRIC_L2, 16, 200, 7, HNSW_QUANT_NONE};
@@ -151,15 +105,13 @@ static void test_build_stops(const float *vecs, uint64_t *ids, size_t n)
 		bail_out("%s", err.msg);
 	hnsw_upsert(g, 1u << 30, vecs, &err); /* not empty: built in place */
 	atomic_store(&build_stop, true);
-	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &(struct hnsw_build_ctl){&build_stop, NULL},
-				   &built, &err),
-	       0, "a build told to stop before it starts");
+	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &build_stop, &built, &err), 0,
+	       "a build told to stop before it starts");
 	ok(built == 0 && hnsw_count(g) == 1, "inserts nothing");
 	atomic_store(&build_stop, false);
 	pthread_create(&t, NULL, stopper, NULL);
-	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &(struct hnsw_build_ctl){&build_stop, NULL},
-				   &built, &err),
-	       0, "a build stopped midway");
+	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &build_stop, &built, &err), 0,
+	       "a build stopped midway");
 	pthread_join(t, NULL);
 	ok(built >= 200 && built < n, "ends early: %zu of %zu points", built, n);
 	for (size_t i = 0; i < built; i++)
@@ -203,7 +155,6 @@ int main(void)
 	is_int(hnsw_count(h), BASE + EXTRA - atomic_load(&writes), "the count adds up");
 	hnsw_free(h);
 	test_build_stops(data, ids, BASE);
-	test_idle_build(data, ids, BASE);
 	sh_free(ids);
 	sh_free(data);
 	return done_testing();

@@ -114,23 +114,12 @@ int hnsw_prepare(const struct hnsw *h, const float *in, float *out, struct sh_er
  * points, checked before their entry applies): the same out, unchecked. */
 void hnsw_prepare_checked(const struct hnsw *h, const float *in, float *out);
 int hnsw_upsert_prepared(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err);
-/* How hnsw_build_prepared runs, and when it ends early: once *stop is
- * true (NULL: never) each thread finishes the point it is inserting and
- * takes no more.  With hurry NULL the threads run in the caller's
- * scheduling class, the caller being one of them; else all `threads` are
- * new threads in the idle class (Linux SCHED_IDLE: they run only when
- * nothing else wants the CPU; the caller waits), and *hurry ends the
- * build as *stop does. */
-struct hnsw_build_ctl {
-	const _Atomic bool *stop;
-	const _Atomic bool *hurry;
-};
-
-/* hnsw_build of prepared vectors, controlled by ctl (NULL: neither).
- * *built: points 0 .. *built-1 were inserted (all of them but on error),
- * the rest were not. */
+/* hnsw_build of prepared vectors that ends early once *stop (NULL: never)
+ * is true: each thread finishes the point it is inserting and takes no
+ * more.  *built: points 0 .. *built-1 were inserted (all of them but on
+ * error), the rest were not. */
 int hnsw_build_prepared(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
-			unsigned threads, const struct hnsw_build_ctl *ctl, size_t *built,
+			unsigned threads, const _Atomic bool *stop, size_t *built,
 			struct sh_err *err);
 
 /* Remove id: SH_ENOTFOUND when absent.  The point stops being returned at

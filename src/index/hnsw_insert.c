@@ -28,8 +28,6 @@
 #include "util/alloc.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -547,8 +545,7 @@ struct build_job {
 	bool prepared;
 	const uint8_t *levels;
 	size_t n;
-	const _Atomic bool *stop;  /* NULL: never */
-	const _Atomic bool *hurry; /* NULL: the caller's class; else idle, and a stop */
+	const _Atomic bool *stop; /* NULL: never */
 	_Atomic size_t next;
 	_Atomic int rv;
 	_Atomic size_t failed_at;
@@ -564,7 +561,6 @@ static void *build_worker(void *arg)
 
 	while (s != NULL && atomic_load(&j->rv) == 0 &&
 	       (j->stop == NULL || !atomic_load(j->stop)) &&
-	       (j->hurry == NULL || !atomic_load(j->hurry)) &&
 	       (i = atomic_fetch_add(&j->next, 1)) < j->n) {
 		int rv = hnsw__scratch_fit(h, s, h->p.ef_construction);
 		struct sh_err e;
@@ -591,16 +587,6 @@ static void *build_worker(void *arg)
 	return NULL;
 }
 
-/* A worker of an idle build: in the idle class first (refused, it runs in
- * the class it inherited). */
-static void *idle_worker(void *arg)
-{
-	struct sched_param sp = {0};
-
-	(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-	return build_worker(arg);
-}
-
 static unsigned build_threads(unsigned threads, size_t n)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -617,17 +603,11 @@ static unsigned build_threads(unsigned threads, size_t n)
 /* Points 0 .. *built-1 were taken (each inserted unless the build failed):
  * the workers take them in order and finish the one they took. */
 static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, bool prepared,
-		      size_t n, unsigned threads, const struct hnsw_build_ctl *ctl, size_t *built,
+		      size_t n, unsigned threads, const _Atomic bool *stop, size_t *built,
 		      struct sh_err *err)
 {
-	struct build_job j = {.h = h,
-			      .ids = ids,
-			      .vecs = vecs,
-			      .prepared = prepared,
-			      .n = n,
-			      .stop = ctl ? ctl->stop : NULL,
-			      .hurry = ctl ? ctl->hurry : NULL};
-	bool idle = j.hurry != NULL;
+	struct build_job j = {
+		.h = h, .ids = ids, .vecs = vecs, .prepared = prepared, .n = n, .stop = stop};
 	uint8_t *levels = sh_malloc(n ? n : 1);
 	pthread_t tids[256];
 	unsigned t, started = 0;
@@ -638,12 +618,10 @@ static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, bo
 		levels[i] = (uint8_t)hnsw__random_level(h); /* drawn in order: deterministic */
 	j.levels = levels;
 	threads = build_threads(threads, n);
-	for (t = idle ? 0 : 1; t < threads; t++)
-		if (pthread_create(&tids[started], NULL, idle ? idle_worker : build_worker, &j) ==
-		    0)
+	for (t = 1; t < threads; t++)
+		if (pthread_create(&tids[started], NULL, build_worker, &j) == 0)
 			started++;
-	if (!idle || started == 0)
-		build_worker(&j);
+	build_worker(&j);
 	for (t = 0; t < started; t++)
 		pthread_join(tids[t], NULL);
 	*built = atomic_load(&j.next) < n ? atomic_load(&j.next) : n;
@@ -698,19 +676,18 @@ static void adopt(struct hnsw *to, struct hnsw *from)
  * is then renumbered for memory locality (hnsw_reorder.c) and published all
  * at once; otherwise they are inserted in place. */
 static int build(struct hnsw *h, const uint64_t *ids, const float *vecs, bool prepared, size_t n,
-		 unsigned threads, const struct hnsw_build_ctl *ctl, size_t *built,
-		 struct sh_err *err)
+		 unsigned threads, const _Atomic bool *stop, size_t *built, struct sh_err *err)
 {
 	struct hnsw *tmp = NULL;
 	int rv;
 
 	if (atomic_load(&h->n_slots) != 0 || hnsw_new(&h->p, &tmp, NULL) != 0) {
-		rv = build_into(h, ids, vecs, prepared, n, threads, ctl, built, err);
+		rv = build_into(h, ids, vecs, prepared, n, threads, stop, built, err);
 		hnsw__reconnect(h);
 		return rv;
 	}
 	tmp->rng = h->rng;
-	rv = build_into(tmp, ids, vecs, prepared, n, threads, ctl, built, err);
+	rv = build_into(tmp, ids, vecs, prepared, n, threads, stop, built, err);
 	hnsw__reconnect(tmp);
 	hnsw_reorder(tmp); /* out of memory: the order stays as built */
 	adopt(h, tmp);
@@ -726,8 +703,8 @@ int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
 }
 
 int hnsw_build_prepared(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
-			unsigned threads, const struct hnsw_build_ctl *ctl, size_t *built,
+			unsigned threads, const _Atomic bool *stop, size_t *built,
 			struct sh_err *err)
 {
-	return build(h, ids, vecs, true, n, threads, ctl, built, err);
+	return build(h, ids, vecs, true, n, threads, stop, built, err);
 }

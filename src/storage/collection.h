@@ -99,11 +99,6 @@ size_t coll_count(const struct coll *c);
  * that left the fresh set.  An error (out of memory) leaves the rest for
  * the next call. */
 int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, struct sh_err *err);
-/* coll_index whose hnsw_build runs on idle-class threads that also stop at
- * their next point once *hurry (hnsw.h, struct hnsw_build_ctl): the
- * background indexer's while nothing waits for it. */
-int coll_index_idle(struct coll *c, size_t max, unsigned threads, const _Atomic bool *hurry,
-		    size_t *indexed, struct sh_err *err);
 /* The collection was dropped or replaced (a snapshot installed): nothing
  * will search it again, the indexer leaves it. */
 void coll_retire(struct coll *c);

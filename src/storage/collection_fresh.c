@@ -335,13 +335,6 @@ static bool worth_building(const struct coll *c, const struct batch *b, unsigned
 
 int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, struct sh_err *err)
 {
-	return coll_index_idle(c, max, threads, NULL, indexed, err);
-}
-
-int coll_index_idle(struct coll *c, size_t max, unsigned threads, const _Atomic bool *hurry,
-		    size_t *indexed, struct sh_err *err)
-{
-	struct hnsw_build_ctl ctl = {&c->hold, hurry};
 	struct batch b = {0};
 	size_t built;
 	int rv;
@@ -351,7 +344,7 @@ int coll_index_idle(struct coll *c, size_t max, unsigned threads, const _Atomic 
 	if ((rv = take(c, max, &b)) != 0) {
 		sh_err_set(err, rv, "out of memory");
 	} else if ((rv = write_each(c, &b, worth_building(c, &b, threads), err)) == 0 && b.nb > 0 &&
-		   (rv = hnsw_build_prepared(c->h, b.bids, b.bvecs, b.nb, threads, &ctl, &built,
+		   (rv = hnsw_build_prepared(c->h, b.bids, b.bvecs, b.nb, threads, &c->hold, &built,
 					     err)) == 0) {
 		for (size_t i = 0; i < built; i++)
 			b.done[b.bat[i]] = true;

@@ -5,15 +5,9 @@
  * collections from a FIFO queue and runs one step
  * (coll_index, up to INDEXER_BATCH entries) at a time, putting the
  * collection back at the end while it has more: collections take turns.
- * hnsw_build spreads a step's new points over `threads` threads, in the
- * idle scheduling class while apply does not wait for the indexer (they
- * hold no lock apply or searches take but the graph's id map, briefly):
- * the write path then takes the CPU back at once whenever it wakes.  Once
- * apply waits (indexer_throttle), the running idle build is hurried to an
- * end and the steps run at nice 10 until apply goes on: indexing cannot
- * starve behind a busy node when the writes wait for it.  `mu` guards the
- * queue and the counters; `work` wakes the thread, `progress` the apply
- * thread waiting in indexer_throttle.
+ * hnsw_build spreads a step's new points over `threads` threads.  `mu`
+ * guards the queue and the counters; `work` wakes the thread, `progress`
+ * the apply thread waiting in indexer_throttle.
  */
 #include "build.h"
 
@@ -25,7 +19,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -48,8 +41,7 @@ struct indexer {
 	pthread_cond_t work, progress;
 	struct item *head, *tail;
 	bool stop;
-	bool follower;      /* apply waits at the bound plus its slack */
-	_Atomic bool hurry; /* apply waits: an idle build ends at its next point */
+	bool follower; /* apply waits at the bound plus its slack */
 	struct indexer_stats st;
 };
 
@@ -103,13 +95,8 @@ static void step(struct indexer *ix)
 	struct item *it = ix->head;
 	struct sh_err err = {0};
 	size_t done;
-	bool idle;
 	int rv;
 
-	/* nothing waits for this step: its graph insertion runs in the idle
-	 * class, hurried by apply once it waits (mu orders the two) */
-	atomic_store(&ix->hurry, false);
-	idle = !ix->st.throttling;
 	ix->head = it->next;
 	if (ix->head == NULL)
 		ix->tail = NULL;
@@ -118,8 +105,7 @@ static void step(struct indexer *ix)
 	if (coll_retired(it->c)) /* dropped, or replaced by a snapshot */
 		rv = 0;
 	else
-		rv = coll_index_idle(it->c, INDEXER_BATCH, ix->o.threads, idle ? &ix->hurry : NULL,
-				     &done, &err);
+		rv = coll_index(it->c, INDEXER_BATCH, ix->o.threads, &done, &err);
 	if (rv != 0)
 		LOG_WARN("index", "%s (retrying in %d ms)", err.msg, RETRY_MS);
 	pthread_mutex_lock(&ix->mu);
@@ -244,7 +230,6 @@ void indexer_throttle(struct indexer *ix, struct coll *c)
 	}
 	ix->st.throttled++;
 	ix->st.throttling = true;
-	atomic_store(&ix->hurry, true);
 	while (!ix->stop && over(ix, c)) {
 		struct item *it;
 
