@@ -522,28 +522,27 @@ int hnsw_check_vector(const float *v, uint32_t dim, enum sh_metric metric, const
 	return 0;
 }
 
+void hnsw_prepare_checked(const struct hnsw *h, const float *in, float *out)
+{
+	memcpy(out, in, h->p.dim * sizeof *out);
+	if (h->p.metric == SH_METRIC_COSINE)
+		dist_normalize(out, h->p.dim);
+}
+
 int hnsw__prepare_vector(const struct hnsw *h, const float *in, float *out, struct sh_err *err)
 {
 	int rv = hnsw_check_vector(in, h->p.dim, h->p.metric, "vector", err);
 
 	if (rv != 0)
 		return rv;
-	memcpy(out, in, h->p.dim * sizeof *out);
+	hnsw_prepare_checked(h, in, out);
 	if (h->p.metric != SH_METRIC_COSINE)
 		return 0;
-	dist_normalize(out, h->p.dim);
 	for (uint32_t i = 0; i < h->p.dim; i++)
 		if (!isfinite(out[i])) /* cannot happen within the bounds above: a last guard */
 			return sh_err_set(err, SH_EINVAL,
 					  "vector does not normalize to finite values");
 	return 0;
-}
-
-void hnsw_prepare_checked(const struct hnsw *h, const float *in, float *out)
-{
-	memcpy(out, in, h->p.dim * sizeof *out);
-	if (h->p.metric == SH_METRIC_COSINE)
-		dist_normalize(out, h->p.dim);
 }
 
 /* ------------------------------------------------------------ accessors */

@@ -20,7 +20,6 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,27 +177,20 @@ static void *big_remap(void *ptr, size_t old_size, size_t new_size)
 
 void *sh_big_realloc(void *ptr, size_t old_size, size_t new_size)
 {
-	bool was = ptr != NULL && old_size >= SH_BIG_MAP_MIN, will = new_size >= SH_BIG_MAP_MIN;
 	void *p;
 
-	if (!was && !will)
+	if (new_size < SH_BIG_MAP_MIN) /* and so was old_size: it only grows */
 		return sh_realloc(ptr, new_size);
 	if (injected_failure())
 		return account(NULL);
-	if (was && will)
+	if (ptr != NULL && old_size >= SH_BIG_MAP_MIN)
 		return account(big_remap(ptr, old_size, new_size));
-	if (will) { /* from the heap: one copy, at the threshold */
-		if ((p = big_map(page_round(new_size))) == NULL)
-			return account(NULL);
-		big_count(0, page_round(new_size));
-		memcpy(p, ptr, ptr != NULL ? old_size : 0);
-		sh_free(ptr);
-		return account(p);
-	}
-	if ((p = malloc(new_size == 0 ? 1 : new_size)) == NULL) /* back to the heap */
+	/* from the heap: one copy, at the threshold */
+	if ((p = big_map(page_round(new_size))) == NULL)
 		return account(NULL);
-	memcpy(p, ptr, new_size);
-	sh_big_free(ptr, old_size);
+	big_count(0, page_round(new_size));
+	memcpy(p, ptr, ptr != NULL ? old_size : 0);
+	sh_free(ptr);
 	return account(p);
 }
 
@@ -277,7 +269,7 @@ void sh_alloc_stats(struct sh_alloc_stats *st)
 		st->allocated = mi.uordblks + mi.hblkhd;
 	}
 #endif
-	{ /* mapped arrays: counted once touched (an upper bound for resident) */
+	{ /* mapped arrays: counted whole once mapped (an upper bound for resident) */
 		uint64_t big = atomic_load_explicit(&big_bytes, memory_order_relaxed);
 
 		if (st->allocated != 0)

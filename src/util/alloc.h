@@ -37,11 +37,11 @@ char *sh_strndup(const char *s, size_t n) __attribute__((malloc));
  * (bounds checked), are ordinary allocations: a mapping per small array
  * ran into the kernel's limit on mappings with many small collections.
  * Transparent huge pages are not asked for: they made the first burst of a
- * process slower (compaction).  The caller keeps each array's size:
- * old_size is what the last call gave (0 with ptr NULL), and so is
- * sh_big_free's size.  Mapped bytes count in sh_alloc_stats' allocated and
- * resident (all of them: an upper bound for resident).  sh_big_realloc
- * returns NULL on failure, ptr left as it was. */
+ * process slower (compaction).  Arrays only grow: new_size >= old_size.
+ * The caller keeps each array's size: old_size is what the last call gave
+ * (0 with ptr NULL), and so is sh_big_free's size.  Mapped bytes count in
+ * sh_alloc_stats' allocated and resident (all of them: an upper bound for
+ * resident).  sh_big_realloc returns NULL on failure, ptr left as it was. */
 void *sh_big_realloc(void *ptr, size_t old_size, size_t new_size);
 void sh_big_free(void *ptr, size_t size);
 
