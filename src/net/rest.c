@@ -199,7 +199,7 @@ static int timeout_of(const struct evkeyvalq *q, uint32_t *out, char *msg, size_
 	return 0;
 }
 
-static int parse_body(struct evhttp_request *req, json_t **out, char *msg, size_t size)
+int rest_parse_body(struct evhttp_request *req, json_t **out, char *msg, size_t size)
 {
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(body);
@@ -262,8 +262,13 @@ static void start(struct rest *r, struct evhttp_request *req, struct rest_call *
 	c->q.ack = dup_param(q, "ack");
 	c->q.wait = dup_param(q, "wait");
 	c->q.ordering = dup_param(q, "ordering");
+	/* an upsert's body is read when its request is built (rest_fastup.c) */
+	c->unparsed = c->route == ROUTE_UPSERT;
+	if (c->unparsed && (c->body = json_object()) == NULL)
+		snprintf(msg, sizeof msg, "out of memory");
 	if (timeout_of(q, &c->timeout_ms, msg, sizeof msg) != 0 ||
-	    parse_body(req, &c->body, msg, sizeof msg) != 0) {
+	    (c->unparsed ? c->body == NULL
+			 : rest_parse_body(req, &c->body, msg, sizeof msg) != 0)) {
 		send_error(r, req, SHOAL__STATUS_CODE__INVALID_ARGUMENT, msg);
 		call_free(c);
 		return;

@@ -550,8 +550,29 @@ static int build_create(struct op *op, struct rest_call *c, struct sh_err *err)
 	return rest_build_create(op, c, err);
 }
 
+/* The common shape read directly; any other body parsed, then built. */
 static int build_upsert(struct op *op, struct rest_call *c, struct sh_err *err)
 {
+	struct evbuffer *b;
+	json_t *body;
+	char msg[200];
+	size_t len;
+	int rv;
+
+	if (c->unparsed) {
+		c->unparsed = false;
+		b = evhttp_request_get_input_buffer(c->req);
+		len = evbuffer_get_length(b);
+		rv = len == 0 ? REST_FAST_DECLINED
+			      : rest_fast_upsert(op, c, (const char *)evbuffer_pullup(b, -1), len,
+						 err);
+		if (rv != REST_FAST_DECLINED)
+			return rv;
+		if (rest_parse_body(c->req, &body, msg, sizeof msg) != 0)
+			return sh_err_set(err, SH_EINVAL, "%s", msg);
+		json_decref(c->body);
+		c->body = body;
+	}
 	return rest_build_upsert(op, c, err);
 }
 

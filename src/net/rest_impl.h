@@ -72,7 +72,8 @@ struct rest_call {
 	enum rest_route route;
 	uint64_t t0_ns;
 	uint32_t timeout_ms;
-	json_t *body; /* never NULL */
+	json_t *body;  /* never NULL */
+	bool unparsed; /* an upsert's body, not yet read (body is {}) */
 	char name[72];
 	char *id; /* ROUTE_GET_ONE: the path's id */
 	struct rest_query q;
@@ -97,6 +98,9 @@ struct rest_call {
  * error body in Qdrant's shape ({"status": {"error": msg, "code": NAME},
  * "time": seconds}). */
 void rest_send_json(struct rest *r, struct evhttp_request *req, int code, json_t *j);
+/* req's body parsed into *out (an object; {} when empty): 0, or -1 with
+ * what is wrong in msg. */
+int rest_parse_body(struct evhttp_request *req, json_t **out, char *msg, size_t size);
 int rest_http_code(int status);
 /* rest_auth.c: the role a route needs; whether req's key (Authorization:
  * Bearer, or api-key) has it: 0, or the status to answer with msg. */
@@ -136,6 +140,20 @@ int rest_idempotency(struct op *op, const struct rest_call *c, Shoal__WriteOptio
 		     struct sh_err *err);
 int rest_build_create(struct op *op, const struct rest_call *c, struct sh_err *err);
 int rest_build_upsert(struct op *op, const struct rest_call *c, struct sh_err *err);
+/* A point's payload (NULL, null or an object) as the text it is stored as,
+ * with the point's UUID (uuid, "" for none) kept under REST_UUID_KEY. */
+int rest_payload_text(struct op *op, const json_t *pl, const char *uuid, const char *where,
+		      ProtobufCBinaryData *out, struct sh_err *err);
+
+/* rest_fastup.c: the body of an upsert in the common shape
+ * {"points": [{"id": .., "vector": [..], "payload": {..}}, ..]} read into
+ * op's request without a jansson tree for it — the same request
+ * rest_build_upsert builds from the parsed body.  REST_FAST_DECLINED for
+ * any other body (another shape, or one with an error to name): the
+ * caller parses it and calls rest_build_upsert. */
+#define REST_FAST_DECLINED 1
+int rest_fast_upsert(struct op *op, const struct rest_call *c, const char *text, size_t len,
+		     struct sh_err *err);
 int rest_build_get(struct op *op, struct rest_call *c, struct sh_err *err);
 /* A search from a SearchRequest (query: false) or QueryRequest (true). */
 int rest_build_search(struct op *op, struct rest_call *c, const json_t *body, bool query,

@@ -308,8 +308,8 @@ int rest_build_create(struct op *op, const struct rest_call *c, struct sh_err *e
 
 /* ------------------------------------------------------------ points */
 
-static int payload_text(struct op *op, const json_t *pl, const char *uuid, const char *where,
-			ProtobufCBinaryData *out, struct sh_err *err)
+int rest_payload_text(struct op *op, const json_t *pl, const char *uuid, const char *where,
+		      ProtobufCBinaryData *out, struct sh_err *err)
 {
 	json_t *o;
 	char *text;
@@ -364,7 +364,7 @@ static int point_of(struct op *op, const json_t *id, const json_t *vec, const js
 		return rv;
 	japi_path(w, sizeof w, "%s.vector", where);
 	if ((rv = vector_of(op, vec, w, &p->vector, &p->n_vector, err)) != 0 ||
-	    (rv = payload_text(op, pl, uuid, where, &p->payload, err)) != 0)
+	    (rv = rest_payload_text(op, pl, uuid, where, &p->payload, err)) != 0)
 		return rv;
 	*out = p;
 	return 0;

@@ -1,6 +1,8 @@
 /* fuzz_rest_json: the REST API's JSON parsing — a body parsed as every
  * Qdrant route would parse it (net/rest_qbuild.c), and as a filter
- * (net/japi.h) compiled and evaluated. */
+ * (net/japi.h) compiled and evaluated; and the upsert reader without a
+ * tree (net/rest_fastup.c), which must decline the body or build the
+ * request rest_build_upsert builds from it, byte for byte. */
 #include "build.h"
 
 #include "net/filter.h"
@@ -8,6 +10,7 @@
 #include "net/rest_impl.h"
 #include "util/alloc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -51,6 +54,48 @@ static void builders(struct op *op, json_t *j, enum rest_route r)
 	arena_free(&op->arena);
 }
 
+static uint8_t *packed(const struct op *op, size_t *len)
+{
+	uint8_t *b;
+
+	*len = op->req ? protobuf_c_message_get_packed_size(op->req) : 0;
+	if ((b = sh_malloc(*len + 1)) != NULL && op->req != NULL)
+		protobuf_c_message_pack(op->req, b);
+	return b;
+}
+
+/* The fast upsert reader against the other one. */
+static void fast_upsert(const uint8_t *data, size_t size)
+{
+	struct op *fast = sh_malloc(sizeof *fast), *slow = sh_malloc(sizeof *slow);
+	struct rest_call c = {0};
+	struct sh_err err;
+	uint8_t *a, *b;
+	size_t alen, blen;
+
+	if (fast == NULL || slow == NULL)
+		abort();
+	snprintf(c.name, sizeof c.name, "c");
+	fresh(fast);
+	fresh(slow);
+	if (size > 0 && rest_fast_upsert(fast, &c, (const char *)data, size, &err) == 0) {
+		c.body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_object(c.body) || rest_build_upsert(slow, &c, &err) != 0)
+			abort(); /* accepted what the other reader refuses */
+		a = packed(fast, &alen);
+		b = packed(slow, &blen);
+		if (a == NULL || b == NULL || alen != blen || memcmp(a, b, alen) != 0)
+			abort(); /* built another request */
+		sh_free(a);
+		sh_free(b);
+		json_decref(c.body);
+	}
+	arena_free(&fast->arena);
+	arena_free(&slow->arena);
+	sh_free(fast);
+	sh_free(slow);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char payload[] = "{\"a\":1,\"b\":\"x\",\"c\":[1,2,{\"d\":true}]}";
@@ -74,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		filter_free(f);
 	}
 	arena_free(&op->arena);
+	fast_upsert(data, size);
 	sh_free(op);
 	json_decref(j);
 	return 0;
