@@ -108,16 +108,19 @@ static bool exact(const struct digits *d, double *out)
 static bool extended(const struct digits *d, double *out)
 {
 #if LDBL_MANT_DIG == 64
-	long double p = 1.0L, r;
+	/* exact: 10^k = 5^k * 2^k and 5^27 < 2^64 */
+	static const long double pow10_l[] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,
+					      1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
+					      1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
+					      1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+	long double r;
 	uint64_t bits;
 	int ex, k = d->e10 < 0 ? -d->e10 : d->e10;
 	unsigned lo;
 
 	if (k > 27)
 		return false;
-	for (int i = 0; i < k; i++) /* exact: every 10^i, i <= 27, fits 64 bits */
-		p *= 10.0L;
-	r = d->e10 < 0 ? (long double)d->w / p : (long double)d->w * p;
+	r = d->e10 < 0 ? (long double)d->w / pow10_l[k] : (long double)d->w * pow10_l[k];
 	bits = (uint64_t)ldexpl(frexpl(r, &ex), 64);
 	lo = (unsigned)(bits & 0x7ff);
 	if (lo >= 0x3ff && lo <= 0x401)

@@ -89,10 +89,14 @@ static const char *value_end(const char *p, const char *end)
 
 	for (; p < end; p++) {
 		if (str) {
-			p += *p == '\\';
-			str = *p != '"';
-			if (!str && depth == 0)
-				return p + 1;
+			if (*p == '\\') { /* an escape: its next byte is not the end */
+				if (++p == end)
+					return NULL;
+			} else if (*p == '"') {
+				str = false;
+				if (depth == 0)
+					return p + 1;
+			}
 		} else if (*p == '"') {
 			str = true;
 		} else if (*p == '{' || *p == '[') {
