@@ -126,6 +126,30 @@ static void near_halfway(void)
 	is_int(misses, 0, "%d decimals near the halfway point of two doubles", n);
 }
 
+/* A token beyond JNUM_MAX_LEN is not read; an exponent cut at 100,000
+ * never reaches a fast path (review: "0." + 99,999 zeros + "1e1000000"
+ * read as 1.0, where strtod overflows). */
+static void long_tokens(void)
+{
+	static char t[JNUM_MAX_LEN + 64];
+	struct jnum n;
+	size_t len;
+
+	memset(t, '0', sizeof t);
+	memcpy(t, "0.", 2);
+	memcpy(t + sizeof t - 10, "1e1000000", 9);
+	len = sizeof t - 1;
+	ok(jnum_read(t, t + len, &n) == JNUM_LONG, "a token of %zu bytes is not read", len);
+	len = (size_t)snprintf(t, sizeof t, "0.%0*d1e100000000001", 380, 0);
+	ok(jnum_read(t, t + len, &n) == JNUM_OVERFLOW,
+	   "an exponent of 12 digits: overflow (%zu bytes)", len);
+	len = (size_t)snprintf(t, sizeof t, "1e-00000000000000000000000000001");
+	ok(jnum_read(t, t + len, &n) == JNUM_OK && n.value == 0.1,
+	   "leading zeros of an exponent are not cut");
+	len = (size_t)snprintf(t, sizeof t, "123e-1000000000");
+	ok(jnum_read(t, t + len, &n) == JNUM_OK && n.value == 0.0, "an exponent far below: 0");
+}
+
 static void grammar(void)
 {
 	static const char *const bad[] = {"",   "-",   "+1",  ".5",  "01", "-01", "1.",  "1.e5",
@@ -166,6 +190,7 @@ static void grammar(void)
 	ok(jnum_read("-1e400", "-1e400" + 6, &n) == JNUM_OVERFLOW, "-1e400 is an overflow");
 	ok(jnum_read("12", "12" + 1, &n) == JNUM_OK && n.len == 1 && n.value == 1.0,
 	   "the text ends where end says");
+	long_tokens();
 }
 
 int main(void)

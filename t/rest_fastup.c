@@ -291,6 +291,24 @@ static void mutations(void)
 	sh_free(b.p);
 }
 
+/* Review: a coordinate of 100,000 fraction digits and a 7-digit exponent
+ * (strtod: infinity) was read as 1.0 and stored; jansson refuses it. */
+static void long_number(void)
+{
+	struct buf b = {0};
+	char *zeros = sh_malloc(100000);
+
+	memset(zeros, '0', 99999);
+	zeros[99999] = '\0';
+	put(&b, "{\"points\":[{\"id\":1,\"vector\":[0.");
+	put(&b, zeros);
+	put(&b, "1e1000000]}]}");
+	ok(compare(b.p, b.len) == DECLINED, "a coordinate of %zu bytes that overflows is declined",
+	   b.len - 38);
+	sh_free(zeros);
+	sh_free(b.p);
+}
+
 static void near_misses(void)
 {
 	static const char *const bodies[] = {
@@ -336,6 +354,7 @@ static void near_misses(void)
 			diag("not declined: %s", bodies[i]);
 	is_int(declined, n, "%d near misses declined", n);
 	ok(compare(nul, sizeof nul - 1) == DECLINED, "a NUL byte between tokens is declined");
+	long_number();
 }
 
 int main(void)

@@ -32,6 +32,7 @@ struct digits {
 	uint64_t w;    /* the significant digits, leading zeros dropped */
 	int e10;       /* value = w * 10^e10 */
 	bool too_many; /* more significant digits than a uint64_t holds: w is not it */
+	bool exp_cut;  /* an exponent of 100,000 or more: e10 is not it */
 };
 
 static bool is_digit(char c)
@@ -77,11 +78,13 @@ static const char *scan(const char *s, const char *end, struct digits *d, bool *
 			eneg = *p++ == '-';
 		if (p >= end || !is_digit(*p))
 			return NULL;
-		for (; p < end && is_digit(*p); p++)
-			exp = exp < 100000 ? exp * 10 + (*p - '0') : exp;
+		for (; p < end && is_digit(*p); p++) {
+			d->exp_cut |= exp >= 100000;
+			exp = d->exp_cut ? exp : exp * 10 + (*p - '0');
+		}
 	}
 	/* nfrac counts every fraction digit, each a place of w; when digits
-	 * were dropped, e10 is not used */
+	 * were dropped or the exponent cut, e10 is not used */
 	d->e10 = (eneg ? -exp : exp) - nfrac;
 	return p;
 }
@@ -143,13 +146,11 @@ static void c_locale_init(void)
 
 /* 3. strtod on a copy, in the "C" locale (jansson's is the process's, with
  * its decimal point swapped in: the same value). */
-static int slow(const char *s, size_t len, double *out)
+static int slow(const char *s, size_t len /* <= JNUM_MAX_LEN */, double *out)
 {
 	char buf[JNUM_MAX_LEN + 1];
 	double v;
 
-	if (len > JNUM_MAX_LEN)
-		return JNUM_LONG;
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	pthread_once(&c_locale_once, c_locale_init);
@@ -169,11 +170,13 @@ int jnum_read(const char *s, const char *end, struct jnum *n)
 	if (p == NULL)
 		return JNUM_SYNTAX;
 	n->len = (size_t)(p - s);
+	if (n->len > JNUM_MAX_LEN)
+		return JNUM_LONG;
 	if (d.w == 0 && !d.too_many) {
 		n->value = *s == '-' ? -0.0 : 0.0;
 		return JNUM_OK;
 	}
-	if (!d.too_many && (exact(&d, &n->value) || extended(&d, &n->value))) {
+	if (!d.too_many && !d.exp_cut && (exact(&d, &n->value) || extended(&d, &n->value))) {
 		if (*s == '-')
 			n->value = -n->value;
 		return JNUM_OK;

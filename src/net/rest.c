@@ -207,8 +207,10 @@ int rest_parse_body(struct evhttp_request *req, json_t **out, char *msg, size_t 
 	json_t *j;
 
 	*out = NULL;
+	if (len == 0 && (*out = json_object()) == NULL)
+		snprintf(msg, size, "out of memory");
 	if (len == 0)
-		return (*out = json_object()) ? 0 : -1;
+		return *out ? 0 : -1;
 	j = json_loadb((const char *)evbuffer_pullup(body, -1), len, JSON_REJECT_DUPLICATES, &je);
 	if (j == NULL) {
 		snprintf(msg, size, "body is not valid JSON: %.120s (line %d, column %d)", je.text,
@@ -264,11 +266,13 @@ static void start(struct rest *r, struct evhttp_request *req, struct rest_call *
 	c->q.ordering = dup_param(q, "ordering");
 	/* an upsert's body is read when its request is built (rest_fastup.c) */
 	c->unparsed = c->route == ROUTE_UPSERT;
-	if (c->unparsed && (c->body = json_object()) == NULL)
-		snprintf(msg, sizeof msg, "out of memory");
+	if (c->unparsed && (c->body = json_object()) == NULL) {
+		send_error(r, req, SHOAL__STATUS_CODE__RESOURCE_EXHAUSTED, "out of memory");
+		call_free(c);
+		return;
+	}
 	if (timeout_of(q, &c->timeout_ms, msg, sizeof msg) != 0 ||
-	    (c->unparsed ? c->body == NULL
-			 : rest_parse_body(req, &c->body, msg, sizeof msg) != 0)) {
+	    (!c->unparsed && rest_parse_body(req, &c->body, msg, sizeof msg) != 0)) {
 		send_error(r, req, SHOAL__STATUS_CODE__INVALID_ARGUMENT, msg);
 		call_free(c);
 		return;

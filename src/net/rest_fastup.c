@@ -209,7 +209,8 @@ static int vector_of(struct scan *s, Shoal__Point *pt)
 		}
 	if ((pt->vector = arena_calloc(&s->op->arena, n ? n : 1, sizeof *pt->vector)) == NULL)
 		return sh_err_set(s->err, SH_ENOMEM, "out of memory");
-	memcpy(pt->vector, s->vec, n * sizeof *pt->vector);
+	if (n > 0)
+		memcpy(pt->vector, s->vec, n * sizeof *pt->vector);
 	pt->n_vector = n;
 	return 0;
 }
