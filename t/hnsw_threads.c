@@ -105,12 +105,15 @@ static void test_build_stops(const float *vecs, uint64_t *ids, size_t n)
 		bail_out("%s", err.msg);
 	hnsw_upsert(g, 1u << 30, vecs, &err); /* not empty: built in place */
 	atomic_store(&build_stop, true);
-	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &build_stop, &built, &err), 0,
+	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &build_stop, NULL, &built, &err), 0,
 	       "a build told to stop before it starts");
 	ok(built == 0 && hnsw_count(g) == 1, "inserts nothing");
+	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, NULL, &build_stop, &built, &err), 0,
+	       "a build told to yield (its second flag) before it starts");
+	ok(built == 0 && hnsw_count(g) == 1, "inserts nothing either");
 	atomic_store(&build_stop, false);
 	pthread_create(&t, NULL, stopper, NULL);
-	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &build_stop, &built, &err), 0,
+	is_int(hnsw_build_prepared(g, ids, vecs, n, 2, &build_stop, NULL, &built, &err), 0,
 	       "a build stopped midway");
 	pthread_join(t, NULL);
 	ok(built >= 200 && built < n, "ends early: %zu of %zu points", built, n);

@@ -17,6 +17,7 @@
 #include "storage/le.h"
 #include "tap.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/rand.h"
 
 #include <math.h>
@@ -289,7 +290,8 @@ static void test_merge(enum sh_metric metric)
 			}
 		}
 		/* index part of it, now and then all of it */
-		coll_index(c, round % 5 == 4 ? SIZE_MAX : sh_rand_below(&r, 30), 1, &done, &err);
+		coll_index(c, round % 5 == 4 ? SIZE_MAX : sh_rand_below(&r, 30), 1, NULL, &done,
+			   &err);
 		exact &= exact_agrees(c, metric, &r, false) && exact_agrees(c, metric, &r, true);
 		self &= metric == SH_METRIC_DOT || each_finds_itself(c); /* under dot, others
 									     may be nearer */
@@ -311,7 +313,7 @@ static void test_merge(enum sh_metric metric)
 	for (uint64_t id = 0; id < IDS; id++)
 		if (live[id]) {
 			coll_get(c, id, got, NULL, NULL);
-			coll_index(c, SIZE_MAX, 1, &done, &err);
+			coll_index(c, SIZE_MAX, 1, NULL, &done, &err);
 			coll_get(c, id, v, NULL, NULL);
 			ok(memcmp(got, v, sizeof v) == 0,
 			   "%s: a stored vector reads the same, fresh and indexed",
@@ -340,7 +342,7 @@ static void test_snapshot(void)
 		random_vec(&r, v);
 		upsert(c, id, v);
 	}
-	coll_index(c, SIZE_MAX, 1, &done, &err);
+	coll_index(c, SIZE_MAX, 1, NULL, &done, &err);
 	for (uint64_t id = 50; id < 150; id++) { /* updates, new points, deletions */
 		random_vec(&r, v);
 		upsert(c, id, v);
@@ -357,7 +359,7 @@ static void test_snapshot(void)
 		is_int(coll_fresh(d), 110, "and its fresh set");
 		ok(exact_agrees(d, SH_METRIC_L2, &r, false) && each_finds_itself(d),
 		   "searches see the loaded state");
-		coll_index(d, SIZE_MAX, 2, &done, &err);
+		coll_index(d, SIZE_MAX, 2, NULL, &done, &err);
 		ok(each_finds_itself(d) && coll_fresh(d) == 0, "and after it is indexed too");
 		coll_unref(d);
 	}
@@ -560,7 +562,7 @@ static void test_get_is_atomic(void)
 		if (coll_upsert(torn_c, &pt, 1, &err) != 0)
 			bail_out("upsert: %s", err.msg);
 		if (k % 2 == 0)
-			coll_index(torn_c, SIZE_MAX, 1, &done, &err);
+			coll_index(torn_c, SIZE_MAX, 1, NULL, &done, &err);
 	}
 	atomic_store(&torn_stop, 1);
 	pthread_join(t, NULL);
@@ -617,7 +619,7 @@ static void test_same_score(enum sh_metric metric)
 		random_vec(&r, q);
 		upsert(c, (uint64_t)i, v);
 		coll_search_filter(c, q, 1, 0, true, NULL, NULL, &a, &na, &err);
-		coll_index(c, SIZE_MAX, 1, &done, &err);
+		coll_index(c, SIZE_MAX, 1, NULL, &done, &err);
 		coll_search_filter(c, q, 1, 0, true, NULL, NULL, &b, &nb, &err);
 		differ += na != nb || a.id != b.id || a.distance != b.distance;
 	}
@@ -775,7 +777,7 @@ static void test_slow_search_stalls_all(void)
 		if (id < 100)
 			memcpy(base[id], v, sizeof v);
 	}
-	coll_index(slow_c, SIZE_MAX, 2, &done, &err);
+	coll_index(slow_c, SIZE_MAX, 2, NULL, &done, &err);
 	t1 = mono_s(); /* one slow search alone: what a convoy would wait for */
 	coll_search_filter(slow_c, base[0], 10, 40, true, slow_filter, NULL, res, &n, &err);
 	slow = mono_s() - t1;
@@ -836,7 +838,7 @@ static void test_memory_while_indexing(void)
 			p = (struct coll_point){(uint64_t)round * 150 + id, v, DIM, NULL, 0};
 			coll_upsert(mem_c, &p, 1, &err);
 		}
-		coll_index(mem_c, SIZE_MAX, 1, &done, &err); /* the indexer's step */
+		coll_index(mem_c, SIZE_MAX, 1, NULL, &done, &err); /* the indexer's step */
 	}
 	atomic_store(&mem_stop, 1);
 	pthread_join(t, NULL);
@@ -1060,7 +1062,7 @@ static void test_midwrite_reach(void)
 			}
 			upsert(c, id, v);
 			if ((id + 1) % 7 == 0 || id == 119)
-				coll_index(c, 7, 1, &done, &err);
+				coll_index(c, 7, 1, NULL, &done, &err);
 		}
 	hnsw__midwrite_hook = NULL;
 	is_int(midwrite_cut, 0,
@@ -1069,8 +1071,88 @@ static void test_midwrite_reach(void)
 	coll_unref(c);
 }
 
+/* The indexer defers to apply (storage/indexer.c, "Deferring to apply"):
+ * while apply is busy a collection's step waits, and runs once apply is
+ * idle; it waits no longer than its oldest entry's first second, and not
+ * at all over half the bound. */
+static struct coll *fill(uint64_t seed, int n)
+{
+	struct coll *c = make(SH_METRIC_L2);
+	struct sh_rand r;
+	float v[DIM];
+
+	sh_rand_seed(&r, seed);
+	for (uint64_t id = 0; id < (uint64_t)n; id++) {
+		random_vec(&r, v);
+		upsert(c, id, v);
+	}
+	return c;
+}
+
+static bool drains(struct coll *c, int ms)
+{
+	for (int i = 0; i < ms && coll_fresh(c) > 0; i++)
+		usleep(1000);
+	return coll_fresh(c) == 0;
+}
+
+static void test_defer_to_apply(void)
+{
+	struct indexer_opts o = {1, 0};
+	struct indexer *ix;
+	struct indexer_stats st;
+	struct sh_err err;
+	uint64_t t0 = sh_clock_mono_ms();
+	struct coll *c = fill(21, 300);
+	size_t during;
+	bool done;
+
+	if (indexer_new(&o, &ix, &err) != 0)
+		bail_out("indexer: %s", err.msg);
+	indexer_apply_busy(ix, true);
+	indexer_kick(ix, c);
+	usleep(100 * 1000);
+	during = coll_fresh(c);
+	t0 = sh_clock_mono_ms() - t0; /* the oldest entry's age, about */
+	indexer_apply_busy(ix, false);
+	ok(during == 300 || t0 > 900,
+	   "apply busy: nothing indexed (%zu of 300 fresh after %llu ms)", during,
+	   (unsigned long long)t0);
+	ok(drains(c, 20000), "apply idle: the deferred step ran");
+	indexer_stats(ix, &st);
+	ok(st.deferred >= 1, "it had waited (%llu times, %llu ms)", (unsigned long long)st.deferred,
+	   (unsigned long long)st.deferred_ms);
+	coll_unref(c);
+
+	c = fill(22, 300); /* apply busy for ever: the age ends the wait */
+	t0 = sh_clock_mono_ms();
+	indexer_apply_busy(ix, true);
+	indexer_kick(ix, c);
+	done = drains(c, 30000);
+	t0 = sh_clock_mono_ms() - t0;
+	ok(done && t0 >= 500,
+	   "apply always busy: indexed all the same once the oldest point "
+	   "was ~1 s old, after %llu ms",
+	   (unsigned long long)t0);
+	indexer_free(ix);
+	coll_unref(c);
+
+	c = fill(23, 300); /* over half the bound: no waiting */
+	o.max_fresh_bytes = coll_fresh_bytes(c) * 3 / 2;
+	if (indexer_new(&o, &ix, &err) != 0)
+		bail_out("indexer: %s", err.msg);
+	indexer_apply_busy(ix, true);
+	indexer_kick(ix, c);
+	ok(drains(c, 30000), "over half its bound: indexed while apply is busy");
+	indexer_stats(ix, &st);
+	is_int(st.deferred, 0, "without waiting for apply");
+	indexer_free(ix);
+	coll_unref(c);
+}
+
 int main(void)
 {
+	test_defer_to_apply();
 	test_midwrite_reach();
 	test_slow_search_stalls_all();
 	test_memory_while_indexing();

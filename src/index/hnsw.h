@@ -114,13 +114,13 @@ int hnsw_prepare(const struct hnsw *h, const float *in, float *out, struct sh_er
  * points, checked before their entry applies): the same out, unchecked. */
 void hnsw_prepare_checked(const struct hnsw *h, const float *in, float *out);
 int hnsw_upsert_prepared(struct hnsw *h, uint64_t id, const float *vec, struct sh_err *err);
-/* hnsw_build of prepared vectors that ends early once *stop (NULL: never)
- * is true: each thread finishes the point it is inserting and takes no
- * more.  *built: points 0 .. *built-1 were inserted (all of them but on
- * error), the rest were not. */
+/* hnsw_build of prepared vectors that ends early once *stop or *yield
+ * (each NULL: never) is true: each thread finishes the point it is
+ * inserting and takes no more.  *built: points 0 .. *built-1 were inserted
+ * (all of them but on error), the rest were not. */
 int hnsw_build_prepared(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
-			unsigned threads, const _Atomic bool *stop, size_t *built,
-			struct sh_err *err);
+			unsigned threads, const _Atomic bool *stop, const _Atomic bool *yield,
+			size_t *built, struct sh_err *err);
 
 /* Remove id: SH_ENOTFOUND when absent.  The point stops being returned at
  * once; its neighbours are re-linked around it, and its slot is reclaimed

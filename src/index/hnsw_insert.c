@@ -26,6 +26,7 @@
 #include "index/hnsw_impl.h"
 
 #include "util/alloc.h"
+#include "util/thread.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -545,7 +546,7 @@ struct build_job {
 	bool prepared;
 	const uint8_t *levels;
 	size_t n;
-	const _Atomic bool *stop; /* NULL: never */
+	const _Atomic bool *stop, *yield; /* each NULL: never */
 	_Atomic size_t next;
 	_Atomic int rv;
 	_Atomic size_t failed_at;
@@ -561,6 +562,7 @@ static void *build_worker(void *arg)
 
 	while (s != NULL && atomic_load(&j->rv) == 0 &&
 	       (j->stop == NULL || !atomic_load(j->stop)) &&
+	       (j->yield == NULL || !atomic_load(j->yield)) &&
 	       (i = atomic_fetch_add(&j->next, 1)) < j->n) {
 		int rv = hnsw__scratch_fit(h, s, h->p.ef_construction);
 		struct sh_err e;
@@ -602,12 +604,24 @@ static unsigned build_threads(unsigned threads, size_t n)
 
 /* Points 0 .. *built-1 were taken (each inserted unless the build failed):
  * the workers take them in order and finish the one they took. */
+/* A worker of its own (the caller's thread is one too, keeping its name). */
+static void *build_thread(void *arg)
+{
+	sh_thread_name("shoal-build");
+	return build_worker(arg);
+}
+
 static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, bool prepared,
-		      size_t n, unsigned threads, const _Atomic bool *stop, size_t *built,
+		      size_t n, unsigned threads, const _Atomic bool *const stop[2], size_t *built,
 		      struct sh_err *err)
 {
-	struct build_job j = {
-		.h = h, .ids = ids, .vecs = vecs, .prepared = prepared, .n = n, .stop = stop};
+	struct build_job j = {.h = h,
+			      .ids = ids,
+			      .vecs = vecs,
+			      .prepared = prepared,
+			      .n = n,
+			      .stop = stop[0],
+			      .yield = stop[1]};
 	uint8_t *levels = sh_malloc(n ? n : 1);
 	pthread_t tids[256];
 	unsigned t, started = 0;
@@ -619,7 +633,7 @@ static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, bo
 	j.levels = levels;
 	threads = build_threads(threads, n);
 	for (t = 1; t < threads; t++)
-		if (pthread_create(&tids[started], NULL, build_worker, &j) == 0)
+		if (pthread_create(&tids[started], NULL, build_thread, &j) == 0)
 			started++;
 	build_worker(&j);
 	for (t = 0; t < started; t++)
@@ -676,7 +690,8 @@ static void adopt(struct hnsw *to, struct hnsw *from)
  * is then renumbered for memory locality (hnsw_reorder.c) and published all
  * at once; otherwise they are inserted in place. */
 static int build(struct hnsw *h, const uint64_t *ids, const float *vecs, bool prepared, size_t n,
-		 unsigned threads, const _Atomic bool *stop, size_t *built, struct sh_err *err)
+		 unsigned threads, const _Atomic bool *const stop[2], size_t *built,
+		 struct sh_err *err)
 {
 	struct hnsw *tmp = NULL;
 	int rv;
@@ -697,14 +712,17 @@ static int build(struct hnsw *h, const uint64_t *ids, const float *vecs, bool pr
 int hnsw_build(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n, unsigned threads,
 	       struct sh_err *err)
 {
+	const _Atomic bool *const never[2] = {NULL, NULL};
 	size_t built;
 
-	return build(h, ids, vecs, false, n, threads, NULL, &built, err);
+	return build(h, ids, vecs, false, n, threads, never, &built, err);
 }
 
 int hnsw_build_prepared(struct hnsw *h, const uint64_t *ids, const float *vecs, size_t n,
-			unsigned threads, const _Atomic bool *stop, size_t *built,
-			struct sh_err *err)
+			unsigned threads, const _Atomic bool *stop, const _Atomic bool *yield,
+			size_t *built, struct sh_err *err)
 {
-	return build(h, ids, vecs, true, n, threads, stop, built, err);
+	const _Atomic bool *const flags[2] = {stop, yield};
+
+	return build(h, ids, vecs, true, n, threads, flags, built, err);
 }

@@ -12,6 +12,7 @@
 
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -51,6 +52,7 @@ static void *worker(void *arg)
 	uint64_t one = 1;
 	bool wake;
 
+	sh_thread_name("shoal-search");
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		while (p->q_head == NULL && !p->stop)

@@ -97,8 +97,10 @@ size_t coll_count(const struct coll *c);
 /* Move up to max fresh entries into the graph (new points inserted on
  * `threads` threads when there are many: hnsw_build); *indexed: entries
  * that left the fresh set.  An error (out of memory) leaves the rest for
- * the next call. */
-int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, struct sh_err *err);
+ * the next call, as does *yield (NULL: never) turning true: the step ends
+ * at its next point. */
+int coll_index(struct coll *c, size_t max, unsigned threads, const _Atomic bool *yield,
+	       size_t *indexed, struct sh_err *err);
 /* The collection was dropped or replaced (a snapshot installed): nothing
  * will search it again, the indexer leaves it. */
 void coll_retire(struct coll *c);

@@ -248,13 +248,15 @@ static int take(struct coll *c, size_t max, struct batch *b)
 }
 
 /* Deletions and updates one by one; new ids gathered for a build.  A
- * snapshot that wants the graph (c->hold) ends the step early: what is
- * left stays fresh. */
-static int write_each(struct coll *c, struct batch *b, bool gather, struct sh_err *err)
+ * snapshot that wants the graph (c->hold) or *yield ends the step early:
+ * what is left stays fresh. */
+static int write_each(struct coll *c, struct batch *b, bool gather, const _Atomic bool *yield,
+		      struct sh_err *err)
 {
 	size_t dim = c->p.dim;
 
-	for (size_t i = 0; i < b->n && !atomic_load(&c->hold); i++) {
+	for (size_t i = 0;
+	     i < b->n && !atomic_load(&c->hold) && (yield == NULL || !atomic_load(yield)); i++) {
 		const float *v = b->vecs + i * dim;
 		int rv;
 
@@ -333,7 +335,8 @@ static bool worth_building(const struct coll *c, const struct batch *b, unsigned
 	return fresh_ids >= BUILD_MIN;
 }
 
-int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, struct sh_err *err)
+int coll_index(struct coll *c, size_t max, unsigned threads, const _Atomic bool *yield,
+	       size_t *indexed, struct sh_err *err)
 {
 	struct batch b = {0};
 	size_t built;
@@ -343,9 +346,10 @@ int coll_index(struct coll *c, size_t max, unsigned threads, size_t *indexed, st
 	pthread_mutex_lock(&c->graph_lock);
 	if ((rv = take(c, max, &b)) != 0) {
 		sh_err_set(err, rv, "out of memory");
-	} else if ((rv = write_each(c, &b, worth_building(c, &b, threads), err)) == 0 && b.nb > 0 &&
-		   (rv = hnsw_build_prepared(c->h, b.bids, b.bvecs, b.nb, threads, &c->hold, &built,
-					     err)) == 0) {
+	} else if ((rv = write_each(c, &b, worth_building(c, &b, threads), yield, err)) == 0 &&
+		   b.nb > 0 &&
+		   (rv = hnsw_build_prepared(c->h, b.bids, b.bvecs, b.nb, threads, &c->hold, yield,
+					     &built, err)) == 0) {
 		for (size_t i = 0; i < built; i++)
 			b.done[b.bat[i]] = true;
 	}

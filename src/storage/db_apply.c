@@ -15,10 +15,12 @@
 
 #include "storage/db_impl.h"
 
+#include "storage/indexer.h"
 #include "storage/snapshot.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -201,6 +203,7 @@ static bool work(struct db *db)
 	if (upto > store_applied_index(db->store) && !atomic_load(&db->failed) &&
 	    !atomic_load(&db->stopping)) {
 		pthread_mutex_unlock(&db->lock);
+		indexer_apply_busy(db->ix, true); /* the indexer defers (indexer.c) */
 		apply_range(db, upto);
 		db_snap_due(db);
 		pthread_mutex_lock(&db->lock);
@@ -234,10 +237,12 @@ static void *apply_main(void *arg)
 {
 	struct db *db = arg;
 
+	sh_thread_name("shoal-apply");
 	pthread_mutex_lock(&db->lock);
 	for (;;) {
 		if (work(db))
 			continue;
+		indexer_apply_busy(db->ix, false);
 		if (db->stop && !db_snap_busy(db))
 			break;
 		if (db_snap_busy(db))

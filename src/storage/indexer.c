@@ -8,6 +8,19 @@
  * hnsw_build spreads a step's new points over `threads` threads.  `mu`
  * guards the queue and the counters; `work` wakes the thread, `progress`
  * the apply thread waiting in indexer_throttle.
+ *
+ * Deferring to apply.  Nice 10 does not keep the indexer off the cores: on
+ * two cores shared by three nodes, the indexers took a fifth to a quarter
+ * of the CPU during a burst of writes while each node's apply thread
+ * waited ~500 ms of 760 on the run queue, so that followers made points
+ * searchable up to 300 ms after their acknowledgement (doc/benchmarks.md).
+ * So while apply has entries to apply, and for APPLY_QUIET_MS after, a
+ * step does not start, and a running one ends at its next point
+ * (apply_busy is coll_index's yield flag) — as long as the collection's
+ * fresh set is under half its bound and its oldest entry younger than
+ * DEFER_MAX_AGE_MS.  Past either, indexing runs whatever apply does: the
+ * bound (where apply waits for the indexer) is never reached by deferring,
+ * and no point stays out of the graph for long because writes go on.
  */
 #include "build.h"
 
@@ -16,6 +29,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,9 +39,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RETRY_MS     100 /* after a failed step (out of memory) */
-#define INDEXER_NICE 10  /* the indexer's threads' nice value (Linux: per thread) */
-#define SLACK_DIV    4   /* a follower's bound: max_fresh_bytes * (1 + 1/SLACK_DIV) */
+#define RETRY_MS         100  /* after a failed step (out of memory) */
+#define INDEXER_NICE     10   /* the indexer's threads' nice value (Linux: per thread) */
+#define SLACK_DIV        4    /* a follower's bound: max_fresh_bytes * (1 + 1/SLACK_DIV) */
+#define DEFER_MAX_AGE_MS 1000 /* a step defers to apply while the oldest fresh entry is younger */
+#define APPLY_QUIET_MS   20   /* ... and until apply has been idle this long */
+#define DEFER_POLL_MS    5
 
 struct item {
 	struct coll *c;
@@ -43,6 +60,11 @@ struct indexer {
 	bool stop;
 	bool follower; /* apply waits at the bound plus its slack */
 	struct indexer_stats st;
+	_Atomic bool apply_busy;        /* set by apply (indexer_apply_busy) */
+	_Atomic uint64_t apply_idle_ms; /* when it last went idle */
+	struct coll *defer_c;           /* mu: the collection of the next step, */
+	uint64_t defer_oldest_ms;       /* its oldest fresh entry's time, */
+	uint64_t wait_t0_ms;            /* since when that step waits (0: not) */
 };
 
 static bool queued(const struct indexer *ix, const struct coll *c)
@@ -89,14 +111,50 @@ static void wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms)
 	pthread_cond_timedwait(cv, mu, &ts);
 }
 
+/* mu held: may a step on c defer to apply (the conditions above)? */
+static bool may_defer(struct indexer *ix, struct coll *c, uint64_t now)
+{
+	struct coll_index_stats st;
+
+	if (ix->o.max_fresh_bytes != 0 && coll_fresh_bytes(c) > ix->o.max_fresh_bytes / 2)
+		return false;
+	if (ix->defer_c != c) { /* the age once per collection and step */
+		coll_index_stats(c, &st);
+		ix->defer_c = c;
+		ix->defer_oldest_ms = now - st.oldest_fresh_ms;
+	}
+	return now - ix->defer_oldest_ms < DEFER_MAX_AGE_MS;
+}
+
+/* mu held: should the step on c wait for apply now? */
+static bool defer(struct indexer *ix, struct coll *c)
+{
+	uint64_t now = sh_clock_mono_ms();
+	bool active = atomic_load(&ix->apply_busy) ||
+		      now - atomic_load(&ix->apply_idle_ms) < APPLY_QUIET_MS;
+
+	if (!active || !may_defer(ix, c, now))
+		return false;
+	if (ix->wait_t0_ms == 0) {
+		ix->wait_t0_ms = now;
+		ix->st.deferred++;
+	}
+	return true;
+}
+
 /* mu held on entry and exit; one step on the head of the queue. */
 static void step(struct indexer *ix)
 {
 	struct item *it = ix->head;
+	uint64_t now = sh_clock_mono_ms();
+	const _Atomic bool *yield = may_defer(ix, it->c, now) ? &ix->apply_busy : NULL;
 	struct sh_err err = {0};
 	size_t done;
 	int rv;
 
+	if (ix->wait_t0_ms != 0)
+		ix->st.deferred_ms += now - ix->wait_t0_ms;
+	ix->wait_t0_ms = 0;
 	ix->head = it->next;
 	if (ix->head == NULL)
 		ix->tail = NULL;
@@ -105,10 +163,11 @@ static void step(struct indexer *ix)
 	if (coll_retired(it->c)) /* dropped, or replaced by a snapshot */
 		rv = 0;
 	else
-		rv = coll_index(it->c, INDEXER_BATCH, ix->o.threads, &done, &err);
+		rv = coll_index(it->c, INDEXER_BATCH, ix->o.threads, yield, &done, &err);
 	if (rv != 0)
 		LOG_WARN("index", "%s (retrying in %d ms)", err.msg, RETRY_MS);
 	pthread_mutex_lock(&ix->mu);
+	ix->defer_c = NULL; /* the next step reads the age again */
 	ix->st.steps++;
 	ix->st.errors += rv != 0;
 	pthread_cond_broadcast(&ix->progress);
@@ -128,6 +187,7 @@ static void *run(void *arg)
 {
 	struct indexer *ix = arg;
 
+	sh_thread_name("shoal-index");
 	/* Below apply, acknowledgements and searches: indexing is what may
 	 * wait (hnsw_build's threads inherit this). */
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), INDEXER_NICE) != 0)
@@ -136,6 +196,8 @@ static void *run(void *arg)
 	while (!ix->stop) {
 		if (ix->head == NULL)
 			pthread_cond_wait(&ix->work, &ix->mu);
+		else if (defer(ix, ix->head->c))
+			wait_ms(&ix->work, &ix->mu, DEFER_POLL_MS);
 		else
 			step(ix);
 	}
@@ -242,6 +304,15 @@ void indexer_throttle(struct indexer *ix, struct coll *c)
 	ix->st.throttling = false;
 	ix->st.throttled_ms += sh_clock_mono_ms() - t0;
 	pthread_mutex_unlock(&ix->mu);
+}
+
+void indexer_apply_busy(struct indexer *ix, bool busy)
+{
+	if (ix == NULL || atomic_load(&ix->apply_busy) == busy)
+		return;
+	if (!busy)
+		atomic_store(&ix->apply_idle_ms, sh_clock_mono_ms());
+	atomic_store(&ix->apply_busy, busy);
 }
 
 void indexer_stats(struct indexer *ix, struct indexer_stats *st)

@@ -37,6 +37,8 @@ struct indexer_stats {
 	uint64_t throttled;    /* times apply waited */
 	uint64_t throttled_ms; /* and for how long in all */
 	bool throttling;       /* apply is waiting now */
+	uint64_t deferred;     /* steps that waited for apply before they started */
+	uint64_t deferred_ms;  /* and for how long in all */
 	size_t queued;         /* collections waiting for the thread */
 };
 
@@ -53,6 +55,10 @@ void indexer_free(struct indexer *ix);
 void indexer_kick(struct indexer *ix, struct coll *c);
 /* Wait while c's fresh set is over the bound (or until indexer_free). */
 void indexer_throttle(struct indexer *ix, struct coll *c);
+/* The apply thread has committed entries to apply (busy), or none left:
+ * indexing defers to it within limits (indexer.c, "Deferring to apply").
+ * The apply thread only; NULL ix: nothing. */
+void indexer_apply_busy(struct indexer *ix, bool busy);
 /* This node leads (the plain bound) or follows (the bound and a quarter);
  * leading until told otherwise (a node says at every role change). */
 void indexer_set_leading(struct indexer *ix, bool leading);

@@ -313,7 +313,7 @@ static void index_after(struct store *s, struct coll *c)
 	if (s->ix != NULL) {
 		indexer_kick(s->ix, c);
 		indexer_throttle(s->ix, c);
-	} else if (coll_index(c, SIZE_MAX, 1, &done, &err) != 0) {
+	} else if (coll_index(c, SIZE_MAX, 1, NULL, &done, &err) != 0) {
 		LOG_WARN("index", "%s", err.msg);
 	}
 }

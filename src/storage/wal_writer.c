@@ -32,6 +32,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -277,6 +278,7 @@ static void *writer_main(void *arg)
 {
 	struct wal_writer *ww = arg;
 
+	sh_thread_name("shoal-wal");
 	sh_log_set_thread_node(NULL);
 	pthread_mutex_lock(&ww->lock);
 	for (;;) {

@@ -74,7 +74,7 @@ static double index_all(struct coll *c)
 	double t0 = now_sec();
 
 	while (coll_fresh(c) > 0)
-		if (coll_index(c, 4096, threads, &done, &err) != 0) {
+		if (coll_index(c, 4096, threads, NULL, &done, &err) != 0) {
 			fprintf(stderr, "bench_write: %s\n", err.msg);
 			exit(1);
 		}
