@@ -1096,6 +1096,37 @@ static bool drains(struct coll *c, int ms)
 	return coll_fresh(c) == 0;
 }
 
+/* Review: apply waiting for the indexer (a collection over its bound)
+ * stayed "busy", so collections queued before that one each deferred
+ * their step for a second, an empty one too: apply waited 1-3 s. */
+static void test_no_defer_while_throttled(void)
+{
+	struct coll *b1 = fill(24, 1), *b2 = make(SH_METRIC_L2), *a = fill(26, 300);
+	struct indexer_opts o = {1, coll_fresh_bytes(a) / 2};
+	struct indexer *ix;
+	struct indexer_stats st;
+	struct sh_err err;
+	uint64_t t0;
+
+	if (indexer_new(&o, &ix, &err) != 0)
+		bail_out("indexer: %s", err.msg);
+	indexer_apply_busy(ix, true);
+	indexer_kick(ix, b2); /* empty */
+	indexer_kick(ix, b1);
+	indexer_kick(ix, a);
+	t0 = sh_clock_mono_ms();
+	indexer_throttle(ix, a);
+	t0 = sh_clock_mono_ms() - t0;
+	indexer_stats(ix, &st);
+	ok(st.throttled == 1 && coll_fresh_bytes(a) <= o.max_fresh_bytes,
+	   "apply waited for the indexer (%llu ms)", (unsigned long long)t0);
+	is_int(st.deferred, 0, "and nothing deferred to apply meanwhile");
+	indexer_free(ix);
+	coll_unref(a);
+	coll_unref(b1);
+	coll_unref(b2);
+}
+
 static void test_defer_to_apply(void)
 {
 	struct indexer_opts o = {1, 0};
@@ -1148,6 +1179,7 @@ static void test_defer_to_apply(void)
 	is_int(st.deferred, 0, "without waiting for apply");
 	indexer_free(ix);
 	coll_unref(c);
+	test_no_defer_while_throttled();
 }
 
 int main(void)

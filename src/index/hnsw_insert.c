@@ -698,7 +698,8 @@ static int build(struct hnsw *h, const uint64_t *ids, const float *vecs, bool pr
 
 	if (atomic_load(&h->n_slots) != 0 || hnsw_new(&h->p, &tmp, NULL) != 0) {
 		rv = build_into(h, ids, vecs, prepared, n, threads, stop, built, err);
-		hnsw__reconnect(h);
+		if (*built > 0) /* a whole-graph walk: not for a build stopped at once */
+			hnsw__reconnect(h);
 		return rv;
 	}
 	tmp->rng = h->rng;

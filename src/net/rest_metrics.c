@@ -107,9 +107,9 @@ static void metrics_indexer(struct db *db, struct evbuffer *out)
 	counter(out, "shoal_index_errors_total", "Indexing steps that failed (out of memory).",
 		st.errors);
 	counter(out, "shoal_index_deferred_total",
-		"Indexing steps that waited while apply had entries to apply.", st.deferred);
-	counter(out, "shoal_index_deferred_ms_total",
-		"Milliseconds indexing steps waited for apply.", st.deferred_ms);
+		"Times indexing waited while apply had entries to apply.", st.deferred);
+	counter(out, "shoal_index_deferred_ms_total", "Milliseconds indexing waited for apply.",
+		st.deferred_ms);
 }
 
 static void metrics_storage(struct api *a, struct evbuffer *out)

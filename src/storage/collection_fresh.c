@@ -343,11 +343,13 @@ int coll_index(struct coll *c, size_t max, unsigned threads, const _Atomic bool 
 	int rv;
 
 	*indexed = 0;
+	if (yield != NULL && atomic_load(yield))
+		return 0; /* nothing copied for a step that would end at once */
 	pthread_mutex_lock(&c->graph_lock);
 	if ((rv = take(c, max, &b)) != 0) {
 		sh_err_set(err, rv, "out of memory");
 	} else if ((rv = write_each(c, &b, worth_building(c, &b, threads), yield, err)) == 0 &&
-		   b.nb > 0 &&
+		   b.nb > 0 && (yield == NULL || !atomic_load(yield)) &&
 		   (rv = hnsw_build_prepared(c->h, b.bids, b.bvecs, b.nb, threads, &c->hold, yield,
 					     &built, err)) == 0) {
 		for (size_t i = 0; i < built; i++)

@@ -176,6 +176,11 @@ static void do_install(struct db *db, struct install *in)
 
 /* ------------------------------------------------------------ the thread */
 
+/* Entries waiting that make apply "busy" for the indexer (indexer.c,
+ * "Deferring to apply"): a backlog, not the one entry a steady stream
+ * brings at a time. */
+#define APPLY_BACKLOG 2
+
 /* One piece of work, lock held on entry and exit; false when there is none. */
 static bool work(struct db *db)
 {
@@ -203,7 +208,8 @@ static bool work(struct db *db)
 	if (upto > store_applied_index(db->store) && !atomic_load(&db->failed) &&
 	    !atomic_load(&db->stopping)) {
 		pthread_mutex_unlock(&db->lock);
-		indexer_apply_busy(db->ix, true); /* the indexer defers (indexer.c) */
+		if (upto - store_applied_index(db->store) >= APPLY_BACKLOG)
+			indexer_apply_busy(db->ix, true); /* the indexer defers (indexer.c) */
 		apply_range(db, upto);
 		db_snap_due(db);
 		pthread_mutex_lock(&db->lock);

@@ -116,6 +116,8 @@ static bool may_defer(struct indexer *ix, struct coll *c, uint64_t now)
 {
 	struct coll_index_stats st;
 
+	if (ix->st.throttling || coll_fresh(c) == 0 || coll_retired(c))
+		return false; /* apply waits for indexing, or the step is short */
 	if (ix->o.max_fresh_bytes != 0 && coll_fresh_bytes(c) > ix->o.max_fresh_bytes / 2)
 		return false;
 	if (ix->defer_c != c) { /* the age once per collection and step */
@@ -292,6 +294,9 @@ void indexer_throttle(struct indexer *ix, struct coll *c)
 	}
 	ix->st.throttled++;
 	ix->st.throttling = true;
+	/* apply waits for the indexer now: nothing defers to it */
+	atomic_store(&ix->apply_busy, false);
+	atomic_store(&ix->apply_idle_ms, 0);
 	while (!ix->stop && over(ix, c)) {
 		struct item *it;
 

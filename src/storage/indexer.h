@@ -37,7 +37,7 @@ struct indexer_stats {
 	uint64_t throttled;    /* times apply waited */
 	uint64_t throttled_ms; /* and for how long in all */
 	bool throttling;       /* apply is waiting now */
-	uint64_t deferred;     /* steps that waited for apply before they started */
+	uint64_t deferred;     /* times indexing waited for apply */
 	uint64_t deferred_ms;  /* and for how long in all */
 	size_t queued;         /* collections waiting for the thread */
 };
