@@ -1127,6 +1127,37 @@ static void test_no_defer_while_throttled(void)
 	coll_unref(b2);
 }
 
+/* Second review: a small young collection deferring at the head of the
+ * queue held back one over half its bound behind it (for a second; here,
+ * the clock stopped, for ever). */
+static void test_urgent_goes_first(void)
+{
+	struct sh_clock_manual clk;
+	struct coll *b, *a;
+	struct indexer_opts o = {1, 0};
+	struct indexer *ix;
+	struct sh_err err;
+	bool done;
+
+	sh_clock_manual_install(&clk, sh_clock_mono_ns(), sh_clock_wall_ns());
+	b = fill(27, 3);
+	a = fill(28, 300);
+	o.max_fresh_bytes = coll_fresh_bytes(a) * 3 / 2;
+	if (indexer_new(&o, &ix, &err) != 0)
+		bail_out("indexer: %s", err.msg);
+	indexer_apply_busy(ix, true);
+	indexer_kick(ix, b);
+	indexer_kick(ix, a);
+	done = drains(a, 10000);
+	ok(done && coll_fresh(b) == 3,
+	   "over half its bound, behind one that defers: indexed first (%zu of 3 fresh there)",
+	   coll_fresh(b));
+	indexer_free(ix);
+	sh_clock_install(NULL);
+	coll_unref(a);
+	coll_unref(b);
+}
+
 static void test_defer_to_apply(void)
 {
 	struct indexer_opts o = {1, 0};
@@ -1180,6 +1211,7 @@ static void test_defer_to_apply(void)
 	indexer_free(ix);
 	coll_unref(c);
 	test_no_defer_while_throttled();
+	test_urgent_goes_first();
 }
 
 int main(void)

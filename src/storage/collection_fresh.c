@@ -281,12 +281,15 @@ static int write_each(struct coll *c, struct batch *b, bool gather, const _Atomi
 
 static size_t release(struct coll *c, struct batch *b)
 {
-	size_t removed = 0;
+	size_t removed = 0, left = 0;
 
 	pthread_rwlock_wrlock(&c->fresh_lock);
 	for (size_t i = 0; i < b->n; i++)
 		if (b->done[i])
 			removed += fresh_remove_if(c->fresh, b->e[i].id, b->e[i].seq);
+		else
+			left++;
+	fresh_rewind(c->fresh, left); /* a step cut short: those first next time */
 	coll__fresh_sizes(c);
 	pthread_rwlock_unlock(&c->fresh_lock);
 	return removed;

@@ -315,6 +315,15 @@ size_t fresh_take(struct fresh *f, size_t max, struct fresh_entry *e, float *vec
 	return n;
 }
 
+void fresh_rewind(struct fresh *f, size_t n)
+{
+	if (f->n == 0) {
+		f->cursor = 0;
+		return;
+	}
+	f->cursor = (f->cursor % f->n + f->n - n % f->n) % f->n;
+}
+
 bool fresh_mark(struct fresh *f, uint64_t id, uint64_t seq, uint64_t gen)
 {
 	uint32_t pos = map_find(f, id, NULL);

@@ -57,6 +57,9 @@ void fresh_at(const struct fresh *f, uint32_t i, struct fresh_entry *e, float *v
  * is taken within about two rounds however the set changes (the indexer's
  * order; the caller must serialize calls).  Returns how many. */
 size_t fresh_take(struct fresh *f, size_t max, struct fresh_entry *e, float *vecs);
+/* Move fresh_take's cursor n entries back: those of the last batch that
+ * were not indexed (a step cut short) come first in the next. */
+void fresh_rewind(struct fresh *f, size_t n);
 /* The indexer wrote id's entry (if its sequence number is still seq) into
  * the graph: searches of generation gen or later (the collection's
  * search_gen) count it as indexed — the graph shows it, the scan skips it;

@@ -144,6 +144,27 @@ static bool defer(struct indexer *ix, struct coll *c)
 	return true;
 }
 
+/* mu held: the head defers; a queued collection over half its bound may
+ * not (review: one deferring head held it back until it reached its
+ * bound): moved to the head, it steps now.  False when there is none. */
+static bool urgent_first(struct indexer *ix)
+{
+	size_t half = ix->o.max_fresh_bytes / 2;
+
+	for (struct item *prev = ix->head, *i = prev->next; half > 0 && i != NULL;
+	     prev = i, i = i->next) {
+		if (coll_fresh_bytes(i->c) <= half || coll_retired(i->c))
+			continue;
+		prev->next = i->next; /* unlink, then in front */
+		if (ix->tail == i)
+			ix->tail = prev;
+		i->next = ix->head;
+		ix->head = i;
+		return true;
+	}
+	return false;
+}
+
 /* mu held on entry and exit; one step on the head of the queue. */
 static void step(struct indexer *ix)
 {
@@ -198,7 +219,7 @@ static void *run(void *arg)
 	while (!ix->stop) {
 		if (ix->head == NULL)
 			pthread_cond_wait(&ix->work, &ix->mu);
-		else if (defer(ix, ix->head->c))
+		else if (defer(ix, ix->head->c) && !urgent_first(ix))
 			wait_ms(&ix->work, &ix->mu, DEFER_POLL_MS);
 		else
 			step(ix);
@@ -324,5 +345,7 @@ void indexer_stats(struct indexer *ix, struct indexer_stats *st)
 {
 	pthread_mutex_lock(&ix->mu);
 	*st = ix->st;
+	if (ix->wait_t0_ms != 0) /* a wait in progress counts so far */
+		st->deferred_ms += sh_clock_mono_ms() - ix->wait_t0_ms;
 	pthread_mutex_unlock(&ix->mu);
 }
