@@ -1104,7 +1104,7 @@ static void test_no_defer_while_throttled(void)
 	struct coll *b1 = fill(24, 1), *b2 = make(SH_METRIC_L2), *a = fill(26, 300);
 	struct indexer_opts o = {1, coll_fresh_bytes(a) / 2};
 	struct indexer *ix;
-	struct indexer_stats st;
+	struct indexer_stats st0, st;
 	struct sh_err err;
 	uint64_t t0;
 
@@ -1114,13 +1114,16 @@ static void test_no_defer_while_throttled(void)
 	indexer_kick(ix, b2); /* empty */
 	indexer_kick(ix, b1);
 	indexer_kick(ix, a);
+	/* b1 may defer before the throttle begins (CI under TSan saw it):
+	 * that is allowed; a new wait once apply waits is not */
+	indexer_stats(ix, &st0);
 	t0 = sh_clock_mono_ms();
 	indexer_throttle(ix, a);
 	t0 = sh_clock_mono_ms() - t0;
 	indexer_stats(ix, &st);
 	ok(st.throttled == 1 && coll_fresh_bytes(a) <= o.max_fresh_bytes,
 	   "apply waited for the indexer (%llu ms)", (unsigned long long)t0);
-	is_int(st.deferred, 0, "and nothing deferred to apply meanwhile");
+	is_int(st.deferred, st0.deferred, "and nothing deferred to apply meanwhile");
 	indexer_free(ix);
 	coll_unref(a);
 	coll_unref(b1);
