@@ -247,6 +247,7 @@ static void final_check(void)
 	struct db_opts o = {.dir = dir,
 			    .fsync = WAL_FSYNC_ALWAYS,
 			    .segment_bytes = 64 << 10,
+			    .wal_ahead_bytes = 16 << 10,
 			    .max_payload_bytes = 1024,
 			    .term = 1};
 	struct db_recovery rec;

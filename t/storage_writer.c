@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 {
 	struct db_opts o = {.fsync = WAL_FSYNC_ALWAYS,
 			    .segment_bytes = 64 << 10,
+			    .wal_ahead_bytes = 16 << 10, /* kill -9 leaves zeros ahead */
 			    .snapshot_entries = 25,
 			    .max_payload_bytes = 1024,
 			    .term = 1};

@@ -53,7 +53,7 @@ static struct wal_buf *batch(uint64_t term, uint64_t first, size_t n, size_t bod
 
 static struct wal *open_ok(uint64_t seg_bytes, struct wal_open_info *info)
 {
-	struct wal_opts o = {seg_bytes};
+	struct wal_opts o = {seg_bytes, WAL_AHEAD_DEFAULT};
 	struct wal *w = NULL;
 	struct sh_err err;
 
@@ -399,7 +399,7 @@ static const char *seg_path(uint64_t first)
 
 static int open_err(struct sh_err *err, struct wal_open_info *info)
 {
-	struct wal_opts o = {1 << 20};
+	struct wal_opts o = {1 << 20, WAL_AHEAD_DEFAULT};
 	struct wal *w = NULL;
 	int rv = wal_open(dir, &o, &w, info, err);
 
@@ -437,8 +437,10 @@ static void test_middle_flip(void)
 {
 	struct sh_err err;
 	char want[800];
+	long long size;
 
 	make_log("flip-middle");
+	size = file_size(seg_path(1));
 	flip_byte(seg_path(1), rec_off(6) + WAL_REC_HDR + 50, 0x01);
 	is_int(open_err(&err, NULL), SH_ECORRUPT, "a byte flipped in record 6 of 12: refused");
 	snprintf(want, sizeof want,
@@ -451,7 +453,7 @@ static void test_middle_flip(void)
 		 "durable",
 		 rec_off(9));
 	like(err.msg, want, "and the later record that proves it was durable");
-	is_int(file_size(seg_path(1)), rec_off(13), "nothing was cut");
+	is_int(file_size(seg_path(1)), size, "nothing was cut");
 }
 
 static void test_unsynced_tear(void)
@@ -506,7 +508,9 @@ static void test_cut_and_zeros(void)
 	cut_file(seg_path(1), rec_off(12) + 20);
 	log_capture(root);
 	is_int(open_err(&err, &info), 0, "segment cut inside a record header: opens");
-	like(log_text(), "cut a torn tail of 20 bytes", "cuts the 20 bytes");
+	/* bytes 17..19 of record 12's header (its index, 12) are zeros: the
+	 * bytes counted end at the last that is not zero */
+	like(log_text(), "cut a torn tail of 17 bytes", "cuts the 20 bytes, counting 17");
 	like(log_text(), "(record header cut short)", "says why");
 	cut_file(seg_path(1), rec_off(11) + WAL_REC_HDR + 30);
 	is_int(open_err(&err, &info), 0, "segment cut inside a body: opens");
@@ -516,9 +520,85 @@ static void test_cut_and_zeros(void)
 	fd = open(seg_path(1), O_WRONLY | O_APPEND);
 	ok(fd >= 0 && write(fd, zeros, sizeof zeros) == sizeof zeros, "append 4 KiB of zeros");
 	close(fd);
+	log_capture(root);
 	is_int(open_err(&err, &info), 0, "zeros after the end: opens");
-	is_int(info.cut_bytes, 4096, "the zeros are cut");
+	is_int(info.cut_bytes, 0, "they are space written ahead, not a tail: nothing cut");
+	ok(strstr(log_text(), "torn tail") == NULL, "and nothing said");
 	is_str(err.msg, "last=10", "no entry lost");
+	is_int(file_size(seg_path(1)), rec_off(11), "and the clean close after drops them");
+}
+
+/* The zeros written ahead of the active segment's records (wal.c,
+ * write_ahead): an append overwrites them, a reopen takes them for the
+ * end of the log, a full segment loses them before the next is made, a
+ * torn record written over them is cut as one, by its own bytes. */
+static void test_write_ahead(void)
+{
+	struct wal_open_info info;
+	struct sh_err err;
+	struct wal *w;
+	unsigned char junk[60], zeros[4096] = {0};
+	uint64_t end, n;
+	int fd;
+
+	fresh("ahead");
+	w = open_ok(4u << 20, NULL);
+	append(w, 1, 10, 100);
+	end = WAL_SEG_HDR + 10 * (WAL_REC_HDR + 100);
+	is_int(file_size(seg_path(1)), end + WAL_AHEAD_DEFAULT,
+	       "zeros written ahead of 10 records");
+	append(w, 1, 10, 100);
+	is_int(file_size(seg_path(1)), end + WAL_AHEAD_DEFAULT, "the next append goes over them");
+	wal_close(w);
+	end = WAL_SEG_HDR + 20 * (WAL_REC_HDR + 100);
+	is_int(file_size(seg_path(1)), end, "a clean close leaves no zeros");
+	/* as a crash leaves them */
+	fd = open(seg_path(1), O_WRONLY | O_APPEND);
+	for (int i = 0; i < 16; i++)
+		ok(fd >= 0 && write(fd, zeros, sizeof zeros) == sizeof zeros, "zeros %d", i);
+	close(fd);
+	log_capture(root);
+	w = open_ok(4u << 20, &info);
+	is_int(wal_last_index(w), 20, "reopened: the 20 records, the zeros the log's end");
+	is_int(info.cut_bytes, 0, "nothing cut");
+	ok(strstr(log_text(), "torn tail") == NULL, "nothing said");
+	append(w, 2, 5, 100);
+	ok(check_range(w, 1, 25, 100), "appends go on after a reopen");
+	wal_close(w);
+
+	/* a torn record followed by zeros */
+	end = WAL_SEG_HDR + 25 * (WAL_REC_HDR + 100);
+	memset(junk, 0x5a, sizeof junk);
+	fd = open(seg_path(1), O_WRONLY);
+	ok(fd >= 0 && pwrite(fd, junk, sizeof junk, (off_t)end) == (ssize_t)sizeof junk &&
+		   pwrite(fd, zeros, sizeof zeros, (off_t)end + 60) == (ssize_t)sizeof zeros,
+	   "60 bytes of a torn record, then zeros");
+	close(fd);
+	w = open_ok(4u << 20, &info);
+	is_int(wal_last_index(w), 25, "opens without it");
+	is_int(info.cut_bytes, 60, "cut as a torn tail of its 60 bytes, not the zeros after");
+	like(log_text(), "cut a torn tail of 60 bytes", "and said so");
+	is_int(file_size(seg_path(1)), end, "the file ends where the log does");
+	append(w, 2, 5, 100);
+	ok(file_size(seg_path(1)) > (long long)end + WAL_AHEAD_DEFAULT / 2,
+	   "the next append writes zeros ahead again");
+	wal_close(w);
+
+	/* full segments lose their zeros: only the last may end in them */
+	fresh("ahead-roll");
+	w = open_ok(WAL_MIN_SEG, NULL);
+	for (int i = 0; i < 20; i++)
+		append(w, 1, 10, 1000);
+	n = wal_segments(w);
+	ok(n >= 3, "%" PRIu64 " segments of 64 KiB", n);
+	is_int(file_size(seg_path(1)) % (WAL_REC_HDR + 1000), WAL_SEG_HDR,
+	       "the first holds whole records and nothing after them");
+	wal_close(w);
+	w = open_ok(WAL_MIN_SEG, &info);
+	is_int(wal_last_index(w), 200, "reopened: every record");
+	is_int(info.cut_bytes, 0, "nothing cut");
+	wal_close(w);
+	(void)err;
 }
 
 static void test_older_segment(void)
@@ -807,6 +887,7 @@ int main(void)
 	test_unsynced_tear();
 	test_out_of_order();
 	test_cut_and_zeros();
+	test_write_ahead();
 	test_older_segment();
 	test_bad_header_and_gap();
 	test_flush_fails_on_roll();

@@ -158,7 +158,7 @@ static bool contiguous(void)
 static void round_once(int round)
 {
 	struct wal_writer_opts wo = {WAL_FSYNC_NEVER, 0, -1, false};
-	struct wal_opts o = {WAL_MIN_SEG};
+	struct wal_opts o = {WAL_MIN_SEG, 4096};
 	pthread_t rd[READERS], rm;
 	struct wal_writer *ww;
 	struct sh_err err;

@@ -110,6 +110,8 @@ static const struct cfg_row rows[] = {
 	 "With fsync = interval: the longest time between two flushes, in milliseconds."},
 	{"storage.segment_bytes", CFG_SIZE, OFF(segment_bytes), "64MiB", 64 * KiB, 1 * GiB, NULL, NULL, 0,
 	 "Size past which the log starts a new segment file."},
+	{"storage.wal_write_ahead", CFG_SIZE, OFF(wal_write_ahead), "1MiB", 0, 64 * MiB, NULL, NULL, 0,
+	 "Zeros written ahead of the log's end, so a flush needs no journal commit; 0: none (none on tmpfs, btrfs, ZFS)."},
 	{"storage.snapshot_entries", CFG_INT, OFF(snapshot_entries), "100000", 0, 1000000000, NULL, NULL, 0,
 	 "Take a snapshot (and drop the log before it) after this many entries; 0: not by count."},
 	{"storage.log_keep", CFG_INT, OFF(log_keep), "10000", 0, 100000000, NULL, NULL, 0,

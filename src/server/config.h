@@ -69,6 +69,7 @@ struct sh_config {
 	int fsync;
 	int64_t fsync_interval_ms;
 	uint64_t segment_bytes;
+	uint64_t wal_write_ahead;
 	int64_t snapshot_entries;
 	uint64_t snapshot_bytes;
 	/* [search] */

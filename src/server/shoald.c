@@ -378,6 +378,7 @@ static int open_storage(struct shoald *d, struct sh_err *err)
 		.fsync = policies[d->cfg.fsync],
 		.fsync_interval_ms = (uint32_t)d->cfg.fsync_interval_ms,
 		.segment_bytes = d->cfg.segment_bytes,
+		.wal_ahead_bytes = d->cfg.wal_write_ahead,
 		.snapshot_entries = (uint64_t)d->cfg.snapshot_entries,
 		.snapshot_bytes = d->cfg.snapshot_bytes,
 		.max_payload_bytes = d->cfg.max_payload_bytes,

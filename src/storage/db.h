@@ -76,6 +76,7 @@ struct db_opts {
 	enum wal_fsync fsync;
 	uint32_t fsync_interval_ms;
 	uint64_t segment_bytes;
+	uint64_t wal_ahead_bytes;  /* wal_opts.ahead_bytes */
 	uint64_t snapshot_entries; /* 0: not by count */
 	uint64_t snapshot_bytes;   /* 0: not by size */
 	uint64_t log_keep;         /* entries kept in the log behind a snapshot */

@@ -307,7 +307,7 @@ static int start_indexer(struct db *db, struct sh_err *err)
 
 int db_open(const struct db_opts *o, struct db **out, struct db_recovery *rec, struct sh_err *err)
 {
-	struct wal_opts wo = {o->segment_bytes};
+	struct wal_opts wo = {o->segment_bytes, o->wal_ahead_bytes};
 	struct wal_open_info info;
 	struct db_recovery dummy;
 	uint64_t t0 = sh_clock_mono_ms();

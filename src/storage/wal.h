@@ -88,8 +88,13 @@ bool wal_buf_next(const struct wal_buf *b, size_t *pos, struct wal_rec *r);
 
 /* ------------------------------------------------------------ the files */
 
+/* storage.wal_write_ahead's default (doc/storage-format.md, "Space
+ * written ahead"). */
+#define WAL_AHEAD_DEFAULT (1u << 20)
+
 struct wal_opts {
 	uint64_t segment_bytes; /* start a new segment past this size (>= WAL_MIN_SEG) */
+	uint64_t ahead_bytes;   /* zeros written ahead of the active segment's records; 0: none */
 };
 
 /* What wal_open found, for the start-up log line and tests. */

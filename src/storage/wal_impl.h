@@ -25,7 +25,9 @@ struct wal_seg {
 	uint64_t n;     /* records */
 	uint64_t *offs; /* offset of each record */
 	size_t cap;
-	uint64_t size; /* bytes: the end of its last record */
+	uint64_t size;  /* bytes: the end of its last record */
+	uint64_t alloc; /* the file's size: zeros from size to alloc, written ahead
+			 * (doc/storage-format.md, "Space written ahead") */
 };
 
 struct wal {

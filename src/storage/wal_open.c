@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 /* What the scan of one segment knows. */
@@ -40,6 +41,7 @@ struct scan {
 	uint64_t bad_off;  /* where the first invalid record starts */
 	char why[160];     /* why it is invalid */
 	bool order_broken; /* a valid record out of order: never a tail */
+	uint64_t cut;      /* bytes of a torn tail cut, zeros after it not counted */
 };
 
 /* ------------------------------------------------------------ one record */
@@ -136,9 +138,16 @@ static int tail_or_corrupt(struct scan *sc, struct sh_err *err)
 	return 0;
 }
 
+/* Cut the file at sc->bad_off; the bytes counted and named are those up
+ * to the last that is not zero (zeros written ahead are no tail). */
 static int cut_tail(struct scan *sc, struct sh_err *err)
 {
-	uint64_t cut = sc->size - sc->bad_off;
+	uint64_t end = sc->size, cut;
+
+	while (end > sc->bad_off && sc->map[end - 1] == 0)
+		end--;
+	cut = end - sc->bad_off;
+	sc->cut = cut;
 
 	if (ftruncate(sc->s->fd, (off_t)sc->bad_off) != 0 || diskio_fdatasync(sc->s->fd) != 0)
 		return sh_err_sys(err, errno, "segment '%s/%s': cannot cut the torn tail",
@@ -176,7 +185,14 @@ static int check_header(struct scan *sc, struct sh_err *err)
 	return 0;
 }
 
-/* Verify the records of sc->s; last says whether it is the last segment. */
+static bool all_zero(const unsigned char *p, uint64_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Verify the records of sc->s; last says whether it is the last segment.
+ * The last may end in zeros written ahead: where a record should start,
+ * zeros to the end of the file are the end of the log, not a tail. */
 static int scan_records(struct scan *sc, bool last, struct sh_err *err)
 {
 	uint64_t off = WAL_SEG_HDR;
@@ -193,8 +209,13 @@ static int scan_records(struct scan *sc, bool last, struct sh_err *err)
 		off += WAL_REC_HDR + r.len;
 	}
 	sc->s->size = off;
+	sc->s->alloc = off;
 	if (off == sc->size)
 		return 0;
+	if (last && !sc->order_broken && all_zero(sc->map + off, sc->size - off)) {
+		sc->s->alloc = sc->size; /* written ahead (wal.c, write_ahead) */
+		return 0;
+	}
 	sc->bad_off = off;
 	if (!last || sc->order_broken)
 		return sh_err_set(err, SH_ECORRUPT,
@@ -217,11 +238,11 @@ static int scan_segment(struct scan *sc, bool last, uint64_t *cut, struct sh_err
 	if (sc->map == MAP_FAILED)
 		return sh_err_sys(err, errno, "cannot map '%s/%s'", sc->w->dir, sc->s->name);
 	sc->order_broken = false;
+	sc->cut = 0;
 	rv = check_header(sc, err);
 	if (rv == 0)
 		rv = scan_records(sc, last, err);
-	if (rv == 0 && sc->s->size < sc->size)
-		*cut += sc->size - sc->s->size;
+	*cut += sc->cut;
 	if (sc->map != NULL)
 		munmap((void *)(uintptr_t)sc->map, sc->size);
 	return rv;
@@ -344,6 +365,30 @@ static int rewrite_last(struct wal *w, struct sh_err *err)
 	return rv;
 }
 
+/* No zeros written ahead where they save nothing (doc/storage-format.md,
+ * "Space written ahead"): tmpfs and ramfs flush nothing, and the
+ * copy-on-write file systems write an overwrite to new blocks as well. */
+static void ahead_or_not(struct wal *w)
+{
+	static const struct {
+		long magic;
+		const char *name;
+	} no_gain[] = {{0x01021994, "tmpfs"},
+		       {(long)0x858458f6, "ramfs"},
+		       {(long)0x9123683e, "btrfs"},
+		       {0x2fc12fc1, "zfs"}};
+	struct statfs fs;
+
+	if (w->o.ahead_bytes == 0 || fstatfs(w->dir_fd, &fs) != 0)
+		return;
+	for (size_t i = 0; i < sizeof no_gain / sizeof no_gain[0]; i++)
+		if ((long)fs.f_type == no_gain[i].magic) {
+			LOG_INFO("wal", "'%s' is on %s: no zeros written ahead of the log", w->dir,
+				 no_gain[i].name);
+			w->o.ahead_bytes = 0;
+		}
+}
+
 int wal_open(const char *dir, const struct wal_opts *o, struct wal **out,
 	     struct wal_open_info *info, struct sh_err *err)
 {
@@ -366,6 +411,7 @@ int wal_open(const char *dir, const struct wal_opts *o, struct wal **out,
 	if ((rv = open_dir(w, dir, err)) != 0 || (rv = list_dir(w, info, err)) != 0 ||
 	    (rv = verify(w, info, err)) != 0)
 		goto fail;
+	ahead_or_not(w);
 	if (w->n_segs == 0 && (rv = wal__seg_create(w, 1, err)) != 0)
 		goto fail;
 	atomic_store(&w->synced, 0);

@@ -902,8 +902,14 @@ static void full_handover(struct nworld *w)
 	y = 3 - l - x;
 	w->nodes[l].full = true;
 	simfs_set_quota(w->nodes[l].dir, simfs_used(w->nodes[l].dir));
-	cl = nwc_script_op(w, 0, l, HIST_WRITE, HIST_ACK_QUORUM, 1, 0, 0);
-	run_for(w, 30); /* x and y hold the entry l could not write */
+	/* l's log takes writes into the zeros it wrote ahead (wal.c,
+	 * write_ahead) until they run out */
+	for (uint64_t key = 1; key < 100 && !db_full(nw_inst(w, l)->db, NULL); key++)
+		op(w, 0, l, HIST_WRITE, HIST_ACK_QUORUM, key, 0, 0);
+	if (!db_full(nw_inst(w, l)->db, NULL))
+		return nw_violation(w, "n%d's log found room for 99 writes past its quota", l + 1);
+	cl = nwc_script_op(w, 0, l, HIST_WRITE, HIST_ACK_QUORUM, 100, 0, 0);
+	run_for(w, 30); /* refused: l is full (x and y hold the entry l could not write) */
 	cut(w, l, x, true, SIM_STREAM);
 	sim_run_while(w->sim, busy, cl, sim_now(w->sim) + 3000 * MS);
 	run_for(w, 8000);
@@ -911,7 +917,7 @@ static void full_handover(struct nworld *w)
 		nw_violation(w,
 			     "the full leader n%d still leads after 8 s (n%d unreachable from it)",
 			     l + 1, x + 1);
-	op(w, 0, y, HIST_WRITE, HIST_ACK_QUORUM, 2, 0, 0);
+	op(w, 0, y, HIST_WRITE, HIST_ACK_QUORUM, 101, 0, 0);
 	simfs_set_quota(w->nodes[l].dir, 0);
 	w->nodes[l].full = false;
 }

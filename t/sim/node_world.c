@@ -327,6 +327,9 @@ static int open_storage(struct nworld *w, struct nw_inst *in, struct sh_err *err
 	struct db_opts dbo = {.dir = dir,
 			      .fsync = WAL_FSYNC_ALWAYS,
 			      .segment_bytes = 64u << 10,
+			      /* crashes leave zeros ahead; small, so that a
+			       * quota still fills the log within a few entries */
+			      .wal_ahead_bytes = 4096,
 			      .snapshot_entries = w->o.snapshot_entries,
 			      .log_keep = 8,
 			      .max_payload_bytes = 4096,
