@@ -547,6 +547,7 @@ struct build_job {
 	const uint8_t *levels;
 	size_t n;
 	const _Atomic bool *stop, *yield; /* each NULL: never */
+	bool background;                  /* the caller's: its threads give way too */
 	_Atomic size_t next;
 	_Atomic int rv;
 	_Atomic size_t failed_at;
@@ -574,6 +575,7 @@ static void *build_worker(void *arg)
 		if (rv == 0 && (rv = hnsw__insert_point(h, j->ids[i], j->levels[i], false, s)) != 0)
 			sh_err_set(&e, rv, "%s",
 				   rv == SH_EEXIST ? "id already present" : sh_strerror(rv));
+		sh_thread_give_way(); /* background builds only (util/thread.h) */
 		if (rv != 0) {
 			int zero = 0;
 
@@ -608,6 +610,7 @@ static unsigned build_threads(unsigned threads, size_t n)
 static void *build_thread(void *arg)
 {
 	sh_thread_name("shoal-build");
+	sh_thread_background(((struct build_job *)arg)->background, 0);
 	return build_worker(arg);
 }
 
@@ -621,7 +624,8 @@ static int build_into(struct hnsw *h, const uint64_t *ids, const float *vecs, bo
 			      .prepared = prepared,
 			      .n = n,
 			      .stop = stop[0],
-			      .yield = stop[1]};
+			      .yield = stop[1],
+			      .background = sh_thread_is_background()};
 	uint8_t *levels = sh_malloc(n ? n : 1);
 	pthread_t tids[256];
 	unsigned t, started = 0;

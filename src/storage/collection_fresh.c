@@ -20,6 +20,7 @@
 
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/thread.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -275,6 +276,7 @@ static int write_each(struct coll *c, struct batch *b, bool gather, const _Atomi
 			return sh_err_set(err, rv, "point %" PRIu64 ": %s", b->e[i].id,
 					  sh_strerror(rv));
 		b->done[i] = true;
+		sh_thread_give_way(); /* the indexer's thread (util/thread.h) */
 	}
 	return 0;
 }

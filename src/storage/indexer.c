@@ -31,11 +31,8 @@
 #include "util/log.h"
 #include "util/thread.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -210,11 +207,14 @@ static void *run(void *arg)
 {
 	struct indexer *ix = arg;
 
+	int e;
+
 	sh_thread_name("shoal-index");
 	/* Below apply, acknowledgements and searches: indexing is what may
-	 * wait (hnsw_build's threads inherit this). */
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), INDEXER_NICE) != 0)
-		LOG_DEBUG("index", "cannot lower the indexer's priority: %s", strerror(errno));
+	 * wait, and gives way after each point (hnsw_build's threads inherit
+	 * both). */
+	if ((e = sh_thread_background(true, INDEXER_NICE)) != 0)
+		LOG_DEBUG("index", "cannot lower the indexer's priority: %s", strerror(e));
 	pthread_mutex_lock(&ix->mu);
 	while (!ix->stop) {
 		if (ix->head == NULL)
