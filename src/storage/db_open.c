@@ -9,6 +9,7 @@
 #include "build.h"
 
 #include "storage/db_impl.h"
+#include "storage/diskio.h"
 #include "storage/indexer.h"
 
 #include "storage/snapshot.h"
@@ -257,6 +258,7 @@ static void init_cond_monotonic(pthread_cond_t *c)
 static int alloc_db(const struct db_opts *o, struct db **out, struct sh_err *err)
 {
 	struct db *db = sh_calloc(1, sizeof *db);
+	int rv;
 
 	if (db == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
@@ -271,8 +273,8 @@ static int alloc_db(const struct db_opts *o, struct db **out, struct sh_err *err
 	*out = db;
 	if (db->efd < 0 && !o->manual)
 		return sh_err_sys(err, errno, "cannot create an eventfd");
-	if (mkdir(o->dir, 0750) != 0 && errno != EEXIST)
-		return sh_err_sys(err, errno, "cannot create directory '%s'", o->dir);
+	if ((rv = diskio_mkdir(o->dir, err)) != 0)
+		return rv;
 	if (db->dir == NULL || db->wal_dir == NULL || db->snap_dir == NULL)
 		return sh_err_set(err, SH_ENOMEM, "out of memory");
 	return 0;

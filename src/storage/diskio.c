@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static _Atomic long countdown = -1; /* -1: no fault planned */
@@ -60,4 +63,19 @@ int diskio_fsync_dir(const char *dir, struct sh_err *err)
 	if (fd >= 0)
 		close(fd);
 	return rv;
+}
+
+int diskio_mkdir(const char *dir, struct sh_err *err)
+{
+	char parent[4096];
+	const char *slash = strrchr(dir, '/');
+
+	if (mkdir(dir, 0750) != 0)
+		return errno == EEXIST
+			       ? 0
+			       : sh_err_sys(err, errno, "cannot create directory '%s'", dir);
+	if (slash == NULL)
+		return diskio_fsync_dir(".", err);
+	snprintf(parent, sizeof parent, "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+	return diskio_fsync_dir(parent, err);
 }

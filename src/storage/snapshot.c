@@ -477,8 +477,8 @@ static int scan_dir(const char *dir, uint64_t keep, uint64_t *newest, struct sh_
 	char path[4400];
 	int rv = 0;
 
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-		return sh_err_sys(err, errno, "snapshot: cannot create directory '%s'", dir);
+	if ((rv = diskio_mkdir(dir, err)) != 0)
+		return sh_err_wrap(err, rv, "snapshot");
 	if ((d = opendir(dir)) == NULL)
 		return sh_err_sys(err, errno, "snapshot: cannot list '%s'", dir);
 	*newest = 0;

@@ -72,8 +72,8 @@ int snap_recv_open(const char *dir, uint64_t index, uint64_t term, struct snap_r
 	r->term = term;
 	snap_recv_path(r->path, sizeof r->path, dir, index);
 	snprintf(r->tmp, sizeof r->tmp, "%s.tmp", r->path);
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-		rv = sh_err_sys(err, errno, "snapshot: cannot create directory '%s'", dir);
+	if ((rv = diskio_mkdir(dir, err)) != 0)
+		rv = sh_err_wrap(err, rv, "snapshot");
 	else if ((r->fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
 		rv = sh_err_sys(err, errno, "snapshot: cannot create '%s'", r->tmp);
 	else

@@ -403,6 +403,7 @@ static int stage(struct wal *w, struct wal_buf *const *bufs, size_t n, uint64_t 
 struct act {
 	int fd;
 	uint64_t first, n, size, alloc;
+	bool no_ahead;
 	char name[24];
 };
 
@@ -414,14 +415,16 @@ static void act_get(struct wal *w, struct act *a)
 	a->n = wal__active(w)->n;
 	a->size = wal__active(w)->size;
 	a->alloc = wal__active(w)->alloc;
+	a->no_ahead = wal__active(w)->no_ahead;
 	memcpy(a->name, wal__active(w)->name, sizeof a->name);
 	pthread_mutex_unlock(&w->lock);
 }
 
-static void set_alloc(struct wal *w, uint64_t alloc)
+static void set_alloc(struct wal *w, uint64_t alloc, bool no_ahead)
 {
 	pthread_mutex_lock(&w->lock);
 	wal__active(w)->alloc = alloc;
+	wal__active(w)->no_ahead |= no_ahead;
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -436,7 +439,7 @@ static int drop_ahead(struct wal *w, const struct act *a, struct sh_err *err)
 	if (ftruncate(a->fd, (off_t)a->size) != 0)
 		return sh_err_sys(err, errno, "wal: cannot truncate '%s/%s' to %" PRIu64, w->dir,
 				  a->name, a->size);
-	set_alloc(w, a->size);
+	set_alloc(w, a->size, false);
 	if ((rv = flush_fd(w, a->fd, diskio_fdatasync, a->name, err)) != 0)
 		return rv;
 	if (a->n > 0)
@@ -468,7 +471,8 @@ static int maybe_roll(struct wal *w, struct sh_err *err)
  * a->alloc; up to o.ahead_bytes past it, not past the segment's size
  * but for a batch that passes it.  Best effort: when writing zeros
  * fails (the disk full), the file goes back to its size and appends
- * grow it as they did before. */
+ * grow it as they did before, until the next segment: a retry at every
+ * append would fill a nearly full disk with zeros again and again. */
 static void write_ahead(struct wal *w, struct act *a, uint64_t len)
 {
 	static const unsigned char zeros[64 * 1024];
@@ -478,7 +482,7 @@ static void write_ahead(struct wal *w, struct act *a, uint64_t len)
 		 off = a->alloc;
 
 	assert(a->alloc >= a->size); /* zeros never go over a record */
-	if (need <= a->alloc || w->o.ahead_bytes == 0)
+	if (need <= a->alloc || w->o.ahead_bytes == 0 || a->no_ahead)
 		return;
 	for (int i = 0; i < 64; i++)
 		iov[i] = (struct iovec){(void *)(uintptr_t)zeros, sizeof zeros};
@@ -495,17 +499,20 @@ static void write_ahead(struct wal *w, struct act *a, uint64_t len)
 		if (done < 0 && errno == EINTR)
 			continue;
 		if (done <= 0) {
-			LOG_DEBUG("wal", "'%s/%s': cannot write zeros ahead at %" PRIu64 ": %s",
-				  w->dir, a->name, off, done < 0 ? strerror(errno) : "no progress");
+			LOG_INFO("wal",
+				 "'%s/%s': cannot write zeros ahead at %" PRIu64
+				 " (%s): appends grow the file until the next segment",
+				 w->dir, a->name, off, done < 0 ? strerror(errno) : "no progress");
 			want = a->alloc;
 			if (ftruncate(a->fd, (off_t)want) != 0)
 				want = off; /* the zeros written stay; still zeros */
+			a->no_ahead = true;
 			break;
 		}
 		off += (uint64_t)done;
 	}
 	a->alloc = want;
-	set_alloc(w, want);
+	set_alloc(w, want, a->no_ahead);
 }
 
 /* pwritev all of bufs at off; 0 or an errno. */
@@ -594,7 +601,7 @@ int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_e
 			LOG_ERROR("wal", "cannot cut '%s/%s' back to %" PRIu64 " bytes: %s", w->dir,
 				  a.name, a.size, strerror(errno));
 		else
-			set_alloc(w, a.size);
+			set_alloc(w, a.size, false);
 		return sh_err_sys(err, e, "wal: segment '%s/%s': write failed at offset %" PRIu64,
 				  w->dir, a.name, a.size);
 	}
@@ -867,7 +874,9 @@ void wal_close(struct wal *w)
 		struct act a;
 
 		act_get(w, &a); /* a clean stop leaves no zeros ahead */
-		if (drop_ahead(w, &a, &err) != 0 || wal_sync(w, &err) != 0)
+		if (drop_ahead(w, &a, &err) != 0)
+			LOG_ERROR("wal", "'%s': at close: %s", w->dir, err.msg);
+		if (wal_sync(w, &err) != 0)
 			LOG_ERROR("wal", "'%s': at close: %s", w->dir, err.msg);
 	}
 	for (size_t i = 0; i < w->n_segs; i++)

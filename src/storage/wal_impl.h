@@ -28,6 +28,8 @@ struct wal_seg {
 	uint64_t size;  /* bytes: the end of its last record */
 	uint64_t alloc; /* the file's size: zeros from size to alloc, written ahead
 			 * (doc/storage-format.md, "Space written ahead") */
+	bool no_ahead;  /* writing zeros ahead failed (the disk full): appends
+			 * grow the file until the next segment */
 };
 
 struct wal {

@@ -327,8 +327,10 @@ static int verify(struct wal *w, struct wal_open_info *info, struct sh_err *err)
 
 static int open_dir(struct wal *w, const char *dir, struct sh_err *err)
 {
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-		return sh_err_sys(err, errno, "cannot create directory '%s'", dir);
+	int rv = diskio_mkdir(dir, err);
+
+	if (rv != 0)
+		return rv;
 	w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (w->dir_fd < 0)
 		return sh_err_sys(err, errno, "cannot open directory '%s'", dir);
@@ -363,6 +365,17 @@ static int rewrite_last(struct wal *w, struct sh_err *err)
 	}
 	sh_free(buf);
 	return rv;
+}
+
+/* The directory's entries as listed, durable: an earlier run may have
+ * died between a segment's rename and the fsync of its directory, and
+ * then the segment is in the page cache only: records appended to it
+ * now would be reported durable and vanish with it at a power loss. */
+static int sync_dir(struct wal *w, struct sh_err *err)
+{
+	if (diskio_fsync(w->dir_fd) != 0)
+		return sh_err_sys(err, errno, "cannot fsync directory '%s'", w->dir);
+	return 0;
 }
 
 /* No zeros written ahead where they save nothing (doc/storage-format.md,
@@ -416,7 +429,8 @@ int wal_open(const char *dir, const struct wal_opts *o, struct wal **out,
 		goto fail;
 	atomic_store(&w->synced, 0);
 	/* what an earlier run left unflushed, or failed to flush */
-	if ((rv = rewrite_last(w, err)) != 0 || (rv = wal_sync(w, err)) != 0)
+	if ((rv = rewrite_last(w, err)) != 0 || (rv = wal_sync(w, err)) != 0 ||
+	    (rv = sync_dir(w, err)) != 0)
 		goto fail;
 	info->segments = w->n_segs;
 	*out = w;
