@@ -150,7 +150,9 @@ static uint64_t log_time(struct node *n)
 		n->lt_base = store_log_time(db_store(n->o.db));
 		n->lt_mono = now;
 	}
-	return n->lt_base + (now - n->lt_mono);
+	/* never below the base: a clock that stepped back would stamp a time
+	 * far in the future once wrapped, and every session would expire */
+	return n->lt_base + (now > n->lt_mono ? now - n->lt_mono : 0);
 }
 
 /* Put w in the log: check, encode at the next index, append.  A write

@@ -47,11 +47,14 @@ void nw_violation(struct nworld *w, const char *fmt, ...)
 
 /* ------------------------------------------------------------ clocks */
 
-/* Node i's clock: the simulator's time, offset, at its own rate. */
+/* Node i's clock: the simulator's time, offset, at its own rate — and
+ * monotonic, as CLOCK_BOOTTIME is (the drift once stepped back by up to
+ * 20 ms at each second: a leader then stamped log times below zero, and
+ * the sessions expired). */
 static uint64_t local_us(struct nworld *w, int i, uint64_t sim_us)
 {
 	const struct nw_node *nd = &w->nodes[i];
-	int64_t t = (int64_t)sim_us + nd->clock_off + (int64_t)sim_us / 1000000 * nd->drift_ppm;
+	int64_t t = (int64_t)sim_us + nd->clock_off + (int64_t)sim_us * nd->drift_ppm / 1000000;
 
 	return t > 0 ? (uint64_t)t : 0;
 }
@@ -80,7 +83,17 @@ static uint64_t clock_mono_ns(void *ctx)
 	struct nworld *w = ctx;
 	uint64_t now = sim_now(w->sim);
 
-	return (w->cur < 0 ? now : local_us(w, w->cur, now)) * 1000;
+	uint64_t us;
+
+	if (w->cur < 0)
+		return now * 1000;
+	us = local_us(w, w->cur, now);
+	if (us < w->nodes[w->cur].last_mono_us)
+		nw_violation(w, "n%d's monotonic clock went back %" PRIu64 " us", w->cur,
+			     w->nodes[w->cur].last_mono_us - us);
+	else
+		w->nodes[w->cur].last_mono_us = us;
+	return us * 1000;
 }
 
 static uint64_t clock_wall_ns(void *ctx)

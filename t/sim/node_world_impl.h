@@ -55,6 +55,7 @@ struct nw_node {
 	uint64_t id;       /* from its data dir, once started */
 	int64_t clock_off; /* local us = sim us + off + drift */
 	int32_t drift_ppm;
+	uint64_t last_mono_us; /* its clock's last reading */
 	uint64_t paused_until; /* sim us */
 	bool failed_seen;      /* its storage failed: restart scheduled */
 	bool full;             /* its disk is full (quota) */
