@@ -1,7 +1,8 @@
 /*
  * indexer: see indexer.h.
  *
- * One thread, at nice 10 (below everything else the node does), takes
+ * One thread, at nice 10 (below everything else the node does) and
+ * giving the CPU way after each point (sh_thread_give_way), takes
  * collections from a FIFO queue and runs one step
  * (coll_index, up to INDEXER_BATCH entries) at a time, putting the
  * collection back at the end while it has more: collections take turns.
