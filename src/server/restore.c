@@ -27,6 +27,7 @@
 
 #include "storage/datadir.h"
 #include "storage/digest.h"
+#include "storage/diskio.h"
 #include "storage/hardstate.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
@@ -82,8 +83,6 @@ static int empty_log(const char *dir, uint64_t index, struct sh_err *err)
 	int rv;
 
 	snprintf(wal_dir, sizeof wal_dir, "%s/wal", dir);
-	if (mkdir(wal_dir, 0750) != 0 && errno != EEXIST)
-		return sh_err_sys(err, errno, "cannot create '%s'", wal_dir);
 	if ((rv = wal_open(wal_dir, &o, &w, NULL, err)) != 0)
 		return rv;
 	rv = wal_reset(w, index + 1, err);
@@ -106,10 +105,8 @@ static int seed(const char *dir, struct store *st, uint64_t index, struct sh_err
 	if ((rv = empty_log(dir, index, err)) != 0)
 		goto out;
 	snprintf(snap_dir, sizeof snap_dir, "%s/snap", dir);
-	if (mkdir(snap_dir, 0750) != 0 && errno != EEXIST) {
-		rv = sh_err_sys(err, errno, "cannot create '%s'", snap_dir);
+	if ((rv = diskio_mkdir(snap_dir, err)) != 0)
 		goto out;
-	}
 	store_forget_voters(st);
 	rv = snap_write(snap_dir, index, store_applied_term(st), save, st, NULL, err);
 out:

@@ -32,10 +32,12 @@ struct sh_datadir {
 	uint64_t cluster_id;
 };
 
-/* mkdir -p, 0750 for what it creates. */
+/* mkdir -p, 0750 for what it creates; each directory it creates, and
+ * the last, durable in its parent (diskio_mkdir). */
 static int make_dirs(const char *path, struct sh_err *err)
 {
 	char *copy = sh_strdup(path);
+	struct stat st;
 	int rv = 0;
 
 	if (copy == NULL)
@@ -46,8 +48,8 @@ static int make_dirs(const char *path, struct sh_err *err)
 		if (c != '/' && c != '\0')
 			continue;
 		*p = '\0';
-		if (mkdir(copy, 0750) != 0 && errno != EEXIST)
-			rv = sh_err_sys(err, errno, "cannot create directory '%s'", copy);
+		if (c == '\0' || stat(copy, &st) != 0) /* missing, or the data dir */
+			rv = diskio_mkdir(copy, err);
 		*p = c;
 		if (c == '\0')
 			break;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,17 +66,38 @@ int diskio_fsync_dir(const char *dir, struct sh_err *err)
 	return rv;
 }
 
-int diskio_mkdir(const char *dir, struct sh_err *err)
+/* fsync the directory that holds dir (dir's own name without trailing
+ * slashes; "." when it has no slash). */
+static int fsync_parent(const char *dir, bool must, struct sh_err *err)
 {
 	char parent[4096];
-	const char *slash = strrchr(dir, '/');
+	size_t len = strlen(dir);
+	int fd, rv = 0;
 
-	if (mkdir(dir, 0750) != 0)
-		return errno == EEXIST
-			       ? 0
-			       : sh_err_sys(err, errno, "cannot create directory '%s'", dir);
-	if (slash == NULL)
-		return diskio_fsync_dir(".", err);
-	snprintf(parent, sizeof parent, "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
-	return diskio_fsync_dir(parent, err);
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	while (len > 0 && dir[len - 1] != '/')
+		len--;
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (len >= sizeof parent)
+		return sh_err_set(err, SH_EINVAL, "path too long: '%s'", dir);
+	snprintf(parent, sizeof parent, "%.*s", (int)len, len == 0 ? "." : dir);
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return must ? sh_err_sys(err, errno, "cannot open directory '%s'", parent) : 0;
+	if (diskio_fsync(fd) != 0)
+		rv = sh_err_sys(err, errno, "cannot fsync directory '%s'", parent);
+	close(fd);
+	return rv;
+}
+
+int diskio_mkdir(const char *dir, struct sh_err *err)
+{
+	if (mkdir(dir, 0750) == 0)
+		return fsync_parent(dir, true, err);
+	if (errno != EEXIST)
+		return sh_err_sys(err, errno, "cannot create directory '%s'", dir);
+	/* an earlier run may have died before its parent's fsync, or failed
+	 * it: the name may be in the page cache only */
+	return fsync_parent(dir, false, err);
 }

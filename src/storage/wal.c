@@ -769,6 +769,7 @@ static int cut_active(struct wal *w, uint64_t index, struct sh_err *err)
 		w->total -= s->size - off;
 		s->size = off;
 		s->alloc = off;
+		s->no_ahead = false;
 		s->n = k;
 	}
 	pthread_mutex_unlock(&w->lock);

@@ -343,7 +343,13 @@ static int open_dir(struct wal *w, const char *dir, struct sh_err *err)
  * it holds).  Only the last segment can hold such pages: a segment is
  * flushed before the next one starts, and a failed flush stops every write
  * until a restart.  Writing its bytes again makes them dirty, so that the
- * flush that follows puts them on the disk. */
+ * flush that follows puts them on the disk.  Its length too: a cut
+ * (wal_truncate) whose flush failed may have left the disk's file longer
+ * than the one this run sees, the records cut still on it, and a later
+ * segment would then follow a segment that overlaps it, or those records
+ * come back after a shorter one written over them (simfs models this;
+ * ext4 would abort its journal).  Flushed here: wal_sync flushes nothing
+ * when the log has no record. */
 static int rewrite_last(struct wal *w, struct sh_err *err)
 {
 	struct wal_seg *s = &w->segs[w->n_segs - 1];
@@ -364,6 +370,9 @@ static int rewrite_last(struct wal *w, struct sh_err *err)
 					w->dir, s->name, off);
 	}
 	sh_free(buf);
+	if (rv == 0 && (ftruncate(s->fd, (off_t)s->alloc) != 0 || diskio_fdatasync(s->fd) != 0))
+		rv = sh_err_sys(err, errno, "segment '%s/%s': cannot set its length again", w->dir,
+				s->name);
 	return rv;
 }
 
