@@ -87,9 +87,10 @@ static void stop(struct wal *w, bool power_loss)
 
 /* One round: the segment made by a run that died before its directory's
  * fsync receives records the next run syncs; a power loss keeps them. */
-static bool renamed_segment_round(uint64_t seed, uint64_t *synced, uint64_t *after)
+static bool renamed_segment_round(uint64_t seed)
 {
 	struct wal *w;
+	uint64_t synced, after;
 
 	sh_rand_seed(&rnd, seed);
 	simfs_reset();
@@ -106,30 +107,32 @@ static bool renamed_segment_round(uint64_t seed, uint64_t *synced, uint64_t *aft
 	w = open_log(WAL_MIN_SEG);
 	if (append(w, 10, 1000, true) != 0)
 		bail_out("append after the restart failed");
-	*synced = wal_synced_index(w);
+	synced = wal_synced_index(w);
 	stop(w, true);
 	w = open_log(WAL_MIN_SEG);
-	*after = wal_last_index(w);
+	after = wal_last_index(w);
 	wal_close(w);
-	return *after >= *synced;
+	if (synced != 80 || after < synced)
+		diag("seed %" PRIu64 ": synced up to %" PRIu64 ", the log ends at %" PRIu64
+		     " after a power loss",
+		     seed, synced, after);
+	return synced == 80 && after >= synced;
+}
+
+/* Rounds first..first + n - 1 of round() that hold. */
+static int rounds_kept(bool (*round)(uint64_t), uint64_t first, int n)
+{
+	int kept = 0;
+
+	for (int i = 0; i < n; i++)
+		kept += round(first + (uint64_t)i);
+	return kept;
 }
 
 static void test_renamed_segment_survives(void)
 {
-	int kept = 0, rounds = 24;
-	uint64_t synced = 0, after = 0;
-
-	for (int i = 0; i < rounds; i++) {
-		bool k = renamed_segment_round((uint64_t)i + 1, &synced, &after);
-
-		if (!k)
-			diag("seed %d: synced up to %" PRIu64 ", the log ends at %" PRIu64
-			     " after a power loss",
-			     i + 1, synced, after);
-		kept += k;
-	}
-	is_int(kept, rounds, "a power loss keeps what the run after an unsynced rename synced");
-	is_int((int)synced, 80, "... (80 records synced in the last round)");
+	is_int(rounds_kept(renamed_segment_round, 1, 24), 24,
+	       "a power loss keeps the 80 records synced by the run after an unsynced rename");
 }
 
 static void test_nearly_full_disk(void)
@@ -163,10 +166,11 @@ static void test_nearly_full_disk(void)
  * cache shows it, the disk's file is as long as before); the next run
  * writes a new record where the first cut one was: a power loss must not
  * bring the others back after it.  No zeros ahead: they would hide it. */
-static bool failed_cut_round(uint64_t seed, uint64_t *last, uint64_t *term)
+static bool failed_cut_round(uint64_t seed)
 {
 	struct wal *w;
 	struct sh_err err;
+	uint64_t last, term;
 
 	sh_rand_seed(&rnd, seed);
 	simfs_reset();
@@ -188,28 +192,21 @@ static bool failed_cut_round(uint64_t seed, uint64_t *last, uint64_t *term)
 		diag("seed %" PRIu64 ": %s", seed, err.msg);
 		return false;
 	}
-	*last = wal_last_index(w);
-	if (wal_term(w, *last, term, NULL) != 0)
-		*term = 0;
+	last = wal_last_index(w);
+	if (wal_term(w, last, &term, NULL) != 0)
+		term = 0;
 	wal_close(w);
-	return *last == 8 && *term == 2;
+	if (last != 8 || term != 2)
+		diag("seed %" PRIu64 ": the log ends at %" PRIu64 " (term %" PRIu64
+		     "), not at the new record 8",
+		     seed, last, term);
+	return last == 8 && term == 2;
 }
 
 static void test_failed_cut_stays_cut(void)
 {
-	int kept = 0, rounds = 16;
-	uint64_t last = 0, term = 0;
-
-	for (int i = 0; i < rounds; i++) {
-		bool k = failed_cut_round((uint64_t)i + 100, &last, &term);
-
-		if (!k)
-			diag("seed %d: the log ends at %" PRIu64 " (term %" PRIu64
-			     "), not at the new record 8",
-			     i + 100, last, term);
-		kept += k;
-	}
-	is_int(kept, rounds, "records cut by a cut whose flush failed never come back");
+	is_int(rounds_kept(failed_cut_round, 100, 16), 16,
+	       "records cut by a cut whose flush failed never come back");
 }
 
 /* One round: the log's directory exists in the page cache only (a run
@@ -266,14 +263,10 @@ static bool datadir_round(uint64_t seed)
 
 static void test_directories_durable(void)
 {
-	int kept = 0, ids = 0, rounds = 24;
-
-	for (int i = 0; i < rounds; i++) {
-		kept += cached_dir_round((uint64_t)i + 200);
-		ids += datadir_round((uint64_t)i + 300);
-	}
-	is_int(kept, rounds, "a log directory left in the page cache: made durable at open");
-	is_int(ids, rounds, "a data dir made with its parents: its node id survives");
+	is_int(rounds_kept(cached_dir_round, 200, 24), 24,
+	       "a log directory left in the page cache: made durable at open");
+	is_int(rounds_kept(datadir_round, 300, 24), 24,
+	       "a data dir made with its parents: its node id survives");
 }
 
 int main(void)
