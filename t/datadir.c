@@ -128,6 +128,28 @@ static void test_unusable(void)
 	like(err.msg, "cannot create directory", "and says why");
 }
 
+/* Relative paths, as the default data dir is ("shoal-data"): the parent
+ * made durable is the current directory. */
+static void test_relative(void)
+{
+	const char *paths[] = {"rel", "./rel2", "rel3/", "rel4//x"};
+	struct sh_datadir *d = NULL;
+	struct sh_err err;
+
+	if (chdir(root) != 0)
+		bail_out("cannot cd to %s", root);
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		int rv = sh_datadir_open(paths[i], &d, &err);
+
+		is_int(rv, 0, "a relative data dir '%s' opens%s%s", paths[i], rv ? ": " : "",
+		       rv ? err.msg : "");
+		if (rv == 0)
+			sh_datadir_close(d);
+	}
+	if (chdir("/") != 0)
+		bail_out("cannot cd to /");
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -139,6 +161,7 @@ int main(void)
 	test_corrupt();
 	test_cluster_id();
 	test_unusable();
+	test_relative();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
 	if (system(cmd) != 0)
 		diag("could not remove %s", root);

@@ -82,7 +82,10 @@ static int fsync_parent(const char *dir, bool must, struct sh_err *err)
 		len--;
 	if (len >= sizeof parent)
 		return sh_err_set(err, SH_EINVAL, "path too long: '%s'", dir);
-	snprintf(parent, sizeof parent, "%.*s", (int)len, len == 0 ? "." : dir);
+	if (len == 0)
+		snprintf(parent, sizeof parent, ".");
+	else
+		snprintf(parent, sizeof parent, "%.*s", (int)len, dir);
 	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return must ? sh_err_sys(err, errno, "cannot open directory '%s'", parent) : 0;
 	if (diskio_fsync(fd) != 0)
