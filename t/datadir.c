@@ -129,10 +129,10 @@ static void test_unusable(void)
 }
 
 /* Relative paths, as the default data dir is ("shoal-data"): the parent
- * made durable is the current directory. */
+ * made durable is the current directory; "." and ".." at the end. */
 static void test_relative(void)
 {
-	const char *paths[] = {"rel", "./rel2", "rel3/", "rel4//x"};
+	const char *paths[] = {"rel", "./rel2", "rel3/", "rel4//x", "rel5/.", "rel6/sub/.."};
 	struct sh_datadir *d = NULL;
 	struct sh_err err;
 

@@ -234,7 +234,8 @@ static bool cached_dir_round(uint64_t seed)
 }
 
 /* One round: a data dir made with its parents, its node id written; a
- * power loss keeps the id. */
+ * power loss keeps the id.  The first parent exists already, in the page
+ * cache only (an earlier run made it and died). */
 static bool datadir_round(uint64_t seed)
 {
 	struct sh_datadir *d;
@@ -245,6 +246,8 @@ static bool datadir_round(uint64_t seed)
 	simfs_reset();
 	simfs_set_rand(&rnd);
 	simfs_mkdir_durable(TOP);
+	if (mkdir(TOP "/var", 0750) != 0)
+		bail_out("mkdir %s/var failed", TOP);
 	if (sh_datadir_open(TOP "/var/lib/shoal", &d, &err) != 0)
 		bail_out("datadir: %s", err.msg);
 	id = sh_datadir_node_id(d);

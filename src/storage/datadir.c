@@ -32,12 +32,12 @@ struct sh_datadir {
 	uint64_t cluster_id;
 };
 
-/* mkdir -p, 0750 for what it creates; each directory it creates, and
- * the last, durable in its parent (diskio_mkdir). */
+/* mkdir -p, 0750 for what it creates; each directory on the way durable
+ * in its parent (diskio_mkdir: an earlier run may have made them and
+ * died before their parents' fsync). */
 static int make_dirs(const char *path, struct sh_err *err)
 {
 	char *copy = sh_strdup(path);
-	struct stat st;
 	int rv = 0;
 
 	if (copy == NULL)
@@ -48,8 +48,7 @@ static int make_dirs(const char *path, struct sh_err *err)
 		if (c != '/' && c != '\0')
 			continue;
 		*p = '\0';
-		if (c == '\0' || stat(copy, &st) != 0) /* missing, or the data dir */
-			rv = diskio_mkdir(copy, err);
+		rv = diskio_mkdir(copy, err); /* an existing one too: see diskio.h */
 		*p = c;
 		if (c == '\0')
 			break;

@@ -66,41 +66,71 @@ int diskio_fsync_dir(const char *dir, struct sh_err *err)
 	return rv;
 }
 
-/* fsync the directory that holds dir (dir's own name without trailing
- * slashes; "." when it has no slash). */
-static int fsync_parent(const char *dir, bool must, struct sh_err *err)
+/* The directory that holds dir's name, into parent (cap bytes): dir
+ * without its last component, "." when it has none, dir/.. when that
+ * component is "." or "..".  0, or -1 when it does not fit. */
+static int parent_of(const char *dir, char *parent, size_t cap)
 {
-	char parent[4096];
-	size_t len = strlen(dir);
-	int fd, rv = 0;
+	size_t len = strlen(dir), end;
+	int n;
 
 	while (len > 1 && dir[len - 1] == '/')
 		len--;
+	end = len;
 	while (len > 0 && dir[len - 1] != '/')
 		len--;
-	while (len > 1 && dir[len - 1] == '/')
-		len--;
-	if (len >= sizeof parent)
+	if ((end - len == 1 && dir[len] == '.') ||
+	    (end - len == 2 && dir[len] == '.' && dir[len + 1] == '.'))
+		n = snprintf(parent, cap, "%.*s/..", (int)end, dir);
+	else {
+		while (len > 1 && dir[len - 1] == '/')
+			len--;
+		n = len == 0 ? snprintf(parent, cap, ".")
+			     : snprintf(parent, cap, "%.*s", (int)len, dir);
+	}
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Make dir's name durable: an fsync of its parent, or, when the parent
+ * cannot be opened (writable but not readable), a syncfs of the file
+ * system that holds dir. */
+static int sync_name(const char *dir, struct sh_err *err)
+{
+	char parent[4096];
+	int fd, rv = 0;
+
+	if (parent_of(dir, parent, sizeof parent) != 0)
 		return sh_err_set(err, SH_EINVAL, "path too long: '%s'", dir);
-	if (len == 0)
-		snprintf(parent, sizeof parent, ".");
-	else
-		snprintf(parent, sizeof parent, "%.*s", (int)len, dir);
-	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return must ? sh_err_sys(err, errno, "cannot open directory '%s'", parent) : 0;
-	if (diskio_fsync(fd) != 0)
-		rv = sh_err_sys(err, errno, "cannot fsync directory '%s'", parent);
-	close(fd);
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		if (diskio_fsync(fd) != 0)
+			rv = sh_err_sys(err, errno,
+					"cannot fsync directory '%s' (the parent of '%s')", parent,
+					dir);
+		close(fd);
+		return rv;
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || syncfs(fd) != 0)
+		rv = sh_err_sys(err, errno,
+				"cannot make directory '%s' durable (its parent '%s' cannot be "
+				"opened, nor its file system synced)",
+				dir, parent);
+	if (fd >= 0)
+		close(fd);
 	return rv;
 }
 
 int diskio_mkdir(const char *dir, struct sh_err *err)
 {
+	struct sh_err ignored;
+
 	if (mkdir(dir, 0750) == 0)
-		return fsync_parent(dir, true, err);
+		return sync_name(dir, err);
 	if (errno != EEXIST)
 		return sh_err_sys(err, errno, "cannot create directory '%s'", dir);
-	/* an earlier run may have died before its parent's fsync, or failed
-	 * it: the name may be in the page cache only */
-	return fsync_parent(dir, false, err);
+	/* An earlier run may have died before that sync, or failed it: the
+	 * name may be in the page cache only.  Best effort: a directory on a
+	 * file system that cannot fsync one (squashfs, a read-only or
+	 * aborted one) was usable before, and still is. */
+	(void)sync_name(dir, &ignored);
+	return 0;
 }

@@ -21,11 +21,12 @@ int diskio_fsync(int fd);
  * it): 0, or the error, naming dir. */
 int diskio_fsync_dir(const char *dir, struct sh_err *err);
 /* Create the directory dir (0750) unless it exists, and make its name
- * durable (its parent fsynced), whether this call made it or an earlier
- * run did that may have died before the fsync: without it a power loss
- * may take the directory away with every file synced in it.  A parent
- * that cannot be opened is an error only when dir was just made.  0, or
- * the error, naming the directory. */
+ * durable (its parent fsynced, or its file system synced when the parent
+ * cannot be opened), whether this call made it or an earlier run did
+ * that may have died before the sync: without it a power loss may take
+ * the directory away with every file synced in it.  For a directory that
+ * existed the sync is best effort.  0, or the error, naming the
+ * directory. */
 int diskio_mkdir(const char *dir, struct sh_err *err);
 
 /* Make the flush after n more succeed fail once, with errnum, without

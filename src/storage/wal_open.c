@@ -370,9 +370,11 @@ static int rewrite_last(struct wal *w, struct sh_err *err)
 					w->dir, s->name, off);
 	}
 	sh_free(buf);
-	if (rv == 0 && (ftruncate(s->fd, (off_t)s->alloc) != 0 || diskio_fdatasync(s->fd) != 0))
+	if (rv == 0 && ftruncate(s->fd, (off_t)s->alloc) != 0)
 		rv = sh_err_sys(err, errno, "segment '%s/%s': cannot set its length again", w->dir,
 				s->name);
+	else if (rv == 0 && diskio_fdatasync(s->fd) != 0)
+		rv = sh_err_sys(err, errno, "segment '%s/%s': fdatasync failed", w->dir, s->name);
 	return rv;
 }
 
