@@ -193,7 +193,7 @@ static int flush_fd(struct wal *w, int fd, int (*flush)(int), const char *name, 
 	return flush_failed(w, &e);
 }
 
-static int fsync_dir(struct wal *w, struct sh_err *err)
+int wal__fsync_dir(struct wal *w, struct sh_err *err)
 {
 	return flush_fd(w, w->dir_fd, diskio_fsync, "", err);
 }
@@ -266,7 +266,7 @@ int wal__seg_create(struct wal *w, uint64_t first, struct sh_err *err)
 	    renameat(w->dir_fd, tmp, w->dir_fd, s.name) != 0)
 		rv = sh_err_sys(err, errno, "cannot rename '%s/%s'", w->dir, tmp);
 	if (rv == 0)
-		rv = fsync_dir(w, err);
+		rv = wal__fsync_dir(w, err);
 	if (rv != 0) {
 		close(s.fd);
 		unlinkat(w->dir_fd, tmp, 0);
@@ -611,20 +611,35 @@ int wal_append(struct wal *w, struct wal_buf *const *bufs, size_t n, struct sh_e
 	return 0;
 }
 
+/* Flush the active segment a: everything in it is durable. */
+static int flush_act(struct wal *w, const struct act *a, struct sh_err *err)
+{
+	int rv;
+
+	if ((rv = flush_fd(w, a->fd, diskio_fdatasync, a->name, err)) != 0)
+		return rv;
+	atomic_store(&w->synced, a->first + a->n - 1);
+	return 0;
+}
+
 int wal_sync(struct wal *w, struct sh_err *err)
 {
 	struct act a;
-	int rv;
 
 	if (wal_broken(w, err))
 		return err != NULL ? err->code : SH_EIO;
 	act_get(w, &a);
 	if (atomic_load(&w->synced) >= a.first + a.n - 1)
 		return 0;
-	if ((rv = flush_fd(w, a.fd, diskio_fdatasync, a.name, err)) != 0)
-		return rv;
-	atomic_store(&w->synced, a.first + a.n - 1);
-	return 0;
+	return flush_act(w, &a, err);
+}
+
+int wal__flush_active(struct wal *w, struct sh_err *err)
+{
+	struct act a;
+
+	act_get(w, &a);
+	return flush_act(w, &a, err);
 }
 
 /* ------------------------------------------------------------ reading */
@@ -815,7 +830,7 @@ int wal_truncate(struct wal *w, uint64_t index, struct sh_err *err)
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (rv == 0 && dropped > 0)
-		rv = fsync_dir(w, err);
+		rv = wal__fsync_dir(w, err);
 	if (rv == 0)
 		rv = cut_active(w, index, err);
 	if (atomic_load(&w->synced) > index)
@@ -837,7 +852,7 @@ int wal_remove_prefix(struct wal *w, uint64_t index, struct sh_err *err)
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (rv == 0 && removed > 0)
-		rv = fsync_dir(w, err);
+		rv = wal__fsync_dir(w, err);
 	if (removed > 0)
 		LOG_DEBUG("wal", "removed %zu segments up to index %" PRIu64, removed, index);
 	return rv;

@@ -29,7 +29,7 @@ struct wal_seg {
 	uint64_t alloc; /* the file's size: zeros from size to alloc, written ahead
 			 * (doc/storage-format.md, "Space written ahead") */
 	bool no_ahead;  /* writing zeros ahead failed (the disk full): appends
-			 * grow the file until the next segment */
+			 * grow the file until the next segment or a cut */
 };
 
 struct wal {
@@ -74,6 +74,11 @@ void wal__seg_free(struct wal_seg *s);
 /* Create segment file for first index (tmp, fsync, rename, fsync dir) and
  * append it to the table. */
 int wal__seg_create(struct wal *w, uint64_t first, struct sh_err *err);
+/* Flush the active segment, whatever `synced` says (a start flushes what
+ * it rewrote even in a log with no record); fsync the log's directory.
+ * A failure is for good (struct wal, broken). */
+int wal__flush_active(struct wal *w, struct sh_err *err);
+int wal__fsync_dir(struct wal *w, struct sh_err *err);
 /* Segment file name of a first index. */
 void wal__seg_name(char *buf, size_t size, uint64_t first);
 

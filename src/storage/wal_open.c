@@ -348,8 +348,7 @@ static int open_dir(struct wal *w, const char *dir, struct sh_err *err)
  * than the one this run sees, the records cut still on it, and a later
  * segment would then follow a segment that overlaps it, or those records
  * come back after a shorter one written over them (simfs models this;
- * ext4 would abort its journal).  Flushed here: wal_sync flushes nothing
- * when the log has no record. */
+ * ext4 would abort its journal).  The caller flushes it. */
 static int rewrite_last(struct wal *w, struct sh_err *err)
 {
 	struct wal_seg *s = &w->segs[w->n_segs - 1];
@@ -373,20 +372,7 @@ static int rewrite_last(struct wal *w, struct sh_err *err)
 	if (rv == 0 && ftruncate(s->fd, (off_t)s->alloc) != 0)
 		rv = sh_err_sys(err, errno, "segment '%s/%s': cannot set its length again", w->dir,
 				s->name);
-	else if (rv == 0 && diskio_fdatasync(s->fd) != 0)
-		rv = sh_err_sys(err, errno, "segment '%s/%s': fdatasync failed", w->dir, s->name);
 	return rv;
-}
-
-/* The directory's entries as listed, durable: an earlier run may have
- * died between a segment's rename and the fsync of its directory, and
- * then the segment is in the page cache only: records appended to it
- * now would be reported durable and vanish with it at a power loss. */
-static int sync_dir(struct wal *w, struct sh_err *err)
-{
-	if (diskio_fsync(w->dir_fd) != 0)
-		return sh_err_sys(err, errno, "cannot fsync directory '%s'", w->dir);
-	return 0;
 }
 
 /* No zeros written ahead where they save nothing (doc/storage-format.md,
@@ -439,9 +425,12 @@ int wal_open(const char *dir, const struct wal_opts *o, struct wal **out,
 	if (w->n_segs == 0 && (rv = wal__seg_create(w, 1, err)) != 0)
 		goto fail;
 	atomic_store(&w->synced, 0);
-	/* what an earlier run left unflushed, or failed to flush */
-	if ((rv = rewrite_last(w, err)) != 0 || (rv = wal_sync(w, err)) != 0 ||
-	    (rv = sync_dir(w, err)) != 0)
+	/* What an earlier run left unflushed, or failed to flush; and the
+	 * directory's entries as listed: an earlier run may have died between
+	 * a segment's rename and its directory's fsync, and records appended
+	 * to that segment would vanish with it at a power loss. */
+	if ((rv = rewrite_last(w, err)) != 0 || (rv = wal__flush_active(w, err)) != 0 ||
+	    (rv = wal__fsync_dir(w, err)) != 0)
 		goto fail;
 	info->segments = w->n_segs;
 	*out = w;
